@@ -1,0 +1,19 @@
+export { ProgramService } from './program-service.ts';
+export type {
+  CheckpointInfo,
+  ConflictDetail,
+  EditMeta,
+  EditResult,
+  FunctionSummary,
+  LockNeed,
+  RevisionDiff,
+  RevisionInfo,
+} from './program-service.ts';
+export { StoreError } from './store.ts';
+export type { ProgramStore, RevisionKind } from './store.ts';
+export { ServiceOp, RestoreFunctionOp } from './ops.ts';
+export type { FenceSource } from './fences.ts';
+export { FENCE_BLOCK } from './fences.ts';
+export { canonicalFunction, functionHash } from './hash.ts';
+export type { HashableFunction } from './hash.ts';
+export { diffFunctions } from './diff.ts';

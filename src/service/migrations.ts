@@ -1,0 +1,82 @@
+import type { Database } from 'better-sqlite3';
+
+export interface Migration {
+  /** The user_version the database has after this migration. */
+  version: number;
+  up(db: Database, now: number): void;
+}
+
+// Append only: a released migration is never edited, the next change is a new entry.
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    up(db, now) {
+      db.exec(`
+        CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+
+        CREATE TABLE programs (
+          name TEXT PRIMARY KEY,
+          revision INTEGER NOT NULL CHECK (revision >= 0),
+          next_function_id INTEGER NOT NULL CHECK (next_function_id >= 1),
+          created_at INTEGER NOT NULL
+        ) STRICT;
+
+        CREATE TABLE revisions (
+          program TEXT NOT NULL REFERENCES programs(name) ON DELETE CASCADE,
+          revision INTEGER NOT NULL CHECK (revision >= 1),
+          at INTEGER NOT NULL,
+          session_id TEXT NOT NULL,
+          session_name TEXT NOT NULL,
+          kind TEXT NOT NULL CHECK (kind IN ('edit', 'undo', 'redo', 'restore')),
+          ops TEXT NOT NULL,
+          op_count INTEGER NOT NULL,
+          undoes INTEGER,
+          redoes INTEGER,
+          checkpoint TEXT,
+          note TEXT,
+          PRIMARY KEY (program, revision)
+        ) STRICT;
+
+        CREATE TABLE function_versions (
+          program TEXT NOT NULL,
+          function_id INTEGER NOT NULL,
+          version INTEGER NOT NULL CHECK (version >= 1),
+          revision INTEGER NOT NULL,
+          hash TEXT NOT NULL,
+          body TEXT NOT NULL,
+          PRIMARY KEY (program, function_id, version),
+          FOREIGN KEY (program, revision) REFERENCES revisions(program, revision) ON DELETE CASCADE
+        ) STRICT;
+        CREATE INDEX function_versions_by_hash ON function_versions(program, function_id, hash);
+
+        -- A row per function a revision changed; a NULL version means the function did not exist.
+        CREATE TABLE revision_functions (
+          program TEXT NOT NULL,
+          revision INTEGER NOT NULL,
+          function_id INTEGER NOT NULL,
+          before_version INTEGER,
+          after_version INTEGER,
+          PRIMARY KEY (program, revision, function_id),
+          FOREIGN KEY (program, revision) REFERENCES revisions(program, revision) ON DELETE CASCADE
+        ) STRICT;
+        CREATE INDEX revision_functions_by_function ON revision_functions(program, function_id, revision);
+
+        CREATE TABLE checkpoints (
+          program TEXT NOT NULL REFERENCES programs(name) ON DELETE CASCADE,
+          name TEXT NOT NULL,
+          revision INTEGER NOT NULL,
+          at INTEGER NOT NULL,
+          session_id TEXT NOT NULL,
+          session_name TEXT NOT NULL,
+          PRIMARY KEY (program, name)
+        ) STRICT;
+
+        -- No foreign key: a program deleted and created again must keep issuing higher tokens.
+        CREATE TABLE fences (program TEXT PRIMARY KEY, ceiling INTEGER NOT NULL) STRICT;
+      `);
+      db.prepare('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES (?, 0, 1, ?)').run('main', now);
+    },
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

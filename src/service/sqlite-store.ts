@@ -1,0 +1,339 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import type { FunctionBody } from '../protocol/program.ts';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts';
+import { StoreError } from './store.ts';
+import type {
+  CheckpointRecord,
+  LoadedProgram,
+  ProgramStore,
+  RevisionChange,
+  RevisionCommit,
+  RevisionKind,
+  RevisionRecord,
+  VersionRecord,
+} from './store.ts';
+
+interface VersionRow {
+  function_id: number;
+  version: number;
+  revision: number;
+  hash: string;
+  body: string;
+}
+
+interface RevisionRow {
+  revision: number;
+  at: number;
+  session_id: string;
+  session_name: string;
+  kind: RevisionKind;
+  op_count: number;
+  functions: string;
+  undoes: number | null;
+  redoes: number | null;
+  checkpoint: string | null;
+  note: string | null;
+}
+
+interface CheckpointRow {
+  name: string;
+  revision: number;
+  at: number;
+  session_id: string;
+  session_name: string;
+}
+
+const SQLITE_PROBLEMS: Record<string, string> = {
+  SQLITE_NOTADB: 'is not a database, or is corrupt',
+  SQLITE_CORRUPT: 'is corrupt',
+  SQLITE_CANTOPEN: 'cannot be opened (missing, unreadable, or a directory)',
+  SQLITE_READONLY: 'is read-only',
+  SQLITE_PERM: 'cannot be accessed (permission denied)',
+  SQLITE_AUTH: 'cannot be accessed (permission denied)',
+  SQLITE_BUSY: 'is locked by another process',
+  SQLITE_IOERR: 'cannot be read or written (I/O error)',
+  SQLITE_FULL: 'cannot be written (disk full)',
+};
+
+function problemOf(err: unknown): string {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
+  const base = Object.keys(SQLITE_PROBLEMS).find((k) => code === k || code.startsWith(`${k}_`));
+  return base === undefined ? 'cannot be opened' : (SQLITE_PROBLEMS[base] as string);
+}
+
+/**
+ * Opens (creating when needed) and checks a SQLite program store. Everything that can make the
+ * store unusable is tried here, including a write, so that a bad database stops start-up instead
+ * of failing at the first edit.
+ */
+export function openSqliteStore(path: string): SqliteStore {
+  if (path !== ':memory:') {
+    try {
+      mkdirSync(dirname(resolve(path)), { recursive: true });
+    } catch (err) {
+      throw new StoreError(path, 'its directory cannot be created', err);
+    }
+  }
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(
+        path,
+        `its schema version ${version} is newer than this server supports (${SCHEMA_VERSION}); use a newer Lockstep`,
+      );
+    }
+    const tables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get() as number;
+    if (version === 0 && tables > 0) {
+      throw new StoreError(path, 'holds tables but no Lockstep schema version: not a Lockstep store');
+    }
+    const check = db.pragma('quick_check', { simple: true }) as string;
+    if (check !== 'ok') throw new StoreError(path, `is corrupt (integrity check: ${check})`);
+    const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
+    if (path !== ':memory:' && mode !== 'wal') throw new StoreError(path, `cannot use write-ahead logging (journal mode ${mode})`);
+    // FULL: an acknowledged edit must survive power loss, not only a crash of the process.
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    const now = Date.now();
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= version) continue;
+      const open = db;
+      open.transaction(() => {
+        migration.up(open, now);
+        open.pragma(`user_version = ${migration.version}`);
+      })();
+    }
+    db.prepare(
+      "INSERT INTO store_meta (key, value) VALUES ('opened_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ).run(String(now));
+    return new SqliteStore(db);
+  } catch (err) {
+    db?.close();
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(path, problemOf(err), err);
+  }
+}
+
+function toVersion(row: VersionRow): VersionRecord {
+  return {
+    functionId: row.function_id,
+    version: row.version,
+    revision: row.revision,
+    hash: row.hash,
+    body: JSON.parse(row.body) as FunctionBody,
+  };
+}
+
+function toRevision(row: RevisionRow): RevisionRecord {
+  return {
+    revision: row.revision,
+    at: row.at,
+    sessionId: row.session_id,
+    sessionName: row.session_name,
+    kind: row.kind,
+    ops: row.op_count,
+    functions: JSON.parse(row.functions) as number[],
+    ...(row.undoes === null ? {} : { undoes: row.undoes }),
+    ...(row.redoes === null ? {} : { redoes: row.redoes }),
+    ...(row.checkpoint === null ? {} : { checkpoint: row.checkpoint }),
+    ...(row.note === null ? {} : { note: row.note }),
+  };
+}
+
+function toCheckpoint(row: CheckpointRow): CheckpointRecord {
+  return { name: row.name, revision: row.revision, at: row.at, sessionId: row.session_id, sessionName: row.session_name };
+}
+
+const REVISION_COLUMNS = `r.revision, r.at, r.session_id, r.session_name, r.kind, r.op_count, r.undoes, r.redoes,
+  r.checkpoint, r.note,
+  (SELECT json_group_array(function_id) FROM
+    (SELECT function_id FROM revision_functions f WHERE f.program = r.program AND f.revision = r.revision
+     ORDER BY function_id)) AS functions`;
+
+export class SqliteStore implements ProgramStore {
+  private readonly stmt;
+  private readonly commitTx;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmt = {
+      programs: db.prepare('SELECT name, revision, next_function_id FROM programs ORDER BY name'),
+      insertProgram: db.prepare('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES (?, 0, 1, ?)'),
+      deleteProgram: db.prepare('DELETE FROM programs WHERE name = ?'),
+      advanceProgram: db.prepare('UPDATE programs SET revision = ?, next_function_id = ? WHERE name = ? AND revision = ?'),
+      insertRevision: db.prepare(`INSERT INTO revisions
+        (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertVersion: db.prepare(
+        'INSERT INTO function_versions (program, function_id, version, revision, hash, body) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      insertChange: db.prepare(
+        'INSERT INTO revision_functions (program, revision, function_id, before_version, after_version) VALUES (?, ?, ?, ?, ?)',
+      ),
+      revisions: db.prepare(`SELECT ${REVISION_COLUMNS} FROM revisions r WHERE r.program = ? AND r.revision > ?
+        ORDER BY r.revision LIMIT ?`),
+      revision: db.prepare(`SELECT ${REVISION_COLUMNS} FROM revisions r WHERE r.program = ? AND r.revision = ?`),
+      revisionChanges: db.prepare(`SELECT f.function_id, f.before_version, f.after_version FROM revision_functions f
+        WHERE f.program = ? AND f.revision = ? ORDER BY f.function_id`),
+      version: db.prepare(`SELECT function_id, version, revision, hash, body FROM function_versions
+        WHERE program = ? AND function_id = ? AND version = ?`),
+      lastVersion: db.prepare('SELECT max(version) FROM function_versions WHERE program = ? AND function_id = ?').pluck(),
+      latestWithHash: db.prepare(`SELECT function_id, version, revision, hash, body FROM function_versions
+        WHERE program = ? AND function_id = ? AND hash = ? ORDER BY version DESC LIMIT 1`),
+      changedBetween: db.prepare(`SELECT DISTINCT function_id FROM revision_functions
+        WHERE program = ? AND revision > ? AND revision <= ? ORDER BY function_id`).pluck(),
+      stateAt: db.prepare(`WITH latest AS (
+          SELECT function_id, max(revision) AS revision FROM revision_functions
+          WHERE program = :program AND revision <= :revision
+            AND (:ids IS NULL OR function_id IN (SELECT value FROM json_each(:ids)))
+          GROUP BY function_id)
+        SELECT v.function_id, v.version, v.revision, v.hash, v.body
+        FROM latest l
+        JOIN revision_functions f ON f.program = :program AND f.revision = l.revision AND f.function_id = l.function_id
+        JOIN function_versions v ON v.program = :program AND v.function_id = f.function_id AND v.version = f.after_version
+        ORDER BY v.function_id`),
+      addCheckpoint: db.prepare(`INSERT OR IGNORE INTO checkpoints (program, name, revision, at, session_id, session_name)
+        VALUES (?, ?, ?, ?, ?, ?)`),
+      checkpoints: db.prepare(
+        'SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? ORDER BY revision, at, name',
+      ),
+      checkpoint: db.prepare('SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? AND name = ?'),
+      fenceCeiling: db.prepare('SELECT ceiling FROM fences WHERE program = ?').pluck(),
+      saveFenceCeiling: db.prepare(`INSERT INTO fences (program, ceiling) VALUES (?, ?)
+        ON CONFLICT (program) DO UPDATE SET ceiling = max(ceiling, excluded.ceiling)`),
+      ping: db.prepare('SELECT 1').pluck(),
+    };
+    this.commitTx = db.transaction((c: RevisionCommit) => {
+      const r = c.record;
+      this.stmt.insertRevision.run(
+        c.program,
+        r.revision,
+        r.at,
+        r.sessionId,
+        r.sessionName,
+        r.kind,
+        JSON.stringify(c.ops),
+        c.ops.length,
+        r.undoes ?? null,
+        r.redoes ?? null,
+        r.checkpoint ?? null,
+        r.note ?? null,
+      );
+      for (const change of c.changes) {
+        const after = change.after;
+        if (after !== null) {
+          this.stmt.insertVersion.run(c.program, change.functionId, after.version, r.revision, after.hash, JSON.stringify(after.body));
+        }
+        this.stmt.insertChange.run(c.program, r.revision, change.functionId, change.beforeVersion, after?.version ?? null);
+      }
+      const advanced = this.stmt.advanceProgram.run(r.revision, c.nextFunctionId, c.program, r.revision - 1);
+      // Guards against a second writer on the same file: memory and disk must agree on the base.
+      if (advanced.changes !== 1) throw new Error(`program ${c.program} is not at revision ${r.revision - 1} in the store`);
+    });
+  }
+
+  load(): LoadedProgram[] {
+    const rows = this.stmt.programs.all() as Array<{ name: string; revision: number; next_function_id: number }>;
+    return rows.map((row) => ({
+      name: row.name,
+      revision: row.revision,
+      nextFunctionId: row.next_function_id,
+      functions: [...this.stateAt(row.name, row.revision).values()],
+    }));
+  }
+
+  createProgram(name: string, at: number): void {
+    this.stmt.insertProgram.run(name, at);
+  }
+
+  deleteProgram(name: string): void {
+    this.stmt.deleteProgram.run(name);
+  }
+
+  commit(commit: RevisionCommit): void {
+    this.commitTx.immediate(commit);
+  }
+
+  revisions(program: string, after: number, limit: number): RevisionRecord[] {
+    return (this.stmt.revisions.all(program, after, limit) as RevisionRow[]).map(toRevision);
+  }
+
+  revision(program: string, revision: number): RevisionRecord | undefined {
+    const row = this.stmt.revision.get(program, revision) as RevisionRow | undefined;
+    return row === undefined ? undefined : toRevision(row);
+  }
+
+  revisionChanges(program: string, revision: number): RevisionChange[] {
+    const rows = this.stmt.revisionChanges.all(program, revision) as Array<{
+      function_id: number;
+      before_version: number | null;
+      after_version: number | null;
+    }>;
+    const load = (id: number, version: number | null): VersionRecord | null =>
+      version === null ? null : (this.version(program, id, version) ?? null);
+    return rows.map((row) => ({
+      functionId: row.function_id,
+      before: load(row.function_id, row.before_version),
+      after: load(row.function_id, row.after_version),
+    }));
+  }
+
+  version(program: string, functionId: number, version: number): VersionRecord | undefined {
+    const row = this.stmt.version.get(program, functionId, version) as VersionRow | undefined;
+    return row === undefined ? undefined : toVersion(row);
+  }
+
+  lastVersion(program: string, functionId: number): number {
+    return (this.stmt.lastVersion.get(program, functionId) as number | null) ?? 0;
+  }
+
+  latestWithHash(program: string, functionId: number, hash: string): VersionRecord | undefined {
+    const row = this.stmt.latestWithHash.get(program, functionId, hash) as VersionRow | undefined;
+    return row === undefined ? undefined : toVersion(row);
+  }
+
+  changedBetween(program: string, from: number, to: number): number[] {
+    return this.stmt.changedBetween.all(program, from, to) as number[];
+  }
+
+  stateAt(program: string, revision: number, functionIds?: readonly number[]): Map<number, VersionRecord> {
+    const ids = functionIds === undefined ? null : JSON.stringify(functionIds);
+    const rows = this.stmt.stateAt.all({ program, revision, ids }) as VersionRow[];
+    return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
+  }
+
+  addCheckpoint(program: string, cp: CheckpointRecord): boolean {
+    return this.stmt.addCheckpoint.run(program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName).changes === 1;
+  }
+
+  checkpoints(program: string): CheckpointRecord[] {
+    return (this.stmt.checkpoints.all(program) as CheckpointRow[]).map(toCheckpoint);
+  }
+
+  checkpoint(program: string, name: string): CheckpointRecord | undefined {
+    const row = this.stmt.checkpoint.get(program, name) as CheckpointRow | undefined;
+    return row === undefined ? undefined : toCheckpoint(row);
+  }
+
+  fenceCeiling(program: string): number {
+    return (this.stmt.fenceCeiling.get(program) as number | undefined) ?? 0;
+  }
+
+  saveFenceCeiling(program: string, ceiling: number): void {
+    this.stmt.saveFenceCeiling.run(program, ceiling);
+  }
+
+  ping(): boolean {
+    try {
+      return this.stmt.ping.get() === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

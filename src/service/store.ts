@@ -1,0 +1,106 @@
+import type { FunctionBody } from '../protocol/program.ts';
+import type { ServiceOp } from './ops.ts';
+
+// The persistence boundary. The model (ops, hashes, diffs, history ops) never sees SQL; a backend
+// only stores and returns these records. The interface is synchronous because the service API is
+// (an edit is durable before applyEdit returns); an asynchronous backend such as PostgreSQL would
+// need the service methods to become async, not the model.
+
+export type RevisionKind = 'edit' | 'undo' | 'redo' | 'restore';
+
+/** One version of one function. */
+export interface VersionRecord {
+  functionId: number;
+  version: number;
+  /** The revision that produced this version. */
+  revision: number;
+  hash: string;
+  body: FunctionBody;
+}
+
+export interface RevisionRecord {
+  revision: number;
+  at: number;
+  sessionId: string;
+  sessionName: string;
+  kind: RevisionKind;
+  ops: number;
+  /** Functions whose content or existence the revision changed, by id. */
+  functions: number[];
+  undoes?: number;
+  redoes?: number;
+  checkpoint?: string;
+  note?: string;
+}
+
+/** A function before and after one revision; null where it did not exist. */
+export interface RevisionChange {
+  functionId: number;
+  before: VersionRecord | null;
+  after: VersionRecord | null;
+}
+
+export interface RevisionCommit {
+  program: string;
+  record: Omit<RevisionRecord, 'functions' | 'ops'>;
+  ops: readonly ServiceOp[];
+  nextFunctionId: number;
+  changes: ReadonlyArray<{ functionId: number; beforeVersion: number | null; after: VersionRecord | null }>;
+}
+
+export interface LoadedProgram {
+  name: string;
+  revision: number;
+  nextFunctionId: number;
+  /** The functions that exist at the current revision. */
+  functions: VersionRecord[];
+}
+
+export interface CheckpointRecord {
+  name: string;
+  revision: number;
+  at: number;
+  sessionId: string;
+  sessionName: string;
+}
+
+export interface ProgramStore {
+  /** Every program with its current functions. */
+  load(): LoadedProgram[];
+  createProgram(name: string, at: number): void;
+  deleteProgram(name: string): void;
+  /** One revision, atomically and durably. */
+  commit(commit: RevisionCommit): void;
+  revisions(program: string, after: number, limit: number): RevisionRecord[];
+  revision(program: string, revision: number): RevisionRecord | undefined;
+  revisionChanges(program: string, revision: number): RevisionChange[];
+  version(program: string, functionId: number, version: number): VersionRecord | undefined;
+  /** Highest version the function ever had, 0 if none. */
+  lastVersion(program: string, functionId: number): number;
+  latestWithHash(program: string, functionId: number, hash: string): VersionRecord | undefined;
+  /** Ids of the functions changed by revisions in (from, to]. */
+  changedBetween(program: string, from: number, to: number): number[];
+  /** The given functions (all when omitted) that existed at `revision`, by id. */
+  stateAt(program: string, revision: number, functionIds?: readonly number[]): Map<number, VersionRecord>;
+  /** False when a checkpoint of that name exists. */
+  addCheckpoint(program: string, checkpoint: CheckpointRecord): boolean;
+  checkpoints(program: string): CheckpointRecord[];
+  checkpoint(program: string, name: string): CheckpointRecord | undefined;
+  /** Highest fence token reserved for the program, 0 if none. Outlives the program on purpose. */
+  fenceCeiling(program: string): number;
+  saveFenceCeiling(program: string, ceiling: number): void;
+  ping(): boolean;
+  close(): void;
+}
+
+/** The store cannot be used: start-up must stop with this message. */
+export class StoreError extends Error {
+  readonly path: string;
+
+  constructor(path: string, problem: string, cause?: unknown) {
+    const why = cause instanceof Error ? `: ${cause.message}` : cause === undefined ? '' : `: ${String(cause)}`;
+    super(`program store ${path}: ${problem}${why}`, cause === undefined ? undefined : { cause });
+    this.name = 'StoreError';
+    this.path = path;
+  }
+}

@@ -1,0 +1,280 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { LockstepError } from '../../src/protocol/errors.ts';
+import type { ProgramService } from '../../src/service/index.ts';
+import { alice, chain, edit, expectError, expectInvalid, memoryService } from '../fixtures/service.ts';
+
+const bob = { sessionId: '0d6f6c1e-9d55-4b7b-8b8e-3e7c2c1a6b11', name: 'bob' };
+
+function undo(svc: ProgramService, revision: number) {
+  return svc.applyEdit('main', svc.undoOps('main', revision), { ...bob, kind: 'undo', undoes: revision });
+}
+
+function redo(svc: ProgramService, revision: number) {
+  return svc.applyEdit('main', svc.redoOps('main', revision), { ...bob, kind: 'redo', redoes: revision });
+}
+
+function restore(svc: ProgramService, checkpoint: string) {
+  return svc.applyEdit('main', svc.restoreOps('main', checkpoint), { ...bob, kind: 'restore', checkpoint });
+}
+
+/** What a client sees of the program, without versions (which only ever go up). */
+function snapshot(svc: ProgramService): Array<[number, string, string]> {
+  return svc.getProgram('main').functions.map((f) => [f.id, f.name, f.hash]);
+}
+
+describe('undo', () => {
+  it('reverts a node edit as a new revision, with a new version of the old content', () => {
+    const svc = memoryService();
+    chain(svc);
+    const before = svc.getFunction('main', 1);
+    edit(svc, [{ op: 'removeNode', function: 1, node: 2 }, { op: 'updateNode', function: 1, node: { id: 1, attrs: { value: 5 } } }]);
+    const result = undo(svc, 2);
+    expect(result.revision).toBe(3);
+    const after = svc.getFunction('main', 1);
+    expect(after.function).toEqual(before.function);
+    expect(after.hash).toBe(before.hash);
+    expect(after.version).toBe(3);
+    expect(svc.history('main').at(-1)).toMatchObject({ revision: 3, kind: 'undo', undoes: 2, by: { name: 'bob' }, functions: [1] });
+  });
+
+  it('brings a removed function back under the same id', () => {
+    const svc = memoryService();
+    chain(svc, 'f');
+    chain(svc, 'g');
+    const g = svc.getFunction('main', 2);
+    edit(svc, [{ op: 'removeFunction', function: 2 }]);
+    edit(svc, [{ op: 'addFunction', name: 'h' }]);
+    const ops = svc.undoOps('main', 3);
+    expect(ops).toEqual([{ op: 'restoreFunction', function: 2, name: 'g', nodes: g.function.nodes, edges: g.function.edges }]);
+    const result = undo(svc, 3);
+    expect(result.functions).toEqual([{ id: 2, name: 'g', hash: g.hash, version: 2 }]);
+    expect(result.created).toEqual([]);
+    expect(svc.getFunction('main', 2).function).toEqual(g.function);
+    // Undoing it twice cannot work: the function is back already.
+    expectInvalid(() => undo(svc, 3), 0, /function 2 exists/);
+  });
+
+  it('removes a function that the undone revision added', () => {
+    const svc = memoryService();
+    chain(svc);
+    expect(undo(svc, 1).removed).toEqual([1]);
+    expect(svc.getProgram('main').functions).toEqual([]);
+  });
+
+  it('keeps later changes to other parts of the function (revert, not rewind)', () => {
+    const svc = memoryService();
+    chain(svc);
+    edit(svc, [{ op: 'addNode', function: 1, node: { id: 10, op: 'a' } }]); // r2
+    edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'b' } }]); // r3
+    undo(svc, 2);
+    expect(svc.getFunction('main', 1).function.nodes.map((n) => n.id)).toEqual([1, 2, 3, 11]);
+  });
+
+  it('fails with INVALID_EDIT when later edits make the revert impossible', () => {
+    const svc = memoryService();
+    chain(svc);
+    edit(svc, [{ op: 'removeEdge', function: 1, edge: 1 }]); // r2
+    edit(svc, [{ op: 'removeNode', function: 1, node: 1 }]); // r3: the edge's end is gone
+    expectInvalid(() => undo(svc, 2), 0, /"from" node 1 is not a node/);
+  });
+
+  it('undoes a name swap through temporary names', () => {
+    const svc = memoryService();
+    chain(svc, 'a');
+    chain(svc, 'b');
+    const start = snapshot(svc);
+    edit(svc, [
+      { op: 'renameFunction', function: 1, name: 'tmp' },
+      { op: 'renameFunction', function: 2, name: 'a' },
+      { op: 'renameFunction', function: 1, name: 'b' },
+    ]);
+    undo(svc, 3);
+    expect(snapshot(svc)).toEqual(start);
+  });
+
+  it('fails with NOT_FOUND for an unknown revision', () => {
+    const svc = memoryService();
+    chain(svc);
+    expectError(() => svc.undoOps('main', 0), 'NOT_FOUND');
+    expectError(() => svc.undoOps('main', 2), 'NOT_FOUND');
+    expectError(() => svc.undoOps('nope', 1), 'NOT_FOUND');
+  });
+
+  it('of a revision that changed nothing is an empty edit', () => {
+    const svc = memoryService();
+    chain(svc);
+    edit(svc, [{ op: 'updateNode', function: 1, node: { id: 2, op: 'neg' } }]);
+    expect(svc.undoOps('main', 2)).toEqual([]);
+    expect(undo(svc, 2)).toMatchObject({ revision: 3, functions: [] });
+  });
+});
+
+describe('redo', () => {
+  it('re-applies what an undo reverted', () => {
+    const svc = memoryService();
+    chain(svc);
+    edit(svc, [{ op: 'removeFunction', function: 1 }]); // r2
+    const removed = snapshot(svc);
+    undo(svc, 2); // r3
+    expect(svc.redoOps('main', 3)).toEqual(svc.undoOps('main', 3));
+    redo(svc, 3); // r4
+    expect(snapshot(svc)).toEqual(removed);
+    expect(svc.history('main', { after: 2 }).map((r) => [r.revision, r.kind, r.undoes ?? r.redoes])).toEqual([
+      [3, 'undo', 2],
+      [4, 'redo', 3],
+    ]);
+  });
+
+  it('only takes an undo revision', () => {
+    const svc = memoryService();
+    chain(svc);
+    const err = expectError(() => svc.redoOps('main', 1), 'INVALID_EDIT');
+    expect(err.details).toMatchObject({ revision: 1 });
+    expectError(() => svc.redoOps('main', 5), 'NOT_FOUND');
+  });
+});
+
+describe('checkpoints', () => {
+  it('label the current revision, with unique names per program', () => {
+    const svc = memoryService();
+    chain(svc);
+    const cp = svc.createCheckpoint('main', 'before-refactor', alice);
+    expect(cp).toMatchObject({ name: 'before-refactor', revision: 1 });
+    expect(svc.getProgram('main').revision).toBe(1);
+    expectError(() => svc.createCheckpoint('main', 'before-refactor', bob), 'CONFLICT');
+    expectError(() => svc.createCheckpoint('main', '', bob), 'INVALID_EDIT');
+    svc.createProgram('aux');
+    expect(svc.createCheckpoint('aux', 'before-refactor', bob).revision).toBe(0);
+    edit(svc, [{ op: 'addFunction', name: 'g' }]);
+    svc.createCheckpoint('main', 'later', bob);
+    expect(svc.listCheckpoints('main')).toEqual([
+      { name: 'before-refactor', revision: 1, at: cp.at, by: { sessionId: alice.sessionId, name: 'alice' } },
+      { name: 'later', revision: 2, at: expect.any(Number), by: { sessionId: bob.sessionId, name: 'bob' } },
+    ]);
+    expectError(() => svc.listCheckpoints('nope'), 'NOT_FOUND');
+  });
+
+  it('restore brings back every function as it was: contents, names, removed and added ones', () => {
+    const svc = memoryService();
+    chain(svc, 'a');
+    chain(svc, 'b');
+    chain(svc, 'c');
+    svc.createCheckpoint('main', 'cp', alice);
+    const saved = snapshot(svc);
+    edit(svc, [{ op: 'removeNode', function: 1, node: 2 }, { op: 'addNode', function: 1, node: { id: 7, op: 'new' } }]);
+    edit(svc, [{ op: 'renameFunction', function: 2, name: 'tmp' }, { op: 'renameFunction', function: 3, name: 'b' }, { op: 'renameFunction', function: 2, name: 'c' }]);
+    edit(svc, [{ op: 'removeFunction', function: 3 }, { op: 'addFunction', name: 'b' }]);
+    edit(svc, [{ op: 'addFunction', name: 'z' }, { op: 'addEdge', function: 2, edge: { id: 9, from: { node: 1, port: 0 }, to: { node: 3, port: 0 } } }]);
+    const locks = svc.requiredLocks('main', svc.restoreOps('main', 'cp'));
+    expect(locks.map((l) => l.resource)).toEqual([
+      { program: 'main', structure: true },
+      { program: 'main', function: 1 },
+      { program: 'main', function: 2 },
+      { program: 'main', function: 4 },
+      { program: 'main', function: 5 },
+    ]);
+    const result = restore(svc, 'cp');
+    expect(snapshot(svc)).toEqual(saved);
+    expect(result.removed).toEqual([4, 5]);
+    expect(svc.history('main').at(-1)).toMatchObject({ kind: 'restore', checkpoint: 'cp' });
+    expect(svc.restoreOps('main', 'cp')).toEqual([]);
+  });
+
+  it('restore of an unknown checkpoint fails with NOT_FOUND', () => {
+    const svc = memoryService();
+    expectError(() => svc.restoreOps('main', 'nope'), 'NOT_FOUND');
+  });
+
+  it('restore to a checkpoint taken at revision 0 empties the program', () => {
+    const svc = memoryService();
+    svc.createCheckpoint('main', 'empty', alice);
+    chain(svc, 'a');
+    chain(svc, 'b');
+    restore(svc, 'empty');
+    expect(svc.getProgram('main').functions).toEqual([]);
+  });
+});
+
+describe('history', () => {
+  it('lists revisions in order, paged with after and limit', () => {
+    const svc = memoryService();
+    for (let i = 0; i < 5; i++) edit(svc, [{ op: 'addFunction', name: `f${i}` }], { ...alice, note: `n${i}` });
+    expect(svc.history('main').map((r) => r.revision)).toEqual([1, 2, 3, 4, 5]);
+    expect(svc.history('main', { after: 1, limit: 2 }).map((r) => r.revision)).toEqual([2, 3]);
+    expect(svc.history('main', { after: 5 })).toEqual([]);
+    expect(svc.history('main', { limit: 1 })[0]).toEqual({
+      revision: 1,
+      at: expect.any(Number),
+      by: { sessionId: alice.sessionId, name: 'alice' },
+      kind: 'edit',
+      ops: 1,
+      functions: [1],
+      note: 'n0',
+    });
+    expectError(() => svc.history('nope'), 'NOT_FOUND');
+  });
+});
+
+// Random edits on a small name and id space, so that collisions and rejections are frequent.
+function randomOp(svc: ProgramService, pick: () => number): unknown {
+  const fns = svc.getProgram('main').functions;
+  const fn = fns.length === 0 ? undefined : fns[pick() % fns.length];
+  const name = `n${pick() % 4}`;
+  const node = pick() % 5;
+  switch (fn === undefined ? 0 : pick() % 8) {
+    case 0:
+      return { op: 'addFunction', name, ...(pick() % 2 === 0 ? { signature: { k: pick() % 3 } } : {}) };
+    case 1:
+      return { op: 'removeFunction', function: fn?.id };
+    case 2:
+      return { op: 'renameFunction', function: fn?.id, name };
+    case 3:
+    case 4:
+      return { op: 'addNode', function: fn?.id, node: { id: node, op: `op${pick() % 3}`, attrs: { v: pick() % 3 } } };
+    case 5:
+      return { op: 'updateNode', function: fn?.id, node: { id: node, attrs: { v: pick() % 3 } } };
+    case 6:
+      return { op: 'removeNode', function: fn?.id, node };
+    default:
+      return { op: 'addEdge', function: fn?.id, edge: { id: pick() % 4, from: { node, port: 0 }, to: { node: pick() % 5, port: 1 } } };
+  }
+}
+
+describe('history under random edits', () => {
+  it('undo right after an edit, redo, and restore always reproduce the recorded states', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { minLength: 40, maxLength: 200 }), fc.nat(), (seed, cpAt) => {
+        const svc = memoryService();
+        let i = 0;
+        const pick = () => seed[i++ % seed.length] as number;
+        const states: Array<ReturnType<typeof snapshot>> = [snapshot(svc)];
+        let atCheckpoint: ReturnType<typeof snapshot> | undefined;
+        const steps = 15;
+        for (let step = 0; step < steps; step++) {
+          if (step === cpAt % steps) {
+            svc.createCheckpoint('main', 'cp', alice);
+            atCheckpoint = snapshot(svc);
+          }
+          const ops = pick() % 2 === 0 ? [randomOp(svc, pick)] : [randomOp(svc, pick), randomOp(svc, pick)];
+          try {
+            edit(svc, ops);
+          } catch (err) {
+            if (!(err instanceof LockstepError) || err.type !== 'INVALID_EDIT') throw err;
+            continue;
+          }
+          const revision = svc.getProgram('main').revision;
+          const after = snapshot(svc);
+          undo(svc, revision);
+          expect(snapshot(svc)).toEqual(states.at(-1));
+          redo(svc, revision + 1);
+          expect(snapshot(svc)).toEqual(after);
+          states.push(after);
+        }
+        restore(svc, 'cp');
+        expect(snapshot(svc)).toEqual(atCheckpoint);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});

@@ -1,0 +1,135 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ProgramService, StoreError } from '../../src/service/index.ts';
+import { chain } from '../fixtures/service.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'lockstep-store-errors-'));
+// Other users must reach the files of the permission tests.
+chmodSync(dir, 0o755);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function openError(path: string): StoreError {
+  try {
+    ProgramService.open({ path }).close();
+  } catch (err) {
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).message).toContain(path);
+    return err as StoreError;
+  }
+  throw new Error(`opening ${path} succeeded`);
+}
+
+/** A store with a little content, closed (its WAL folded back into the file). */
+function populated(name: string): string {
+  const path = join(dir, name);
+  const svc = ProgramService.open({ path });
+  chain(svc, 'f');
+  chain(svc, 'g');
+  svc.close();
+  return path;
+}
+
+/** Opens the store in a child process, as an unprivileged user when we are root (root ignores permissions). */
+function openAsUser(path: string): { ok: boolean; name?: string; message?: string } {
+  const asRoot = process.getuid?.() === 0;
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/service-open.ts', path], {
+    encoding: 'utf8',
+    ...(asRoot ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: '/tmp' } } : {}),
+  });
+  const line = result.stdout.trim().split('\n').at(-1);
+  if (line === undefined || line === '') throw new Error(`no outcome from the child: ${result.stderr}`);
+  return JSON.parse(line) as { ok: boolean; name?: string; message?: string };
+}
+
+describe('opening a bad store fails with a clear StoreError', () => {
+  it('for a file that is not a database', () => {
+    const path = join(dir, 'garbage.db');
+    writeFileSync(path, 'this is certainly not an SQLite database\n'.repeat(200));
+    expect(openError(path).message).toMatch(/not a database, or is corrupt/);
+  });
+
+  it('for a database with damaged pages', () => {
+    const path = populated('damaged.db');
+    const { size } = statSync(path);
+    const fd = openSync(path, 'r+');
+    // Keep page 1 (header and schema root), overwrite the rest.
+    writeSync(fd, Buffer.alloc(size - 4096, 0xa5), 0, size - 4096, 4096);
+    closeSync(fd);
+    expect(openError(path).message).toMatch(/corrupt/);
+  });
+
+  it('for a function whose stored body does not match its hash', () => {
+    const path = populated('tampered.db');
+    const db = new Database(path);
+    const row = db.prepare('SELECT body FROM function_versions WHERE function_id = 2').pluck().get() as string;
+    db.prepare('UPDATE function_versions SET body = ? WHERE function_id = 2').run(row.replace('"neg"', '"abs"'));
+    db.close();
+    expect(openError(path).message).toMatch(/corrupt: program main, function 2 version 1 does not match its stored hash/);
+  });
+
+  it('for a schema newer than this server knows', () => {
+    const path = populated('newer.db');
+    const db = new Database(path);
+    db.pragma('user_version = 99');
+    db.close();
+    expect(openError(path).message).toMatch(/schema version 99 is newer than this server supports \(1\)/);
+    // The failed open left nothing behind: once the version is back, the store opens.
+    const fix = new Database(path);
+    fix.pragma('user_version = 1');
+    fix.close();
+    const svc = ProgramService.open({ path });
+    expect(svc.getProgram('main').functions).toHaveLength(2);
+    svc.close();
+  });
+
+  it('for some other SQLite database', () => {
+    const path = join(dir, 'foreign.db');
+    const db = new Database(path);
+    db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)');
+    db.close();
+    expect(openError(path).message).toMatch(/not a Lockstep store/);
+  });
+
+  it('for a path that is a directory', () => {
+    const path = join(dir, 'a-directory.db');
+    mkdirSync(path);
+    expect(openError(path).message).toMatch(/cannot be opened/);
+  });
+
+  it('for a directory that cannot be created', () => {
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, '');
+    expect(openError(join(file, 'sub', 'lockstep.db')).message).toMatch(/directory cannot be created/);
+  });
+
+  it('for an unreadable file', () => {
+    const path = populated('unreadable.db');
+    chmodSync(path, 0o000);
+    const outcome = openAsUser(path);
+    expect(outcome).toMatchObject({ ok: false, name: 'StoreError' });
+    expect(outcome.message).toContain(path);
+    expect(outcome.message).toMatch(/cannot be opened|permission denied/);
+  });
+
+  it('for a read-only file', () => {
+    const path = populated('read-only.db');
+    chmodSync(path, 0o444);
+    const outcome = openAsUser(path);
+    expect(outcome).toMatchObject({ ok: false, name: 'StoreError' });
+    expect(outcome.message).toContain(path);
+    expect(outcome.message).toMatch(/read-only/);
+  });
+
+  it('while a readable, writable copy of the same store opens fine in the child', () => {
+    const path = populated('fine.db');
+    chmodSync(path, 0o666);
+    const sub = join(dir, 'writable');
+    mkdirSync(sub);
+    chmodSync(sub, 0o777);
+    expect(openAsUser(join(sub, 'new.db'))).toEqual({ ok: true });
+  });
+});
