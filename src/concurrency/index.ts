@@ -1,0 +1,22 @@
+export { systemClock } from './clock.ts';
+export type { Clock } from './clock.ts';
+export { FakeClock } from './fake-clock.ts';
+export { Deadlines } from './deadlines.ts';
+export type { Deadline } from './deadlines.ts';
+export { LockManager, memoryFences } from './lock-manager.ts';
+export type { FenceSource, LockManagerOptions } from './lock-manager.ts';
+export type {
+  AcquireRequest,
+  AcquireResult,
+  Blocker,
+  CancelReason,
+  CycleEntry,
+  Grant,
+  LockEvents,
+  QueuePosition,
+  ReleaseReason,
+  ResourceStatus,
+  TicketInfo,
+} from './lock-types.ts';
+export { SessionRegistry } from './sessions.ts';
+export type { LeaveReason, Role, SessionEvents, SessionInfo, SessionRegistryOptions } from './sessions.ts';
