@@ -1,0 +1,220 @@
+import type { Logger } from 'pino';
+import {
+  LockManager,
+  SessionRegistry,
+  type Clock,
+  type SessionInfo,
+} from '../concurrency/index.ts';
+import { LockstepError } from '../protocol/errors.ts';
+import type { EventItem, Topic } from '../protocol/methods.ts';
+import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
+import type { ProgramService } from '../service/index.ts';
+import { EventLog } from './event-log.ts';
+import { bridgeLockEvents } from './lock-events.ts';
+import { Metrics } from './metrics.ts';
+import type { Tokens } from './tokens.ts';
+import { Watches } from './watches.ts';
+import { iso } from './wire-map.ts';
+
+/** Where a session's pushes go: its connection. */
+export interface Sink {
+  notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void;
+  close(code: number, reason: string): void;
+}
+
+export interface Limits {
+  /** PAYLOAD_TOO_LARGE above this many bytes per message. */
+  maxMessageBytes: number;
+  /** The socket is closed (1009) above this: the frame is not even buffered whole. */
+  hardMaxMessageBytes: number;
+  /**
+   * Unsent bytes a socket may pile up. A reader that stops reading (a frozen browser tab, a paused
+   * agent) would otherwise make the server buffer every push for it without bound.
+   */
+  maxBufferedBytes: number;
+  /** Resources in one lock request: one ticket sits in this many queues. */
+  maxBatch: number;
+  /** Lock descriptions are shown to every observer; long ones would only bloat the stream. */
+  maxDescription: number;
+  /** Requests per second per session, and the burst allowed above it. */
+  rateLimit: number;
+  rateBurst: number;
+  /** Each held lock has lease timers and each ticket sits in queues: bound what one session can pin. */
+  maxLocksPerSession: number;
+  maxTicketsPerSession: number;
+}
+
+export interface CoordinatorOptions {
+  clock: Clock;
+  programs: ProgramService;
+  logger: Logger;
+  version: string;
+  heartbeatMs: number;
+  limits: Limits;
+  lock?: { defaultTtlMs?: number; minTtlMs?: number; maxTtlMs?: number; warningMs?: number };
+  idleTimeoutMs?: number;
+  graceMs?: number;
+  eventBuffer?: number;
+  /** Access tokens; when empty, no token is asked for. */
+  tokens?: Tokens;
+}
+
+/**
+ * The application layer: composes the lock core, the session registry and the program service,
+ * owns who is told what, and answers one method call at a time. It knows nothing of sockets; the
+ * transport hands it a Sink per session.
+ */
+export class Coordinator {
+  readonly clock: Clock;
+  readonly locks: LockManager;
+  readonly sessions: SessionRegistry;
+  readonly programs: ProgramService;
+  readonly events: EventLog;
+  readonly watches = new Watches();
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly startedAt: number;
+  draining = false;
+
+  private readonly sinks = new Map<string, Sink>();
+  private readonly subscriptions = new Map<string, Set<Topic>>();
+  private readonly outbox: EventItem[] = [];
+  private fanningOut = false;
+
+  constructor(readonly options: CoordinatorOptions) {
+    this.clock = options.clock;
+    this.programs = options.programs;
+    this.logger = options.logger;
+    this.startedAt = options.clock.now();
+    this.events = new EventLog(options.clock, options.eventBuffer);
+    this.locks = new LockManager({
+      clock: options.clock,
+      ...options.lock,
+      fences: options.programs.fences(),
+      sessionName: (id) => this.sessions.get(id)?.name,
+    });
+    this.sessions = new SessionRegistry({
+      clock: options.clock,
+      locks: this.locks,
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+    });
+    this.metrics = new Metrics(this.locks, this.sessions);
+    bridgeLockEvents(this);
+    this.bridgeSessionEvents();
+    this.events.on('event', (item) => this.fanOut(item));
+  }
+
+  /**
+   * Binds a new or resumed session to its connection. A resume may come before the old socket is
+   * known dead (pongs are missed only later): the old connection is closed so that one session
+   * never speaks through two sockets.
+   */
+  attach(session: SessionInfo, sink: Sink): void {
+    const old = this.sinks.get(session.id);
+    this.sinks.set(session.id, sink);
+    if (old !== undefined && old !== sink) old.close(4001, 'session resumed on another connection');
+  }
+
+  /**
+   * The connection is gone, however it went: everything the session had goes now, in this tick
+   * (or, for a plain disconnect with resume grace on, its locks wait out the grace).
+   */
+  disconnect(sessionId: string, why: 'disconnect' | 'idle' | 'shutdown', sink?: Sink): void {
+    const current = this.sinks.get(sessionId);
+    // A stale connection closing late must not tear down the session a newer one resumed.
+    if (current === undefined || (sink !== undefined && current !== sink)) return;
+    this.sinks.delete(sessionId);
+    this.subscriptions.delete(sessionId);
+    this.watches.dropSession(sessionId);
+    if (why === 'disconnect') this.sessions.detach(sessionId);
+    else this.sessions.remove(sessionId, why);
+  }
+
+  notify<N extends NotificationName>(sessionId: string, method: N, params: NotificationParams<N>): void {
+    this.sinks.get(sessionId)?.notify(method, params);
+  }
+
+  nameOf(sessionId: string): string {
+    return this.sessions.get(sessionId)?.name ?? sessionId;
+  }
+
+  by(session: SessionInfo): { sessionId: string; name: string } {
+    return { sessionId: session.id, name: session.name };
+  }
+
+  subscribe(sessionId: string, topics: readonly Topic[]): Set<Topic> {
+    let set = this.subscriptions.get(sessionId);
+    if (set === undefined) this.subscriptions.set(sessionId, (set = new Set()));
+    for (const t of topics) set.add(t);
+    return set;
+  }
+
+  unsubscribe(sessionId: string, topics: readonly Topic[] | undefined): Topic[] {
+    const set = this.subscriptions.get(sessionId);
+    if (set === undefined) return [];
+    if (topics === undefined) set.clear();
+    else for (const t of topics) set.delete(t);
+    return [...set];
+  }
+
+  requireProgram(program: string): void {
+    if (!this.programs.hasProgram(program)) {
+      throw new LockstepError('NOT_FOUND', `unknown program "${program}"`, { program });
+    }
+  }
+
+  /** Tells every session the server is draining, then closes their sockets with 1001. */
+  shutdown(reason: string): void {
+    this.draining = true;
+    for (const [id, sink] of [...this.sinks]) {
+      sink.notify('server.shutdown', { reason });
+      sink.close(1001, 'server shutting down');
+      this.disconnect(id, 'shutdown');
+    }
+  }
+
+  close(): void {
+    this.sessions.close();
+    this.locks.close();
+  }
+
+  /**
+   * Delivers events strictly in sequence order. Delivery can cause events of its own (a slow
+   * consumer dropped mid-loop leaves, releasing its locks); those wait in the outbox until every
+   * subscriber has the current one, instead of overtaking it.
+   */
+  private fanOut(item: EventItem): void {
+    this.outbox.push(item);
+    if (this.fanningOut) return;
+    this.fanningOut = true;
+    try {
+      for (let next = this.outbox.shift(); next !== undefined; next = this.outbox.shift()) {
+        for (const [sessionId, topics] of this.subscriptions) {
+          if (topics.has(next.topic)) this.notify(sessionId, 'event', next);
+        }
+      }
+    } finally {
+      this.fanningOut = false;
+    }
+  }
+
+  private bridgeSessionEvents(): void {
+    const agent = (s: SessionInfo) => ({ sessionId: s.id, name: s.name, role: s.role, connectedAt: iso(s.connectedAt) });
+    this.sessions.on('joined', (s) => {
+      this.logger.info({ sessionId: s.id, name: s.name, role: s.role }, 'session started');
+      this.events.append('agents', 'joined', agent(s));
+    });
+    this.sessions.on('left', ({ session, reason }) => {
+      this.logger.info({ sessionId: session.id, name: session.name, reason }, 'session ended');
+      this.events.append('agents', 'left', { ...agent(session), reason });
+    });
+    this.sessions.on('detached', (s) => this.events.append('agents', 'detached', agent(s)));
+    this.sessions.on('resumed', (s) => this.events.append('agents', 'resumed', agent(s)));
+    this.sessions.on('idle', (s) => {
+      this.logger.info({ sessionId: s.id, name: s.name }, 'idle timeout');
+      this.sinks.get(s.id)?.close(4000, 'idle timeout');
+      this.disconnect(s.id, 'idle');
+    });
+  }
+}

@@ -1,0 +1,47 @@
+import type { Role, SessionInfo } from '../concurrency/index.ts';
+import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
+import { methods, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
+import type { Coordinator } from './coordinator.ts';
+import { handlers } from './handlers.ts';
+
+export interface CallContext {
+  session: SessionInfo;
+  /** Runs after the reply has been written, so pushes caused by a call never overtake its answer. */
+  afterReply(fn: () => void): void;
+}
+
+export interface MethodSpec<M extends MethodName> {
+  /** Roles allowed to call it; absent = every role. */
+  roles?: readonly Role[];
+  handle(c: Coordinator, ctx: CallContext, params: ParamsOf<M>): ResultOf<M>;
+}
+
+export type HandlerTable = { [M in Exclude<MethodName, 'session.hello'>]: MethodSpec<M> };
+
+export function isMethod(name: string): name is MethodName {
+  return Object.hasOwn(methods, name);
+}
+
+/**
+ * Runs one call of an open session: role, then params schema, then the handler. Throws
+ * LockstepError or RpcProtocolError; the transport turns either into a JSON-RPC error.
+ */
+export function dispatch(c: Coordinator, ctx: CallContext, method: Exclude<MethodName, 'session.hello'>, raw: unknown): unknown {
+  const spec = handlers[method] as MethodSpec<typeof method>;
+  if (spec.roles !== undefined && !spec.roles.includes(ctx.session.role)) {
+    throw new LockstepError('FORBIDDEN', `a session with role "${ctx.session.role}" may not call ${method}`, { method, role: ctx.session.role });
+  }
+  const params = validate(method, raw);
+  return spec.handle(c, ctx, params as never);
+}
+
+export function validate<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
+  const parsed = methods[method].params.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for ${method}: ${first ? `${first.path.join('.') || '(params)'}: ${first.message}` : 'invalid'}`, {
+      issues: parsed.error.issues.map((i) => ({ path: i.path, message: i.message, code: i.code })),
+    });
+  }
+  return parsed.data as ParamsOf<M>;
+}

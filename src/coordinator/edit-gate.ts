@@ -1,0 +1,121 @@
+import type { SessionInfo } from '../concurrency/index.ts';
+import { LockstepError } from '../protocol/errors.ts';
+import type { ResultOf } from '../protocol/methods.ts';
+import { formatResource, type Resource } from '../protocol/resource.ts';
+import type { EditMeta, ServiceOp } from '../service/index.ts';
+import type { Coordinator } from './coordinator.ts';
+import type { CallContext } from './dispatch.ts';
+import { iso } from './wire-map.ts';
+
+export interface EditChecks {
+  expectedHashes?: Record<string, string> | undefined;
+  fences?: Record<string, number> | undefined;
+}
+
+/**
+ * The one road every change to a program takes (edit.apply, undo, redo, restore), with the spec's
+ * check order: locks held, fences current, expected hashes unchanged, then the operations
+ * themselves; commit, reply, and only after the reply tell the watchers.
+ */
+export function commitEdit(
+  c: Coordinator,
+  ctx: CallContext,
+  program: string,
+  ops: ServiceOp[],
+  checks: EditChecks,
+  meta: Omit<EditMeta, 'sessionId' | 'name'>,
+): ResultOf<'edit.apply'> {
+  const session = ctx.session;
+  c.requireProgram(program);
+  checkLocks(c, session, program, ops);
+  checkFences(c, session, program, checks.fences);
+  checkHashes(c, session, program, checks.expectedHashes);
+
+  const removedVersions = new Map<number, number>();
+  for (const op of ops) {
+    if (op.op === 'removeFunction' && typeof op.function === 'number' && c.programs.hasFunction(program, op.function)) {
+      removedVersions.set(op.function, c.programs.getFunction(program, op.function).version);
+    }
+  }
+
+  const result = c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name });
+  const by = c.by(session);
+  c.metrics.edits.inc({ kind: meta.kind ?? 'edit' });
+
+  ctx.afterReply(() => {
+    if (result.removed.length > 0) {
+      const gone = new Set(result.removed);
+      // Tickets waiting on a removed function can never be granted: withdraw them (lock.cancelled).
+      c.locks.dropResources((r) => r.program === program && 'function' in r && gone.has(r.function));
+    }
+    for (const f of result.functions) {
+      for (const watcher of c.watches.watchers(program, f.id)) {
+        c.notify(watcher, 'function.changed', { program, function: f.id, hash: f.hash, version: f.version, revision: result.revision, by });
+      }
+    }
+    for (const id of result.removed) {
+      for (const watcher of c.watches.watchers(program, id)) {
+        c.notify(watcher, 'function.changed', {
+          program,
+          function: id,
+          hash: null,
+          version: removedVersions.get(id) ?? 0,
+          revision: result.revision,
+          by,
+          removed: true,
+        });
+      }
+      c.watches.forget(program, id);
+    }
+    c.events.append('edits', 'committed', {
+      program,
+      revision: result.revision,
+      kind: meta.kind ?? 'edit',
+      ...by,
+      at: iso(result.at),
+      functions: result.functions,
+      created: result.created,
+      removed: result.removed,
+    });
+  });
+
+  return { revision: result.revision, functions: result.functions, created: result.created, removed: result.removed };
+}
+
+function checkLocks(c: Coordinator, session: SessionInfo, program: string, ops: ServiceOp[]): void {
+  const missing: Resource[] = [];
+  for (const need of c.programs.requiredLocks(program, ops)) {
+    const grant = c.locks.grantOf(session.id, need.resource);
+    if (grant === undefined || grant.mode !== need.mode) missing.push(need.resource);
+  }
+  if (missing.length > 0) {
+    throw new LockstepError(
+      'LOCK_REQUIRED',
+      `the edit needs write locks on ${missing.map(formatResource).join(', ')}`,
+      { missing, mode: 'write' },
+    );
+  }
+}
+
+function checkFences(c: Coordinator, session: SessionInfo, program: string, fences: Record<string, number> | undefined): void {
+  if (fences === undefined) return;
+  const stale: Array<{ resource: Resource; fence: number; current: number | null }> = [];
+  for (const [key, fence] of Object.entries(fences)) {
+    const resource: Resource = key === 'structure' ? { program, structure: true } : { program, function: Number(key) };
+    const grant = c.locks.grantOf(session.id, resource);
+    if (grant?.fence !== fence) stale.push({ resource, fence, current: grant?.fence ?? null });
+  }
+  if (stale.length > 0) {
+    throw new LockstepError('STALE_FENCE', `fence tokens are not the current grants: ${stale.map((s) => formatResource(s.resource)).join(', ')}`, { stale });
+  }
+}
+
+function checkHashes(c: Coordinator, session: SessionInfo, program: string, expected: Record<string, string> | undefined): void {
+  if (expected === undefined) return;
+  const conflicts = c.programs.checkExpected(program, expected);
+  if (conflicts.length > 0) {
+    c.metrics.conflicts.inc();
+    c.logger.info({ sessionId: session.id, name: session.name, program, functions: conflicts.map((x) => x.functionId) }, 'edit conflict');
+    throw new LockstepError('CONFLICT', `functions changed since the expected hashes: ${conflicts.map((x) => x.functionId).join(', ')}`, { conflicts });
+  }
+}

@@ -1,0 +1,112 @@
+import type { ResourceStatus } from '../concurrency/index.ts';
+import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
+import type { ResultOf } from '../protocol/methods.ts';
+import { isStructure, resourceKey, type Resource } from '../protocol/resource.ts';
+import type { Coordinator } from './coordinator.ts';
+import type { HandlerTable } from './dispatch.ts';
+import { DEFAULT_PROGRAM, iso, selectResources, wireGrants, wirePositions } from './wire-map.ts';
+
+const agentsOnly = ['agent'] as const;
+
+type LockMethods = 'lock.acquire' | 'lock.release' | 'lock.releaseAll' | 'lock.renew' | 'lock.downgrade' | 'lock.cancel' | 'lock.status';
+
+export const lockHandlers: Pick<HandlerTable, LockMethods> = {
+  'lock.acquire': {
+    roles: agentsOnly,
+    handle(c, { session }, p) {
+      const resources = selectResources(p);
+      const { maxBatch, maxDescription } = c.options.limits;
+      if (resources.length > maxBatch) {
+        throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: ${resources.length} resources, at most ${maxBatch} in one request`, { limit: 'maxBatch', maxBatch });
+      }
+      if (p.description !== undefined && p.description.length > maxDescription) {
+        throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: description longer than ${maxDescription} characters`, { limit: 'maxDescription', maxDescription });
+      }
+      requireFunctions(c, resources);
+      checkSessionLimits(c, session.id, resources, p.wait === true);
+      const out = c.locks.acquire(session.id, {
+        resources,
+        mode: p.mode,
+        ...(p.ttlMs === undefined ? {} : { ttlMs: p.ttlMs }),
+        ...(p.description === undefined ? {} : { description: p.description }),
+        ...(p.wait === undefined ? {} : { wait: p.wait }),
+        ...(p.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: p.waitTimeoutMs }),
+        ...(p.key === undefined ? {} : { key: p.key }),
+      });
+      return out.status === 'granted'
+        ? { status: 'granted', grants: wireGrants(out.grants) }
+        : { status: 'queued', ticket: out.ticket, positions: wirePositions(out.positions) };
+    },
+  },
+  'lock.release': {
+    handle: (c, { session }, p) => ({ released: c.locks.release(session.id, selectResources(p)).map((g) => g.resource) }),
+  },
+  'lock.releaseAll': {
+    handle: (c, { session }) => ({ released: c.locks.releaseAll(session.id).map((g) => g.resource) }),
+  },
+  'lock.renew': {
+    handle: (c, { session }, p) => ({ grants: wireGrants(c.locks.renew(session.id, selectResources(p), p.ttlMs)) }),
+  },
+  'lock.downgrade': {
+    handle: (c, { session }, p) => ({ grants: wireGrants(c.locks.downgrade(session.id, selectResources(p))) }),
+  },
+  'lock.cancel': {
+    handle(c, { session }, p) {
+      c.locks.cancel(session.id, p.ticket);
+      return { ticket: p.ticket, cancelled: true };
+    },
+  },
+  'lock.status': {
+    handle(c, _ctx, p) {
+      if (p.program !== undefined) c.requireProgram(p.program);
+      return { resources: c.locks.status(p.program).map((r) => wireStatus(c, r)) };
+    },
+  },
+};
+
+function checkSessionLimits(c: Coordinator, sessionId: string, resources: readonly Resource[], wait: boolean): void {
+  const { maxLocksPerSession, maxTicketsPerSession } = c.options.limits;
+  const held = c.locks.holding(sessionId);
+  const heldKeys = new Set(held.map((g) => resourceKey(g.resource)));
+  const fresh = resources.filter((r) => !heldKeys.has(resourceKey(r))).length;
+  if (held.length + fresh > maxLocksPerSession) {
+    throw new LockstepError('RATE_LIMITED', `a session may hold at most ${maxLocksPerSession} locks`, { limit: 'maxLocksPerSession', maxLocksPerSession, held: held.length });
+  }
+  if (wait && c.locks.tickets(sessionId).length >= maxTicketsPerSession) {
+    throw new LockstepError('RATE_LIMITED', `a session may have at most ${maxTicketsPerSession} queued requests`, { limit: 'maxTicketsPerSession', maxTicketsPerSession });
+  }
+}
+
+/** The lock core treats resources as opaque; whether a function exists is checked here. */
+function requireFunctions(c: Coordinator, resources: readonly Resource[]): void {
+  const program = resources[0]?.program ?? DEFAULT_PROGRAM;
+  c.requireProgram(program);
+  const missing = resources.flatMap((r) => (isStructure(r) || c.programs.hasFunction(r.program, r.function) ? [] : [r.function]));
+  if (missing.length > 0) {
+    throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, { program, functions: missing });
+  }
+}
+
+function wireStatus(c: Coordinator, r: ResourceStatus): ResultOf<'lock.status'>['resources'][number] {
+  return {
+    resource: r.resource,
+    holders: r.holders.map((h) => ({
+      sessionId: h.sessionId,
+      name: c.nameOf(h.sessionId),
+      mode: h.mode,
+      fence: h.fence,
+      grantedAt: iso(h.grantedAt),
+      expiresAt: iso(h.expiresAt),
+      ...(h.description === undefined ? {} : { description: h.description }),
+    })),
+    queue: r.queue.map((q) => ({
+      ticket: q.ticket,
+      sessionId: q.sessionId,
+      name: c.nameOf(q.sessionId),
+      mode: q.mode,
+      position: q.position,
+      upgrade: q.upgrade,
+      ...(q.description === undefined ? {} : { description: q.description }),
+    })),
+  };
+}

@@ -1,0 +1,95 @@
+import type { ResourceStatus } from '../concurrency/index.ts';
+import { LockstepError } from '../protocol/errors.ts';
+import type { ResultOf } from '../protocol/methods.ts';
+import { isStructure } from '../protocol/resource.ts';
+import type { Coordinator } from './coordinator.ts';
+import type { HandlerTable } from './dispatch.ts';
+import { DEFAULT_PROGRAM } from './wire-map.ts';
+
+const agentsOnly = ['agent'] as const;
+
+type ProgramMethods = 'program.list' | 'program.create' | 'program.delete' | 'program.get' | 'function.get' | 'function.watch' | 'function.unwatch';
+
+export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
+  'program.list': { handle: (c) => ({ programs: c.programs.listPrograms() }) },
+  'program.create': {
+    roles: agentsOnly,
+    handle: (c, _ctx, p) => c.programs.createProgram(p.name),
+  },
+  'program.delete': {
+    roles: agentsOnly,
+    handle(c, { session, afterReply }, p) {
+      c.requireProgram(p.program);
+      const structure = { program: p.program, structure: true } as const;
+      if (c.locks.grantOf(session.id, structure)?.mode !== 'write') {
+        throw new LockstepError('LOCK_REQUIRED', `deleting ${p.program} needs its structure write lock`, { missing: [structure], mode: 'write' });
+      }
+      // Deleting under someone else's lock would pull the ground from under an agent mid-edit.
+      const others = c.locks.status(p.program).filter((r) => r.holders.some((h) => h.sessionId !== session.id));
+      if (others.length > 0) {
+        throw new LockstepError('LOCK_DENIED', `other sessions hold locks in ${p.program}`, {
+          blockers: others.map((r) => ({
+            resource: r.resource,
+            holders: r.holders.filter((h) => h.sessionId !== session.id).map((h) => ({ sessionId: h.sessionId, name: c.nameOf(h.sessionId), mode: h.mode })),
+            queueLength: r.queue.length,
+          })),
+        });
+      }
+      c.programs.deleteProgram(p.program);
+      afterReply(() => {
+        c.locks.dropResources((r) => r.program === p.program);
+        c.watches.forget(p.program);
+        c.events.append('edits', 'programDeleted', { program: p.program, ...c.by(session) });
+      });
+      return { deleted: p.program };
+    },
+  },
+  'program.get': {
+    handle(c, _ctx, p) {
+      const name = p.program ?? DEFAULT_PROGRAM;
+      c.requireProgram(name);
+      const overview = c.programs.getProgram(name);
+      const state = new Map<number, ResourceStatus>();
+      for (const r of c.locks.status(name)) if (!isStructure(r.resource)) state.set(r.resource.function, r);
+      return {
+        name: overview.name,
+        revision: overview.revision,
+        functions: overview.functions.map((f) => ({ ...f, lock: lockState(c, state.get(f.id)) })),
+      };
+    },
+  },
+  'function.get': {
+    handle: (c, _ctx, p) => {
+      const program = p.program ?? DEFAULT_PROGRAM;
+      c.requireProgram(program);
+      return c.programs.getFunction(program, p.function);
+    },
+  },
+  'function.watch': {
+    handle(c, { session }, p) {
+      const program = p.program ?? DEFAULT_PROGRAM;
+      c.requireProgram(program);
+      const missing = p.functions.filter((f) => !c.programs.hasFunction(program, f));
+      if (missing.length > 0) throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, { program, functions: missing });
+      return { program, watching: c.watches.watch(session.id, program, p.functions) };
+    },
+  },
+  'function.unwatch': {
+    handle(c, { session }, p) {
+      const program = p.program ?? DEFAULT_PROGRAM;
+      return { program, watching: c.watches.unwatch(session.id, program, p.functions) };
+    },
+  },
+};
+
+type LockState = ResultOf<'program.get'>['functions'][number]['lock'];
+
+function lockState(c: Coordinator, s: ResourceStatus | undefined): LockState {
+  const first = s?.holders[0];
+  if (s === undefined || first === undefined) return null;
+  return {
+    mode: first.mode,
+    holders: s.holders.map((h) => ({ sessionId: h.sessionId, name: c.nameOf(h.sessionId) })),
+    queued: s.queue.length,
+  };
+}

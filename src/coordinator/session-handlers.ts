@@ -1,0 +1,73 @@
+import type { Role, SessionInfo } from '../concurrency/index.ts';
+import { LockstepError } from '../protocol/errors.ts';
+import { PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
+import type { Coordinator, Sink } from './coordinator.ts';
+import type { HandlerTable } from './dispatch.ts';
+import { iso, wireGrants, wirePositions } from './wire-map.ts';
+
+/** Opens (or, within the resume grace, takes back) the session a connection speaks for. */
+export function hello(c: Coordinator, p: ParamsOf<'session.hello'>, sink: Sink): { session: SessionInfo; result: ResultOf<'session.hello'> } {
+  if (c.draining) throw new LockstepError('SHUTTING_DOWN', 'the server is shutting down', {}, 1000);
+  const role = authorize(c, p);
+  let session: SessionInfo;
+  let resumeSecret: string | undefined;
+  let resumed = false;
+  if (p.resume !== undefined) {
+    session = c.sessions.resume(p.resume.sessionId, p.resume.secret);
+    resumeSecret = p.resume.secret;
+    resumed = true;
+  } else {
+    const opened = c.sessions.register({ role, ...(p.name === undefined ? {} : { name: p.name }) });
+    session = opened.session;
+    resumeSecret = opened.resumeSecret;
+  }
+  c.attach(session, sink);
+  const { options, locks } = c;
+  return {
+    session,
+    result: {
+      sessionId: session.id,
+      name: session.name,
+      role: session.role,
+      protocol: PROTOCOL_VERSION,
+      server: { name: 'lockstep', version: options.version },
+      heartbeatMs: options.heartbeatMs,
+      lock: { ...locks.defaults },
+      limits: { ...options.limits },
+      ...(resumeSecret === undefined ? {} : { resumeSecret, graceMs: options.graceMs ?? 0 }),
+      ...(resumed ? { resumed } : {}),
+    },
+  };
+}
+
+/** The role this hello may have: the asked one, within what its token grants. */
+function authorize(c: Coordinator, p: ParamsOf<'session.hello'>): Role {
+  const tokens = c.options.tokens;
+  if (tokens === undefined || tokens.size === 0) return p.role ?? 'agent';
+  const granted = p.token === undefined ? undefined : tokens.roleOf(p.token);
+  if (granted === undefined) {
+    throw new LockstepError('UNAUTHORIZED', p.token === undefined ? 'this server needs a token in session.hello' : 'unknown token');
+  }
+  if (p.role === 'agent' && granted === 'observer') {
+    throw new LockstepError('FORBIDDEN', 'the token grants the observer role only', { role: granted });
+  }
+  return p.role ?? granted;
+}
+
+export const sessionHandlers: Pick<HandlerTable, 'session.ping' | 'agent.list'> = {
+  'session.ping': { handle: (c) => ({ time: iso(c.clock.now()) }) },
+  'agent.list': {
+    handle: (c) => ({
+      agents: c.sessions.list().map((s) => ({
+        sessionId: s.id,
+        name: s.name,
+        role: s.role,
+        state: s.state,
+        connectedAt: iso(s.connectedAt),
+        lastActiveAt: iso(s.lastActiveAt),
+        locks: wireGrants(s.locks),
+        waiting: s.waiting.map((t) => ({ ticket: t.ticket, mode: t.mode, positions: wirePositions(t.positions) })),
+      })),
+    }),
+  },
+};

@@ -1,0 +1,32 @@
+import type { Grant as CoreGrant, QueuePosition } from '../concurrency/index.ts';
+import type { Grant } from '../protocol/wire.ts';
+import type { Resource } from '../protocol/resource.ts';
+
+// The cores keep epoch milliseconds; the wire speaks ISO-8601 UTC.
+
+export const DEFAULT_PROGRAM = 'main';
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export function wireGrant(g: CoreGrant): Grant {
+  return { resource: g.resource, mode: g.mode, fence: g.fence, expiresAt: iso(g.expiresAt) };
+}
+
+export function wireGrants(gs: readonly CoreGrant[]): Grant[] {
+  return gs.map(wireGrant);
+}
+
+export function wirePositions(ps: readonly QueuePosition[]): QueuePosition[] {
+  return ps.map((p) => ({ resource: p.resource, position: p.position }));
+}
+
+/** `{program?, functions?, structure?}` as the lock methods take it, to resources. */
+export function selectResources(p: { program?: string | undefined; functions?: number[] | undefined; structure?: boolean | undefined }): Resource[] {
+  const program = p.program ?? DEFAULT_PROGRAM;
+  const out: Resource[] = [];
+  if (p.structure === true) out.push({ program, structure: true });
+  for (const f of p.functions ?? []) out.push({ program, function: f });
+  return out;
+}

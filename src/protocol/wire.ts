@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
+
+// Shapes shared by several methods and notifications.
+
+export const IsoTime = z.string().describe('ISO-8601 UTC time, e.g. 2026-11-27T09:00:00.000Z');
+export const SessionId = z.string().uuid().describe('Session id (UUID v4)');
+export const Ticket = z.string().min(1).max(64).describe('Queued request ticket');
+export const Hash = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, 'a hash is 64 lowercase hex characters')
+  .describe('blake3-256 content hash, lowercase hex');
+export const Role = z.enum(['agent', 'observer']);
+
+export const Grant = z
+  .object({
+    resource: Resource,
+    mode: LockMode,
+    fence: z.number().int().describe('Fencing token: strictly increasing per program'),
+    expiresAt: IsoTime,
+  })
+  .describe('A held lock');
+
+export const QueuePosition = z.object({
+  resource: Resource,
+  position: z.number().int().positive().describe('1 means next'),
+});
+
+export const Holder = z.object({
+  sessionId: SessionId,
+  name: z.string().optional(),
+  mode: LockMode,
+  description: z.string().optional(),
+  expiresAt: IsoTime,
+});
+
+/** Selects resources of one program, as lock.release / renew / downgrade take them. */
+export const ResourceSelector = {
+  program: ProgramName.optional().describe('Program name; default "main"'),
+  functions: z.array(FunctionId).max(1000).optional().describe('Function ids'),
+  structure: z.boolean().optional().describe("The program's structure lock"),
+};
+
+export const By = z.object({ sessionId: z.string(), name: z.string() });
+
+export type Grant = z.infer<typeof Grant>;
+export type QueuePosition = z.infer<typeof QueuePosition>;

@@ -1,0 +1,186 @@
+import type { Logger } from 'pino';
+import type { RawData, WebSocket } from 'ws';
+import type { SessionInfo } from '../concurrency/index.ts';
+import type { Coordinator, Sink } from '../coordinator/coordinator.ts';
+import { dispatch, isMethod, validate } from '../coordinator/dispatch.ts';
+import { hello } from '../coordinator/session-handlers.ts';
+import { LockstepError, RpcCode, RpcProtocolError, type RpcErrorObject } from '../protocol/errors.ts';
+import { errorFrame, isBadCall, notificationFrame, parseCall, resultFrame, type IncomingCall, type RequestId } from '../protocol/jsonrpc.ts';
+import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+/** Pongs a socket may miss in a row before it is taken for dead (spec: two). */
+const MAX_MISSED_PONGS = 2;
+
+export interface ConnectionOptions {
+  /** How long the socket may stay without a session before it is closed (1008). */
+  helloTimeoutMs: number;
+  /** The socket now has a session (it no longer counts as pending). */
+  onSession(): void;
+}
+
+/**
+ * One socket = one session. Turns frames into calls and results into frames; every decision about
+ * locks, edits and sessions is the coordinator's.
+ */
+export class Connection implements Sink {
+  session: SessionInfo | undefined;
+  private missedPongs = 0;
+  private readonly bucket: TokenBucket;
+  private helloTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly c: Coordinator,
+    private readonly log: Logger,
+    private readonly opts: ConnectionOptions,
+  ) {
+    const { rateLimit, rateBurst } = c.options.limits;
+    this.bucket = new TokenBucket(rateLimit, rateBurst, () => c.clock.now());
+    // An unauthenticated socket costs memory and a file descriptor while doing nothing useful.
+    this.helloTimer = setTimeout(() => ws.close(1008, 'no session.hello in time'), opts.helloTimeoutMs);
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('pong', () => {
+      this.missedPongs = 0;
+    });
+    ws.on('close', () => {
+      clearTimeout(this.helloTimer);
+      this.onGone();
+    });
+    ws.on('error', (err) => {
+      this.log.debug({ err, sessionId: this.session?.id }, 'socket error');
+    });
+  }
+
+  /** Called every heartbeat interval by the server. */
+  heartbeat(): void {
+    if (this.missedPongs >= MAX_MISSED_PONGS) {
+      this.log.info({ sessionId: this.session?.id, name: this.session?.name }, 'missed pongs, terminating');
+      this.ws.terminate();
+      this.onGone();
+      return;
+    }
+    this.missedPongs++;
+    this.ws.ping();
+  }
+
+  notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void {
+    this.send(notificationFrame(method, params));
+  }
+
+  /** Closed by the coordinator, which has already dealt with the session. */
+  close(code: number, reason: string): void {
+    this.session = undefined;
+    this.ws.close(code, reason);
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** The socket is gone (close, error, terminate): the session goes with it, in this tick. */
+  private onGone(): void {
+    const session = this.session;
+    if (session === undefined) return;
+    this.session = undefined;
+    this.c.disconnect(session.id, 'disconnect', this);
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      this.replyError(null, new RpcProtocolError(RpcCode.PARSE_ERROR, 'Parse error: binary frames are not accepted, send JSON text'));
+      return;
+    }
+    const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    const { maxMessageBytes } = this.c.options.limits;
+    if (bytes > maxMessageBytes) {
+      this.replyError(null, new LockstepError('PAYLOAD_TOO_LARGE', `message of ${bytes} bytes is over the limit of ${maxMessageBytes}`, { bytes, limit: maxMessageBytes }));
+      return;
+    }
+    const call = parseCall(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'));
+    const waitMs = this.bucket.take();
+    if (waitMs > 0) {
+      const id = isBadCall(call) ? call.id : call.id ?? null;
+      const { rateLimit, rateBurst } = this.c.options.limits;
+      this.replyError(id, new LockstepError('RATE_LIMITED', `over ${rateLimit} requests per second (burst ${rateBurst})`, { limit: 'rateLimit', rateLimit, rateBurst }, waitMs));
+      return;
+    }
+    if (isBadCall(call)) {
+      this.replyError(call.id, call.error);
+      return;
+    }
+    this.handle(call);
+  }
+
+  private handle(call: IncomingCall): void {
+    const after: Array<() => void> = [];
+    const started = performance.now();
+    let outcome = 'ok';
+    try {
+      const result = this.run(call, after);
+      if (call.id !== undefined) this.send(resultFrame(call.id, result));
+    } catch (err) {
+      outcome = err instanceof LockstepError ? err.type : err instanceof RpcProtocolError ? String(err.code) : 'internal';
+      if (call.id !== undefined) this.replyError(call.id, err);
+      else this.logUnexpected(err, call.method);
+      if (err instanceof LockstepError && err.type === 'UNAUTHORIZED') {
+        this.log.info({ method: call.method }, 'unauthorized, closing');
+        this.ws.close(1008, 'unauthorized');
+      }
+    }
+    const method = isMethod(call.method) ? call.method : 'unknown';
+    this.c.metrics.requests.observe({ method, outcome }, (performance.now() - started) / 1000);
+    for (const fn of after) fn();
+  }
+
+  private run(call: IncomingCall, after: Array<() => void>): unknown {
+    const { method } = call;
+    if (!isMethod(method)) {
+      throw new RpcProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: ${method.slice(0, 128)}`, { method: method.slice(0, 128) });
+    }
+    if (method === 'session.hello') {
+      if (this.session !== undefined) {
+        throw new RpcProtocolError(RpcCode.INVALID_REQUEST, 'Invalid request: this connection already has a session', { sessionId: this.session.id });
+      }
+      const opened = hello(this.c, validate('session.hello', call.params), this);
+      this.session = opened.session;
+      clearTimeout(this.helloTimer);
+      this.opts.onSession();
+      return opened.result;
+    }
+    const session = this.session;
+    if (session === undefined) {
+      throw new LockstepError('SESSION_REQUIRED', `call session.hello before ${method}`, { method });
+    }
+    this.c.sessions.touch(session.id);
+    return dispatch(this.c, { session, afterReply: (fn) => after.push(fn) }, method, call.params);
+  }
+
+  private replyError(id: RequestId, err: unknown): void {
+    this.send(errorFrame(id, this.toRpcError(err)));
+  }
+
+  private toRpcError(err: unknown): RpcErrorObject {
+    if (err instanceof LockstepError || err instanceof RpcProtocolError) return err.toRpcError();
+    this.logUnexpected(err);
+    return { code: RpcCode.INTERNAL_ERROR, message: 'Internal error' };
+  }
+
+  private logUnexpected(err: unknown, method?: string): void {
+    if (err instanceof LockstepError || err instanceof RpcProtocolError) return;
+    this.log.error({ err, method, sessionId: this.session?.id, name: this.session?.name }, 'unexpected error');
+  }
+
+  private send(frame: string): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    const { maxBufferedBytes } = this.c.options.limits;
+    if (this.ws.bufferedAmount > maxBufferedBytes) {
+      this.log.warn({ sessionId: this.session?.id, name: this.session?.name, buffered: this.ws.bufferedAmount }, 'slow consumer dropped');
+      this.c.metrics.slowConsumers.inc();
+      this.ws.close(1013, 'slow consumer: too much unsent data');
+      this.onGone();
+      return;
+    }
+    this.ws.send(frame);
+  }
+}

@@ -1,0 +1,41 @@
+import { afterEach } from 'vitest';
+import { start, type LockstepServer, type StartOptions } from '../../src/server.ts';
+import { TestClient } from './client.ts';
+
+/**
+ * A real server on an ephemeral port with an in-memory store, stopped after each test together
+ * with every client the test opened.
+ */
+export function useServers() {
+  const servers: LockstepServer[] = [];
+  const clients: TestClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await Promise.all(servers.splice(0).map((s) => s.stop('test over')));
+  });
+  return {
+    async server(options: StartOptions = {}): Promise<LockstepServer> {
+      const s = await start({ port: 0, db: ':memory:', logLevel: 'silent', ...options });
+      servers.push(s);
+      return s;
+    },
+    async agent(s: LockstepServer, name: string, role: 'agent' | 'observer' = 'agent'): Promise<TestClient> {
+      const c = await TestClient.open(s.url, name, role);
+      clients.push(c);
+      return c;
+    },
+    async raw(s: LockstepServer): Promise<TestClient> {
+      const c = await TestClient.connect(s.url);
+      clients.push(c);
+      return c;
+    },
+  };
+}
+
+/** Adds functions to a program under its structure lock and returns their ids by name. */
+export async function addFunctions<const N extends readonly string[]>(c: TestClient, names: N, program = 'main'): Promise<{ [K in keyof N]: number }> {
+  await c.call('lock.acquire', { program, structure: true, mode: 'write' });
+  const r = await c.call('edit.apply', { program, ops: names.map((name) => ({ op: 'addFunction', name })) });
+  await c.call('lock.release', { program, structure: true });
+  return names.map((n) => r.created.find((x: { name: string }) => x.name === n).id) as { [K in keyof N]: number };
+}

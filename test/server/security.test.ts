@@ -1,0 +1,99 @@
+import { WebSocket } from 'ws';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config.ts';
+import { start } from '../../src/server.ts';
+import { TestClient } from '../helpers/client.ts';
+import { addFunctions, useServers } from '../helpers/server.ts';
+
+const AGENT = 'agent-token-0123456789abcdef';
+const OBSERVER = 'observer-token-0123456789abcdef';
+
+/** Resolves with the HTTP status of a refused upgrade, or 101 when it went through. */
+function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once('error', () => undefined);
+  });
+}
+
+describe('security', () => {
+  const t = useServers();
+
+  it('asks for a token when tokens are configured, and grants the role it maps to', async () => {
+    const s = await t.server({ tokens: `agent:${AGENT},observer:${OBSERVER}` });
+    const none = await t.raw(s);
+    expect(await none.fail('session.hello', { protocol: 1 })).toMatchObject({ code: 401, data: { type: 'UNAUTHORIZED' } });
+    expect((await none.closed).code).toBe(1008);
+
+    const wrong = await t.raw(s);
+    expect((await wrong.fail('session.hello', { protocol: 1, token: `${AGENT}x` })).data!.type).toBe('UNAUTHORIZED');
+    expect((await wrong.closed).code).toBe(1008);
+
+    const obs = await t.raw(s);
+    expect((await obs.fail('session.hello', { protocol: 1, token: OBSERVER, role: 'agent' })).data!.type).toBe('FORBIDDEN');
+    expect((await obs.call('session.hello', { protocol: 1, token: OBSERVER })).role).toBe('observer');
+
+    const agent = await t.raw(s);
+    expect((await agent.call('session.hello', { protocol: 1, token: AGENT })).role).toBe('agent');
+    expect((await agent.call('session.hello', { protocol: 1, token: AGENT }).catch((e) => e.error)).code).toBe(-32600);
+  });
+
+  it('refuses a non-loopback host without tokens unless told it is insecure', async () => {
+    await expect(start({ host: '0.0.0.0', port: 0, db: ':memory:', logLevel: 'silent' })).rejects.toThrow(ConfigError);
+    await expect(start({ host: '0.0.0.0', port: 0, db: ':memory:', logLevel: 'silent', tokens: 'agent:short' })).rejects.toThrow(/at least 16/);
+  });
+
+  it('lets browsers in only from the dashboard origin or an allowed one', async () => {
+    const s = await t.server({ allowedOrigins: 'https://ops.example' });
+    const host = `127.0.0.1:${s.port}`;
+    expect(await upgradeStatus(s.url, {})).toBe(101);
+    expect(await upgradeStatus(s.url, { origin: `http://${host}` })).toBe(101);
+    expect(await upgradeStatus(s.url, { origin: 'https://ops.example' })).toBe(101);
+    expect(await upgradeStatus(s.url, { origin: 'https://evil.example' })).toBe(403);
+    // DNS rebinding: a hostile name pointed at 127.0.0.1 is "same origin" but not this server.
+    expect(await upgradeStatus(s.url, { origin: `http://evil.example:${s.port}`, host: `evil.example:${s.port}` })).toBe(403);
+  });
+
+  it('limits the request rate per session with retryAfterMs, and other sessions are unaffected', async () => {
+    const s = await t.server({ rateLimit: 10, rateBurst: 5 });
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const answers = await Promise.all(Array.from({ length: 8 }, () => a.request('session.ping')));
+    const limited = answers.filter((f) => f.error !== undefined);
+    expect(limited.length).toBeGreaterThanOrEqual(3);
+    expect(limited[0]!.error).toMatchObject({ code: 429, data: { type: 'RATE_LIMITED', retryable: true, retryAfterMs: expect.any(Number) } });
+    expect((await b.call('session.ping')).time).toEqual(expect.any(String));
+  });
+
+  it('limits locks held and tickets queued per session', async () => {
+    const s = await t.server({ maxLocksPerSession: 2, maxTicketsPerSession: 1 });
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const [f, g, h] = await addFunctions(a, ['f', 'g', 'h']);
+    await a.call('lock.acquire', { functions: [f, g], mode: 'write' });
+    expect((await a.fail('lock.acquire', { functions: [h], mode: 'write' })).data).toMatchObject({ type: 'RATE_LIMITED', limit: 'maxLocksPerSession' });
+    expect((await a.call('lock.acquire', { functions: [f], mode: 'write' })).status).toBe('granted');
+    expect((await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true })).status).toBe('queued');
+    expect((await b.fail('lock.acquire', { functions: [g], mode: 'write', wait: true })).data).toMatchObject({ type: 'RATE_LIMITED', limit: 'maxTicketsPerSession' });
+  });
+
+  it('closes connections over the session cap with 1013, and silent ones after the hello timeout', async () => {
+    const s = await t.server({ maxSessions: 2, helloTimeoutMs: 200 });
+    await t.agent(s, 'a');
+    const silent = await t.raw(s);
+    const third = await TestClient.connect(s.url);
+    expect((await third.closed).code).toBe(1013);
+    expect((await silent.closed).code).toBe(1008);
+    await t.agent(s, 'b');
+  });
+
+  it('caps pending (not yet hello) connections', async () => {
+    const s = await t.server({ maxPending: 1 });
+    await t.raw(s);
+    const second = await TestClient.connect(s.url);
+    expect(await second.closed).toMatchObject({ code: 1013, reason: 'too many pending connections' });
+  });
+});
