@@ -14,7 +14,7 @@ import { bridgeLockEvents } from './lock-events.ts';
 import { Metrics } from './metrics.ts';
 import type { Tokens } from './tokens.ts';
 import { Watches } from './watches.ts';
-import { iso } from './wire-map.ts';
+import { DEFAULT_PROGRAM, iso } from './wire-map.ts';
 
 /** Where a session's pushes go: its connection. */
 export interface Sink {
@@ -156,6 +156,13 @@ export class Coordinator {
     if (topics === undefined) set.clear();
     else for (const t of topics) set.delete(t);
     return [...set];
+  }
+
+  /** The program a call names (default "main"), which must exist. */
+  programOf(p: { program?: string | undefined }): string {
+    const program = p.program ?? DEFAULT_PROGRAM;
+    this.requireProgram(program);
+    return program;
   }
 
   requireProgram(program: string): void {

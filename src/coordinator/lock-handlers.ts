@@ -4,7 +4,7 @@ import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure, resourceKey, type Resource } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { HandlerTable } from './dispatch.ts';
-import { DEFAULT_PROGRAM, iso, selectResources, wireGrants, wirePositions } from './wire-map.ts';
+import { iso, selectResources, wireGrants, wirePositions } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
 
@@ -22,7 +22,7 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
       if (p.description !== undefined && p.description.length > maxDescription) {
         throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: description longer than ${maxDescription} characters`, { limit: 'maxDescription', maxDescription });
       }
-      requireFunctions(c, resources);
+      requireFunctions(c, c.programOf(p), resources);
       checkSessionLimits(c, session.id, resources, p.wait === true);
       const out = c.locks.acquire(session.id, {
         resources,
@@ -78,9 +78,7 @@ function checkSessionLimits(c: Coordinator, sessionId: string, resources: readon
 }
 
 /** The lock core treats resources as opaque; whether a function exists is checked here. */
-function requireFunctions(c: Coordinator, resources: readonly Resource[]): void {
-  const program = resources[0]?.program ?? DEFAULT_PROGRAM;
-  c.requireProgram(program);
+function requireFunctions(c: Coordinator, program: string, resources: readonly Resource[]): void {
   const missing = resources.flatMap((r) => (isStructure(r) || c.programs.hasFunction(r.program, r.function) ? [] : [r.function]));
   if (missing.length > 0) {
     throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, { program, functions: missing });

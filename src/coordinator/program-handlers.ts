@@ -46,8 +46,7 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
   },
   'program.get': {
     handle(c, _ctx, p) {
-      const name = p.program ?? DEFAULT_PROGRAM;
-      c.requireProgram(name);
+      const name = c.programOf(p);
       const overview = c.programs.getProgram(name);
       const state = new Map<number, ResourceStatus>();
       for (const r of c.locks.status(name)) if (!isStructure(r.resource)) state.set(r.resource.function, r);
@@ -60,15 +59,13 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
   },
   'function.get': {
     handle: (c, _ctx, p) => {
-      const program = p.program ?? DEFAULT_PROGRAM;
-      c.requireProgram(program);
+      const program = c.programOf(p);
       return c.programs.getFunction(program, p.function);
     },
   },
   'function.watch': {
     handle(c, { session }, p) {
-      const program = p.program ?? DEFAULT_PROGRAM;
-      c.requireProgram(program);
+      const program = c.programOf(p);
       const missing = p.functions.filter((f) => !c.programs.hasFunction(program, f));
       if (missing.length > 0) throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, { program, functions: missing });
       return { program, watching: c.watches.watch(session.id, program, p.functions) };
