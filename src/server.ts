@@ -10,6 +10,7 @@ import { Coordinator } from './coordinator/coordinator.ts';
 import { ProgramService } from './service/index.ts';
 import { Tokens } from './coordinator/tokens.ts';
 import { Connection } from './transport/connection.ts';
+import { serveDashboard } from './transport/dashboard-route.ts';
 import { isLoopbackHost, originAllowed, parseOrigins } from './transport/origin.ts';
 import { VERSION } from './version.ts';
 
@@ -151,6 +152,7 @@ function route(req: IncomingMessage, res: ServerResponse, c: Coordinator): void 
     res.writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     return;
   }
+  if (serveDashboard(req, res, path)) return;
   res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
 }
 

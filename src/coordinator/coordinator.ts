@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { v4 as uuidv4 } from 'uuid';
 import {
   LockManager,
   SessionRegistry,
@@ -74,6 +75,8 @@ export class Coordinator {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly startedAt: number;
+  /** Identifies this run of the server: event sequence numbers are only meaningful within one. */
+  readonly runId = uuidv4();
   draining = false;
 
   private readonly sinks = new Map<string, Sink>();
@@ -141,6 +144,10 @@ export class Coordinator {
 
   by(session: SessionInfo): { sessionId: string; name: string } {
     return { sessionId: session.id, name: session.name };
+  }
+
+  subscribedTo(sessionId: string): ReadonlySet<Topic> {
+    return this.subscriptions.get(sessionId) ?? NO_TOPICS;
   }
 
   subscribe(sessionId: string, topics: readonly Topic[]): Set<Topic> {
@@ -225,3 +232,5 @@ export class Coordinator {
     });
   }
 }
+
+const NO_TOPICS: ReadonlySet<Topic> = new Set();

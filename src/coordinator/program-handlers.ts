@@ -14,7 +14,11 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
   'program.list': { handle: (c) => ({ programs: c.programs.listPrograms() }) },
   'program.create': {
     roles: agentsOnly,
-    handle: (c, _ctx, p) => c.programs.createProgram(p.name),
+    handle(c, { session, afterReply }, p) {
+      const created = c.programs.createProgram(p.name);
+      afterReply(() => c.events.append('edits', 'programCreated', { program: p.name, ...c.by(session) }));
+      return created;
+    },
   },
   'program.delete': {
     roles: agentsOnly,

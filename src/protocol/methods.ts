@@ -207,7 +207,22 @@ export const methods = {
   'checkpoint.create': method('Name the current revision', z.strictObject({ program, name: z.string().min(1).max(64) }), z.object({ name: z.string(), revision: z.number().int(), at: IsoTime })),
   'checkpoint.list': method('Named checkpoints', z.strictObject({ program }), z.object({ checkpoints: z.array(z.object({ name: z.string(), revision: z.number().int(), at: IsoTime, by: By })) })),
   'checkpoint.restore': method('Bring the program back to a checkpoint, as a new revision', z.strictObject({ ...HistoryWriteParams, name: z.string().min(1).max(64) }), EditResult),
-  'events.subscribe': method('Subscribe to event topics, replaying from a sequence number', z.strictObject({ topics: z.array(Topic).min(1), since: z.number().int().nonnegative().optional().describe('Replay buffered events after this sequence number') }), z.object({ topics: z.array(Topic), seq: z.number().int().describe('Last sequence number issued'), replayed: z.number().int(), truncated: z.boolean().describe('True when events after `since` were already dropped from the buffer: resync from lock.status and program.get'), oldest: z.number().int().describe('Oldest sequence number still buffered (0 when empty)') })),
+  'events.subscribe': method(
+    'Subscribe to event topics, replaying from a sequence number',
+    z.strictObject({
+      topics: z.array(Topic).min(1),
+      since: z.number().int().nonnegative().optional().describe('Replay buffered events after this sequence number'),
+      runId: z.string().max(64).optional().describe('The runId `since` belongs to; another run means resync'),
+    }),
+    z.object({
+      topics: z.array(Topic),
+      seq: z.number().int().describe('Last sequence number issued'),
+      replayed: z.number().int(),
+      truncated: z.boolean().describe('True when events after `since` are not all here (dropped, or from another run): resync from lock.status and program.get'),
+      oldest: z.number().int().describe('Oldest sequence number still buffered (0 when empty)'),
+      runId: z.string().describe('This run of the server; sequence numbers restart with each run'),
+    }),
+  ),
   'events.unsubscribe': method('Stop receiving event topics (all when none named)', z.strictObject({ topics: z.array(Topic).optional() }), z.object({ topics: z.array(Topic) })),
 } as const;
 

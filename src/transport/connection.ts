@@ -11,6 +11,8 @@ import { TokenBucket } from './token-bucket.ts';
 
 /** Pongs a socket may miss in a row before it is taken for dead (spec: two). */
 const MAX_MISSED_PONGS = 2;
+/** How long a dropped slow consumer's close frame gets before the socket is cut. */
+const SLOW_CONSUMER_CLOSE_MS = 1_000;
 
 export interface ConnectionOptions {
   /** How long the socket may stay without a session before it is closed (1008). */
@@ -178,6 +180,9 @@ export class Connection implements Sink {
       this.log.warn({ sessionId: this.session?.id, name: this.session?.name, buffered: this.ws.bufferedAmount }, 'slow consumer dropped');
       this.c.metrics.slowConsumers.inc();
       this.ws.close(1013, 'slow consumer: too much unsent data');
+      // The close frame queues behind the unsent data; a reader that never reads again would keep
+      // it all until ws's 30 s close timeout, so cut the socket soon after.
+      setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_CLOSE_MS).unref();
       this.onGone();
       return;
     }

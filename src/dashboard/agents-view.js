@@ -1,0 +1,79 @@
+import { h, reconcile, setClass, setText } from './dom.js';
+import { duration, resourceName } from './format.js';
+
+/** @typedef {import('./store.js').Store} Store */
+/** @typedef {import('./store.js').Agent} Agent */
+
+/** One row per session: agents before observers, then oldest connection first. */
+export class AgentsView {
+  /** @param {Store} store */
+  constructor(store) {
+    this.store = store;
+    this.body = /** @type {HTMLElement} */ (document.getElementById('agents'));
+    this.count = /** @type {HTMLElement} */ (document.getElementById('agents-count'));
+  }
+
+  render() {
+    const s = this.store;
+    const agents = [...s.agents.values()].sort((a, b) => (a.role === b.role ? a.connectedAt - b.connectedAt : a.role === 'agent' ? -1 : 1));
+    setText(this.count, String(agents.length));
+    const bySession = s.bySession();
+    const nameOf = s.functionName.bind(s);
+    // With one program its name on every chip is noise.
+    const label = (/** @type {import('./store.js').Resource} */ r) => (s.programs.size > 1 ? resourceName(r, nameOf) : resourceName(r, nameOf).slice(r.program.length + 1));
+    reconcile(this.body, agents, (a) => a.sessionId, () => createRow(), (tr, a) => {
+      const [name, role, since, holds, waits] = /** @type {HTMLElement[]} */ ([...tr.children]);
+      const mine = bySession.get(a.sessionId);
+      setClass(tr, a.state === 'detached' ? 'is-detached' : '');
+      if (name !== undefined) {
+        setText(/** @type {Element} */ (name.children[0]), a.name);
+        setText(/** @type {Element} */ (name.children[1]), a.sessionId === s.selfId ? 'this page' : a.state === 'detached' ? 'detached' : '');
+      }
+      if (role !== undefined) setText(role, a.role);
+      if (since !== undefined) since.dataset['since'] = String(a.connectedAt);
+      if (holds !== undefined) {
+        chips(holds, (mine?.holds ?? []).map((x) => ({ text: `${label(x.resource)} · ${x.mode}`, kind: `mode-${x.mode}` })));
+      }
+      if (waits !== undefined) {
+        const waiting = [...(mine?.waits.values() ?? [])].flatMap((t) =>
+          t.at.map((p) => ({ text: `${label(p.resource)} #${p.position} · ${t.mode}`, kind: 'waiting' })),
+        );
+        chips(waits, waiting);
+      }
+    });
+    this.tick();
+  }
+
+  tick() {
+    const now = this.store.now();
+    for (const el of /** @type {NodeListOf<HTMLElement>} */ (this.body.querySelectorAll('td.since'))) {
+      setText(el, duration(now - Number(el.dataset['since'])));
+    }
+  }
+}
+
+/** Chips shown per cell before "+N": a session holding a hundred locks must not take a screen. */
+const CHIPS_SHOWN = 4;
+
+/**
+ * Rebuilt only when their text changes, which is rare next to how often rows are visited.
+ * @param {HTMLElement} cell
+ * @param {{ text: string, kind: string }[]} items
+ */
+function chips(cell, items) {
+  const sig = items.map((i) => i.text).join('|');
+  if (cell.dataset['sig'] === sig) return;
+  cell.dataset['sig'] = sig;
+  const box = h('div', 'chips');
+  for (const i of items.slice(0, CHIPS_SHOWN)) box.append(h('span', `chip ${i.kind}`, i.text));
+  if (items.length > CHIPS_SHOWN) box.append(h('span', 'chip extra', `+${items.length - CHIPS_SHOWN}`));
+  cell.replaceChildren(box);
+}
+
+function createRow() {
+  const tr = h('tr');
+  const name = h('td', 'name');
+  name.append(h('span', 'who'), h('span', 'note'));
+  tr.append(name, h('td', 'role'), h('td', 'since'), h('td', 'holds'), h('td', 'waits'));
+  return tr;
+}

@@ -1,0 +1,164 @@
+import { AgentsView } from './agents-view.js';
+import { setText } from './dom.js';
+import { LocksView } from './locks-view.js';
+import { LogView } from './log-view.js';
+import { ProgramsView } from './programs-view.js';
+import { Rpc } from './rpc.js';
+import { Store } from './store.js';
+
+/** @typedef {import('./rpc.js').ConnState} ConnState */
+
+const TOPICS = ['agents', 'locks', 'edits'];
+/** Lock events come in bursts (one release can grant many): one lock.status read per burst. */
+const LOCKS_DEBOUNCE_MS = 40;
+/** An observer that never calls anything would be closed by the server's idle timeout. */
+const KEEPALIVE_MS = 60_000;
+
+const store = new Store();
+const views = {
+  agents: new AgentsView(store),
+  locks: new LocksView(store),
+  programs: new ProgramsView(store),
+  log: new LogView(store),
+};
+const conn = /** @type {HTMLElement} */ (document.getElementById('conn'));
+const summary = /** @type {HTMLElement} */ (document.getElementById('summary'));
+const seq = /** @type {HTMLElement} */ (document.getElementById('seq'));
+
+// The token stays in the fragment: it is never sent to the server in a URL or a Referer.
+const token = new URLSearchParams(location.hash.slice(1)).get('token');
+
+const rpc = new Rpc(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, {
+  onOpen: openSession,
+  onNotification(method, params) {
+    if (method === 'event') follow(store.apply(params));
+    else if (method === 'server.shutdown') showState('retrying', `server stopping (${params.reason})`);
+    schedule();
+  },
+  onState: showState,
+});
+
+/** @param {Rpc} r */
+async function openSession(r) {
+  const hello = await r.call('session.hello', { protocol: 1, name: 'dashboard', role: 'observer', ...(token === null ? {} : { token }) });
+  store.selfId = hello.sessionId;
+  store.warningMs = hello.lock.warningMs;
+  syncClock().catch(() => undefined);
+  const resume = store.synced;
+  const sub = await r.call('events.subscribe', resume ? { topics: TOPICS, since: store.lastSeq, runId: store.runId } : { topics: TOPICS });
+  store.lastSeq = sub.seq;
+  store.runId = sub.runId;
+  store.touch('header');
+  if (resume && !sub.truncated) return;
+  if (resume) store.markGap();
+  // Until every answer is in, a reconnect must take the snapshot again rather than resume.
+  store.synced = false;
+  // Each answer replaces its part of the state when it arrives: it reflects every event that came
+  // before it on this socket, and the events after it are applied on top.
+  await Promise.all([
+    r.call('agent.list').then((x) => store.setAgents(x.agents)),
+    r.call('lock.status', {}).then((x) => store.setLocks(x.resources)),
+    r.call('program.list').then((x) => {
+      store.keepPrograms(x.programs.map((/** @type {{ name: string }} */ p) => p.name));
+      return Promise.all(x.programs.map((/** @type {{ name: string }} */ p) => fetchProgram(p.name)));
+    }),
+  ]);
+  store.synced = true;
+  schedule();
+}
+
+/** @param {{ locks?: true, program?: string }} need */
+function follow(need) {
+  if (need.locks) refreshLocks();
+  if (need.program !== undefined) void fetchProgram(need.program);
+}
+
+/** @param {string} name */
+function fetchProgram(name) {
+  return rpc.call('program.get', { program: name }).then(
+    (p) => {
+      store.setProgram(p);
+      schedule();
+    },
+    // Deleted in between: its programDeleted event says so.
+    () => undefined,
+  );
+}
+
+let locksTimer = /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined);
+let locksInFlight = false;
+let locksAgain = false;
+
+function refreshLocks() {
+  if (locksInFlight) locksAgain = true;
+  else locksTimer ??= setTimeout(readLocks, LOCKS_DEBOUNCE_MS);
+}
+
+async function readLocks() {
+  locksTimer = undefined;
+  locksInFlight = true;
+  try {
+    store.setLocks((await rpc.call('lock.status', {})).resources);
+    schedule();
+  } catch {
+    // Disconnected: the next session's replay or snapshot brings the locks back.
+  } finally {
+    locksInFlight = false;
+    if (locksAgain) {
+      locksAgain = false;
+      refreshLocks();
+    }
+  }
+}
+
+async function syncClock() {
+  const sent = Date.now();
+  const { time } = await rpc.call('session.ping');
+  const received = Date.now();
+  store.skewMs = Date.parse(time) - (sent + received) / 2;
+}
+
+let frame = 0;
+
+/** Renders at most once per animation frame, and only the parts that changed. */
+function schedule() {
+  if (frame === 0 && store.dirty.size > 0) frame = requestAnimationFrame(render);
+}
+
+function render() {
+  frame = 0;
+  const dirty = new Set(store.dirty);
+  store.dirty.clear();
+  if (dirty.has('locks')) views.locks.render();
+  if (dirty.has('agents')) views.agents.render();
+  if (dirty.has('programs')) views.programs.render();
+  if (dirty.has('log')) views.log.render();
+  if (dirty.has('header')) renderHeader();
+}
+
+function renderHeader() {
+  let held = 0;
+  let waiting = 0;
+  for (const r of store.resources) {
+    held += r.holders.length;
+    waiting += r.queue.length;
+  }
+  const agents = [...store.agents.values()].filter((a) => a.role === 'agent').length;
+  setText(summary, `${agents} agents · ${held} locks held · ${waiting} waiting`);
+  setText(seq, `seq ${store.lastSeq}`);
+  seq.dataset['seq'] = String(store.lastSeq);
+}
+
+/** @param {ConnState} state @param {string} detail */
+function showState(state, detail) {
+  conn.dataset['state'] = state;
+  const label = { connecting: 'connecting', live: 'live', retrying: 'reconnecting', failed: 'failed' }[state];
+  setText(conn, detail === '' ? label : `${label}: ${detail}`);
+}
+
+// Countdowns tick faster than they show seconds, so a lease turns "expiring" within a quarter
+// second of entering its warning window.
+setInterval(() => views.locks.tick(), 250);
+setInterval(() => views.agents.tick(), 1000);
+setInterval(() => void rpc.call('session.ping').catch(() => undefined), KEEPALIVE_MS);
+rpc.start();

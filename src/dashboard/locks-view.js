@@ -1,0 +1,126 @@
+import { h, reconcile, setClass, setText } from './dom.js';
+import { countdown, resourceName } from './format.js';
+import { resourceKey } from './store.js';
+
+/** @typedef {import('./store.js').Store} Store */
+/** @typedef {import('./store.js').ResourceStatus} ResourceStatus */
+/** @typedef {import('./store.js').Holder} Holder */
+/** @typedef {import('./store.js').Waiter} Waiter */
+
+/** Longer queues show their head and a count: a row must stay one glance. */
+const QUEUE_SHOWN = 8;
+
+/** One row per held or awaited resource: holders with their countdowns, then the queue in order. */
+export class LocksView {
+  /** @param {Store} store */
+  constructor(store) {
+    this.store = store;
+    this.body = /** @type {HTMLElement} */ (document.getElementById('locks'));
+    this.empty = /** @type {HTMLElement} */ (document.getElementById('locks-empty'));
+    this.count = /** @type {HTMLElement} */ (document.getElementById('locks-count'));
+  }
+
+  render() {
+    const rs = this.store.resources;
+    this.empty.hidden = rs.length > 0;
+    setText(this.count, rs.length === 0 ? '' : String(rs.length));
+    reconcile(this.body, rs, (r) => resourceKey(r.resource), () => this.createRow(), (tr, r) => this.updateRow(tr, r));
+    this.tick();
+  }
+
+  createRow() {
+    const tr = h('tr');
+    const res = h('td', 'res');
+    res.append(h('span', 'res-name'), h('span', 'res-sub'));
+    tr.append(res, h('td', 'mode'), h('td', 'holders'), h('td', 'expiries'), h('td', 'queue'));
+    tr.children[4]?.append(h('ol', 'waiters'), h('span', 'more'));
+    return tr;
+  }
+
+  /** @param {HTMLElement} tr @param {ResourceStatus} r */
+  updateRow(tr, r) {
+    const [res, mode, holders, expiries, queue] = /** @type {HTMLElement[]} */ ([...tr.children]);
+    const nameOf = this.store.functionName.bind(this.store);
+    const full = resourceName(r.resource, nameOf);
+    const slash = full.indexOf('/');
+    setText(/** @type {Element} */ (res?.children[0]), full.slice(slash + 1));
+    setText(/** @type {Element} */ (res?.children[1]), r.resource.structure === true ? r.resource.program : `${r.resource.program} · f${r.resource.function}`);
+
+    const held = r.holders[0]?.mode;
+    setClass(tr, held === undefined ? 'row-waiting' : `row-${held}`);
+    if (mode !== undefined) modeBadge(mode, held);
+
+    const byHolder = (/** @type {Holder} */ x) => x.sessionId;
+    if (holders !== undefined) {
+      reconcile(holders, r.holders, byHolder, () => holderLine(), (el, x) => {
+        setText(/** @type {Element} */ (el.children[0]), x.name ?? x.sessionId.slice(0, 8));
+        setText(/** @type {Element} */ (el.children[1]), x.description ?? '');
+      });
+    }
+    if (expiries !== undefined) {
+      reconcile(expiries, r.holders, byHolder, () => expiryLine(), (el, x) => {
+        const granted = Date.parse(x.grantedAt);
+        const expires = Date.parse(x.expiresAt);
+        el.dataset['expires'] = String(expires);
+        el.dataset['window'] = String(Math.min(this.store.warningMs, (expires - granted) / 5));
+      });
+    }
+    if (queue !== undefined) this.updateQueue(queue, r.queue);
+  }
+
+  /** @param {HTMLElement} cell @param {Waiter[]} queue */
+  updateQueue(cell, queue) {
+    const [list, more] = /** @type {HTMLElement[]} */ ([...cell.children]);
+    if (list === undefined || more === undefined) return;
+    const shown = [...queue].sort((a, b) => a.position - b.position).slice(0, QUEUE_SHOWN);
+    reconcile(list, shown, (q) => q.ticket, () => waiterItem(), (li, q) => {
+      setClass(li, `waiter mode-${q.mode}`);
+      li.title = q.description ?? '';
+      const [pos, who, tag] = /** @type {HTMLElement[]} */ ([...li.children]);
+      if (pos !== undefined) setText(pos, String(q.position));
+      if (who !== undefined) setText(who, q.name ?? q.sessionId.slice(0, 8));
+      if (tag !== undefined) setText(tag, q.upgrade ? `waits · ${q.mode} upgrade` : `waits · ${q.mode}`);
+    });
+    setText(more, queue.length > QUEUE_SHOWN ? `+${queue.length - QUEUE_SHOWN} more` : '');
+  }
+
+  /** Moves every countdown on; a lease in its warning window turns "expiring". */
+  tick() {
+    const now = this.store.now();
+    for (const el of /** @type {NodeListOf<HTMLElement>} */ (this.body.querySelectorAll('.expiry'))) {
+      const left = Number(el.dataset['expires']) - now;
+      const expiring = left <= Number(el.dataset['window']);
+      setClass(el, expiring ? 'expiry is-expiring' : 'expiry');
+      setText(/** @type {Element} */ (el.children[0]), countdown(left));
+      /** @type {HTMLElement} */ (el.children[1]).hidden = !expiring;
+    }
+  }
+}
+
+/** @param {HTMLElement} cell @param {string | undefined} mode */
+export function modeBadge(cell, mode) {
+  let badge = /** @type {HTMLElement | null} */ (cell.firstElementChild);
+  if (badge === null) cell.append((badge = h('span')));
+  setClass(badge, mode === undefined ? 'badge free' : `badge mode-${mode}`);
+  setText(badge, mode ?? 'free');
+}
+
+function holderLine() {
+  const el = h('div', 'holder');
+  el.append(h('span', 'who'), h('span', 'desc'));
+  return el;
+}
+
+function expiryLine() {
+  const el = h('div', 'expiry');
+  const badge = h('span', 'badge expiring', 'expiring');
+  badge.hidden = true;
+  el.append(h('span', 'ttl'), badge);
+  return el;
+}
+
+function waiterItem() {
+  const li = h('li', 'waiter');
+  li.append(h('span', 'pos'), h('span', 'who'), h('span', 'tag'));
+  return li;
+}
