@@ -184,6 +184,8 @@ export class SqliteStore implements ProgramStore {
         WHERE program = ? AND function_id = ? AND hash = ? ORDER BY version DESC LIMIT 1`),
       changedBetween: db.prepare(`SELECT DISTINCT function_id FROM revision_functions
         WHERE program = ? AND revision > ? AND revision <= ? ORDER BY function_id`).pluck(),
+      // CROSS JOIN fixes the join order (SQLite never reorders it): left to itself the planner
+      // scanned every stored version of the program, making each lookup grow with the history.
       stateAt: db.prepare(`WITH latest AS (
           SELECT function_id, max(revision) AS revision FROM revision_functions
           WHERE program = :program AND revision <= :revision
@@ -191,8 +193,8 @@ export class SqliteStore implements ProgramStore {
           GROUP BY function_id)
         SELECT v.function_id, v.version, v.revision, v.hash, v.body
         FROM latest l
-        JOIN revision_functions f ON f.program = :program AND f.revision = l.revision AND f.function_id = l.function_id
-        JOIN function_versions v ON v.program = :program AND v.function_id = f.function_id AND v.version = f.after_version
+        CROSS JOIN revision_functions f ON f.program = :program AND f.revision = l.revision AND f.function_id = l.function_id
+        CROSS JOIN function_versions v ON v.program = :program AND v.function_id = f.function_id AND v.version = f.after_version
         ORDER BY v.function_id`),
       addCheckpoint: db.prepare(`INSERT OR IGNORE INTO checkpoints (program, name, revision, at, session_id, session_name)
         VALUES (?, ?, ?, ?, ?, ?)`),

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { SessionInfo } from '../concurrency/index.ts';
-import type { Coordinator, Sink } from '../coordinator/coordinator.ts';
+import type { Coordinator, DisconnectReason, Sink } from '../coordinator/coordinator.ts';
 import { dispatch, isMethod, validate } from '../coordinator/dispatch.ts';
 import { hello } from '../coordinator/session-handlers.ts';
 import { LockstepError, RpcCode, RpcProtocolError, type RpcErrorObject } from '../protocol/errors.ts';
@@ -11,6 +11,11 @@ import { TokenBucket } from './token-bucket.ts';
 
 /** Pongs a socket may miss in a row before it is taken for dead (spec: two). */
 const MAX_MISSED_PONGS = 2;
+/**
+ * Close codes of a client saying goodbye (normal, going away, or a close frame without a code):
+ * the session ends at once. Anything else (1006 above all: no close frame) is a connection lost.
+ */
+const GOODBYE_CODES = new Set([1000, 1001, 1005]);
 /** How long a dropped slow consumer's close frame gets before the socket is cut. */
 const SLOW_CONSUMER_CLOSE_MS = 1_000;
 
@@ -28,6 +33,9 @@ export interface ConnectionOptions {
 export class Connection implements Sink {
   session: SessionInfo | undefined;
   private missedPongs = 0;
+  /** A slow consumer found mid-call is dropped only after the call's after-reply work. */
+  private inCall = false;
+  private droppedInCall = false;
   private readonly bucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
 
@@ -45,9 +53,9 @@ export class Connection implements Sink {
     ws.on('pong', () => {
       this.missedPongs = 0;
     });
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       clearTimeout(this.helloTimer);
-      this.onGone();
+      this.onGone(GOODBYE_CODES.has(code) ? 'closed' : 'dropped');
     });
     ws.on('error', (err) => {
       this.log.debug({ err, sessionId: this.session?.id }, 'socket error');
@@ -81,11 +89,11 @@ export class Connection implements Sink {
   }
 
   /** The socket is gone (close, error, terminate): the session goes with it, in this tick. */
-  private onGone(): void {
+  private onGone(why: DisconnectReason = 'dropped'): void {
     const session = this.session;
     if (session === undefined) return;
     this.session = undefined;
-    this.c.disconnect(session.id, 'disconnect', this);
+    this.c.disconnect(session.id, why, this);
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
@@ -118,6 +126,7 @@ export class Connection implements Sink {
     const after: Array<() => void> = [];
     const started = performance.now();
     let outcome = 'ok';
+    this.inCall = true;
     try {
       const result = this.run(call, after);
       if (call.id !== undefined) this.send(resultFrame(call.id, result));
@@ -133,6 +142,8 @@ export class Connection implements Sink {
     const method = isMethod(call.method) ? call.method : 'unknown';
     this.c.metrics.requests.observe({ method, outcome }, (performance.now() - started) / 1000);
     for (const fn of after) fn();
+    this.inCall = false;
+    if (this.droppedInCall) this.onGone();
   }
 
   private run(call: IncomingCall, after: Array<() => void>): unknown {
@@ -183,7 +194,10 @@ export class Connection implements Sink {
       // The close frame queues behind the unsent data; a reader that never reads again would keep
       // it all until ws's 30 s close timeout, so cut the socket soon after.
       setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_CLOSE_MS).unref();
-      this.onGone();
+      // Releasing the session's locks before the call's commit event and watchers' pushes went
+      // out would put a commit on the stream after its lock had passed to someone else.
+      if (this.inCall) this.droppedInCall = true;
+      else this.onGone();
       return;
     }
     this.ws.send(frame);

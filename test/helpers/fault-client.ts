@@ -46,8 +46,6 @@ export class FaultClient {
   sessionId = '';
   readonly closed: Promise<void>;
   isClosed = false;
-  /** Requests sent on this socket, whatever became of them. */
-  sent = 0;
   private nextId = 1;
   private readonly replies = new Map<number, (o: Outcome) => void>();
   private readonly notes: Note[] = [];
@@ -84,7 +82,6 @@ export class FaultClient {
   call(method: string, params?: unknown): Promise<Outcome> {
     if (this.isClosed) return Promise.resolve({ kind: 'unknown' });
     const id = this.nextId++;
-    this.sent++;
     const reply = new Promise<Outcome>((resolve) => this.replies.set(id, resolve));
     this.ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) }));
     return reply;
