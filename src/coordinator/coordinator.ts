@@ -17,6 +17,12 @@ import type { Tokens } from './tokens.ts';
 import { Watches } from './watches.ts';
 import { DEFAULT_PROGRAM, iso } from './wire-map.ts';
 
+/**
+ * dropped: the socket died (error, missed pongs, abnormal close); closed: the client closed it on
+ * purpose; idle and shutdown: the server closed it.
+ */
+export type DisconnectReason = 'dropped' | 'closed' | 'idle' | 'shutdown';
+
 /** Where a session's pushes go: its connection. */
 export interface Sink {
   notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void;
@@ -120,18 +126,19 @@ export class Coordinator {
   }
 
   /**
-   * The connection is gone, however it went: everything the session had goes now, in this tick
-   * (or, for a plain disconnect with resume grace on, its locks wait out the grace).
+   * The connection is gone, however it went: everything the session had goes now, in this tick.
+   * Only a socket that dropped (not one the client closed on purpose) keeps its locks for the
+   * resume grace, when that is on.
    */
-  disconnect(sessionId: string, why: 'disconnect' | 'idle' | 'shutdown', sink?: Sink): void {
+  disconnect(sessionId: string, why: DisconnectReason, sink?: Sink): void {
     const current = this.sinks.get(sessionId);
     // A stale connection closing late must not tear down the session a newer one resumed.
     if (current === undefined || (sink !== undefined && current !== sink)) return;
     this.sinks.delete(sessionId);
     this.subscriptions.delete(sessionId);
     this.watches.dropSession(sessionId);
-    if (why === 'disconnect') this.sessions.detach(sessionId);
-    else this.sessions.remove(sessionId, why);
+    if (why === 'dropped') this.sessions.detach(sessionId);
+    else this.sessions.remove(sessionId, why === 'closed' ? 'disconnect' : why);
   }
 
   notify<N extends NotificationName>(sessionId: string, method: N, params: NotificationParams<N>): void {

@@ -62,7 +62,8 @@ describe('sessions over the wire', () => {
     expect(hello.resumeSecret).toEqual(expect.any(String));
     const [f] = await addFunctions(a, ['f']);
     const g = await a.call('lock.acquire', { functions: [f], mode: 'write' });
-    await a.close();
+    a.ws.terminate();
+    await a.closed;
 
     const b = await t.agent(s, 'b');
     expect((await b.fail('lock.acquire', { functions: [f], mode: 'write' })).data!.type).toBe('LOCK_DENIED');
@@ -98,8 +99,20 @@ describe('sessions over the wire', () => {
     await a.call('lock.acquire', { functions: [f], mode: 'write' });
     const b = await t.agent(s, 'b');
     const q = await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
+    a.ws.terminate();
+    expect((await b.notification('lock.granted')).ticket).toBe(q.ticket);
+  });
+
+  it('ends a session that closes its socket on purpose at once, even with resume grace on', async () => {
+    const s = await t.server({ sessionGraceMs: 60_000 });
+    const a = await t.agent(s, 'a');
+    const [f] = await addFunctions(a, ['f']);
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    const b = await t.agent(s, 'b');
+    const q = await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
     await a.close();
     expect((await b.notification('lock.granted')).ticket).toBe(q.ticket);
+    expect((await b.call('agent.list')).agents.map((x: any) => x.name)).toEqual(['b']);
   });
 
   it('refuses new sessions while draining', async () => {
