@@ -1,0 +1,182 @@
+import { isLockstepError, LockstepClient, type AcquireOptions, type LockHandle } from '../client/index.ts';
+import type { EditOp } from '../protocol/program.ts';
+import { mutation, type DemoFunction } from './demo-program.ts';
+import type { Random } from './random.ts';
+
+export interface AgentStats {
+  name: string;
+  /** Committed edits (a batch counts once). */
+  edits: number;
+  batches: number;
+  reads: number;
+  /** Acquires that had to wait in a queue. */
+  queued: number;
+  conflicts: number;
+  denied: number;
+  timeouts: number;
+  errors: number;
+}
+
+export interface AgentContext {
+  url: string;
+  program: string;
+  functions: readonly DemoFunction[];
+  rnd: Random;
+  deadline: number;
+  /** Fires at the deadline: waits are withdrawn and pauses cut short, work in hand is finished. */
+  signal: AbortSignal;
+  log(line: string): void;
+}
+
+type Action = 'edit' | 'batch' | 'read' | 'optimistic' | 'tryLock';
+const ACTION_WEIGHTS: Record<Action, number> = { edit: 40, batch: 20, read: 20, optimistic: 12, tryLock: 8 };
+
+/** One simulated agent: lock, read, think, edit, release, until the deadline. */
+export async function runAgent(name: string, ctx: AgentContext): Promise<AgentStats> {
+  const stats: AgentStats = { name, edits: 0, batches: 0, reads: 0, queued: 0, conflicts: 0, denied: 0, timeouts: 0, errors: 0 };
+  const client = await LockstepClient.connect({ url: ctx.url, name, autoRenew: true, reconnect: { maxAttempts: 5 }, callTimeoutMs: 10_000 });
+  const agent = new DemoAgent(client, name, ctx, stats);
+  try {
+    while (Date.now() < ctx.deadline && !ctx.signal.aborted) {
+      try {
+        await agent.act(ctx.rnd.weighted(ACTION_WEIGHTS));
+      } catch (err) {
+        if (agent.absorb(err) === 'stop') break;
+      }
+      await agent.pause(150, 700);
+    }
+  } finally {
+    await client.close();
+  }
+  return stats;
+}
+
+class DemoAgent {
+  private readonly program: string;
+
+  constructor(
+    private readonly client: LockstepClient,
+    private readonly name: string,
+    private readonly ctx: AgentContext,
+    private readonly stats: AgentStats,
+  ) {
+    this.program = ctx.program;
+  }
+
+  act(action: Action): Promise<void> {
+    const { rnd, functions } = this.ctx;
+    switch (action) {
+      case 'edit':
+        return this.edit([rnd.pick(functions)]);
+      case 'batch':
+        return this.edit(rnd.sample(functions, rnd.int(2, 3)));
+      case 'read':
+        return this.read(rnd.sample(functions, rnd.int(1, 2)));
+      case 'optimistic':
+        return this.optimistic(rnd.pick(functions));
+      case 'tryLock':
+        return this.tryLock(rnd.pick(functions));
+    }
+  }
+
+  /** What a failed action means for the demo: counted, and whether the agent should stop. */
+  absorb(err: unknown): 'stop' | 'go on' {
+    if (isLockstepError(err, 'ABORTED', 'CLOSED')) return 'stop';
+    if (isLockstepError(err, 'CONFLICT')) this.stats.conflicts++;
+    else if (isLockstepError(err, 'LOCK_DENIED')) this.stats.denied++;
+    else if (isLockstepError(err, 'WAIT_TIMEOUT')) this.stats.timeouts++;
+    else {
+      this.stats.errors++;
+      this.ctx.log(`${this.name}: ${isLockstepError(err) ? `${err.type}: ${err.message}` : String(err)}`);
+    }
+    return 'go on';
+  }
+
+  /** A think time, cut short at the deadline. */
+  pause(minMs: number, maxMs: number): Promise<void> {
+    const ms = Math.min(this.ctx.rnd.int(minMs, maxMs), Math.max(0, this.ctx.deadline - Date.now()));
+    if (ms === 0 || this.ctx.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.ctx.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.ctx.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private lockOptions(fns: readonly DemoFunction[], mode: 'read' | 'write', what: string): AcquireOptions {
+    return {
+      program: this.program,
+      functions: fns.map((f) => f.id),
+      mode,
+      ttlMs: 15_000,
+      waitTimeoutMs: 2_500,
+      description: `${what} ${fns.map((f) => f.name).join(', ')}`,
+      signal: this.ctx.signal,
+      onQueue: (u) => {
+        if (!u.initial) return;
+        this.stats.queued++;
+        this.ctx.log(`${this.name} waits for ${fns.map((f) => f.name).join(', ')} (position ${Math.max(...u.positions.map((p) => p.position))})`);
+      },
+    };
+  }
+
+  private async edit(fns: readonly DemoFunction[]): Promise<void> {
+    const batch = fns.length > 1;
+    await this.client.withLocks(this.lockOptions(fns, 'write', batch ? 'refactor' : 'edit'), async (lock) => {
+      const bodies = await Promise.all(fns.map((f) => this.client.function.get({ program: this.program, function: f.id })));
+      await this.pause(250, 900);
+      const ops = bodies.flatMap((b) => mutation(b.function, this.ctx.rnd, this.name));
+      const expectedHashes = Object.fromEntries(bodies.map((b) => [String(b.function.id), b.hash]));
+      await this.commit(lock, ops, expectedHashes, batch ? `refactored ${fns.map((f) => f.name).join(' + ')}` : `edited ${fns[0]?.name}`);
+      if (batch) this.stats.batches++;
+    });
+  }
+
+  private async read(fns: readonly DemoFunction[]): Promise<void> {
+    await this.client.withLocks(this.lockOptions(fns, 'read', 'review'), async () => {
+      await Promise.all(fns.map((f) => this.client.function.get({ program: this.program, function: f.id })));
+      await this.pause(200, 600);
+      this.stats.reads++;
+    });
+  }
+
+  /** Reads without a lock and edits later on that basis: the edit conflicts if someone was faster. */
+  private async optimistic(fn: DemoFunction): Promise<void> {
+    const seen = await this.client.function.get({ program: this.program, function: fn.id });
+    await this.pause(300, 1_000);
+    await this.client.withLocks(this.lockOptions([fn], 'write', 'edit'), async (lock) => {
+      try {
+        await this.commit(lock, mutation(seen.function, this.ctx.rnd, this.name), { [fn.id]: seen.hash }, `edited ${fn.name}`);
+      } catch (err) {
+        if (!isLockstepError(err, 'CONFLICT')) throw err;
+        this.stats.conflicts++;
+        this.ctx.log(`${this.name} hit a CONFLICT on ${fn.name} (changed since read); re-reading`);
+        const fresh = await this.client.function.get({ program: this.program, function: fn.id });
+        await this.commit(lock, mutation(fresh.function, this.ctx.rnd, this.name), { [fn.id]: fresh.hash }, `edited ${fn.name} after the conflict`);
+      }
+    });
+  }
+
+  private async tryLock(fn: DemoFunction): Promise<void> {
+    try {
+      await this.client.withLocks({ ...this.lockOptions([fn], 'write', 'quick fix'), wait: false }, async (lock) => {
+        const { function: body, hash } = await this.client.function.get({ program: this.program, function: fn.id });
+        await this.commit(lock, mutation(body, this.ctx.rnd, this.name), { [fn.id]: hash }, `quick-fixed ${fn.name}`);
+      });
+    } catch (err) {
+      if (!isLockstepError(err, 'LOCK_DENIED')) throw err;
+      this.stats.denied++;
+      this.ctx.log(`${this.name} found ${fn.name} busy (LOCK_DENIED); moving on`);
+    }
+  }
+
+  private async commit(lock: LockHandle, ops: EditOp[], expectedHashes: Record<string, string>, what: string): Promise<void> {
+    const r = await this.client.edit.apply({ program: this.program, ops, expectedHashes, fences: lock.fences });
+    this.stats.edits++;
+    this.ctx.log(`${this.name} ${what} -> revision ${r.revision}`);
+  }
+}

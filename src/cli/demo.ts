@@ -1,0 +1,90 @@
+import { parseArgs } from 'node:util';
+import { runAgent, type AgentStats } from './demo-agent.ts';
+import { prepareProgram } from './demo-program.ts';
+import { connectClient, DEFAULT_URL, intOption, urlOf } from './common.ts';
+import { Random } from './random.ts';
+import { table } from './table.ts';
+
+export const DEMO_HELP = `Usage: lockstep demo [options]
+
+Runs simulated agents against a running server for a while, so the dashboard shows life: they
+lock functions (alone and in batches), read them, edit them with expected hashes and fences, and
+release them, with pauses, queueing, refused try-locks and the occasional conflict. Missing demo
+functions are created first. Prints what happened and a summary.
+
+Options:
+  --url <url>          server address (default ${DEFAULT_URL}; env LOCKSTEP_URL)
+  --agents <n>         number of agents, 1..32 (default 4)
+  --seconds <s>        how long to run, 1..86400 (default 30)
+  --seed <n>           random seed, to repeat a run (default: random, printed)
+  --program <name>     program to work on, created if missing (default main)
+  --quiet              print only the summary
+  --help               show this text`;
+
+const NAMES = ['ada', 'grace', 'linus', 'barbara', 'ken', 'edsger', 'margaret', 'dennis'];
+
+export async function demo(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      url: { type: 'string' },
+      agents: { type: 'string' },
+      seconds: { type: 'string' },
+      seed: { type: 'string' },
+      program: { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    console.log(DEMO_HELP);
+    return;
+  }
+  const url = urlOf(values.url);
+  const agents = intOption('agents', values.agents, 4, 1, 32);
+  const seconds = intOption('seconds', values.seconds, 30, 1, 86_400);
+  const seed = intOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1);
+  const program = values.program ?? 'main';
+  const started = Date.now();
+  const log = values.quiet === true ? () => undefined : (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
+
+  const observer = await connectClient({ url, name: 'demo-setup', reconnect: false });
+  try {
+    const functions = await prepareProgram(observer, program);
+    const before = (await observer.program.get({ program })).revision;
+    console.log(`demo: ${agents} agents for ${seconds}s on ${url}, program ${program} (${functions.length} functions), seed ${seed}`);
+
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), seconds * 1000);
+    const onSignal = () => stop.abort();
+    process.once('SIGINT', onSignal);
+    const root = new Random(seed);
+    const names = Array.from({ length: agents }, (_, i) => (i < NAMES.length ? NAMES[i] : `${NAMES[i % NAMES.length]}-${Math.floor(i / NAMES.length) + 1}`) as string);
+    const runs = await Promise.allSettled(
+      names.map((name) => runAgent(name, { url, program, functions, rnd: new Random(root.int(0, 2 ** 31)), deadline: started + seconds * 1000, signal: stop.signal, log })),
+    );
+    clearTimeout(timer);
+    process.off('SIGINT', onSignal);
+
+    const stats = runs.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    for (const r of runs) if (r.status === 'rejected') console.error(`demo: an agent failed to start: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`);
+    if (stats.length === 0) throw new Error('no agent could start');
+    const after = (await observer.program.get({ program })).revision;
+    console.log(summary(stats, program, before, after, Date.now() - started));
+  } finally {
+    await observer.close();
+  }
+}
+
+function summary(stats: AgentStats[], program: string, before: number, after: number, ms: number): string {
+  const cols = ['edits', 'batches', 'reads', 'queued', 'conflicts', 'denied', 'timeouts', 'errors'] as const;
+  const total = Object.fromEntries(cols.map((c) => [c, stats.reduce((n, s) => n + s[c], 0)])) as Record<(typeof cols)[number], number>;
+  const rows = [...stats.map((s) => [s.name, ...cols.map((c) => String(s[c]))]), ['total', ...cols.map((c) => String(total[c]))]];
+  return [
+    '',
+    `summary after ${(ms / 1000).toFixed(1)}s:`,
+    table(['AGENT', ...cols.map((c) => c.toUpperCase())], rows),
+    `edits committed: ${total.edits} (program ${program} went from revision ${before} to ${after})`,
+  ].join('\n');
+}

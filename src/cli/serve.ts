@@ -1,0 +1,42 @@
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { envOf, flagOf, OPTION_NAMES, optionSpecs, resolveConfig, type OptionName } from '../config.ts';
+import { start } from '../server.ts';
+
+export function serveHelp(): string {
+  const rows = OPTION_NAMES.map((name) => {
+    const spec = optionSpecs[name];
+    return `  --${flagOf(name)} <value>`.padEnd(34) + `${spec.doc} (default ${String(spec.default)}; env ${envOf(name)})`;
+  });
+  return `Usage: lockstep serve [options]\n\nStarts the server: ws://HOST:PORT/ws, dashboard at /, health at /healthz.\n\nOptions:\n${rows.join('\n')}\n  --help                          show this text`;
+}
+
+export async function serve(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      help: { type: 'boolean' },
+      ...Object.fromEntries(OPTION_NAMES.map((n) => [flagOf(n), { type: 'string' as const }])),
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    console.log(serveHelp());
+    return;
+  }
+  const flags: Partial<Record<OptionName, unknown>> = {};
+  for (const name of OPTION_NAMES) flags[name] = (values as Record<string, unknown>)[flagOf(name)];
+  const config = resolveConfig(flags);
+  // Logs go to stderr (pretty in a terminal) so stdout carries only the addresses scripts read.
+  const logger = process.stderr.isTTY
+    ? pino({ level: config.logLevel, transport: { target: 'pino-pretty', options: { destination: 2 } } })
+    : pino({ level: config.logLevel }, pino.destination(2));
+  const server = await start({ ...config, logger });
+  console.log(`lockstep listening on ${server.url}`);
+  console.log(`dashboard http://${server.host}:${server.port}/`);
+  const onSignal = (signal: string) => {
+    void server.stop(signal).then(() => process.exit(0));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+}

@@ -1,0 +1,106 @@
+import { parseArgs } from 'node:util';
+import type { LockstepClient } from '../client/index.ts';
+import type { ResultOf } from '../protocol/methods.ts';
+import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
+import { connectClient, DEFAULT_URL, urlOf } from './common.ts';
+import { duration, table } from './table.ts';
+
+export const STATUS_HELP = `Usage: lockstep status [options]
+
+Shows the sessions, locks and queues of a running server.
+
+Options:
+  --url <url>        server address (default ${DEFAULT_URL}; env LOCKSTEP_URL)
+  --program <name>   only the locks of this program
+  --json             print one JSON object instead of tables
+  --help             show this text`;
+
+type LockStatus = ResultOf<'lock.status'>['resources'][number];
+
+export interface StatusSnapshot {
+  url: string;
+  server: { name: string; version: string };
+  time: string;
+  programs: ResultOf<'program.list'>['programs'];
+  /** Every session but the one asking. */
+  agents: ResultOf<'agent.list'>['agents'];
+  /** Held or awaited resources, each with the function's name when it has one. */
+  locks: Array<LockStatus & { name?: string }>;
+}
+
+export async function status(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { url: { type: 'string' }, program: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } },
+    strict: true,
+  });
+  if (values.help === true) {
+    console.log(STATUS_HELP);
+    return;
+  }
+  const url = urlOf(values.url);
+  const client = await connectClient({ url, name: 'lockstep-status', role: 'observer', reconnect: false });
+  try {
+    const snap = await snapshot(client, values.program);
+    console.log(values.json === true ? JSON.stringify(snap, null, 2) : render(snap));
+  } finally {
+    await client.close();
+  }
+}
+
+export async function snapshot(client: LockstepClient, program?: string): Promise<StatusSnapshot> {
+  const [{ agents }, { resources }, { programs }] = await Promise.all([
+    client.agent.list(),
+    client.lock.status(program === undefined ? {} : { program }),
+    client.program.list(),
+  ]);
+  const names = new Map<string, string>();
+  for (const p of new Set(resources.map((r) => r.resource.program))) {
+    const { functions } = await client.program.get({ program: p });
+    for (const f of functions) names.set(`${p}/${f.id}`, f.name);
+  }
+  const nameOf = (r: Resource) => (isStructure(r) ? undefined : names.get(`${r.program}/${r.function}`));
+  return {
+    url: client.url,
+    server: client.hello?.server ?? { name: 'lockstep', version: '?' },
+    time: new Date().toISOString(),
+    programs: program === undefined ? programs : programs.filter((p) => p.name === program),
+    agents: agents.filter((a) => a.sessionId !== client.sessionId),
+    locks: resources.map((r) => {
+      const name = nameOf(r.resource);
+      return name === undefined ? r : { ...r, name };
+    }),
+  };
+}
+
+export function render(s: StatusSnapshot): string {
+  const now = Date.parse(s.time);
+  const label = (l: StatusSnapshot['locks'][number]) => (l.name === undefined ? formatResource(l.resource) : `${formatResource(l.resource)} ${l.name}`);
+  const out = [`${s.server.name} ${s.server.version} at ${s.url}`, ''];
+  out.push(`PROGRAMS (${s.programs.length})`, table(['NAME', 'REVISION', 'FUNCTIONS'], s.programs.map((p) => [p.name, String(p.revision), String(p.functions)])), '');
+  out.push(
+    `SESSIONS (${s.agents.length})`,
+    s.agents.length === 0
+      ? '  none'
+      : table(
+          ['NAME', 'ROLE', 'STATE', 'LOCKS', 'WAITING', 'IDLE', 'SESSION'],
+          s.agents.map((a) => [a.name, a.role, a.state, String(a.locks.length), String(a.waiting.length), duration(now - Date.parse(a.lastActiveAt)), a.sessionId.slice(0, 8)]),
+        ),
+    '',
+  );
+  out.push(
+    `LOCKS (${s.locks.length})`,
+    s.locks.length === 0
+      ? '  none'
+      : table(
+          ['RESOURCE', 'HELD BY', 'EXPIRES IN', 'QUEUE'],
+          s.locks.map((l) => [
+            label(l),
+            l.holders.map((h) => `${h.name ?? h.sessionId.slice(0, 8)} ${h.mode} #${h.fence}`).join(', ') || '-',
+            l.holders.length === 0 ? '-' : duration(Math.min(...l.holders.map((h) => Date.parse(h.expiresAt))) - now),
+            l.queue.map((q) => `${q.position}. ${q.name ?? q.sessionId.slice(0, 8)} ${q.mode}${q.upgrade ? ' (upgrade)' : ''}`).join(', ') || '-',
+          ]),
+        ),
+  );
+  return out.join('\n');
+}

@@ -1,0 +1,486 @@
+import { EventEmitter } from 'eventemitter3';
+import { METHOD_NAMES, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
+import { NOTIFICATION_NAMES, type NotificationName } from '../protocol/notifications.ts';
+import { isStructure, type Resource } from '../protocol/resource.ts';
+import type { Grant } from '../protocol/wire.ts';
+import { backoffDelay, DEFAULT_BACKOFF, type Backoff } from './backoff.ts';
+import { Channel } from './channel.ts';
+import { isLockstepError, LockstepClientError } from './errors.ts';
+import { waitForGrant } from './grant-waiter.ts';
+import { Leases } from './leases.ts';
+import { LockHandle, type LockOwner } from './lock-handle.ts';
+import { restoreSession } from './restore.ts';
+import { SessionState, type TrackOptions } from './session-state.ts';
+import { openSocket, type WebSocketConstructor } from './socket.ts';
+import type { ArgsOf, CallableMethod, CallOptions, ClientEvents, ClientOptions, HelloResult, Namespaces, QueueUpdate } from './types.ts';
+
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** lock.acquire params, waiting by default, plus what only the client can do. */
+export interface AcquireOptions extends Omit<ParamsOf<'lock.acquire'>, 'wait'> {
+  /** Queue when not grantable now (default true); false fails with LOCK_DENIED instead. */
+  wait?: boolean;
+  /** Abort withdraws the queued ticket (lock.cancel), or gives back a grant that raced the abort. */
+  signal?: AbortSignal;
+  /** The starting queue positions, then every change (lock.queue). */
+  onQueue?: (update: QueueUpdate) => void;
+  /** Renew these locks automatically until released (default: the client's autoRenew). */
+  autoRenew?: boolean;
+  /** Reply timeout of the lock.acquire call itself; waiting in the queue is bounded by waitTimeoutMs. */
+  timeoutMs?: number;
+}
+
+interface SendOptions extends CallOptions, TrackOptions {}
+
+interface ReadyWaiter {
+  resolve(channel: Channel): void;
+  reject(err: LockstepClientError): void;
+}
+
+const DEFAULT_PROGRAM = 'main';
+const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** The protocol's default lease, assumed only before the first hello says the real one. */
+const DEFAULT_TTL_MS = 30 * 60_000;
+/** How long close() waits for the close handshake of a server that may be gone. */
+const CLOSE_WAIT_MS = 1_000;
+
+let fallbackWebSocket: WebSocketConstructor | undefined;
+
+/** The WebSocket used when neither the options nor globalThis provide one (the Node entry sets `ws`). */
+export function setDefaultWebSocket(ctor: WebSocketConstructor): void {
+  fallbackWebSocket = ctor;
+}
+
+// The namespaces (client.lock.acquire, client.program.get, ...) are built at run time from the
+// protocol's method table, so every method has one; this merge gives them their types.
+export interface LockstepClient extends Namespaces {}
+
+/**
+ * A Lockstep session over one WebSocket, kept across drops: typed calls, typed pushes as events,
+ * waiting acquires, lease renewal, and reconnect with backoff that takes the session back when the
+ * server's resume grace allows.
+ */
+export class LockstepClient extends EventEmitter<ClientEvents> implements LockOwner {
+  readonly url: string;
+  private readonly options: ClientOptions;
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly backoff: Backoff | undefined;
+  private readonly leases: Leases;
+  /** Not `session`: that name is the session.* methods' namespace. */
+  private readonly known: SessionState;
+  private current: ClientState = 'idle';
+  private channel: Channel | undefined;
+  private helloResult: HelloResult | undefined;
+  private connecting: Promise<HelloResult> | undefined;
+  private readyWaiters: ReadyWaiter[] = [];
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private wake: (() => void) | undefined;
+
+  /** Connects and says hello; resolves once the session is open. */
+  static async connect(options: ClientOptions | string): Promise<LockstepClient> {
+    const client = new LockstepClient(typeof options === 'string' ? { url: options } : options);
+    await client.connect();
+    return client;
+  }
+
+  constructor(options: ClientOptions) {
+    super();
+    this.options = options;
+    this.url = options.url;
+    const Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? fallbackWebSocket;
+    if (Impl === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
+    this.WebSocketImpl = Impl;
+    const r = options.reconnect ?? true;
+    this.backoff = r === false ? undefined : { ...DEFAULT_BACKOFF, ...(r === true ? {} : r) };
+    this.leases = new Leases(
+      {
+        renew: async (program, resources, ttlMs) => this.emit('renewed', (await this.send('lock.renew', { ...selector(program, resources), ttlMs }, {})).grants),
+        failed: (error, resources) => this.emit('renewFailed', { error, resources }),
+      },
+      options.renewFraction ?? 0.5,
+    );
+    this.known = new SessionState(this.leases, {
+      ttlFor: (ttlMs) => this.ttlFor(ttlMs),
+      autoRenew: options.autoRenew ?? false,
+      giveBack: (grants) => this.giveBack(grants),
+    });
+    const namespaces: Record<string, Record<string, unknown>> = {};
+    for (const method of METHOD_NAMES) {
+      if (method === 'session.hello') continue;
+      const [ns, op] = method.split('.') as [string, string];
+      (namespaces[ns] ??= {})[op] = (params?: unknown, opts?: CallOptions) => this.send(method, params as never, opts ?? {});
+    }
+    Object.assign(this, namespaces);
+  }
+
+  get state(): ClientState {
+    return this.current;
+  }
+
+  /** The last hello result (session id, limits, lock defaults); undefined before the first. */
+  get hello(): HelloResult | undefined {
+    return this.helloResult;
+  }
+
+  get sessionId(): string | undefined {
+    return this.helloResult?.sessionId;
+  }
+
+  /** Locks this session holds, as the server has told it. */
+  held(): Grant[] {
+    return this.leases.held();
+  }
+
+  heldGrant(resource: Resource): Grant | undefined {
+    return this.leases.get(resource);
+  }
+
+  async connect(): Promise<HelloResult> {
+    if (this.current === 'open' && this.helloResult !== undefined) return this.helloResult;
+    if (this.current === 'closed') throw LockstepClientError.local('CLOSED', 'the client is closed');
+    if (this.connecting !== undefined) return this.connecting;
+    if (this.current === 'reconnecting') {
+      await this.whenOpen(this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'connect');
+      return this.helloResult as HelloResult;
+    }
+    this.current = 'connecting';
+    this.connecting = this.establish(false);
+    try {
+      return await this.connecting;
+    } catch (err) {
+      if (this.current === 'connecting') this.current = 'idle';
+      this.rejectReady(toClientError(err));
+      throw err;
+    } finally {
+      this.connecting = undefined;
+    }
+  }
+
+  /** Any method by name, with typed params and result. */
+  call<M extends CallableMethod>(method: M, ...args: ArgsOf<M>): Promise<ResultOf<M>> {
+    const [params, options] = args as [ParamsOf<M> | undefined, CallOptions | undefined];
+    return this.send(method, params, options ?? {});
+  }
+
+  /**
+   * Locks and resolves when granted, at once or after queueing. Rejects with the server's error
+   * (LOCK_DENIED without wait, DEADLOCK, NOT_FOUND, ...), WAIT_TIMEOUT, CANCELLED, DISCONNECTED
+   * or ABORTED.
+   */
+  acquire(request: AcquireOptions): Promise<LockHandle> {
+    const { signal, onQueue, autoRenew, timeoutMs, wait = true, ...params } = request;
+    if (signal?.aborted === true) return Promise.reject(LockstepClientError.local('ABORTED', 'acquire aborted', 'lock.acquire'));
+    const program = params.program ?? DEFAULT_PROGRAM;
+    const { waiter, promise } = waitForGrant({
+      method: 'lock.acquire',
+      signal,
+      onQueue,
+      onError: (err) => this.emit('error', toClientError(err)),
+      cancel: (ticket) => this.send('lock.cancel', { ticket }, {}),
+      release: (grants) => this.releaseHeld(grants.map((g) => g.resource)),
+      done: (grants, ticket) => new LockHandle(this, program, grants, ticket),
+    });
+    this.send('lock.acquire', { ...params, wait }, { timeoutMs, autoRenew, waiter }).catch((err: unknown) => waiter.failed(toClientError(err)));
+    return promise;
+  }
+
+  /** Runs fn under the locks and releases them however fn ends (a failed release is emitted as 'error'). */
+  async withLocks<T>(request: AcquireOptions, fn: (lock: LockHandle) => T | Promise<T>): Promise<T> {
+    const lock = await this.acquire(request);
+    try {
+      return await fn(lock);
+    } finally {
+      await lock.release().catch((err: unknown) => this.emit('error', toClientError(err)));
+    }
+  }
+
+  async releaseHeld(resources: readonly Resource[], retried = false): Promise<Resource[]> {
+    const held = resources.filter((r) => this.leases.get(r) !== undefined);
+    const released: Resource[] = [];
+    try {
+      for (const [program, rs] of byProgram(held)) released.push(...(await this.send('lock.release', selector(program, rs), {})).released);
+      return released;
+    } catch (err) {
+      if (isLockstepError(err, 'NOT_HELD') && Array.isArray(err.data.resources) && err.data.resources.length > 0) {
+        // An expiry crossed the release: forget those and release the rest.
+        this.leases.remove(err.data.resources as Resource[]);
+        return [...released, ...(await this.releaseHeld(resources, retried))];
+      }
+      if (isLockstepError(err, 'DISCONNECTED') && !retried && this.current !== 'closed') return [...released, ...(await this.releaseHeld(resources, true))];
+      throw err;
+    }
+  }
+
+  async renewHeld(resources: readonly Resource[], ttlMs?: number): Promise<Grant[]> {
+    const out: Grant[] = [];
+    for (const [program, rs] of byProgram(resources)) {
+      out.push(...(await this.send('lock.renew', { ...selector(program, rs), ...(ttlMs === undefined ? {} : { ttlMs }) }, {})).grants);
+    }
+    return out;
+  }
+
+  async downgradeHeld(resources: readonly Resource[]): Promise<Grant[]> {
+    const out: Grant[] = [];
+    for (const [program, rs] of byProgram(resources)) out.push(...(await this.send('lock.downgrade', selector(program, rs), {})).grants);
+    return out;
+  }
+
+  /**
+   * Ends the session. With resume grace on, the server would keep the locks for the grace period
+   * after a plain close, so they are released first.
+   */
+  async close(): Promise<void> {
+    if (this.current === 'closed') return;
+    const channel = this.channel;
+    if (channel?.open === true && this.helloResult?.resumeSecret !== undefined && this.leases.size > 0) {
+      await channel.request('lock.releaseAll', undefined, { timeoutMs: CLOSE_WAIT_MS }).catch(() => undefined);
+    }
+    this.finish();
+    if (channel === undefined) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    channel.close(1000, 'client closed');
+    await Promise.race([channel.closed, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  private async send<M extends CallableMethod>(method: M, params: ParamsOf<M> | undefined, o: SendOptions): Promise<ResultOf<M>> {
+    const timeoutMs = o.timeoutMs ?? this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    const call = async () => {
+      const channel = await this.whenOpen(timeoutMs, method);
+      const maxBytes = this.helloResult?.limits.maxMessageBytes;
+      return (await channel.request(method, params, {
+        timeoutMs: Math.max(1, deadline - Date.now()),
+        onResult: (result) => this.known.afterResult(method, params, result, o),
+        ...(maxBytes === undefined ? {} : { maxBytes }),
+        ...(method === 'lock.acquire' ? { onLate: (result: unknown) => this.abandon(result as ResultOf<'lock.acquire'>) } : {}),
+      })) as ResultOf<M>;
+    };
+    return o.signal === undefined ? call() : abortable(call(), o.signal, method);
+  }
+
+  private whenOpen(timeoutMs: number, method: string): Promise<Channel> {
+    if (this.current === 'open' && this.channel !== undefined) return Promise.resolve(this.channel);
+    if (this.current === 'closed') return Promise.reject(LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method));
+    if (this.current === 'idle') return Promise.reject(LockstepClientError.local('DISCONNECTED', `not connected (call connect() first): ${method} was not sent`, method));
+    return new Promise((resolve, reject) => {
+      const waiter: ReadyWaiter = {
+        resolve: (ch) => {
+          clearTimeout(timer);
+          resolve(ch);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== waiter);
+        reject(LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method));
+      }, timeoutMs);
+      this.readyWaiters.push(waiter);
+    });
+  }
+
+  /** Opens a socket and a session on it: the old one taken back when possible, else a new one. */
+  private async establish(reconnect: boolean): Promise<HelloResult> {
+    const ws = await openSocket(this.WebSocketImpl, this.url, this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    const channel = new Channel(ws, {
+      notification: (method, params) => this.onPush(method, params),
+      strayError: (err) => this.emit('error', err),
+      closed: (ch, event) => this.onClosed(ch, event),
+    });
+    try {
+      if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
+      const previous = this.helloResult;
+      const { hello, resumed } = await this.sayHello(channel, previous);
+      this.helloResult = hello;
+      if (previous !== undefined && !resumed) {
+        const locks = this.leases.held();
+        this.leases.clear();
+        this.emit('sessionLost', { previousSessionId: previous.sessionId, locks });
+      }
+      if (reconnect) await this.restore(channel, hello, resumed);
+      if (!channel.open) throw LockstepClientError.local('DISCONNECTED', 'connection closed while the session was being set up');
+      if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
+      this.channel = channel;
+      this.current = 'open';
+      const ready = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of ready) w.resolve(channel);
+      this.emit('connected', { hello, resumed, reconnect });
+      return hello;
+    } catch (err) {
+      channel.close();
+      throw err;
+    }
+  }
+
+  private async restore(channel: Channel, hello: HelloResult, resumed: boolean): Promise<void> {
+    const since = this.known.lastSeq;
+    const { events, errors } = await restoreSession(channel, {
+      resumed,
+      sessionId: hello.sessionId,
+      leases: this.leases,
+      ttlMs: this.ttlFor(undefined),
+      topics: this.known.topics,
+      watching: this.known.watching,
+      lastSeq: since,
+      timeoutMs: this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+    });
+    for (const err of errors) this.emit('error', err);
+    if (events === undefined) return;
+    // Replayed events already moved lastSeq on; after a gap the stream restarts from the server's seq.
+    this.known.lastSeq = events.truncated ? events.seq : Math.max(this.known.lastSeq, events.seq);
+    if (events.truncated) this.emit('resync', { topics: events.topics, since });
+  }
+
+  private async sayHello(channel: Channel, previous: HelloResult | undefined): Promise<{ hello: HelloResult; resumed: boolean }> {
+    const { name, role, token } = this.options;
+    const params = { protocol: PROTOCOL_VERSION, ...(name === undefined ? {} : { name }), ...(role === undefined ? {} : { role }), ...(token === undefined ? {} : { token }) };
+    const timeoutMs = this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const secret = previous?.resumeSecret;
+    if (previous !== undefined && secret !== undefined) {
+      try {
+        const hello = (await channel.request('session.hello', { ...params, resume: { sessionId: previous.sessionId, secret } }, { timeoutMs })) as HelloResult;
+        return { hello, resumed: true };
+      } catch (err) {
+        // The grace ran out (NOT_FOUND) or the server restarted: carry on with a new session.
+        if (!isLockstepError(err, 'NOT_FOUND', 'UNAUTHORIZED')) throw err;
+      }
+    }
+    return { hello: (await channel.request('session.hello', params, { timeoutMs })) as HelloResult, resumed: false };
+  }
+
+  private onClosed(channel: Channel, event: { code: number; reason: string }): void {
+    if (channel !== this.channel) return;
+    this.channel = undefined;
+    // The server withdraws every queued ticket when the socket goes, resume grace or not.
+    this.known.failTickets(LockstepClientError.local('DISCONNECTED', `connection closed (${event.code}) while waiting for the lock`, 'lock.acquire'));
+    if (this.current === 'closed') return;
+    const willReconnect = this.backoff !== undefined;
+    this.emit('disconnected', { ...event, willReconnect });
+    if (!willReconnect) {
+      this.finish(LockstepClientError.local('DISCONNECTED', `connection closed (${event.code} ${event.reason})`));
+      return;
+    }
+    this.current = 'reconnecting';
+    void this.reconnectLoop(this.backoff as Backoff);
+  }
+
+  private async reconnectLoop(b: Backoff): Promise<void> {
+    let lastError: LockstepClientError | undefined;
+    for (let attempt = 1; this.current === 'reconnecting'; attempt++) {
+      if (attempt > b.maxAttempts) {
+        this.finish(LockstepClientError.local('CLOSED', `gave up reconnecting after ${b.maxAttempts} attempts${lastError ? `: ${lastError.message}` : ''}`));
+        return;
+      }
+      const delayMs = backoffDelay(attempt, b);
+      this.emit('reconnecting', { attempt, delayMs, ...(lastError === undefined ? {} : { error: lastError }) });
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.reconnectTimer = setTimeout(resolve, delayMs);
+      });
+      if (this.current !== 'reconnecting') return;
+      try {
+        await this.establish(true);
+        return;
+      } catch (err) {
+        lastError = toClientError(err);
+        if (!lastError.retryable) {
+          this.finish(lastError);
+          return;
+        }
+      }
+    }
+  }
+
+  private onPush(method: string, params: unknown): void {
+    if (!(NOTIFICATION_NAMES as string[]).includes(method)) return;
+    this.known.afterPush(method as NotificationName, params);
+    (this.emit as (event: string, arg: unknown) => boolean)(method, params);
+  }
+
+  /** The caller gave up on this acquire (its call timed out), but the server carried it out. */
+  private abandon(result: ResultOf<'lock.acquire'>): void {
+    if (result.status === 'granted') this.giveBack(result.grants);
+    else this.send('lock.cancel', { ticket: result.ticket }, {}).catch(() => undefined);
+  }
+
+  /**
+   * Releases locks granted to a request nobody waits for any more (a timed-out acquire), except
+   * what the session already held before: those belong to a live handle.
+   */
+  private giveBack(grants: readonly Grant[]): void {
+    const fresh = grants.filter((g) => this.leases.get(g.resource) === undefined);
+    if (fresh.length === 0) return;
+    this.leases.add(fresh, this.ttlFor(undefined), false);
+    this.releaseHeld(fresh.map((g) => g.resource)).catch((err: unknown) => this.emit('error', toClientError(err)));
+  }
+
+  /** A method, not a field read, so that checks after an await are not narrowed away. */
+  private isClosed(): boolean {
+    return this.current === 'closed';
+  }
+
+  private rejectReady(err: LockstepClientError): void {
+    const waiting = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiting) w.reject(err);
+  }
+
+  /** The lease length the server will give, for scheduling renewals. */
+  private ttlFor(ttlMs: number | undefined): number {
+    const lock = this.helloResult?.lock;
+    if (lock === undefined) return ttlMs ?? DEFAULT_TTL_MS;
+    return Math.min(lock.maxTtlMs, Math.max(lock.minTtlMs, ttlMs ?? lock.defaultTtlMs));
+  }
+
+  private finish(error?: LockstepClientError): void {
+    if (this.current === 'closed') return;
+    this.current = 'closed';
+    this.channel = undefined;
+    clearTimeout(this.reconnectTimer);
+    this.wake?.();
+    this.leases.clear();
+    const closed = LockstepClientError.local('CLOSED', 'the client is closed');
+    this.known.failTickets(error ?? closed);
+    this.rejectReady(error ?? closed);
+    this.emit('closed', error === undefined ? {} : { error });
+  }
+}
+
+function selector(program: string, resources: readonly Resource[]): { program: string; functions?: number[]; structure?: true } {
+  const functions = resources.flatMap((r) => (isStructure(r) ? [] : [r.function]));
+  return {
+    program,
+    ...(functions.length > 0 ? { functions } : {}),
+    ...(resources.some(isStructure) ? { structure: true as const } : {}),
+  };
+}
+
+function byProgram(resources: readonly Resource[]): Map<string, Resource[]> {
+  const out = new Map<string, Resource[]>();
+  for (const r of resources) {
+    const list = out.get(r.program);
+    if (list === undefined) out.set(r.program, [r]);
+    else list.push(r);
+  }
+  return out;
+}
+
+function toClientError(err: unknown): LockstepClientError {
+  return err instanceof LockstepClientError
+    ? err
+    : new LockstepClientError({ type: 'INTERNAL_ERROR', code: 0, message: err instanceof Error ? err.message : String(err), retryable: false });
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal, method: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -1,0 +1,7 @@
+import { WebSocket } from 'ws';
+import { setDefaultWebSocket } from './client.ts';
+
+// The Node entry: where there is no global WebSocket (Node 20), the `ws` package is the default.
+setDefaultWebSocket(WebSocket);
+
+export * from './browser.ts';

@@ -1,0 +1,61 @@
+import { isStructure, type Resource } from '../protocol/resource.ts';
+import type { Grant } from '../protocol/wire.ts';
+
+/** What a handle needs from its client. */
+export interface LockOwner {
+  releaseHeld(resources: readonly Resource[]): Promise<Resource[]>;
+  renewHeld(resources: readonly Resource[], ttlMs?: number): Promise<Grant[]>;
+  downgradeHeld(resources: readonly Resource[]): Promise<Grant[]>;
+  heldGrant(resource: Resource): Grant | undefined;
+}
+
+/** Locks granted by one acquire(): their fences for edit.apply, and release / renew / downgrade. */
+export class LockHandle {
+  readonly resources: readonly Resource[];
+
+  constructor(
+    private readonly owner: LockOwner,
+    readonly program: string,
+    /** The grants as given (fence, mode, first expiry). */
+    readonly grants: readonly Grant[],
+    /** The ticket it waited under; undefined when granted at once. */
+    readonly ticket: string | undefined,
+  ) {
+    this.resources = grants.map((g) => g.resource);
+  }
+
+  get queued(): boolean {
+    return this.ticket !== undefined;
+  }
+
+  /** Ids of the locked functions. */
+  get functions(): number[] {
+    return this.resources.flatMap((r) => (isStructure(r) ? [] : [r.function]));
+  }
+
+  /** In the shape edit.apply takes: `{"<function id>" | "structure": fence}`. */
+  get fences(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const g of this.grants) out[isStructure(g.resource) ? 'structure' : String(g.resource.function)] = g.fence;
+    return out;
+  }
+
+  /** Whether the client still holds every lock of this handle (no expiry, release or loss since). */
+  get held(): boolean {
+    return this.resources.every((r) => this.owner.heldGrant(r) !== undefined);
+  }
+
+  /** Releases what is still held of this handle; safe to call twice. Resolves with what was released. */
+  release(): Promise<Resource[]> {
+    return this.owner.releaseHeld(this.resources);
+  }
+
+  renew(ttlMs?: number): Promise<Grant[]> {
+    return this.owner.renewHeld(this.resources, ttlMs);
+  }
+
+  /** Write locks become read locks; the fences stay. */
+  downgrade(): Promise<Grant[]> {
+    return this.owner.downgradeHeld(this.resources);
+  }
+}

@@ -1,0 +1,69 @@
+import type { MethodName, ParamsOf, ResultOf, Topic } from '../protocol/methods.ts';
+import type { Channel } from './channel.ts';
+import { isLockstepError, type LockstepClientError } from './errors.ts';
+import type { Leases } from './leases.ts';
+
+export interface RestoreState {
+  resumed: boolean;
+  sessionId: string;
+  leases: Leases;
+  /** Lease length assumed for locks the client learns of only now. */
+  ttlMs: number;
+  topics: ReadonlySet<Topic>;
+  watching: Map<string, number[]>;
+  lastSeq: number;
+  timeoutMs: number;
+}
+
+export interface Restored {
+  /** The re-subscription's result, when there were topics. */
+  events: ResultOf<'events.subscribe'> | undefined;
+  /** Failures that do not stop the session (a watched function removed meanwhile, ...). */
+  errors: LockstepClientError[];
+}
+
+/**
+ * What a new socket must redo: subscriptions and watches end with every socket, resumed or not.
+ * A resumed session's locks are read back, since a reply lost with the old socket may have
+ * granted or released some without the client hearing of it.
+ */
+export async function restoreSession(channel: Channel, s: RestoreState): Promise<Restored> {
+  const request = <M extends MethodName>(method: M, params: ParamsOf<M>) => channel.request(method, params, { timeoutMs: s.timeoutMs }) as Promise<ResultOf<M>>;
+  const errors: LockstepClientError[] = [];
+  const survivable = (err: unknown): LockstepClientError => {
+    if (isLockstepError(err) && !isLockstepError(err, 'DISCONNECTED', 'TIMEOUT')) return err;
+    throw err;
+  };
+
+  if (s.resumed) {
+    const { agents } = await request('agent.list', {});
+    s.leases.sync(agents.find((a) => a.sessionId === s.sessionId)?.locks ?? [], s.ttlMs);
+  }
+
+  let events: ResultOf<'events.subscribe'> | undefined;
+  if (s.topics.size > 0) {
+    try {
+      events = await request('events.subscribe', { topics: [...s.topics], since: s.lastSeq });
+    } catch (err) {
+      errors.push(survivable(err));
+    }
+  }
+
+  for (const [program, functions] of [...s.watching]) {
+    let ids = functions;
+    while (ids.length > 0) {
+      try {
+        const r = await request('function.watch', { program, functions: ids });
+        s.watching.set(program, r.watching);
+        break;
+      } catch (err) {
+        const e = survivable(err);
+        const gone = isLockstepError(e, 'NOT_FOUND') && Array.isArray(e.data.functions) ? (e.data.functions as number[]) : undefined;
+        ids = gone === undefined || gone.length === 0 ? [] : ids.filter((id) => !gone.includes(id));
+        if (gone === undefined) errors.push(e);
+      }
+    }
+    if (ids.length === 0) s.watching.delete(program);
+  }
+  return { events, errors };
+}

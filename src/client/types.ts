@@ -1,0 +1,81 @@
+import type { MethodName, ParamsOf, ResultOf, Topic } from '../protocol/methods.ts';
+import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
+import type { Resource } from '../protocol/resource.ts';
+import type { Grant, QueuePosition } from '../protocol/wire.ts';
+import type { ReconnectOptions } from './backoff.ts';
+import type { LockstepClientError } from './errors.ts';
+import type { WebSocketConstructor } from './socket.ts';
+
+export type { Grant, QueuePosition, Resource, Topic };
+
+export interface ClientOptions {
+  /** ws://host:port/ws */
+  url: string;
+  name?: string;
+  role?: 'agent' | 'observer';
+  token?: string;
+  /** Defaults to globalThis.WebSocket, and in Node to the `ws` package. */
+  WebSocket?: WebSocketConstructor;
+  /** Per-call reply timeout, including any wait for a reconnect (default 30 s). */
+  callTimeoutMs?: number;
+  /** Time for the socket to open (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Reconnect after an unexpected drop (default on, with the defaults of ReconnectOptions). */
+  reconnect?: boolean | ReconnectOptions;
+  /** Keep locks alive automatically (default off; acquire() can turn it on per request). */
+  autoRenew?: boolean;
+  /** Fraction of a lease's ttl after which an automatic renewal is sent (default 0.5). */
+  renewFraction?: number;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  /** Stops waiting for the reply (the server may still carry the call out). */
+  signal?: AbortSignal;
+}
+
+/** Methods the application calls; session.hello is the client's own business. */
+export type CallableMethod = Exclude<MethodName, 'session.hello'>;
+
+/** Params are optional exactly when every field is. */
+export type ArgsOf<M extends CallableMethod> = {} extends ParamsOf<M>
+  ? [params?: ParamsOf<M>, options?: CallOptions]
+  : [params: ParamsOf<M>, options?: CallOptions];
+
+type NamespaceOf<M extends string> = M extends `${infer N}.${string}` ? N : never;
+type OperationOf<M extends string> = M extends `${string}.${infer O}` ? O : never;
+
+/** `client.lock.acquire(params)`, `client.program.get()`, ...: one typed method per protocol method. */
+export type Namespaces = {
+  [N in NamespaceOf<CallableMethod>]: {
+    [M in CallableMethod as NamespaceOf<M> extends N ? OperationOf<M> : never]: (...args: ArgsOf<M>) => Promise<ResultOf<M>>;
+  };
+};
+
+export type HelloResult = ResultOf<'session.hello'>;
+
+export interface QueueUpdate {
+  ticket: string;
+  positions: QueuePosition[];
+  /** True for the position the acquire result gave; false for each later lock.queue. */
+  initial: boolean;
+}
+
+type NotificationEvents = { [N in NotificationName]: [params: NotificationParams<N>] };
+
+/** Every server push under its method name, and the client's own life-cycle events. */
+export interface ClientEvents extends NotificationEvents {
+  /** A session is open: the first one, a resumed one, or a fresh one after the old was lost. */
+  connected: [info: { hello: HelloResult; resumed: boolean; reconnect: boolean }];
+  disconnected: [info: { code: number; reason: string; willReconnect: boolean }];
+  reconnecting: [info: { attempt: number; delayMs: number; error?: LockstepClientError }];
+  /** A reconnect could not take the old session back: its locks are gone. */
+  sessionLost: [info: { previousSessionId: string; locks: Grant[] }];
+  /** Events after the last seen sequence number are no longer buffered: resync from lock.status etc. */
+  resync: [info: { topics: Topic[]; since: number }];
+  renewed: [grants: Grant[]];
+  renewFailed: [info: { error: unknown; resources: Resource[] }];
+  closed: [info: { error?: LockstepClientError }];
+  /** A failure no caller is waiting for (a stray error frame, a failed restore after reconnect). */
+  error: [error: LockstepClientError];
+}

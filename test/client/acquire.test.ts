@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { isLockstepError, type LockHandle, type LockstepClient, type QueueUpdate } from '../../src/client/index.ts';
+import { addFns, useSdk } from './sdk.ts';
+
+/** Starts an acquire and resolves, with its promise, once the server has queued it. */
+async function queue(c: LockstepClient, f: number, updates: QueueUpdate[] = [], signal?: AbortSignal): Promise<{ granted: Promise<LockHandle> }> {
+  let queued!: () => void;
+  const isQueued = new Promise<void>((resolve) => (queued = resolve));
+  const granted = c.acquire({
+    functions: [f],
+    mode: 'write',
+    ...(signal === undefined ? {} : { signal }),
+    onQueue: (u) => {
+      updates.push(u);
+      if (u.initial) queued();
+    },
+  });
+  granted.catch(() => undefined);
+  await Promise.race([isQueued, granted]);
+  return { granted };
+}
+
+describe('SDK acquire()', () => {
+  const t = useSdk();
+
+  it('grants three clients in the order they queued, reporting positions as they change', async () => {
+    const s = await t.server();
+    const [a, b, c] = await Promise.all([t.client(s, 'a'), t.client(s, 'b'), t.client(s, 'c')]);
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const order: string[] = [];
+    const lockA = await a.acquire({ functions: [f], mode: 'write' });
+    expect(lockA.queued).toBe(false);
+    const bUpdates: QueueUpdate[] = [];
+    const cUpdates: QueueUpdate[] = [];
+    const qb = await queue(b, f, bUpdates);
+    const qc = await queue(c, f, cUpdates);
+    const grantedB = qb.granted.then((h) => (order.push('b'), h));
+    const grantedC = qc.granted.then((h) => (order.push('c'), h));
+    expect(bUpdates).toEqual([{ ticket: expect.any(String), initial: true, positions: [{ resource: { program: 'main', function: f }, position: 1 }] }]);
+    expect(cUpdates[0]?.positions[0]?.position).toBe(2);
+
+    await lockA.release();
+    const lockB = await grantedB;
+    expect(order).toEqual(['b']);
+    expect(lockB.queued).toBe(true);
+    expect(lockB.fences[String(f)]).toBeGreaterThan(lockA.fences[String(f)] ?? Infinity);
+    await lockB.release();
+    const lockC = await grantedC;
+    expect(order).toEqual(['b', 'c']);
+    expect(cUpdates.map((u) => [u.initial, u.positions[0]?.position])).toEqual([
+      [true, 2],
+      [false, 1],
+    ]);
+    expect(c.held().map((g) => g.fence)).toEqual([lockC.fences[String(f)]]);
+    await lockC.release();
+  });
+
+  it('withdraws the ticket when aborted, and rejects with ABORTED', async () => {
+    const s = await t.server();
+    const [a, b] = await Promise.all([t.client(s, 'a'), t.client(s, 'b')]);
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const lockA = await a.acquire({ functions: [f], mode: 'write' });
+    const abort = new AbortController();
+    const { granted } = await queue(b, f, [], abort.signal);
+    expect((await a.lock.status({})).resources[0]?.queue).toHaveLength(1);
+    abort.abort();
+    const err = await granted.catch((e: unknown) => e);
+    expect(isLockstepError(err, 'ABORTED')).toBe(true);
+    expect((await a.lock.status({})).resources[0]?.queue).toEqual([]);
+    await lockA.release();
+    expect((await a.lock.status({})).resources).toEqual([]);
+    expect(b.held()).toEqual([]);
+  });
+
+  it('withdraws a ticket aborted before the server answered, and never sends an acquire aborted up front', async () => {
+    const s = await t.server();
+    const [a, b] = await Promise.all([t.client(s, 'a'), t.client(s, 'b')]);
+    const [f] = (await addFns(a, ['f'])) as [number];
+    await a.acquire({ functions: [f], mode: 'write' });
+    const abort = new AbortController();
+    const pending = b.acquire({ functions: [f], mode: 'write', signal: abort.signal });
+    abort.abort();
+    await expect(pending).rejects.toMatchObject({ type: 'ABORTED' });
+    await expect(b.acquire({ functions: [f], mode: 'write', signal: abort.signal })).rejects.toMatchObject({ type: 'ABORTED' });
+    expect((await a.lock.status({})).resources[0]?.queue).toEqual([]);
+  });
+
+  it('rejects with WAIT_TIMEOUT, DEADLOCK and LOCK_DENIED', async () => {
+    const s = await t.server();
+    const [a, b] = await Promise.all([t.client(s, 'a'), t.client(s, 'b')]);
+    const [f, g] = (await addFns(a, ['f', 'g'])) as [number, number];
+    await a.acquire({ functions: [f], mode: 'write' });
+    await b.acquire({ functions: [g], mode: 'write' });
+    await expect(b.acquire({ functions: [f], mode: 'write', waitTimeoutMs: 100 })).rejects.toMatchObject({ type: 'WAIT_TIMEOUT', retryable: true, code: 0 });
+    await expect(b.acquire({ functions: [f], mode: 'write', wait: false })).rejects.toMatchObject({ type: 'LOCK_DENIED', code: 423, retryable: true });
+    const aWaits = await queue(a, g);
+    const deadlock = await b.acquire({ functions: [f], mode: 'write' }).catch((e: unknown) => e);
+    expect(deadlock).toMatchObject({ type: 'DEADLOCK', code: 409, retryable: true, method: 'lock.acquire' });
+    expect(isLockstepError(deadlock) && Array.isArray(deadlock.data.cycle)).toBe(true);
+    await b.lock.releaseAll();
+    expect((await aWaits.granted).functions).toEqual([g]);
+  });
+
+  it('withLocks releases however the function ends', async () => {
+    const s = await t.server();
+    const a = await t.client(s, 'a');
+    const [f] = (await addFns(a, ['f'])) as [number];
+    expect(await a.withLocks({ functions: [f], mode: 'read' }, (lock) => lock.functions)).toEqual([f]);
+    const failing = a.withLocks({ functions: [f], mode: 'write' }, () => {
+      throw new Error('agent crashed mid-edit');
+    });
+    await expect(failing).rejects.toThrow('agent crashed mid-edit');
+    expect((await a.lock.status({})).resources).toEqual([]);
+    expect(a.held()).toEqual([]);
+  });
+
+  it('also emits the queue and grant pushes as typed events', async () => {
+    const s = await t.server();
+    const [a, b] = await Promise.all([t.client(s, 'a'), t.client(s, 'b')]);
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const lockA = await a.acquire({ functions: [f], mode: 'write' });
+    const { granted } = await queue(b, f);
+    const pushed = new Promise<string>((resolve) => b.once('lock.granted', (p) => resolve(p.ticket)));
+    await lockA.release();
+    const lockB = await granted;
+    expect(await pushed).toBe(lockB.ticket);
+  });
+});

@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { backoffDelay, type LockstepClient, type WebSocketConstructor } from '../../src/client/index.ts';
+import { DEFAULT_BACKOFF } from '../../src/client/backoff.ts';
+import { addFns, next, useSdk } from './sdk.ts';
+
+/** Nothing listens on port 1: a connect there is refused at once. */
+const REFUSED = 'ws://127.0.0.1:1/ws';
+
+/**
+ * Sockets the test can make the server drop: a muted socket stops answering pings, so the server's
+ * heartbeat terminates it (server side, no close frame). `refuse` makes the next connects fail.
+ */
+function droppableSockets() {
+  const state = { refuse: 0, last: undefined as MutableSocket | undefined };
+  const target = (url: string) => {
+    if (state.refuse === 0) return url;
+    state.refuse--;
+    return REFUSED;
+  };
+  class MutableSocket extends WebSocket {
+    muted = false;
+    constructor(url: string) {
+      super(target(url), { autoPong: false });
+      this.on('ping', (data) => {
+        if (!this.muted) this.pong(data);
+      });
+      state.last = this;
+    }
+  }
+  return {
+    WebSocket: MutableSocket as unknown as WebSocketConstructor,
+    drop(refuseNext = 0): void {
+      state.refuse = refuseNext;
+      if (state.last !== undefined) state.last.muted = true;
+    },
+  };
+}
+
+async function dropAndReturn(c: LockstepClient, sockets: ReturnType<typeof droppableSockets>, refuseNext = 0) {
+  const disconnected = next(c, 'disconnected');
+  const connected = next(c, 'connected');
+  sockets.drop(refuseNext);
+  return { disconnected: (await disconnected)[0], connected: (await connected)[0] };
+}
+
+describe('SDK reconnect', () => {
+  const t = useSdk();
+  const backoff = { initialDelayMs: 20, factor: 2, maxDelayMs: 1_000, jitter: 0 };
+
+  it('reconnects with backoff after the server drops the socket and, with resume grace, still holds its locks', async () => {
+    const s = await t.server({ heartbeatMs: 50, sessionGraceMs: 60_000 });
+    const sockets = droppableSockets();
+    const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
+    expect(a.hello?.resumeSecret).toEqual(expect.any(String));
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const lock = await a.acquire({ functions: [f], mode: 'write' });
+    const sessionId = a.sessionId;
+    const delays: number[] = [];
+    a.on('reconnecting', (r) => delays.push(r.delayMs));
+
+    const { disconnected, connected } = await dropAndReturn(a, sockets, 2);
+    expect(disconnected.willReconnect).toBe(true);
+    expect(delays).toEqual([20, 40, 80]);
+    expect(connected).toMatchObject({ resumed: true, reconnect: true, hello: { sessionId, resumed: true } });
+    expect(a.sessionId).toBe(sessionId);
+    expect(lock.held).toBe(true);
+    const [status] = (await a.lock.status({})).resources;
+    expect(status?.holders).toMatchObject([{ sessionId, fence: lock.fences[String(f)] }]);
+    const edit = await a.edit.apply({ ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }], fences: lock.fences });
+    expect(edit.functions[0]?.version).toBe(2);
+  });
+
+  it('re-subscribes events from the last sequence number and restores watches', async () => {
+    const s = await t.server({ heartbeatMs: 50, sessionGraceMs: 60_000 });
+    const sockets = droppableSockets();
+    const c = await t.client(s, 'observer', { WebSocket: sockets.WebSocket, reconnect: backoff, role: 'observer' });
+    const steady = await t.client(s, 'steady', { role: 'observer' });
+    const a = await t.client(s, 'a');
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const seen = { c: [] as number[], steady: [] as number[] };
+    c.on('event', (e) => seen.c.push(e.seq));
+    steady.on('event', (e) => seen.steady.push(e.seq));
+    await c.events.subscribe({ topics: ['locks', 'edits'] });
+    await steady.events.subscribe({ topics: ['locks', 'edits'] });
+    await c.function.watch({ functions: [f] });
+    const granted = next(c, 'event', (e) => e.type === 'granted');
+    await a.acquire({ functions: [f], mode: 'write' });
+    await granted;
+
+    const disconnected = next(c, 'disconnected');
+    const connected = next(c, 'connected');
+    sockets.drop();
+    await disconnected;
+    // While the observer is away: an edit and a release it must still hear about, in order.
+    await a.edit.apply({ ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }] });
+    await a.lock.releaseAll();
+    expect((await connected)[0].resumed).toBe(true);
+
+    const changed = next(c, 'function.changed');
+    const mark = Math.max(...seen.steady);
+    const last = next(c, 'event', (e) => e.type === 'released' && e.seq > mark);
+    const lastSteady = next(steady, 'event', (e) => e.type === 'released' && e.seq > mark);
+    await a.withLocks({ functions: [f], mode: 'write' }, () => a.edit.apply({ ops: [{ op: 'addNode', function: f, node: { id: 2, op: 'const' } }] }));
+    expect((await changed)[0]).toMatchObject({ function: f, version: 3 });
+    await Promise.all([last, lastSteady]);
+    expect(seen.c).toEqual(seen.steady);
+  });
+
+  it('starts a new session when the old one cannot be taken back, and says its locks are lost', async () => {
+    const s = await t.server({ heartbeatMs: 50 });
+    const sockets = droppableSockets();
+    const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
+    expect(a.hello?.resumeSecret).toBeUndefined();
+    const [f] = (await addFns(a, ['f'])) as [number];
+    await a.acquire({ functions: [f], mode: 'write' });
+    const before = a.sessionId;
+    const lost = next(a, 'sessionLost');
+    const { connected } = await dropAndReturn(a, sockets);
+    expect(connected.resumed).toBe(false);
+    expect((await lost)[0]).toMatchObject({ previousSessionId: before, locks: [{ resource: { program: 'main', function: f } }] });
+    expect(a.sessionId).not.toBe(before);
+    expect(a.held()).toEqual([]);
+    expect((await a.lock.status({})).resources).toEqual([]);
+  });
+
+  it('rejects a waiting acquire with DISCONNECTED, and works again once reconnected', async () => {
+    const s = await t.server({ heartbeatMs: 50, sessionGraceMs: 60_000 });
+    const sockets = droppableSockets();
+    const holder = await t.client(s, 'holder');
+    const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
+    const [f] = (await addFns(holder, ['f'])) as [number];
+    const held = await holder.acquire({ functions: [f], mode: 'write' });
+    let queued!: () => void;
+    const isQueued = new Promise<void>((resolve) => (queued = resolve));
+    const waiting = a.acquire({ functions: [f], mode: 'write', onQueue: () => queued() });
+    await isQueued;
+    const connected = next(a, 'connected');
+    sockets.drop();
+    await expect(waiting).rejects.toMatchObject({ type: 'DISCONNECTED', retryable: true });
+    await connected;
+    expect((await holder.lock.status({})).resources[0]?.queue).toEqual([]);
+    const again = a.acquire({ functions: [f], mode: 'write' });
+    await held.release();
+    expect((await again).functions).toEqual([f]);
+  });
+
+  it('gives up after maxAttempts and fails what waits with CLOSED', async () => {
+    const s = await t.server();
+    const a = await t.client(s, 'a', { reconnect: { ...backoff, maxAttempts: 2 } });
+    const attempts: number[] = [];
+    a.on('reconnecting', (r) => attempts.push(r.attempt));
+    const closed = next(a, 'closed');
+    await s.stop('gone for good');
+    const [info] = await closed;
+    expect(attempts).toEqual([1, 2]);
+    expect(info.error).toMatchObject({ type: 'CLOSED' });
+    expect(a.state).toBe('closed');
+    await expect(a.session.ping()).rejects.toMatchObject({ type: 'CLOSED' });
+  });
+
+  it('backs off exponentially, capped, with jitter taken off each delay', () => {
+    const b = { ...DEFAULT_BACKOFF, initialDelayMs: 100, maxDelayMs: 1_000, factor: 2, jitter: 0.5 };
+    expect([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, b, () => 0))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect(backoffDelay(3, b, () => 1)).toBe(200);
+    expect(backoffDelay(3, b, () => 0.5)).toBe(300);
+  });
+});

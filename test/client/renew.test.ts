@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import type { Grant } from '../../src/client/index.ts';
+import { addFns, next, useSdk } from './sdk.ts';
+
+describe('SDK lease renewal', () => {
+  const t = useSdk();
+
+  it('keeps a 300 ms lease alive for over a second, with the same fence', async () => {
+    const s = await t.server();
+    const a = await t.client(s, 'a', { autoRenew: true });
+    const [f] = (await addFns(a, ['f'])) as [number];
+    let expired = false;
+    a.on('lock.expired', () => (expired = true));
+    const lock = await a.acquire({ functions: [f], mode: 'write', ttlMs: 300 });
+    const started = Date.now();
+    const renewals: Grant[][] = [];
+    while (Date.now() - started < 1_000) renewals.push((await next(a, 'renewed'))[0]);
+    expect(renewals.length).toBeGreaterThanOrEqual(3);
+    expect(renewals.every((gs) => gs[0]?.fence === lock.fences[String(f)])).toBe(true);
+    expect(expired).toBe(false);
+    expect(lock.held).toBe(true);
+    const holders = (await a.lock.status({})).resources[0]?.holders;
+    expect(holders).toMatchObject([{ sessionId: a.sessionId, fence: lock.fences[String(f)] }]);
+    expect(await lock.release()).toEqual([{ program: 'main', function: f }]);
+  });
+
+  it('renews at once on lock.expiring when the timer would be too late', async () => {
+    const s = await t.server();
+    const a = await t.client(s, 'a', { renewFraction: 0.99 });
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const order: string[] = [];
+    a.on('lock.expiring', () => order.push('expiring'));
+    a.on('renewed', () => order.push('renewed'));
+    a.on('lock.expired', () => order.push('expired'));
+    await a.acquire({ functions: [f], mode: 'write', ttlMs: 500, autoRenew: true });
+    await next(a, 'renewed');
+    expect(order).toEqual(['expiring', 'renewed']);
+    await a.lock.releaseAll();
+  });
+
+  it('lets a lease run out without autoRenew, and forgets the lock', async () => {
+    const s = await t.server();
+    const a = await t.client(s, 'a');
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const lock = await a.acquire({ functions: [f], mode: 'write', ttlMs: 150 });
+    const [expired] = await next(a, 'lock.expired');
+    expect(expired.locks.map((l) => l.resource)).toEqual([{ program: 'main', function: f }]);
+    expect(lock.held).toBe(false);
+    expect(a.held()).toEqual([]);
+    expect(await lock.release()).toEqual([]);
+  });
+});

@@ -1,0 +1,46 @@
+import { afterEach } from 'vitest';
+import { LockstepClient, type ClientEvents, type ClientOptions } from '../../src/client/index.ts';
+import type { LockstepServer } from '../../src/server.ts';
+import { useServers } from '../helpers/server.ts';
+
+/** Real servers (test/helpers/server.ts) plus SDK clients closed after each test. */
+export function useSdk() {
+  const t = useServers();
+  const clients: LockstepClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+  return {
+    ...t,
+    async client(s: LockstepServer, name: string, options: Partial<ClientOptions> = {}): Promise<LockstepClient> {
+      const c = new LockstepClient({ url: s.url, name, reconnect: { initialDelayMs: 10, maxDelayMs: 50, jitter: 0 }, ...options });
+      clients.push(c);
+      await c.connect();
+      return c;
+    },
+  };
+}
+
+/** The next emission of `event` whose arguments match. */
+export function next<E extends keyof ClientEvents>(c: LockstepClient, event: E, match: (...args: ClientEvents[E]) => boolean = () => true): Promise<ClientEvents[E]> {
+  return new Promise((resolve) => {
+    const listener = (...args: ClientEvents[E]) => {
+      if (!match(...args)) return;
+      (c.off as (e: E, l: typeof listener) => void)(event, listener);
+      resolve(args);
+    };
+    (c.on as (e: E, l: typeof listener) => void)(event, listener);
+  });
+}
+
+/** Adds functions under the structure lock; their ids in the order named. */
+export async function addFns(c: LockstepClient, names: readonly string[], program = 'main'): Promise<number[]> {
+  const r = await c.withLocks({ program, structure: true, mode: 'write' }, (lock) =>
+    c.edit.apply({ program, ops: names.map((name) => ({ op: 'addFunction' as const, name })), fences: lock.fences }),
+  );
+  return names.map((n) => {
+    const created = r.created.find((x) => x.name === n);
+    if (created === undefined) throw new Error(`${n} was not created`);
+    return created.id;
+  });
+}
