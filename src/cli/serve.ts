@@ -1,14 +1,15 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { envOf, flagOf, OPTION_NAMES, optionSpecs, resolveConfig, type OptionName } from '../config.ts';
+import { envOf, flagOf, isBooleanOption, OPTION_NAMES, optionSpecs, resolveConfig, type OptionName } from '../config.ts';
 import { start } from '../server.ts';
 
 export function serveHelp(): string {
   const rows = OPTION_NAMES.map((name) => {
     const spec = optionSpecs[name];
-    return `  --${flagOf(name)} <value>`.padEnd(34) + `${spec.doc} (default ${String(spec.default)}; env ${envOf(name)})`;
+    const flag = `  --${flagOf(name)}${isBooleanOption(name) ? '' : ' <value>'}`;
+    return `${flag.padEnd(36)} ${spec.doc} (default ${spec.default === undefined ? 'none' : String(spec.default)}; env ${envOf(name)})`;
   });
-  return `Usage: lockstep serve [options]\n\nStarts the server: ws://HOST:PORT/ws, dashboard at /, health at /healthz.\n\nOptions:\n${rows.join('\n')}\n  --help                          show this text`;
+  return `Usage: lockstep serve [options]\n\nStarts the server: ws://HOST:PORT/ws, dashboard at /, health at /healthz.\n\nOptions:\n${rows.join('\n')}\n${'  --help'.padEnd(36)} show this text`;
 }
 
 export async function serve(argv: string[]): Promise<void> {
@@ -16,7 +17,7 @@ export async function serve(argv: string[]): Promise<void> {
     args: argv,
     options: {
       help: { type: 'boolean' },
-      ...Object.fromEntries(OPTION_NAMES.map((n) => [flagOf(n), { type: 'string' as const }])),
+      ...Object.fromEntries(OPTION_NAMES.map((n) => [flagOf(n), { type: isBooleanOption(n) ? ('boolean' as const) : ('string' as const) }])),
     },
     strict: true,
   });
