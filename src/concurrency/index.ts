@@ -3,8 +3,10 @@ export type { Clock } from './clock.ts';
 export { FakeClock } from './fake-clock.ts';
 export { Deadlines } from './deadlines.ts';
 export type { Deadline } from './deadlines.ts';
-export { LockManager, memoryFences } from './lock-manager.ts';
-export type { FenceSource, LockManagerOptions } from './lock-manager.ts';
+export { memoryFences } from './fences.ts';
+export type { FenceSource } from './fences.ts';
+export { LockManager } from './lock-manager.ts';
+export type { LockManagerOptions } from './lock-manager.ts';
 export type {
   AcquireRequest,
   AcquireResult,

@@ -27,21 +27,6 @@ import { byResource, copyResource, positionsOf, snapshot } from './snapshots.ts'
 import { ResourceSlot } from './wait-queue.ts';
 import type { Hold, Ticket } from './wait-queue.ts';
 
-export { memoryFences } from './fences.ts';
-export type { FenceSource } from './fences.ts';
-export type {
-  AcquireRequest,
-  AcquireResult,
-  Blocker,
-  CancelReason,
-  CycleEntry,
-  Grant,
-  LockEvents,
-  QueuePosition,
-  ReleaseReason,
-  ResourceStatus,
-  TicketInfo,
-} from './lock-types.ts';
 
 export interface LockManagerOptions {
   clock: Clock;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
-import { LockManager, memoryFences } from '../../src/concurrency/lock-manager.ts';
-import type { AcquireResult, LockEvents, LockManagerOptions } from '../../src/concurrency/lock-manager.ts';
+import { LockManager, memoryFences } from '../../src/concurrency/index.ts';
+import type { AcquireResult, LockEvents, LockManagerOptions } from '../../src/concurrency/index.ts';
 import { LockstepError } from '../../src/protocol/errors.ts';
 import type { Resource } from '../../src/protocol/resource.ts';
 

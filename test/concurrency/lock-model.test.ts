@@ -1,10 +1,11 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
-import { LockManager } from '../../src/concurrency/lock-manager.ts';
-import type { AcquireResult, CycleEntry, Grant, LockEvents, ResourceStatus } from '../../src/concurrency/lock-manager.ts';
+import { LockManager } from '../../src/concurrency/index.ts';
+import type { AcquireResult, CycleEntry, Grant, LockEvents, ResourceStatus } from '../../src/concurrency/index.ts';
 import { LockstepError } from '../../src/protocol/errors.ts';
 import { resourceKey } from '../../src/protocol/resource.ts';
+import { expectError } from '../helpers/errors.ts';
 import type { LockMode, Resource } from '../../src/protocol/resource.ts';
 
 // Random command sequences against one LockManager, checked after every step against what its
@@ -247,7 +248,7 @@ class Run {
         const run = () =>
           cmd.kind === 'release' ? locks.release(sid, res) : cmd.kind === 'renew' ? locks.renew(sid, res, cmd.ttlMs) : locks.downgrade(sid, res);
         if (missing.length > 0) {
-          const err = this.expectError(run, 'NOT_HELD');
+          const err = expectError(run, 'NOT_HELD');
           expect((err.details.resources as Resource[]).map(resourceKey).sort()).toEqual(missing.sort());
           this.expectUnchanged(pre);
         } else {
@@ -262,11 +263,11 @@ class Run {
       case 'cancel': {
         const mine = locks.tickets(sid);
         if (cmd.bogus || mine.length === 0) {
-          this.expectError(() => locks.cancel(sid, cmd.bogus ? 'bogus' : 'none'), 'NOT_FOUND');
+          expectError(() => locks.cancel(sid, cmd.bogus ? 'bogus' : 'none'), 'NOT_FOUND');
           this.expectUnchanged(pre);
           // A ticket of another session cannot be cancelled either.
           const other = this.ids.flatMap((id) => (id === sid ? [] : locks.tickets(id)))[0];
-          if (other !== undefined) this.expectError(() => locks.cancel(sid, other.ticket), 'NOT_FOUND');
+          if (other !== undefined) expectError(() => locks.cancel(sid, other.ticket), 'NOT_FOUND');
         } else {
           locks.cancel(sid, mine[cmd.pick % mine.length]!.ticket);
         }
@@ -372,17 +373,6 @@ class Run {
       const byAhead = queue.slice(0, at).some((q) => q.sessionId === next);
       expect(byHolder || byAhead, `cycle step ${c.sessionId} -> ${next} on ${key} is not a wait`).toBe(true);
     });
-  }
-
-  private expectError(fn: () => unknown, type: string): LockstepError {
-    try {
-      fn();
-    } catch (err) {
-      expect(err).toBeInstanceOf(LockstepError);
-      expect((err as LockstepError).type).toBe(type);
-      return err as LockstepError;
-    }
-    throw new Error(`expected ${type}`);
   }
 
   private expectUnchanged(pre: Snapshot): void {

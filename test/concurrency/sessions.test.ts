@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
-import { LockManager } from '../../src/concurrency/lock-manager.ts';
+import { LockManager } from '../../src/concurrency/index.ts';
 import { SessionRegistry } from '../../src/concurrency/sessions.ts';
 import type { SessionEvents } from '../../src/concurrency/sessions.ts';
 import { LockstepError } from '../../src/protocol/errors.ts';

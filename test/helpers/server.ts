@@ -39,3 +39,10 @@ export async function addFunctions<const N extends readonly string[]>(c: TestCli
   await c.call('lock.release', { program, structure: true });
   return names.map((n) => r.created.find((x: { name: string }) => x.name === n).id) as { [K in keyof N]: number };
 }
+
+/** One write acquire and release: a well-behaved agent's round trip, which must keep working. */
+export async function roundTrip(c: TestClient, f: number): Promise<void> {
+  const g = await c.call('lock.acquire', { functions: [f], mode: 'write' });
+  if (g.status !== 'granted') throw new Error(`round trip on ${f} was not granted at once: ${JSON.stringify(g)}`);
+  await c.call('lock.release', { functions: [f] });
+}

@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addFunctions, useServers } from '../helpers/server.ts';
-import type { TestClient } from '../helpers/client.ts';
+import { addFunctions, roundTrip, useServers } from '../helpers/server.ts';
 
-/** One acquire/release round trip by a well-behaved agent: it must keep working throughout. */
-async function roundTrip(c: TestClient, f: number): Promise<void> {
-  const g = await c.call('lock.acquire', { functions: [f], mode: 'write' });
-  expect(g.status).toBe('granted');
-  await c.call('lock.release', { functions: [f] });
-}
 
 describe('hostile frames', () => {
   const t = useServers();

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { TestClient } from '../helpers/client.ts';
-import { addFunctions, useServers } from '../helpers/server.ts';
+import { addFunctions, roundTrip, useServers } from '../helpers/server.ts';
 
-async function roundTrip(c: TestClient, f: number): Promise<void> {
-  expect((await c.call('lock.acquire', { functions: [f], mode: 'write' })).status).toBe('granted');
-  await c.call('lock.release', { functions: [f] });
-}
 
 describe('hostile input over raw sockets', () => {
   const t = useServers();
