@@ -152,4 +152,18 @@ describe('dashboard', () => {
     // Connection attempts while the server was down fail loudly in the console; nothing else may.
     expect(problems.filter((p) => !p.startsWith('WebSocket connection to'))).toEqual([]);
   });
+
+  it('works with tokens on: the token travels in the URL fragment', async () => {
+    const token = 'observer-token-for-the-dashboard';
+    const s = await t.server({ tokens: `observer:${token},agent:agent-token-for-the-test-0` });
+    const { page } = await browser.page();
+    await page.goto(`http://127.0.0.1:${s.port}/`);
+    await page.locator('#conn', { hasText: 'token' }).waitFor();
+    expect(await page.locator('#conn').getAttribute('data-state')).not.toBe('live');
+
+    await page.goto(`http://127.0.0.1:${s.port}/#token=${token}`);
+    await page.reload();
+    await page.locator('#conn[data-state="live"]').waitFor();
+    await page.locator('#agents tr', { hasText: 'dashboard' }).locator('td', { hasText: 'observer' }).waitFor();
+  });
 });
