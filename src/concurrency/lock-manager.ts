@@ -97,7 +97,9 @@ export class LockManager extends EventEmitter<LockEvents> {
     const first = req.key === undefined ? undefined : session.outcomes.get(req.key);
     if (first !== undefined) {
       if ('error' in first) throw first.error;
-      return first.result;
+      // A ticket still waiting answers with where it stands now, not where it started.
+      const waiting = first.result.status === 'queued' ? session.tickets.get(first.result.ticket) : undefined;
+      return waiting === undefined ? first.result : { status: 'queued', ticket: waiting.id, positions: positionsOf(waiting) };
     }
     try {
       const result = this.tryAcquire(sessionId, session, resources, req);
@@ -368,6 +370,7 @@ export class LockManager extends EventEmitter<LockEvents> {
       slots: [],
       ttlMs,
       ...(req.description === undefined ? {} : { description: req.description }),
+      ...(req.key === undefined ? {} : { key: req.key }),
       enqueuedAt: now,
       timeout: undefined,
       ordinal: new Map(),
@@ -580,6 +583,14 @@ export class LockManager extends EventEmitter<LockEvents> {
     this.deadlines.cancel(t.timeout);
     t.timeout = undefined;
     session.tickets.delete(t.id);
+    // A retry must not wait for a grant that can no longer come. A ticket lost with its
+    // connection (resume grace) is forgotten instead: the resumed session's retry queues afresh.
+    if (t.key !== undefined && reason === 'disconnect') session.outcomes.forget(t.key);
+    else if (t.key !== undefined) {
+      session.outcomes.update(t.key, {
+        error: new LockstepError('NOT_FOUND', `the request with key "${t.key}" was withdrawn (${reason})`, { ticket: t.id, reason }),
+      });
+    }
     this.post('cancelled', { sessionId: t.sessionId, ticket: t.id, reason });
   }
 
@@ -614,6 +625,8 @@ export class LockManager extends EventEmitter<LockEvents> {
     session.tickets.delete(t.id);
     const keys = t.slots.map((s) => s.key);
     const grants = this.grant(t.sessionId, session, t.resources, keys, t.mode, t.ttlMs, t.description);
+    // The reply to the acquire said "queued"; a retry after a lost lock.granted must learn it won.
+    if (t.key !== undefined) session.outcomes.update(t.key, { result: { status: 'granted', grants } });
     this.post('granted', { sessionId: t.sessionId, ticket: t.id, grants });
   }
 

@@ -26,6 +26,8 @@ export interface Ticket {
   slots: ResourceSlot[];
   ttlMs: number;
   description?: string;
+  /** The idempotency key the request came with: a retry learns how the ticket ended. */
+  key?: string;
   enqueuedAt: number;
   timeout: Deadline | undefined;
   /** Place in each slot's queue, by resource key, kept by ResourceSlot (see ResourceSlot.indexOf). */

@@ -651,17 +651,42 @@ describe('fences', () => {
 });
 
 describe('idempotency keys', () => {
-  it('return the first outcome again and never queue twice', () => {
+  it('return the same request again and never queue twice: where it stands now, or how it ended', () => {
     const { locks } = setup();
     locks.acquire('a', W([f(1)]));
-    const first = locks.acquire('b', W([f(1)], { key: 'k1' }));
-    const again = locks.acquire('b', W([f(1)], { key: 'k1' }));
-    expect(again).toBe(first);
+    locks.acquire('c', W([f(1)], { wait: true }));
+    const first = locks.acquire('b', W([f(1)], { key: 'k1', wait: true }));
+    expect(first).toMatchObject({ status: 'queued', positions: [{ resource: f(1), position: 2 }] });
+    const again = locks.acquire('b', W([f(1)], { key: 'k1', wait: true }));
+    expect(again).toEqual(first);
     expect(locks.tickets('b')).toHaveLength(1);
-    locks.release('a', [f(1)]);
-    expect(locks.acquire('b', W([f(1)], { key: 'k1' }))).toBe(first);
+
+    locks.releaseAll('a');
+    // c is granted; b moved up: a retry reports position 1, the same ticket.
+    expect(locks.acquire('b', W([f(1)], { key: 'k1', wait: true }))).toEqual({ ...first, positions: [{ resource: f(1), position: 1 }] });
+    locks.releaseAll('c');
+    // Granted meanwhile (a lock.granted the client may have missed): the retry says so.
+    const won = locks.acquire('b', W([f(1)], { key: 'k1', wait: true }));
+    expect(won).toEqual({ status: 'granted', grants: locks.holding('b') });
+
     const g = locks.acquire('b', W([f(2)], { key: 'k2' }));
     expect(locks.acquire('b', W([f(2)], { key: 'k2' }))).toBe(g);
+  });
+
+  it('tell a retry that its ticket was withdrawn, except one lost with its connection', () => {
+    const { locks } = setup();
+    locks.acquire('a', W([f(1)]));
+    const q = locks.acquire('b', W([f(1)], { key: 'k', wait: true }));
+    if (q.status !== 'queued') throw new Error('expected queued');
+    locks.cancel('b', q.ticket);
+    const err = caught(() => locks.acquire('b', W([f(1)], { key: 'k', wait: true })));
+    expect(err).toMatchObject({ type: 'NOT_FOUND', details: { ticket: q.ticket, reason: 'cancel' } });
+
+    locks.acquire('b', W([f(1)], { key: 'lost', wait: true }));
+    locks.withdrawTickets('b');
+    const retry = locks.acquire('b', W([f(1)], { key: 'lost', wait: true }));
+    expect(retry.status).toBe('queued');
+    expect(locks.tickets('b')).toHaveLength(1);
   });
 
   it('rethrow a first error the same, per session', () => {

@@ -141,7 +141,9 @@ class Run {
   private readonly timeoutAt = new Map<string, number>();
   private readonly holds = new Map<string, Map<string, { mode: LockMode; fence: number }>>();
   private readonly maxFence = new Map<string, number>();
-  private readonly outcomes = new Map<string, { result?: AcquireResult; error?: unknown }>();
+  private readonly outcomes = new Map<string, { result?: AcquireResult; error?: unknown; withdrawn?: string }>();
+  /** Keyed tickets: a retry of the key learns how the ticket ended. */
+  private readonly ticketKeys = new Map<string, string>();
   private stepEvents: Array<{ name: keyof LockEvents; e: { sessionId: string } }> = [];
   private grantedNow: string[] = [];
   private pendingTimeout: number | undefined;
@@ -170,6 +172,8 @@ class Run {
       if (e.ticket !== null) {
         if (!this.positions.delete(e.ticket)) throw new Error(`grant of unknown ticket ${e.ticket}`);
         this.grantedNow.push(e.ticket);
+        const key = this.ticketKeys.get(e.ticket);
+        if (key !== undefined && this.outcomes.has(key)) this.outcomes.set(key, { result: { status: 'granted', grants: e.grants } });
       }
       const mine = this.holdsOf(e.sessionId);
       for (const g of e.grants) {
@@ -203,6 +207,10 @@ class Run {
     });
     this.locks.on('cancelled', (e) => {
       if (!this.positions.delete(e.ticket)) throw new Error(`cancel of unknown ticket ${e.ticket}`);
+      const key = this.ticketKeys.get(e.ticket);
+      if (key === undefined || !this.outcomes.has(key)) return;
+      if (e.reason === 'disconnect') this.outcomes.delete(key);
+      else this.outcomes.set(key, { withdrawn: e.reason });
     });
   }
 
@@ -296,7 +304,10 @@ class Run {
   ): void {
     const replay = req.key === undefined ? undefined : this.outcomes.get(`${sid}|${req.key}`);
     if (replay !== undefined) {
-      if (replay.error !== undefined) {
+      if (replay.withdrawn !== undefined) {
+        const err = expectError(() => this.locks.acquire(sid, req), 'NOT_FOUND');
+        expect(err.details.reason).toBe(replay.withdrawn);
+      } else if (replay.error !== undefined) {
         let thrown: unknown;
         try {
           this.locks.acquire(sid, req);
@@ -304,8 +315,17 @@ class Run {
           thrown = err;
         }
         expect(thrown).toBe(replay.error);
+      } else if (replay.result?.status === 'queued') {
+        // Still waiting: the answer says where the ticket stands now.
+        const { ticket } = replay.result;
+        const now = this.positions.get(ticket)!;
+        expect(this.locks.acquire(sid, req)).toEqual({
+          status: 'queued',
+          ticket,
+          positions: replay.result.positions.map((p) => ({ resource: p.resource, position: now.get(resourceKey(p.resource)) })),
+        });
       } else {
-        expect(this.locks.acquire(sid, req)).toBe(replay.result);
+        expect(this.locks.acquire(sid, req)).toEqual(replay.result);
       }
       expect(this.stepEvents).toEqual([]);
       this.expectUnchanged(pre);
@@ -335,7 +355,10 @@ class Run {
       }
       return;
     }
-    if (req.key !== undefined) this.outcomes.set(`${sid}|${req.key}`, { result });
+    if (req.key !== undefined) {
+      this.outcomes.set(`${sid}|${req.key}`, { result });
+      if (result.status === 'queued') this.ticketKeys.set(result.ticket, `${sid}|${req.key}`);
+    }
     if (blocked.length === 0) {
       expect(result.status).toBe('granted');
     } else {
