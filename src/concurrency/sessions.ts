@@ -100,6 +100,11 @@ export class SessionRegistry extends EventEmitter<SessionEvents> {
     return entry === undefined ? undefined : { ...entry.info };
   }
 
+  /** The name alone, without copying the session: every lock event asks for it. */
+  nameOf(id: string): string | undefined {
+    return this.sessions.get(id)?.info.name;
+  }
+
   list(): Array<SessionInfo & { locks: Grant[]; waiting: TicketInfo[] }> {
     return [...this.sessions.values()].map((e) => ({
       ...e.info,

@@ -10,7 +10,7 @@ import { LockstepError } from '../protocol/errors.ts';
 import type { EventItem, Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
 import type { ProgramService } from '../service/index.ts';
-import { EventLog } from './event-log.ts';
+import { EventLog, type LoggedEvent } from './event-log.ts';
 import { bridgeLockEvents } from './lock-events.ts';
 import { Metrics } from './metrics.ts';
 import type { Tokens } from './tokens.ts';
@@ -87,7 +87,7 @@ export class Coordinator {
 
   private readonly sinks = new Map<string, Sink>();
   private readonly subscriptions = new Map<string, Set<Topic>>();
-  private readonly outbox: EventItem[] = [];
+  private readonly outbox: LoggedEvent[] = [];
   private fanningOut = false;
 
   constructor(readonly options: CoordinatorOptions) {
@@ -100,7 +100,7 @@ export class Coordinator {
       clock: options.clock,
       ...options.lock,
       fences: options.programs.fences(),
-      sessionName: (id) => this.sessions.get(id)?.name,
+      sessionName: (id) => this.sessions.nameOf(id),
     });
     this.sessions = new SessionRegistry({
       clock: options.clock,
@@ -146,7 +146,7 @@ export class Coordinator {
   }
 
   nameOf(sessionId: string): string {
-    return this.sessions.get(sessionId)?.name ?? sessionId;
+    return this.sessions.nameOf(sessionId) ?? sessionId;
   }
 
   by(session: SessionInfo): { sessionId: string; name: string } {
@@ -205,14 +205,15 @@ export class Coordinator {
    * consumer dropped mid-loop leaves, releasing its locks); those wait in the outbox until every
    * subscriber has the current one, instead of overtaking it.
    */
-  private fanOut(item: EventItem): void {
-    this.outbox.push(item);
+  private fanOut(e: LoggedEvent): void {
+    if (this.subscriptions.size === 0) return;
+    this.outbox.push(e);
     if (this.fanningOut) return;
     this.fanningOut = true;
     try {
       for (let next = this.outbox.shift(); next !== undefined; next = this.outbox.shift()) {
         for (const [sessionId, topics] of this.subscriptions) {
-          if (topics.has(next.topic)) this.notify(sessionId, 'event', next);
+          if (topics.has(next.topic)) this.notify(sessionId, 'event', next.wire);
         }
       }
     } finally {
@@ -224,14 +225,14 @@ export class Coordinator {
     const agent = (s: SessionInfo) => ({ sessionId: s.id, name: s.name, role: s.role, connectedAt: iso(s.connectedAt) });
     this.sessions.on('joined', (s) => {
       this.logger.info({ sessionId: s.id, name: s.name, role: s.role }, 'session started');
-      this.events.append('agents', 'joined', agent(s));
+      this.events.append('agents', 'joined', () => agent(s));
     });
     this.sessions.on('left', ({ session, reason }) => {
       this.logger.info({ sessionId: session.id, name: session.name, reason }, 'session ended');
-      this.events.append('agents', 'left', { ...agent(session), reason });
+      this.events.append('agents', 'left', () => ({ ...agent(session), reason }));
     });
-    this.sessions.on('detached', (s) => this.events.append('agents', 'detached', agent(s)));
-    this.sessions.on('resumed', (s) => this.events.append('agents', 'resumed', agent(s)));
+    this.sessions.on('detached', (s) => this.events.append('agents', 'detached', () => agent(s)));
+    this.sessions.on('resumed', (s) => this.events.append('agents', 'resumed', () => agent(s)));
     this.sessions.on('idle', (s) => {
       this.logger.info({ sessionId: s.id, name: s.name }, 'idle timeout');
       this.sinks.get(s.id)?.close(4000, 'idle timeout');

@@ -67,7 +67,7 @@ export function commitEdit(
       }
       c.watches.forget(program, id);
     }
-    c.events.append('edits', 'committed', {
+    c.events.append('edits', 'committed', () => ({
       program,
       revision: result.revision,
       kind: meta.kind ?? 'edit',
@@ -76,7 +76,7 @@ export function commitEdit(
       functions: result.functions,
       created: result.created,
       removed: result.removed,
-    });
+    }));
   });
 
   return { revision: result.revision, functions: result.functions, created: result.created, removed: result.removed };

@@ -11,13 +11,36 @@ export interface Replay {
   seq: number;
 }
 
+/** A logged event; its wire form is built the first time someone needs it. */
+export class LoggedEvent {
+  private item: EventItem | undefined;
+
+  constructor(
+    readonly seq: number,
+    readonly topic: Topic,
+    private readonly at: number,
+    private readonly type: string,
+    private build: (() => Record<string, unknown>) | undefined,
+  ) {}
+
+  get wire(): EventItem {
+    if (this.item === undefined) {
+      this.item = { seq: this.seq, time: iso(this.at), topic: this.topic, type: this.type, data: this.build!() };
+      this.build = undefined;
+    }
+    return this.item;
+  }
+}
+
 /**
  * The sequenced event stream: every event gets the next server-wide sequence number and is kept in
  * a bounded ring buffer, so a reconnecting reader can replay what it missed. The bound exists so a
  * busy server's memory does not grow with its uptime; a reader that fell further behind is told so.
+ * Events are logged as builders: most are never read (nobody subscribed, nobody replays), and
+ * formatting every lock event's wire form was a measurable part of each request's cost.
  */
-export class EventLog extends EventEmitter<{ event: (item: EventItem) => void }> {
-  private readonly ring: (EventItem | undefined)[];
+export class EventLog extends EventEmitter<{ event: (e: LoggedEvent) => void }> {
+  private readonly ring: (LoggedEvent | undefined)[];
   private seq = 0;
 
   constructor(
@@ -25,7 +48,7 @@ export class EventLog extends EventEmitter<{ event: (item: EventItem) => void }>
     readonly capacity = 10_000,
   ) {
     super();
-    this.ring = new Array<EventItem | undefined>(capacity);
+    this.ring = new Array<LoggedEvent | undefined>(capacity);
   }
 
   get lastSeq(): number {
@@ -36,11 +59,11 @@ export class EventLog extends EventEmitter<{ event: (item: EventItem) => void }>
     return this.seq === 0 ? 0 : Math.max(1, this.seq - this.capacity + 1);
   }
 
-  append(topic: Topic, type: string, data: Record<string, unknown>): EventItem {
-    const item: EventItem = { seq: ++this.seq, time: iso(this.clock.now()), topic, type, data };
-    this.ring[item.seq % this.capacity] = item;
-    this.emit('event', item);
-    return item;
+  /** `data` must capture values, not live objects: it may run long after the event. */
+  append(topic: Topic, type: string, data: () => Record<string, unknown>): void {
+    const e = new LoggedEvent(++this.seq, topic, this.clock.now(), type, data);
+    this.ring[e.seq % this.capacity] = e;
+    this.emit('event', e);
   }
 
   /** Buffered events with seq > since, in order, restricted to the given topics. */
@@ -51,8 +74,8 @@ export class EventLog extends EventEmitter<{ event: (item: EventItem) => void }>
     const truncated = since + 1 < oldest || since > this.seq;
     const items: EventItem[] = [];
     for (let s = Math.max(since + 1, oldest); s <= this.seq; s++) {
-      const item = this.ring[s % this.capacity];
-      if (item !== undefined && topics.has(item.topic)) items.push(item);
+      const e = this.ring[s % this.capacity];
+      if (e !== undefined && topics.has(e.topic)) items.push(e.wire);
     }
     return { items, truncated, oldest, seq: this.seq };
   }

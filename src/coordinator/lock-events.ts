@@ -11,49 +11,58 @@ export function bridgeLockEvents(c: Coordinator): void {
   const who = (sessionId: string) => ({ sessionId, name: c.nameOf(sessionId) });
 
   locks.on('granted', ({ sessionId, ticket, grants }) => {
-    const wire = wireGrants(grants);
-    if (ticket !== null) c.notify(sessionId, 'lock.granted', { ticket, grants: wire });
-    events.append('locks', 'granted', { ...who(sessionId), ticket, grants: wire });
+    if (ticket !== null) c.notify(sessionId, 'lock.granted', { ticket, grants: wireGrants(grants) });
+    const by = who(sessionId);
+    events.append('locks', 'granted', () => ({ ...by, ticket, grants: wireGrants(grants) }));
   });
   locks.on('queued', ({ sessionId, ticket, mode, resources, positions }) => {
-    events.append('locks', 'queued', { ...who(sessionId), ticket, mode, resources, positions: wirePositions(positions) });
+    const by = who(sessionId);
+    events.append('locks', 'queued', () => ({ ...by, ticket, mode, resources, positions: wirePositions(positions) }));
   });
   locks.on('position', ({ sessionId, ticket, positions }) => {
     c.notify(sessionId, 'lock.queue', { ticket, positions: wirePositions(positions) });
   });
   locks.on('released', ({ sessionId, locks: gs, reason }) => {
-    events.append('locks', 'released', { ...who(sessionId), locks: wireGrants(gs), reason });
+    const by = who(sessionId);
+    events.append('locks', 'released', () => ({ ...by, locks: wireGrants(gs), reason }));
   });
   locks.on('renewed', ({ sessionId, locks: gs }) => {
-    events.append('locks', 'renewed', { ...who(sessionId), locks: wireGrants(gs) });
+    const by = who(sessionId);
+    events.append('locks', 'renewed', () => ({ ...by, locks: wireGrants(gs) }));
   });
   locks.on('downgraded', ({ sessionId, locks: gs }) => {
-    events.append('locks', 'downgraded', { ...who(sessionId), locks: wireGrants(gs) });
+    const by = who(sessionId);
+    events.append('locks', 'downgraded', () => ({ ...by, locks: wireGrants(gs) }));
   });
   locks.on('denied', ({ sessionId, mode, resources, blockers }) => {
-    logger.info({ ...who(sessionId), mode, resources }, 'lock denied');
-    events.append('locks', 'denied', { ...who(sessionId), mode, resources, blockers });
+    const by = who(sessionId);
+    logger.info({ ...by, mode, resources }, 'lock denied');
+    events.append('locks', 'denied', () => ({ ...by, mode, resources, blockers }));
   });
   locks.on('deadlock', ({ sessionId, cycle }) => {
-    logger.info({ ...who(sessionId), cycle }, 'deadlock refused');
-    events.append('locks', 'deadlock', { ...who(sessionId), cycle });
+    const by = who(sessionId);
+    logger.info({ ...by, cycle }, 'deadlock refused');
+    events.append('locks', 'deadlock', () => ({ ...by, cycle }));
   });
   locks.on('expiring', ({ sessionId, locks: gs }) => {
     const wire = wireGrants(gs);
     c.notify(sessionId, 'lock.expiring', { locks: wire });
-    events.append('locks', 'expiring', { ...who(sessionId), locks: wire });
+    const by = who(sessionId);
+    events.append('locks', 'expiring', () => ({ ...by, locks: wire }));
   });
   locks.on('expired', ({ sessionId, locks: gs }) => {
     const wire = wireGrants(gs);
-    logger.info({ ...who(sessionId), locks: wire }, 'lease expired');
+    const by = who(sessionId);
+    logger.info({ ...by, locks: wire }, 'lease expired');
     c.notify(sessionId, 'lock.expired', { locks: wire });
-    events.append('locks', 'expired', { ...who(sessionId), locks: wire });
+    events.append('locks', 'expired', () => ({ ...by, locks: wire }));
   });
   locks.on('waitTimeout', ({ sessionId, ticket }) => {
     c.notify(sessionId, 'lock.waitTimeout', { ticket });
   });
   locks.on('cancelled', ({ sessionId, ticket, reason }) => {
     if (reason === 'removed') c.notify(sessionId, 'lock.cancelled', { ticket, reason });
-    events.append('locks', 'dequeued', { ...who(sessionId), ticket, reason });
+    const by = who(sessionId);
+    events.append('locks', 'dequeued', () => ({ ...by, ticket, reason }));
   });
 }

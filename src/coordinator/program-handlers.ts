@@ -16,7 +16,7 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
     roles: agentsOnly,
     handle(c, { session, afterReply }, p) {
       const created = c.programs.createProgram(p.name);
-      afterReply(() => c.events.append('edits', 'programCreated', { program: p.name, ...c.by(session) }));
+      afterReply(() => c.events.append('edits', 'programCreated', () => ({ program: p.name, ...c.by(session) })));
       return created;
     },
   },
@@ -43,7 +43,7 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
       afterReply(() => {
         c.locks.dropResources((r) => r.program === p.program);
         c.watches.forget(p.program);
-        c.events.append('edits', 'programDeleted', { program: p.program, ...c.by(session) });
+        c.events.append('edits', 'programDeleted', () => ({ program: p.program, ...c.by(session) }));
       });
       return { deleted: p.program };
     },

@@ -6,8 +6,17 @@ import type { Resource } from '../protocol/resource.ts';
 
 export const DEFAULT_PROGRAM = 'main';
 
+// Under load many grants in a row share a millisecond (and so an expiresAt): formatting the same
+// instant once saves a Date and a string per reply.
+let lastMs = Number.NaN;
+let lastIso = '';
+
 export function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
 }
 
 export function wireGrant(g: CoreGrant): Grant {
