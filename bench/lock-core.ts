@@ -3,8 +3,8 @@
 // Real clock and timers, a no-op listener on every event (as the server has); about 15 s in all.
 import { performance } from 'node:perf_hooks';
 import { systemClock } from '../src/concurrency/clock.ts';
-import { LockManager } from '../src/concurrency/lock-manager.ts';
-import type { LockEvents } from '../src/concurrency/lock-manager.ts';
+import { LockManager } from '../src/concurrency/index.ts';
+import type { LockEvents } from '../src/concurrency/index.ts';
 import type { Resource } from '../src/protocol/resource.ts';
 
 const WAITERS = 1000;

@@ -1,0 +1,86 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A free loopback TCP port; the tiny race until the caller binds it is harmless on a quiet loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Child {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  /** Resident set size after a full GC, in bytes. */
+  rss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a bench server file (a TypeScript module that reports `{port}` over IPC once listening) in
+ * its own Node process, so its CPU and memory are apart from the load generator's, as a Redis or
+ * etcd server is.
+ */
+export async function forkServer(file: string, opts: unknown, execArgv: string[] = []): Promise<Child> {
+  const proc = fork(fileURLToPath(new URL(file, import.meta.url)), [JSON.stringify(opts)], {
+    execArgv: ['--import', 'tsx', '--expose-gc', ...execArgv],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const replies: Array<(m: Record<string, unknown>) => void> = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`${file} exited with ${code} before listening`)));
+    proc.once('message', (m) => resolve((m as { port: number }).port));
+  });
+  proc.removeAllListeners('exit');
+  proc.on('message', (m) => replies.shift()?.(m as Record<string, unknown>));
+  const ask = (cmd: string) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      replies.push(resolve);
+      proc.send({ cmd });
+    });
+  return {
+    proc,
+    port,
+    rss: async () => (await ask('rss')).rss as number,
+    stop: async () => {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.send({ cmd: 'stop' });
+      // A server that does not drain in time is killed: the bench must end by itself.
+      await Promise.race([exited, sleep(10_000)]);
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    },
+  };
+}
+
+/** Child side of forkServer: answers rss and stop over IPC. */
+export function serveIpc(port: number, stop: () => Promise<void>): void {
+  process.on('message', (m: { cmd: string }) => {
+    if (m.cmd === 'rss') {
+      globalThis.gc?.();
+      process.send?.({ rss: process.memoryUsage().rss });
+    } else if (m.cmd === 'stop') {
+      void stop().finally(() => process.exit(0));
+    }
+  });
+  // The bench died without stopping us: do not outlive it.
+  process.on('disconnect', () => process.exit(0));
+  process.send?.({ port });
+}
+
+export async function waitFor(what: string, ms: number, probe: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await probe().catch(() => false)) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} not ready after ${ms} ms`);
+}
