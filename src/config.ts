@@ -4,7 +4,11 @@ import { z } from 'zod';
 // and a default documented next to it. Flags win over the environment.
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number({ error: 'expected a number' }).int('expected a whole number').min(min).max(max);
+  z.coerce
+    .number({ error: (issue) => (issue.code === 'invalid_type' ? 'expected a number' : undefined) })
+    .int('expected a whole number')
+    .min(min, `expected at least ${min}`)
+    .max(max, `expected at most ${max}`);
 
 const MiB = 1024 * 1024;
 

@@ -11,7 +11,7 @@ import { ProgramService } from './service/index.ts';
 import { Tokens } from './coordinator/tokens.ts';
 import { Connection } from './transport/connection.ts';
 import { serveDashboard } from './transport/dashboard-route.ts';
-import { isLoopbackHost, originAllowed, parseOrigins } from './transport/origin.ts';
+import { isLoopbackHost, originAllowed, parseOrigins, serverHostNames } from './transport/origin.ts';
 import { VERSION } from './version.ts';
 
 export interface StartOptions extends Partial<ServerConfig> {
@@ -24,6 +24,8 @@ export interface LockstepServer {
   readonly host: string;
   /** ws://host:port/ws */
   readonly url: string;
+  /** http://host:port/, where the dashboard is. */
+  readonly dashboardUrl: string;
   readonly coordinator: Coordinator;
   /** Drain: tell every session, close sockets with 1001, flush the store. Idempotent. */
   stop(reason?: string): Promise<void>;
@@ -42,6 +44,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
     throw new ConfigError(`refusing to listen on ${config.host} without tokens: set --tokens-file or LOCKSTEP_TOKENS, or pass --insecure`);
   }
   const allowedOrigins = parseOrigins(config.allowedOrigins);
+  const hostNames = serverHostNames(config.host);
   const programs = ProgramService.open({ path: config.db });
   const coordinator = new Coordinator({
     clock: clock ?? systemClock,
@@ -96,7 +99,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
-    if (!originAllowed(req, config.host, allowedOrigins)) {
+    if (!originAllowed(req, hostNames, allowedOrigins)) {
       logger.warn({ origin: req.headers.origin, host: req.headers.host }, 'upgrade refused: origin not allowed');
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
@@ -111,8 +114,11 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
 
   await listen(http, config.port, config.host);
   const port = (http.address() as AddressInfo).port;
-  const url = `ws://${config.host}:${port}/ws`;
-  logger.info({ url, dashboard: `http://${config.host}:${port}/`, db: config.db }, 'lockstep listening');
+  // An IPv6 literal needs brackets in a URL.
+  const hostInUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `ws://${hostInUrl}:${port}/ws`;
+  const dashboardUrl = `http://${hostInUrl}:${port}/`;
+  logger.info({ url, dashboard: dashboardUrl, db: config.db }, 'lockstep listening');
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = 'shutdown') =>
@@ -128,7 +134,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       logger.info({ reason }, 'lockstep stopped');
     })());
 
-  return { port, host: config.host, url, coordinator, stop };
+  return { port, host: config.host, url, dashboardUrl, coordinator, stop };
 }
 
 function route(req: IncomingMessage, res: ServerResponse, c: Coordinator): void {

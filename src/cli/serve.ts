@@ -34,7 +34,7 @@ export async function serve(argv: string[]): Promise<void> {
     : pino({ level: config.logLevel }, pino.destination(2));
   const server = await start({ ...config, logger });
   console.log(`lockstep listening on ${server.url}`);
-  console.log(`dashboard http://${server.host}:${server.port}/`);
+  console.log(`dashboard ${server.dashboardUrl}`);
   const onSignal = (signal: string) => {
     void server.stop(signal).then(() => process.exit(0));
   };

@@ -327,12 +327,14 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       topics: this.known.topics,
       watching: this.known.watching,
       lastSeq: since,
+      runId: this.known.runId,
       timeoutMs: this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
     });
     for (const err of errors) this.emit('error', err);
     if (events === undefined) return;
     // Replayed events already moved lastSeq on; after a gap the stream restarts from the server's seq.
     this.known.lastSeq = events.truncated ? events.seq : Math.max(this.known.lastSeq, events.seq);
+    this.known.runId = events.runId;
     if (events.truncated) this.emit('resync', { topics: events.topics, since });
   }
 

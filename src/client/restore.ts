@@ -12,6 +12,7 @@ export interface RestoreState {
   topics: ReadonlySet<Topic>;
   watching: Map<string, number[]>;
   lastSeq: number;
+  runId: string | undefined;
   timeoutMs: number;
 }
 
@@ -43,7 +44,7 @@ export async function restoreSession(channel: Channel, s: RestoreState): Promise
   let events: ResultOf<'events.subscribe'> | undefined;
   if (s.topics.size > 0) {
     try {
-      events = await request('events.subscribe', { topics: [...s.topics], since: s.lastSeq });
+      events = await request('events.subscribe', { topics: [...s.topics], since: s.lastSeq, ...(s.runId === undefined ? {} : { runId: s.runId }) });
     } catch (err) {
       errors.push(survivable(err));
     }

@@ -38,6 +38,8 @@ export class SessionState {
   readonly topics = new Set<Topic>();
   readonly watching = new Map<string, number[]>();
   lastSeq = 0;
+  /** The server run lastSeq belongs to (sequence numbers restart with the server). */
+  runId: string | undefined;
 
   constructor(
     readonly leases: Leases,
@@ -101,6 +103,7 @@ export class SessionState {
         const r = result as ResultOf<'events.subscribe'>;
         for (const t of r.topics) this.topics.add(t);
         this.lastSeq = Math.max(this.lastSeq, r.seq);
+        this.runId = r.runId;
         return;
       }
       case 'events.unsubscribe':
@@ -153,7 +156,8 @@ export class SessionState {
         break;
       }
       case 'event':
-        this.lastSeq = (params as NotificationParams<'event'>).seq;
+        // Replayed events follow the subscribe reply, which already moved lastSeq to the newest.
+        this.lastSeq = Math.max(this.lastSeq, (params as NotificationParams<'event'>).seq);
         break;
       default:
         break;

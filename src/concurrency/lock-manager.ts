@@ -113,6 +113,11 @@ export class LockManager extends EventEmitter<LockEvents> {
     }
   }
 
+  /** Whether an acquire with this key would be answered from the session's memory of it. */
+  knowsKey(sessionId: string, key: string): boolean {
+    return this.sessions.get(sessionId)?.outcomes.get(key) !== undefined;
+  }
+
   /** All-or-nothing: NOT_HELD naming the resources not held changes nothing. */
   release(sessionId: string, resources: Resource[]): Grant[] {
     try {

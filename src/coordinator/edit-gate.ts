@@ -30,6 +30,8 @@ export function commitEdit(
   checkLocks(c, session, program, ops);
   checkFences(c, session, program, checks.fences);
   checkHashes(c, session, program, checks.expectedHashes);
+  // Nothing to do (an undo of an empty revision, a restore to the state it is in): no revision.
+  if (ops.length === 0) return { revision: c.programs.getProgram(program).revision, functions: [], created: [], removed: [] };
 
   const removedVersions = new Map<number, number>();
   for (const op of ops) {
@@ -53,20 +55,7 @@ export function commitEdit(
         c.notify(watcher, 'function.changed', { program, function: f.id, hash: f.hash, version: f.version, revision: result.revision, by });
       }
     }
-    for (const id of result.removed) {
-      for (const watcher of c.watches.watchers(program, id)) {
-        c.notify(watcher, 'function.changed', {
-          program,
-          function: id,
-          hash: null,
-          version: removedVersions.get(id) ?? 0,
-          revision: result.revision,
-          by,
-          removed: true,
-        });
-      }
-      c.watches.forget(program, id);
-    }
+    tellRemoved(c, program, result.removed.map((id) => ({ id, version: removedVersions.get(id) ?? 0 })), result.revision, by);
     c.events.append('edits', 'committed', () => ({
       program,
       revision: result.revision,
@@ -80,6 +69,22 @@ export function commitEdit(
   });
 
   return { revision: result.revision, functions: result.functions, created: result.created, removed: result.removed };
+}
+
+/** A removed function's watchers get a last function.changed, and their watch ends. */
+export function tellRemoved(
+  c: Coordinator,
+  program: string,
+  gone: ReadonlyArray<{ id: number; version: number }>,
+  revision: number,
+  by: { sessionId: string; name: string },
+): void {
+  for (const { id, version } of gone) {
+    for (const watcher of c.watches.watchers(program, id)) {
+      c.notify(watcher, 'function.changed', { program, function: id, hash: null, version, revision, by, removed: true });
+    }
+    c.watches.forget(program, id);
+  }
 }
 
 function checkLocks(c: Coordinator, session: SessionInfo, program: string, ops: ServiceOp[]): void {

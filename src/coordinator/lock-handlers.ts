@@ -22,8 +22,11 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
       if (p.description !== undefined && p.description.length > maxDescription) {
         throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: description longer than ${maxDescription} characters`, { limit: 'maxDescription', maxDescription });
       }
-      requireFunctions(c, c.programOf(p), resources);
-      checkSessionLimits(c, session.id, resources, p.wait === true);
+      // A retried key gets its request's answer, whatever changed since (spec: never a second outcome).
+      if (p.key === undefined || !c.locks.knowsKey(session.id, p.key)) {
+        requireFunctions(c, c.programOf(p), resources);
+        checkSessionLimits(c, session.id, resources, p.wait === true);
+      }
       const out = c.locks.acquire(session.id, {
         resources,
         mode: p.mode,
@@ -66,13 +69,20 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
 
 function checkSessionLimits(c: Coordinator, sessionId: string, resources: readonly Resource[], wait: boolean): void {
   const { maxLocksPerSession, maxTicketsPerSession } = c.options.limits;
-  const held = c.locks.holding(sessionId);
-  const heldKeys = new Set(held.map((g) => resourceKey(g.resource)));
-  const fresh = resources.filter((r) => !heldKeys.has(resourceKey(r))).length;
-  if (held.length + fresh > maxLocksPerSession) {
-    throw new LockstepError('RATE_LIMITED', `a session may hold at most ${maxLocksPerSession} locks`, { limit: 'maxLocksPerSession', maxLocksPerSession, held: held.length });
+  // Queued tickets count as the locks they will become: otherwise queueing first and taking free
+  // locks meanwhile would end above the limit once the tickets are granted.
+  const tickets = c.locks.tickets(sessionId);
+  const claimed = new Set(c.locks.holding(sessionId).map((g) => resourceKey(g.resource)));
+  for (const t of tickets) for (const r of t.resources) claimed.add(resourceKey(r));
+  const fresh = resources.filter((r) => !claimed.has(resourceKey(r))).length;
+  if (claimed.size + fresh > maxLocksPerSession) {
+    throw new LockstepError('RATE_LIMITED', `a session may hold and wait for at most ${maxLocksPerSession} locks`, {
+      limit: 'maxLocksPerSession',
+      maxLocksPerSession,
+      claimed: claimed.size,
+    });
   }
-  if (wait && c.locks.tickets(sessionId).length >= maxTicketsPerSession) {
+  if (wait && tickets.length >= maxTicketsPerSession) {
     throw new LockstepError('RATE_LIMITED', `a session may have at most ${maxTicketsPerSession} queued requests`, { limit: 'maxTicketsPerSession', maxTicketsPerSession });
   }
 }

@@ -4,7 +4,8 @@ import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { HandlerTable } from './dispatch.ts';
-import { DEFAULT_PROGRAM } from './wire-map.ts';
+import { tellRemoved } from './edit-gate.ts';
+import { DEFAULT_PROGRAM, iso } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
 
@@ -29,19 +30,35 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
         throw new LockstepError('LOCK_REQUIRED', `deleting ${p.program} needs its structure write lock`, { missing: [structure], mode: 'write' });
       }
       // Deleting under someone else's lock would pull the ground from under an agent mid-edit.
-      const others = c.locks.status(p.program).filter((r) => r.holders.some((h) => h.sessionId !== session.id));
-      if (others.length > 0) {
-        throw new LockstepError('LOCK_DENIED', `other sessions hold locks in ${p.program}`, {
-          blockers: others.map((r) => ({
-            resource: r.resource,
-            holders: r.holders.filter((h) => h.sessionId !== session.id).map((h) => ({ sessionId: h.sessionId, name: c.nameOf(h.sessionId), mode: h.mode })),
-            queueLength: r.queue.length,
-          })),
-        });
+      const blockers = c.locks
+        .status(p.program)
+        .map((r) => ({ resource: r.resource, holders: r.holders.filter((h) => h.sessionId !== session.id), queueLength: r.queue.length }))
+        .filter((b) => b.holders.length > 0);
+      if (blockers.length > 0) {
+        const soonest = Math.min(...blockers.flatMap((b) => b.holders.map((h) => h.expiresAt)));
+        throw new LockstepError(
+          'LOCK_DENIED',
+          `other sessions hold locks in ${p.program}`,
+          {
+            blockers: blockers.map((b) => ({
+              ...b,
+              holders: b.holders.map((h) => ({
+                sessionId: h.sessionId,
+                name: c.nameOf(h.sessionId),
+                mode: h.mode,
+                ...(h.description === undefined ? {} : { description: h.description }),
+                expiresAt: iso(h.expiresAt),
+              })),
+            })),
+          },
+          soonest - c.clock.now(),
+        );
       }
+      const { revision, functions } = c.programs.getProgram(p.program);
       c.programs.deleteProgram(p.program);
       afterReply(() => {
         c.locks.dropResources((r) => r.program === p.program);
+        tellRemoved(c, p.program, functions, revision, c.by(session));
         c.watches.forget(p.program);
         c.events.append('edits', 'programDeleted', () => ({ program: p.program, ...c.by(session) }));
       });
@@ -86,10 +103,10 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
 type LockState = ResultOf<'program.get'>['functions'][number]['lock'];
 
 function lockState(c: Coordinator, s: ResourceStatus | undefined): LockState {
-  const first = s?.holders[0];
-  if (s === undefined || first === undefined) return null;
+  if (s === undefined) return null;
   return {
-    mode: first.mode,
+    // Free but awaited (a batch at the front still waiting for its other resources): mode null.
+    mode: s.holders[0]?.mode ?? null,
     holders: s.holders.map((h) => ({ sessionId: h.sessionId, name: c.nameOf(h.sessionId) })),
     queued: s.queue.length,
   };

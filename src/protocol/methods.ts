@@ -67,7 +67,7 @@ const AcquireParams = z
     ...ResourceSelector,
     mode: LockMode,
     ttlMs: z.number().int().positive().optional().describe('Lease length; clamped to [minTtlMs, maxTtlMs]'),
-    description: z.string().max(256).optional().describe('What the lock is for, shown to others'),
+    description: z.string().max(1024).optional().describe('What the lock is for, shown to others (at most limits.maxDescription characters)'),
     wait: z.boolean().optional().describe('Queue when not grantable now (default false: LOCK_DENIED)'),
     waitTimeoutMs: z.number().int().positive().optional().describe('Give up waiting after this long'),
     key: z.string().min(1).max(128).optional().describe('Idempotency key: a retry returns the first outcome'),
@@ -128,12 +128,12 @@ const FunctionSummary = z.object({
 
 const FunctionLockState = z
   .object({
-    mode: LockMode,
+    mode: LockMode.nullable().describe('The holders\' mode; null when nobody holds it but requests wait'),
     holders: z.array(z.object({ sessionId: SessionId, name: z.string().optional() })),
     queued: z.number().int(),
   })
   .nullable()
-  .describe('Who holds the function now; null when nobody does');
+  .describe('Who holds the function and how many wait; null when nobody holds or awaits it');
 
 const ExpectedHashes = z
   .record(z.string().regex(/^[1-9][0-9]*$/, 'keys are function ids'), Hash)

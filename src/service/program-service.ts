@@ -175,11 +175,14 @@ export class ProgramService {
 
   /**
    * The write locks an edit needs, in canonical order. Ops on a function the same edit adds
-   * (a string reference) need only the structure lock: nobody else can lock it yet. An unknown
-   * function id is still listed, so the lock check (which comes first) refuses the edit.
+   * (a string reference) need only the structure lock: nobody else can lock it yet. A function id
+   * that does not exist needs no lock (none can be taken on it): the ops check then refuses the
+   * edit with INVALID_EDIT naming the op, which tells the agent what is wrong, where a
+   * LOCK_REQUIRED for an unlockable function would send it round in circles.
    */
   requiredLocks(program: string, ops: readonly ServiceOp[]): LockNeed[] {
-    this.program(program);
+    const p = this.program(program);
+    const fn = (id: number): Resource[] => (p.functions.has(id) ? [{ program, function: id }] : []);
     const structure: Resource = { program, structure: true };
     const needed: Resource[] = [];
     for (const op of ops) {
@@ -191,10 +194,11 @@ export class ProgramService {
         case 'removeFunction':
         case 'renameFunction':
           needed.push(structure);
-          if (typeof op.function === 'number') needed.push({ program, function: op.function });
+          if (typeof op.function === 'number') needed.push(...fn(op.function));
           break;
         default:
-          needed.push(typeof op.function === 'number' ? { program, function: op.function } : structure);
+          if (typeof op.function === 'number') needed.push(...fn(op.function));
+          else needed.push(structure);
       }
     }
     return normalizeResources(needed).map((resource) => ({ resource, mode: 'write' }));

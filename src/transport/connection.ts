@@ -33,8 +33,13 @@ export interface ConnectionOptions {
 export class Connection implements Sink {
   session: SessionInfo | undefined;
   private missedPongs = 0;
-  /** A slow consumer found mid-call is dropped only after the call's after-reply work. */
+  /**
+   * While a call of this session runs, pushes to it wait here so the reply goes first (a release
+   * that moves this session's own ticket up must answer before the lock.queue it causes), and a
+   * slow consumer found mid-call is dropped only after the call's after-reply work.
+   */
   private inCall = false;
+  private readonly held: string[] = [];
   private droppedInCall = false;
   private readonly bucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
@@ -75,7 +80,9 @@ export class Connection implements Sink {
   }
 
   notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void {
-    this.send(notificationFrame(method, params));
+    const frame = notificationFrame(method, params);
+    if (this.inCall) this.held.push(frame);
+    else this.send(frame);
   }
 
   /** Closed by the coordinator, which has already dealt with the session. */
@@ -110,9 +117,10 @@ export class Connection implements Sink {
     const call = parseCall(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'));
     const waitMs = this.bucket.take();
     if (waitMs > 0) {
-      const id = isBadCall(call) ? call.id : call.id ?? null;
+      // A JSON-RPC notification (no id) is never answered, not even to refuse it.
+      if (!isBadCall(call) && call.id === undefined) return;
       const { rateLimit, rateBurst } = this.c.options.limits;
-      this.replyError(id, new LockstepError('RATE_LIMITED', `over ${rateLimit} requests per second (burst ${rateBurst})`, { limit: 'rateLimit', rateLimit, rateBurst }, waitMs));
+      this.replyError(call.id ?? null, new LockstepError('RATE_LIMITED', `over ${rateLimit} requests per second (burst ${rateBurst})`, { limit: 'rateLimit', rateLimit, rateBurst }, waitMs));
       return;
     }
     if (isBadCall(call)) {
@@ -141,9 +149,13 @@ export class Connection implements Sink {
     }
     const method = isMethod(call.method) ? call.method : 'unknown';
     this.c.metrics.requests.observe({ method, outcome }, (performance.now() - started) / 1000);
-    for (const fn of after) fn();
-    this.inCall = false;
-    if (this.droppedInCall) this.onGone();
+    try {
+      for (const fn of after) fn();
+    } finally {
+      this.inCall = false;
+      for (const frame of this.held.splice(0)) this.send(frame);
+      if (this.droppedInCall) this.onGone();
+    }
   }
 
   private run(call: IncomingCall, after: Array<() => void>): unknown {

@@ -90,6 +90,25 @@ describe('edits over the wire', () => {
     expect((await a.fail('function.get', { function: f })).data!.type).toBe('NOT_FOUND');
   });
 
+  it('refuses ops on a function that does not exist as INVALID_EDIT naming the op, not LOCK_REQUIRED', async () => {
+    const s = await t.server();
+    const a = await t.agent(s, 'a');
+    const [f] = await addFunctions(a, ['f']);
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    const err = await a.fail('edit.apply', { ops: [node(f, 1), node(999, 1)] });
+    expect(err).toMatchObject({ code: 422, data: { type: 'INVALID_EDIT', opIndex: 1 } });
+  });
+
+  it('commits nothing for an undo or restore that changes nothing', async () => {
+    const s = await t.server();
+    const a = await t.agent(s, 'a');
+    await addFunctions(a, ['f']);
+    await a.call('checkpoint.create', { name: 'now' });
+    const before = (await a.call('program.get', {})).revision;
+    expect(await a.call('checkpoint.restore', { name: 'now' })).toEqual({ revision: before, functions: [], created: [], removed: [] });
+    expect((await a.call('history.list', {})).revisions).toHaveLength(before);
+  });
+
   it('adds nodes to a function created in the same edit by its name', async () => {
     const s = await t.server();
     const a = await t.agent(s, 'a');
@@ -145,9 +164,17 @@ describe('edits over the wire', () => {
 
     expect((await a.fail('program.delete', { program: 'aux' })).data!.type).toBe('LOCK_REQUIRED');
     await a.call('lock.acquire', { program: 'aux', structure: true, mode: 'write' });
-    expect((await a.fail('program.delete', { program: 'aux' })).data!.type).toBe('LOCK_DENIED');
+    const denied = await a.fail('program.delete', { program: 'aux' });
+    expect(denied.data).toMatchObject({
+      type: 'LOCK_DENIED',
+      retryAfterMs: expect.any(Number),
+      blockers: [{ resource: { program: 'aux', function: f }, holders: [{ sessionId: b.sessionId, name: 'b', mode: 'read', expiresAt: expect.any(String) }], queueLength: 0 }],
+    });
     await b.call('lock.releaseAll');
+    await b.call('function.watch', { program: 'aux', functions: [f] });
     expect(await a.call('program.delete', { program: 'aux' })).toEqual({ deleted: 'aux' });
+    expect(await b.notification('function.changed')).toMatchObject({ program: 'aux', function: f, hash: null, version: 1, removed: true });
+    expect((await b.call('function.unwatch', { program: 'aux', functions: [f] })).watching).toEqual([]);
     expect((await a.fail('program.get', { program: 'aux' })).data!.type).toBe('NOT_FOUND');
     expect((await a.call('lock.status', {})).resources).toEqual([]);
   });

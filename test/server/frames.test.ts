@@ -62,6 +62,33 @@ describe('hostile frames', () => {
     expect(st.resources[0].holders[0].sessionId).toBe(a.sessionId);
   });
 
+  it('writes a reply before the pushes its call causes to the caller', async () => {
+    const s = await t.server();
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const [f] = await addFunctions(a, ['f']);
+    await b.call('lock.acquire', { functions: [f], mode: 'write' });
+    const first = await a.call('lock.acquire', { functions: [f], mode: 'read', wait: true });
+    await a.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
+    const order: string[] = [];
+    a.ws.on('message', (d) => {
+      const fr = JSON.parse(d.toString());
+      order.push(fr.method ?? `reply ${fr.id}`);
+    });
+    const cancelled = a.request('lock.cancel', { ticket: first.ticket });
+    await a.notification('lock.queue');
+    expect((await cancelled).result).toEqual({ ticket: first.ticket, cancelled: true });
+    expect(order).toEqual([expect.stringMatching(/^reply /), 'lock.queue']);
+  });
+
+  it('never answers a notification, not even when rate limited', async () => {
+    const s = await t.server({ rateLimit: 1, rateBurst: 1 });
+    const a = await t.agent(s, 'a');
+    a.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.ping' }));
+    const limited = await a.request('session.ping');
+    expect(limited.error?.data?.type).toBe('RATE_LIMITED');
+    expect(a.frames).toEqual([]);
+  });
+
   it('serves /healthz and 404 elsewhere', async () => {
     const s = await t.server();
     const res = await fetch(`http://127.0.0.1:${s.port}/healthz`);

@@ -80,6 +80,31 @@ describe('security', () => {
     expect((await b.fail('lock.acquire', { functions: [g], mode: 'write', wait: true })).data).toMatchObject({ type: 'RATE_LIMITED', limit: 'maxTicketsPerSession' });
   });
 
+  it('counts queued requests towards the locks a session may hold', async () => {
+    const s = await t.server({ maxLocksPerSession: 2 });
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const [f, g, h] = await addFunctions(a, ['f', 'g', 'h']);
+    await b.call('lock.acquire', { functions: [f, g], mode: 'write' });
+    expect((await a.call('lock.acquire', { functions: [f, g], mode: 'write', wait: true })).status).toBe('queued');
+    expect((await a.fail('lock.acquire', { functions: [h], mode: 'write' })).data).toMatchObject({ type: 'RATE_LIMITED', limit: 'maxLocksPerSession', claimed: 2 });
+  });
+
+  it('retries a keyed request with its first answer even when the limits would refuse it now', async () => {
+    const s = await t.server({ maxTicketsPerSession: 1 });
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const [f] = await addFunctions(a, ['f']);
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    const q = await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true, key: 'k' });
+    expect(await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true, key: 'k' })).toEqual(q);
+  });
+
+  it('serves a long description when the limit is raised above the default', async () => {
+    const s = await t.server({ maxDescription: 1000 });
+    const a = await t.agent(s, 'a');
+    const [f] = await addFunctions(a, ['f']);
+    expect((await a.call('lock.acquire', { functions: [f], mode: 'write', description: 'x'.repeat(900) })).status).toBe('granted');
+  });
+
   it('closes connections over the session cap with 1013, and silent ones after the hello timeout', async () => {
     const s = await t.server({ maxSessions: 2, helloTimeoutMs: 200 });
     await t.agent(s, 'a');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ServiceOp } from '../../src/service/index.ts';
-import { chain, edit, expectError, memoryService } from '../fixtures/service.ts';
+import { chain, edit, expectError, expectInvalid, memoryService } from '../fixtures/service.ts';
 
 const S = { resource: { program: 'main', structure: true }, mode: 'write' };
 const F = (id: number) => ({ resource: { program: 'main', function: id }, mode: 'write' });
@@ -54,8 +54,10 @@ describe('requiredLocks', () => {
     ).toEqual([S, F(1), F(2)]);
   });
 
-  it('lists unknown function ids too, so the lock check refuses the edit', () => {
-    expect(locks([{ op: 'removeEdge', function: 77, edge: 1 }])).toEqual([F(77)]);
+  it('asks no lock for an unknown function id: the ops check refuses the edit, naming the op', () => {
+    expect(locks([{ op: 'removeEdge', function: 77, edge: 1 }])).toEqual([]);
+    expect(locks([{ op: 'removeFunction', function: 77 }])).toEqual([S]);
+    expectInvalid(() => edit(svc, [{ op: 'removeEdge', function: 77, edge: 1 }]), 0, /function/);
   });
 
   it('asks for the structure lock to bring a removed function back', () => {
