@@ -312,6 +312,8 @@ export class LockManager extends EventEmitter<LockEvents> {
     const keys = resources.map(resourceKey);
     const blocked = resources.filter((_, i) => !this.grantableNow(sessionId, session, keys[i]!, req.mode));
     if (blocked.length === 0) {
+      const cycle = req.mode === 'write' ? this.cycleByUpgrade(sessionId, session, keys) : undefined;
+      if (cycle !== undefined) throw this.deadlock(sessionId, cycle);
       const grants = this.grant(sessionId, session, resources, keys, req.mode, ttlMs, req.description);
       this.post('granted', { sessionId, ticket: null, grants });
       return { status: 'granted', grants };
@@ -400,9 +402,7 @@ export class LockManager extends EventEmitter<LockEvents> {
         slot.remove(ticket);
         this.dropIfIdle(slot);
       }
-      this.post('deadlock', { sessionId, cycle });
-      const names = cycle.map((c) => c.name ?? c.sessionId);
-      throw new LockstepError('DEADLOCK', `waiting would deadlock: ${[...names, names[0]].join(' -> ')}`, { cycle });
+      throw this.deadlock(sessionId, cycle);
     }
 
     for (const slot of ticket.slots) ticket.reported.set(slot.key, slot.indexOf(ticket)! + 1);
@@ -445,6 +445,33 @@ export class LockManager extends EventEmitter<LockEvents> {
     return undefined;
   }
 
+  /**
+   * The cycle an immediate upgrade (sole reader asking for write) would close. It waits for
+   * nobody, but readers queued behind it, which did not conflict with its read lock, would now
+   * wait for it: if this session itself waits, directly or not, for one of them, granting would
+   * deadlock them both, so the upgrade is refused like a wait that closes a cycle.
+   */
+  private cycleByUpgrade(sessionId: string, session: SessionLocks, keys: string[]): CycleEntry[] | undefined {
+    if (session.tickets.size === 0) return undefined;
+    const edgesOf = (id: string): WaitEdge[] => this.edgesOf(id);
+    for (const key of keys) {
+      if (session.holds.get(key)?.mode !== 'read') continue;
+      const slot = this.slots.get(key)!;
+      for (const q of slot.queue) {
+        if (q.sessionId === sessionId || slot.conflicting(q.sessionId, q.mode).some((h) => h.sessionId === sessionId)) continue;
+        const path = findWaitPath(sessionId, edgesOf(sessionId), q.sessionId, edgesOf);
+        if (path !== undefined) return this.describeCycle([...path, { from: q.sessionId, to: sessionId, ticket: q, resource: slot.resource }]);
+      }
+    }
+    return undefined;
+  }
+
+  private deadlock(sessionId: string, cycle: CycleEntry[]): LockstepError {
+    this.post('deadlock', { sessionId, cycle });
+    const names = cycle.map((c) => c.name ?? c.sessionId);
+    return new LockstepError('DEADLOCK', `would deadlock: ${[...names, names[0]].join(' -> ')}`, { cycle });
+  }
+
   private edgesOf(sessionId: string): WaitEdge[] {
     const session = this.sessions.get(sessionId);
     if (session === undefined) return [];
@@ -454,7 +481,7 @@ export class LockManager extends EventEmitter<LockEvents> {
   }
 
   /** The ticket being refused never existed, so its step names no ticket. */
-  private describeCycle(edges: WaitEdge[], pending: Ticket): CycleEntry[] {
+  private describeCycle(edges: WaitEdge[], pending?: Ticket): CycleEntry[] {
     return edges.map((e) => {
       const name = this.sessionName(e.from);
       return {

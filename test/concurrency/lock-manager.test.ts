@@ -404,6 +404,28 @@ describe('deadlock detection', () => {
     expect(locks.tickets('b')).toEqual([]);
   });
 
+  it('refuses an immediate upgrade that would make queued readers wait for a session waiting for them', () => {
+    const { locks } = setup();
+    locks.acquire('q', W([f(4)]));
+    locks.acquire('z', W([f(3)]));
+    locks.acquire('s', R([f(1)]));
+    // q's batch waits at the front of f1 (compatible with s's read) only because z holds f3.
+    const tq = ticketOf(locks.acquire('q', R([f(1), f(3)])));
+    const ts = ticketOf(locks.acquire('s', W([f(4)])));
+    const before = locks.status();
+    // s is f1's sole holder, but granting it write would make q wait for s while s waits for q.
+    const err = caught(() => locks.acquire('s', W([f(1)], { wait: false })));
+    expect(err.type).toBe('DEADLOCK');
+    expect(err.details.cycle).toEqual([
+      { sessionId: 's', name: 'name-s', ticket: ts, resource: f(4) },
+      { sessionId: 'q', name: 'name-q', ticket: tq, resource: f(1) },
+    ]);
+    expect(locks.status()).toEqual(before);
+    // Without s waiting for q, the same upgrade goes through at once.
+    locks.cancel('s', ts);
+    expect(locks.acquire('s', W([f(1)], { wait: false })).status).toBe('granted');
+  });
+
   it('counts tickets queued ahead as waited for', () => {
     const { locks } = setup();
     locks.acquire('a', W([f(1)]));

@@ -348,6 +348,18 @@ class Run {
         expect(blockers.map((b) => resourceKey(b.resource)).sort()).toEqual([...blocked].sort());
         const ends = blockers.flatMap((b) => b.holders.map((h) => Date.parse(h.expiresAt)));
         expect(err.retryAfterMs).toBe(ends.length === 0 ? undefined : Math.ceil(Math.min(...ends) - this.clock.now()));
+      } else if (blocked.length === 0) {
+        // An immediate upgrade refused: granting it would have put this session on a cycle, its
+        // queued readers now waiting for it while it waits for them.
+        expect(err.type).toBe('DEADLOCK');
+        expect(req.mode).toBe('write');
+        const g = waitGraph(pre);
+        for (const key of keys) {
+          const st = pre.get(key);
+          if (st?.holders.some((h) => h.sessionId === sid && h.mode === 'read') !== true) continue;
+          for (const q of st.queue) if (q.sessionId !== sid) g.set(q.sessionId, (g.get(q.sessionId) ?? new Set()).add(sid));
+        }
+        expect(onCycles(g).has(sid), 'a refused upgrade must close a cycle').toBe(true);
       } else {
         expect(err.type).toBe('DEADLOCK');
         expect(req.wait).toBe(true);
@@ -364,10 +376,11 @@ class Run {
     } else {
       expect(req.wait).toBe(true);
       expect(result.status).toBe('queued');
-      // Nobody may end up on a wait-for cycle they were not on before: the new wait did not close one.
-      const after = onCycles(waitGraph(snapshot(this.locks.status())));
-      for (const s of after) expect(preCycles.has(s), `new wait-for cycle through ${s}`).toBe(true);
     }
+    // Nobody may end up on a wait-for cycle they were not on before: neither a new wait nor a
+    // grant (an upgrade that makes queued readers wait) closed one.
+    const after = onCycles(waitGraph(snapshot(this.locks.status())));
+    for (const s of after) expect(preCycles.has(s), `new wait-for cycle through ${s}`).toBe(true);
   }
 
   /** Each step of a DEADLOCK cycle is a real wait in the state plus the refused ticket. */
