@@ -1,6 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
 import { v4 as uuidv4 } from 'uuid';
-import { LockstepError } from '../protocol/errors.ts';
+import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
 import { compareResources, formatResource, normalizeResources, resourceKey } from '../protocol/resource.ts';
 import type { LockMode, Resource } from '../protocol/resource.ts';
 import type { Clock } from './clock.ts';
@@ -94,8 +94,15 @@ export class LockManager extends EventEmitter<LockEvents> {
     const resources = normalizeResources(req.resources);
     if (resources.length === 0) throw new Error('acquire needs at least one resource');
     const session = this.sessionFor(sessionId);
-    const first = req.key === undefined ? undefined : session.outcomes.get(req.key);
-    if (first !== undefined) {
+    const request = `${req.mode}|${req.wait === true}|${resources.map(resourceKey).join(',')}`;
+    const known = req.key === undefined ? undefined : session.outcomes.get(req.key);
+    if (known !== undefined) {
+      // Answering a different request with the first one's outcome would hand out locks nobody
+      // asked for under that key; a reused key is a client bug worth saying so.
+      if (known.request !== request) {
+        throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: key "${req.key}" was already used for a different request`, { key: req.key });
+      }
+      const first = known.outcome;
       if ('error' in first) throw first.error;
       // A ticket still waiting answers with where it stands now, not where it started.
       const waiting = first.result.status === 'queued' ? session.tickets.get(first.result.ticket) : undefined;
@@ -103,10 +110,10 @@ export class LockManager extends EventEmitter<LockEvents> {
     }
     try {
       const result = this.tryAcquire(sessionId, session, resources, req);
-      if (req.key !== undefined) session.outcomes.set(req.key, { result });
+      if (req.key !== undefined) session.outcomes.set(req.key, request, { result });
       return result;
     } catch (err) {
-      if (req.key !== undefined && err instanceof LockstepError) session.outcomes.set(req.key, { error: err });
+      if (req.key !== undefined && err instanceof LockstepError) session.outcomes.set(req.key, request, { error: err });
       throw err;
     } finally {
       this.outbox.flush();

@@ -695,6 +695,25 @@ describe('idempotency keys', () => {
     expect(locks.acquire('b', W([f(2)], { key: 'k2' }))).toBe(g);
   });
 
+  it('refuse a key reused for a different request', () => {
+    const { locks } = setup();
+    locks.acquire('b', W([f(1)], { key: 'k' }));
+    const before = locks.status();
+    for (const other of [W([f(2)], { key: 'k' }), R([f(1)], { key: 'k' }), W([f(1)], { key: 'k', wait: false })]) {
+      let thrown: unknown;
+      try {
+        locks.acquire('b', other);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toMatchObject({ code: -32602, data: { key: 'k' } });
+    }
+    expect(locks.status()).toEqual(before);
+    // The same request in another order of resources is the same request.
+    locks.acquire('b', W([f(3), f(4)], { key: 'k2' }));
+    expect(locks.acquire('b', W([f(4), f(3)], { key: 'k2' })).status).toBe('granted');
+  });
+
   it('tell a retry that its ticket was withdrawn, except one lost with its connection', () => {
     const { locks } = setup();
     locks.acquire('a', W([f(1)]));

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
 import { LockManager } from '../../src/concurrency/index.ts';
 import type { AcquireResult, CycleEntry, Grant, LockEvents, ResourceStatus } from '../../src/concurrency/index.ts';
-import { LockstepError } from '../../src/protocol/errors.ts';
+import { LockstepError, RpcCode, RpcProtocolError } from '../../src/protocol/errors.ts';
 import { resourceKey } from '../../src/protocol/resource.ts';
 import { expectError } from '../helpers/errors.ts';
 import type { LockMode, Resource } from '../../src/protocol/resource.ts';
@@ -141,7 +141,7 @@ class Run {
   private readonly timeoutAt = new Map<string, number>();
   private readonly holds = new Map<string, Map<string, { mode: LockMode; fence: number }>>();
   private readonly maxFence = new Map<string, number>();
-  private readonly outcomes = new Map<string, { result?: AcquireResult; error?: unknown; withdrawn?: string }>();
+  private readonly outcomes = new Map<string, { request: string; result?: AcquireResult; error?: unknown; withdrawn?: string }>();
   /** Keyed tickets: a retry of the key learns how the ticket ended. */
   private readonly ticketKeys = new Map<string, string>();
   private stepEvents: Array<{ name: keyof LockEvents; e: { sessionId: string } }> = [];
@@ -173,7 +173,8 @@ class Run {
         if (!this.positions.delete(e.ticket)) throw new Error(`grant of unknown ticket ${e.ticket}`);
         this.grantedNow.push(e.ticket);
         const key = this.ticketKeys.get(e.ticket);
-        if (key !== undefined && this.outcomes.has(key)) this.outcomes.set(key, { result: { status: 'granted', grants: e.grants } });
+        const known = key === undefined ? undefined : this.outcomes.get(key);
+        if (key !== undefined && known !== undefined) this.outcomes.set(key, { request: known.request, result: { status: 'granted', grants: e.grants } });
       }
       const mine = this.holdsOf(e.sessionId);
       for (const g of e.grants) {
@@ -208,9 +209,10 @@ class Run {
     this.locks.on('cancelled', (e) => {
       if (!this.positions.delete(e.ticket)) throw new Error(`cancel of unknown ticket ${e.ticket}`);
       const key = this.ticketKeys.get(e.ticket);
-      if (key === undefined || !this.outcomes.has(key)) return;
+      const known = key === undefined ? undefined : this.outcomes.get(key);
+      if (key === undefined || known === undefined) return;
       if (e.reason === 'disconnect') this.outcomes.delete(key);
-      else this.outcomes.set(key, { withdrawn: e.reason });
+      else this.outcomes.set(key, { request: known.request, withdrawn: e.reason });
     });
   }
 
@@ -302,9 +304,19 @@ class Run {
     preCycles: Set<string>,
     req: { resources: Resource[]; mode: LockMode; wait: boolean; waitTimeoutMs?: number; ttlMs?: number; key?: string },
   ): void {
+    const request = `${req.mode}|${req.wait}|${[...new Set(req.resources.map(resourceKey))].sort().join(',')}`;
     const replay = req.key === undefined ? undefined : this.outcomes.get(`${sid}|${req.key}`);
     if (replay !== undefined) {
-      if (replay.withdrawn !== undefined) {
+      if (replay.request !== request) {
+        let thrown: unknown;
+        try {
+          this.locks.acquire(sid, req);
+        } catch (err) {
+          thrown = err;
+        }
+        expect(thrown).toBeInstanceOf(RpcProtocolError);
+        expect((thrown as RpcProtocolError).code).toBe(RpcCode.INVALID_PARAMS);
+      } else if (replay.withdrawn !== undefined) {
         const err = expectError(() => this.locks.acquire(sid, req), 'NOT_FOUND');
         expect(err.details.reason).toBe(replay.withdrawn);
       } else if (replay.error !== undefined) {
@@ -339,7 +351,7 @@ class Run {
       result = this.locks.acquire(sid, req);
     } catch (err) {
       if (!(err instanceof LockstepError)) throw err;
-      if (req.key !== undefined) this.outcomes.set(`${sid}|${req.key}`, { error: err });
+      if (req.key !== undefined) this.outcomes.set(`${sid}|${req.key}`, { request, error: err });
       this.expectUnchanged(pre);
       if (err.type === 'LOCK_DENIED') {
         expect(req.wait).toBe(false);
@@ -368,7 +380,7 @@ class Run {
       return;
     }
     if (req.key !== undefined) {
-      this.outcomes.set(`${sid}|${req.key}`, { result });
+      this.outcomes.set(`${sid}|${req.key}`, { request, result });
       if (result.status === 'queued') this.ticketKeys.set(result.ticket, `${sid}|${req.key}`);
     }
     if (blocked.length === 0) {
