@@ -114,7 +114,7 @@ export class Connection implements Sink {
       this.replyError(null, new LockstepError('PAYLOAD_TOO_LARGE', `message of ${bytes} bytes is over the limit of ${maxMessageBytes}`, { bytes, limit: maxMessageBytes }));
       return;
     }
-    const call = parseCall(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'));
+    const call = parseCall(textOf(data));
     const waitMs = this.bucket.take();
     if (waitMs > 0) {
       // A JSON-RPC notification (no id) is never answered, not even to refuse it.
@@ -214,4 +214,10 @@ export class Connection implements Sink {
     }
     this.ws.send(frame);
   }
+}
+
+/** The frame's text. ws hands a Buffer unless the socket was told otherwise; no copy then. */
+function textOf(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
 }
