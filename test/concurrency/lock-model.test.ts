@@ -102,16 +102,16 @@ function onCycles(g: Map<string, Set<string>>): Set<string> {
   const out = new Set<string>();
   for (const start of g.keys()) {
     const seen = new Set<string>();
-    const todo = [...(g.get(start) ?? [])];
-    while (todo.length > 0) {
-      const v = todo.pop()!;
+    const frontier = [...(g.get(start) ?? [])];
+    while (frontier.length > 0) {
+      const v = frontier.pop()!;
       if (v === start) {
         out.add(start);
         break;
       }
       if (seen.has(v)) continue;
       seen.add(v);
-      todo.push(...(g.get(v) ?? []));
+      frontier.push(...(g.get(v) ?? []));
     }
   }
   return out;
