@@ -36,6 +36,11 @@ export class Channel {
   private nextId = 1;
   private gone = false;
   private markClosed!: () => void;
+  /** Local time of the last frame read; the keepalive measures silence from it. */
+  private lastFrameAt = Date.now();
+  private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
+  /** What calls still waiting are failed with when the socket ends (CLOSED after the client's close()). */
+  private endError: ((method: string, code: number) => LockstepClientError) | undefined;
   /** Settles when the socket has closed, however. */
   readonly closed = new Promise<void>((resolve) => (this.markClosed = resolve));
 
@@ -56,7 +61,7 @@ export class Channel {
   request(method: string, params: unknown, options: RequestOptions): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (!this.open) {
-        reject(LockstepClientError.local('DISCONNECTED', `not connected: ${method} was not sent`, method));
+        reject(this.endError?.(method, 0) ?? LockstepClientError.local('DISCONNECTED', `not connected: ${method} was not sent`, method));
         return;
       }
       const id = this.nextId++;
@@ -81,11 +86,65 @@ export class Channel {
     });
   }
 
-  close(code = 1000, reason = ''): void {
+  /**
+   * Closes the socket. With `error`, calls still waiting fail with it rather than DISCONNECTED
+   * (the client's own close() fails them with CLOSED).
+   */
+  close(code = 1000, reason = '', error?: (method: string) => LockstepClientError): void {
+    this.stopKeepalive();
+    if (error !== undefined) this.endError = error;
     if (this.ws.readyState <= OPEN) this.ws.close(code, reason);
   }
 
+  /**
+   * Ends the socket at once, without waiting for a close handshake a silent peer would never
+   * finish (`ws`'s terminate(), else close()), and handles it as closed now.
+   */
+  terminate(code = 1006, reason = 'terminated'): void {
+    this.stopKeepalive();
+    const ws = this.ws as WebSocketLike & { terminate?: () => void };
+    try {
+      if (typeof ws.terminate === 'function') ws.terminate();
+      else if (ws.readyState <= OPEN) ws.close(4000, reason);
+    } catch {
+      // Gone either way.
+    }
+    this.onClose({ code, reason });
+  }
+
+  /**
+   * Client-side liveness: every heartbeatMs, a session.ping when nothing was read for about
+   * heartbeatMs (which also keeps the server's idle timeout off a client waiting quietly in a
+   * queue), and terminate() when nothing was read for about 3 heartbeatMs: a partitioned or
+   * silently dropped connection is then handled as a drop instead of looking open forever.
+   */
+  startKeepalive(heartbeatMs: number): void {
+    this.stopKeepalive();
+    if (!(heartbeatMs > 0) || this.gone) return;
+    this.lastFrameAt = Date.now();
+    const timer = setInterval(() => {
+      if (this.gone) {
+        this.stopKeepalive();
+        return;
+      }
+      const silent = Date.now() - this.lastFrameAt;
+      if (silent >= heartbeatMs * 3 - heartbeatMs / 4) {
+        this.terminate(1006, `no frame from the server in ${silent} ms`);
+        return;
+      }
+      if (silent >= heartbeatMs - heartbeatMs / 4) this.request('session.ping', undefined, { timeoutMs: heartbeatMs * 3 }).catch(() => undefined);
+    }, heartbeatMs);
+    (timer as { unref?: () => void }).unref?.();
+    this.keepaliveTimer = timer;
+  }
+
+  private stopKeepalive(): void {
+    clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+  }
+
   private onMessage(data: unknown): void {
+    this.lastFrameAt = Date.now();
     if (typeof data !== 'string') return;
     let frame: unknown;
     try {
@@ -121,10 +180,11 @@ export class Channel {
   private onClose(event: CloseEventLike): void {
     if (this.gone) return;
     this.gone = true;
+    this.stopKeepalive();
     this.markClosed();
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      if (!p.timedOut) p.reject(LockstepClientError.local('DISCONNECTED', `connection closed (${event.code}) before ${p.method} was answered`, p.method));
+      if (!p.timedOut) p.reject(this.endError?.(p.method, event.code) ?? LockstepClientError.local('DISCONNECTED', `connection closed (${event.code}) before ${p.method} was answered`, p.method));
     }
     this.pending.clear();
     this.handlers.closed(this, { code: event.code, reason: event.reason });

@@ -76,6 +76,8 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   private readyWaiters: ReadyWaiter[] = [];
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private wake: (() => void) | undefined;
+  /** Aborts a socket still opening when close() is called. */
+  private opening: AbortController | undefined;
 
   /** Connects and says hello; resolves once the session is open. */
   static async connect(options: ClientOptions | string): Promise<LockstepClient> {
@@ -136,6 +138,10 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     return this.leases.get(resource);
   }
 
+  heldUnder(resource: Resource, fence: number): boolean {
+    return this.leases.heldUnder(resource, fence);
+  }
+
   async connect(): Promise<HelloResult> {
     if (this.current === 'open' && this.helloResult !== undefined) return this.helloResult;
     if (this.current === 'closed') throw LockstepClientError.local('CLOSED', 'the client is closed');
@@ -178,7 +184,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       onQueue,
       onError: (err) => this.emit('error', toClientError(err)),
       cancel: (ticket) => this.send('lock.cancel', { ticket }, {}),
-      release: (grants) => this.releaseHeld(grants.map((g) => g.resource)),
+      release: (grants, previous) => this.undoGrants(grants, previous),
       done: (grants, ticket) => new LockHandle(this, program, grants, ticket),
     });
     this.send('lock.acquire', { ...params, wait }, { timeoutMs, autoRenew, waiter }).catch((err: unknown) => waiter.failed(toClientError(err)));
@@ -239,9 +245,28 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     this.finish();
     if (channel === undefined) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    channel.close(1000, 'client closed');
-    await Promise.race([channel.closed, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    channel.close(1000, 'client closed', (method) => LockstepClientError.local('CLOSED', `the client was closed before ${method} was answered`, method));
+    const handshake = await Promise.race([channel.closed.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS)))]);
     clearTimeout(timer);
+    // A server that does not answer the close frame (gone, partitioned) must not keep the socket open.
+    if (!handshake) channel.terminate(1006, 'client closed');
+  }
+
+  /**
+   * Undoes grants made to an acquire nobody waits for any more (aborted, timed out), leaving what
+   * the session held before as it was: a new lock is released, an upgrade of a held read lock is
+   * downgraded back to read, and a reentrant grant of a lock already held (same fence) is left alone.
+   */
+  private async undoGrants(grants: readonly Grant[], previous: readonly (Grant | undefined)[]): Promise<void> {
+    const release: Resource[] = [];
+    const downgrade: Resource[] = [];
+    grants.forEach((g, i) => {
+      const before = previous[i];
+      if (before === undefined) release.push(g.resource);
+      else if (before.fence !== g.fence && before.mode === 'read' && g.mode === 'write') downgrade.push(g.resource);
+    });
+    if (release.length > 0) await this.releaseHeld(release);
+    if (downgrade.length > 0) await this.downgradeHeld(downgrade.filter((r) => this.leases.get(r) !== undefined));
   }
 
   private async send<M extends CallableMethod>(method: M, params: ParamsOf<M> | undefined, o: SendOptions): Promise<ResultOf<M>> {
@@ -249,6 +274,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     const deadline = Date.now() + timeoutMs;
     const call = async () => {
       const channel = await this.whenOpen(timeoutMs, method);
+      if (this.isClosed()) throw LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method);
       const maxBytes = this.helloResult?.limits.maxMessageBytes;
       return (await channel.request(method, params, {
         timeoutMs: Math.max(1, deadline - Date.now()),
@@ -285,7 +311,14 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
 
   /** Opens a socket and a session on it: the old one taken back when possible, else a new one. */
   private async establish(reconnect: boolean): Promise<HelloResult> {
-    const ws = await openSocket(this.WebSocketImpl, this.url, this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    const opening = new AbortController();
+    this.opening = opening;
+    let ws;
+    try {
+      ws = await openSocket(this.WebSocketImpl, this.url, this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, opening.signal);
+    } finally {
+      if (this.opening === opening) this.opening = undefined;
+    }
     const channel = new Channel(ws, {
       notification: (method, params) => this.onPush(method, params),
       strayError: (err) => this.emit('error', err),
@@ -296,6 +329,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       const previous = this.helloResult;
       const { hello, resumed } = await this.sayHello(channel, previous);
       this.helloResult = hello;
+      channel.startKeepalive(hello.heartbeatMs);
       if (previous !== undefined && !resumed) {
         const locks = this.leases.held();
         this.leases.clear();
@@ -343,6 +377,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     const params = { protocol: PROTOCOL_VERSION, ...(name === undefined ? {} : { name }), ...(role === undefined ? {} : { role }), ...(token === undefined ? {} : { token }) };
     const timeoutMs = this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const secret = previous?.resumeSecret;
+    let refused: LockstepClientError | undefined;
     if (previous !== undefined && secret !== undefined) {
       try {
         const hello = (await channel.request('session.hello', { ...params, resume: { sessionId: previous.sessionId, secret } }, { timeoutMs })) as HelloResult;
@@ -350,9 +385,18 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       } catch (err) {
         // The grace ran out (NOT_FOUND) or the server restarted: carry on with a new session.
         if (!isLockstepError(err, 'NOT_FOUND', 'UNAUTHORIZED')) throw err;
+        if (isLockstepError(err, 'UNAUTHORIZED')) refused = err;
       }
     }
-    return { hello: (await channel.request('session.hello', params, { timeoutMs })) as HelloResult, resumed: false };
+    try {
+      if (refused !== undefined && !channel.open) throw refused;
+      return { hello: (await channel.request('session.hello', params, { timeoutMs })) as HelloResult, resumed: false };
+    } catch (err) {
+      // The server closes the socket after UNAUTHORIZED (e.g. a revoked token): that is final, not a
+      // drop to retry, or the client would loop on it forever.
+      if (refused !== undefined && isLockstepError(err, 'DISCONNECTED', 'UNAUTHORIZED')) throw refused;
+      throw err;
+    }
   }
 
   private onClosed(channel: Channel, event: { code: number; reason: string }): void {
@@ -416,6 +460,14 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
    */
   private giveBack(grants: readonly Grant[]): void {
     const fresh = grants.filter((g) => this.leases.get(g.resource) === undefined);
+    const upgraded = grants.filter((g) => {
+      const held = this.leases.get(g.resource);
+      return held !== undefined && held.fence !== g.fence && held.mode === 'read' && g.mode === 'write';
+    });
+    if (upgraded.length > 0) {
+      this.leases.update(upgraded);
+      this.downgradeHeld(upgraded.map((g) => g.resource)).catch((err: unknown) => this.emit('error', toClientError(err)));
+    }
     if (fresh.length === 0) return;
     this.leases.add(fresh, this.ttlFor(undefined), false);
     this.releaseHeld(fresh.map((g) => g.resource)).catch((err: unknown) => this.emit('error', toClientError(err)));
@@ -445,6 +497,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     this.channel = undefined;
     clearTimeout(this.reconnectTimer);
     this.wake?.();
+    this.opening?.abort();
     this.leases.clear();
     const closed = LockstepClientError.local('CLOSED', 'the client is closed');
     this.known.failTickets(error ?? closed);

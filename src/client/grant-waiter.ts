@@ -6,7 +6,8 @@ import type { QueueUpdate } from './types.ts';
 export interface TicketWaiter {
   queued(ticket: string, positions: QueuePosition[]): void;
   moved(positions: QueuePosition[]): void;
-  granted(grants: Grant[]): void;
+  /** `previous[i]`: what the session held of grants[i]'s resource before (reentrant or upgraded). */
+  granted(grants: Grant[], previous: (Grant | undefined)[]): void;
   failed(err: LockstepClientError): void;
   /** lock.cancel succeeded for this ticket. */
   cancelled(): void;
@@ -19,8 +20,11 @@ export interface GrantWaitOptions<T> {
   /** Where a throwing onQueue goes: it runs while a reply is being read, which must not be cut short. */
   onError(err: unknown): void;
   cancel(ticket: string): Promise<unknown>;
-  /** Gives back locks granted after the caller stopped wanting them. */
-  release(grants: Grant[]): Promise<unknown>;
+  /**
+   * Gives back locks granted after the caller stopped wanting them: only what the grant added to
+   * `previous` (what the session already held is not the aborted request's to give back).
+   */
+  release(grants: Grant[], previous: (Grant | undefined)[]): Promise<unknown>;
   done(grants: Grant[], ticket: string | undefined): T;
 }
 
@@ -73,9 +77,9 @@ export function waitForGrant<T>(o: GrantWaitOptions<T>): { waiter: TicketWaiter;
     moved(positions) {
       if (!settled && !aborted && ticket !== undefined) report({ ticket, positions, initial: false });
     },
-    granted(grants) {
+    granted(grants, previous) {
       if (aborted) {
-        o.release(grants).catch(() => undefined);
+        o.release(grants, previous).catch(() => undefined);
         settle(() => reject(abortError()));
       } else {
         settle(() => resolve(o.done(grants, ticket)));

@@ -4,6 +4,8 @@ import { isLockstepError } from './errors.ts';
 
 interface Lease {
   grant: Grant;
+  /** Every fence this lock had while held without a break: the first grant's and its upgrades'. */
+  fences: number[];
   /** The lease length asked for, so a renewal asks for the same again. */
   ttlMs: number;
   auto: boolean;
@@ -40,6 +42,14 @@ export class Leases {
     return this.leases.get(resourceKey(r))?.grant;
   }
 
+  /**
+   * Whether the lock granted under `fence` is still held: the lease now has that fence, or is an
+   * upgrade of it made while it was held. A lock that ended and was granted again is not.
+   */
+  heldUnder(r: Resource, fence: number): boolean {
+    return this.leases.get(resourceKey(r))?.fences.includes(fence) ?? false;
+  }
+
   get size(): number {
     return this.leases.size;
   }
@@ -50,7 +60,8 @@ export class Leases {
       const key = resourceKey(grant.resource);
       const prev = this.leases.get(key);
       // A reentrant acquire refreshes a lock someone already asked to keep alive: keep doing so.
-      this.leases.set(key, { grant, ttlMs, auto: auto || (prev?.auto ?? false), renewAt, busy: prev?.busy ?? false });
+      const fences = prev === undefined ? [grant.fence] : prev.fences.includes(grant.fence) ? prev.fences : [...prev.fences, grant.fence];
+      this.leases.set(key, { grant, fences, ttlMs, auto: auto || (prev?.auto ?? false), renewAt, busy: prev?.busy ?? false });
     }
     this.schedule();
   }
@@ -62,6 +73,7 @@ export class Leases {
       const lease = this.leases.get(resourceKey(grant.resource));
       if (lease === undefined) continue;
       lease.grant = grant;
+      if (!lease.fences.includes(grant.fence)) lease.fences.push(grant.fence);
       lease.renewAt = now + lease.ttlMs * this.fraction;
     }
     this.schedule();

@@ -7,6 +7,8 @@ export interface LockOwner {
   renewHeld(resources: readonly Resource[], ttlMs?: number): Promise<Grant[]>;
   downgradeHeld(resources: readonly Resource[]): Promise<Grant[]>;
   heldGrant(resource: Resource): Grant | undefined;
+  /** Whether the lock granted under `fence` is still held (that grant, or an upgrade of it). */
+  heldUnder(resource: Resource, fence: number): boolean;
 }
 
 /** Locks granted by one acquire(): their fences for edit.apply, and release / renew / downgrade. */
@@ -40,14 +42,21 @@ export class LockHandle {
     return out;
   }
 
-  /** Whether the client still holds every lock of this handle (no expiry, release or loss since). */
+  /**
+   * Whether the client still holds every lock of this handle (no expiry, release or loss since):
+   * under this handle's fence, or an upgrade of it, not a later grant of the same resource.
+   */
   get held(): boolean {
-    return this.resources.every((r) => this.owner.heldGrant(r) !== undefined);
+    return this.grants.every((g) => this.owner.heldUnder(g.resource, g.fence));
   }
 
-  /** Releases what is still held of this handle; safe to call twice. Resolves with what was released. */
+  /**
+   * Releases what is still held of this handle; safe to call twice. Resolves with what was released.
+   * A resource that is now held under another fence (this lease ended and the resource was granted
+   * again, e.g. to another task of this client) is not this handle's and is left alone.
+   */
   release(): Promise<Resource[]> {
-    return this.owner.releaseHeld(this.resources);
+    return this.owner.releaseHeld(this.grants.filter((g) => this.owner.heldUnder(g.resource, g.fence)).map((g) => g.resource));
   }
 
   renew(ttlMs?: number): Promise<Grant[]> {

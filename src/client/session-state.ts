@@ -55,8 +55,9 @@ export class SessionState {
         const ttlMs = this.hooks.ttlFor((params as ParamsOf<'lock.acquire'>).ttlMs);
         const auto = o.autoRenew ?? this.hooks.autoRenew;
         if (r.status === 'granted') {
+          const previous = r.grants.map((g) => this.leases.get(g.resource));
           this.leases.add(r.grants, ttlMs, auto);
-          o.waiter?.granted(r.grants);
+          o.waiter?.granted(r.grants, previous);
         } else {
           this.tickets.set(r.ticket, { ttlMs, auto, waiter: o.waiter });
           o.waiter?.queued(r.ticket, r.positions);
@@ -125,8 +126,9 @@ export class SessionState {
           this.hooks.giveBack(p.grants);
           break;
         }
+        const previous = p.grants.map((g) => this.leases.get(g.resource));
         this.leases.add(p.grants, t.ttlMs, t.auto);
-        t.waiter?.granted(p.grants);
+        t.waiter?.granted(p.grants, previous);
         break;
       }
       case 'lock.queue': {

@@ -30,8 +30,12 @@ export interface CloseEventLike {
 export const OPEN = 1;
 
 /** Opens a socket, or fails with CONNECT_FAILED when it closes or errors first, or takes too long. */
-export function openSocket(Ctor: WebSocketConstructor, url: string, timeoutMs: number): Promise<WebSocketLike> {
+export function openSocket(Ctor: WebSocketConstructor, url: string, timeoutMs: number, signal?: AbortSignal): Promise<WebSocketLike> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(LockstepClientError.local('CLOSED', 'the client was closed while connecting'));
+      return;
+    }
     let ws: WebSocketLike;
     try {
       ws = new Ctor(url);
@@ -39,8 +43,9 @@ export function openSocket(Ctor: WebSocketConstructor, url: string, timeoutMs: n
       reject(LockstepClientError.local('CONNECT_FAILED', `cannot connect to ${url}: ${String(err)}`));
       return;
     }
-    const fail = (why: string) => {
+    const fail = (why: string, error?: LockstepClientError) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       ws.onopen = ws.onclose = null;
       // Keep swallowing errors: an unhandled 'error' from a half-open `ws` socket would crash Node.
       ws.onerror = () => undefined;
@@ -49,13 +54,16 @@ export function openSocket(Ctor: WebSocketConstructor, url: string, timeoutMs: n
       } catch {
         // Closing a socket that never opened can throw in some implementations; it is gone either way.
       }
-      reject(LockstepClientError.local('CONNECT_FAILED', `cannot connect to ${url}: ${why}`));
+      reject(error ?? LockstepClientError.local('CONNECT_FAILED', `cannot connect to ${url}: ${why}`));
     };
+    const onAbort = () => fail('closed', LockstepClientError.local('CLOSED', 'the client was closed while connecting'));
+    signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => fail(`no answer in ${timeoutMs} ms`), timeoutMs);
     ws.onerror = (event: { message?: unknown }) => fail(typeof event.message === 'string' ? event.message : 'socket error');
     ws.onclose = (event: CloseEventLike) => fail(`closed with ${event.code}`);
     ws.onopen = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       ws.onopen = ws.onclose = ws.onerror = null;
       resolve(ws);
     };

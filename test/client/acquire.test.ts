@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isLockstepError, type LockHandle, type LockstepClient, type QueueUpdate } from '../../src/client/index.ts';
-import { addFns, useSdk } from './sdk.ts';
+import { addFns, next, useSdk } from './sdk.ts';
 
 /** Starts an acquire and resolves, with its promise, once the server has queued it. */
 async function queue(c: LockstepClient, f: number, updates: QueueUpdate[] = [], signal?: AbortSignal): Promise<{ granted: Promise<LockHandle> }> {
@@ -99,6 +99,57 @@ describe('SDK acquire()', () => {
     expect(isLockstepError(deadlock) && Array.isArray(deadlock.data.cycle)).toBe(true);
     await b.lock.releaseAll();
     expect((await aWaits.granted).functions).toEqual([g]);
+  });
+
+  it('an abort racing a reentrant grant leaves the lock another handle already held', async () => {
+    const s = await t.server();
+    const a = await t.client(s, 'a');
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const first = await a.acquire({ functions: [f], mode: 'write' });
+    const abort = new AbortController();
+    const again = a.acquire({ functions: [f], mode: 'write', signal: abort.signal });
+    abort.abort();
+    await expect(again).rejects.toMatchObject({ type: 'ABORTED' });
+    // Whatever the abort gave back was sent before this ping's reply came.
+    await a.session.ping();
+    expect(first.held).toBe(true);
+    const [status] = (await a.lock.status({})).resources;
+    expect(status?.holders).toMatchObject([{ sessionId: a.sessionId, mode: 'write', fence: first.fences[String(f)] }]);
+  });
+
+  it('an abort racing an upgrade grant downgrades back to the read lock held before', async () => {
+    const s = await t.server();
+    const a = await t.client(s, 'a');
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const reading = await a.acquire({ functions: [f], mode: 'read' });
+    const abort = new AbortController();
+    const upgrade = a.acquire({ functions: [f], mode: 'write', signal: abort.signal });
+    abort.abort();
+    await expect(upgrade).rejects.toMatchObject({ type: 'ABORTED' });
+    await a.session.ping();
+    await a.session.ping();
+    expect(reading.held).toBe(true);
+    const [status] = (await a.lock.status({})).resources;
+    expect(status?.holders).toMatchObject([{ sessionId: a.sessionId, mode: 'read' }]);
+    expect(a.heldGrant({ program: 'main', function: f })?.mode).toBe('read');
+  });
+
+  it("a handle whose lease expired does not release the resource's later grant", async () => {
+    const s = await t.server();
+    const a = await t.client(s, 'a');
+    const [f] = (await addFns(a, ['f'])) as [number];
+    const expired = next(a, 'lock.expired');
+    const old = await a.acquire({ functions: [f], mode: 'write', ttlMs: 100 });
+    await expired;
+    expect(old.held).toBe(false);
+    const current = await a.acquire({ functions: [f], mode: 'write' });
+    expect(current.fences[String(f)]).toBeGreaterThan(old.fences[String(f)] ?? Infinity);
+    expect(old.held).toBe(false);
+    expect(await old.release()).toEqual([]);
+    expect(current.held).toBe(true);
+    const [status] = (await a.lock.status({})).resources;
+    expect(status?.holders).toMatchObject([{ sessionId: a.sessionId, fence: current.fences[String(f)] }]);
+    expect(await current.release()).toEqual([{ program: 'main', function: f }]);
   });
 
   it('withLocks releases however the function ends', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { backoffDelay, type LockstepClient, type WebSocketConstructor } from '../../src/client/index.ts';
+import { backoffDelay, type HelloResult, type LockstepClient, type WebSocketConstructor } from '../../src/client/index.ts';
 import { DEFAULT_BACKOFF } from '../../src/client/backoff.ts';
 import { addFns, next, useSdk } from './sdk.ts';
 
@@ -143,6 +143,23 @@ describe('SDK reconnect', () => {
     const again = a.acquire({ functions: [f], mode: 'write' });
     await held.release();
     expect((await again).functions).toEqual([f]);
+  });
+
+  it('closes with UNAUTHORIZED when the server refuses the resume and ends the socket, instead of retrying forever', async () => {
+    const s = await t.server({ heartbeatMs: 50, sessionGraceMs: 60_000 });
+    const sockets = droppableSockets();
+    const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
+    // The server no longer takes this client's credentials (a revoked token answers the same way).
+    const internals = a as unknown as { helloResult: HelloResult };
+    internals.helloResult = { ...internals.helloResult, resumeSecret: 'not-the-secret' };
+    const attempts: number[] = [];
+    a.on('reconnecting', (r) => attempts.push(r.attempt));
+    const closed = next(a, 'closed');
+    sockets.drop();
+    const [info] = await closed;
+    expect(info.error).toMatchObject({ type: 'UNAUTHORIZED', retryable: false });
+    expect(attempts).toEqual([1]);
+    expect(a.state).toBe('closed');
   });
 
   it('gives up after maxAttempts and fails what waits with CLOSED', async () => {

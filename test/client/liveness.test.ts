@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import type { LockHandle, LockstepClient, WebSocketConstructor } from '../../src/client/index.ts';
+import { useProxies } from './proxy.ts';
+import { addFns, next, useSdk } from './sdk.ts';
+
+/** Resolves once the acquire has queued; the acquire's own promise is returned alongside. */
+async function queued(c: LockstepClient, f: number): Promise<{ granted: Promise<LockHandle> }> {
+  let isQueued!: () => void;
+  const q = new Promise<void>((resolve) => (isQueued = resolve));
+  const granted = c.acquire({ functions: [f], mode: 'write', onQueue: () => isQueued() });
+  granted.catch(() => undefined);
+  await Promise.race([q, granted]);
+  return { granted };
+}
+
+/** `ws` sockets whose latest instance the test can look at. */
+function trackedSockets() {
+  const seen: WebSocket[] = [];
+  class Tracked extends WebSocket {
+    constructor(url: string) {
+      super(url);
+      seen.push(this);
+    }
+  }
+  return { WebSocket: Tracked as unknown as WebSocketConstructor, last: () => seen[seen.length - 1] };
+}
+
+describe('SDK liveness and close', () => {
+  const t = useSdk();
+  const proxy = useProxies();
+
+  it('notices a silently dead connection within a few heartbeats, fails a queued acquire with DISCONNECTED and reconnects', async () => {
+    const s = await t.server({ heartbeatMs: 100 });
+    const p = await proxy(s);
+    const holder = await t.client(s, 'holder');
+    const a = await t.client(s, 'a', { url: p.url });
+    expect(a.hello?.heartbeatMs).toBe(100);
+    const [f] = (await addFns(holder, ['f'])) as [number];
+    await holder.acquire({ functions: [f], mode: 'write' });
+    const { granted: waiting } = await queued(a, f);
+
+    const disconnected = next(a, 'disconnected');
+    const connected = next(a, 'connected');
+    const cut = Date.now();
+    p.blackhole();
+    await expect(waiting).rejects.toMatchObject({ type: 'DISCONNECTED', retryable: true });
+    expect((await disconnected)[0].willReconnect).toBe(true);
+    // About 3 heartbeats of silence; generous for a loaded machine, far below "never".
+    expect(Date.now() - cut).toBeLessThan(2_000);
+    await connected;
+    expect(a.state).toBe('open');
+    expect((await a.session.ping()).time).toEqual(expect.any(String));
+  });
+
+  it('close() fails in-flight calls with CLOSED and terminates a socket whose close handshake never ends', async () => {
+    const s = await t.server();
+    const p = await proxy(s);
+    const sockets = trackedSockets();
+    const a = await t.client(s, 'a', { url: p.url, WebSocket: sockets.WebSocket });
+    const ws = sockets.last() as WebSocket;
+    const socketClosed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    p.blackhole();
+    const ping = a.session.ping();
+    ping.catch(() => undefined);
+    await a.close();
+    await expect(ping).rejects.toMatchObject({ type: 'CLOSED' });
+    // Without terminate() the `ws` socket would wait 30 s for the close frame the server never sees.
+    await socketClosed;
+    expect(ws.readyState).toBe(WebSocket.CLOSED);
+    expect(a.state).toBe('closed');
+  });
+
+  it('close() during a reconnect aborts the socket still opening', async () => {
+    const s = await t.server();
+    const p = await proxy(s);
+    const a = await t.client(s, 'a', { url: p.url, connectTimeoutMs: 60_000 });
+    p.stall();
+    const opening = p.nextConnection();
+    p.dropAll();
+    const socket = await opening;
+    expect(a.state).toBe('reconnecting');
+    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await a.close();
+    await gone;
+    expect(a.state).toBe('closed');
+  });
+});
