@@ -1,7 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { METHOD_NAMES, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
 import { NOTIFICATION_NAMES, type NotificationName } from '../protocol/notifications.ts';
-import { isStructure, type Resource } from '../protocol/resource.ts';
+import type { Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
 import { backoffDelay, DEFAULT_BACKOFF, type Backoff } from './backoff.ts';
 import { Channel } from './channel.ts';
@@ -10,6 +10,7 @@ import { waitForGrant } from './grant-waiter.ts';
 import { Leases } from './leases.ts';
 import { LockHandle, type LockOwner } from './lock-handle.ts';
 import { restoreSession } from './restore.ts';
+import { byProgram, selector } from './selectors.ts';
 import { SessionState, type TrackOptions } from './session-state.ts';
 import { openSocket, type WebSocketConstructor } from './socket.ts';
 import type { ArgsOf, CallableMethod, CallOptions, ClientEvents, ClientOptions, HelloResult, Namespaces, QueueUpdate } from './types.ts';
@@ -504,25 +505,6 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     this.rejectReady(error ?? closed);
     this.emit('closed', error === undefined ? {} : { error });
   }
-}
-
-function selector(program: string, resources: readonly Resource[]): { program: string; functions?: number[]; structure?: true } {
-  const functions = resources.flatMap((r) => (isStructure(r) ? [] : [r.function]));
-  return {
-    program,
-    ...(functions.length > 0 ? { functions } : {}),
-    ...(resources.some(isStructure) ? { structure: true as const } : {}),
-  };
-}
-
-function byProgram(resources: readonly Resource[]): Map<string, Resource[]> {
-  const out = new Map<string, Resource[]>();
-  for (const r of resources) {
-    const list = out.get(r.program);
-    if (list === undefined) out.set(r.program, [r]);
-    else list.push(r);
-  }
-  return out;
 }
 
 function toClientError(err: unknown): LockstepClientError {

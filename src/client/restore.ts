@@ -2,6 +2,7 @@ import type { MethodName, ParamsOf, ResultOf, Topic } from '../protocol/methods.
 import type { Channel } from './channel.ts';
 import { isLockstepError, type LockstepClientError } from './errors.ts';
 import type { Leases } from './leases.ts';
+import { byProgram, selector } from './selectors.ts';
 
 export interface RestoreState {
   resumed: boolean;
@@ -38,7 +39,22 @@ export async function restoreSession(channel: Channel, s: RestoreState): Promise
 
   if (s.resumed) {
     const { agents } = await request('agent.list', {});
-    s.leases.sync(agents.find((a) => a.sessionId === s.sessionId)?.locks ?? [], s.ttlMs);
+    const locks = agents.find((a) => a.sessionId === s.sessionId)?.locks ?? [];
+    // A lock the client never heard of was granted by a reply lost with the old socket: its
+    // acquire failed DISCONNECTED, nobody holds a handle on it, and it would only keep others out
+    // until its lease ran out. Give it back.
+    const orphans = locks.filter((g) => s.leases.get(g.resource) === undefined);
+    for (const [program, resources] of byProgram(orphans.map((g) => g.resource))) {
+      try {
+        await request('lock.release', selector(program, resources));
+      } catch (err) {
+        errors.push(survivable(err));
+      }
+    }
+    s.leases.sync(
+      locks.filter((g) => !orphans.includes(g)),
+      s.ttlMs,
+    );
   }
 
   let events: ResultOf<'events.subscribe'> | undefined;

@@ -53,6 +53,34 @@ describe('SDK liveness and close', () => {
     expect((await a.session.ping()).time).toEqual(expect.any(String));
   });
 
+  it('gives back, after a resume, a lock whose grant was lost with the old socket', async () => {
+    const s = await t.server({ sessionGraceMs: 30_000 });
+    const p = await proxy(s);
+    const a = await t.client(s, 'a', { url: p.url });
+    const b = await t.client(s, 'b');
+    const [f, g] = (await addFns(b, ['f', 'g'])) as [number, number];
+    const kept = await a.acquire({ functions: [g], mode: 'write' });
+
+    p.mute();
+    // The server grants it; the reply never reaches the client.
+    const grantedOnServer = new Promise<void>((resolve) =>
+      s.coordinator.locks.on('granted', (e) => {
+        if (e.grants.some((x) => 'function' in x.resource && x.resource.function === f)) resolve();
+      }),
+    );
+    const lost = a.acquire({ functions: [f], mode: 'write', wait: false });
+    lost.catch(() => undefined);
+    await grantedOnServer;
+    const resumed = next(a, 'connected');
+    p.dropAll();
+    await expect(lost).rejects.toMatchObject({ type: 'DISCONNECTED' });
+    await resumed;
+    const taken = await b.acquire({ functions: [f], mode: 'write', wait: true, waitTimeoutMs: 5_000 });
+    expect(taken.held).toBe(true);
+    expect(a.held().map((h) => h.resource)).toEqual([{ program: 'main', function: g }]);
+    expect(kept.held).toBe(true);
+  });
+
   it('close() fails in-flight calls with CLOSED and terminates a socket whose close handshake never ends', async () => {
     const s = await t.server();
     const p = await proxy(s);

@@ -7,6 +7,8 @@ export interface TcpProxy {
   url: string;
   /** Open connections stop forwarding either way, without closing: a network partition. */
   blackhole(): void;
+  /** Open connections stop forwarding the server's data only: replies are lost, requests arrive. */
+  mute(): void;
   /** New connections are accepted but never reach the server (a socket open that hangs). */
   stall(): void;
   /** Cuts the open connections (both ends), as a crashed network path would. */
@@ -23,11 +25,11 @@ export function useProxies() {
   });
   return async function proxy(s: LockstepServer): Promise<TcpProxy> {
     const target = new URL(s.url);
-    const pairs: Array<{ client: Socket; upstream: Socket | undefined; dead: boolean }> = [];
+    const pairs: Array<{ client: Socket; upstream: Socket | undefined; dead: boolean; muted: boolean }> = [];
     let stalled = false;
     let waiters: Array<(socket: Socket) => void> = [];
     const server = createServer((client) => {
-      const pair = { client, upstream: undefined as Socket | undefined, dead: false };
+      const pair = { client, upstream: undefined as Socket | undefined, dead: false, muted: false };
       pairs.push(pair);
       client.on('error', () => undefined);
       const w = waiters;
@@ -41,7 +43,7 @@ export function useProxies() {
         if (!pair.dead) upstream.write(d);
       });
       upstream.on('data', (d) => {
-        if (!pair.dead) client.write(d);
+        if (!pair.dead && !pair.muted) client.write(d);
       });
       client.on('close', () => {
         if (!pair.dead) upstream.destroy();
@@ -63,6 +65,9 @@ export function useProxies() {
       url: `ws://127.0.0.1:${port}/ws`,
       blackhole() {
         for (const p of pairs) p.dead = true;
+      },
+      mute() {
+        for (const p of pairs) p.muted = true;
       },
       stall() {
         stalled = true;
