@@ -31,7 +31,10 @@ export interface AcquireOptions extends Omit<ParamsOf<'lock.acquire'>, 'wait'> {
   timeoutMs?: number;
 }
 
-interface SendOptions extends CallOptions, TrackOptions {}
+interface SendOptions extends CallOptions, TrackOptions {
+  /** Stops waiting for a connection, without the call as a whole being abortable. */
+  openSignal?: AbortSignal;
+}
 
 interface ReadyWaiter {
   resolve(channel: Channel): void;
@@ -188,7 +191,11 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       release: (grants, previous) => this.undoGrants(grants, previous),
       done: (grants, ticket) => new LockHandle(this, program, grants, ticket),
     });
-    this.send('lock.acquire', { ...params, wait }, { timeoutMs, autoRenew, waiter }).catch((err: unknown) => waiter.failed(toClientError(err)));
+    // The signal stops a wait for the connection (nothing sent yet); once sent, the waiter handles
+    // the abort (cancel the ticket, or give back a grant that raced it).
+    this.send('lock.acquire', { ...params, wait }, { timeoutMs, autoRenew, waiter, ...(signal === undefined ? {} : { openSignal: signal }) }).catch((err: unknown) =>
+      waiter.failed(toClientError(err)),
+    );
     return promise;
   }
 
@@ -274,7 +281,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     const timeoutMs = o.timeoutMs ?? this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     const call = async () => {
-      const channel = await this.whenOpen(timeoutMs, method);
+      const channel = await this.whenOpen(timeoutMs, method, o.openSignal);
       if (this.isClosed()) throw LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method);
       const maxBytes = this.helloResult?.limits.maxMessageBytes;
       return (await channel.request(method, params, {
@@ -287,25 +294,35 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     return o.signal === undefined ? call() : abortable(call(), o.signal, method);
   }
 
-  private whenOpen(timeoutMs: number, method: string): Promise<Channel> {
-    if (this.current === 'open' && this.channel !== undefined) return Promise.resolve(this.channel);
+  /**
+   * The open channel, or the next one. A channel already closing counts as gone (its close event
+   * may not have fired yet): a call waits for the reconnect rather than failing on it. `signal`
+   * gives up waiting at once, before anything was sent.
+   */
+  private whenOpen(timeoutMs: number, method: string, signal?: AbortSignal): Promise<Channel> {
+    if (this.current === 'open' && this.channel?.open === true) return Promise.resolve(this.channel);
+    if (signal?.aborted === true) return Promise.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
     if (this.current === 'closed') return Promise.reject(LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method));
     if (this.current === 'idle') return Promise.reject(LockstepClientError.local('DISCONNECTED', `not connected (call connect() first): ${method} was not sent`, method));
     return new Promise((resolve, reject) => {
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== waiter);
+      };
       const waiter: ReadyWaiter = {
         resolve: (ch) => {
-          clearTimeout(timer);
+          settle();
           resolve(ch);
         },
         reject: (err) => {
-          clearTimeout(timer);
+          settle();
           reject(err);
         },
       };
-      const timer = setTimeout(() => {
-        this.readyWaiters = this.readyWaiters.filter((w) => w !== waiter);
-        reject(LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method));
-      }, timeoutMs);
+      const onAbort = () => waiter.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
+      const timer = setTimeout(() => waiter.reject(LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method)), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.readyWaiters.push(waiter);
     });
   }

@@ -81,6 +81,25 @@ describe('SDK liveness and close', () => {
     expect(kept.held).toBe(true);
   });
 
+  it('an abort while reconnecting rejects the acquire at once and never sends it', async () => {
+    const s = await t.server();
+    const p = await proxy(s);
+    const a = await t.client(s, 'a', { url: p.url, reconnect: { initialDelayMs: 300, maxDelayMs: 300, jitter: 0 } });
+    const b = await t.client(s, 'b');
+    const [f] = (await addFns(b, ['f'])) as [number];
+    const reconnecting = next(a, 'disconnected');
+    p.dropAll();
+    await reconnecting;
+    const ac = new AbortController();
+    const acquiring = a.acquire({ functions: [f], mode: 'write', signal: ac.signal });
+    const connected = next(a, 'connected');
+    ac.abort();
+    await expect(acquiring).rejects.toMatchObject({ type: 'ABORTED' });
+    expect(a.state).toBe('reconnecting');
+    await connected;
+    expect((await b.lock.status({})).resources).toEqual([]);
+  });
+
   it('close() fails in-flight calls with CLOSED and terminates a socket whose close handshake never ends', async () => {
     const s = await t.server();
     const p = await proxy(s);
