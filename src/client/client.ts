@@ -211,6 +211,12 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
 
   async releaseHeld(resources: readonly Resource[], retried = false): Promise<Resource[]> {
     const held = resources.filter((r) => this.leases.get(r) !== undefined);
+    if (this.current !== 'open' && this.helloResult !== undefined && this.helloResult.resumeSecret === undefined) {
+      // Without resume grace the server released everything with the socket: there is nothing to
+      // wait for a new connection to release.
+      this.leases.remove(held);
+      return [];
+    }
     const released: Resource[] = [];
     try {
       for (const [program, rs] of byProgram(held)) released.push(...(await this.send('lock.release', selector(program, rs), {})).released);

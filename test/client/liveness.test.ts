@@ -100,6 +100,24 @@ describe('SDK liveness and close', () => {
     expect((await b.lock.status({})).resources).toEqual([]);
   });
 
+  it('withLocks passes fn\'s error on at once when the connection is gone without resume grace', async () => {
+    const s = await t.server();
+    const p = await proxy(s);
+    const a = await t.client(s, 'a', { url: p.url, callTimeoutMs: 10_000, reconnect: { initialDelayMs: 5_000, maxDelayMs: 5_000, jitter: 0 } });
+    const b = await t.client(s, 'b');
+    const [f] = (await addFns(b, ['f'])) as [number];
+    const run = a.withLocks({ functions: [f], mode: 'write' }, async () => {
+      const gone = next(a, 'disconnected');
+      p.dropAll();
+      await gone;
+      throw new Error('fn failed');
+    });
+    await expect(run).rejects.toThrow('fn failed');
+    // Answered before the reconnect (5 s away), not after it or a call timeout.
+    expect(a.state).toBe('reconnecting');
+    expect(a.held()).toEqual([]);
+  });
+
   it('close() fails in-flight calls with CLOSED and terminates a socket whose close handshake never ends', async () => {
     const s = await t.server();
     const p = await proxy(s);
