@@ -56,15 +56,23 @@ export class LockHandle {
    * again, e.g. to another task of this client) is not this handle's and is left alone.
    */
   release(): Promise<Resource[]> {
-    return this.owner.releaseHeld(this.grants.filter((g) => this.owner.heldUnder(g.resource, g.fence)).map((g) => g.resource));
+    return this.owner.releaseHeld(this.own());
   }
 
+  /** Extends what is still held of this handle (not a later grant of the same resources). */
   renew(ttlMs?: number): Promise<Grant[]> {
-    return this.owner.renewHeld(this.resources, ttlMs);
+    const own = this.own();
+    return own.length === 0 ? Promise.resolve([]) : this.owner.renewHeld(own, ttlMs);
   }
 
-  /** Write locks become read locks; the fences stay. */
+  /** Write locks still held of this handle become read locks; the fences stay. */
   downgrade(): Promise<Grant[]> {
-    return this.owner.downgradeHeld(this.resources);
+    const own = this.own();
+    return own.length === 0 ? Promise.resolve([]) : this.owner.downgradeHeld(own);
+  }
+
+  /** This handle's resources still held under its grants (or their upgrades). */
+  private own(): Resource[] {
+    return this.grants.filter((g) => this.owner.heldUnder(g.resource, g.fence)).map((g) => g.resource);
   }
 }

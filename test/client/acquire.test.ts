@@ -134,7 +134,7 @@ describe('SDK acquire()', () => {
     expect(a.heldGrant({ program: 'main', function: f })?.mode).toBe('read');
   });
 
-  it("a handle whose lease expired does not release the resource's later grant", async () => {
+  it("a handle whose lease expired does not release, renew or downgrade the resource's later grant", async () => {
     const s = await t.server();
     const a = await t.client(s, 'a');
     const [f] = (await addFns(a, ['f'])) as [number];
@@ -146,7 +146,10 @@ describe('SDK acquire()', () => {
     expect(current.fences[String(f)]).toBeGreaterThan(old.fences[String(f)] ?? Infinity);
     expect(old.held).toBe(false);
     expect(await old.release()).toEqual([]);
+    expect(await old.renew()).toEqual([]);
+    expect(await old.downgrade()).toEqual([]);
     expect(current.held).toBe(true);
+    expect(a.held()).toMatchObject([{ mode: 'write', fence: current.fences[String(f)] }]);
     const [status] = (await a.lock.status({})).resources;
     expect(status?.holders).toMatchObject([{ sessionId: a.sessionId, fence: current.fences[String(f)] }]);
     expect(await current.release()).toEqual([{ program: 'main', function: f }]);
