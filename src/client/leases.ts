@@ -145,12 +145,16 @@ export class Leases {
     this.hooks
       .renew(first.grant.resource.program, resources, first.ttlMs)
       .catch((err: unknown) => {
-        this.hooks.failed(err, resources);
         if (isLockstepError(err, 'NOT_HELD') && Array.isArray(err.data.resources)) {
+          const notHeld = err.data.resources as Resource[];
+          // A lock released on purpose while its renewal was on the way is no failure: only those
+          // still thought held (lost to an expiry) are reported.
+          if (notHeld.some((r) => this.leases.has(resourceKey(r)))) this.hooks.failed(err, resources);
           // All or nothing: the ones still held were not renewed either, so they go again at once.
-          this.remove(err.data.resources as Resource[]);
+          this.remove(notHeld);
           for (const l of group) l.renewAt = Date.now();
         } else {
+          this.hooks.failed(err, resources);
           for (const l of group) l.renewAt = Date.now() + Math.max(50, l.ttlMs / 10);
         }
       })
