@@ -377,7 +377,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
 
   private async restore(channel: Channel, hello: HelloResult, resumed: boolean): Promise<void> {
     const since = this.known.lastSeq;
-    const { events, errors } = await restoreSession(channel, {
+    const { errors } = await restoreSession(channel, {
       resumed,
       sessionId: hello.sessionId,
       leases: this.leases,
@@ -387,13 +387,16 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       lastSeq: since,
       runId: this.known.runId,
       timeoutMs: this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      // Runs as the reply is read, before the replayed events behind it reach the app, so a gap
+      // is announced before anything that follows it.
+      subscribed: (events) => {
+        // After a gap the stream restarts from the server's seq.
+        this.known.lastSeq = events.truncated ? events.seq : Math.max(this.known.lastSeq, events.seq);
+        this.known.runId = events.runId;
+        if (events.truncated) this.emit('resync', { topics: events.topics, since });
+      },
     });
     for (const err of errors) this.emit('error', err);
-    if (events === undefined) return;
-    // Replayed events already moved lastSeq on; after a gap the stream restarts from the server's seq.
-    this.known.lastSeq = events.truncated ? events.seq : Math.max(this.known.lastSeq, events.seq);
-    this.known.runId = events.runId;
-    if (events.truncated) this.emit('resync', { topics: events.topics, since });
   }
 
   private async sayHello(channel: Channel, previous: HelloResult | undefined): Promise<{ hello: HelloResult; resumed: boolean }> {

@@ -15,11 +15,11 @@ export interface RestoreState {
   lastSeq: number;
   runId: string | undefined;
   timeoutMs: number;
+  /** Called with the re-subscription's result as soon as it is read. */
+  subscribed(result: ResultOf<'events.subscribe'>): void;
 }
 
 export interface Restored {
-  /** The re-subscription's result, when there were topics. */
-  events: ResultOf<'events.subscribe'> | undefined;
   /** Failures that do not stop the session (a watched function removed meanwhile, ...). */
   errors: LockstepClientError[];
 }
@@ -57,10 +57,13 @@ export async function restoreSession(channel: Channel, s: RestoreState): Promise
     );
   }
 
-  let events: ResultOf<'events.subscribe'> | undefined;
   if (s.topics.size > 0) {
     try {
-      events = await request('events.subscribe', { topics: [...s.topics], since: s.lastSeq, ...(s.runId === undefined ? {} : { runId: s.runId }) });
+      await channel.request(
+        'events.subscribe',
+        { topics: [...s.topics], since: s.lastSeq, ...(s.runId === undefined ? {} : { runId: s.runId }) },
+        { timeoutMs: s.timeoutMs, onResult: (r) => s.subscribed(r as ResultOf<'events.subscribe'>) },
+      );
     } catch (err) {
       errors.push(survivable(err));
     }
@@ -82,5 +85,5 @@ export async function restoreSession(channel: Channel, s: RestoreState): Promise
     }
     if (ids.length === 0) s.watching.delete(program);
   }
-  return { events, errors };
+  return { errors };
 }

@@ -118,6 +118,25 @@ describe('SDK liveness and close', () => {
     expect(a.held()).toEqual([]);
   });
 
+  it('announces a gap in the event stream (resync) before any event that follows it', async () => {
+    const s = await t.server({ eventBuffer: 5 });
+    const p = await proxy(s);
+    const a = await t.client(s, 'a', { url: p.url, reconnect: { initialDelayMs: 200, maxDelayMs: 200, jitter: 0 } });
+    const b = await t.client(s, 'b');
+    const [f] = (await addFns(b, ['f'])) as [number];
+    await a.events.subscribe({ topics: ['locks'] });
+    const gone = next(a, 'disconnected');
+    p.dropAll();
+    await gone;
+    const seen: string[] = [];
+    a.on('event', (e) => seen.push(`event ${e.seq}`));
+    a.on('resync', () => seen.push('resync'));
+    for (let i = 0; i < 5; i++) await (await b.acquire({ functions: [f], mode: 'write' })).release();
+    await next(a, 'connected');
+    expect(seen[0]).toBe('resync');
+    expect(seen.length).toBeGreaterThan(1);
+  });
+
   it('close() fails in-flight calls with CLOSED and terminates a socket whose close handshake never ends', async () => {
     const s = await t.server();
     const p = await proxy(s);
