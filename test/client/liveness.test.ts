@@ -42,12 +42,10 @@ describe('SDK liveness and close', () => {
 
     const disconnected = next(a, 'disconnected');
     const connected = next(a, 'connected');
-    const cut = Date.now();
+    // Without the keepalive nothing would ever end this wait (the test would time out).
     p.blackhole();
     await expect(waiting).rejects.toMatchObject({ type: 'DISCONNECTED', retryable: true });
     expect((await disconnected)[0].willReconnect).toBe(true);
-    // About 3 heartbeats of silence; generous for a loaded machine, far below "never".
-    expect(Date.now() - cut).toBeLessThan(2_000);
     await connected;
     expect(a.state).toBe('open');
     expect((await a.session.ping()).time).toEqual(expect.any(String));
