@@ -99,6 +99,17 @@ describe('edits over the wire', () => {
     expect(err).toMatchObject({ code: 422, data: { type: 'INVALID_EDIT', opIndex: 1 } });
   });
 
+  it('shows in program.get a function nobody holds but a batch awaits', async () => {
+    const s = await t.server();
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const [f, g] = await addFunctions(a, ['f', 'g']);
+    await a.call('lock.acquire', { functions: [g], mode: 'write' });
+    await b.call('lock.acquire', { functions: [f, g], mode: 'write', wait: true });
+    const { functions } = await a.call('program.get', {});
+    expect(functions.find((x: any) => x.id === f).lock).toEqual({ mode: null, holders: [], queued: 1 });
+    expect(functions.find((x: any) => x.id === g).lock).toEqual({ mode: 'write', holders: [{ sessionId: a.sessionId, name: 'a' }], queued: 1 });
+  });
+
   it('commits nothing for an undo or restore that changes nothing', async () => {
     const s = await t.server();
     const a = await t.agent(s, 'a');
