@@ -60,15 +60,18 @@ function writersBehindWriter(ms: number): number[] {
   return samples;
 }
 
-/** A writer holds; 1,000 readers wait. One release grants them all. */
-function readersBehindWriter(ms: number): number[] {
+/**
+ * The time of one release, each on a fresh manager where a writer holds `fn(1)` and `queue` has
+ * put its waiters behind it (granting a thousand readers cannot be undone cheaply to repeat).
+ */
+function releaseAfter(ms: number, queue: (locks: LockManager, r: Resource[]) => void): number[] {
   const samples: number[] = [];
   const end = performance.now() + ms;
   while (performance.now() < end) {
     const locks = manager();
     const r = [fn(1)];
     locks.acquire('w', { resources: r, mode: 'write' });
-    for (let i = 0; i < WAITERS; i++) locks.acquire(`r${i}`, { resources: r, mode: 'read', wait: true });
+    queue(locks, r);
     const t = performance.now();
     locks.release('w', r);
     samples.push(performance.now() - t);
@@ -77,23 +80,19 @@ function readersBehindWriter(ms: number): number[] {
   return samples;
 }
 
+const readers = (locks: LockManager, r: Resource[]) => {
+  for (let i = 0; i < WAITERS; i++) locks.acquire(`r${i}`, { resources: r, mode: 'read', wait: true });
+};
+
+/** A writer holds; 1,000 readers wait. One release grants them all. */
+const readersBehindWriter = (ms: number) => releaseAfter(ms, readers);
+
 /** A writer holds; a writer then 1,000 readers wait. One release grants the writer; the readers move up. */
-function readersBehindTwoWriters(ms: number): number[] {
-  const samples: number[] = [];
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    const locks = manager();
-    const r = [fn(1)];
-    locks.acquire('w', { resources: r, mode: 'write' });
+const readersBehindTwoWriters = (ms: number) =>
+  releaseAfter(ms, (locks, r) => {
     locks.acquire('w2', { resources: r, mode: 'write', wait: true });
-    for (let i = 0; i < WAITERS; i++) locks.acquire(`r${i}`, { resources: r, mode: 'read', wait: true });
-    const t = performance.now();
-    locks.release('w', r);
-    samples.push(performance.now() - t);
-    locks.close();
-  }
-  return samples;
-}
+    readers(locks, r);
+  });
 
 function stats(ms: number[]): { n: number; median: number; p99: number; mean: number } {
   const s = [...ms].sort((a, b) => a - b);

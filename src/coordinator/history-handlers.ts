@@ -1,8 +1,13 @@
-import type { HandlerTable } from './dispatch.ts';
+import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
+import type { EditMeta, ServiceOp } from '../service/index.ts';
+import type { Coordinator } from './coordinator.ts';
+import type { HandlerTable, MethodSpec } from './dispatch.ts';
 import { commitEdit } from './edit-gate.ts';
 import { iso } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
+
+type ReplayMeta = Omit<EditMeta, 'sessionId' | 'name'>;
 
 type HistoryMethods =
   | 'edit.apply'
@@ -14,38 +19,36 @@ type HistoryMethods =
   | 'checkpoint.list'
   | 'checkpoint.restore';
 
-// Undo, redo and restore are turned into plain operations first, so they take exactly the road an
-// edit takes: same locks, same fences, same conflict checks.
+type Replays = 'history.undo' | 'history.redo' | 'checkpoint.restore';
+
+/**
+ * Undo, redo and restore are turned into plain operations first, so they take exactly the road an
+ * edit takes: same locks, same fences, same conflict checks.
+ */
+function replay<M extends Replays>(plan: (c: Coordinator, program: string, p: ParamsOf<M>) => { ops: ServiceOp[]; meta: ReplayMeta }): MethodSpec<M> {
+  return {
+    roles: agentsOnly,
+    handle(c, ctx, p) {
+      const program = c.programOf(p);
+      const { ops, meta } = plan(c, program, p);
+      // All three answer as edit.apply does.
+      return commitEdit(c, ctx, program, ops, p, meta) as ResultOf<M>;
+    },
+  };
+}
+
 export const historyHandlers: Pick<HandlerTable, HistoryMethods> = {
   'edit.apply': {
     roles: agentsOnly,
     handle: (c, ctx, p) => commitEdit(c, ctx, c.programOf(p), p.ops, p, { kind: 'edit' }),
   },
-  'history.undo': {
-    roles: agentsOnly,
-    handle(c, ctx, p) {
-      const program = c.programOf(p);
-      return commitEdit(c, ctx, program, c.programs.undoOps(program, p.revision), p, { kind: 'undo', undoes: p.revision });
-    },
-  },
-  'history.redo': {
-    roles: agentsOnly,
-    handle(c, ctx, p) {
-      const program = c.programOf(p);
-      return commitEdit(c, ctx, program, c.programs.redoOps(program, p.revision), p, { kind: 'redo', redoes: p.revision });
-    },
-  },
-  'checkpoint.restore': {
-    roles: agentsOnly,
-    handle(c, ctx, p) {
-      const program = c.programOf(p);
-      return commitEdit(c, ctx, program, c.programs.restoreOps(program, p.name), p, { kind: 'restore', checkpoint: p.name });
-    },
-  },
+  'history.undo': replay((c, program, p) => ({ ops: c.programs.undoOps(program, p.revision), meta: { kind: 'undo', undoes: p.revision } })),
+  'history.redo': replay((c, program, p) => ({ ops: c.programs.redoOps(program, p.revision), meta: { kind: 'redo', redoes: p.revision } })),
+  'checkpoint.restore': replay((c, program, p) => ({ ops: c.programs.restoreOps(program, p.name), meta: { kind: 'restore', checkpoint: p.name } })),
   'history.list': {
     handle(c, _ctx, p) {
       const program = c.programOf(p);
-      const revisions = c.programs.history(program, { ...(p.after === undefined ? {} : { after: p.after }), limit: p.limit ?? 100 });
+      const revisions = c.programs.history(program, { ...(p.after === undefined ? {} : { after: p.after }), ...(p.limit === undefined ? {} : { limit: p.limit }) });
       return { revisions: revisions.map((r) => ({ ...r, at: iso(r.at) })) };
     },
   },

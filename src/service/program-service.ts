@@ -60,18 +60,8 @@ export interface LockNeed {
   mode: 'write';
 }
 
-export interface RevisionInfo {
-  revision: number;
-  at: number;
-  by: { sessionId: string; name: string };
-  kind: RevisionKind;
-  ops: number;
-  functions: number[];
-  undoes?: number;
-  redoes?: number;
-  checkpoint?: string;
-  note?: string;
-}
+/** A revision as callers see it: the stored record, its author as one `by`. */
+export type RevisionInfo = Omit<RevisionRecord, 'sessionId' | 'sessionName'> & { by: { sessionId: string; name: string } };
 
 export interface RevisionDiff {
   from: number;
@@ -417,18 +407,8 @@ function summary(fn: StoredFunction): FunctionSummary {
 }
 
 function revisionInfo(r: RevisionRecord): RevisionInfo {
-  return {
-    revision: r.revision,
-    at: r.at,
-    by: { sessionId: r.sessionId, name: r.sessionName },
-    kind: r.kind,
-    ops: r.ops,
-    functions: r.functions,
-    ...(r.undoes === undefined ? {} : { undoes: r.undoes }),
-    ...(r.redoes === undefined ? {} : { redoes: r.redoes }),
-    ...(r.checkpoint === undefined ? {} : { checkpoint: r.checkpoint }),
-    ...(r.note === undefined ? {} : { note: r.note }),
-  };
+  const { sessionId, sessionName, ...rest } = r;
+  return { ...rest, by: { sessionId, name: sessionName } };
 }
 
 function notFound(message: string, details: Record<string, unknown>): LockstepError {
