@@ -31,5 +31,8 @@ wss.on('connection', (ws) => {
 });
 wss.once('listening', () => {
   const addr = wss.address();
-  serveIpc(typeof addr === 'object' && addr !== null ? addr.port : 0, () => new Promise((resolve) => wss.close(() => resolve())));
+  serveIpc(
+    typeof addr === 'object' && addr !== null ? addr.port : 0,
+    () => new Promise((resolve) => wss.close(() => resolve())),
+  );
 });

@@ -46,7 +46,9 @@ export async function edits(agents: number, t: Timing): Promise<Summary> {
           socks.map(async (s, i) => {
             while (performance.now() < end && out.length < t.maxOps) {
               const sent = performance.now();
-              const { at } = await s.call('edit.apply', { ops: [{ op: 'updateNode', function: ids[i], node: { id: 0, attrs: { n: k++ } } }] });
+              const { at } = await s.call('edit.apply', {
+                ops: [{ op: 'updateNode', function: ids[i], node: { id: 0, attrs: { n: k++ } } }],
+              });
               out.push(at - sent);
             }
           }),

@@ -19,7 +19,11 @@ const RPC_DEADLINE_MS = 30_000;
 export const ETCD_NOTE =
   'a single member; data dir on tmpfs (/dev/shm), so the write-ahead log fsync that every Lock and Unlock (each a Raft write) does is a memory operation, the closest etcd 3.4 comes to no persistence (`--unsafe-no-fsync` arrived in 3.5)';
 
-type Unary<Req, Res> = (req: Req, opts: { deadline: number }, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+type Unary<Req, Res> = (
+  req: Req,
+  opts: { deadline: number },
+  cb: (err: grpc.ServiceError | null, res: Res) => void,
+) => void;
 interface LockClient extends grpc.Client {
   Lock: Unary<{ name: Buffer; lease: string }, { key: Buffer }>;
   Unlock: Unary<{ key: Buffer }, unknown>;
@@ -42,7 +46,9 @@ const pkg = grpc.loadPackageDefinition(defs) as unknown as {
 const OWN_CONNECTION: grpc.ClientOptions = { 'grpc.use_local_subchannel_pool': 1 };
 
 function rpc<Req, Res>(client: grpc.Client, fn: Unary<Req, Res>, req: Req): Promise<Res> {
-  return new Promise((resolve, reject) => fn.call(client, req, { deadline: Date.now() + RPC_DEADLINE_MS }, (err, res) => (err ? reject(err) : resolve(res))));
+  return new Promise((resolve, reject) =>
+    fn.call(client, req, { deadline: Date.now() + RPC_DEADLINE_MS }, (err, res) => (err ? reject(err) : resolve(res))),
+  );
 }
 
 /**
@@ -96,7 +102,11 @@ export class EtcdSystem implements LockSystem {
   }
 
   static version(): string {
-    return String(spawnSync('etcd', ['--version']).stdout).split('\n')[0]?.trim() ?? '';
+    return (
+      String(spawnSync('etcd', ['--version']).stdout)
+        .split('\n')[0]
+        ?.trim() ?? ''
+    );
   }
 
   static async start(): Promise<EtcdSystem> {
@@ -106,7 +116,26 @@ export class EtcdSystem implements LockSystem {
     const p = `http://127.0.0.1:${peer}`;
     const proc = spawn(
       'etcd',
-      ['--name', 'bench', '--data-dir', dataDir, '--listen-client-urls', c, '--advertise-client-urls', c, '--listen-peer-urls', p, '--initial-advertise-peer-urls', p, '--initial-cluster', `bench=${p}`, '--logger', 'zap', '--log-level', 'error'],
+      [
+        '--name',
+        'bench',
+        '--data-dir',
+        dataDir,
+        '--listen-client-urls',
+        c,
+        '--advertise-client-urls',
+        c,
+        '--listen-peer-urls',
+        p,
+        '--initial-advertise-peer-urls',
+        p,
+        '--initial-cluster',
+        `bench=${p}`,
+        '--logger',
+        'zap',
+        '--log-level',
+        'error',
+      ],
       { stdio: 'ignore' },
     );
     const addr = `127.0.0.1:${client}`;

@@ -8,7 +8,20 @@ import type { LockEvents } from '../src/concurrency/index.ts';
 import type { Resource } from '../src/protocol/resource.ts';
 
 const WAITERS = 1000;
-const EVENTS: Array<keyof LockEvents> = ['granted', 'queued', 'position', 'released', 'downgraded', 'renewed', 'denied', 'expiring', 'expired', 'waitTimeout', 'cancelled', 'deadlock'];
+const EVENTS: Array<keyof LockEvents> = [
+  'granted',
+  'queued',
+  'position',
+  'released',
+  'downgraded',
+  'renewed',
+  'denied',
+  'expiring',
+  'expired',
+  'waitTimeout',
+  'cancelled',
+  'deadlock',
+];
 const fn = (n: number): Resource => ({ program: 'bench', function: n });
 
 function manager(): LockManager {
@@ -109,7 +122,12 @@ const rows = [
 
 const us = (n: number) => n.toFixed(1).padStart(9);
 console.log(`node ${process.version}, ${process.arch}`);
-console.log(`uncontended acquire+release: ${Math.round(un.rate).toLocaleString('en-US')} pairs/s (${un.pairs.toLocaleString('en-US')} pairs)`);
+console.log(
+  `uncontended acquire+release: ${Math.round(un.rate).toLocaleString('en-US')} pairs/s (${un.pairs.toLocaleString('en-US')} pairs)`,
+);
 console.log('');
-console.log(`${'one release with'.padEnd(58)} ${'samples'.padStart(7)} ${'median µs'.padStart(9)} ${'p99 µs'.padStart(9)} ${'mean µs'.padStart(9)}`);
-for (const [name, s] of rows) console.log(`${name.padEnd(58)} ${String(s.n).padStart(7)} ${us(s.median)} ${us(s.p99)} ${us(s.mean)}`);
+console.log(
+  `${'one release with'.padEnd(58)} ${'samples'.padStart(7)} ${'median µs'.padStart(9)} ${'p99 µs'.padStart(9)} ${'mean µs'.padStart(9)}`,
+);
+for (const [name, s] of rows)
+  console.log(`${name.padEnd(58)} ${String(s.n).padStart(7)} ${us(s.median)} ${us(s.p99)} ${us(s.mean)}`);

@@ -21,7 +21,8 @@ class Agent implements LockAgent {
       this.sock.send('lock.acquire', { functions, mode, wait: true }, (reply, at) => {
         const result = reply.result as { status: string; ticket?: string } | undefined;
         if (result?.status === 'granted') resolve(at);
-        else if (result?.status === 'queued' && result.ticket !== undefined) this.sock.onGranted(result.ticket, resolve);
+        else if (result?.status === 'queued' && result.ticket !== undefined)
+          this.sock.onGranted(result.ticket, resolve);
         else reject(new Error(`lock.acquire: ${JSON.stringify(reply.error)}`));
       });
     });
@@ -52,7 +53,10 @@ export async function createFunctions(url: string, count: number, first = 0): Pr
   await sock.call('lock.acquire', { structure: true, mode: 'write' });
   const ids: number[] = [];
   for (let base = 0; base < count; base += 1000) {
-    const ops = Array.from({ length: Math.min(1000, count - base) }, (_, i) => ({ op: 'addFunction', name: `f${first + base + i}` }));
+    const ops = Array.from({ length: Math.min(1000, count - base) }, (_, i) => ({
+      op: 'addFunction',
+      name: `f${first + base + i}`,
+    }));
     const { result } = await sock.call('edit.apply', { ops });
     for (const c of result.created as Array<{ id: number }>) ids.push(c.id);
   }
@@ -78,7 +82,8 @@ export class LockstepSystem implements LockSystem {
   }
 
   async connect(count: number, resources: number): Promise<LockAgent[]> {
-    if (this.ids.length < resources) this.ids.push(...(await createFunctions(this.url, resources - this.ids.length, this.ids.length)));
+    if (this.ids.length < resources)
+      this.ids.push(...(await createFunctions(this.url, resources - this.ids.length, this.ids.length)));
     this.socks = await Promise.all(Array.from({ length: count }, () => RpcSocket.open(this.url)));
     await Promise.all(this.socks.map((s, i) => hello(s, `agent-${i}`)));
     return this.socks.map((s) => new Agent(s, this.ids));

@@ -37,9 +37,11 @@ prof.samples.forEach((id, i) => {
   const dt = prof.timeDeltas[i] ?? 0;
   total += dt;
   if (f === undefined) return;
-  const where = f.url === '' ? '' : ` ${f.url.replace(/^file:\/\/.*?\/(node_modules|src)\//, '$1/')}:${f.lineNumber + 1}`;
+  const where =
+    f.url === '' ? '' : ` ${f.url.replace(/^file:\/\/.*?\/(node_modules|src)\//, '$1/')}:${f.lineNumber + 1}`;
   const key = `${f.functionName || '(anonymous)'}${where}`;
   self.set(key, (self.get(key) ?? 0) + dt);
 });
 console.log(`profile: ${join(dir, file)}; top self time of ${(total / 1e6).toFixed(1)} s:`);
-for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`);
+for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25))
+  console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`);

@@ -101,13 +101,20 @@ class Agent implements LockAgent {
   async release(rs: readonly number[], sent?: (at: number) => void): Promise<void> {
     const keys = this.keys(rs);
     const publish = this.sub === undefined ? '0' : '1';
-    const done = this.cmd.evalsha(this.rw ? this.sha.releaseRw : this.sha.release, keys.length, ...keys, this.token, publish);
+    const done = this.cmd.evalsha(
+      this.rw ? this.sha.releaseRw : this.sha.release,
+      keys.length,
+      ...keys,
+      this.token,
+      publish,
+    );
     sent?.(performance.now());
     await done;
   }
 
   private async try(keys: string[], mode: Mode): Promise<boolean> {
-    if (this.rw) return (await this.cmd.evalsha(this.sha.acquireRw, keys.length, ...keys, mode, this.token, TTL_MS)) === 1;
+    if (this.rw)
+      return (await this.cmd.evalsha(this.sha.acquireRw, keys.length, ...keys, mode, this.token, TTL_MS)) === 1;
     if (keys.length === 1) return (await this.cmd.set(keys[0] ?? '', this.token, 'PX', TTL_MS, 'NX')) === 'OK';
     return (await this.cmd.evalsha(this.sha.acquireMany, keys.length, ...keys, this.token, TTL_MS)) === 1;
   }
@@ -153,8 +160,18 @@ export class RedisSystem implements LockSystem {
 
   static async start(): Promise<RedisSystem> {
     const port = await freePort();
-    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...REDIS_ARGS, '--loglevel', 'warning'], { stdio: 'ignore' });
-    const admin = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', ...REDIS_ARGS, '--loglevel', 'warning'],
+      { stdio: 'ignore' },
+    );
+    const admin = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     // Refused connections are expected until the server listens; waitFor retries them.
     admin.on('error', () => undefined);
     await waitFor('redis-server', 10_000, async () => {
@@ -162,7 +179,12 @@ export class RedisSystem implements LockSystem {
       return (await admin.ping()) === 'PONG';
     });
     const load = (lua: string) => admin.script('LOAD', lua) as Promise<string>;
-    const sha = { release: await load(RELEASE), acquireMany: await load(ACQUIRE_MANY), acquireRw: await load(ACQUIRE_RW), releaseRw: await load(RELEASE_RW) };
+    const sha = {
+      release: await load(RELEASE),
+      acquireMany: await load(ACQUIRE_MANY),
+      acquireRw: await load(ACQUIRE_RW),
+      releaseRw: await load(RELEASE_RW),
+    };
     admin.disconnect();
     return new RedisSystem(proc, port, sha);
   }
@@ -175,7 +197,10 @@ export class RedisSystem implements LockSystem {
       return r;
     };
     return Promise.all(
-      Array.from({ length: count }, async () => new Agent(await open(), this.waiting === 'pubsub' ? await open() : undefined, this.sha, readers)),
+      Array.from(
+        { length: count },
+        async () => new Agent(await open(), this.waiting === 'pubsub' ? await open() : undefined, this.sha, readers),
+      ),
     );
   }
 

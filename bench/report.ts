@@ -22,7 +22,16 @@ export interface Results {
   seconds: number;
   loadBefore: number[];
   loadAfter: number[];
-  plan: { handoverAgents: number; holdMs: number; batchAgents: number; mixAgents: number; mixResources: number; openLoopAgents: number; openLoopRate: number; editAgents: number };
+  plan: {
+    handoverAgents: number;
+    holdMs: number;
+    batchAgents: number;
+    mixAgents: number;
+    mixResources: number;
+    openLoopAgents: number;
+    openLoopRate: number;
+    editAgents: number;
+  };
   timing: Timing;
 }
 
@@ -40,12 +49,33 @@ function cpuModel(): string {
 
 function table(rows: Row[], extraHeader?: string): string[] {
   const ls = rows.find((x) => x.system === LS)?.r;
-  const head = ['system', 'p50', 'p99', 'max', 'per second', ...(extraHeader === undefined ? [] : [extraHeader]), 'Lockstep ÷ this: p50', 'p99', 'per second'];
+  const head = [
+    'system',
+    'p50',
+    'p99',
+    'max',
+    'per second',
+    ...(extraHeader === undefined ? [] : [extraHeader]),
+    'Lockstep ÷ this: p50',
+    'p99',
+    'per second',
+  ];
   const out = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const { system, r } of rows) {
-    const ratios = system === LS || ls === undefined ? ['', '', ''] : [fmtRatio(ls.p50, r.p50), fmtRatio(ls.p99, r.p99), fmtRatio(ls.rate, r.rate)];
+    const ratios =
+      system === LS || ls === undefined
+        ? ['', '', '']
+        : [fmtRatio(ls.p50, r.p50), fmtRatio(ls.p99, r.p99), fmtRatio(ls.rate, r.rate)];
     const spread = r.rates.length > 1 ? ` (${fmtRate(Math.min(...r.rates))}–${fmtRate(Math.max(...r.rates))})` : '';
-    const cells = [system === LS ? `**${system}**` : system, fmtMs(r.p50), fmtMs(r.p99), fmtMs(r.max), `${fmtRate(r.rate)}${spread}`, ...(extraHeader === undefined ? [] : [fmtMs(r.extra ?? Number.NaN)]), ...ratios];
+    const cells = [
+      system === LS ? `**${system}**` : system,
+      fmtMs(r.p50),
+      fmtMs(r.p99),
+      fmtMs(r.max),
+      `${fmtRate(r.rate)}${spread}`,
+      ...(extraHeader === undefined ? [] : [fmtMs(r.extra ?? Number.NaN)]),
+      ...ratios,
+    ];
     out.push(`| ${cells.join(' | ')} |`);
   }
   return out;
@@ -66,27 +96,42 @@ export function writeReport(res: Results): void {
   const groups: Group[] = workloads
     .filter((w) => !w.startsWith('open loop') && !w.startsWith('edits'))
     .map((w) => ({ label: w, bars: by(w).map(({ system, r }) => ({ system, p50: r.p50, p99: r.p99 })) }));
-  writeFileSync(SVG, `${latencyChart('Lockstep and its peers: latency per round trip (hand-over: release → next grant)', groups)}\n`);
+  writeFileSync(
+    SVG,
+    `${latencyChart('Lockstep and its peers: latency per round trip (hand-over: release → next grant)', groups)}\n`,
+  );
 
   const targets: string[] = ['| target | measured | |', '|---|---|---|'];
   for (const n of [1, 10, 100]) {
     const ls = get(`uncontended x${n}`, LS);
     const fl = get(`uncontended x${n}`, floor);
     if (ls !== undefined && fl !== undefined) {
-      targets.push(`| uncontended acquire/release within 1.5x of the echo floor, ${n} agent${n > 1 ? 's' : ''} | p50 ${fmtRatio(ls.p50, fl.p50)}, p99 ${fmtRatio(ls.p99, fl.p99)} of the floor (${fmtMs(ls.p50)} vs ${fmtMs(fl.p50)}) | ${verdict(ls.p50 <= 1.5 * fl.p50)} |`);
+      targets.push(
+        `| uncontended acquire/release within 1.5x of the echo floor, ${n} agent${n > 1 ? 's' : ''} | p50 ${fmtRatio(ls.p50, fl.p50)}, p99 ${fmtRatio(ls.p99, fl.p99)} of the floor (${fmtMs(ls.p50)} vs ${fmtMs(fl.p50)}) | ${verdict(ls.p50 <= 1.5 * fl.p50)} |`,
+      );
     }
   }
   const lh = get(hand, LS);
   if (lh !== undefined) {
     const peers = by(hand).filter((x) => x.system !== LS);
     const beats = peers.every((x) => lh.p99 < x.r.p99);
-    targets.push(`| hand-over p99 under 2 ms with ${p.handoverAgents} waiters | ${fmtMs(lh.p99)} | ${verdict(lh.p99 < 2)} |`);
-    targets.push(`| hand-over p99 better than every peer | ${peers.map((x) => `${x.system} ${fmtMs(x.r.p99)}`).join(', ') || 'no peer ran'} | ${peers.length === 0 ? 'not measured' : verdict(beats)} |`);
+    targets.push(
+      `| hand-over p99 under 2 ms with ${p.handoverAgents} waiters | ${fmtMs(lh.p99)} | ${verdict(lh.p99 < 2)} |`,
+    );
+    targets.push(
+      `| hand-over p99 better than every peer | ${peers.map((x) => `${x.system} ${fmtMs(x.r.p99)}`).join(', ') || 'no peer ran'} | ${peers.length === 0 ? 'not measured' : verdict(beats)} |`,
+    );
   }
   const l100 = get('uncontended x100', LS);
-  if (l100 !== undefined) targets.push(`| ≥ 20,000 lock operations/s with 100 agents | ${fmtRate(l100.rate)} acquires + releases per second | ${verdict(l100.rate >= 20_000)} |`);
+  if (l100 !== undefined)
+    targets.push(
+      `| ≥ 20,000 lock operations/s with 100 agents | ${fmtRate(l100.rate)} acquires + releases per second | ${verdict(l100.rate >= 20_000)} |`,
+    );
   const mem = res.memory[res.memory.length - 1];
-  if (mem !== undefined) targets.push(`| < 50 KiB per idle session | ${(mem.perSession / 1024).toFixed(1)} KiB at ${mem.sessions.toLocaleString('en-US')} sessions | ${verdict(mem.perSession < 50 * 1024)} |`);
+  if (mem !== undefined)
+    targets.push(
+      `| < 50 KiB per idle session | ${(mem.perSession / 1024).toFixed(1)} KiB at ${mem.sessions.toLocaleString('en-US')} sessions | ${verdict(mem.perSession < 50 * 1024)} |`,
+    );
 
   const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
   const t = res.timing;
@@ -120,7 +165,7 @@ export function writeReport(res: Results): void {
     '',
     `- Every server runs in its own process (Lockstep and the echo floor are forked Node processes; Redis and etcd are their own binaries); all clients run in the bench process, so one clock times every request. With 2 cores, client and server each have about one.`,
     `- Each workload: ${t.reps} repetitions of ${t.warmMs} ms warm-up (discarded) then ${t.runMs} ms measured, each capped at ${t.maxOps.toLocaleString('en-US')} operations. Percentiles pool the repetitions' samples; "per second" is the median repetition, with the range in brackets.`,
-    '- An operation is one round trip (an acquire or a release), except in the hand-over (a turn) and edits (a committed edit). Latency is from the request leaving the client to the reply arriving; the hand-over\'s is from the holder\'s release leaving its client to the next holder\'s grant arriving.',
+    "- An operation is one round trip (an acquire or a release), except in the hand-over (a turn) and edits (a committed edit). Latency is from the request leaving the client to the reply arriving; the hand-over's is from the holder's release leaving its client to the next holder's grant arriving.",
     '- Closed loop: each agent has one request outstanding at a time. The open-loop row keeps a fixed schedule instead.',
     '- Ratio columns divide Lockstep\'s figure by the row\'s: for latency under 1.00x means Lockstep is faster, for "per second" over 1.00x does.',
     '- Lockstep clients are bare `ws` JSON-RPC sockets (bench/rpc-socket.ts), the same code that drives the floor, so the client side costs the same on both; Redis uses ioredis, etcd @grpc/grpc-js.',
@@ -137,7 +182,7 @@ export function writeReport(res: Results): void {
   ];
   const notes: Record<string, string> = {
     'uncontended x1': 'Each agent locks and releases its own function: no waiting, the cost of the request path.',
-    [hand]: `${p.handoverAgents} agents queue on one function; the holder keeps it ${p.holdMs} ms, releases, and queues again. Latency: release sent → next grant received. Per second: turns. "Longest wait": the longest any agent waited for a turn (a wait still open at the end counts up to the end): FIFO bounds it near ${p.handoverAgents} turns, a free-for-all does not (a longest wait equal to the run's ${t.runMs} ms is an agent that never got a turn). Redis polling's short hand-over is not a fast wake-up: with ${p.handoverAgents} waiters each polling every ${POLL_MS} ms, a \`SET NX\` reaches Redis about every ${(POLL_MS * 1000 / p.handoverAgents).toFixed(0)} µs, so one usually lands just after the release, at the price of that constant load and of starving whoever is unlucky.`,
+    [hand]: `${p.handoverAgents} agents queue on one function; the holder keeps it ${p.holdMs} ms, releases, and queues again. Latency: release sent → next grant received. Per second: turns. "Longest wait": the longest any agent waited for a turn (a wait still open at the end counts up to the end): FIFO bounds it near ${p.handoverAgents} turns, a free-for-all does not (a longest wait equal to the run's ${t.runMs} ms is an agent that never got a turn). Redis polling's short hand-over is not a fast wake-up: with ${p.handoverAgents} waiters each polling every ${POLL_MS} ms, a \`SET NX\` reaches Redis about every ${((POLL_MS * 1000) / p.handoverAgents).toFixed(0)} µs, so one usually lands just after the release, at the price of that constant load and of starving whoever is unlucky.`,
     [`batch of 4 x${p.batchAgents}`]: `${p.batchAgents} agents each lock their own 4 functions in one request, then release them.`,
     [`90% read x${p.mixAgents}`]: `${p.mixAgents} agents over ${p.mixResources} shared functions; 90% of acquires read, 10% write (same seeded sequence for every system); released at once. Latency of the acquire includes any wait.`,
   };
@@ -148,9 +193,15 @@ export function writeReport(res: Results): void {
     md.push(...table(by(w), w === hand ? 'longest wait' : undefined), '');
   }
   md.push('### Scale', '');
-  md.push('Idle sessions (connected and past `session.hello`), opened in waves of 500 so that connections without a session stay under `--max-pending` (1,000). Resident memory of the server process after a full GC, over the server with one session:', '');
+  md.push(
+    'Idle sessions (connected and past `session.hello`), opened in waves of 500 so that connections without a session stay under `--max-pending` (1,000). Resident memory of the server process after a full GC, over the server with one session:',
+    '',
+  );
   md.push('| sessions | server RSS | per session |', '|---:|---:|---:|');
-  for (const m of res.memory) md.push(`| ${m.sessions.toLocaleString('en-US')} | ${m.rssMiB.toFixed(0)} MiB | ${(m.perSession / 1024).toFixed(1)} KiB |`);
+  for (const m of res.memory)
+    md.push(
+      `| ${m.sessions.toLocaleString('en-US')} | ${m.rssMiB.toFixed(0)} MiB | ${(m.perSession / 1024).toFixed(1)} KiB |`,
+    );
   md.push('');
   const o = res.open;
   md.push(

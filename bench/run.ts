@@ -15,7 +15,9 @@ import type { LockSystem } from './systems.ts';
 import { batch, handover, readMostly, uncontended, type Result, type Timing } from './workloads.ts';
 
 const QUICK = process.argv.includes('--quick');
-const T: Timing = QUICK ? { warmMs: 200, runMs: 500, reps: 1, maxOps: 200_000 } : { warmMs: 500, runMs: 1_500, reps: 3, maxOps: 500_000 };
+const T: Timing = QUICK
+  ? { warmMs: 200, runMs: 500, reps: 1, maxOps: 200_000 }
+  : { warmMs: 500, runMs: 1_500, reps: 3, maxOps: 500_000 };
 const PLAN = {
   uncontended: [1, 10, 100],
   handoverAgents: 100,
@@ -42,7 +44,9 @@ const skipped: string[] = [];
 function record(workload: string, system: string, r: Result): void {
   rows.push({ workload, system, r });
   const extra = r.extra === undefined ? '' : `  longest wait ${fmtMs(r.extra)}`;
-  console.log(`${workload.padEnd(26)} ${system.padEnd(20)} p50 ${fmtMs(r.p50).padStart(9)}  p99 ${fmtMs(r.p99).padStart(9)}  max ${fmtMs(r.max).padStart(9)}  ${fmtRate(r.rate).padStart(8)}/s${extra}`);
+  console.log(
+    `${workload.padEnd(26)} ${system.padEnd(20)} p50 ${fmtMs(r.p50).padStart(9)}  p99 ${fmtMs(r.p99).padStart(9)}  max ${fmtMs(r.max).padStart(9)}  ${fmtRate(r.rate).padStart(8)}/s${extra}`,
+  );
 }
 
 /** Runs `body` against a started system and always stops it, so no server outlives the bench. */
@@ -83,13 +87,27 @@ async function main(): Promise<void> {
   for (const s of skipped) console.log(`skipped ${s}`);
 
   const memory = await memoryPerSession(QUICK ? [1_000] : PLAN.memorySteps);
-  for (const m of memory) console.log(`memory: ${m.sessions} idle sessions, ${(m.perSession / 1024).toFixed(1)} KiB each (RSS ${m.rssMiB.toFixed(0)} MiB)`);
+  for (const m of memory)
+    console.log(
+      `memory: ${m.sessions} idle sessions, ${(m.perSession / 1024).toFixed(1)} KiB each (RSS ${m.rssMiB.toFixed(0)} MiB)`,
+    );
   const open = await openLoop(PLAN.openLoopAgents, PLAN.openLoopRate, QUICK ? 1_000 : 3_000, QUICK ? 1 : 3);
   record(`open loop x${PLAN.openLoopAgents}`, 'Lockstep', open);
   const edit = await edits(PLAN.editAgents, T);
   record(`edits x${PLAN.editAgents}`, 'Lockstep', edit);
 
-  const results: Results = { rows, skipped, memory, open, quick: QUICK, seconds: (Date.now() - began) / 1000, loadBefore, loadAfter: loadavg(), plan: PLAN, timing: T };
+  const results: Results = {
+    rows,
+    skipped,
+    memory,
+    open,
+    quick: QUICK,
+    seconds: (Date.now() - began) / 1000,
+    loadBefore,
+    loadAfter: loadavg(),
+    plan: PLAN,
+    timing: T,
+  };
   writeReport(results);
   console.log(`wrote docs/benchmarks.md and docs/bench-latency.svg in ${results.seconds.toFixed(0)} s`);
 }

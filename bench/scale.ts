@@ -53,7 +53,12 @@ export async function memoryPerSession(steps: number[]): Promise<MemoryPoint[]> 
  * second (each followed by its release) on a fixed schedule. Latency counts from the scheduled
  * time, so a server that falls behind is charged for the queueing it causes.
  */
-export async function openLoop(agents: number, perSecond: number, runMs: number, reps: number): Promise<Summary & { late: number }> {
+export async function openLoop(
+  agents: number,
+  perSecond: number,
+  runMs: number,
+  reps: number,
+): Promise<Summary & { late: number }> {
   const sys = await LockstepSystem.start([], BENCH_SERVER);
   const socks: RpcSocket[] = [];
   const samples: number[][] = [];

@@ -18,8 +18,14 @@ function percentile(sorted: number[], p: number): number {
 /** One small edit (a single updateNode) per transaction, for `seconds`. */
 function benchEdits(path: string, seconds: number): { edits: number; perSecond: number; p50: number; p99: number } {
   const svc = ProgramService.open({ path });
-  const id = svc.applyEdit('main', [{ op: 'addFunction', name: 'f' }, { op: 'addNode', function: 'f', node: { id: 0, op: 'count' } }], meta)
-    .created[0]?.id as number;
+  const id = svc.applyEdit(
+    'main',
+    [
+      { op: 'addFunction', name: 'f' },
+      { op: 'addNode', function: 'f', node: { id: 0, op: 'count' } },
+    ],
+    meta,
+  ).created[0]?.id as number;
   const latencies: number[] = [];
   const start = performance.now();
   const end = start + seconds * 1000;
@@ -31,7 +37,12 @@ function benchEdits(path: string, seconds: number): { edits: number; perSecond: 
   const elapsed = (performance.now() - start) / 1000;
   svc.close();
   latencies.sort((a, b) => a - b);
-  return { edits: latencies.length, perSecond: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  return {
+    edits: latencies.length,
+    perSecond: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  };
 }
 
 function hundredNodeFunction(): FunctionBody {
@@ -39,8 +50,16 @@ function hundredNodeFunction(): FunctionBody {
     id: 1,
     name: 'hundred',
     signature: { params: ['i64', 'i64'], returns: 'i64' },
-    nodes: Array.from({ length: 100 }, (_, i) => ({ id: i, op: i % 3 === 0 ? 'const' : 'add', attrs: { value: i, label: `n${i}` } })),
-    edges: Array.from({ length: 99 }, (_, i) => ({ id: i, from: { node: i, port: 0 }, to: { node: i + 1, port: i % 2 } })),
+    nodes: Array.from({ length: 100 }, (_, i) => ({
+      id: i,
+      op: i % 3 === 0 ? 'const' : 'add',
+      attrs: { value: i, label: `n${i}` },
+    })),
+    edges: Array.from({ length: 99 }, (_, i) => ({
+      id: i,
+      from: { node: i, port: 0 },
+      to: { node: i + 1, port: i % 2 },
+    })),
   };
 }
 
@@ -64,9 +83,13 @@ try {
       `(${file.edits} edits, p50 ${file.p50.toFixed(3)} ms, p99 ${file.p99.toFixed(3)} ms)`,
   );
   const memory = benchEdits(':memory:', MEMORY_EDIT_SECONDS);
-  console.log(`committed edits (:memory:, no disk, for comparison): ${memory.perSecond.toFixed(0)}/s (p50 ${memory.p50.toFixed(3)} ms)`);
+  console.log(
+    `committed edits (:memory:, no disk, for comparison): ${memory.perSecond.toFixed(0)}/s (p50 ${memory.p50.toFixed(3)} ms)`,
+  );
   const hashes = benchHashes(HASH_SECONDS);
-  console.log(`content hashes of a 100-node, 99-edge function: ${hashes.perSecond.toFixed(0)}/s (${hashes.hashes} hashes)`);
+  console.log(
+    `content hashes of a 100-node, 99-edge function: ${hashes.perSecond.toFixed(0)}/s (${hashes.hashes} hashes)`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -20,7 +20,11 @@ export interface Result extends Summary {
  * Closed loop: every agent repeats `step` (which returns its round-trip latencies) until the
  * repetition's time or op budget is spent. Throughput counts round trips per second.
  */
-async function closedLoop(agents: LockAgent[], t: Timing, step: (a: LockAgent, i: number) => Promise<number[]>): Promise<Result> {
+async function closedLoop(
+  agents: LockAgent[],
+  t: Timing,
+  step: (a: LockAgent, i: number) => Promise<number[]>,
+): Promise<Result> {
   const samples: number[][] = [];
   const rates: number[] = [];
   const phase = async (ms: number, keep: boolean) => {
@@ -80,7 +84,7 @@ export async function batch(sys: LockSystem, agents: number, t: Timing): Promise
 export async function readMostly(sys: LockSystem, agents: number, resources: number, t: Timing): Promise<Result> {
   const as = await sys.connect(agents, resources, true);
   let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
   try {
     return await closedLoop(as, t, (a) => pair(a, [Math.floor(rand() * resources)], rand() < 0.9 ? 'read' : 'write'));
   } finally {
@@ -129,7 +133,7 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
         );
         if (keep) {
           samples.push(out);
-          rates.push(turns / (Math.min(performance.now(), end) - start) * 1000);
+          rates.push((turns / (Math.min(performance.now(), end) - start)) * 1000);
         }
       }
     }

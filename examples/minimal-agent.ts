@@ -38,7 +38,10 @@ try {
   // The hashes say "based on what I read": if anyone changed a function since, this is a CONFLICT.
   const expectedHashes = Object.fromEntries(current.map((c) => [String(c.function.id), c.hash]));
   const result = await client.edit.apply({ ops, expectedHashes, fences: lock.fences });
-  console.log(`committed revision ${result.revision}:`, result.functions.map((f) => `${f.name} v${f.version}`).join(', '));
+  console.log(
+    `committed revision ${result.revision}:`,
+    result.functions.map((f) => `${f.name} v${f.version}`).join(', '),
+  );
 } finally {
   await lock.release();
 }

@@ -39,7 +39,17 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((err: unknown) => {
   // Expected failures get one clear line, not a stack: 2 for a bad command line or start-up, 1 for
   // a server that cannot be reached or refuses.
-  const usage = err instanceof ConfigError || err instanceof UsageError || err instanceof StoreError || (err instanceof Error && 'code' in err && (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' || err.code === 'EADDRINUSE' || err.code === 'EACCES'));
+  const usage =
+    err instanceof ConfigError ||
+    err instanceof UsageError ||
+    err instanceof StoreError ||
+    (err instanceof Error &&
+      'code' in err &&
+      (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+        err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ||
+        err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ||
+        err.code === 'EADDRINUSE' ||
+        err.code === 'EACCES'));
   const remote = err instanceof LockstepClientError;
   console.error(`lockstep: ${usage || remote ? (err as Error).message : String((err as Error)?.stack ?? err)}`);
   process.exit(remote ? 1 : 2);

@@ -12,37 +12,75 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
 
 const MiB = 1024 * 1024;
 
-const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', ''])]).transform((v) => v === true || v === 'true' || v === '1' || v === '');
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', ''])])
+  .transform((v) => v === true || v === 'true' || v === '1' || v === '');
 
 export const optionSpecs = {
   host: { schema: z.string().min(1), default: '127.0.0.1', doc: 'address to bind; loopback by default' },
   port: { schema: int(0, 65535), default: 7420, doc: 'TCP port; 0 picks a free one and prints it' },
-  db: { schema: z.string().min(1), default: './data/lockstep.db', doc: 'SQLite file for programs and history; :memory: keeps nothing' },
+  db: {
+    schema: z.string().min(1),
+    default: './data/lockstep.db',
+    doc: 'SQLite file for programs and history; :memory: keeps nothing',
+  },
   heartbeatMs: { schema: int(100), default: 15_000, doc: 'WebSocket ping interval; two missed pongs end the session' },
   idleTimeoutMs: { schema: int(1000), default: 3_600_000, doc: 'a session that sends nothing this long is closed' },
-  sessionGraceMs: { schema: int(0), default: 0, doc: "keep a dropped session's locks this long for a resume (0 = off)" },
+  sessionGraceMs: {
+    schema: int(0),
+    default: 0,
+    doc: "keep a dropped session's locks this long for a resume (0 = off)",
+  },
   defaultTtlMs: { schema: int(1), default: 30 * 60_000, doc: 'lease length when a request names none' },
   minTtlMs: { schema: int(1), default: 100, doc: 'shortest lease; shorter requests are raised to it' },
   maxTtlMs: { schema: int(1), default: 24 * 3_600_000, doc: 'longest lease; longer requests are capped' },
   warningMs: { schema: int(0), default: 60_000, doc: 'lock.expiring is sent min(this, ttl/5) before expiry' },
   maxMessageBytes: { schema: int(1024), default: MiB, doc: 'larger messages get PAYLOAD_TOO_LARGE' },
   hardMaxMessageBytes: { schema: int(1024), default: 8 * MiB, doc: 'larger messages close the socket with 1009' },
-  maxBufferedBytes: { schema: int(65_536), default: 4 * MiB, doc: 'a socket whose unsent data grows past this is closed with 1013' },
+  maxBufferedBytes: {
+    schema: int(65_536),
+    default: 4 * MiB,
+    doc: 'a socket whose unsent data grows past this is closed with 1013',
+  },
   maxBatch: { schema: int(1, 1000), default: 64, doc: 'resources in one lock request' },
   maxDescription: { schema: int(0, 1024), default: 256, doc: 'characters in a lock description' },
   eventBuffer: { schema: int(1), default: 10_000, doc: 'events kept for replay with events.subscribe since' },
-  tokensFile: { schema: z.string().min(1).optional(), default: undefined, doc: 'file of access tokens, one "ROLE TOKEN" per line (roles: agent, observer)' },
-  tokens: { schema: z.string().min(1).optional(), default: undefined, doc: 'access tokens as "ROLE:TOKEN,ROLE:TOKEN" (prefer the environment variable)' },
+  tokensFile: {
+    schema: z.string().min(1).optional(),
+    default: undefined,
+    doc: 'file of access tokens, one "ROLE TOKEN" per line (roles: agent, observer)',
+  },
+  tokens: {
+    schema: z.string().min(1).optional(),
+    default: undefined,
+    doc: 'access tokens as "ROLE:TOKEN,ROLE:TOKEN" (prefer the environment variable)',
+  },
   insecure: { schema: bool, default: false, doc: 'allow a non-loopback host without tokens' },
-  allowedOrigins: { schema: z.string().optional(), default: undefined, doc: 'comma-separated browser origins allowed besides the dashboard\'s own' },
+  allowedOrigins: {
+    schema: z.string().optional(),
+    default: undefined,
+    doc: "comma-separated browser origins allowed besides the dashboard's own",
+  },
   rateLimit: { schema: int(1), default: 2_000, doc: 'requests per second per session (token bucket refill)' },
   rateBurst: { schema: int(1), default: 4_000, doc: 'requests a session may send at once (token bucket size)' },
   maxLocksPerSession: { schema: int(1), default: 1_000, doc: 'locks one session may hold' },
   maxTicketsPerSession: { schema: int(1), default: 100, doc: 'queued requests one session may have' },
   maxSessions: { schema: int(1), default: 20_000, doc: 'open connections in total; more are closed with 1013' },
-  maxPending: { schema: int(1), default: 1_000, doc: 'connections that have not said hello yet; more are closed with 1013' },
-  helloTimeoutMs: { schema: int(100), default: 10_000, doc: 'a connection that says no hello this long is closed with 1008' },
-  logLevel: { schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info', doc: 'pino log level' },
+  maxPending: {
+    schema: int(1),
+    default: 1_000,
+    doc: 'connections that have not said hello yet; more are closed with 1013',
+  },
+  helloTimeoutMs: {
+    schema: int(100),
+    default: 10_000,
+    doc: 'a connection that says no hello this long is closed with 1008',
+  },
+  logLevel: {
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info',
+    doc: 'pino log level',
+  },
 } as const;
 
 type Specs = typeof optionSpecs;
@@ -77,16 +115,26 @@ export function isBooleanOption(name: OptionName): boolean {
  * Builds the configuration from flags and the environment, over the defaults. A bad value stops
  * start-up with a ConfigError naming the option and where it came from.
  */
-export function resolveConfig(flags: Partial<Record<OptionName, unknown>>, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+export function resolveConfig(
+  flags: Partial<Record<OptionName, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): ServerConfig {
   const out = defaultConfig() as Record<string, unknown>;
   for (const name of OPTION_NAMES) {
     const fromFlag = flags[name];
     const fromEnv = env[envOf(name)];
-    const [raw, source] = fromFlag !== undefined ? [fromFlag, `--${flagOf(name)}`] : fromEnv !== undefined ? [fromEnv, envOf(name)] : [undefined, ''];
+    const [raw, source] =
+      fromFlag !== undefined
+        ? [fromFlag, `--${flagOf(name)}`]
+        : fromEnv !== undefined
+          ? [fromEnv, envOf(name)]
+          : [undefined, ''];
     if (raw === undefined) continue;
     const parsed = optionSpecs[name].schema.safeParse(raw);
     if (!parsed.success) {
-      throw new ConfigError(`${source}: ${parsed.error.issues[0]?.message ?? 'invalid value'} (got ${JSON.stringify(raw)})`);
+      throw new ConfigError(
+        `${source}: ${parsed.error.issues[0]?.message ?? 'invalid value'} (got ${JSON.stringify(raw)})`,
+      );
     }
     out[name] = parsed.data;
   }
@@ -96,11 +144,16 @@ export function resolveConfig(flags: Partial<Record<OptionName, unknown>>, env: 
 }
 
 function checkRelations(c: ServerConfig): void {
-  if (c.minTtlMs > c.maxTtlMs) throw new ConfigError(`--min-ttl-ms (${c.minTtlMs}) is above --max-ttl-ms (${c.maxTtlMs})`);
+  if (c.minTtlMs > c.maxTtlMs)
+    throw new ConfigError(`--min-ttl-ms (${c.minTtlMs}) is above --max-ttl-ms (${c.maxTtlMs})`);
   if (c.defaultTtlMs < c.minTtlMs || c.defaultTtlMs > c.maxTtlMs) {
-    throw new ConfigError(`--default-ttl-ms (${c.defaultTtlMs}) is outside [--min-ttl-ms, --max-ttl-ms] = [${c.minTtlMs}, ${c.maxTtlMs}]`);
+    throw new ConfigError(
+      `--default-ttl-ms (${c.defaultTtlMs}) is outside [--min-ttl-ms, --max-ttl-ms] = [${c.minTtlMs}, ${c.maxTtlMs}]`,
+    );
   }
   if (c.hardMaxMessageBytes < c.maxMessageBytes) {
-    throw new ConfigError(`--hard-max-message-bytes (${c.hardMaxMessageBytes}) is below --max-message-bytes (${c.maxMessageBytes})`);
+    throw new ConfigError(
+      `--hard-max-message-bytes (${c.hardMaxMessageBytes}) is below --max-message-bytes (${c.maxMessageBytes})`,
+    );
   }
 }

@@ -41,7 +41,9 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   const logger = givenLogger ?? pino({ level: config.logLevel });
   const tokens = loadTokens(config);
   if (!isLoopbackHost(config.host) && tokens.size === 0 && !config.insecure) {
-    throw new ConfigError(`refusing to listen on ${config.host} without tokens: set --tokens-file or LOCKSTEP_TOKENS, or pass --insecure`);
+    throw new ConfigError(
+      `refusing to listen on ${config.host} without tokens: set --tokens-file or LOCKSTEP_TOKENS, or pass --insecure`,
+    );
   }
   const allowedOrigins = parseOrigins(config.allowedOrigins);
   const hostNames = serverHostNames(config.host);
@@ -64,7 +66,12 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       maxTicketsPerSession: config.maxTicketsPerSession,
     },
     tokens,
-    lock: { defaultTtlMs: config.defaultTtlMs, minTtlMs: config.minTtlMs, maxTtlMs: config.maxTtlMs, warningMs: config.warningMs },
+    lock: {
+      defaultTtlMs: config.defaultTtlMs,
+      minTtlMs: config.minTtlMs,
+      maxTtlMs: config.maxTtlMs,
+      warningMs: config.warningMs,
+    },
     idleTimeoutMs: config.idleTimeoutMs,
     graceMs: config.sessionGraceMs,
     eventBuffer: config.eventBuffer,
@@ -84,7 +91,10 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       ws.close(1013, connections.size >= config.maxSessions ? 'too many sessions' : 'too many pending connections');
       return;
     }
-    const conn = new Connection(ws, coordinator, logger, { helloTimeoutMs: config.helloTimeoutMs, onSession: () => pending.delete(conn) });
+    const conn = new Connection(ws, coordinator, logger, {
+      helloTimeoutMs: config.helloTimeoutMs,
+      onSession: () => pending.delete(conn),
+    });
     connections.add(conn);
     pending.add(conn);
     ws.on('close', () => {

@@ -17,7 +17,8 @@ export function urlOf(flag: string | undefined): string {
 export function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name}: expected a whole number in [${min}, ${max}] (got ${JSON.stringify(raw)})`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`--${name}: expected a whole number in [${min}, ${max}] (got ${JSON.stringify(raw)})`);
   return n;
 }
 

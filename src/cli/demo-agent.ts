@@ -33,8 +33,24 @@ const ACTION_WEIGHTS: Record<Action, number> = { edit: 40, batch: 20, read: 20, 
 
 /** One simulated agent: lock, read, think, edit, release, until the deadline. */
 export async function runAgent(name: string, ctx: AgentContext): Promise<AgentStats> {
-  const stats: AgentStats = { name, edits: 0, batches: 0, reads: 0, queued: 0, conflicts: 0, denied: 0, timeouts: 0, errors: 0 };
-  const client = await LockstepClient.connect({ url: ctx.url, name, autoRenew: true, reconnect: { maxAttempts: 5 }, callTimeoutMs: 10_000 });
+  const stats: AgentStats = {
+    name,
+    edits: 0,
+    batches: 0,
+    reads: 0,
+    queued: 0,
+    conflicts: 0,
+    denied: 0,
+    timeouts: 0,
+    errors: 0,
+  };
+  const client = await LockstepClient.connect({
+    url: ctx.url,
+    name,
+    autoRenew: true,
+    reconnect: { maxAttempts: 5 },
+    callTimeoutMs: 10_000,
+  });
   const agent = new DemoAgent(client, name, ctx, stats);
   try {
     while (Date.now() < ctx.deadline && !ctx.signal.aborted) {
@@ -119,7 +135,9 @@ class DemoAgent {
       onQueue: (u) => {
         if (!u.initial) return;
         this.stats.queued++;
-        this.ctx.log(`${this.name} waits for ${fns.map((f) => f.name).join(', ')} (position ${Math.max(...u.positions.map((p) => p.position))})`);
+        this.ctx.log(
+          `${this.name} waits for ${fns.map((f) => f.name).join(', ')} (position ${Math.max(...u.positions.map((p) => p.position))})`,
+        );
       },
     };
   }
@@ -127,11 +145,18 @@ class DemoAgent {
   private async edit(fns: readonly DemoFunction[]): Promise<void> {
     const batch = fns.length > 1;
     await this.client.withLocks(this.lockOptions(fns, 'write', batch ? 'refactor' : 'edit'), async (lock) => {
-      const bodies = await Promise.all(fns.map((f) => this.client.function.get({ program: this.program, function: f.id })));
+      const bodies = await Promise.all(
+        fns.map((f) => this.client.function.get({ program: this.program, function: f.id })),
+      );
       await this.pause(250, 900);
       const ops = bodies.flatMap((b) => mutation(b.function, this.ctx.rnd, this.name));
       const expectedHashes = Object.fromEntries(bodies.map((b) => [String(b.function.id), b.hash]));
-      await this.commit(lock, ops, expectedHashes, batch ? `refactored ${fns.map((f) => f.name).join(' + ')}` : `edited ${fns[0]?.name}`);
+      await this.commit(
+        lock,
+        ops,
+        expectedHashes,
+        batch ? `refactored ${fns.map((f) => f.name).join(' + ')}` : `edited ${fns[0]?.name}`,
+      );
       if (batch) this.stats.batches++;
     });
   }
@@ -150,13 +175,23 @@ class DemoAgent {
     await this.pause(300, 1_000);
     await this.client.withLocks(this.lockOptions([fn], 'write', 'edit'), async (lock) => {
       try {
-        await this.commit(lock, mutation(seen.function, this.ctx.rnd, this.name), { [fn.id]: seen.hash }, `edited ${fn.name}`);
+        await this.commit(
+          lock,
+          mutation(seen.function, this.ctx.rnd, this.name),
+          { [fn.id]: seen.hash },
+          `edited ${fn.name}`,
+        );
       } catch (err) {
         if (!isLockstepError(err, 'CONFLICT')) throw err;
         this.stats.conflicts++;
         this.ctx.log(`${this.name} hit a CONFLICT on ${fn.name} (changed since read); re-reading`);
         const fresh = await this.client.function.get({ program: this.program, function: fn.id });
-        await this.commit(lock, mutation(fresh.function, this.ctx.rnd, this.name), { [fn.id]: fresh.hash }, `edited ${fn.name} after the conflict`);
+        await this.commit(
+          lock,
+          mutation(fresh.function, this.ctx.rnd, this.name),
+          { [fn.id]: fresh.hash },
+          `edited ${fn.name} after the conflict`,
+        );
       }
     });
   }
@@ -174,7 +209,12 @@ class DemoAgent {
     }
   }
 
-  private async commit(lock: LockHandle, ops: EditOp[], expectedHashes: Record<string, string>, what: string): Promise<void> {
+  private async commit(
+    lock: LockHandle,
+    ops: EditOp[],
+    expectedHashes: Record<string, string>,
+    what: string,
+  ): Promise<void> {
     const r = await this.client.edit.apply({ program: this.program, ops, expectedHashes, fences: lock.fences });
     this.stats.edits++;
     this.ctx.log(`${this.name} ${what} -> revision ${r.revision}`);

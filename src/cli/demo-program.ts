@@ -24,20 +24,25 @@ export async function prepareProgram(client: LockstepClient, program: string): P
   const existing = new Set((await client.program.get({ program })).functions.map((f) => f.name));
   const missing = DEMO_FUNCTIONS.filter((name) => !existing.has(name));
   if (missing.length > 0) {
-    await client.withLocks({ program, structure: true, mode: 'write', waitTimeoutMs: 10_000, description: 'demo: set up functions' }, async (lock) => {
-      // Another demo may have added some meanwhile: look again under the lock.
-      const now = new Set((await client.program.get({ program })).functions.map((f) => f.name));
-      const ops: EditOp[] = missing
-        .filter((name) => !now.has(name))
-        .flatMap((name): EditOp[] => [
-          { op: 'addFunction', name, signature: { params: ['input'], returns: 'output' } },
-          { op: 'addNode', function: name, node: { id: 1, op: 'param', attrs: { name: 'input' } } },
-        ]);
-      if (ops.length > 0) await client.edit.apply({ program, ops, fences: lock.fences });
-    });
+    await client.withLocks(
+      { program, structure: true, mode: 'write', waitTimeoutMs: 10_000, description: 'demo: set up functions' },
+      async (lock) => {
+        // Another demo may have added some meanwhile: look again under the lock.
+        const now = new Set((await client.program.get({ program })).functions.map((f) => f.name));
+        const ops: EditOp[] = missing
+          .filter((name) => !now.has(name))
+          .flatMap((name): EditOp[] => [
+            { op: 'addFunction', name, signature: { params: ['input'], returns: 'output' } },
+            { op: 'addNode', function: name, node: { id: 1, op: 'param', attrs: { name: 'input' } } },
+          ]);
+        if (ops.length > 0) await client.edit.apply({ program, ops, fences: lock.fences });
+      },
+    );
   }
   const { functions } = await client.program.get({ program });
-  return functions.filter((f) => (DEMO_FUNCTIONS as readonly string[]).includes(f.name)).map((f) => ({ id: f.id, name: f.name }));
+  return functions
+    .filter((f) => (DEMO_FUNCTIONS as readonly string[]).includes(f.name))
+    .map((f) => ({ id: f.id, name: f.name }));
 }
 
 /** A plausible small change to one function, given its current body. */
@@ -50,9 +55,26 @@ export function mutation(fn: FunctionBody, rnd: Random, author: string): EditOp[
   if (nodes.length >= MAX_NODES && first !== undefined) return [{ op: 'removeNode', function: fn.id, node: first.id }];
   if (last !== undefined && rnd.next() < 0.35) {
     const target = rnd.pick(nodes);
-    return [{ op: 'updateNode', function: fn.id, node: { id: target.id, attrs: { ...(target.attrs ?? {}), tuned: rnd.int(1, 99), by: author } } }];
+    return [
+      {
+        op: 'updateNode',
+        function: fn.id,
+        node: { id: target.id, attrs: { ...(target.attrs ?? {}), tuned: rnd.int(1, 99), by: author } },
+      },
+    ];
   }
-  const ops: EditOp[] = [{ op: 'addNode', function: fn.id, node: { id: nextNode, op: rnd.pick(NODE_OPS), attrs: { value: rnd.int(0, 999), by: author } } }];
-  if (last !== undefined) ops.push({ op: 'addEdge', function: fn.id, edge: { id: nextEdge, from: { node: last.id, port: 0 }, to: { node: nextNode, port: 0 } } });
+  const ops: EditOp[] = [
+    {
+      op: 'addNode',
+      function: fn.id,
+      node: { id: nextNode, op: rnd.pick(NODE_OPS), attrs: { value: rnd.int(0, 999), by: author } },
+    },
+  ];
+  if (last !== undefined)
+    ops.push({
+      op: 'addEdge',
+      function: fn.id,
+      edge: { id: nextEdge, from: { node: last.id, port: 0 }, to: { node: nextNode, port: 0 } },
+    });
   return ops;
 }

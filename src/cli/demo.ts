@@ -47,28 +47,51 @@ export async function demo(argv: string[]): Promise<void> {
   const seed = intOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1);
   const program = values.program ?? 'main';
   const started = Date.now();
-  const log = values.quiet === true ? () => undefined : (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
+  const log =
+    values.quiet === true
+      ? () => undefined
+      : (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
 
   const observer = await connectClient({ url, name: 'demo-setup', reconnect: false });
   try {
     const functions = await prepareProgram(observer, program);
     const before = (await observer.program.get({ program })).revision;
-    console.log(`demo: ${agents} agents for ${seconds}s on ${url}, program ${program} (${functions.length} functions), seed ${seed}`);
+    console.log(
+      `demo: ${agents} agents for ${seconds}s on ${url}, program ${program} (${functions.length} functions), seed ${seed}`,
+    );
 
     const stop = new AbortController();
     const timer = setTimeout(() => stop.abort(), seconds * 1000);
     const onSignal = () => stop.abort();
     process.once('SIGINT', onSignal);
     const root = new Random(seed);
-    const names = Array.from({ length: agents }, (_, i) => (i < NAMES.length ? NAMES[i] : `${NAMES[i % NAMES.length]}-${Math.floor(i / NAMES.length) + 1}`) as string);
+    const names = Array.from(
+      { length: agents },
+      (_, i) =>
+        (i < NAMES.length ? NAMES[i] : `${NAMES[i % NAMES.length]}-${Math.floor(i / NAMES.length) + 1}`) as string,
+    );
     const runs = await Promise.allSettled(
-      names.map((name) => runAgent(name, { url, program, functions, rnd: new Random(root.int(0, 2 ** 31)), deadline: started + seconds * 1000, signal: stop.signal, log })),
+      names.map((name) =>
+        runAgent(name, {
+          url,
+          program,
+          functions,
+          rnd: new Random(root.int(0, 2 ** 31)),
+          deadline: started + seconds * 1000,
+          signal: stop.signal,
+          log,
+        }),
+      ),
     );
     clearTimeout(timer);
     process.off('SIGINT', onSignal);
 
     const stats = runs.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    for (const r of runs) if (r.status === 'rejected') console.error(`demo: an agent failed to start: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`);
+    for (const r of runs)
+      if (r.status === 'rejected')
+        console.error(
+          `demo: an agent failed to start: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`,
+        );
     if (stats.length === 0) throw new Error('no agent could start');
     const after = (await observer.program.get({ program })).revision;
     console.log(summary(stats, program, before, after, Date.now() - started));
@@ -79,8 +102,14 @@ export async function demo(argv: string[]): Promise<void> {
 
 function summary(stats: AgentStats[], program: string, before: number, after: number, ms: number): string {
   const cols = ['edits', 'batches', 'reads', 'queued', 'conflicts', 'denied', 'timeouts', 'errors'] as const;
-  const total = Object.fromEntries(cols.map((c) => [c, stats.reduce((n, s) => n + s[c], 0)])) as Record<(typeof cols)[number], number>;
-  const rows = [...stats.map((s) => [s.name, ...cols.map((c) => String(s[c]))]), ['total', ...cols.map((c) => String(total[c]))]];
+  const total = Object.fromEntries(cols.map((c) => [c, stats.reduce((n, s) => n + s[c], 0)])) as Record<
+    (typeof cols)[number],
+    number
+  >;
+  const rows = [
+    ...stats.map((s) => [s.name, ...cols.map((c) => String(s[c]))]),
+    ['total', ...cols.map((c) => String(total[c]))],
+  ];
   return [
     '',
     `summary after ${(ms / 1000).toFixed(1)}s:`,

@@ -1,6 +1,14 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { envOf, flagOf, isBooleanOption, OPTION_NAMES, optionSpecs, resolveConfig, type OptionName } from '../config.ts';
+import {
+  envOf,
+  flagOf,
+  isBooleanOption,
+  OPTION_NAMES,
+  optionSpecs,
+  resolveConfig,
+  type OptionName,
+} from '../config.ts';
 import { start } from '../server.ts';
 
 export function serveHelp(): string {
@@ -17,7 +25,9 @@ export async function serve(argv: string[]): Promise<void> {
     args: argv,
     options: {
       help: { type: 'boolean' },
-      ...Object.fromEntries(OPTION_NAMES.map((n) => [flagOf(n), { type: isBooleanOption(n) ? ('boolean' as const) : ('string' as const) }])),
+      ...Object.fromEntries(
+        OPTION_NAMES.map((n) => [flagOf(n), { type: isBooleanOption(n) ? ('boolean' as const) : ('string' as const) }]),
+      ),
     },
     strict: true,
   });

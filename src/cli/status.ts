@@ -31,7 +31,12 @@ export interface StatusSnapshot {
 export async function status(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { url: { type: 'string' }, program: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } },
+    options: {
+      url: { type: 'string' },
+      program: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
     strict: true,
   });
   if (values.help === true) {
@@ -75,16 +80,32 @@ export async function snapshot(client: LockstepClient, program?: string): Promis
 
 export function render(s: StatusSnapshot): string {
   const now = Date.parse(s.time);
-  const label = (l: StatusSnapshot['locks'][number]) => (l.name === undefined ? formatResource(l.resource) : `${formatResource(l.resource)} ${l.name}`);
+  const label = (l: StatusSnapshot['locks'][number]) =>
+    l.name === undefined ? formatResource(l.resource) : `${formatResource(l.resource)} ${l.name}`;
   const out = [`${s.server.name} ${s.server.version} at ${s.url}`, ''];
-  out.push(`PROGRAMS (${s.programs.length})`, table(['NAME', 'REVISION', 'FUNCTIONS'], s.programs.map((p) => [p.name, String(p.revision), String(p.functions)])), '');
+  out.push(
+    `PROGRAMS (${s.programs.length})`,
+    table(
+      ['NAME', 'REVISION', 'FUNCTIONS'],
+      s.programs.map((p) => [p.name, String(p.revision), String(p.functions)]),
+    ),
+    '',
+  );
   out.push(
     `SESSIONS (${s.agents.length})`,
     s.agents.length === 0
       ? '  none'
       : table(
           ['NAME', 'ROLE', 'STATE', 'LOCKS', 'WAITING', 'IDLE', 'SESSION'],
-          s.agents.map((a) => [a.name, a.role, a.state, String(a.locks.length), String(a.waiting.length), duration(now - Date.parse(a.lastActiveAt)), a.sessionId.slice(0, 8)]),
+          s.agents.map((a) => [
+            a.name,
+            a.role,
+            a.state,
+            String(a.locks.length),
+            String(a.waiting.length),
+            duration(now - Date.parse(a.lastActiveAt)),
+            a.sessionId.slice(0, 8),
+          ]),
         ),
     '',
   );
@@ -98,7 +119,11 @@ export function render(s: StatusSnapshot): string {
             label(l),
             l.holders.map((h) => `${h.name ?? h.sessionId.slice(0, 8)} ${h.mode} #${h.fence}`).join(', ') || '-',
             l.holders.length === 0 ? '-' : duration(Math.min(...l.holders.map((h) => Date.parse(h.expiresAt))) - now),
-            l.queue.map((q) => `${q.position}. ${q.name ?? q.sessionId.slice(0, 8)} ${q.mode}${q.upgrade ? ' (upgrade)' : ''}`).join(', ') || '-',
+            l.queue
+              .map(
+                (q) => `${q.position}. ${q.name ?? q.sessionId.slice(0, 8)} ${q.mode}${q.upgrade ? ' (upgrade)' : ''}`,
+              )
+              .join(', ') || '-',
           ]),
         ),
   );

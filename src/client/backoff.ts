@@ -14,7 +14,13 @@ export interface ReconnectOptions {
 
 export type Backoff = Required<ReconnectOptions>;
 
-export const DEFAULT_BACKOFF: Backoff = { initialDelayMs: 250, maxDelayMs: 10_000, factor: 2, jitter: 0.5, maxAttempts: Infinity };
+export const DEFAULT_BACKOFF: Backoff = {
+  initialDelayMs: 250,
+  maxDelayMs: 10_000,
+  factor: 2,
+  jitter: 0.5,
+  maxAttempts: Infinity,
+};
 
 /** Exponential backoff with jitter: attempt 1 waits about initialDelayMs, each later one `factor` times more. */
 export function backoffDelay(attempt: number, b: Backoff, random: () => number = Math.random): number {

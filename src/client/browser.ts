@@ -2,7 +2,13 @@
 // globalThis.WebSocket is used (or the one passed as options.WebSocket).
 export { LockstepClient, setDefaultWebSocket, type AcquireOptions, type ClientState } from './client.ts';
 export { backoffDelay, type ReconnectOptions } from './backoff.ts';
-export { isLockstepError, LockstepClientError, type ClientErrorType, type LocalErrorType, type RpcErrorType } from './errors.ts';
+export {
+  isLockstepError,
+  LockstepClientError,
+  type ClientErrorType,
+  type LocalErrorType,
+  type RpcErrorType,
+} from './errors.ts';
 export { LockHandle } from './lock-handle.ts';
 export type { WebSocketConstructor, WebSocketLike } from './socket.ts';
 export type * from './types.ts';

@@ -61,7 +61,10 @@ export class Channel {
   request(method: string, params: unknown, options: RequestOptions): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (!this.open) {
-        reject(this.endError?.(method, 0) ?? LockstepClientError.local('DISCONNECTED', `not connected: ${method} was not sent`, method));
+        reject(
+          this.endError?.(method, 0) ??
+            LockstepClientError.local('DISCONNECTED', `not connected: ${method} was not sent`, method),
+        );
         return;
       }
       const id = this.nextId++;
@@ -70,7 +73,16 @@ export class Channel {
       if (limit !== undefined && text.length * 3 > limit) {
         const bytes = encoder.encode(text).byteLength;
         if (bytes > limit) {
-          reject(new LockstepClientError({ type: 'PAYLOAD_TOO_LARGE', code: 413, message: `${method} is ${bytes} bytes, over the server's limit of ${limit}`, retryable: false, data: { bytes, limit }, method }));
+          reject(
+            new LockstepClientError({
+              type: 'PAYLOAD_TOO_LARGE',
+              code: 413,
+              message: `${method} is ${bytes} bytes, over the server's limit of ${limit}`,
+              retryable: false,
+              data: { bytes, limit },
+              method,
+            }),
+          );
           return;
         }
       }
@@ -81,7 +93,15 @@ export class Channel {
         else this.pending.delete(id);
         reject(LockstepClientError.local('TIMEOUT', `${method}: no reply in ${options.timeoutMs} ms`, method));
       }, options.timeoutMs);
-      this.pending.set(id, { method, resolve, reject, onResult: options.onResult, onLate: options.onLate, timer, timedOut: false });
+      this.pending.set(id, {
+        method,
+        resolve,
+        reject,
+        onResult: options.onResult,
+        onLate: options.onLate,
+        timer,
+        timedOut: false,
+      });
       this.ws.send(text);
     });
   }
@@ -132,7 +152,8 @@ export class Channel {
         this.terminate(1006, `no frame from the server in ${silent} ms`);
         return;
       }
-      if (silent >= heartbeatMs - heartbeatMs / 4) this.request('session.ping', undefined, { timeoutMs: heartbeatMs * 3 }).catch(() => undefined);
+      if (silent >= heartbeatMs - heartbeatMs / 4)
+        this.request('session.ping', undefined, { timeoutMs: heartbeatMs * 3 }).catch(() => undefined);
     }, heartbeatMs);
     (timer as { unref?: () => void }).unref?.();
     this.keepaliveTimer = timer;
@@ -184,7 +205,15 @@ export class Channel {
     this.markClosed();
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      if (!p.timedOut) p.reject(this.endError?.(p.method, event.code) ?? LockstepClientError.local('DISCONNECTED', `connection closed (${event.code}) before ${p.method} was answered`, p.method));
+      if (!p.timedOut)
+        p.reject(
+          this.endError?.(p.method, event.code) ??
+            LockstepClientError.local(
+              'DISCONNECTED',
+              `connection closed (${event.code}) before ${p.method} was answered`,
+              p.method,
+            ),
+        );
     }
     this.pending.clear();
     this.handlers.closed(this, { code: event.code, reason: event.reason });

@@ -13,7 +13,16 @@ import { restoreSession } from './restore.ts';
 import { byProgram, selector } from './selectors.ts';
 import { SessionState, type TrackOptions } from './session-state.ts';
 import { openSocket, type WebSocketConstructor } from './socket.ts';
-import type { ArgsOf, CallableMethod, CallOptions, ClientEvents, ClientOptions, HelloResult, Namespaces, QueueUpdate } from './types.ts';
+import type {
+  ArgsOf,
+  CallableMethod,
+  CallOptions,
+  ClientEvents,
+  ClientOptions,
+  HelloResult,
+  Namespaces,
+  QueueUpdate,
+} from './types.ts';
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -94,14 +103,16 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     super();
     this.options = options;
     this.url = options.url;
-    const Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? fallbackWebSocket;
+    const Impl =
+      options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? fallbackWebSocket;
     if (Impl === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
     this.WebSocketImpl = Impl;
     const r = options.reconnect ?? true;
     this.backoff = r === false ? undefined : { ...DEFAULT_BACKOFF, ...(r === true ? {} : r) };
     this.leases = new Leases(
       {
-        renew: async (program, resources, ttlMs) => this.emit('renewed', (await this.send('lock.renew', { ...selector(program, resources), ttlMs }, {})).grants),
+        renew: async (program, resources, ttlMs) =>
+          this.emit('renewed', (await this.send('lock.renew', { ...selector(program, resources), ttlMs }, {})).grants),
         failed: (error, resources) => this.emit('renewFailed', { error, resources }),
       },
       options.renewFraction ?? 0.5,
@@ -115,7 +126,8 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     for (const method of METHOD_NAMES) {
       if (method === 'session.hello') continue;
       const [ns, op] = method.split('.') as [string, string];
-      (namespaces[ns] ??= {})[op] = (params?: unknown, opts?: CallOptions) => this.send(method, params as never, opts ?? {});
+      (namespaces[ns] ??= {})[op] = (params?: unknown, opts?: CallOptions) =>
+        this.send(method, params as never, opts ?? {});
     }
     Object.assign(this, namespaces);
   }
@@ -180,7 +192,8 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
    */
   acquire(request: AcquireOptions): Promise<LockHandle> {
     const { signal, onQueue, autoRenew, timeoutMs, wait = true, ...params } = request;
-    if (signal?.aborted === true) return Promise.reject(LockstepClientError.local('ABORTED', 'acquire aborted', 'lock.acquire'));
+    if (signal?.aborted === true)
+      return Promise.reject(LockstepClientError.local('ABORTED', 'acquire aborted', 'lock.acquire'));
     const program = params.program ?? DEFAULT_PROGRAM;
     const { waiter, promise } = waitForGrant({
       method: 'lock.acquire',
@@ -193,9 +206,11 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     });
     // The signal stops a wait for the connection (nothing sent yet); once sent, the waiter handles
     // the abort (cancel the ticket, or give back a grant that raced it).
-    this.send('lock.acquire', { ...params, wait }, { timeoutMs, autoRenew, waiter, ...(signal === undefined ? {} : { openSignal: signal }) }).catch((err: unknown) =>
-      waiter.failed(toClientError(err)),
-    );
+    this.send(
+      'lock.acquire',
+      { ...params, wait },
+      { timeoutMs, autoRenew, waiter, ...(signal === undefined ? {} : { openSignal: signal }) },
+    ).catch((err: unknown) => waiter.failed(toClientError(err)));
     return promise;
   }
 
@@ -219,7 +234,8 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     }
     const released: Resource[] = [];
     try {
-      for (const [program, rs] of byProgram(held)) released.push(...(await this.send('lock.release', selector(program, rs), {})).released);
+      for (const [program, rs] of byProgram(held))
+        released.push(...(await this.send('lock.release', selector(program, rs), {})).released);
       return released;
     } catch (err) {
       if (isLockstepError(err, 'NOT_HELD') && Array.isArray(err.data.resources) && err.data.resources.length > 0) {
@@ -227,7 +243,8 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
         this.leases.remove(err.data.resources as Resource[]);
         return [...released, ...(await this.releaseHeld(resources, retried))];
       }
-      if (isLockstepError(err, 'DISCONNECTED') && !retried && this.current !== 'closed') return [...released, ...(await this.releaseHeld(resources, true))];
+      if (isLockstepError(err, 'DISCONNECTED') && !retried && this.current !== 'closed')
+        return [...released, ...(await this.releaseHeld(resources, true))];
       throw err;
     }
   }
@@ -235,14 +252,18 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   async renewHeld(resources: readonly Resource[], ttlMs?: number): Promise<Grant[]> {
     const out: Grant[] = [];
     for (const [program, rs] of byProgram(resources)) {
-      out.push(...(await this.send('lock.renew', { ...selector(program, rs), ...(ttlMs === undefined ? {} : { ttlMs }) }, {})).grants);
+      out.push(
+        ...(await this.send('lock.renew', { ...selector(program, rs), ...(ttlMs === undefined ? {} : { ttlMs }) }, {}))
+          .grants,
+      );
     }
     return out;
   }
 
   async downgradeHeld(resources: readonly Resource[]): Promise<Grant[]> {
     const out: Grant[] = [];
-    for (const [program, rs] of byProgram(resources)) out.push(...(await this.send('lock.downgrade', selector(program, rs), {})).grants);
+    for (const [program, rs] of byProgram(resources))
+      out.push(...(await this.send('lock.downgrade', selector(program, rs), {})).grants);
     return out;
   }
 
@@ -259,8 +280,13 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     this.finish();
     if (channel === undefined) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    channel.close(1000, 'client closed', (method) => LockstepClientError.local('CLOSED', `the client was closed before ${method} was answered`, method));
-    const handshake = await Promise.race([channel.closed.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS)))]);
+    channel.close(1000, 'client closed', (method) =>
+      LockstepClientError.local('CLOSED', `the client was closed before ${method} was answered`, method),
+    );
+    const handshake = await Promise.race([
+      channel.closed.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS))),
+    ]);
     clearTimeout(timer);
     // A server that does not answer the close frame (gone, partitioned) must not keep the socket open.
     if (!handshake) channel.terminate(1006, 'client closed');
@@ -283,18 +309,25 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     if (downgrade.length > 0) await this.downgradeHeld(downgrade.filter((r) => this.leases.get(r) !== undefined));
   }
 
-  private async send<M extends CallableMethod>(method: M, params: ParamsOf<M> | undefined, o: SendOptions): Promise<ResultOf<M>> {
+  private async send<M extends CallableMethod>(
+    method: M,
+    params: ParamsOf<M> | undefined,
+    o: SendOptions,
+  ): Promise<ResultOf<M>> {
     const timeoutMs = o.timeoutMs ?? this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     const call = async () => {
       const channel = await this.whenOpen(timeoutMs, method, o.openSignal);
-      if (this.isClosed()) throw LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method);
+      if (this.isClosed())
+        throw LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method);
       const maxBytes = this.helloResult?.limits.maxMessageBytes;
       return (await channel.request(method, params, {
         timeoutMs: Math.max(1, deadline - Date.now()),
         onResult: (result) => this.known.afterResult(method, params, result, o),
         ...(maxBytes === undefined ? {} : { maxBytes }),
-        ...(method === 'lock.acquire' ? { onLate: (result: unknown) => this.abandon(result as ResultOf<'lock.acquire'>) } : {}),
+        ...(method === 'lock.acquire'
+          ? { onLate: (result: unknown) => this.abandon(result as ResultOf<'lock.acquire'>) }
+          : {}),
       })) as ResultOf<M>;
     };
     return o.signal === undefined ? call() : abortable(call(), o.signal, method);
@@ -307,9 +340,20 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
    */
   private whenOpen(timeoutMs: number, method: string, signal?: AbortSignal): Promise<Channel> {
     if (this.current === 'open' && this.channel?.open === true) return Promise.resolve(this.channel);
-    if (signal?.aborted === true) return Promise.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
-    if (this.current === 'closed') return Promise.reject(LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method));
-    if (this.current === 'idle') return Promise.reject(LockstepClientError.local('DISCONNECTED', `not connected (call connect() first): ${method} was not sent`, method));
+    if (signal?.aborted === true)
+      return Promise.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
+    if (this.current === 'closed')
+      return Promise.reject(
+        LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method),
+      );
+    if (this.current === 'idle')
+      return Promise.reject(
+        LockstepClientError.local(
+          'DISCONNECTED',
+          `not connected (call connect() first): ${method} was not sent`,
+          method,
+        ),
+      );
     return new Promise((resolve, reject) => {
       const settle = () => {
         clearTimeout(timer);
@@ -327,7 +371,13 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
         },
       };
       const onAbort = () => waiter.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
-      const timer = setTimeout(() => waiter.reject(LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          waiter.reject(
+            LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method),
+          ),
+        timeoutMs,
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
       this.readyWaiters.push(waiter);
     });
@@ -339,7 +389,12 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     this.opening = opening;
     let ws;
     try {
-      ws = await openSocket(this.WebSocketImpl, this.url, this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, opening.signal);
+      ws = await openSocket(
+        this.WebSocketImpl,
+        this.url,
+        this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        opening.signal,
+      );
     } finally {
       if (this.opening === opening) this.opening = undefined;
     }
@@ -360,7 +415,8 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
         this.emit('sessionLost', { previousSessionId: previous.sessionId, locks });
       }
       if (reconnect) await this.restore(channel, hello, resumed);
-      if (!channel.open) throw LockstepClientError.local('DISCONNECTED', 'connection closed while the session was being set up');
+      if (!channel.open)
+        throw LockstepClientError.local('DISCONNECTED', 'connection closed while the session was being set up');
       if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
       this.channel = channel;
       this.current = 'open';
@@ -399,15 +455,27 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     for (const err of errors) this.emit('error', err);
   }
 
-  private async sayHello(channel: Channel, previous: HelloResult | undefined): Promise<{ hello: HelloResult; resumed: boolean }> {
+  private async sayHello(
+    channel: Channel,
+    previous: HelloResult | undefined,
+  ): Promise<{ hello: HelloResult; resumed: boolean }> {
     const { name, role, token } = this.options;
-    const params = { protocol: PROTOCOL_VERSION, ...(name === undefined ? {} : { name }), ...(role === undefined ? {} : { role }), ...(token === undefined ? {} : { token }) };
+    const params = {
+      protocol: PROTOCOL_VERSION,
+      ...(name === undefined ? {} : { name }),
+      ...(role === undefined ? {} : { role }),
+      ...(token === undefined ? {} : { token }),
+    };
     const timeoutMs = this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const secret = previous?.resumeSecret;
     let refused: LockstepClientError | undefined;
     if (previous !== undefined && secret !== undefined) {
       try {
-        const hello = (await channel.request('session.hello', { ...params, resume: { sessionId: previous.sessionId, secret } }, { timeoutMs })) as HelloResult;
+        const hello = (await channel.request(
+          'session.hello',
+          { ...params, resume: { sessionId: previous.sessionId, secret } },
+          { timeoutMs },
+        )) as HelloResult;
         return { hello, resumed: true };
       } catch (err) {
         // The grace ran out (NOT_FOUND) or the server restarted: carry on with a new session.
@@ -430,7 +498,13 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     if (channel !== this.channel) return;
     this.channel = undefined;
     // The server withdraws every queued ticket when the socket goes, resume grace or not.
-    this.known.failTickets(LockstepClientError.local('DISCONNECTED', `connection closed (${event.code}) while waiting for the lock`, 'lock.acquire'));
+    this.known.failTickets(
+      LockstepClientError.local(
+        'DISCONNECTED',
+        `connection closed (${event.code}) while waiting for the lock`,
+        'lock.acquire',
+      ),
+    );
     if (this.current === 'closed') return;
     const willReconnect = this.backoff !== undefined;
     this.emit('disconnected', { ...event, willReconnect });
@@ -446,7 +520,12 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     let lastError: LockstepClientError | undefined;
     for (let attempt = 1; this.current === 'reconnecting'; attempt++) {
       if (attempt > b.maxAttempts) {
-        this.finish(LockstepClientError.local('CLOSED', `gave up reconnecting after ${b.maxAttempts} attempts${lastError ? `: ${lastError.message}` : ''}`));
+        this.finish(
+          LockstepClientError.local(
+            'CLOSED',
+            `gave up reconnecting after ${b.maxAttempts} attempts${lastError ? `: ${lastError.message}` : ''}`,
+          ),
+        );
         return;
       }
       const delayMs = backoffDelay(attempt, b);
@@ -493,7 +572,9 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     });
     if (upgraded.length > 0) {
       this.leases.update(upgraded);
-      this.downgradeHeld(upgraded.map((g) => g.resource)).catch((err: unknown) => this.emit('error', toClientError(err)));
+      this.downgradeHeld(upgraded.map((g) => g.resource)).catch((err: unknown) =>
+        this.emit('error', toClientError(err)),
+      );
     }
     if (fresh.length === 0) return;
     this.leases.add(fresh, this.ttlFor(undefined), false);
@@ -536,7 +617,12 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
 function toClientError(err: unknown): LockstepClientError {
   return err instanceof LockstepClientError
     ? err
-    : new LockstepClientError({ type: 'INTERNAL_ERROR', code: 0, message: err instanceof Error ? err.message : String(err), retryable: false });
+    : new LockstepClientError({
+        type: 'INTERNAL_ERROR',
+        code: 0,
+        message: err instanceof Error ? err.message : String(err),
+        retryable: false,
+      });
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal, method: string): Promise<T> {

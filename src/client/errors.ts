@@ -10,7 +10,14 @@ export type RpcErrorType = 'PARSE_ERROR' | 'INVALID_REQUEST' | 'METHOD_NOT_FOUND
  * AbortSignal fired. WAIT_TIMEOUT: the server's lock.waitTimeout. CANCELLED: the server withdrew the
  * ticket (lock.cancelled) or lock.cancel was called on it. CONNECT_FAILED: the socket did not open.
  */
-export type LocalErrorType = 'TIMEOUT' | 'DISCONNECTED' | 'CLOSED' | 'ABORTED' | 'WAIT_TIMEOUT' | 'CANCELLED' | 'CONNECT_FAILED';
+export type LocalErrorType =
+  | 'TIMEOUT'
+  | 'DISCONNECTED'
+  | 'CLOSED'
+  | 'ABORTED'
+  | 'WAIT_TIMEOUT'
+  | 'CANCELLED'
+  | 'CONNECT_FAILED';
 
 export type ClientErrorType = ErrorType | RpcErrorType | LocalErrorType;
 
@@ -53,7 +60,15 @@ export class LockstepClientError extends Error {
   /** The method whose call failed, when there was one. */
   readonly method: string | undefined;
 
-  constructor(init: { type: ClientErrorType; code: number; message: string; retryable: boolean; retryAfterMs?: number | undefined; data?: Record<string, unknown>; method?: string | undefined }) {
+  constructor(init: {
+    type: ClientErrorType;
+    code: number;
+    message: string;
+    retryable: boolean;
+    retryAfterMs?: number | undefined;
+    data?: Record<string, unknown>;
+    method?: string | undefined;
+  }) {
     super(init.message);
     this.name = 'LockstepClientError';
     this.type = init.type;
@@ -71,15 +86,37 @@ export class LockstepClientError extends Error {
 
   static fromRpc(error: RpcErrorFrame, method?: string): LockstepClientError {
     const data = isRecord(error.data) ? error.data : {};
-    const named = typeof data.type === 'string' && Object.hasOwn(ERRORS, data.type) ? (data.type as ErrorType) : undefined;
+    const named =
+      typeof data.type === 'string' && Object.hasOwn(ERRORS, data.type) ? (data.type as ErrorType) : undefined;
     const type: ClientErrorType = named ?? RPC_TYPES[error.code] ?? 'INTERNAL_ERROR';
-    const retryable = typeof data.retryable === 'boolean' ? data.retryable : named !== undefined && ERRORS[named].retryable;
+    const retryable =
+      typeof data.retryable === 'boolean' ? data.retryable : named !== undefined && ERRORS[named].retryable;
     const retryAfterMs = typeof data.retryAfterMs === 'number' ? data.retryAfterMs : undefined;
-    return new LockstepClientError({ type, code: error.code, message: error.message, retryable, retryAfterMs, data, method });
+    return new LockstepClientError({
+      type,
+      code: error.code,
+      message: error.message,
+      retryable,
+      retryAfterMs,
+      data,
+      method,
+    });
   }
 
-  static local(type: LocalErrorType, message: string, method?: string, data?: Record<string, unknown>): LockstepClientError {
-    return new LockstepClientError({ type, code: 0, message, retryable: LOCAL_RETRYABLE[type], method, ...(data === undefined ? {} : { data }) });
+  static local(
+    type: LocalErrorType,
+    message: string,
+    method?: string,
+    data?: Record<string, unknown>,
+  ): LockstepClientError {
+    return new LockstepClientError({
+      type,
+      code: 0,
+      message,
+      retryable: LOCAL_RETRYABLE[type],
+      method,
+      ...(data === undefined ? {} : { data }),
+    });
   }
 }
 

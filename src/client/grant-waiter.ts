@@ -89,7 +89,13 @@ export function waitForGrant<T>(o: GrantWaitOptions<T>): { waiter: TicketWaiter;
       settle(() => reject(aborted ? abortError() : err));
     },
     cancelled() {
-      settle(() => reject(aborted ? abortError() : LockstepClientError.local('CANCELLED', `ticket ${ticket ?? '?'} was cancelled`, o.method, { ticket })));
+      settle(() =>
+        reject(
+          aborted
+            ? abortError()
+            : LockstepClientError.local('CANCELLED', `ticket ${ticket ?? '?'} was cancelled`, o.method, { ticket }),
+        ),
+      );
     },
   };
   return { waiter, promise };

@@ -60,8 +60,20 @@ export class Leases {
       const key = resourceKey(grant.resource);
       const prev = this.leases.get(key);
       // A reentrant acquire refreshes a lock someone already asked to keep alive: keep doing so.
-      const fences = prev === undefined ? [grant.fence] : prev.fences.includes(grant.fence) ? prev.fences : [...prev.fences, grant.fence];
-      this.leases.set(key, { grant, fences, ttlMs, auto: auto || (prev?.auto ?? false), renewAt, busy: prev?.busy ?? false });
+      const fences =
+        prev === undefined
+          ? [grant.fence]
+          : prev.fences.includes(grant.fence)
+            ? prev.fences
+            : [...prev.fences, grant.fence];
+      this.leases.set(key, {
+        grant,
+        fences,
+        ttlMs,
+        auto: auto || (prev?.auto ?? false),
+        renewAt,
+        busy: prev?.busy ?? false,
+      });
     }
     this.schedule();
   }
@@ -84,7 +96,11 @@ export class Leases {
     const keep = new Set(grants.map((g) => resourceKey(g.resource)));
     for (const key of [...this.leases.keys()]) if (!keep.has(key)) this.leases.delete(key);
     this.update(grants);
-    this.add(grants.filter((g) => !this.leases.has(resourceKey(g.resource))), ttlMs, false);
+    this.add(
+      grants.filter((g) => !this.leases.has(resourceKey(g.resource))),
+      ttlMs,
+      false,
+    );
   }
 
   remove(resources: readonly Resource[]): void {

@@ -30,7 +30,8 @@ export interface Restored {
  * granted or released some without the client hearing of it.
  */
 export async function restoreSession(channel: Channel, s: RestoreState): Promise<Restored> {
-  const request = <M extends MethodName>(method: M, params: ParamsOf<M>) => channel.request(method, params, { timeoutMs: s.timeoutMs }) as Promise<ResultOf<M>>;
+  const request = <M extends MethodName>(method: M, params: ParamsOf<M>) =>
+    channel.request(method, params, { timeoutMs: s.timeoutMs }) as Promise<ResultOf<M>>;
   const errors: LockstepClientError[] = [];
   const survivable = (err: unknown): LockstepClientError => {
     if (isLockstepError(err) && !isLockstepError(err, 'DISCONNECTED', 'TIMEOUT')) return err;
@@ -78,7 +79,10 @@ export async function restoreSession(channel: Channel, s: RestoreState): Promise
         break;
       } catch (err) {
         const e = survivable(err);
-        const gone = isLockstepError(e, 'NOT_FOUND') && Array.isArray(e.data.functions) ? (e.data.functions as number[]) : undefined;
+        const gone =
+          isLockstepError(e, 'NOT_FOUND') && Array.isArray(e.data.functions)
+            ? (e.data.functions as number[])
+            : undefined;
         ids = gone === undefined || gone.length === 0 ? [] : ids.filter((id) => !gone.includes(id));
         if (gone === undefined) errors.push(e);
       }

@@ -1,7 +1,10 @@
 import { isStructure, type Resource } from '../protocol/resource.ts';
 
 /** Resources of one program as the lock methods take them. */
-export function selector(program: string, resources: readonly Resource[]): { program: string; functions?: number[]; structure?: true } {
+export function selector(
+  program: string,
+  resources: readonly Resource[],
+): { program: string; functions?: number[]; structure?: true } {
   const functions = resources.flatMap((r) => (isStructure(r) ? [] : [r.function]));
   return {
     program,

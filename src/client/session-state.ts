@@ -138,12 +138,26 @@ export class SessionState {
       }
       case 'lock.waitTimeout': {
         const p = params as NotificationParams<'lock.waitTimeout'>;
-        this.takeTicket(p.ticket)?.waiter?.failed(LockstepClientError.local('WAIT_TIMEOUT', `ticket ${p.ticket} waited past its waitTimeoutMs`, 'lock.acquire', { ticket: p.ticket }));
+        this.takeTicket(p.ticket)?.waiter?.failed(
+          LockstepClientError.local(
+            'WAIT_TIMEOUT',
+            `ticket ${p.ticket} waited past its waitTimeoutMs`,
+            'lock.acquire',
+            { ticket: p.ticket },
+          ),
+        );
         break;
       }
       case 'lock.cancelled': {
         const p = params as NotificationParams<'lock.cancelled'>;
-        this.takeTicket(p.ticket)?.waiter?.failed(LockstepClientError.local('CANCELLED', `ticket ${p.ticket} was withdrawn by the server (${p.reason})`, 'lock.acquire', { ticket: p.ticket, reason: p.reason }));
+        this.takeTicket(p.ticket)?.waiter?.failed(
+          LockstepClientError.local(
+            'CANCELLED',
+            `ticket ${p.ticket} was withdrawn by the server (${p.reason})`,
+            'lock.acquire',
+            { ticket: p.ticket, reason: p.reason },
+          ),
+        );
         break;
       }
       case 'lock.expiring':

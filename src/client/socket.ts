@@ -30,7 +30,12 @@ export interface CloseEventLike {
 export const OPEN = 1;
 
 /** Opens a socket, or fails with CONNECT_FAILED when it closes or errors first, or takes too long. */
-export function openSocket(Ctor: WebSocketConstructor, url: string, timeoutMs: number, signal?: AbortSignal): Promise<WebSocketLike> {
+export function openSocket(
+  Ctor: WebSocketConstructor,
+  url: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<WebSocketLike> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted === true) {
       reject(LockstepClientError.local('CLOSED', 'the client was closed while connecting'));
@@ -59,7 +64,8 @@ export function openSocket(Ctor: WebSocketConstructor, url: string, timeoutMs: n
     const onAbort = () => fail('closed', LockstepClientError.local('CLOSED', 'the client was closed while connecting'));
     signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => fail(`no answer in ${timeoutMs} ms`), timeoutMs);
-    ws.onerror = (event: { message?: unknown }) => fail(typeof event.message === 'string' ? event.message : 'socket error');
+    ws.onerror = (event: { message?: unknown }) =>
+      fail(typeof event.message === 'string' ? event.message : 'socket error');
     ws.onclose = (event: CloseEventLike) => fail(`closed with ${event.code}`);
     ws.onopen = () => {
       clearTimeout(timer);

@@ -38,9 +38,8 @@ export interface CallOptions {
 export type CallableMethod = Exclude<MethodName, 'session.hello'>;
 
 /** Params are optional exactly when every field is. */
-export type ArgsOf<M extends CallableMethod> = {} extends ParamsOf<M>
-  ? [params?: ParamsOf<M>, options?: CallOptions]
-  : [params: ParamsOf<M>, options?: CallOptions];
+export type ArgsOf<M extends CallableMethod> =
+  {} extends ParamsOf<M> ? [params?: ParamsOf<M>, options?: CallOptions] : [params: ParamsOf<M>, options?: CallOptions];
 
 type NamespaceOf<M extends string> = M extends `${infer N}.${string}` ? N : never;
 type OperationOf<M extends string> = M extends `${string}.${infer O}` ? O : never;
@@ -48,7 +47,9 @@ type OperationOf<M extends string> = M extends `${string}.${infer O}` ? O : neve
 /** `client.lock.acquire(params)`, `client.program.get()`, ...: one typed method per protocol method. */
 export type Namespaces = {
   [N in NamespaceOf<CallableMethod>]: {
-    [M in CallableMethod as NamespaceOf<M> extends N ? OperationOf<M> : never]: (...args: ArgsOf<M>) => Promise<ResultOf<M>>;
+    [M in CallableMethod as NamespaceOf<M> extends N ? OperationOf<M> : never]: (
+      ...args: ArgsOf<M>
+    ) => Promise<ResultOf<M>>;
   };
 };
 

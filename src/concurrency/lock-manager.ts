@@ -27,7 +27,6 @@ import { byResource, copyResource, positionsOf, snapshot } from './snapshots.ts'
 import { ResourceSlot } from './wait-queue.ts';
 import type { Hold, Ticket } from './wait-queue.ts';
 
-
 export interface LockManagerOptions {
   clock: Clock;
   /** Lease when the request names none; default 30 minutes. */
@@ -100,13 +99,19 @@ export class LockManager extends EventEmitter<LockEvents> {
       // Answering a different request with the first one's outcome would hand out locks nobody
       // asked for under that key; a reused key is a client bug worth saying so.
       if (known.request !== request) {
-        throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: key "${req.key}" was already used for a different request`, { key: req.key });
+        throw new RpcProtocolError(
+          RpcCode.INVALID_PARAMS,
+          `Invalid params for lock.acquire: key "${req.key}" was already used for a different request`,
+          { key: req.key },
+        );
       }
       const first = known.outcome;
       if ('error' in first) throw first.error;
       // A ticket still waiting answers with where it stands now, not where it started.
       const waiting = first.result.status === 'queued' ? session.tickets.get(first.result.ticket) : undefined;
-      return waiting === undefined ? first.result : { status: 'queued', ticket: waiting.id, positions: positionsOf(waiting) };
+      return waiting === undefined
+        ? first.result
+        : { status: 'queued', ticket: waiting.id, positions: positionsOf(waiting) };
     }
     try {
       const result = this.tryAcquire(sessionId, session, resources, req);
@@ -314,7 +319,12 @@ export class LockManager extends EventEmitter<LockEvents> {
     this.deadlines.close();
   }
 
-  private tryAcquire(sessionId: string, session: SessionLocks, resources: Resource[], req: AcquireRequest): AcquireResult {
+  private tryAcquire(
+    sessionId: string,
+    session: SessionLocks,
+    resources: Resource[],
+    req: AcquireRequest,
+  ): AcquireResult {
     const ttlMs = this.clampTtl(req.ttlMs ?? this.defaults.defaultTtlMs);
     const keys = resources.map(resourceKey);
     const blocked = resources.filter((_, i) => !this.grantableNow(sessionId, session, keys[i]!, req.mode));
@@ -446,7 +456,10 @@ export class LockManager extends EventEmitter<LockEvents> {
       if (slot.conflicting(behind.sessionId, behind.mode).some((h) => h.sessionId === t.sessionId)) continue;
       const path = findWaitPath(t.sessionId, edgesOf(t.sessionId), behind.sessionId, edgesOf);
       if (path !== undefined) {
-        return this.describeCycle([...path, { from: behind.sessionId, to: t.sessionId, ticket: behind, resource: slot.resource }], t);
+        return this.describeCycle(
+          [...path, { from: behind.sessionId, to: t.sessionId, ticket: behind, resource: slot.resource }],
+          t,
+        );
       }
     }
     return undefined;
@@ -465,9 +478,14 @@ export class LockManager extends EventEmitter<LockEvents> {
       if (session.holds.get(key)?.mode !== 'read') continue;
       const slot = this.slots.get(key)!;
       for (const q of slot.queue) {
-        if (q.sessionId === sessionId || slot.conflicting(q.sessionId, q.mode).some((h) => h.sessionId === sessionId)) continue;
+        if (q.sessionId === sessionId || slot.conflicting(q.sessionId, q.mode).some((h) => h.sessionId === sessionId))
+          continue;
         const path = findWaitPath(sessionId, edgesOf(sessionId), q.sessionId, edgesOf);
-        if (path !== undefined) return this.describeCycle([...path, { from: q.sessionId, to: sessionId, ticket: q, resource: slot.resource }]);
+        if (path !== undefined)
+          return this.describeCycle([
+            ...path,
+            { from: q.sessionId, to: sessionId, ticket: q, resource: slot.resource },
+          ]);
       }
     }
     return undefined;
@@ -595,7 +613,13 @@ export class LockManager extends EventEmitter<LockEvents> {
     }
   }
 
-  private dropHolds(sessionId: string, session: SessionLocks, holds: Hold[], reason: ReleaseReason, dirty: Set<ResourceSlot>): Grant[] {
+  private dropHolds(
+    sessionId: string,
+    session: SessionLocks,
+    holds: Hold[],
+    reason: ReleaseReason,
+    dirty: Set<ResourceSlot>,
+  ): Grant[] {
     if (holds.length === 0) return [];
     const locks = holds
       .map((h) => {
@@ -627,7 +651,10 @@ export class LockManager extends EventEmitter<LockEvents> {
     if (t.key !== undefined && reason === 'disconnect') session.outcomes.forget(t.key);
     else if (t.key !== undefined) {
       session.outcomes.update(t.key, {
-        error: new LockstepError('NOT_FOUND', `the request with key "${t.key}" was withdrawn (${reason})`, { ticket: t.id, reason }),
+        error: new LockstepError('NOT_FOUND', `the request with key "${t.key}" was withdrawn (${reason})`, {
+          ticket: t.id,
+          reason,
+        }),
       });
     }
     this.post('cancelled', { sessionId: t.sessionId, ticket: t.id, reason });
@@ -688,7 +715,9 @@ export class LockManager extends EventEmitter<LockEvents> {
     const session = this.sessions.get(sessionId);
     const missing = wanted.filter((r) => session?.holds.get(resourceKey(r)) === undefined);
     if (session === undefined || missing.length > 0) {
-      throw new LockstepError('NOT_HELD', `not held: ${missing.map(formatResource).join(', ')}`, { resources: missing });
+      throw new LockstepError('NOT_HELD', `not held: ${missing.map(formatResource).join(', ')}`, {
+        resources: missing,
+      });
     }
     return { session, holds: wanted.map((r) => session.holds.get(resourceKey(r))!) };
   }

@@ -90,7 +90,13 @@ export interface CycleEntry {
 export interface LockEvents {
   /** Every grant, immediate (ticket null) or from a queue, including upgrades and refreshes. */
   granted: (e: { sessionId: string; ticket: string | null; grants: Grant[] }) => void;
-  queued: (e: { sessionId: string; ticket: string; mode: LockMode; resources: Resource[]; positions: QueuePosition[] }) => void;
+  queued: (e: {
+    sessionId: string;
+    ticket: string;
+    mode: LockMode;
+    resources: Resource[];
+    positions: QueuePosition[];
+  }) => void;
   /** Only for tickets whose position on some resource changed; carries all of the ticket's positions. */
   position: (e: { sessionId: string; ticket: string; positions: QueuePosition[] }) => void;
   released: (e: { sessionId: string; locks: Grant[]; reason: ReleaseReason }) => void;

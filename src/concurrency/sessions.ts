@@ -73,7 +73,14 @@ export class SessionRegistry extends EventEmitter<SessionEvents> {
     const id = uuidv4();
     const now = this.clock.now();
     const entry: Entry = {
-      info: { id, name: opts.name ?? `${opts.role}-${id.slice(0, 8)}`, role: opts.role, connectedAt: now, lastActiveAt: now, state: 'connected' },
+      info: {
+        id,
+        name: opts.name ?? `${opts.role}-${id.slice(0, 8)}`,
+        role: opts.role,
+        connectedAt: now,
+        lastActiveAt: now,
+        state: 'connected',
+      },
       secret: undefined,
       idle: undefined,
       grace: undefined,

@@ -1,11 +1,6 @@
 import type { Logger } from 'pino';
 import { v4 as uuidv4 } from 'uuid';
-import {
-  LockManager,
-  SessionRegistry,
-  type Clock,
-  type SessionInfo,
-} from '../concurrency/index.ts';
+import { LockManager, SessionRegistry, type Clock, type SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import type { EventItem, Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
@@ -222,7 +217,12 @@ export class Coordinator {
   }
 
   private bridgeSessionEvents(): void {
-    const agent = (s: SessionInfo) => ({ sessionId: s.id, name: s.name, role: s.role, connectedAt: iso(s.connectedAt) });
+    const agent = (s: SessionInfo) => ({
+      sessionId: s.id,
+      name: s.name,
+      role: s.role,
+      connectedAt: iso(s.connectedAt),
+    });
     this.sessions.on('joined', (s) => {
       this.logger.info({ sessionId: s.id, name: s.name, role: s.role }, 'session started');
       this.events.append('agents', 'joined', () => agent(s));

@@ -26,10 +26,18 @@ export function isMethod(name: string): name is MethodName {
  * Runs one call of an open session: role, then params schema, then the handler. Throws
  * LockstepError or RpcProtocolError; the transport turns either into a JSON-RPC error.
  */
-export function dispatch(c: Coordinator, ctx: CallContext, method: Exclude<MethodName, 'session.hello'>, raw: unknown): unknown {
+export function dispatch(
+  c: Coordinator,
+  ctx: CallContext,
+  method: Exclude<MethodName, 'session.hello'>,
+  raw: unknown,
+): unknown {
   const spec = handlers[method] as MethodSpec<typeof method>;
   if (spec.roles !== undefined && !spec.roles.includes(ctx.session.role)) {
-    throw new LockstepError('FORBIDDEN', `a session with role "${ctx.session.role}" may not call ${method}`, { method, role: ctx.session.role });
+    throw new LockstepError('FORBIDDEN', `a session with role "${ctx.session.role}" may not call ${method}`, {
+      method,
+      role: ctx.session.role,
+    });
   }
   const params = validate(method, raw);
   return spec.handle(c, ctx, params as never);
@@ -39,9 +47,13 @@ export function validate<M extends MethodName>(method: M, raw: unknown): ParamsO
   const parsed = methods[method].params.safeParse(raw ?? {});
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for ${method}: ${first ? `${first.path.join('.') || '(params)'}: ${first.message}` : 'invalid'}`, {
-      issues: parsed.error.issues.map((i) => ({ path: i.path, message: i.message, code: i.code })),
-    });
+    throw new RpcProtocolError(
+      RpcCode.INVALID_PARAMS,
+      `Invalid params for ${method}: ${first ? `${first.path.join('.') || '(params)'}: ${first.message}` : 'invalid'}`,
+      {
+        issues: parsed.error.issues.map((i) => ({ path: i.path, message: i.message, code: i.code })),
+      },
+    );
   }
   return parsed.data as ParamsOf<M>;
 }

@@ -31,7 +31,8 @@ export function commitEdit(
   checkFences(c, session, program, checks.fences);
   checkHashes(c, session, program, checks.expectedHashes);
   // Nothing to do (an undo of an empty revision, a restore to the state it is in): no revision.
-  if (ops.length === 0) return { revision: c.programs.getProgram(program).revision, functions: [], created: [], removed: [] };
+  if (ops.length === 0)
+    return { revision: c.programs.getProgram(program).revision, functions: [], created: [], removed: [] };
 
   const removedVersions = new Map<number, number>();
   for (const op of ops) {
@@ -52,10 +53,23 @@ export function commitEdit(
     }
     for (const f of result.functions) {
       for (const watcher of c.watches.watchers(program, f.id)) {
-        c.notify(watcher, 'function.changed', { program, function: f.id, hash: f.hash, version: f.version, revision: result.revision, by });
+        c.notify(watcher, 'function.changed', {
+          program,
+          function: f.id,
+          hash: f.hash,
+          version: f.version,
+          revision: result.revision,
+          by,
+        });
       }
     }
-    tellRemoved(c, program, result.removed.map((id) => ({ id, version: removedVersions.get(id) ?? 0 })), result.revision, by);
+    tellRemoved(
+      c,
+      program,
+      result.removed.map((id) => ({ id, version: removedVersions.get(id) ?? 0 })),
+      result.revision,
+      by,
+    );
     c.events.append('edits', 'committed', () => ({
       program,
       revision: result.revision,
@@ -81,7 +95,15 @@ export function tellRemoved(
 ): void {
   for (const { id, version } of gone) {
     for (const watcher of c.watches.watchers(program, id)) {
-      c.notify(watcher, 'function.changed', { program, function: id, hash: null, version, revision, by, removed: true });
+      c.notify(watcher, 'function.changed', {
+        program,
+        function: id,
+        hash: null,
+        version,
+        revision,
+        by,
+        removed: true,
+      });
     }
     c.watches.forget(program, id);
   }
@@ -102,7 +124,12 @@ function checkLocks(c: Coordinator, session: SessionInfo, program: string, ops: 
   }
 }
 
-function checkFences(c: Coordinator, session: SessionInfo, program: string, fences: Record<string, number> | undefined): void {
+function checkFences(
+  c: Coordinator,
+  session: SessionInfo,
+  program: string,
+  fences: Record<string, number> | undefined,
+): void {
   if (fences === undefined) return;
   const stale: Array<{ resource: Resource; fence: number; current: number | null }> = [];
   for (const [key, fence] of Object.entries(fences)) {
@@ -111,16 +138,32 @@ function checkFences(c: Coordinator, session: SessionInfo, program: string, fenc
     if (grant?.fence !== fence) stale.push({ resource, fence, current: grant?.fence ?? null });
   }
   if (stale.length > 0) {
-    throw new LockstepError('STALE_FENCE', `fence tokens are not the current grants: ${stale.map((s) => formatResource(s.resource)).join(', ')}`, { stale });
+    throw new LockstepError(
+      'STALE_FENCE',
+      `fence tokens are not the current grants: ${stale.map((s) => formatResource(s.resource)).join(', ')}`,
+      { stale },
+    );
   }
 }
 
-function checkHashes(c: Coordinator, session: SessionInfo, program: string, expected: Record<string, string> | undefined): void {
+function checkHashes(
+  c: Coordinator,
+  session: SessionInfo,
+  program: string,
+  expected: Record<string, string> | undefined,
+): void {
   if (expected === undefined) return;
   const conflicts = c.programs.checkExpected(program, expected);
   if (conflicts.length > 0) {
     c.metrics.conflicts.inc();
-    c.logger.info({ sessionId: session.id, name: session.name, program, functions: conflicts.map((x) => x.functionId) }, 'edit conflict');
-    throw new LockstepError('CONFLICT', `functions changed since the expected hashes: ${conflicts.map((x) => x.functionId).join(', ')}`, { conflicts });
+    c.logger.info(
+      { sessionId: session.id, name: session.name, program, functions: conflicts.map((x) => x.functionId) },
+      'edit conflict',
+    );
+    throw new LockstepError(
+      'CONFLICT',
+      `functions changed since the expected hashes: ${conflicts.map((x) => x.functionId).join(', ')}`,
+      { conflicts },
+    );
   }
 }

@@ -25,7 +25,9 @@ type Replays = 'history.undo' | 'history.redo' | 'checkpoint.restore';
  * Undo, redo and restore are turned into plain operations first, so they take exactly the road an
  * edit takes: same locks, same fences, same conflict checks.
  */
-function replay<M extends Replays>(plan: (c: Coordinator, program: string, p: ParamsOf<M>) => { ops: ServiceOp[]; meta: ReplayMeta }): MethodSpec<M> {
+function replay<M extends Replays>(
+  plan: (c: Coordinator, program: string, p: ParamsOf<M>) => { ops: ServiceOp[]; meta: ReplayMeta },
+): MethodSpec<M> {
   return {
     roles: agentsOnly,
     handle(c, ctx, p) {
@@ -42,13 +44,25 @@ export const historyHandlers: Pick<HandlerTable, HistoryMethods> = {
     roles: agentsOnly,
     handle: (c, ctx, p) => commitEdit(c, ctx, c.programOf(p), p.ops, p, { kind: 'edit' }),
   },
-  'history.undo': replay((c, program, p) => ({ ops: c.programs.undoOps(program, p.revision), meta: { kind: 'undo', undoes: p.revision } })),
-  'history.redo': replay((c, program, p) => ({ ops: c.programs.redoOps(program, p.revision), meta: { kind: 'redo', redoes: p.revision } })),
-  'checkpoint.restore': replay((c, program, p) => ({ ops: c.programs.restoreOps(program, p.name), meta: { kind: 'restore', checkpoint: p.name } })),
+  'history.undo': replay((c, program, p) => ({
+    ops: c.programs.undoOps(program, p.revision),
+    meta: { kind: 'undo', undoes: p.revision },
+  })),
+  'history.redo': replay((c, program, p) => ({
+    ops: c.programs.redoOps(program, p.revision),
+    meta: { kind: 'redo', redoes: p.revision },
+  })),
+  'checkpoint.restore': replay((c, program, p) => ({
+    ops: c.programs.restoreOps(program, p.name),
+    meta: { kind: 'restore', checkpoint: p.name },
+  })),
   'history.list': {
     handle(c, _ctx, p) {
       const program = c.programOf(p);
-      const revisions = c.programs.history(program, { ...(p.after === undefined ? {} : { after: p.after }), ...(p.limit === undefined ? {} : { limit: p.limit }) });
+      const revisions = c.programs.history(program, {
+        ...(p.after === undefined ? {} : { after: p.after }),
+        ...(p.limit === undefined ? {} : { limit: p.limit }),
+      });
       return { revisions: revisions.map((r) => ({ ...r, at: iso(r.at) })) };
     },
   },

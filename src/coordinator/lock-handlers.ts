@@ -8,7 +8,14 @@ import { iso, selectResources, wireGrants, wirePositions } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
 
-type LockMethods = 'lock.acquire' | 'lock.release' | 'lock.releaseAll' | 'lock.renew' | 'lock.downgrade' | 'lock.cancel' | 'lock.status';
+type LockMethods =
+  | 'lock.acquire'
+  | 'lock.release'
+  | 'lock.releaseAll'
+  | 'lock.renew'
+  | 'lock.downgrade'
+  | 'lock.cancel'
+  | 'lock.status';
 
 export const lockHandlers: Pick<HandlerTable, LockMethods> = {
   'lock.acquire': {
@@ -17,10 +24,18 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
       const resources = selectResources(p);
       const { maxBatch, maxDescription } = c.options.limits;
       if (resources.length > maxBatch) {
-        throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: ${resources.length} resources, at most ${maxBatch} in one request`, { limit: 'maxBatch', maxBatch });
+        throw new RpcProtocolError(
+          RpcCode.INVALID_PARAMS,
+          `Invalid params for lock.acquire: ${resources.length} resources, at most ${maxBatch} in one request`,
+          { limit: 'maxBatch', maxBatch },
+        );
       }
       if (p.description !== undefined && p.description.length > maxDescription) {
-        throw new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: description longer than ${maxDescription} characters`, { limit: 'maxDescription', maxDescription });
+        throw new RpcProtocolError(
+          RpcCode.INVALID_PARAMS,
+          `Invalid params for lock.acquire: description longer than ${maxDescription} characters`,
+          { limit: 'maxDescription', maxDescription },
+        );
       }
       // A retried key gets its request's answer, whatever changed since (spec: never a second outcome).
       if (p.key === undefined || !c.locks.knowsKey(session.id, p.key)) {
@@ -42,7 +57,9 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
     },
   },
   'lock.release': {
-    handle: (c, { session }, p) => ({ released: c.locks.release(session.id, selectResources(p)).map((g) => g.resource) }),
+    handle: (c, { session }, p) => ({
+      released: c.locks.release(session.id, selectResources(p)).map((g) => g.resource),
+    }),
   },
   'lock.releaseAll': {
     handle: (c, { session }) => ({ released: c.locks.releaseAll(session.id).map((g) => g.resource) }),
@@ -83,15 +100,23 @@ function checkSessionLimits(c: Coordinator, sessionId: string, resources: readon
     });
   }
   if (wait && tickets.length >= maxTicketsPerSession) {
-    throw new LockstepError('RATE_LIMITED', `a session may have at most ${maxTicketsPerSession} queued requests`, { limit: 'maxTicketsPerSession', maxTicketsPerSession });
+    throw new LockstepError('RATE_LIMITED', `a session may have at most ${maxTicketsPerSession} queued requests`, {
+      limit: 'maxTicketsPerSession',
+      maxTicketsPerSession,
+    });
   }
 }
 
 /** The lock core treats resources as opaque; whether a function exists is checked here. */
 function requireFunctions(c: Coordinator, program: string, resources: readonly Resource[]): void {
-  const missing = resources.flatMap((r) => (isStructure(r) || c.programs.hasFunction(r.program, r.function) ? [] : [r.function]));
+  const missing = resources.flatMap((r) =>
+    isStructure(r) || c.programs.hasFunction(r.program, r.function) ? [] : [r.function],
+  );
   if (missing.length > 0) {
-    throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, { program, functions: missing });
+    throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, {
+      program,
+      functions: missing,
+    });
   }
 }
 

@@ -58,13 +58,39 @@ export class Metrics {
         this.set({ stat: 'max' }, longest);
       },
     });
-    this.grants = new Counter({ name: 'lockstep_lock_grants_total', help: 'Grants, immediate or after queueing', labelNames: ['kind'] as const, registers });
+    this.grants = new Counter({
+      name: 'lockstep_lock_grants_total',
+      help: 'Grants, immediate or after queueing',
+      labelNames: ['kind'] as const,
+      registers,
+    });
     this.denials = new Counter({ name: 'lockstep_lock_denials_total', help: 'LOCK_DENIED answers', registers });
-    this.expiries = new Counter({ name: 'lockstep_lock_expiries_total', help: 'Leases that ran out (one per expired lock)', registers });
-    this.deadlocks = new Counter({ name: 'lockstep_deadlocks_refused_total', help: 'Waits refused with DEADLOCK', registers });
-    this.conflicts = new Counter({ name: 'lockstep_edit_conflicts_total', help: 'Edits refused with CONFLICT', registers });
-    this.edits = new Counter({ name: 'lockstep_edits_total', help: 'Committed revisions by kind', labelNames: ['kind'] as const, registers });
-    this.slowConsumers = new Counter({ name: 'lockstep_slow_consumers_dropped_total', help: 'Sockets closed (1013) because their send buffer stayed over the high-water mark', registers });
+    this.expiries = new Counter({
+      name: 'lockstep_lock_expiries_total',
+      help: 'Leases that ran out (one per expired lock)',
+      registers,
+    });
+    this.deadlocks = new Counter({
+      name: 'lockstep_deadlocks_refused_total',
+      help: 'Waits refused with DEADLOCK',
+      registers,
+    });
+    this.conflicts = new Counter({
+      name: 'lockstep_edit_conflicts_total',
+      help: 'Edits refused with CONFLICT',
+      registers,
+    });
+    this.edits = new Counter({
+      name: 'lockstep_edits_total',
+      help: 'Committed revisions by kind',
+      labelNames: ['kind'] as const,
+      registers,
+    });
+    this.slowConsumers = new Counter({
+      name: 'lockstep_slow_consumers_dropped_total',
+      help: 'Sockets closed (1013) because their send buffer stayed over the high-water mark',
+      registers,
+    });
     this.requests = new Histogram({
       name: 'lockstep_request_duration_seconds',
       help: 'Time to answer a call, by method and outcome',
@@ -74,7 +100,9 @@ export class Metrics {
       registers,
     });
 
-    locks.on('granted', ({ ticket, grants }) => this.grants.inc({ kind: ticket === null ? 'immediate' : 'queued' }, grants.length));
+    locks.on('granted', ({ ticket, grants }) =>
+      this.grants.inc({ kind: ticket === null ? 'immediate' : 'queued' }, grants.length),
+    );
     locks.on('denied', () => this.denials.inc());
     locks.on('expired', ({ locks: gs }) => this.expiries.inc(gs.length));
     locks.on('deadlock', () => this.deadlocks.inc());

@@ -9,7 +9,14 @@ import { DEFAULT_PROGRAM, iso } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
 
-type ProgramMethods = 'program.list' | 'program.create' | 'program.delete' | 'program.get' | 'function.get' | 'function.watch' | 'function.unwatch';
+type ProgramMethods =
+  | 'program.list'
+  | 'program.create'
+  | 'program.delete'
+  | 'program.get'
+  | 'function.get'
+  | 'function.watch'
+  | 'function.unwatch';
 
 export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
   'program.list': { handle: (c) => ({ programs: c.programs.listPrograms() }) },
@@ -27,12 +34,19 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
       c.requireProgram(p.program);
       const structure = { program: p.program, structure: true } as const;
       if (c.locks.grantOf(session.id, structure)?.mode !== 'write') {
-        throw new LockstepError('LOCK_REQUIRED', `deleting ${p.program} needs its structure write lock`, { missing: [structure], mode: 'write' });
+        throw new LockstepError('LOCK_REQUIRED', `deleting ${p.program} needs its structure write lock`, {
+          missing: [structure],
+          mode: 'write',
+        });
       }
       // Deleting under someone else's lock would pull the ground from under an agent mid-edit.
       const blockers = c.locks
         .status(p.program)
-        .map((r) => ({ resource: r.resource, holders: r.holders.filter((h) => h.sessionId !== session.id), queueLength: r.queue.length }))
+        .map((r) => ({
+          resource: r.resource,
+          holders: r.holders.filter((h) => h.sessionId !== session.id),
+          queueLength: r.queue.length,
+        }))
         .filter((b) => b.holders.length > 0);
       if (blockers.length > 0) {
         const soonest = Math.min(...blockers.flatMap((b) => b.holders.map((h) => h.expiresAt)));
@@ -88,7 +102,11 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
     handle(c, { session }, p) {
       const program = c.programOf(p);
       const missing = p.functions.filter((f) => !c.programs.hasFunction(program, f));
-      if (missing.length > 0) throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, { program, functions: missing });
+      if (missing.length > 0)
+        throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, {
+          program,
+          functions: missing,
+        });
       return { program, watching: c.watches.watch(session.id, program, p.functions) };
     },
   },

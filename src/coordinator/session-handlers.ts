@@ -6,7 +6,11 @@ import type { HandlerTable } from './dispatch.ts';
 import { iso, wireGrants, wirePositions } from './wire-map.ts';
 
 /** Opens (or, within the resume grace, takes back) the session a connection speaks for. */
-export function hello(c: Coordinator, p: ParamsOf<'session.hello'>, sink: Sink): { session: SessionInfo; result: ResultOf<'session.hello'> } {
+export function hello(
+  c: Coordinator,
+  p: ParamsOf<'session.hello'>,
+  sink: Sink,
+): { session: SessionInfo; result: ResultOf<'session.hello'> } {
   if (c.draining) throw new LockstepError('SHUTTING_DOWN', 'the server is shutting down', {}, 1000);
   const role = authorize(c, p);
   let session: SessionInfo;
@@ -46,7 +50,10 @@ function authorize(c: Coordinator, p: ParamsOf<'session.hello'>): Role {
   if (tokens === undefined || tokens.size === 0) return p.role ?? 'agent';
   const granted = p.token === undefined ? undefined : tokens.roleOf(p.token);
   if (granted === undefined) {
-    throw new LockstepError('UNAUTHORIZED', p.token === undefined ? 'this server needs a token in session.hello' : 'unknown token');
+    throw new LockstepError(
+      'UNAUTHORIZED',
+      p.token === undefined ? 'this server needs a token in session.hello' : 'unknown token',
+    );
   }
   if (p.role === 'agent' && granted === 'observer') {
     throw new LockstepError('FORBIDDEN', 'the token grants the observer role only', { role: granted });

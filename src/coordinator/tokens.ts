@@ -23,8 +23,10 @@ export class Tokens {
   }
 
   add(role: string, token: string, where: string): void {
-    if (!(ROLES as readonly string[]).includes(role)) throw new TokenError(`${where}: unknown role "${role}" (use ${ROLES.join(' or ')})`);
-    if (token.length < MIN_TOKEN_LENGTH) throw new TokenError(`${where}: tokens must have at least ${MIN_TOKEN_LENGTH} characters`);
+    if (!(ROLES as readonly string[]).includes(role))
+      throw new TokenError(`${where}: unknown role "${role}" (use ${ROLES.join(' or ')})`);
+    if (token.length < MIN_TOKEN_LENGTH)
+      throw new TokenError(`${where}: tokens must have at least ${MIN_TOKEN_LENGTH} characters`);
     this.entries.push({ digest: digest(token), role: role as Role });
   }
 

@@ -32,7 +32,11 @@ export function wirePositions(ps: readonly QueuePosition[]): QueuePosition[] {
 }
 
 /** `{program?, functions?, structure?}` as the lock methods take it, to resources. */
-export function selectResources(p: { program?: string | undefined; functions?: number[] | undefined; structure?: boolean | undefined }): Resource[] {
+export function selectResources(p: {
+  program?: string | undefined;
+  functions?: number[] | undefined;
+  structure?: boolean | undefined;
+}): Resource[] {
   const program = p.program ?? DEFAULT_PROGRAM;
   const out: Resource[] = [];
   if (p.structure === true) out.push({ program, structure: true });

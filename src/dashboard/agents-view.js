@@ -15,32 +15,47 @@ export class AgentsView {
 
   render() {
     const s = this.store;
-    const agents = [...s.agents.values()].sort((a, b) => (a.role === b.role ? a.connectedAt - b.connectedAt : a.role === 'agent' ? -1 : 1));
+    const agents = [...s.agents.values()].sort((a, b) =>
+      a.role === b.role ? a.connectedAt - b.connectedAt : a.role === 'agent' ? -1 : 1,
+    );
     setText(this.count, String(agents.length));
     const bySession = s.bySession();
     const nameOf = s.functionName.bind(s);
     // With one program its name on every chip is noise.
-    const label = (/** @type {import('./store.js').Resource} */ r) => (s.programs.size > 1 ? resourceName(r, nameOf) : resourceName(r, nameOf).slice(r.program.length + 1));
-    reconcile(this.body, agents, (a) => a.sessionId, () => createRow(), (tr, a) => {
-      const [name, role, since, holds, waits] = /** @type {HTMLElement[]} */ ([...tr.children]);
-      const mine = bySession.get(a.sessionId);
-      setClass(tr, a.state === 'detached' ? 'is-detached' : '');
-      if (name !== undefined) {
-        setText(/** @type {Element} */ (name.children[0]), a.name);
-        setText(/** @type {Element} */ (name.children[1]), a.sessionId === s.selfId ? 'this page' : a.state === 'detached' ? 'detached' : '');
-      }
-      if (role !== undefined) setText(role, a.role);
-      if (since !== undefined) since.dataset['since'] = String(a.connectedAt);
-      if (holds !== undefined) {
-        chips(holds, (mine?.holds ?? []).map((x) => ({ text: `${label(x.resource)} · ${x.mode}`, kind: `mode-${x.mode}` })));
-      }
-      if (waits !== undefined) {
-        const waiting = [...(mine?.waits.values() ?? [])].flatMap((t) =>
-          t.at.map((p) => ({ text: `${label(p.resource)} #${p.position} · ${t.mode}`, kind: 'waiting' })),
-        );
-        chips(waits, waiting);
-      }
-    });
+    const label = (/** @type {import('./store.js').Resource} */ r) =>
+      s.programs.size > 1 ? resourceName(r, nameOf) : resourceName(r, nameOf).slice(r.program.length + 1);
+    reconcile(
+      this.body,
+      agents,
+      (a) => a.sessionId,
+      () => createRow(),
+      (tr, a) => {
+        const [name, role, since, holds, waits] = /** @type {HTMLElement[]} */ ([...tr.children]);
+        const mine = bySession.get(a.sessionId);
+        setClass(tr, a.state === 'detached' ? 'is-detached' : '');
+        if (name !== undefined) {
+          setText(/** @type {Element} */ (name.children[0]), a.name);
+          setText(
+            /** @type {Element} */ (name.children[1]),
+            a.sessionId === s.selfId ? 'this page' : a.state === 'detached' ? 'detached' : '',
+          );
+        }
+        if (role !== undefined) setText(role, a.role);
+        if (since !== undefined) since.dataset['since'] = String(a.connectedAt);
+        if (holds !== undefined) {
+          chips(
+            holds,
+            (mine?.holds ?? []).map((x) => ({ text: `${label(x.resource)} · ${x.mode}`, kind: `mode-${x.mode}` })),
+          );
+        }
+        if (waits !== undefined) {
+          const waiting = [...(mine?.waits.values() ?? [])].flatMap((t) =>
+            t.at.map((p) => ({ text: `${label(p.resource)} #${p.position} · ${t.mode}`, kind: 'waiting' })),
+          );
+          chips(waits, waiting);
+        }
+      },
+    );
     this.tick();
   }
 

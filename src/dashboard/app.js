@@ -40,12 +40,20 @@ const rpc = new Rpc(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${locati
 
 /** @param {Rpc} r */
 async function openSession(r) {
-  const hello = await r.call('session.hello', { protocol: 1, name: 'dashboard', role: 'observer', ...(token === null ? {} : { token }) });
+  const hello = await r.call('session.hello', {
+    protocol: 1,
+    name: 'dashboard',
+    role: 'observer',
+    ...(token === null ? {} : { token }),
+  });
   store.selfId = hello.sessionId;
   store.warningMs = hello.lock.warningMs;
   syncClock().catch(() => undefined);
   const resume = store.synced;
-  const sub = await r.call('events.subscribe', resume ? { topics: TOPICS, since: store.lastSeq, runId: store.runId } : { topics: TOPICS });
+  const sub = await r.call(
+    'events.subscribe',
+    resume ? { topics: TOPICS, since: store.lastSeq, runId: store.runId } : { topics: TOPICS },
+  );
   store.lastSeq = sub.seq;
   store.runId = sub.runId;
   store.touch('header');

@@ -38,7 +38,10 @@ export function resourceName(/** @type {Resource} */ r, /** @type {NameOf} */ na
 
 /** @param {Resource[]} rs @param {NameOf} nameOf */
 function names(rs, nameOf) {
-  const shown = rs.slice(0, 3).map((r) => resourceName(r, nameOf)).join(', ');
+  const shown = rs
+    .slice(0, 3)
+    .map((r) => resourceName(r, nameOf))
+    .join(', ');
   return rs.length > 3 ? `${shown} +${rs.length - 3}` : shown;
 }
 
@@ -54,26 +57,46 @@ export function summarize(e, nameOf) {
   const d = e.data;
   const who = d.name ?? d.sessionId ?? '?';
   switch (`${e.topic}.${e.type}`) {
-    case 'agents.joined': return `${who} joined as ${d.role}`;
-    case 'agents.left': return `${who} left (${d.reason})`;
-    case 'agents.detached': return `${who} dropped; its locks wait for a resume`;
-    case 'agents.resumed': return `${who} resumed its session`;
-    case 'locks.granted': return `${who} got ${d.grants[0]?.mode ?? ''} on ${names(resourcesOf(d.grants), nameOf)}${d.ticket === null ? '' : ' after waiting'}`;
-    case 'locks.queued': return `${who} waits for ${d.mode} on ${d.positions.map((/** @type {any} */ p) => `${resourceName(p.resource, nameOf)} #${p.position}`).join(', ')}`;
-    case 'locks.released': return `${who} released ${names(resourcesOf(d.locks), nameOf)}${d.reason === 'release' ? '' : ` (${d.reason})`}`;
-    case 'locks.renewed': return `${who} renewed ${names(resourcesOf(d.locks), nameOf)}`;
-    case 'locks.downgraded': return `${who} downgraded ${names(resourcesOf(d.locks), nameOf)} to read`;
-    case 'locks.expiring': return `${who}'s lease on ${names(resourcesOf(d.locks), nameOf)} ends soon`;
-    case 'locks.expired': return `${who}'s lease on ${names(resourcesOf(d.locks), nameOf)} expired`;
-    case 'locks.dequeued': return `${who} stopped waiting (${d.reason})`;
-    case 'locks.denied': return `${who} was denied ${d.mode} on ${names(d.resources, nameOf)}`;
-    case 'locks.deadlock': return `${who} refused to wait: deadlock ${d.cycle.map((/** @type {any} */ c) => c.name ?? c.sessionId).join(' → ')}`;
+    case 'agents.joined':
+      return `${who} joined as ${d.role}`;
+    case 'agents.left':
+      return `${who} left (${d.reason})`;
+    case 'agents.detached':
+      return `${who} dropped; its locks wait for a resume`;
+    case 'agents.resumed':
+      return `${who} resumed its session`;
+    case 'locks.granted':
+      return `${who} got ${d.grants[0]?.mode ?? ''} on ${names(resourcesOf(d.grants), nameOf)}${d.ticket === null ? '' : ' after waiting'}`;
+    case 'locks.queued':
+      return `${who} waits for ${d.mode} on ${d.positions.map((/** @type {any} */ p) => `${resourceName(p.resource, nameOf)} #${p.position}`).join(', ')}`;
+    case 'locks.released':
+      return `${who} released ${names(resourcesOf(d.locks), nameOf)}${d.reason === 'release' ? '' : ` (${d.reason})`}`;
+    case 'locks.renewed':
+      return `${who} renewed ${names(resourcesOf(d.locks), nameOf)}`;
+    case 'locks.downgraded':
+      return `${who} downgraded ${names(resourcesOf(d.locks), nameOf)} to read`;
+    case 'locks.expiring':
+      return `${who}'s lease on ${names(resourcesOf(d.locks), nameOf)} ends soon`;
+    case 'locks.expired':
+      return `${who}'s lease on ${names(resourcesOf(d.locks), nameOf)} expired`;
+    case 'locks.dequeued':
+      return `${who} stopped waiting (${d.reason})`;
+    case 'locks.denied':
+      return `${who} was denied ${d.mode} on ${names(d.resources, nameOf)}`;
+    case 'locks.deadlock':
+      return `${who} refused to wait: deadlock ${d.cycle.map((/** @type {any} */ c) => c.name ?? c.sessionId).join(' → ')}`;
     case 'edits.committed': {
-      const changed = d.functions.map((/** @type {any} */ f) => f.name).slice(0, 4).join(', ');
+      const changed = d.functions
+        .map((/** @type {any} */ f) => f.name)
+        .slice(0, 4)
+        .join(', ');
       return `${who} committed r${d.revision} in ${d.program}${d.kind === 'edit' ? '' : ` (${d.kind})`}${changed === '' ? '' : `: ${changed}`}`;
     }
-    case 'edits.programCreated': return `${who} created program ${d.program}`;
-    case 'edits.programDeleted': return `${who} deleted program ${d.program}`;
-    default: return `${e.type}`;
+    case 'edits.programCreated':
+      return `${who} created program ${d.program}`;
+    case 'edits.programDeleted':
+      return `${who} deleted program ${d.program}`;
+    default:
+      return `${e.type}`;
   }
 }

@@ -24,7 +24,13 @@ export class LocksView {
     const rs = this.store.resources;
     this.empty.hidden = rs.length > 0;
     setText(this.count, rs.length === 0 ? '' : String(rs.length));
-    reconcile(this.body, rs, (r) => resourceKey(r.resource), () => this.createRow(), (tr, r) => this.updateRow(tr, r));
+    reconcile(
+      this.body,
+      rs,
+      (r) => resourceKey(r.resource),
+      () => this.createRow(),
+      (tr, r) => this.updateRow(tr, r),
+    );
     this.tick();
   }
 
@@ -44,7 +50,10 @@ export class LocksView {
     const full = resourceName(r.resource, nameOf);
     const slash = full.indexOf('/');
     setText(/** @type {Element} */ (res?.children[0]), full.slice(slash + 1));
-    setText(/** @type {Element} */ (res?.children[1]), r.resource.structure === true ? r.resource.program : `${r.resource.program} · f${r.resource.function}`);
+    setText(
+      /** @type {Element} */ (res?.children[1]),
+      r.resource.structure === true ? r.resource.program : `${r.resource.program} · f${r.resource.function}`,
+    );
 
     const held = r.holders[0]?.mode;
     setClass(tr, held === undefined ? 'row-waiting' : `row-${held}`);
@@ -52,18 +61,30 @@ export class LocksView {
 
     const byHolder = (/** @type {Holder} */ x) => x.sessionId;
     if (holders !== undefined) {
-      reconcile(holders, r.holders, byHolder, () => holderLine(), (el, x) => {
-        setText(/** @type {Element} */ (el.children[0]), x.name ?? x.sessionId.slice(0, 8));
-        setText(/** @type {Element} */ (el.children[1]), x.description ?? '');
-      });
+      reconcile(
+        holders,
+        r.holders,
+        byHolder,
+        () => holderLine(),
+        (el, x) => {
+          setText(/** @type {Element} */ (el.children[0]), x.name ?? x.sessionId.slice(0, 8));
+          setText(/** @type {Element} */ (el.children[1]), x.description ?? '');
+        },
+      );
     }
     if (expiries !== undefined) {
-      reconcile(expiries, r.holders, byHolder, () => expiryLine(), (el, x) => {
-        const granted = Date.parse(x.grantedAt);
-        const expires = Date.parse(x.expiresAt);
-        el.dataset['expires'] = String(expires);
-        el.dataset['window'] = String(Math.min(this.store.warningMs, (expires - granted) / 5));
-      });
+      reconcile(
+        expiries,
+        r.holders,
+        byHolder,
+        () => expiryLine(),
+        (el, x) => {
+          const granted = Date.parse(x.grantedAt);
+          const expires = Date.parse(x.expiresAt);
+          el.dataset['expires'] = String(expires);
+          el.dataset['window'] = String(Math.min(this.store.warningMs, (expires - granted) / 5));
+        },
+      );
     }
     if (queue !== undefined) this.updateQueue(queue, r.queue);
   }
@@ -73,14 +94,20 @@ export class LocksView {
     const [list, more] = /** @type {HTMLElement[]} */ ([...cell.children]);
     if (list === undefined || more === undefined) return;
     const shown = [...queue].sort((a, b) => a.position - b.position).slice(0, QUEUE_SHOWN);
-    reconcile(list, shown, (q) => q.ticket, () => waiterItem(), (li, q) => {
-      setClass(li, `waiter mode-${q.mode}`);
-      li.title = q.description ?? '';
-      const [pos, who, tag] = /** @type {HTMLElement[]} */ ([...li.children]);
-      if (pos !== undefined) setText(pos, String(q.position));
-      if (who !== undefined) setText(who, q.name ?? q.sessionId.slice(0, 8));
-      if (tag !== undefined) setText(tag, q.upgrade ? `waits · ${q.mode} upgrade` : `waits · ${q.mode}`);
-    });
+    reconcile(
+      list,
+      shown,
+      (q) => q.ticket,
+      () => waiterItem(),
+      (li, q) => {
+        setClass(li, `waiter mode-${q.mode}`);
+        li.title = q.description ?? '';
+        const [pos, who, tag] = /** @type {HTMLElement[]} */ ([...li.children]);
+        if (pos !== undefined) setText(pos, String(q.position));
+        if (who !== undefined) setText(who, q.name ?? q.sessionId.slice(0, 8));
+        if (tag !== undefined) setText(tag, q.upgrade ? `waits · ${q.mode} upgrade` : `waits · ${q.mode}`);
+      },
+    );
     setText(more, queue.length > QUEUE_SHOWN ? `+${queue.length - QUEUE_SHOWN} more` : '');
   }
 

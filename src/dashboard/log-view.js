@@ -64,6 +64,9 @@ export class LogView {
 /** @param {GapMarker} g */
 function gapRow(g) {
   const li = h('li', 'ev gap');
-  li.append(h('time', 'at', clockTime(g.time)), h('span', 'text', `events after #${g.seq} were no longer buffered: state re-read from the server`));
+  li.append(
+    h('time', 'at', clockTime(g.time)),
+    h('span', 'text', `events after #${g.seq} were no longer buffered: state re-read from the server`),
+  );
   return li;
 }

@@ -23,29 +23,41 @@ export class ProgramsView {
     for (const r of s.resources) locks.set(resourceKey(r.resource), r);
     const programs = [...s.programs.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
     setText(this.count, String(programs.length));
-    reconcile(this.root, programs, (p) => p.name, () => createProgram(), (el, p) => {
-      const [head, table] = /** @type {HTMLElement[]} */ ([...el.children]);
-      if (head !== undefined) {
-        const [name, meta, structure] = /** @type {HTMLElement[]} */ ([...head.children]);
-        if (name !== undefined) setText(name, p.name);
-        if (meta !== undefined) setText(meta, `revision ${p.revision} · ${p.functions.size} functions`);
-        if (structure !== undefined) lockCell(structure, locks.get(`${p.name}/structure`), 'structure ');
-      }
-      const body = table?.querySelector('tbody');
-      if (body === null || body === undefined) return;
-      const fns = [...p.functions.values()].sort((a, b) => a.id - b.id);
-      reconcile(body, fns, (f) => String(f.id), () => createFunctionRow(), (tr, f) => {
-        const [id, name, version, hash, lock] = /** @type {HTMLElement[]} */ ([...tr.children]);
-        if (id !== undefined) setText(id, `f${f.id}`);
-        if (name !== undefined) setText(name, f.name);
-        if (version !== undefined) setText(version, `v${f.version}`);
-        if (hash !== undefined) {
-          setText(hash, f.hash.slice(0, 10));
-          hash.title = f.hash;
+    reconcile(
+      this.root,
+      programs,
+      (p) => p.name,
+      () => createProgram(),
+      (el, p) => {
+        const [head, table] = /** @type {HTMLElement[]} */ ([...el.children]);
+        if (head !== undefined) {
+          const [name, meta, structure] = /** @type {HTMLElement[]} */ ([...head.children]);
+          if (name !== undefined) setText(name, p.name);
+          if (meta !== undefined) setText(meta, `revision ${p.revision} · ${p.functions.size} functions`);
+          if (structure !== undefined) lockCell(structure, locks.get(`${p.name}/structure`), 'structure ');
         }
-        if (lock !== undefined) lockCell(lock, locks.get(`${p.name}/f${f.id}`), '');
-      });
-    });
+        const body = table?.querySelector('tbody');
+        if (body === null || body === undefined) return;
+        const fns = [...p.functions.values()].sort((a, b) => a.id - b.id);
+        reconcile(
+          body,
+          fns,
+          (f) => String(f.id),
+          () => createFunctionRow(),
+          (tr, f) => {
+            const [id, name, version, hash, lock] = /** @type {HTMLElement[]} */ ([...tr.children]);
+            if (id !== undefined) setText(id, `f${f.id}`);
+            if (name !== undefined) setText(name, f.name);
+            if (version !== undefined) setText(version, `v${f.version}`);
+            if (hash !== undefined) {
+              setText(hash, f.hash.slice(0, 10));
+              hash.title = f.hash;
+            }
+            if (lock !== undefined) lockCell(lock, locks.get(`${p.name}/f${f.id}`), '');
+          },
+        );
+      },
+    );
   }
 }
 
@@ -57,7 +69,11 @@ export class ProgramsView {
 function lockCell(cell, r, label) {
   let [badgeBox, who, queued] = /** @type {HTMLElement[]} */ ([...cell.children]);
   if (badgeBox === undefined || who === undefined || queued === undefined) {
-    cell.replaceChildren((badgeBox = h('span', 'badge-box')), (who = h('span', 'who')), (queued = h('span', 'badge waiting')));
+    cell.replaceChildren(
+      (badgeBox = h('span', 'badge-box')),
+      (who = h('span', 'who')),
+      (queued = h('span', 'badge waiting')),
+    );
   }
   const mode = r?.holders[0]?.mode;
   cell.dataset['lock'] = mode ?? 'free';

@@ -25,7 +25,7 @@ export function resourceKey(r) {
 /** @param {Resource} a @param {Resource} b */
 function compareResources(a, b) {
   if (a.program !== b.program) return a.program < b.program ? -1 : 1;
-  return (a.structure === true ? 0 : a.function ?? 0) - (b.structure === true ? 0 : b.function ?? 0);
+  return (a.structure === true ? 0 : (a.function ?? 0)) - (b.structure === true ? 0 : (b.function ?? 0));
 }
 
 export class Store {
@@ -109,7 +109,14 @@ export class Store {
     const d = item.data;
     if (item.topic === 'agents') {
       if (item.type === 'left') this.agents.delete(d.sessionId);
-      else this.putAgent({ sessionId: d.sessionId, name: d.name, role: d.role, connectedAt: d.connectedAt, state: item.type === 'detached' ? 'detached' : 'connected' });
+      else
+        this.putAgent({
+          sessionId: d.sessionId,
+          name: d.name,
+          role: d.role,
+          connectedAt: d.connectedAt,
+          state: item.type === 'detached' ? 'detached' : 'connected',
+        });
       this.touch('agents');
       return {};
     }
@@ -140,7 +147,13 @@ export class Store {
 
   /** @param {{ sessionId: string, name: string, role: string, state?: string, connectedAt: string }} a */
   putAgent(a) {
-    this.agents.set(a.sessionId, { sessionId: a.sessionId, name: a.name, role: a.role, state: a.state ?? 'connected', connectedAt: Date.parse(a.connectedAt) });
+    this.agents.set(a.sessionId, {
+      sessionId: a.sessionId,
+      name: a.name,
+      role: a.role,
+      state: a.state ?? 'connected',
+      connectedAt: Date.parse(a.connectedAt),
+    });
   }
 
   /** @param {EventItem | GapMarker} entry */

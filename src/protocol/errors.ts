@@ -49,12 +49,7 @@ export class LockstepError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly details: Record<string, unknown>;
 
-  constructor(
-    type: ErrorType,
-    message: string,
-    details: Record<string, unknown> = {},
-    retryAfterMs?: number,
-  ) {
+  constructor(type: ErrorType, message: string, details: Record<string, unknown> = {}, retryAfterMs?: number) {
     super(message);
     this.name = 'LockstepError';
     this.type = type;

@@ -47,7 +47,10 @@ export function parseCall(text: string): IncomingCall | BadCall {
     // per-session rate limit and ordering meaningful.
     return {
       id: null,
-      error: new RpcProtocolError(RpcCode.INVALID_REQUEST, 'Invalid request: batches are not supported, send one call per frame'),
+      error: new RpcProtocolError(
+        RpcCode.INVALID_REQUEST,
+        'Invalid request: batches are not supported, send one call per frame',
+      ),
     };
   }
   const parsed = Envelope.safeParse(value);
@@ -72,7 +75,9 @@ const MAX_SCAN_DEPTH = 1000;
 function hasProtoKey(value: unknown, depth: number): boolean {
   if (value === null || typeof value !== 'object' || depth > MAX_SCAN_DEPTH) return false;
   if (Array.isArray(value)) return value.some((v) => hasProtoKey(v, depth + 1));
-  return Object.keys(value).some((k) => k === '__proto__' || hasProtoKey((value as Record<string, unknown>)[k], depth + 1));
+  return Object.keys(value).some(
+    (k) => k === '__proto__' || hasProtoKey((value as Record<string, unknown>)[k], depth + 1),
+  );
 }
 
 /** The id of an invalid request, when it has a valid one, so the error can be correlated. */

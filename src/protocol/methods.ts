@@ -67,7 +67,11 @@ const AcquireParams = z
     ...ResourceSelector,
     mode: LockMode,
     ttlMs: z.number().int().positive().optional().describe('Lease length; clamped to [minTtlMs, maxTtlMs]'),
-    description: z.string().max(1024).optional().describe('What the lock is for, shown to others (at most limits.maxDescription characters)'),
+    description: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe('What the lock is for, shown to others (at most limits.maxDescription characters)'),
     wait: z.boolean().optional().describe('Queue when not grantable now (default false: LOCK_DENIED)'),
     waitTimeoutMs: z.number().int().positive().optional().describe('Give up waiting after this long'),
     key: z.string().min(1).max(128).optional().describe('Idempotency key: a retry returns the first outcome'),
@@ -128,7 +132,7 @@ const FunctionSummary = z.object({
 
 const FunctionLockState = z
   .object({
-    mode: LockMode.nullable().describe('The holders\' mode; null when nobody holds it but requests wait'),
+    mode: LockMode.nullable().describe("The holders' mode; null when nobody holds it but requests wait"),
     holders: z.array(z.object({ sessionId: SessionId, name: z.string().optional() })),
     queued: z.number().int(),
   })
@@ -184,29 +188,138 @@ function method<P extends z.ZodType, R extends z.ZodType>(summary: string, param
 export const methods = {
   'session.hello': method('Open the session: must be the first call', HelloParams, HelloResult),
   'session.ping': method('Application-level liveness', Empty, z.object({ time: IsoTime })),
-  'agent.list': method('Connected sessions with their locks and waits', Empty, z.object({ agents: z.array(AgentInfo) })),
-  'lock.acquire': method('Lock functions and/or the structure of one program, all or nothing', AcquireParams, AcquireResult),
-  'lock.release': method('Release the named locks (all or nothing: NOT_HELD changes nothing)', SelectParams, z.object({ released: z.array(Resource) })),
+  'agent.list': method(
+    'Connected sessions with their locks and waits',
+    Empty,
+    z.object({ agents: z.array(AgentInfo) }),
+  ),
+  'lock.acquire': method(
+    'Lock functions and/or the structure of one program, all or nothing',
+    AcquireParams,
+    AcquireResult,
+  ),
+  'lock.release': method(
+    'Release the named locks (all or nothing: NOT_HELD changes nothing)',
+    SelectParams,
+    z.object({ released: z.array(Resource) }),
+  ),
   'lock.releaseAll': method('Release every lock the session holds', Empty, z.object({ released: z.array(Resource) })),
-  'lock.renew': method('Extend the lease of held locks; the fence stays', RenewParams, z.object({ grants: z.array(Grant) })),
-  'lock.downgrade': method('Turn held write locks into read locks; the fence stays', SelectParams, z.object({ grants: z.array(Grant) })),
-  'lock.cancel': method('Withdraw one of the session\'s queued requests', z.strictObject({ ticket: Ticket }), z.object({ ticket: Ticket, cancelled: z.literal(true) })),
-  'lock.status': method('Every held or awaited resource, with holders and queue', z.strictObject({ program }), z.object({ resources: z.array(ResourceStatus) })),
-  'program.list': method('All programs', Empty, z.object({ programs: z.array(z.object({ name: ProgramName, revision: z.number().int(), functions: z.number().int() })) })),
-  'program.create': method('Create an empty program', z.strictObject({ name: ProgramName }), z.object({ name: ProgramName, revision: z.number().int() })),
-  'program.delete': method('Delete a program: needs its structure write lock and no other session holding locks in it', z.strictObject({ program: ProgramName }), z.object({ deleted: ProgramName })),
-  'program.get': method('Program overview: functions with hash, version and lock state', z.strictObject({ program }), z.object({ name: ProgramName, revision: z.number().int(), functions: z.array(FunctionSummary.extend({ lock: FunctionLockState })) })),
-  'function.get': method('One function in full', z.strictObject({ program, function: FunctionId }), z.object({ function: FunctionBody, hash: Hash, version: z.number().int().positive() })),
-  'function.watch': method('Be told (function.changed) when these functions change', z.strictObject({ program, functions: z.array(FunctionId).min(1).max(1000) }), z.object({ program: ProgramName, watching: z.array(FunctionId) })),
-  'function.unwatch': method('Stop watching these functions', z.strictObject({ program, functions: z.array(FunctionId).min(1).max(1000) }), z.object({ program: ProgramName, watching: z.array(FunctionId) })),
-  'edit.apply': method('Apply an atomic edit under the session\'s write locks', z.strictObject({ program, ops: EditOps, expectedHashes: ExpectedHashes.optional(), fences: Fences.optional() }), EditResult),
-  'history.list': method('Committed revisions, oldest first', z.strictObject({ program, after: z.number().int().nonnegative().optional().describe('Only revisions after this one'), limit: z.number().int().positive().max(1000).optional().describe('Default 100') }), z.object({ revisions: z.array(RevisionInfo) })),
-  'history.diff': method('What changed between two revisions', z.strictObject({ program, from: z.number().int().nonnegative(), to: z.number().int().nonnegative() }), z.object({ from: z.number().int(), to: z.number().int(), functions: z.array(z.object({ id: FunctionId, name: z.string(), status: z.enum(['added', 'removed', 'modified']), diff: FunctionDiff })) })),
-  'history.undo': method('Undo a revision, as a new revision, under the same checks as an edit', z.strictObject({ ...HistoryWriteParams, revision: z.number().int().positive() }), EditResult),
-  'history.redo': method('Redo what an undo revision undid, as a new revision', z.strictObject({ ...HistoryWriteParams, revision: z.number().int().positive() }), EditResult),
-  'checkpoint.create': method('Name the current revision', z.strictObject({ program, name: z.string().min(1).max(64) }), z.object({ name: z.string(), revision: z.number().int(), at: IsoTime })),
-  'checkpoint.list': method('Named checkpoints', z.strictObject({ program }), z.object({ checkpoints: z.array(z.object({ name: z.string(), revision: z.number().int(), at: IsoTime, by: By })) })),
-  'checkpoint.restore': method('Bring the program back to a checkpoint, as a new revision', z.strictObject({ ...HistoryWriteParams, name: z.string().min(1).max(64) }), EditResult),
+  'lock.renew': method(
+    'Extend the lease of held locks; the fence stays',
+    RenewParams,
+    z.object({ grants: z.array(Grant) }),
+  ),
+  'lock.downgrade': method(
+    'Turn held write locks into read locks; the fence stays',
+    SelectParams,
+    z.object({ grants: z.array(Grant) }),
+  ),
+  'lock.cancel': method(
+    "Withdraw one of the session's queued requests",
+    z.strictObject({ ticket: Ticket }),
+    z.object({ ticket: Ticket, cancelled: z.literal(true) }),
+  ),
+  'lock.status': method(
+    'Every held or awaited resource, with holders and queue',
+    z.strictObject({ program }),
+    z.object({ resources: z.array(ResourceStatus) }),
+  ),
+  'program.list': method(
+    'All programs',
+    Empty,
+    z.object({
+      programs: z.array(z.object({ name: ProgramName, revision: z.number().int(), functions: z.number().int() })),
+    }),
+  ),
+  'program.create': method(
+    'Create an empty program',
+    z.strictObject({ name: ProgramName }),
+    z.object({ name: ProgramName, revision: z.number().int() }),
+  ),
+  'program.delete': method(
+    'Delete a program: needs its structure write lock and no other session holding locks in it',
+    z.strictObject({ program: ProgramName }),
+    z.object({ deleted: ProgramName }),
+  ),
+  'program.get': method(
+    'Program overview: functions with hash, version and lock state',
+    z.strictObject({ program }),
+    z.object({
+      name: ProgramName,
+      revision: z.number().int(),
+      functions: z.array(FunctionSummary.extend({ lock: FunctionLockState })),
+    }),
+  ),
+  'function.get': method(
+    'One function in full',
+    z.strictObject({ program, function: FunctionId }),
+    z.object({ function: FunctionBody, hash: Hash, version: z.number().int().positive() }),
+  ),
+  'function.watch': method(
+    'Be told (function.changed) when these functions change',
+    z.strictObject({ program, functions: z.array(FunctionId).min(1).max(1000) }),
+    z.object({ program: ProgramName, watching: z.array(FunctionId) }),
+  ),
+  'function.unwatch': method(
+    'Stop watching these functions',
+    z.strictObject({ program, functions: z.array(FunctionId).min(1).max(1000) }),
+    z.object({ program: ProgramName, watching: z.array(FunctionId) }),
+  ),
+  'edit.apply': method(
+    "Apply an atomic edit under the session's write locks",
+    z.strictObject({ program, ops: EditOps, expectedHashes: ExpectedHashes.optional(), fences: Fences.optional() }),
+    EditResult,
+  ),
+  'history.list': method(
+    'Committed revisions, oldest first',
+    z.strictObject({
+      program,
+      after: z.number().int().nonnegative().optional().describe('Only revisions after this one'),
+      limit: z.number().int().positive().max(1000).optional().describe('Default 100'),
+    }),
+    z.object({ revisions: z.array(RevisionInfo) }),
+  ),
+  'history.diff': method(
+    'What changed between two revisions',
+    z.strictObject({ program, from: z.number().int().nonnegative(), to: z.number().int().nonnegative() }),
+    z.object({
+      from: z.number().int(),
+      to: z.number().int(),
+      functions: z.array(
+        z.object({
+          id: FunctionId,
+          name: z.string(),
+          status: z.enum(['added', 'removed', 'modified']),
+          diff: FunctionDiff,
+        }),
+      ),
+    }),
+  ),
+  'history.undo': method(
+    'Undo a revision, as a new revision, under the same checks as an edit',
+    z.strictObject({ ...HistoryWriteParams, revision: z.number().int().positive() }),
+    EditResult,
+  ),
+  'history.redo': method(
+    'Redo what an undo revision undid, as a new revision',
+    z.strictObject({ ...HistoryWriteParams, revision: z.number().int().positive() }),
+    EditResult,
+  ),
+  'checkpoint.create': method(
+    'Name the current revision',
+    z.strictObject({ program, name: z.string().min(1).max(64) }),
+    z.object({ name: z.string(), revision: z.number().int(), at: IsoTime }),
+  ),
+  'checkpoint.list': method(
+    'Named checkpoints',
+    z.strictObject({ program }),
+    z.object({ checkpoints: z.array(z.object({ name: z.string(), revision: z.number().int(), at: IsoTime, by: By })) }),
+  ),
+  'checkpoint.restore': method(
+    'Bring the program back to a checkpoint, as a new revision',
+    z.strictObject({ ...HistoryWriteParams, name: z.string().min(1).max(64) }),
+    EditResult,
+  ),
   'events.subscribe': method(
     'Subscribe to event topics, replaying from a sequence number',
     z.strictObject({
@@ -218,12 +331,20 @@ export const methods = {
       topics: z.array(Topic),
       seq: z.number().int().describe('Last sequence number issued'),
       replayed: z.number().int(),
-      truncated: z.boolean().describe('True when events after `since` are not all here (dropped, or from another run): resync from lock.status and program.get'),
+      truncated: z
+        .boolean()
+        .describe(
+          'True when events after `since` are not all here (dropped, or from another run): resync from lock.status and program.get',
+        ),
       oldest: z.number().int().describe('Oldest sequence number still buffered (0 when empty)'),
       runId: z.string().describe('This run of the server; sequence numbers restart with each run'),
     }),
   ),
-  'events.unsubscribe': method('Stop receiving event topics (all when none named)', z.strictObject({ topics: z.array(Topic).optional() }), z.object({ topics: z.array(Topic) })),
+  'events.unsubscribe': method(
+    'Stop receiving event topics (all when none named)',
+    z.strictObject({ topics: z.array(Topic).optional() }),
+    z.object({ topics: z.array(Topic) }),
+  ),
 } as const;
 
 export type MethodName = keyof typeof methods;

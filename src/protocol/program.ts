@@ -12,7 +12,8 @@ function jsonProblem(value: unknown, depth: number): string | undefined {
   if (depth > MAX_JSON_DEPTH) return `nested deeper than ${MAX_JSON_DEPTH} levels`;
   if (value === null || typeof value === 'boolean') return undefined;
   if (typeof value === 'number') return Number.isFinite(value) ? undefined : 'numbers must be finite';
-  if (typeof value === 'string') return hasLoneSurrogate(value) ? 'strings must not contain lone surrogates' : undefined;
+  if (typeof value === 'string')
+    return hasLoneSurrogate(value) ? 'strings must not contain lone surrogates' : undefined;
   if (Array.isArray(value)) {
     for (const item of value) {
       const problem = jsonProblem(item, depth + 1);
@@ -51,13 +52,19 @@ export const JsonObject = checkedJson().pipe(z.record(z.string(), z.json())).des
 
 const NonNegativeId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const Text = (min: number, max: number) =>
-  z.string().min(min).max(max).refine((s) => !hasLoneSurrogate(s), 'must not contain lone surrogates');
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((s) => !hasLoneSurrogate(s), 'must not contain lone surrogates');
 
 export const NodeId = NonNegativeId.describe('Node id, chosen by the client, unique within its function');
 export const EdgeId = NonNegativeId.describe('Edge id, chosen by the client, unique within its function');
 export const NodeOp = Text(1, 64).describe('What the node does, such as "const", "add" or "call"');
 export const FunctionName = Text(1, 128).describe('Function name, unique within its program');
-export const Signature = JsonValue.describe('Free-form JSON describing the function signature; absent and null hash alike');
+export const Signature = JsonValue.describe(
+  'Free-form JSON describing the function signature; absent and null hash alike',
+);
 export const NodeAttrs = JsonObject.describe('Node attributes; absent means {}');
 
 export const Node = z
@@ -138,8 +145,12 @@ export const EditOp = z
 
 export const EditOps = z.array(EditOp).min(1).max(1000).describe('Operations applied in order, all or none');
 
-export const NodeChange = z.strictObject({ id: NodeId, before: Node, after: Node }).describe('A node whose op or attrs changed');
-export const EdgeChange = z.strictObject({ id: EdgeId, before: Edge, after: Edge }).describe('An edge whose ends changed');
+export const NodeChange = z
+  .strictObject({ id: NodeId, before: Node, after: Node })
+  .describe('A node whose op or attrs changed');
+export const EdgeChange = z
+  .strictObject({ id: EdgeId, before: Edge, after: Edge })
+  .describe('An edge whose ends changed');
 
 const Change = <T extends z.ZodType>(value: T) => z.strictObject({ before: value, after: value });
 

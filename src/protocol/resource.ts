@@ -44,7 +44,10 @@ export function normalizeResources(resources: readonly Resource[]): Resource[] {
   for (const r of resources) {
     const key = resourceKey(r);
     if (!seen.has(key)) {
-      seen.set(key, isStructure(r) ? { program: r.program, structure: true } : { program: r.program, function: r.function });
+      seen.set(
+        key,
+        isStructure(r) ? { program: r.program, structure: true } : { program: r.program, function: r.function },
+      );
     }
   }
   return [...seen.values()].sort(compareResources);

@@ -45,7 +45,8 @@ export function applyOps(program: ProgramState, input: readonly unknown[]): Appl
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const path = issue === undefined || issue.path.length === 0 ? '' : `${issue.path.join('.')}: `;
-      const name = typeof raw === 'object' && raw !== null && 'op' in raw && typeof raw.op === 'string' ? raw.op : undefined;
+      const name =
+        typeof raw === 'object' && raw !== null && 'op' in raw && typeof raw.op === 'string' ? raw.op : undefined;
       throw invalidEdit(opIndex, name, `${path}${issue?.message ?? 'malformed operation'}`);
     }
     try {
@@ -74,7 +75,13 @@ class EditInProgress {
       case 'addFunction': {
         this.claimName(op.name);
         const id = this.nextId++;
-        this.work.set(id, { id, name: op.name, signature: op.signature ?? undefined, nodes: new Map(), edges: new Map() });
+        this.work.set(id, {
+          id,
+          name: op.name,
+          signature: op.signature ?? undefined,
+          nodes: new Map(),
+          edges: new Map(),
+        });
         this.nameIndex().set(op.name, id);
         this.addedHere.add(id);
         return;

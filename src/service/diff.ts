@@ -8,7 +8,9 @@ function sameNode(a: Node, b: Node): boolean {
 }
 
 function sameEdge(a: Edge, b: Edge): boolean {
-  return a.from.node === b.from.node && a.from.port === b.from.port && a.to.node === b.to.node && a.to.port === b.to.port;
+  return (
+    a.from.node === b.from.node && a.from.port === b.from.port && a.to.node === b.to.node && a.to.port === b.to.port
+  );
 }
 
 function diffById<T extends { id: number }>(

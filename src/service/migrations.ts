@@ -74,7 +74,10 @@ export const MIGRATIONS: readonly Migration[] = [
         -- No foreign key: a program deleted and created again must keep issuing higher tokens.
         CREATE TABLE fences (program TEXT PRIMARY KEY, ceiling INTEGER NOT NULL) STRICT;
       `);
-      db.prepare('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES (?, 0, 1, ?)').run('main', now);
+      db.prepare('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES (?, 0, 1, ?)').run(
+        'main',
+        now,
+      );
     },
   },
 ];

@@ -59,7 +59,11 @@ export function makeBody(
     ...(signature === undefined || signature === null ? {} : { signature }),
     nodes: nodes.map((n) => ({ id: n.id, op: n.op, attrs: n.attrs ?? {} })).sort(byId),
     edges: edges
-      .map((e) => ({ id: e.id, from: { node: e.from.node, port: e.from.port }, to: { node: e.to.node, port: e.to.port } }))
+      .map((e) => ({
+        id: e.id,
+        from: { node: e.from.node, port: e.from.port },
+        to: { node: e.to.node, port: e.to.port },
+      }))
       .sort(byId),
   };
   return deepFreeze(body);

@@ -61,7 +61,9 @@ export interface LockNeed {
 }
 
 /** A revision as callers see it: the stored record, its author as one `by`. */
-export type RevisionInfo = Omit<RevisionRecord, 'sessionId' | 'sessionName'> & { by: { sessionId: string; name: string } };
+export type RevisionInfo = Omit<RevisionRecord, 'sessionId' | 'sessionName'> & {
+  by: { sessionId: string; name: string };
+};
 
 export interface RevisionDiff {
   from: number;
@@ -291,7 +293,8 @@ export class ProgramService {
       const a = before.get(id);
       const b = after.get(id);
       if (a !== undefined && b !== undefined) {
-        if (a.hash !== b.hash) functions.push({ id, name: b.body.name, status: 'modified', diff: diffFunctions(a.body, b.body) });
+        if (a.hash !== b.hash)
+          functions.push({ id, name: b.body.name, status: 'modified', diff: diffFunctions(a.body, b.body) });
       } else if (b !== undefined) {
         functions.push({ id, name: b.body.name, status: 'added', diff: diffFunctions(emptied(b.body), b.body) });
       } else if (a !== undefined) {
@@ -305,7 +308,11 @@ export class ProgramService {
     this.program(program);
     const load = (version: number): VersionRecord =>
       this.store.version(program, id, version) ??
-      notFoundThrow(`function ${id} of program ${program} has no version ${version}`, { program, function: id, version });
+      notFoundThrow(`function ${id} of program ${program} has no version ${version}`, {
+        program,
+        function: id,
+        version,
+      });
     return diffFunctions(load(fromVersion).body, load(toVersion).body);
   }
 
@@ -340,11 +347,25 @@ export class ProgramService {
     const valid = FunctionName.safeParse(name);
     if (!valid.success) {
       const reason = valid.error.issues[0]?.message ?? 'invalid checkpoint name';
-      throw new LockstepError('INVALID_EDIT', `invalid checkpoint name: ${reason}`, { program, checkpoint: name, reason });
+      throw new LockstepError('INVALID_EDIT', `invalid checkpoint name: ${reason}`, {
+        program,
+        checkpoint: name,
+        reason,
+      });
     }
     const at = Date.now();
-    const added = this.store.addCheckpoint(program, { name, revision: p.revision, at, sessionId: meta.sessionId, sessionName: meta.name });
-    if (!added) throw new LockstepError('CONFLICT', `checkpoint ${name} exists in program ${program}`, { program, checkpoint: name });
+    const added = this.store.addCheckpoint(program, {
+      name,
+      revision: p.revision,
+      at,
+      sessionId: meta.sessionId,
+      sessionName: meta.name,
+    });
+    if (!added)
+      throw new LockstepError('CONFLICT', `checkpoint ${name} exists in program ${program}`, {
+        program,
+        checkpoint: name,
+      });
     return { name, revision: p.revision, at };
   }
 
@@ -437,8 +458,15 @@ function restoreProgram(loaded: LoadedProgram, location: string): ProgramState {
     if (!parsed.success || parsed.data.id !== v.functionId || v.functionId >= loaded.nextFunctionId) {
       throw new StoreError(location, `is corrupt: ${where} has a malformed body`);
     }
-    const body = makeBody(parsed.data.id, parsed.data.name, parsed.data.signature, parsed.data.nodes, parsed.data.edges);
-    if (functionHash(body) !== v.hash) throw new StoreError(location, `is corrupt: ${where} does not match its stored hash`);
+    const body = makeBody(
+      parsed.data.id,
+      parsed.data.name,
+      parsed.data.signature,
+      parsed.data.nodes,
+      parsed.data.edges,
+    );
+    if (functionHash(body) !== v.hash)
+      throw new StoreError(location, `is corrupt: ${where} does not match its stored hash`);
     if (state.idsByName.has(body.name)) throw new StoreError(location, `is corrupt: ${where} has a duplicate name`);
     state.functions.set(v.functionId, { body, hash: v.hash, version: v.version });
     state.idsByName.set(body.name, v.functionId);

@@ -93,7 +93,8 @@ export function openSqliteStore(path: string): SqliteStore {
     const check = db.pragma('quick_check', { simple: true }) as string;
     if (check !== 'ok') throw new StoreError(path, `is corrupt (integrity check: ${check})`);
     const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
-    if (path !== ':memory:' && mode !== 'wal') throw new StoreError(path, `cannot use write-ahead logging (journal mode ${mode})`);
+    if (path !== ':memory:' && mode !== 'wal')
+      throw new StoreError(path, `cannot use write-ahead logging (journal mode ${mode})`);
     // FULL: an acknowledged edit must survive power loss, not only a crash of the process.
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
@@ -144,7 +145,13 @@ function toRevision(row: RevisionRow): RevisionRecord {
 }
 
 function toCheckpoint(row: CheckpointRow): CheckpointRecord {
-  return { name: row.name, revision: row.revision, at: row.at, sessionId: row.session_id, sessionName: row.session_name };
+  return {
+    name: row.name,
+    revision: row.revision,
+    at: row.at,
+    sessionId: row.session_id,
+    sessionName: row.session_name,
+  };
 }
 
 const REVISION_COLUMNS = `r.revision, r.at, r.session_id, r.session_name, r.kind, r.op_count, r.undoes, r.redoes,
@@ -160,9 +167,13 @@ export class SqliteStore implements ProgramStore {
   constructor(private readonly db: Database.Database) {
     this.stmt = {
       programs: db.prepare('SELECT name, revision, next_function_id FROM programs ORDER BY name'),
-      insertProgram: db.prepare('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES (?, 0, 1, ?)'),
+      insertProgram: db.prepare(
+        'INSERT INTO programs (name, revision, next_function_id, created_at) VALUES (?, 0, 1, ?)',
+      ),
       deleteProgram: db.prepare('DELETE FROM programs WHERE name = ?'),
-      advanceProgram: db.prepare('UPDATE programs SET revision = ?, next_function_id = ? WHERE name = ? AND revision = ?'),
+      advanceProgram: db.prepare(
+        'UPDATE programs SET revision = ?, next_function_id = ? WHERE name = ? AND revision = ?',
+      ),
       insertRevision: db.prepare(`INSERT INTO revisions
         (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -179,11 +190,15 @@ export class SqliteStore implements ProgramStore {
         WHERE f.program = ? AND f.revision = ? ORDER BY f.function_id`),
       version: db.prepare(`SELECT function_id, version, revision, hash, body FROM function_versions
         WHERE program = ? AND function_id = ? AND version = ?`),
-      lastVersion: db.prepare('SELECT max(version) FROM function_versions WHERE program = ? AND function_id = ?').pluck(),
+      lastVersion: db
+        .prepare('SELECT max(version) FROM function_versions WHERE program = ? AND function_id = ?')
+        .pluck(),
       latestWithHash: db.prepare(`SELECT function_id, version, revision, hash, body FROM function_versions
         WHERE program = ? AND function_id = ? AND hash = ? ORDER BY version DESC LIMIT 1`),
-      changedBetween: db.prepare(`SELECT DISTINCT function_id FROM revision_functions
-        WHERE program = ? AND revision > ? AND revision <= ? ORDER BY function_id`).pluck(),
+      changedBetween: db
+        .prepare(`SELECT DISTINCT function_id FROM revision_functions
+        WHERE program = ? AND revision > ? AND revision <= ? ORDER BY function_id`)
+        .pluck(),
       // CROSS JOIN fixes the join order (SQLite never reorders it): left to itself the planner
       // scanned every stored version of the program, making each lookup grow with the history.
       stateAt: db.prepare(`WITH latest AS (
@@ -196,12 +211,15 @@ export class SqliteStore implements ProgramStore {
         CROSS JOIN revision_functions f ON f.program = :program AND f.revision = l.revision AND f.function_id = l.function_id
         CROSS JOIN function_versions v ON v.program = :program AND v.function_id = f.function_id AND v.version = f.after_version
         ORDER BY v.function_id`),
-      addCheckpoint: db.prepare(`INSERT OR IGNORE INTO checkpoints (program, name, revision, at, session_id, session_name)
+      addCheckpoint:
+        db.prepare(`INSERT OR IGNORE INTO checkpoints (program, name, revision, at, session_id, session_name)
         VALUES (?, ?, ?, ?, ?, ?)`),
       checkpoints: db.prepare(
         'SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? ORDER BY revision, at, name',
       ),
-      checkpoint: db.prepare('SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? AND name = ?'),
+      checkpoint: db.prepare(
+        'SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? AND name = ?',
+      ),
       fenceCeiling: db.prepare('SELECT ceiling FROM fences WHERE program = ?').pluck(),
       saveFenceCeiling: db.prepare(`INSERT INTO fences (program, ceiling) VALUES (?, ?)
         ON CONFLICT (program) DO UPDATE SET ceiling = max(ceiling, excluded.ceiling)`),
@@ -226,13 +244,27 @@ export class SqliteStore implements ProgramStore {
       for (const change of c.changes) {
         const after = change.after;
         if (after !== null) {
-          this.stmt.insertVersion.run(c.program, change.functionId, after.version, r.revision, after.hash, JSON.stringify(after.body));
+          this.stmt.insertVersion.run(
+            c.program,
+            change.functionId,
+            after.version,
+            r.revision,
+            after.hash,
+            JSON.stringify(after.body),
+          );
         }
-        this.stmt.insertChange.run(c.program, r.revision, change.functionId, change.beforeVersion, after?.version ?? null);
+        this.stmt.insertChange.run(
+          c.program,
+          r.revision,
+          change.functionId,
+          change.beforeVersion,
+          after?.version ?? null,
+        );
       }
       const advanced = this.stmt.advanceProgram.run(r.revision, c.nextFunctionId, c.program, r.revision - 1);
       // Guards against a second writer on the same file: memory and disk must agree on the base.
-      if (advanced.changes !== 1) throw new Error(`program ${c.program} is not at revision ${r.revision - 1} in the store`);
+      if (advanced.changes !== 1)
+        throw new Error(`program ${c.program} is not at revision ${r.revision - 1} in the store`);
     });
   }
 
@@ -307,7 +339,9 @@ export class SqliteStore implements ProgramStore {
   }
 
   addCheckpoint(program: string, cp: CheckpointRecord): boolean {
-    return this.stmt.addCheckpoint.run(program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName).changes === 1;
+    return (
+      this.stmt.addCheckpoint.run(program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName).changes === 1
+    );
   }
 
   checkpoints(program: string): CheckpointRecord[] {

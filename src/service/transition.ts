@@ -64,12 +64,24 @@ function contentOps(id: number, from: FunctionBody, to: FunctionBody): ServiceOp
   // Edges go before nodes on the way out and after them on the way in, so every edge op finds
   // its ends; a modified edge has no update op, so it is removed and added again.
   return [
-    ...[...d.edges.removed, ...d.edges.modified].sort((a, b) => a.id - b.id).map((e): ServiceOp => ({ op: 'removeEdge', function: id, edge: e.id })),
+    ...[...d.edges.removed, ...d.edges.modified]
+      .sort((a, b) => a.id - b.id)
+      .map((e): ServiceOp => ({ op: 'removeEdge', function: id, edge: e.id })),
     ...d.nodes.removed.map((n): ServiceOp => ({ op: 'removeNode', function: id, node: n.id })),
-    ...d.nodes.modified.map((c): ServiceOp => ({ op: 'updateNode', function: id, node: { id: c.id, op: c.after.op, attrs: c.after.attrs ?? {} } })),
-    ...d.nodes.added.map((n): ServiceOp => ({ op: 'addNode', function: id, node: { id: n.id, op: n.op, attrs: n.attrs ?? {} } })),
+    ...d.nodes.modified.map(
+      (c): ServiceOp => ({
+        op: 'updateNode',
+        function: id,
+        node: { id: c.id, op: c.after.op, attrs: c.after.attrs ?? {} },
+      }),
+    ),
+    ...d.nodes.added.map(
+      (n): ServiceOp => ({ op: 'addNode', function: id, node: { id: n.id, op: n.op, attrs: n.attrs ?? {} } }),
+    ),
     ...[...d.edges.added, ...d.edges.modified.map((c) => c.after)]
       .sort((a, b) => a.id - b.id)
-      .map((e): ServiceOp => ({ op: 'addEdge', function: id, edge: { id: e.id, from: { ...e.from }, to: { ...e.to } } })),
+      .map(
+        (e): ServiceOp => ({ op: 'addEdge', function: id, edge: { id: e.id, from: { ...e.from }, to: { ...e.to } } }),
+      ),
   ];
 }

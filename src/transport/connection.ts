@@ -5,7 +5,15 @@ import type { Coordinator, DisconnectReason, Sink } from '../coordinator/coordin
 import { dispatch, isMethod, validate } from '../coordinator/dispatch.ts';
 import { hello } from '../coordinator/session-handlers.ts';
 import { LockstepError, RpcCode, RpcProtocolError, type RpcErrorObject } from '../protocol/errors.ts';
-import { errorFrame, isBadCall, notificationFrame, parseCall, resultFrame, type IncomingCall, type RequestId } from '../protocol/jsonrpc.ts';
+import {
+  errorFrame,
+  isBadCall,
+  notificationFrame,
+  parseCall,
+  resultFrame,
+  type IncomingCall,
+  type RequestId,
+} from '../protocol/jsonrpc.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
 import { TokenBucket } from './token-bucket.ts';
 
@@ -105,13 +113,22 @@ export class Connection implements Sink {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (isBinary) {
-      this.replyError(null, new RpcProtocolError(RpcCode.PARSE_ERROR, 'Parse error: binary frames are not accepted, send JSON text'));
+      this.replyError(
+        null,
+        new RpcProtocolError(RpcCode.PARSE_ERROR, 'Parse error: binary frames are not accepted, send JSON text'),
+      );
       return;
     }
     const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
     const { maxMessageBytes } = this.c.options.limits;
     if (bytes > maxMessageBytes) {
-      this.replyError(null, new LockstepError('PAYLOAD_TOO_LARGE', `message of ${bytes} bytes is over the limit of ${maxMessageBytes}`, { bytes, limit: maxMessageBytes }));
+      this.replyError(
+        null,
+        new LockstepError('PAYLOAD_TOO_LARGE', `message of ${bytes} bytes is over the limit of ${maxMessageBytes}`, {
+          bytes,
+          limit: maxMessageBytes,
+        }),
+      );
       return;
     }
     const call = parseCall(textOf(data));
@@ -120,7 +137,15 @@ export class Connection implements Sink {
       // A JSON-RPC notification (no id) is never answered, not even to refuse it.
       if (!isBadCall(call) && call.id === undefined) return;
       const { rateLimit, rateBurst } = this.c.options.limits;
-      this.replyError(call.id ?? null, new LockstepError('RATE_LIMITED', `over ${rateLimit} requests per second (burst ${rateBurst})`, { limit: 'rateLimit', rateLimit, rateBurst }, waitMs));
+      this.replyError(
+        call.id ?? null,
+        new LockstepError(
+          'RATE_LIMITED',
+          `over ${rateLimit} requests per second (burst ${rateBurst})`,
+          { limit: 'rateLimit', rateLimit, rateBurst },
+          waitMs,
+        ),
+      );
       return;
     }
     if (isBadCall(call)) {
@@ -139,7 +164,8 @@ export class Connection implements Sink {
       const result = this.run(call, after);
       if (call.id !== undefined) this.send(resultFrame(call.id, result));
     } catch (err) {
-      outcome = err instanceof LockstepError ? err.type : err instanceof RpcProtocolError ? String(err.code) : 'internal';
+      outcome =
+        err instanceof LockstepError ? err.type : err instanceof RpcProtocolError ? String(err.code) : 'internal';
       if (call.id !== undefined) this.replyError(call.id, err);
       else this.logUnexpected(err, call.method);
       if (err instanceof LockstepError && err.type === 'UNAUTHORIZED') {
@@ -161,11 +187,15 @@ export class Connection implements Sink {
   private run(call: IncomingCall, after: Array<() => void>): unknown {
     const { method } = call;
     if (!isMethod(method)) {
-      throw new RpcProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: ${method.slice(0, 128)}`, { method: method.slice(0, 128) });
+      throw new RpcProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: ${method.slice(0, 128)}`, {
+        method: method.slice(0, 128),
+      });
     }
     if (method === 'session.hello') {
       if (this.session !== undefined) {
-        throw new RpcProtocolError(RpcCode.INVALID_REQUEST, 'Invalid request: this connection already has a session', { sessionId: this.session.id });
+        throw new RpcProtocolError(RpcCode.INVALID_REQUEST, 'Invalid request: this connection already has a session', {
+          sessionId: this.session.id,
+        });
       }
       const opened = hello(this.c, validate('session.hello', call.params), this);
       this.session = opened.session;
@@ -200,7 +230,10 @@ export class Connection implements Sink {
     if (this.ws.readyState !== this.ws.OPEN) return;
     const { maxBufferedBytes } = this.c.options.limits;
     if (this.ws.bufferedAmount > maxBufferedBytes) {
-      this.log.warn({ sessionId: this.session?.id, name: this.session?.name, buffered: this.ws.bufferedAmount }, 'slow consumer dropped');
+      this.log.warn(
+        { sessionId: this.session?.id, name: this.session?.name, buffered: this.ws.bufferedAmount },
+        'slow consumer dropped',
+      );
       this.c.metrics.slowConsumers.inc();
       this.ws.close(1013, 'slow consumer: too much unsent data');
       // The close frame queues behind the unsent data; a reader that never reads again would keep

@@ -15,7 +15,8 @@ const TYPES: Record<string, string> = {
 // No inline script or style anywhere in the page, so the policy can forbid both; the socket is
 // the only other thing it talks to.
 const HEADERS = {
-  'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   // Revalidate every time (a cheap 304): a stale app.js after a server upgrade would speak to it
@@ -41,7 +42,11 @@ function load(): Map<string, Asset> {
     const type = TYPES[extname(name)];
     if (type === undefined) continue;
     const body = readFileSync(join(DIR, name));
-    out.set(`/${name}`, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
+    out.set(`/${name}`, {
+      body,
+      type,
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+    });
   }
   const index = out.get('/index.html');
   if (index !== undefined) out.set('/', index);

@@ -31,7 +31,11 @@ export function serverHostNames(boundHost: string): Set<string> {
  * name of this server) or an allowed one, so a page on another site cannot drive a local server
  * with the user's browser.
  */
-export function originAllowed(req: IncomingMessage, hostNames: ReadonlySet<string>, allowed: ReadonlySet<string>): boolean {
+export function originAllowed(
+  req: IncomingMessage,
+  hostNames: ReadonlySet<string>,
+  allowed: ReadonlySet<string>,
+): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return true;
   if (allowed.has(origin)) return true;
@@ -43,5 +47,10 @@ export function originAllowed(req: IncomingMessage, hostNames: ReadonlySet<strin
 }
 
 export function parseOrigins(list: string | undefined): Set<string> {
-  return new Set((list ?? '').split(',').map((o) => o.trim()).filter((o) => o !== ''));
+  return new Set(
+    (list ?? '')
+      .split(',')
+      .map((o) => o.trim())
+      .filter((o) => o !== ''),
+  );
 }

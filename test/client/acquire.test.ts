@@ -3,7 +3,12 @@ import { isLockstepError, type LockHandle, type LockstepClient, type QueueUpdate
 import { addFns, next, useSdk } from './sdk.ts';
 
 /** Starts an acquire and resolves, with its promise, once the server has queued it. */
-async function queue(c: LockstepClient, f: number, updates: QueueUpdate[] = [], signal?: AbortSignal): Promise<{ granted: Promise<LockHandle> }> {
+async function queue(
+  c: LockstepClient,
+  f: number,
+  updates: QueueUpdate[] = [],
+  signal?: AbortSignal,
+): Promise<{ granted: Promise<LockHandle> }> {
   let queued!: () => void;
   const isQueued = new Promise<void>((resolve) => (queued = resolve));
   const granted = c.acquire({
@@ -36,7 +41,13 @@ describe('SDK acquire()', () => {
     const qc = await queue(c, f, cUpdates);
     const grantedB = qb.granted.then((h) => (order.push('b'), h));
     const grantedC = qc.granted.then((h) => (order.push('c'), h));
-    expect(bUpdates).toEqual([{ ticket: expect.any(String), initial: true, positions: [{ resource: { program: 'main', function: f }, position: 1 }] }]);
+    expect(bUpdates).toEqual([
+      {
+        ticket: expect.any(String),
+        initial: true,
+        positions: [{ resource: { program: 'main', function: f }, position: 1 }],
+      },
+    ]);
     expect(cUpdates[0]?.positions[0]?.position).toBe(2);
 
     await lockA.release();
@@ -81,7 +92,9 @@ describe('SDK acquire()', () => {
     const pending = b.acquire({ functions: [f], mode: 'write', signal: abort.signal });
     abort.abort();
     await expect(pending).rejects.toMatchObject({ type: 'ABORTED' });
-    await expect(b.acquire({ functions: [f], mode: 'write', signal: abort.signal })).rejects.toMatchObject({ type: 'ABORTED' });
+    await expect(b.acquire({ functions: [f], mode: 'write', signal: abort.signal })).rejects.toMatchObject({
+      type: 'ABORTED',
+    });
     expect((await a.lock.status({})).resources[0]?.queue).toEqual([]);
   });
 
@@ -91,8 +104,16 @@ describe('SDK acquire()', () => {
     const [f, g] = (await addFns(a, ['f', 'g'])) as [number, number];
     await a.acquire({ functions: [f], mode: 'write' });
     await b.acquire({ functions: [g], mode: 'write' });
-    await expect(b.acquire({ functions: [f], mode: 'write', waitTimeoutMs: 100 })).rejects.toMatchObject({ type: 'WAIT_TIMEOUT', retryable: true, code: 0 });
-    await expect(b.acquire({ functions: [f], mode: 'write', wait: false })).rejects.toMatchObject({ type: 'LOCK_DENIED', code: 423, retryable: true });
+    await expect(b.acquire({ functions: [f], mode: 'write', waitTimeoutMs: 100 })).rejects.toMatchObject({
+      type: 'WAIT_TIMEOUT',
+      retryable: true,
+      code: 0,
+    });
+    await expect(b.acquire({ functions: [f], mode: 'write', wait: false })).rejects.toMatchObject({
+      type: 'LOCK_DENIED',
+      code: 423,
+      retryable: true,
+    });
     const aWaits = await queue(a, g);
     const deadlock = await b.acquire({ functions: [f], mode: 'write' }).catch((e: unknown) => e);
     expect(deadlock).toMatchObject({ type: 'DEADLOCK', code: 409, retryable: true, method: 'lock.acquire' });

@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 function runtimeImports(entry: string, seen = new Map<string, string[]>()): Map<string, string[]> {
   if (seen.has(entry)) return seen;
   const source = readFileSync(entry, 'utf8');
-  const specifiers = [...source.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'/gm)].map((m) => m[1] as string);
+  const specifiers = [...source.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'/gm)].map(
+    (m) => m[1] as string,
+  );
   seen.set(entry, specifiers);
   for (const s of specifiers) if (s.startsWith('.')) runtimeImports(resolve(dirname(entry), s), seen);
   return seen;

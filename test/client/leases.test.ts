@@ -5,7 +5,13 @@ import type { Resource } from '../../src/protocol/resource.ts';
 
 const f: Resource = { program: 'main', function: 1 };
 const grant = { resource: f, mode: 'write' as const, fence: 7, expiresAt: new Date(Date.now() + 60_000).toISOString() };
-const notHeld = new LockstepClientError({ type: 'NOT_HELD', code: 409, message: 'not held', retryable: false, data: { resources: [f] } });
+const notHeld = new LockstepClientError({
+  type: 'NOT_HELD',
+  code: 409,
+  message: 'not held',
+  retryable: false,
+  data: { resources: [f] },
+});
 
 /** Leases whose renewals the test answers by hand; fraction 0 renews at once. */
 function leasesWithManualRenew() {

@@ -98,10 +98,14 @@ describe('SDK liveness and close', () => {
     expect((await b.lock.status({})).resources).toEqual([]);
   });
 
-  it('withLocks passes fn\'s error on at once when the connection is gone without resume grace', async () => {
+  it("withLocks passes fn's error on at once when the connection is gone without resume grace", async () => {
     const s = await t.server();
     const p = await proxy(s);
-    const a = await t.client(s, 'a', { url: p.url, callTimeoutMs: 10_000, reconnect: { initialDelayMs: 5_000, maxDelayMs: 5_000, jitter: 0 } });
+    const a = await t.client(s, 'a', {
+      url: p.url,
+      callTimeoutMs: 10_000,
+      reconnect: { initialDelayMs: 5_000, maxDelayMs: 5_000, jitter: 0 },
+    });
     const b = await t.client(s, 'b');
     const [f] = (await addFns(b, ['f'])) as [number];
     const run = a.withLocks({ functions: [f], mode: 'write' }, async () => {

@@ -27,7 +27,9 @@ describe('SDK: one typed method per protocol method', () => {
     expect(await c.program.create({ name: 'aux' })).toEqual({ name: 'aux', revision: 0 });
     expect((await c.program.list()).programs.map((p) => p.name).sort()).toEqual(['aux', 'main']);
     const [f] = await addFns(c, ['f'], 'aux');
-    expect((await c.program.get({ program: 'aux' })).functions).toMatchObject([{ id: f, name: 'f', version: 1, lock: null }]);
+    expect((await c.program.get({ program: 'aux' })).functions).toMatchObject([
+      { id: f, name: 'f', version: 1, lock: null },
+    ]);
     await c.withLocks({ program: 'aux', structure: true, mode: 'write' }, () => c.program.delete({ program: 'aux' }));
     expect((await c.program.list()).programs.map((p) => p.name)).toEqual(['main']);
   });
@@ -38,7 +40,10 @@ describe('SDK: one typed method per protocol method', () => {
     const [f, g] = await addFns(c, ['f', 'g']);
     const acquired = await c.lock.acquire({ functions: [f!, g!], mode: 'write', description: 'work' });
     expect(acquired.status).toBe('granted');
-    expect(c.held().map((x) => x.resource)).toEqual([{ program: 'main', function: f }, { program: 'main', function: g }]);
+    expect(c.held().map((x) => x.resource)).toEqual([
+      { program: 'main', function: f },
+      { program: 'main', function: g },
+    ]);
     const status = await c.lock.status({});
     expect(status.resources.map((r) => r.holders[0]?.description)).toEqual(['work', 'work']);
     const renewed = await c.lock.renew({ functions: [f!], ttlMs: 60_000 });
@@ -73,7 +78,11 @@ describe('SDK: one typed method per protocol method', () => {
     expect(before).toMatchObject({ function: { id: f, name: 'f', nodes: [], edges: [] }, version: 1 });
     const changed = next(b, 'function.changed');
     const r = await a.withLocks({ functions: [f!], mode: 'write' }, (lock) =>
-      a.edit.apply({ ops: [{ op: 'addNode', function: f!, node: { id: 1, op: 'const' } }], expectedHashes: { [f!]: before.hash }, fences: lock.fences }),
+      a.edit.apply({
+        ops: [{ op: 'addNode', function: f!, node: { id: 1, op: 'const' } }],
+        expectedHashes: { [f!]: before.hash },
+        fences: lock.fences,
+      }),
     );
     expect(r.functions[0]).toMatchObject({ id: f, version: 2 });
     const [pushed] = await changed;
@@ -91,7 +100,9 @@ describe('SDK: one typed method per protocol method', () => {
     await c.withLocks({ functions: [f!], mode: 'write' }, async () => {
       const edit = await c.edit.apply({ ops: [{ op: 'addNode', function: f!, node: { id: 1, op: 'const' } }] });
       expect((await c.history.list({})).revisions.map((r) => r.kind)).toEqual(['edit', 'edit']);
-      expect((await c.history.diff({ from: 1, to: edit.revision })).functions).toMatchObject([{ id: f, status: 'modified' }]);
+      expect((await c.history.diff({ from: 1, to: edit.revision })).functions).toMatchObject([
+        { id: f, status: 'modified' },
+      ]);
       const undo = await c.history.undo({ revision: edit.revision });
       const redo = await c.history.redo({ revision: undo.revision });
       expect(redo.functions[0]?.hash).toBe(edit.functions[0]?.hash);

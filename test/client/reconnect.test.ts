@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { backoffDelay, type HelloResult, type LockstepClient, type WebSocketConstructor } from '../../src/client/index.ts';
+import {
+  backoffDelay,
+  type HelloResult,
+  type LockstepClient,
+  type WebSocketConstructor,
+} from '../../src/client/index.ts';
 import { DEFAULT_BACKOFF } from '../../src/client/backoff.ts';
 import { addFns, next, useSdk } from './sdk.ts';
 
@@ -67,7 +72,10 @@ describe('SDK reconnect', () => {
     expect(lock.held).toBe(true);
     const [status] = (await a.lock.status({})).resources;
     expect(status?.holders).toMatchObject([{ sessionId, fence: lock.fences[String(f)] }]);
-    const edit = await a.edit.apply({ ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }], fences: lock.fences });
+    const edit = await a.edit.apply({
+      ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }],
+      fences: lock.fences,
+    });
     expect(edit.functions[0]?.version).toBe(2);
   });
 
@@ -101,7 +109,9 @@ describe('SDK reconnect', () => {
     const mark = Math.max(...seen.steady);
     const last = next(c, 'event', (e) => e.type === 'released' && e.seq > mark);
     const lastSteady = next(steady, 'event', (e) => e.type === 'released' && e.seq > mark);
-    await a.withLocks({ functions: [f], mode: 'write' }, () => a.edit.apply({ ops: [{ op: 'addNode', function: f, node: { id: 2, op: 'const' } }] }));
+    await a.withLocks({ functions: [f], mode: 'write' }, () =>
+      a.edit.apply({ ops: [{ op: 'addNode', function: f, node: { id: 2, op: 'const' } }] }),
+    );
     expect((await changed)[0]).toMatchObject({ function: f, version: 3 });
     await Promise.all([last, lastSteady]);
     expect(seen.c).toEqual(seen.steady);
@@ -118,7 +128,10 @@ describe('SDK reconnect', () => {
     const lost = next(a, 'sessionLost');
     const { connected } = await dropAndReturn(a, sockets);
     expect(connected.resumed).toBe(false);
-    expect((await lost)[0]).toMatchObject({ previousSessionId: before, locks: [{ resource: { program: 'main', function: f } }] });
+    expect((await lost)[0]).toMatchObject({
+      previousSessionId: before,
+      locks: [{ resource: { program: 'main', function: f } }],
+    });
     expect(a.sessionId).not.toBe(before);
     expect(a.held()).toEqual([]);
     expect((await a.lock.status({})).resources).toEqual([]);

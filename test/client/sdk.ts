@@ -13,7 +13,12 @@ export function useSdk() {
   return {
     ...t,
     async client(s: LockstepServer, name: string, options: Partial<ClientOptions> = {}): Promise<LockstepClient> {
-      const c = new LockstepClient({ url: s.url, name, reconnect: { initialDelayMs: 10, maxDelayMs: 50, jitter: 0 }, ...options });
+      const c = new LockstepClient({
+        url: s.url,
+        name,
+        reconnect: { initialDelayMs: 10, maxDelayMs: 50, jitter: 0 },
+        ...options,
+      });
       clients.push(c);
       await c.connect();
       return c;
@@ -22,7 +27,11 @@ export function useSdk() {
 }
 
 /** The next emission of `event` whose arguments match. */
-export function next<E extends keyof ClientEvents>(c: LockstepClient, event: E, match: (...args: ClientEvents[E]) => boolean = () => true): Promise<ClientEvents[E]> {
+export function next<E extends keyof ClientEvents>(
+  c: LockstepClient,
+  event: E,
+  match: (...args: ClientEvents[E]) => boolean = () => true,
+): Promise<ClientEvents[E]> {
   return new Promise((resolve) => {
     const listener = (...args: ClientEvents[E]) => {
       if (!match(...args)) return;

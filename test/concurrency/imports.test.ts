@@ -11,7 +11,11 @@ describe('src/concurrency', () => {
     for (const file of files) {
       const text = readFileSync(new URL(file, dir), 'utf8');
       const specifiers = [...text.matchAll(/^(?:import|export)\b[^'"]*?from\s+'([^']+)'/gm)].map((m) => m[1]!);
-      for (const s of specifiers) expect(ALLOWED.some((re) => re.test(s)), `${file} imports ${s}`).toBe(true);
+      for (const s of specifiers)
+        expect(
+          ALLOWED.some((re) => re.test(s)),
+          `${file} imports ${s}`,
+        ).toBe(true);
       expect(text).not.toMatch(/\brequire\(|import\(/);
     }
   });

@@ -115,7 +115,9 @@ describe('fair queues', () => {
     const tc = ticketOf(locks.acquire('c', R([f(1)])));
     locks.release('a', [f(1)]);
     expect(locks.holding('b')).toHaveLength(1);
-    expect(locks.tickets('c')).toEqual([expect.objectContaining({ ticket: tc, positions: [{ resource: f(1), position: 1 }] })]);
+    expect(locks.tickets('c')).toEqual([
+      expect.objectContaining({ ticket: tc, positions: [{ resource: f(1), position: 1 }] }),
+    ]);
     expect(tb).not.toBe(tc);
     locks.release('b', [f(1)]);
     expect(locks.holding('c')).toHaveLength(1);
@@ -263,7 +265,11 @@ describe('reentrancy', () => {
     const w = locks.acquire('a', W([f(1)]));
     clock.advance(10);
     const r = locks.acquire('a', R([f(1)]));
-    expect(r.status === 'granted' && r.grants[0]).toMatchObject({ mode: 'write', fence: fenceOf(w), expiresAt: T0 + 10 + 30 * 60_000 });
+    expect(r.status === 'granted' && r.grants[0]).toMatchObject({
+      mode: 'write',
+      fence: fenceOf(w),
+      expiresAt: T0 + 10 + 30 * 60_000,
+    });
   });
 
   it('refreshes held resources as part of an immediate batch grant', () => {
@@ -338,7 +344,9 @@ describe('upgrades', () => {
     expect(events('position')).toEqual([{ sessionId: 'w', ticket: tw, positions: [{ resource: f(1), position: 2 }] }]);
     clear();
     locks.release('b', [f(1)]);
-    expect(events('granted')).toEqual([{ sessionId: 'a', ticket: tu, grants: [expect.objectContaining({ mode: 'write' })] }]);
+    expect(events('granted')).toEqual([
+      { sessionId: 'a', ticket: tu, grants: [expect.objectContaining({ mode: 'write' })] },
+    ]);
     expect(locks.holding('a')).toEqual([expect.objectContaining({ mode: 'write' })]);
     expect(locks.tickets('w')[0]!.positions[0]!.position).toBe(1);
   });
@@ -443,7 +451,12 @@ describe('deadlock detection', () => {
 
   it('finds longer cycles', () => {
     const { locks } = setup();
-    for (const [s, n] of [['a', 1], ['b', 2], ['c', 3]] as const) locks.acquire(s, W([f(n)]));
+    for (const [s, n] of [
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ] as const)
+      locks.acquire(s, W([f(n)]));
     locks.acquire('a', W([f(2)]));
     locks.acquire('b', W([f(3)]));
     const err = caught(() => locks.acquire('c', R([f(1)])));
@@ -494,12 +507,22 @@ describe('LOCK_DENIED', () => {
       {
         resource: f(1),
         holders: [
-          { sessionId: 'a', name: 'name-a', mode: 'read', description: 'reading', expiresAt: new Date(T0 + 5000).toISOString() },
+          {
+            sessionId: 'a',
+            name: 'name-a',
+            mode: 'read',
+            description: 'reading',
+            expiresAt: new Date(T0 + 5000).toISOString(),
+          },
           { sessionId: 'b', name: 'name-b', mode: 'read', expiresAt: new Date(T0 + 3000).toISOString() },
         ],
         queueLength: 1,
       },
-      { resource: f(2), holders: [{ sessionId: 'c', name: 'name-c', mode: 'write', expiresAt: new Date(T0 + 9000).toISOString() }], queueLength: 0 },
+      {
+        resource: f(2),
+        holders: [{ sessionId: 'c', name: 'name-c', mode: 'write', expiresAt: new Date(T0 + 9000).toISOString() }],
+        queueLength: 0,
+      },
     ];
     expect(err.details).toEqual({ blockers });
     expect(events('denied')).toEqual([{ sessionId: 'd', mode: 'write', resources: [f(1), f(2), f(3)], blockers }]);
@@ -520,7 +543,9 @@ describe('LOCK_DENIED', () => {
     locks.acquire('a', R([f(1)]));
     locks.acquire('b', R([f(1)]));
     const err = caught(() => locks.acquire('a', { resources: [f(1)], mode: 'write' }));
-    expect((err.details.blockers as Array<{ holders: Array<{ sessionId: string }> }>)[0]!.holders.map((h) => h.sessionId)).toEqual(['b']);
+    expect(
+      (err.details.blockers as Array<{ holders: Array<{ sessionId: string }> }>)[0]!.holders.map((h) => h.sessionId),
+    ).toEqual(['b']);
     expect(locks.grantOf('a', f(1))!.mode).toBe('read');
   });
 });
@@ -685,7 +710,10 @@ describe('idempotency keys', () => {
 
     locks.releaseAll('a');
     // c is granted; b moved up: a retry reports position 1, the same ticket.
-    expect(locks.acquire('b', W([f(1)], { key: 'k1', wait: true }))).toEqual({ ...first, positions: [{ resource: f(1), position: 1 }] });
+    expect(locks.acquire('b', W([f(1)], { key: 'k1', wait: true }))).toEqual({
+      ...first,
+      positions: [{ resource: f(1), position: 1 }],
+    });
     locks.releaseAll('c');
     // Granted meanwhile (a lock.granted the client may have missed): the retry says so.
     const won = locks.acquire('b', W([f(1)], { key: 'k1', wait: true }));
@@ -810,7 +838,9 @@ describe('release, cancel and session removal', () => {
     const tc = ticketOf(locks.acquire('c', R([f(2)])));
     locks.dropResources((r) => r.program === 'main' && !('structure' in r) && r.function === 1);
     expect(events('cancelled')).toEqual([{ sessionId: 'b', ticket: tb, reason: 'removed' }]);
-    expect(events('released')).toEqual([{ sessionId: 'a', locks: [expect.objectContaining({ resource: f(1) })], reason: 'removed' }]);
+    expect(events('released')).toEqual([
+      { sessionId: 'a', locks: [expect.objectContaining({ resource: f(1) })], reason: 'removed' },
+    ]);
     expect(locks.grantOf('a', f(2))).toBeDefined();
     locks.dropResources((r) => r.program === 'main');
     expect(events('granted').filter((g) => g.ticket === tc)).toEqual([]);
@@ -829,11 +859,38 @@ describe('introspection', () => {
     expect(main.map((s) => s.resource)).toEqual([structure(), f(5)]);
     expect(main[1]).toEqual({
       resource: f(5),
-      holders: [{ sessionId: 'a', mode: 'write', fence: expect.any(Number), grantedAt: T0, expiresAt: T0 + 1_800_000, description: 'edit' }],
-      queue: [{ ticket: expect.any(String), sessionId: 'c', mode: 'write', position: 1, upgrade: false, front: false, description: 'wait' }],
+      holders: [
+        {
+          sessionId: 'a',
+          mode: 'write',
+          fence: expect.any(Number),
+          grantedAt: T0,
+          expiresAt: T0 + 1_800_000,
+          description: 'edit',
+        },
+      ],
+      queue: [
+        {
+          ticket: expect.any(String),
+          sessionId: 'c',
+          mode: 'write',
+          position: 1,
+          upgrade: false,
+          front: false,
+          description: 'wait',
+        },
+      ],
     });
     expect(locks.tickets('c')).toEqual([
-      { ticket: expect.any(String), sessionId: 'c', resources: [f(5)], mode: 'write', positions: [{ resource: f(5), position: 1 }], enqueuedAt: T0, description: 'wait' },
+      {
+        ticket: expect.any(String),
+        sessionId: 'c',
+        resources: [f(5)],
+        mode: 'write',
+        positions: [{ resource: f(5), position: 1 }],
+        enqueuedAt: T0,
+        description: 'wait',
+      },
     ]);
     expect(locks.grantOf('b', structure())).toMatchObject({ mode: 'read', description: 'look' });
     expect(locks.grantOf('b', f(5))).toBeUndefined();

@@ -22,7 +22,16 @@ const SESSIONS = 4;
 const LONGEST_TTL = 30 * 60_000;
 
 type Cmd =
-  | { kind: 'acquire'; s: number; res: number[]; mode: LockMode; wait: boolean; waitTimeoutMs?: number; ttlMs?: number; key?: string }
+  | {
+      kind: 'acquire';
+      s: number;
+      res: number[];
+      mode: LockMode;
+      wait: boolean;
+      waitTimeoutMs?: number;
+      ttlMs?: number;
+      key?: string;
+    }
   | { kind: 'upgrade'; s: number; extra: number[]; wait: boolean }
   | { kind: 'release'; s: number; res: number[] }
   | { kind: 'releaseAll'; s: number }
@@ -54,19 +63,41 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
       { requiredKeys: ['kind', 's', 'res', 'mode', 'wait'] },
     ),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('upgrade' as const), s: session, extra: fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 1 }), wait: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('upgrade' as const),
+      s: session,
+      extra: fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 1 }),
+      wait: fc.boolean(),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('release' as const), s: session, res: someResources }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('releaseAll' as const), s: session }) },
   {
     weight: 1,
     arbitrary: fc.record(
-      { kind: fc.constant('renew' as const), s: session, res: someResources, ttlMs: opt(fc.constantFrom(100, 1000, 60_000)) },
+      {
+        kind: fc.constant('renew' as const),
+        s: session,
+        res: someResources,
+        ttlMs: opt(fc.constantFrom(100, 1000, 60_000)),
+      },
       { requiredKeys: ['kind', 's', 'res'] },
     ),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('downgrade' as const), s: session, res: someResources }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('cancel' as const), s: session, pick: fc.nat(3), bogus: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(1, 10, 50, 100, 400, 1000, 5000, 60_000) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('cancel' as const), s: session, pick: fc.nat(3), bogus: fc.boolean() }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('advance' as const),
+      ms: fc.constantFrom(1, 10, 50, 100, 400, 1000, 5000, 60_000),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), s: session }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('withdraw' as const), s: session }) },
 );
@@ -141,7 +172,10 @@ class Run {
   private readonly timeoutAt = new Map<string, number>();
   private readonly holds = new Map<string, Map<string, { mode: LockMode; fence: number }>>();
   private readonly maxFence = new Map<string, number>();
-  private readonly outcomes = new Map<string, { request: string; result?: AcquireResult; error?: unknown; withdrawn?: string }>();
+  private readonly outcomes = new Map<
+    string,
+    { request: string; result?: AcquireResult; error?: unknown; withdrawn?: string }
+  >();
   /** Keyed tickets: a retry of the key learns how the ticket ended. */
   private readonly ticketKeys = new Map<string, string>();
   private stepEvents: Array<{ name: keyof LockEvents; e: { sessionId: string } }> = [];
@@ -149,7 +183,20 @@ class Run {
   private pendingTimeout: number | undefined;
 
   constructor() {
-    const names = ['granted', 'queued', 'position', 'released', 'downgraded', 'renewed', 'denied', 'expiring', 'expired', 'waitTimeout', 'cancelled', 'deadlock'] as const;
+    const names = [
+      'granted',
+      'queued',
+      'position',
+      'released',
+      'downgraded',
+      'renewed',
+      'denied',
+      'expiring',
+      'expired',
+      'waitTimeout',
+      'cancelled',
+      'deadlock',
+    ] as const;
     for (const name of names) {
       this.locks.on(name, (e: { sessionId: string }) => {
         if (this.removed.has(e.sessionId)) throw new Error(`${name} event for removed session ${e.sessionId}`);
@@ -165,7 +212,8 @@ class Run {
       const known = this.positions.get(e.ticket);
       if (known === undefined) throw new Error(`position for unknown ticket ${e.ticket}`);
       const next = new Map(e.positions.map((p) => [resourceKey(p.resource), p.position]));
-      if ([...next].every(([k, p]) => known.get(k) === p)) throw new Error(`position event without a change for ${e.ticket}`);
+      if ([...next].every(([k, p]) => known.get(k) === p))
+        throw new Error(`position event without a change for ${e.ticket}`);
       this.positions.set(e.ticket, next);
     });
     this.locks.on('granted', (e) => {
@@ -174,14 +222,16 @@ class Run {
         this.grantedNow.push(e.ticket);
         const key = this.ticketKeys.get(e.ticket);
         const known = key === undefined ? undefined : this.outcomes.get(key);
-        if (key !== undefined && known !== undefined) this.outcomes.set(key, { request: known.request, result: { status: 'granted', grants: e.grants } });
+        if (key !== undefined && known !== undefined)
+          this.outcomes.set(key, { request: known.request, result: { status: 'granted', grants: e.grants } });
       }
       const mine = this.holdsOf(e.sessionId);
       for (const g of e.grants) {
         const key = resourceKey(g.resource);
         const prior = mine.get(key);
         if (prior !== undefined && prior.fence === g.fence) {
-          if (prior.mode !== g.mode) throw new Error(`mode changed from ${prior.mode} to ${g.mode} without a new fence`);
+          if (prior.mode !== g.mode)
+            throw new Error(`mode changed from ${prior.mode} to ${g.mode} without a new fence`);
         } else {
           const max = this.maxFence.get(g.resource.program) ?? 0;
           if (g.fence <= max) throw new Error(`fence ${g.fence} not above ${max} in ${g.resource.program}`);
@@ -192,7 +242,8 @@ class Run {
     });
     this.locks.on('released', (e) => {
       const mine = this.holdsOf(e.sessionId);
-      for (const g of e.locks) if (!mine.delete(resourceKey(g.resource))) throw new Error('released a lock never granted');
+      for (const g of e.locks)
+        if (!mine.delete(resourceKey(g.resource))) throw new Error('released a lock never granted');
     });
     this.locks.on('downgraded', (e) => {
       for (const g of e.locks) {
@@ -203,7 +254,8 @@ class Run {
     });
     this.locks.on('renewed', (e) => {
       for (const g of e.locks) {
-        if (this.holdsOf(e.sessionId).get(resourceKey(g.resource))?.fence !== g.fence) throw new Error('renew changed the fence');
+        if (this.holdsOf(e.sessionId).get(resourceKey(g.resource))?.fence !== g.fence)
+          throw new Error('renew changed the fence');
       }
     });
     this.locks.on('cancelled', (e) => {
@@ -243,20 +295,37 @@ class Run {
     const res = 'res' in cmd ? cmd.res.map((i) => RESOURCES[i]!) : [];
     switch (cmd.kind) {
       case 'acquire':
-        this.acquire(sid, pre, preCycles, { resources: res, mode: cmd.mode, wait: cmd.wait, waitTimeoutMs: cmd.waitTimeoutMs, ttlMs: cmd.ttlMs, key: cmd.key });
+        this.acquire(sid, pre, preCycles, {
+          resources: res,
+          mode: cmd.mode,
+          wait: cmd.wait,
+          waitTimeoutMs: cmd.waitTimeoutMs,
+          ttlMs: cmd.ttlMs,
+          key: cmd.key,
+        });
         return;
       case 'upgrade': {
         const read = locks.holding(sid).find((g) => g.mode === 'read');
         const target = read?.resource ?? RESOURCES[cmd.s]!;
-        this.acquire(sid, pre, preCycles, { resources: [target, ...cmd.extra.map((i) => RESOURCES[i]!)], mode: 'write', wait: cmd.wait });
+        this.acquire(sid, pre, preCycles, {
+          resources: [target, ...cmd.extra.map((i) => RESOURCES[i]!)],
+          mode: 'write',
+          wait: cmd.wait,
+        });
         return;
       }
       case 'release':
       case 'renew':
       case 'downgrade': {
-        const missing = [...new Set(res.map(resourceKey))].filter((k) => !pre.get(k)?.holders.some((h) => h.sessionId === sid));
+        const missing = [...new Set(res.map(resourceKey))].filter(
+          (k) => !pre.get(k)?.holders.some((h) => h.sessionId === sid),
+        );
         const run = () =>
-          cmd.kind === 'release' ? locks.release(sid, res) : cmd.kind === 'renew' ? locks.renew(sid, res, cmd.ttlMs) : locks.downgrade(sid, res);
+          cmd.kind === 'release'
+            ? locks.release(sid, res)
+            : cmd.kind === 'renew'
+              ? locks.renew(sid, res, cmd.ttlMs)
+              : locks.downgrade(sid, res);
         if (missing.length > 0) {
           const err = expectError(run, 'NOT_HELD');
           expect((err.details.resources as Resource[]).map(resourceKey).sort()).toEqual(missing.sort());
@@ -334,7 +403,10 @@ class Run {
         expect(this.locks.acquire(sid, req)).toEqual({
           status: 'queued',
           ticket,
-          positions: replay.result.positions.map((p) => ({ resource: p.resource, position: now.get(resourceKey(p.resource)) })),
+          positions: replay.result.positions.map((p) => ({
+            resource: p.resource,
+            position: now.get(resourceKey(p.resource)),
+          })),
         });
       } else {
         expect(this.locks.acquire(sid, req)).toEqual(replay.result);
@@ -369,7 +441,8 @@ class Run {
         for (const key of keys) {
           const st = pre.get(key);
           if (st?.holders.some((h) => h.sessionId === sid && h.mode === 'read') !== true) continue;
-          for (const q of st.queue) if (q.sessionId !== sid) g.set(q.sessionId, (g.get(q.sessionId) ?? new Set()).add(sid));
+          for (const q of st.queue)
+            if (q.sessionId !== sid) g.set(q.sessionId, (g.get(q.sessionId) ?? new Set()).add(sid));
         }
         expect(onCycles(g).has(sid), 'a refused upgrade must close a cycle').toBe(true);
       } else {
@@ -402,7 +475,9 @@ class Run {
       const st = pre.get(key);
       const queue: Array<{ ticket: string; sessionId: string; mode: LockMode }> = [...(st?.queue ?? [])];
       if (keys.includes(key)) {
-        const front = (st?.holders.some((h) => h.sessionId === sid) ?? false) && !(st?.queue.some((q) => !q.front && q.sessionId === sid) ?? false);
+        const front =
+          (st?.holders.some((h) => h.sessionId === sid) ?? false) &&
+          !(st?.queue.some((q) => !q.front && q.sessionId === sid) ?? false);
         const at = front ? (st?.queue.filter((q) => q.front).length ?? 0) : queue.length;
         queue.splice(at, 0, { ticket: 'NEW', sessionId: sid, mode });
       }
@@ -417,7 +492,9 @@ class Run {
       const at = queue.findIndex((q) => q.ticket === ticket);
       expect(at).toBeGreaterThanOrEqual(0);
       const waiter = queue[at]!;
-      const byHolder = (pre.get(key)?.holders ?? []).some((h) => h.sessionId === next && conflicts(h, c.sessionId, waiter.mode));
+      const byHolder = (pre.get(key)?.holders ?? []).some(
+        (h) => h.sessionId === next && conflicts(h, c.sessionId, waiter.mode),
+      );
       const byAhead = queue.slice(0, at).some((q) => q.sessionId === next);
       expect(byHolder || byAhead, `cycle step ${c.sessionId} -> ${next} on ${key} is not a wait`).toBe(true);
     });
@@ -457,7 +534,8 @@ class Run {
         pairs++;
         const deadline = this.timeoutAt.get(q.ticket);
         // A timeout of 0 set by this very step fires at the next clock tick.
-        if (deadline !== undefined && (advanced || deadline < now)) expect(deadline, 'a ticket outlived its wait timeout').toBeGreaterThan(now);
+        if (deadline !== undefined && (advanced || deadline < now))
+          expect(deadline, 'a ticket outlived its wait timeout').toBeGreaterThan(now);
       }
       // No lost wake-up: the front ticket must not be grantable.
       const front = st.queue[0];
@@ -471,7 +549,8 @@ class Run {
     const behindOf = new Map<string, Set<string>>();
     for (const st of status) {
       st.queue.forEach((q, i) => {
-        for (const ahead of st.queue.slice(0, i)) behindOf.set(q.ticket, (behindOf.get(q.ticket) ?? new Set()).add(ahead.ticket));
+        for (const ahead of st.queue.slice(0, i))
+          behindOf.set(q.ticket, (behindOf.get(q.ticket) ?? new Set()).add(ahead.ticket));
       });
     }
     expect(onCycles(behindOf).size, 'tickets waiting for each other in queue order').toBe(0);
@@ -487,7 +566,9 @@ class Run {
     }
     // What the events said matches the state.
     for (const [sid, mine] of this.holds) {
-      const actual = new Map(this.locks.holding(sid).map((g: Grant) => [resourceKey(g.resource), { mode: g.mode, fence: g.fence }]));
+      const actual = new Map(
+        this.locks.holding(sid).map((g: Grant) => [resourceKey(g.resource), { mode: g.mode, fence: g.fence }]),
+      );
       expect(actual).toEqual(mine);
     }
     for (const sid of this.removed) {
@@ -496,7 +577,9 @@ class Run {
     }
     for (const sid of this.ids) {
       for (const t of this.locks.tickets(sid)) {
-        expect(t.positions.map((p) => p.position)).toEqual(t.positions.map((p) => snap.get(resourceKey(p.resource))!.queue.find((q) => q.ticket === t.ticket)!.position));
+        expect(t.positions.map((p) => p.position)).toEqual(
+          t.positions.map((p) => snap.get(resourceKey(p.resource))!.queue.find((q) => q.ticket === t.ticket)!.position),
+        );
       }
     }
     // Timers: at most a lease and a warning per lock, plus wait timeouts; none for anyone gone.

@@ -12,7 +12,9 @@ async function open(page: Page, s: LockstepServer): Promise<void> {
 
 /** The log's sequence numbers, newest first as shown. */
 async function logSeqs(page: Page): Promise<number[]> {
-  return page.locator('#log .ev[data-seq]').evaluateAll((els) => els.map((el) => Number((el as HTMLElement).dataset['seq'])));
+  return page
+    .locator('#log .ev[data-seq]')
+    .evaluateAll((els) => els.map((el) => Number((el as HTMLElement).dataset['seq'])));
 }
 
 function expectContiguousDescending(seqs: number[]): void {
@@ -48,17 +50,28 @@ describe('dashboard', () => {
     const [parse, emit, optimize] = await addFunctions(planner, ['parse', 'emit', 'optimize']);
     // A short lease taken first, so it is in its warning window by the time the screenshot is taken.
     const sprinter = await t.agent(s, 'sprinter');
-    await sprinter.call('lock.acquire', { functions: [optimize], mode: 'write', ttlMs: 5000, description: 'inline hot loop' });
+    await sprinter.call('lock.acquire', {
+      functions: [optimize],
+      mode: 'write',
+      ttlMs: 5000,
+      description: 'inline hot loop',
+    });
 
     await planner.call('lock.acquire', { functions: [parse], mode: 'write', description: 'refactor the parser' });
-    expect((await tester.call('lock.acquire', { functions: [parse], mode: 'write', wait: true, description: 'add tests' })).status).toBe('queued');
+    expect(
+      (await tester.call('lock.acquire', { functions: [parse], mode: 'write', wait: true, description: 'add tests' }))
+        .status,
+    ).toBe('queued');
 
     const row = page.locator(`#locks tr[data-key="main/f${parse}"]`);
     await row.locator('.holder .who', { hasText: 'planner' }).waitFor();
     await row.locator('.waiter', { hasText: 'tester' }).locator('.pos', { hasText: /^1$/ }).waitFor();
     expect(await row.locator('td.mode .badge').textContent()).toBe('write');
     expect(await row.locator('.holder .desc').textContent()).toBe('refactor the parser');
-    await page.locator('#agents tr', { hasText: 'tester' }).locator('.waits', { hasText: 'parse #1 · write' }).waitFor();
+    await page
+      .locator('#agents tr', { hasText: 'tester' })
+      .locator('.waits', { hasText: 'parse #1 · write' })
+      .waitFor();
 
     await planner.call('lock.release', { functions: [parse] });
     await tester.notification('lock.granted');
@@ -84,8 +97,15 @@ describe('dashboard', () => {
     const linter = await t.agent(s, 'linter');
     await reviewer.call('lock.acquire', { functions: [emit], mode: 'read', description: 'review codegen' });
     await linter.call('lock.acquire', { functions: [emit], mode: 'read' });
-    await planner.call('lock.acquire', { functions: [emit], mode: 'write', wait: true, description: 'rename emitters' });
-    await tester.call('edit.apply', { ops: [{ op: 'addNode', function: parse, node: { id: 1, op: 'const', attrs: { value: 1 } } }] });
+    await planner.call('lock.acquire', {
+      functions: [emit],
+      mode: 'write',
+      wait: true,
+      description: 'rename emitters',
+    });
+    await tester.call('edit.apply', {
+      ops: [{ op: 'addNode', function: parse, node: { id: 1, op: 'const', attrs: { value: 1 } } }],
+    });
     await t.agent(s, 'watcher', 'observer');
     await page.locator(`#programs tr[data-key="${parse}"] td.version`, { hasText: 'v2' }).waitFor();
     await page.locator(`#locks tr[data-key="main/f${emit}"] .waiter`, { hasText: 'planner' }).waitFor();

@@ -30,8 +30,12 @@ interface Served {
 }
 
 function serve(db: string): Served {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--db', db, '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--db', db, '--log-level', 'silent'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    child.once('exit', (_code, signal) => resolve(signal)),
+  );
   const url = new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const m = /^lockstep listening on (ws:\/\/\S+)$/.exec(line);
@@ -69,7 +73,11 @@ describe('crash and restart', () => {
       const names = ['f0', 'f1', ...Array.from({ length: CHURN_BATCH }, (_, i) => `churn${i}`)];
       const made = await setup.call('edit.apply', { ops: names.map((name) => ({ op: 'addFunction', name })) });
       if (made.kind !== 'ok') throw new Error(`setup failed: ${JSON.stringify(made)}`);
-      const [f0, f1, ...churnFns] = made.result.created.map((c: { id: number }) => c.id) as [number, number, ...number[]];
+      const [f0, f1, ...churnFns] = made.result.created.map((c: { id: number }) => c.id) as [
+        number,
+        number,
+        ...number[],
+      ];
       await setup.close();
 
       const edits: EditRecord[] = [];
@@ -123,7 +131,14 @@ describe('crash and restart', () => {
           const read = await client.call('function.get', { function: fn });
           if (read.kind !== 'ok') continue;
           const nodeId = agent * NODE_BASE + n;
-          const record: EditRecord = { agent, nodeId, fn, generation: gen, sessionId: client.sessionId, outcome: { kind: 'unknown' } };
+          const record: EditRecord = {
+            agent,
+            nodeId,
+            fn,
+            generation: gen,
+            sessionId: client.sessionId,
+            outcome: { kind: 'unknown' },
+          };
           edits.push(record);
           record.outcome = await client.call('edit.apply', {
             ops: [{ op: 'addNode', function: fn, node: { id: nodeId, op: 'const', attrs: { agent, n } } }],
@@ -172,10 +187,13 @@ describe('crash and restart', () => {
       for (const fn of [f0, f1]) {
         const got = await checker.call('function.get', { function: fn });
         if (got.kind !== 'ok') throw new Error(`function.get failed: ${JSON.stringify(got)}`);
-        for (const node of got.result.function.nodes as Array<{ id: number }>) nodesOf.set(node.id, (nodesOf.get(node.id) ?? 0) + 1);
+        for (const node of got.result.function.nodes as Array<{ id: number }>)
+          nodesOf.set(node.id, (nodesOf.get(node.id) ?? 0) + 1);
       }
 
-      const acked = edits.filter((r): r is EditRecord & { outcome: { kind: 'ok'; result: any } } => r.outcome.kind === 'ok');
+      const acked = edits.filter(
+        (r): r is EditRecord & { outcome: { kind: 'ok'; result: any } } => r.outcome.kind === 'ok',
+      );
       for (const r of acked) {
         const revision: number = r.outcome.result.revision;
         const what = `${r.generation === 1 ? 'before' : 'after'} the crash, editor ${r.agent} node ${r.nodeId} (revision ${revision})`;
@@ -183,13 +201,18 @@ describe('crash and restart', () => {
         expect(byRevision.get(revision), `${what}: author in history`).toBe(r.sessionId);
         const diff = await checker.call('history.diff', { from: revision - 1, to: revision });
         if (diff.kind !== 'ok') throw new Error(`history.diff failed: ${JSON.stringify(diff)}`);
-        const added = diff.result.functions.flatMap((f: { diff: { nodes: { added: Array<{ id: number }> } } }) => f.diff.nodes.added.map((n) => n.id));
+        const added = diff.result.functions.flatMap((f: { diff: { nodes: { added: Array<{ id: number }> } } }) =>
+          f.diff.nodes.added.map((n) => n.id),
+        );
         expect(added, `${what}: what that revision added`).toEqual([r.nodeId]);
       }
       const inFlight = edits.filter((r) => r.outcome.kind === 'unknown');
       for (const r of inFlight) expect(nodesOf.get(r.nodeId) ?? 0, `in-flight node ${r.nodeId}`).toBeLessThanOrEqual(1);
       const known = new Set([...acked, ...inFlight].map((r) => r.nodeId));
-      expect([...nodesOf.keys()].filter((id) => !known.has(id)), 'nodes no acknowledged or in-flight edit added').toEqual([]);
+      expect(
+        [...nodesOf.keys()].filter((id) => !known.has(id)),
+        'nodes no acknowledged or in-flight edit added',
+      ).toEqual([]);
       await checker.close();
 
       const before = fences.filter((f) => f.generation === 1).map((f) => f.fence);
@@ -202,8 +225,12 @@ describe('crash and restart', () => {
       const newSessions = sessions.filter((s) => s.generation === 2).map((s) => s.sessionId);
       expect(newSessions.length).toBe(EDITORS + 1);
       expect(newSessions.filter((id) => oldSessions.has(id))).toEqual([]);
-      const lastAckBefore = Math.max(...acked.filter((r) => r.generation === 1).map((r) => r.outcome.result.revision as number));
-      const firstAckAfter = Math.min(...acked.filter((r) => r.generation === 2).map((r) => r.outcome.result.revision as number));
+      const lastAckBefore = Math.max(
+        ...acked.filter((r) => r.generation === 1).map((r) => r.outcome.result.revision as number),
+      );
+      const firstAckAfter = Math.min(
+        ...acked.filter((r) => r.generation === 2).map((r) => r.outcome.result.revision as number),
+      );
       expect(firstAckAfter).toBeGreaterThan(lastAckBefore);
 
       console.log(

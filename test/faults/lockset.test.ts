@@ -81,13 +81,20 @@ function plan(rng: () => number, fns: readonly number[]): Plan {
   };
 }
 
-const key = (program: string, r: { function?: number; structure?: boolean }) => `${program}/${r.structure === true ? 'structure' : String(r.function)}`;
+const key = (program: string, r: { function?: number; structure?: boolean }) =>
+  `${program}/${r.structure === true ? 'structure' : String(r.function)}`;
 
 describe('lock-set workload under faults', () => {
   it('loses no acknowledged edit, applies none without the lock, refuses lapsed leases, never grants conflicting locks', async () => {
     console.log(`lockset FAULT_SEED=${SEED}`);
     const dir = mkdtempSync(join(tmpdir(), 'lockstep-lockset-'));
-    const server = await start({ port: 0, db: join(dir, 'lockset.db'), logLevel: 'silent', heartbeatMs: HEARTBEAT_MS, eventBuffer: 1_000_000 });
+    const server = await start({
+      port: 0,
+      db: join(dir, 'lockset.db'),
+      logLevel: 'silent',
+      heartbeatMs: HEARTBEAT_MS,
+      eventBuffer: 1_000_000,
+    });
     const observer = new EventObserver(server.url, ['agents', 'locks', 'edits']);
     const seed = `FAULT_SEED=${SEED}`;
     try {
@@ -136,7 +143,9 @@ describe('lock-set workload under faults', () => {
 
       /** Waits out a queued ticket: its grant, or undefined (wait timeout, socket gone). */
       const awaitTicket = async (a: Agent, ticket: string): Promise<{ fence: number } | undefined> => {
-        const note = await a.client.next((n) => (n.method === 'lock.granted' || n.method === 'lock.waitTimeout') && n.params.ticket === ticket);
+        const note = await a.client.next(
+          (n) => (n.method === 'lock.granted' || n.method === 'lock.waitTimeout') && n.params.ticket === ticket,
+        );
         if (note === undefined) return undefined;
         if (note.method === 'lock.waitTimeout') {
           count(faults, 'wait timeout (natural)');
@@ -180,7 +189,10 @@ describe('lock-set workload under faults', () => {
           const sessionId = c.sessionId;
           c.pause();
           const ended = await observer.waitFor(
-            (e) => e.type === 'released' && e.data.sessionId === sessionId && e.data.locks.some((l: { fence: number }) => l.fence === fence),
+            (e) =>
+              e.type === 'released' &&
+              e.data.sessionId === sessionId &&
+              e.data.locks.some((l: { fence: number }) => l.fence === fence),
           );
           c.resume();
           if (ended.data.reason !== 'expired') {
@@ -194,16 +206,31 @@ describe('lock-set workload under faults', () => {
             // The woken client takes the lock again but still sends the edit it prepared before.
             const again = await call(a, 'lock.acquire', { functions: [p.fn], mode: 'write', wait: true, ttlMs: 5_000 });
             if (again.kind !== 'ok') return;
-            const regrant = again.result.status === 'queued' ? await awaitTicket(a, again.result.ticket) : again.result.grants[0];
+            const regrant =
+              again.result.status === 'queued' ? await awaitTicket(a, again.result.ticket) : again.result.grants[0];
             if (regrant === undefined) return;
           }
         }
 
         const nodeId = a.index * NODE_BASE + a.cycle;
-        const record: EditRecord = { agent: a.index, nodeId, fn: p.fn, sessionId: c.sessionId, fence, lapsed: p.lapse, outcome: { kind: 'unknown' } };
+        const record: EditRecord = {
+          agent: a.index,
+          nodeId,
+          fn: p.fn,
+          sessionId: c.sessionId,
+          fence,
+          lapsed: p.lapse,
+          outcome: { kind: 'unknown' },
+        };
         edits.push(record);
         const pending = call(a, 'edit.apply', {
-          ops: [{ op: 'addNode', function: p.fn, node: { id: nodeId, op: 'const', attrs: { agent: a.index, cycle: a.cycle } } }],
+          ops: [
+            {
+              op: 'addNode',
+              function: p.fn,
+              node: { id: nodeId, op: 'const', attrs: { agent: a.index, cycle: a.cycle } },
+            },
+          ],
           // Without an expected hash the re-locking client's old fence is all that can stop its
           // stale edit, so that check cannot hide behind a CONFLICT.
           ...(p.lapse === 'reacquire' ? {} : { expectedHashes: { [p.fn]: read.result.hash } }),
@@ -220,7 +247,8 @@ describe('lock-set workload under faults', () => {
       };
 
       const agents: Agent[] = [];
-      for (let i = 0; i < AGENTS; i++) agents.push({ index: i, rng: seededRandom(SEED * 31 + i), client: await connect(i), cycle: 0 });
+      for (let i = 0; i < AGENTS; i++)
+        agents.push({ index: i, rng: seededRandom(SEED * 31 + i), client: await connect(i), cycle: 0 });
 
       const started = Date.now();
       let cycles = 0;
@@ -258,7 +286,11 @@ describe('lock-set workload under faults', () => {
       for (const e of events) {
         const d = e.data;
         if (e.topic === 'locks' && e.type === 'granted') {
-          for (const g of d.grants as Array<{ resource: { program: string; function?: number; structure?: boolean }; mode: string; fence: number }>) {
+          for (const g of d.grants as Array<{
+            resource: { program: string; function?: number; structure?: boolean };
+            mode: string;
+            fence: number;
+          }>) {
             const hs = holdersOf(key(g.resource.program, g.resource));
             const mine = hs.get(d.sessionId);
             if (mine !== undefined && mine.fence === g.fence) {
@@ -271,15 +303,21 @@ describe('lock-set workload under faults', () => {
             lastFence.set(g.resource.program, g.fence);
             for (const [other, h] of hs) {
               if (other !== d.sessionId && (g.mode === 'write' || h.mode === 'write')) {
-                violations.push(`seq ${e.seq}: ${g.mode} grant to ${d.name} on ${key(g.resource.program, g.resource)} while ${other} holds ${h.mode}`);
+                violations.push(
+                  `seq ${e.seq}: ${g.mode} grant to ${d.name} on ${key(g.resource.program, g.resource)} while ${other} holds ${h.mode}`,
+                );
               }
             }
             hs.set(d.sessionId, { mode: g.mode, fence: g.fence });
           }
         } else if (e.topic === 'locks' && e.type === 'released') {
-          for (const l of d.locks as Array<{ resource: { program: string; function?: number; structure?: boolean }; fence: number }>) {
+          for (const l of d.locks as Array<{
+            resource: { program: string; function?: number; structure?: boolean };
+            fence: number;
+          }>) {
             const hs = holdersOf(key(l.resource.program, l.resource));
-            if (hs.get(d.sessionId)?.fence !== l.fence) violations.push(`seq ${e.seq}: ${d.name} released fence ${l.fence} it did not hold`);
+            if (hs.get(d.sessionId)?.fence !== l.fence)
+              violations.push(`seq ${e.seq}: ${d.name} released fence ${l.fence} it did not hold`);
             hs.delete(d.sessionId);
           }
         } else if (e.topic === 'locks' && e.type === 'downgraded') {
@@ -289,11 +327,16 @@ describe('lock-set workload under faults', () => {
           }
         } else if (e.topic === 'edits' && e.type === 'committed') {
           const createdIds = new Set((d.created as Array<{ id: number }>).map((x) => x.id));
-          const needs = (d.functions as Array<{ id: number }>).filter((f) => !createdIds.has(f.id)).map((f) => key(d.program, { function: f.id }));
+          const needs = (d.functions as Array<{ id: number }>)
+            .filter((f) => !createdIds.has(f.id))
+            .map((f) => key(d.program, { function: f.id }));
           if (createdIds.size > 0) needs.push(key(d.program, { structure: true }));
           for (const k of needs) {
             const h = holdersOf(k).get(d.sessionId);
-            if (h?.mode !== 'write') violations.push(`seq ${e.seq}: revision ${d.revision} committed by ${d.name} without the write lock on ${k}`);
+            if (h?.mode !== 'write')
+              violations.push(
+                `seq ${e.seq}: revision ${d.revision} committed by ${d.name} without the write lock on ${k}`,
+              );
             else if (!k.endsWith('/structure')) commitFence.set(d.revision, { sessionId: d.sessionId, fence: h.fence });
           }
         }
@@ -321,14 +364,16 @@ describe('lock-set workload under faults', () => {
         if (diff.kind !== 'ok') throw new Error(`history.diff failed: ${JSON.stringify(diff)}`);
         for (const f of diff.result.functions) {
           touches.set(f.id, (touches.get(f.id) ?? 0) + 1);
-          for (const n of f.diff.nodes.added as Array<{ id: number }>) addedIn.set(n.id, [...(addedIn.get(n.id) ?? []), r.revision]);
+          for (const n of f.diff.nodes.added as Array<{ id: number }>)
+            addedIn.set(n.id, [...(addedIn.get(n.id) ?? []), r.revision]);
         }
       }
       const finalNodes = new Map<number, number>();
       for (const fn of fns) {
         const got = await checker.call('function.get', { function: fn });
         if (got.kind !== 'ok') throw new Error(`function.get failed: ${JSON.stringify(got)}`);
-        for (const n of got.result.function.nodes as Array<{ id: number }>) finalNodes.set(n.id, (finalNodes.get(n.id) ?? 0) + 1);
+        for (const n of got.result.function.nodes as Array<{ id: number }>)
+          finalNodes.set(n.id, (finalNodes.get(n.id) ?? 0) + 1);
         if (got.result.version !== 1 + (touches.get(fn) ?? 0)) {
           violations.push(`function ${fn} is at version ${got.result.version} after ${touches.get(fn) ?? 0} edits`);
         }
@@ -341,41 +386,56 @@ describe('lock-set workload under faults', () => {
         const revs = addedIn.get(r.nodeId) ?? [];
         const inStore = finalNodes.get(r.nodeId) ?? 0;
         const what = `agent ${r.agent} node ${r.nodeId}`;
-        count(tally, `${r.lapsed === undefined ? '' : `lapsed (${r.lapsed}) `}${r.outcome.kind === 'error' ? r.outcome.type : r.outcome.kind}${r.outcome.kind === 'unknown' ? (revs.length > 0 ? ' (applied)' : ' (not applied)') : ''}`);
+        count(
+          tally,
+          `${r.lapsed === undefined ? '' : `lapsed (${r.lapsed}) `}${r.outcome.kind === 'error' ? r.outcome.type : r.outcome.kind}${r.outcome.kind === 'unknown' ? (revs.length > 0 ? ' (applied)' : ' (not applied)') : ''}`,
+        );
         if (r.outcome.kind === 'ok') {
           const revision: number = r.outcome.result.revision;
-          if (revs.length !== 1 || revs[0] !== revision) violations.push(`${what}: acknowledged as revision ${revision}, added in [${revs.join(', ')}]`);
+          if (revs.length !== 1 || revs[0] !== revision)
+            violations.push(`${what}: acknowledged as revision ${revision}, added in [${revs.join(', ')}]`);
           if (inStore !== 1) violations.push(`${what}: acknowledged, present ${inStore} times`);
         } else if (r.outcome.kind === 'error') {
-          if (revs.length > 0 || inStore > 0) violations.push(`${what}: refused with ${r.outcome.type} but added in [${revs.join(', ')}]`);
+          if (revs.length > 0 || inStore > 0)
+            violations.push(`${what}: refused with ${r.outcome.type} but added in [${revs.join(', ')}]`);
         } else if (revs.length > 1 || inStore > 1) {
           violations.push(`${what}: unknown outcome, added ${revs.length} times, present ${inStore} times`);
         }
         if (r.lapsed !== undefined) {
-          if (revs.length > 0) violations.push(`${what}: sent after its lease lapsed, yet applied in revision ${revs.join(', ')}`);
+          if (revs.length > 0)
+            violations.push(`${what}: sent after its lease lapsed, yet applied in revision ${revs.join(', ')}`);
           if (r.outcome.kind === 'ok' || (r.outcome.kind === 'error' && !LAPSED_REFUSALS.includes(r.outcome.type))) {
             violations.push(`${what}: sent after its lease lapsed, answered ${JSON.stringify(r.outcome)}`);
           }
         }
         for (const revision of revs) {
           const holder = commitFence.get(revision);
-          if (revisionBy.get(revision) !== r.sessionId) violations.push(`${what}: revision ${revision} is by ${revisionBy.get(revision)}, not ${r.sessionId}`);
+          if (revisionBy.get(revision) !== r.sessionId)
+            violations.push(`${what}: revision ${revision} is by ${revisionBy.get(revision)}, not ${r.sessionId}`);
           if (holder === undefined || holder.sessionId !== r.sessionId || holder.fence !== r.fence) {
-            violations.push(`${what}: sent with fence ${r.fence}, committed in revision ${revision} under ${JSON.stringify(holder)}`);
+            violations.push(
+              `${what}: sent with fence ${r.fence}, committed in revision ${revision} under ${JSON.stringify(holder)}`,
+            );
           }
         }
       }
       for (const [nodeId, revs] of addedIn) {
         const r = byNode.get(nodeId);
-        if (r === undefined || (r.outcome.kind === 'error' && revs.length > 0)) violations.push(`node ${nodeId} in revisions [${revs.join(', ')}] matches no edit that may have applied`);
+        if (r === undefined || (r.outcome.kind === 'error' && revs.length > 0))
+          violations.push(`node ${nodeId} in revisions [${revs.join(', ')}] matches no edit that may have applied`);
       }
       for (const [nodeId, n] of finalNodes) {
-        if (!addedIn.has(nodeId)) violations.push(`node ${nodeId} is in a function (${n} times) but no revision added it`);
+        if (!addedIn.has(nodeId))
+          violations.push(`node ${nodeId} is in a function (${n} times) but no revision added it`);
       }
 
       const acked = edits.filter((r) => r.outcome.kind === 'ok').length;
       const lapsed = edits.filter((r) => r.lapsed !== undefined).length;
-      const fmt = (m: Map<string, number>) => [...m].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `    ${k}: ${v}`).join('\n');
+      const fmt = (m: Map<string, number>) =>
+        [...m]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => `    ${k}: ${v}`)
+          .join('\n');
       const totalCalls = [...calls.values()].reduce((s, v) => s + v, 0);
       console.log(
         [

@@ -25,7 +25,9 @@ describe('slow consumer dropped by its own edit reply', () => {
       await setup.call('lock.acquire', { functions: bigs, mode: 'write' });
       let last = 0;
       for (const big of bigs) {
-        const r = await setup.call('edit.apply', { ops: [{ op: 'addNode', function: big, node: { id: 1, op: 'const', attrs: { s: 'x'.repeat(900_000) } } }] });
+        const r = await setup.call('edit.apply', {
+          ops: [{ op: 'addNode', function: big, node: { id: 1, op: 'const', attrs: { s: 'x'.repeat(900_000) } } }],
+        });
         if (r.kind !== 'ok') throw new Error(`setup failed: ${JSON.stringify(r).slice(0, 200)}`);
         last = r.result.revision;
       }

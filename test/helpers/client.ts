@@ -43,7 +43,9 @@ export class TestClient {
       if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(frame);
       else this.frames.push(frame);
     });
-    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
   }
 
   static connect(url: string, headers?: Record<string, string>): Promise<TestClient> {
@@ -80,7 +82,8 @@ export class TestClient {
   /** Resolves with the error of a call that must fail. */
   async fail(method: string, params?: unknown): Promise<RpcFailure> {
     const f = await this.request(method, params);
-    if (f.error === undefined) throw new Error(`${method} succeeded but should have failed: ${JSON.stringify(f.result)}`);
+    if (f.error === undefined)
+      throw new Error(`${method} succeeded but should have failed: ${JSON.stringify(f.result)}`);
     return f.error;
   }
 

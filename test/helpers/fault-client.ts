@@ -126,7 +126,13 @@ export class FaultClient {
       this.replies.delete(frame.id);
       if (settle === undefined) return;
       if (frame.error === undefined) settle({ kind: 'ok', result: frame.result });
-      else settle({ kind: 'error', type: frame.error.data?.type ?? String(frame.error.code), code: frame.error.code, data: frame.error.data });
+      else
+        settle({
+          kind: 'error',
+          type: frame.error.data?.type ?? String(frame.error.code),
+          code: frame.error.code,
+          data: frame.error.data,
+        });
       return;
     }
     if (frame.method === undefined) return;

@@ -33,7 +33,11 @@ export function useServers() {
 }
 
 /** Adds functions to a program under its structure lock and returns their ids by name. */
-export async function addFunctions<const N extends readonly string[]>(c: TestClient, names: N, program = 'main'): Promise<{ [K in keyof N]: number }> {
+export async function addFunctions<const N extends readonly string[]>(
+  c: TestClient,
+  names: N,
+  program = 'main',
+): Promise<{ [K in keyof N]: number }> {
   await c.call('lock.acquire', { program, structure: true, mode: 'write' });
   const r = await c.call('edit.apply', { program, ops: names.map((name) => ({ op: 'addFunction', name })) });
   await c.call('lock.release', { program, structure: true });

@@ -20,14 +20,25 @@ describe('edits over the wire', () => {
 
     const g = await a.call('lock.acquire', { functions: [f], mode: 'write' });
     const r = await a.call('edit.apply', {
-      ops: [node(f, 1), node(f, 2, 'add'), { op: 'addEdge', function: f, edge: { id: 1, from: { node: 1, port: 0 }, to: { node: 2, port: 0 } } }],
+      ops: [
+        node(f, 1),
+        node(f, 2, 'add'),
+        { op: 'addEdge', function: f, edge: { id: 1, from: { node: 1, port: 0 }, to: { node: 2, port: 0 } } },
+      ],
       expectedHashes: { [f]: before.hash },
       fences: { [f]: g.grants[0].fence },
     });
     expect(r.revision).toBe(2);
     expect(r.functions).toEqual([{ id: f, name: 'f', hash: expect.stringMatching(/^[0-9a-f]{64}$/), version: 2 }]);
     const changed = await w.notification('function.changed');
-    expect(changed).toEqual({ program: 'main', function: f, hash: r.functions[0].hash, version: 2, revision: 2, by: { sessionId: a.sessionId, name: 'a' } });
+    expect(changed).toEqual({
+      program: 'main',
+      function: f,
+      hash: r.functions[0].hash,
+      version: 2,
+      revision: 2,
+      by: { sessionId: a.sessionId, name: 'a' },
+    });
     const after = await a.call('function.get', { function: f });
     expect(after.hash).toBe(r.functions[0].hash);
     expect(after.function.nodes.map((n: any) => n.id)).toEqual([1, 2]);
@@ -40,7 +51,10 @@ describe('edits over the wire', () => {
     const base = await a.call('function.get', { function: f });
 
     const noLock = await a.fail('edit.apply', { ops: [node(f, 1)] });
-    expect(noLock).toMatchObject({ code: 428, data: { type: 'LOCK_REQUIRED', missing: [{ program: 'main', function: f }] } });
+    expect(noLock).toMatchObject({
+      code: 428,
+      data: { type: 'LOCK_REQUIRED', missing: [{ program: 'main', function: f }] },
+    });
 
     const g = await a.call('lock.acquire', { functions: [f], mode: 'write' });
     const stale = await a.fail('edit.apply', { ops: [node(f, 1)], fences: { [f]: g.grants[0].fence - 1 } });
@@ -72,7 +86,9 @@ describe('edits over the wire', () => {
     const s = await t.server();
     const [a, b, w] = [await t.agent(s, 'a'), await t.agent(s, 'b'), await t.agent(s, 'w')];
     const [f] = await addFunctions(a, ['f']);
-    expect((await a.fail('edit.apply', { ops: [{ op: 'addFunction', name: 'g' }] })).data!.missing).toEqual([{ program: 'main', structure: true }]);
+    expect((await a.fail('edit.apply', { ops: [{ op: 'addFunction', name: 'g' }] })).data!.missing).toEqual([
+      { program: 'main', structure: true },
+    ]);
 
     await a.call('lock.acquire', { structure: true, mode: 'write' });
     const miss = await a.fail('edit.apply', { ops: [{ op: 'removeFunction', function: f }] });
@@ -81,7 +97,12 @@ describe('edits over the wire', () => {
     await a.call('lock.acquire', { functions: [f], mode: 'write' });
     const q = await b.call('lock.acquire', { functions: [f], mode: 'read', wait: true });
     await w.call('function.watch', { functions: [f] });
-    const r = await a.call('edit.apply', { ops: [{ op: 'removeFunction', function: f }, { op: 'addFunction', name: 'h' }] });
+    const r = await a.call('edit.apply', {
+      ops: [
+        { op: 'removeFunction', function: f },
+        { op: 'addFunction', name: 'h' },
+      ],
+    });
     expect(r.removed).toEqual([f]);
     expect(r.created).toEqual([{ name: 'h', id: expect.any(Number) }]);
     expect(r.created[0].id).toBeGreaterThan(f);
@@ -107,7 +128,11 @@ describe('edits over the wire', () => {
     await b.call('lock.acquire', { functions: [f, g], mode: 'write', wait: true });
     const { functions } = await a.call('program.get', {});
     expect(functions.find((x: any) => x.id === f).lock).toEqual({ mode: null, holders: [], queued: 1 });
-    expect(functions.find((x: any) => x.id === g).lock).toEqual({ mode: 'write', holders: [{ sessionId: a.sessionId, name: 'a' }], queued: 1 });
+    expect(functions.find((x: any) => x.id === g).lock).toEqual({
+      mode: 'write',
+      holders: [{ sessionId: a.sessionId, name: 'a' }],
+      queued: 1,
+    });
   });
 
   it('commits nothing for an undo or restore that changes nothing', async () => {
@@ -116,7 +141,12 @@ describe('edits over the wire', () => {
     await addFunctions(a, ['f']);
     await a.call('checkpoint.create', { name: 'now' });
     const before = (await a.call('program.get', {})).revision;
-    expect(await a.call('checkpoint.restore', { name: 'now' })).toEqual({ revision: before, functions: [], created: [], removed: [] });
+    expect(await a.call('checkpoint.restore', { name: 'now' })).toEqual({
+      revision: before,
+      functions: [],
+      created: [],
+      removed: [],
+    });
     expect((await a.call('history.list', {})).revisions).toHaveLength(before);
   });
 
@@ -124,9 +154,17 @@ describe('edits over the wire', () => {
     const s = await t.server();
     const a = await t.agent(s, 'a');
     await a.call('lock.acquire', { structure: true, mode: 'write' });
-    const r = await a.call('edit.apply', { ops: [{ op: 'addFunction', name: 'fresh', signature: { params: ['x'] } }, node('fresh', 1)] });
+    const r = await a.call('edit.apply', {
+      ops: [{ op: 'addFunction', name: 'fresh', signature: { params: ['x'] } }, node('fresh', 1)],
+    });
     const got = await a.call('function.get', { function: r.created[0].id });
-    expect(got.function).toEqual({ id: r.created[0].id, name: 'fresh', signature: { params: ['x'] }, nodes: [{ id: 1, op: 'const', attrs: {} }], edges: [] });
+    expect(got.function).toEqual({
+      id: r.created[0].id,
+      name: 'fresh',
+      signature: { params: ['x'] },
+      nodes: [{ id: 1, op: 'const', attrs: {} }],
+      edges: [],
+    });
   });
 
   it('undoes, redoes, checkpoints and restores through the same checks', async () => {
@@ -143,7 +181,10 @@ describe('edits over the wire', () => {
     await a.call('history.redo', { revision: u.revision });
     expect((await a.call('function.get', { function: f })).function.nodes.map((n: any) => n.id)).toEqual([1, 2]);
     await a.call('lock.release', { functions: [f] });
-    expect((await a.fail('checkpoint.restore', { name: 'empty' })).data).toMatchObject({ type: 'LOCK_REQUIRED', missing: [{ program: 'main', function: f }] });
+    expect((await a.fail('checkpoint.restore', { name: 'empty' })).data).toMatchObject({
+      type: 'LOCK_REQUIRED',
+      missing: [{ program: 'main', function: f }],
+    });
     expect((await a.fail('history.undo', { revision: e1.revision })).data!.type).toBe('LOCK_REQUIRED');
     await a.call('lock.acquire', { functions: [f], mode: 'write' });
     await a.call('checkpoint.restore', { name: 'empty' });
@@ -170,7 +211,13 @@ describe('edits over the wire', () => {
     await b.call('lock.acquire', { program: 'aux', functions: [f], mode: 'read' });
     const overview = await a.call('program.get', { program: 'aux' });
     expect(overview.functions).toEqual([
-      { id: f, name: 'f', hash: expect.any(String), version: 1, lock: { mode: 'read', holders: [{ sessionId: b.sessionId, name: 'b' }], queued: 0 } },
+      {
+        id: f,
+        name: 'f',
+        hash: expect.any(String),
+        version: 1,
+        lock: { mode: 'read', holders: [{ sessionId: b.sessionId, name: 'b' }], queued: 0 },
+      },
     ]);
 
     expect((await a.fail('program.delete', { program: 'aux' })).data!.type).toBe('LOCK_REQUIRED');
@@ -179,12 +226,24 @@ describe('edits over the wire', () => {
     expect(denied.data).toMatchObject({
       type: 'LOCK_DENIED',
       retryAfterMs: expect.any(Number),
-      blockers: [{ resource: { program: 'aux', function: f }, holders: [{ sessionId: b.sessionId, name: 'b', mode: 'read', expiresAt: expect.any(String) }], queueLength: 0 }],
+      blockers: [
+        {
+          resource: { program: 'aux', function: f },
+          holders: [{ sessionId: b.sessionId, name: 'b', mode: 'read', expiresAt: expect.any(String) }],
+          queueLength: 0,
+        },
+      ],
     });
     await b.call('lock.releaseAll');
     await b.call('function.watch', { program: 'aux', functions: [f] });
     expect(await a.call('program.delete', { program: 'aux' })).toEqual({ deleted: 'aux' });
-    expect(await b.notification('function.changed')).toMatchObject({ program: 'aux', function: f, hash: null, version: 1, removed: true });
+    expect(await b.notification('function.changed')).toMatchObject({
+      program: 'aux',
+      function: f,
+      hash: null,
+      version: 1,
+      removed: true,
+    });
     expect((await b.call('function.unwatch', { program: 'aux', functions: [f] })).watching).toEqual([]);
     expect((await a.fail('program.get', { program: 'aux' })).data!.type).toBe('NOT_FOUND');
     expect((await a.call('lock.status', {})).resources).toEqual([]);

@@ -118,7 +118,10 @@ describe('event stream', () => {
   it('drops a subscriber that stops reading (1013) while the others keep an unbroken stream', async () => {
     const s = await t.server({ maxBufferedBytes: 64 * 1024 });
     const a = await t.agent(s, 'a');
-    const functions = await addFunctions(a, Array.from({ length: 64 }, (_, i) => `f${i}`));
+    const functions = await addFunctions(
+      a,
+      Array.from({ length: 64 }, (_, i) => `f${i}`),
+    );
 
     // The slow reader subscribes first, so it is dropped while an event is being fanned out to
     // the subscribers after it: their order must survive that.

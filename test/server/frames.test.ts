@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { addFunctions, roundTrip, useServers } from '../helpers/server.ts';
 
-
 describe('hostile frames', () => {
   const t = useServers();
 
@@ -21,7 +20,10 @@ describe('hostile frames', () => {
     await roundTrip(good, f);
 
     bad.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.ping', params: { pad: 'x'.repeat(5000) } }));
-    expect((await nullIdError()).error).toMatchObject({ code: 413, data: { type: 'PAYLOAD_TOO_LARGE', retryable: false, limit: 4096 } });
+    expect((await nullIdError()).error).toMatchObject({
+      code: 413,
+      data: { type: 'PAYLOAD_TOO_LARGE', retryable: false, limit: 4096 },
+    });
     await roundTrip(good, f);
 
     bad.send(JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'session.ping' }]));

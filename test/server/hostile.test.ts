@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { addFunctions, roundTrip, useServers } from '../helpers/server.ts';
 
-
 describe('hostile input over raw sockets', () => {
   const t = useServers();
 
@@ -17,29 +16,43 @@ describe('hostile input over raw sockets', () => {
 
     bad.send('['.repeat(100_000) + ']'.repeat(100_000));
     expect((await nullId()).error!.code).toBe(-32600);
-    bad.send(`{"jsonrpc":"2.0","id":2,"method":"lock.acquire","params":{"functions":[1],"mode":"write","description":${'['.repeat(50_000)}${']'.repeat(50_000)}}}`);
+    bad.send(
+      `{"jsonrpc":"2.0","id":2,"method":"lock.acquire","params":{"functions":[1],"mode":"write","description":${'['.repeat(50_000)}${']'.repeat(50_000)}}}`,
+    );
     expect((await bad.take((fr) => fr.id === 2)).error!.code).toBe(-32602);
     await roundTrip(good, f);
 
     // Deep JSON inside node attributes is refused by the schema, not by a stack overflow.
     await bad.call('lock.acquire', { functions: [f], mode: 'write' });
     await bad.call('lock.release', { functions: [f] });
-    bad.send(`{"jsonrpc":"2.0","id":3,"method":"edit.apply","params":{"ops":[{"op":"addNode","function":${f},"node":{"id":1,"op":"x","attrs":{"a":${'['.repeat(5000)}${']'.repeat(5000)}}}}]}}`);
+    bad.send(
+      `{"jsonrpc":"2.0","id":3,"method":"edit.apply","params":{"ops":[{"op":"addNode","function":${f},"node":{"id":1,"op":"x","attrs":{"a":${'['.repeat(5000)}${']'.repeat(5000)}}}}]}}`,
+    );
     expect((await bad.take((fr) => fr.id === 3)).error!.code).toBe(-32602);
 
     expect((await bad.fail('lock.renew', { functions: [f], ttlMs: 1e308 })).code).toBe(-32602);
     expect((await bad.fail('lock.renew', { functions: [2 ** 60] })).code).toBe(-32602);
-    expect((await bad.fail('lock.acquire', { functions: [f], mode: 'write', description: 'x'.repeat(100_000) })).code).toBe(-32602);
+    expect(
+      (await bad.fail('lock.acquire', { functions: [f], mode: 'write', description: 'x'.repeat(100_000) })).code,
+    ).toBe(-32602);
     expect((await bad.fail('function.get', { function: 1.5 })).code).toBe(-32602);
 
     // __proto__ and constructor keys: refused or treated as plain data, never reaching prototypes.
     bad.send('{"jsonrpc":"2.0","id":4,"method":"lock.status","params":{"__proto__":{"program":"main"}}}');
     expect((await bad.take((fr) => fr.id === 4)).error!.code).toBe(-32600);
-    bad.send('{"jsonrpc":"2.0","id":5,"method":"edit.apply","params":{"ops":[{"op":"addNode","function":' + f + ',"node":{"id":1,"op":"x","attrs":{"__proto__":{"polluted":true}}}}]}}');
+    bad.send(
+      '{"jsonrpc":"2.0","id":5,"method":"edit.apply","params":{"ops":[{"op":"addNode","function":' +
+        f +
+        ',"node":{"id":1,"op":"x","attrs":{"__proto__":{"polluted":true}}}}]}}',
+    );
     expect((await bad.take((fr) => fr.id === 5)).error!.code).toBe(-32600);
     // The string "__proto__" as a value is just data.
-    expect((await bad.call('lock.acquire', { functions: [f], mode: 'write', description: '__proto__' })).status).toBe('granted');
-    const ctor = await bad.call('edit.apply', { ops: [{ op: 'addNode', function: f, node: { id: 2, op: 'x', attrs: { constructor: { prototype: 1 } } } }] });
+    expect((await bad.call('lock.acquire', { functions: [f], mode: 'write', description: '__proto__' })).status).toBe(
+      'granted',
+    );
+    const ctor = await bad.call('edit.apply', {
+      ops: [{ op: 'addNode', function: f, node: { id: 2, op: 'x', attrs: { constructor: { prototype: 1 } } } }],
+    });
     expect(ctor.revision).toBeGreaterThan(0);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((await bad.fail('constructor')).code).toBe(-32601);
@@ -69,7 +82,10 @@ describe('hostile input over raw sockets', () => {
     const heapBefore = process.memoryUsage().heapUsed;
 
     const frames: string[] = [];
-    for (let i = 0; i < 10_000; i++) frames.push(JSON.stringify({ jsonrpc: '2.0', id: `x${i}`, method: i % 2 ? 'session.ping' : 'lock.status', params: {} }));
+    for (let i = 0; i < 10_000; i++)
+      frames.push(
+        JSON.stringify({ jsonrpc: '2.0', id: `x${i}`, method: i % 2 ? 'session.ping' : 'lock.status', params: {} }),
+      );
     const answered = new Promise<number>((resolve) => {
       let n = 0;
       flooder.ws.on('message', () => {

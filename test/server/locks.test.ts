@@ -42,7 +42,9 @@ describe('locks over the wire', () => {
     expect(err.data!.blockers).toEqual([
       {
         resource: { program: 'main', function: f },
-        holders: [{ sessionId: a.sessionId, name: 'a', mode: 'write', description: 'busy', expiresAt: expect.any(String) }],
+        holders: [
+          { sessionId: a.sessionId, name: 'a', mode: 'write', description: 'busy', expiresAt: expect.any(String) },
+        ],
         queueLength: 0,
       },
     ]);
@@ -101,7 +103,10 @@ describe('locks over the wire', () => {
     const granted = await b.notification('lock.granted');
     expect(granted.ticket).toBe(q.ticket);
     // The lapsed holder's edit is refused.
-    const err = await a.fail('edit.apply', { ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }], fences: { [f]: g.grants[0].fence } });
+    const err = await a.fail('edit.apply', {
+      ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }],
+      fences: { [f]: g.grants[0].fence },
+    });
     expect(err.data!.type).toBe('LOCK_REQUIRED');
   });
 
@@ -171,7 +176,9 @@ describe('locks over the wire', () => {
     const { agents } = await a.call('agent.list');
     const byName = Object.fromEntries(agents.map((x: any) => [x.name, x]));
     expect(byName.a.locks).toHaveLength(1);
-    expect(byName.b.waiting).toEqual([{ ticket: q.ticket, mode: 'write', positions: [{ resource: { program: 'main', function: f }, position: 1 }] }]);
+    expect(byName.b.waiting).toEqual([
+      { ticket: q.ticket, mode: 'write', positions: [{ resource: { program: 'main', function: f }, position: 1 }] },
+    ]);
     expect(byName.a.role).toBe('agent');
   });
 });

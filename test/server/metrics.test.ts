@@ -5,7 +5,10 @@ import { addFunctions, useServers } from '../helpers/server.ts';
 type Samples = Map<string, number>;
 
 function key(name: string, labels: Record<string, string> = {}): string {
-  return `${name}{${Object.entries(labels).map(([k, v]) => `${k}=${v}`).sort().join(',')}}`;
+  return `${name}{${Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .sort()
+    .join(',')}}`;
 }
 
 /** Prometheus text format to `name{label=value,...}` (labels sorted) -> value. */
@@ -17,7 +20,9 @@ async function scrape(s: LockstepServer): Promise<Samples> {
   for (const line of (await res.text()).split('\n')) {
     const m = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (m === null) continue;
-    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1]!, x[2]!]));
+    const labels = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1]!, x[2]!]),
+    );
     out.set(key(m[1]!, labels), Number(m[3]));
   }
   return out;
@@ -59,7 +64,8 @@ describe('/metrics', () => {
     await c.call('lock.acquire', { functions: [h], mode: 'read' });
 
     const after = await scrape(s);
-    const moved = (name: string, labels: Record<string, string> = {}) => (after.get(key(name, labels)) ?? 0) - (before.get(key(name, labels)) ?? 0);
+    const moved = (name: string, labels: Record<string, string> = {}) =>
+      (after.get(key(name, labels)) ?? 0) - (before.get(key(name, labels)) ?? 0);
     const now = (name: string, labels: Record<string, string> = {}) => after.get(key(name, labels));
 
     expect(moved('lockstep_lock_grants_total', { kind: 'immediate' })).toBe(4);
@@ -77,7 +83,9 @@ describe('/metrics', () => {
     expect(moved(count, { method: 'lock.acquire', outcome: 'DEADLOCK' })).toBe(1);
     expect(moved(count, { method: 'edit.apply', outcome: 'ok' })).toBe(1);
     expect(moved(count, { method: 'edit.apply', outcome: 'CONFLICT' })).toBe(1);
-    expect(now('lockstep_request_duration_seconds_bucket', { method: 'lock.acquire', outcome: 'ok', le: '+Inf' })).toBe(now(count, { method: 'lock.acquire', outcome: 'ok' }));
+    expect(now('lockstep_request_duration_seconds_bucket', { method: 'lock.acquire', outcome: 'ok', le: '+Inf' })).toBe(
+      now(count, { method: 'lock.acquire', outcome: 'ok' }),
+    );
 
     expect(now('lockstep_sessions', { role: 'agent', state: 'connected' })).toBe(3);
     expect(now('lockstep_sessions', { role: 'observer', state: 'connected' })).toBe(1);

@@ -27,7 +27,10 @@ describe('security', () => {
   it('asks for a token when tokens are configured, and grants the role it maps to', async () => {
     const s = await t.server({ tokens: `agent:${AGENT},observer:${OBSERVER}` });
     const none = await t.raw(s);
-    expect(await none.fail('session.hello', { protocol: 1 })).toMatchObject({ code: 401, data: { type: 'UNAUTHORIZED' } });
+    expect(await none.fail('session.hello', { protocol: 1 })).toMatchObject({
+      code: 401,
+      data: { type: 'UNAUTHORIZED' },
+    });
     expect((await none.closed).code).toBe(1008);
 
     const wrong = await t.raw(s);
@@ -35,7 +38,9 @@ describe('security', () => {
     expect((await wrong.closed).code).toBe(1008);
 
     const obs = await t.raw(s);
-    expect((await obs.fail('session.hello', { protocol: 1, token: OBSERVER, role: 'agent' })).data!.type).toBe('FORBIDDEN');
+    expect((await obs.fail('session.hello', { protocol: 1, token: OBSERVER, role: 'agent' })).data!.type).toBe(
+      'FORBIDDEN',
+    );
     expect((await obs.call('session.hello', { protocol: 1, token: OBSERVER })).role).toBe('observer');
 
     const agent = await t.raw(s);
@@ -45,7 +50,9 @@ describe('security', () => {
 
   it('refuses a non-loopback host without tokens unless told it is insecure', async () => {
     await expect(start({ host: '0.0.0.0', port: 0, db: ':memory:', logLevel: 'silent' })).rejects.toThrow(ConfigError);
-    await expect(start({ host: '0.0.0.0', port: 0, db: ':memory:', logLevel: 'silent', tokens: 'agent:short' })).rejects.toThrow(/at least 16/);
+    await expect(
+      start({ host: '0.0.0.0', port: 0, db: ':memory:', logLevel: 'silent', tokens: 'agent:short' }),
+    ).rejects.toThrow(/at least 16/);
   });
 
   it('lets browsers in only from the dashboard origin or an allowed one', async () => {
@@ -56,7 +63,9 @@ describe('security', () => {
     expect(await upgradeStatus(s.url, { origin: 'https://ops.example' })).toBe(101);
     expect(await upgradeStatus(s.url, { origin: 'https://evil.example' })).toBe(403);
     // DNS rebinding: a hostile name pointed at 127.0.0.1 is "same origin" but not this server.
-    expect(await upgradeStatus(s.url, { origin: `http://evil.example:${s.port}`, host: `evil.example:${s.port}` })).toBe(403);
+    expect(
+      await upgradeStatus(s.url, { origin: `http://evil.example:${s.port}`, host: `evil.example:${s.port}` }),
+    ).toBe(403);
   });
 
   it('limits the request rate per session with retryAfterMs, and other sessions are unaffected', async () => {
@@ -65,7 +74,10 @@ describe('security', () => {
     const answers = await Promise.all(Array.from({ length: 8 }, () => a.request('session.ping')));
     const limited = answers.filter((f) => f.error !== undefined);
     expect(limited.length).toBeGreaterThanOrEqual(3);
-    expect(limited[0]!.error).toMatchObject({ code: 429, data: { type: 'RATE_LIMITED', retryable: true, retryAfterMs: expect.any(Number) } });
+    expect(limited[0]!.error).toMatchObject({
+      code: 429,
+      data: { type: 'RATE_LIMITED', retryable: true, retryAfterMs: expect.any(Number) },
+    });
     expect((await b.call('session.ping')).time).toEqual(expect.any(String));
   });
 
@@ -74,10 +86,16 @@ describe('security', () => {
     const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
     const [f, g, h] = await addFunctions(a, ['f', 'g', 'h']);
     await a.call('lock.acquire', { functions: [f, g], mode: 'write' });
-    expect((await a.fail('lock.acquire', { functions: [h], mode: 'write' })).data).toMatchObject({ type: 'RATE_LIMITED', limit: 'maxLocksPerSession' });
+    expect((await a.fail('lock.acquire', { functions: [h], mode: 'write' })).data).toMatchObject({
+      type: 'RATE_LIMITED',
+      limit: 'maxLocksPerSession',
+    });
     expect((await a.call('lock.acquire', { functions: [f], mode: 'write' })).status).toBe('granted');
     expect((await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true })).status).toBe('queued');
-    expect((await b.fail('lock.acquire', { functions: [g], mode: 'write', wait: true })).data).toMatchObject({ type: 'RATE_LIMITED', limit: 'maxTicketsPerSession' });
+    expect((await b.fail('lock.acquire', { functions: [g], mode: 'write', wait: true })).data).toMatchObject({
+      type: 'RATE_LIMITED',
+      limit: 'maxTicketsPerSession',
+    });
   });
 
   it('counts queued requests towards the locks a session may hold', async () => {
@@ -86,7 +104,11 @@ describe('security', () => {
     const [f, g, h] = await addFunctions(a, ['f', 'g', 'h']);
     await b.call('lock.acquire', { functions: [f, g], mode: 'write' });
     expect((await a.call('lock.acquire', { functions: [f, g], mode: 'write', wait: true })).status).toBe('queued');
-    expect((await a.fail('lock.acquire', { functions: [h], mode: 'write' })).data).toMatchObject({ type: 'RATE_LIMITED', limit: 'maxLocksPerSession', claimed: 2 });
+    expect((await a.fail('lock.acquire', { functions: [h], mode: 'write' })).data).toMatchObject({
+      type: 'RATE_LIMITED',
+      limit: 'maxLocksPerSession',
+      claimed: 2,
+    });
   });
 
   it('retries a keyed request with its first answer even when the limits would refuse it now', async () => {
@@ -102,7 +124,9 @@ describe('security', () => {
     const s = await t.server({ maxDescription: 1000 });
     const a = await t.agent(s, 'a');
     const [f] = await addFunctions(a, ['f']);
-    expect((await a.call('lock.acquire', { functions: [f], mode: 'write', description: 'x'.repeat(900) })).status).toBe('granted');
+    expect((await a.call('lock.acquire', { functions: [f], mode: 'write', description: 'x'.repeat(900) })).status).toBe(
+      'granted',
+    );
   });
 
   it('closes connections over the session cap with 1013, and silent ones after the hello timeout', async () => {

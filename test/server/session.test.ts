@@ -34,9 +34,13 @@ describe('sessions over the wire', () => {
     await new Promise((r) => ws.once('open', r));
     const mute = await new Promise<any>((resolve) => {
       ws.once('message', (d) => resolve(JSON.parse(d.toString())));
-      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.hello', params: { protocol: 1, name: 'mute' } }));
+      ws.send(
+        JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.hello', params: { protocol: 1, name: 'mute' } }),
+      );
     });
-    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'lock.acquire', params: { functions: [f], mode: 'write' } }));
+    ws.send(
+      JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'lock.acquire', params: { functions: [f], mode: 'write' } }),
+    );
     const q = await a.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
     expect(q.status).toBe('queued');
     const granted = await a.notification('lock.granted');
@@ -55,7 +59,7 @@ describe('sessions over the wire', () => {
     await stopped;
   });
 
-  it('with resume grace, keeps a dropped session\'s locks and hands them back', async () => {
+  it("with resume grace, keeps a dropped session's locks and hands them back", async () => {
     const s = await t.server({ sessionGraceMs: 60_000 });
     const a = await TestClient.connect(s.url);
     const hello = await a.call('session.hello', { protocol: 1, name: 'a' });
@@ -69,11 +73,17 @@ describe('sessions over the wire', () => {
     expect((await b.fail('lock.acquire', { functions: [f], mode: 'write' })).data!.type).toBe('LOCK_DENIED');
 
     const wrong = await TestClient.connect(s.url);
-    expect((await wrong.fail('session.hello', { protocol: 1, resume: { sessionId: hello.sessionId, secret: 'x' } })).data!.type).toBe('UNAUTHORIZED');
+    expect(
+      (await wrong.fail('session.hello', { protocol: 1, resume: { sessionId: hello.sessionId, secret: 'x' } })).data!
+        .type,
+    ).toBe('UNAUTHORIZED');
     await wrong.close();
 
     const back = await TestClient.connect(s.url);
-    const r = await back.call('session.hello', { protocol: 1, resume: { sessionId: hello.sessionId, secret: hello.resumeSecret } });
+    const r = await back.call('session.hello', {
+      protocol: 1,
+      resume: { sessionId: hello.sessionId, secret: hello.resumeSecret },
+    });
     expect(r).toMatchObject({ sessionId: hello.sessionId, resumed: true });
     const st = await back.call('lock.status', {});
     expect(st.resources[0].holders[0]).toMatchObject({ sessionId: hello.sessionId, fence: g.grants[0].fence });
@@ -86,13 +96,16 @@ describe('sessions over the wire', () => {
     const old = await t.raw(s);
     const hello = await old.call('session.hello', { protocol: 1, name: 'a' });
     const fresh = await t.raw(s);
-    await fresh.call('session.hello', { protocol: 1, resume: { sessionId: hello.sessionId, secret: hello.resumeSecret } });
+    await fresh.call('session.hello', {
+      protocol: 1,
+      resume: { sessionId: hello.sessionId, secret: hello.resumeSecret },
+    });
     expect((await old.closed).code).toBe(4001);
     const { agents } = await fresh.call('agent.list');
     expect(agents).toEqual([expect.objectContaining({ sessionId: hello.sessionId, state: 'connected' })]);
   });
 
-  it('releases a dropped session\'s locks when the grace runs out', async () => {
+  it("releases a dropped session's locks when the grace runs out", async () => {
     const s = await t.server({ sessionGraceMs: 150 });
     const a = await t.agent(s, 'a');
     const [f] = await addFunctions(a, ['f']);
@@ -119,7 +132,10 @@ describe('sessions over the wire', () => {
     const s = await t.server();
     const c = await t.raw(s);
     s.coordinator.draining = true;
-    expect((await c.fail('session.hello', { protocol: 1 })).data).toMatchObject({ type: 'SHUTTING_DOWN', retryable: true });
+    expect((await c.fail('session.hello', { protocol: 1 })).data).toMatchObject({
+      type: 'SHUTTING_DOWN',
+      retryable: true,
+    });
     s.coordinator.draining = false;
   });
 });

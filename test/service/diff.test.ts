@@ -3,7 +3,11 @@ import type { FunctionBody } from '../../src/protocol/program.ts';
 import { diffFunctions } from '../../src/service/index.ts';
 import { chain, edit, expectError, memoryService } from '../fixtures/service.ts';
 
-const e = (id: number, from: number, to: number, port = 0) => ({ id, from: { node: from, port }, to: { node: to, port: 0 } });
+const e = (id: number, from: number, to: number, port = 0) => ({
+  id,
+  from: { node: from, port },
+  to: { node: to, port: 0 },
+});
 
 describe('diffFunctions', () => {
   it('lists added, removed and modified nodes and edges sorted by id, and name and signature changes', () => {
@@ -49,8 +53,25 @@ describe('diffFunctions', () => {
   });
 
   it('is empty between equal contents, attrs order and absent-vs-{} aside', () => {
-    const a: FunctionBody = { id: 1, name: 'f', nodes: [{ id: 1, op: 'x', attrs: { p: 1, q: 2 } }, { id: 2, op: 'y' }], edges: [] };
-    const b: FunctionBody = { id: 1, name: 'f', signature: null, nodes: [{ id: 2, op: 'y', attrs: {} }, { id: 1, op: 'x', attrs: { q: 2, p: 1 } }], edges: [] };
+    const a: FunctionBody = {
+      id: 1,
+      name: 'f',
+      nodes: [
+        { id: 1, op: 'x', attrs: { p: 1, q: 2 } },
+        { id: 2, op: 'y' },
+      ],
+      edges: [],
+    };
+    const b: FunctionBody = {
+      id: 1,
+      name: 'f',
+      signature: null,
+      nodes: [
+        { id: 2, op: 'y', attrs: {} },
+        { id: 1, op: 'x', attrs: { q: 2, p: 1 } },
+      ],
+      edges: [],
+    };
     expect(diffFunctions(a, b)).toEqual({
       nodes: { added: [], removed: [], modified: [] },
       edges: { added: [], removed: [], modified: [] },
@@ -74,8 +95,14 @@ describe('checkExpected', () => {
     const old = svc.getFunction('main', 1);
     edit(svc, [{ op: 'addNode', function: 1, node: { id: 4, op: 'print' } }]);
     edit(svc, [{ op: 'updateNode', function: 2, node: { id: 1, op: 'elsewhere' } }]);
-    edit(svc, [{ op: 'removeEdge', function: 1, edge: 2 }, { op: 'addEdge', function: 1, edge: e(3, 2, 4) }]);
-    edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1, attrs: { value: 2 } } }, { op: 'removeNode', function: 1, node: 3 }]);
+    edit(svc, [
+      { op: 'removeEdge', function: 1, edge: 2 },
+      { op: 'addEdge', function: 1, edge: e(3, 2, 4) },
+    ]);
+    edit(svc, [
+      { op: 'updateNode', function: 1, node: { id: 1, attrs: { value: 2 } } },
+      { op: 'removeNode', function: 1, node: 3 },
+    ]);
     edit(svc, [{ op: 'renameFunction', function: 1, name: 'f2' }]);
     const current = svc.getFunction('main', 1);
     expect(current.version).toBe(5);
@@ -90,7 +117,13 @@ describe('checkExpected', () => {
         nodes: {
           added: [{ id: 4, op: 'print', attrs: {} }],
           removed: [{ id: 3, op: 'ret', attrs: {} }],
-          modified: [{ id: 1, before: { id: 1, op: 'const', attrs: { value: 1 } }, after: { id: 1, op: 'const', attrs: { value: 2 } } }],
+          modified: [
+            {
+              id: 1,
+              before: { id: 1, op: 'const', attrs: { value: 1 } },
+              after: { id: 1, op: 'const', attrs: { value: 2 } },
+            },
+          ],
         },
         edges: { added: [e(3, 2, 4)], removed: [e(2, 2, 3)], modified: [] },
       },
@@ -122,7 +155,15 @@ describe('checkExpected', () => {
         expectedHash: gHash,
         currentHash: null,
         diff: {
-          nodes: { added: [], removed: [{ id: 1, op: 'const', attrs: { value: 1 } }, { id: 2, op: 'neg', attrs: {} }, { id: 3, op: 'ret', attrs: {} }], modified: [] },
+          nodes: {
+            added: [],
+            removed: [
+              { id: 1, op: 'const', attrs: { value: 1 } },
+              { id: 2, op: 'neg', attrs: {} },
+              { id: 3, op: 'ret', attrs: {} },
+            ],
+            modified: [],
+          },
           edges: { added: [], removed: [e(1, 1, 2), e(2, 2, 3)], modified: [] },
         },
       },
@@ -144,7 +185,10 @@ describe('diffRevisions and diffFunction', () => {
     chain(svc, 'f'); // r1
     chain(svc, 'g'); // r2
     edit(svc, [{ op: 'addNode', function: 1, node: { id: 9, op: 'x' } }]); // r3
-    edit(svc, [{ op: 'removeFunction', function: 2 }, { op: 'addFunction', name: 'h' }]); // r4
+    edit(svc, [
+      { op: 'removeFunction', function: 2 },
+      { op: 'addFunction', name: 'h' },
+    ]); // r4
     edit(svc, [{ op: 'addNode', function: 3, node: { id: 0, op: 'y' } }]); // r5
     edit(svc, [{ op: 'removeNode', function: 3, node: 0 }]); // r6: h back to its r4 content
 

@@ -21,14 +21,20 @@ const vectors = (
 function reverseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reverseKeys);
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reverseKeys(v)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .reverse()
+        .map(([k, v]) => [k, reverseKeys(v)]),
+    );
   }
   return value;
 }
 
 describe('content hash', () => {
   it('uses the reference blake3', () => {
-    expect(bytesToHex(blake3(new Uint8Array()))).toBe('af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262');
+    expect(bytesToHex(blake3(new Uint8Array()))).toBe(
+      'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262',
+    );
   });
 
   it.each(vectors.map((v) => [v.name, v] as const))('matches the committed vector: %s', (_, v) => {
@@ -52,9 +58,13 @@ describe('content hash', () => {
     }
     const base = vectors[1]?.input as HashableFunction;
     fc.assert(
-      fc.property(fc.shuffledSubarray([...base.nodes], { minLength: base.nodes.length }), fc.shuffledSubarray([...base.edges], { minLength: base.edges.length }), (nodes, edges) => {
-        expect(functionHash({ ...base, nodes, edges })).toBe(functionHash(base));
-      }),
+      fc.property(
+        fc.shuffledSubarray([...base.nodes], { minLength: base.nodes.length }),
+        fc.shuffledSubarray([...base.edges], { minLength: base.edges.length }),
+        (nodes, edges) => {
+          expect(functionHash({ ...base, nodes, edges })).toBe(functionHash(base));
+        },
+      ),
     );
   });
 
@@ -77,8 +87,20 @@ describe('content hash', () => {
     const variants: HashableFunction[] = [
       { ...base, name: 'g' },
       { ...base, signature: { a: 2 } },
-      { ...base, nodes: [{ id: 1, op: 'var', attrs: { v: 1 } }, { id: 2, op: 'neg' }] },
-      { ...base, nodes: [{ id: 1, op: 'const', attrs: { v: '1' } }, { id: 2, op: 'neg' }] },
+      {
+        ...base,
+        nodes: [
+          { id: 1, op: 'var', attrs: { v: 1 } },
+          { id: 2, op: 'neg' },
+        ],
+      },
+      {
+        ...base,
+        nodes: [
+          { id: 1, op: 'const', attrs: { v: '1' } },
+          { id: 2, op: 'neg' },
+        ],
+      },
       { ...base, edges: [{ id: 1, from: { node: 1, port: 1 }, to: { node: 2, port: 0 } }] },
       { ...base, edges: [{ id: 2, from: { node: 1, port: 0 }, to: { node: 2, port: 0 } }] },
     ];
@@ -88,6 +110,8 @@ describe('content hash', () => {
 
   it('hashes the UTF-8 bytes of the canonical text', () => {
     const fn = { name: 'ünï', nodes: [], edges: [] };
-    expect(functionHash(fn)).toBe(bytesToHex(blake3(new TextEncoder().encode('{"edges":[],"name":"ünï","nodes":[],"signature":null}'))));
+    expect(functionHash(fn)).toBe(
+      bytesToHex(blake3(new TextEncoder().encode('{"edges":[],"name":"ünï","nodes":[],"signature":null}'))),
+    );
   });
 });

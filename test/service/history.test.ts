@@ -28,14 +28,23 @@ describe('undo', () => {
     const svc = memoryService();
     chain(svc);
     const before = svc.getFunction('main', 1);
-    edit(svc, [{ op: 'removeNode', function: 1, node: 2 }, { op: 'updateNode', function: 1, node: { id: 1, attrs: { value: 5 } } }]);
+    edit(svc, [
+      { op: 'removeNode', function: 1, node: 2 },
+      { op: 'updateNode', function: 1, node: { id: 1, attrs: { value: 5 } } },
+    ]);
     const result = undo(svc, 2);
     expect(result.revision).toBe(3);
     const after = svc.getFunction('main', 1);
     expect(after.function).toEqual(before.function);
     expect(after.hash).toBe(before.hash);
     expect(after.version).toBe(3);
-    expect(svc.history('main').at(-1)).toMatchObject({ revision: 3, kind: 'undo', undoes: 2, by: { name: 'bob' }, functions: [1] });
+    expect(svc.history('main').at(-1)).toMatchObject({
+      revision: 3,
+      kind: 'undo',
+      undoes: 2,
+      by: { name: 'bob' },
+      functions: [1],
+    });
   });
 
   it('brings a removed function back under the same id', () => {
@@ -46,7 +55,9 @@ describe('undo', () => {
     edit(svc, [{ op: 'removeFunction', function: 2 }]);
     edit(svc, [{ op: 'addFunction', name: 'h' }]);
     const ops = svc.undoOps('main', 3);
-    expect(ops).toEqual([{ op: 'restoreFunction', function: 2, name: 'g', nodes: g.function.nodes, edges: g.function.edges }]);
+    expect(ops).toEqual([
+      { op: 'restoreFunction', function: 2, name: 'g', nodes: g.function.nodes, edges: g.function.edges },
+    ]);
     const result = undo(svc, 3);
     expect(result.functions).toEqual([{ id: 2, name: 'g', hash: g.hash, version: 2 }]);
     expect(result.created).toEqual([]);
@@ -162,10 +173,23 @@ describe('checkpoints', () => {
     chain(svc, 'c');
     svc.createCheckpoint('main', 'cp', alice);
     const saved = snapshot(svc);
-    edit(svc, [{ op: 'removeNode', function: 1, node: 2 }, { op: 'addNode', function: 1, node: { id: 7, op: 'new' } }]);
-    edit(svc, [{ op: 'renameFunction', function: 2, name: 'tmp' }, { op: 'renameFunction', function: 3, name: 'b' }, { op: 'renameFunction', function: 2, name: 'c' }]);
-    edit(svc, [{ op: 'removeFunction', function: 3 }, { op: 'addFunction', name: 'b' }]);
-    edit(svc, [{ op: 'addFunction', name: 'z' }, { op: 'addEdge', function: 2, edge: { id: 9, from: { node: 1, port: 0 }, to: { node: 3, port: 0 } } }]);
+    edit(svc, [
+      { op: 'removeNode', function: 1, node: 2 },
+      { op: 'addNode', function: 1, node: { id: 7, op: 'new' } },
+    ]);
+    edit(svc, [
+      { op: 'renameFunction', function: 2, name: 'tmp' },
+      { op: 'renameFunction', function: 3, name: 'b' },
+      { op: 'renameFunction', function: 2, name: 'c' },
+    ]);
+    edit(svc, [
+      { op: 'removeFunction', function: 3 },
+      { op: 'addFunction', name: 'b' },
+    ]);
+    edit(svc, [
+      { op: 'addFunction', name: 'z' },
+      { op: 'addEdge', function: 2, edge: { id: 9, from: { node: 1, port: 0 }, to: { node: 3, port: 0 } } },
+    ]);
     const locks = svc.requiredLocks('main', svc.restoreOps('main', 'cp'));
     expect(locks.map((l) => l.resource)).toEqual([
       { program: 'main', structure: true },
@@ -237,7 +261,11 @@ function randomOp(svc: ProgramService, pick: () => number): unknown {
     case 6:
       return { op: 'removeNode', function: fn?.id, node };
     default:
-      return { op: 'addEdge', function: fn?.id, edge: { id: pick() % 4, from: { node, port: 0 }, to: { node: pick() % 5, port: 1 } } };
+      return {
+        op: 'addEdge',
+        function: fn?.id,
+        edge: { id: pick() % 4, from: { node, port: 0 }, to: { node: pick() % 5, port: 1 } },
+      };
   }
 }
 

@@ -19,7 +19,10 @@ describe('addFunction', () => {
 
   it('never reuses an id, not even of a removed function', () => {
     const svc = memoryService();
-    edit(svc, [{ op: 'addFunction', name: 'a' }, { op: 'addFunction', name: 'b' }]);
+    edit(svc, [
+      { op: 'addFunction', name: 'a' },
+      { op: 'addFunction', name: 'b' },
+    ]);
     edit(svc, [{ op: 'removeFunction', function: 2 }]);
     expect(edit(svc, [{ op: 'addFunction', name: 'b' }]).created).toEqual([{ name: 'b', id: 3 }]);
   });
@@ -28,7 +31,15 @@ describe('addFunction', () => {
     const svc = memoryService();
     edit(svc, [{ op: 'addFunction', name: 'f' }]);
     expectInvalid(() => edit(svc, [{ op: 'addFunction', name: 'f' }]), 0, /named "f" already exists/);
-    expectInvalid(() => edit(svc, [{ op: 'addFunction', name: 'g' }, { op: 'addFunction', name: 'g' }]), 1, /named "g"/);
+    expectInvalid(
+      () =>
+        edit(svc, [
+          { op: 'addFunction', name: 'g' },
+          { op: 'addFunction', name: 'g' },
+        ]),
+      1,
+      /named "g"/,
+    );
   });
 
   it('stores a null signature as absent (they hash alike)', () => {
@@ -52,13 +63,24 @@ describe('removeFunction', () => {
     const svc = memoryService();
     chain(svc);
     expectInvalid(() => edit(svc, [{ op: 'removeFunction', function: 9 }]), 0, /unknown function 9/);
-    expectInvalid(() => edit(svc, [{ op: 'removeFunction', function: 1 }, { op: 'removeFunction', function: 1 }]), 1, /unknown function 1/);
+    expectInvalid(
+      () =>
+        edit(svc, [
+          { op: 'removeFunction', function: 1 },
+          { op: 'removeFunction', function: 1 },
+        ]),
+      1,
+      /unknown function 1/,
+    );
   });
 
   it('frees the name for a later op of the same edit', () => {
     const svc = memoryService();
     chain(svc);
-    const result = edit(svc, [{ op: 'removeFunction', function: 1 }, { op: 'addFunction', name: 'f' }]);
+    const result = edit(svc, [
+      { op: 'removeFunction', function: 1 },
+      { op: 'addFunction', name: 'f' },
+    ]);
     expect(result.created).toEqual([{ name: 'f', id: 2 }]);
     expect(result.removed).toEqual([1]);
   });
@@ -84,7 +106,11 @@ describe('renameFunction', () => {
     const svc = memoryService();
     chain(svc, 'f');
     chain(svc, 'g');
-    expectInvalid(() => edit(svc, [{ op: 'renameFunction', function: 1, name: 'g' }]), 0, /named "g" already exists \(id 2\)/);
+    expectInvalid(
+      () => edit(svc, [{ op: 'renameFunction', function: 1, name: 'g' }]),
+      0,
+      /named "g" already exists \(id 2\)/,
+    );
     expectInvalid(() => edit(svc, [{ op: 'renameFunction', function: 7, name: 'h' }]), 0, /unknown function 7/);
   });
 
@@ -125,10 +151,18 @@ describe('addNode', () => {
   it('rejects a duplicate node id and an unknown function', () => {
     const svc = memoryService();
     chain(svc);
-    expectInvalid(() => edit(svc, [{ op: 'addNode', function: 1, node: { id: 2, op: 'x' } }]), 0, /node 2 already exists in function 1/);
+    expectInvalid(
+      () => edit(svc, [{ op: 'addNode', function: 1, node: { id: 2, op: 'x' } }]),
+      0,
+      /node 2 already exists in function 1/,
+    );
     expectInvalid(() => edit(svc, [{ op: 'addNode', function: 5, node: { id: 2, op: 'x' } }]), 0, /unknown function 5/);
     expectInvalid(
-      () => edit(svc, [{ op: 'addNode', function: 1, node: { id: 9, op: 'x' } }, { op: 'addNode', function: 1, node: { id: 9, op: 'y' } }]),
+      () =>
+        edit(svc, [
+          { op: 'addNode', function: 1, node: { id: 9, op: 'x' } },
+          { op: 'addNode', function: 1, node: { id: 9, op: 'y' } },
+        ]),
       1,
       /node 9 already exists/,
     );
@@ -163,7 +197,11 @@ describe('updateNode', () => {
   it('rejects an unknown node and an update naming nothing to change', () => {
     const svc = memoryService();
     chain(svc);
-    expectInvalid(() => edit(svc, [{ op: 'updateNode', function: 1, node: { id: 42, op: 'x' } }]), 0, /unknown node 42/);
+    expectInvalid(
+      () => edit(svc, [{ op: 'updateNode', function: 1, node: { id: 42, op: 'x' } }]),
+      0,
+      /unknown node 42/,
+    );
     expectInvalid(() => edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1 } }]), 0, /needs op or attrs/);
   });
 });
@@ -183,7 +221,15 @@ describe('removeNode', () => {
     const svc = memoryService();
     chain(svc);
     expectInvalid(() => edit(svc, [{ op: 'removeNode', function: 1, node: 8 }]), 0, /unknown node 8/);
-    expectInvalid(() => edit(svc, [{ op: 'removeNode', function: 1, node: 1 }, { op: 'removeNode', function: 1, node: 1 }]), 1, /unknown node 1/);
+    expectInvalid(
+      () =>
+        edit(svc, [
+          { op: 'removeNode', function: 1, node: 1 },
+          { op: 'removeNode', function: 1, node: 1 },
+        ]),
+      1,
+      /unknown node 1/,
+    );
   });
 });
 
@@ -192,21 +238,52 @@ describe('addEdge', () => {
     const svc = memoryService();
     chain(svc);
     edit(svc, [{ op: 'addEdge', function: 1, edge: { id: 7, from: { node: 2, port: 3 }, to: { node: 2, port: 4 } } }]);
-    expect(svc.getFunction('main', 1).function.edges.at(-1)).toEqual({ id: 7, from: { node: 2, port: 3 }, to: { node: 2, port: 4 } });
+    expect(svc.getFunction('main', 1).function.edges.at(-1)).toEqual({
+      id: 7,
+      from: { node: 2, port: 3 },
+      to: { node: 2, port: 4 },
+    });
   });
 
   it('rejects a duplicate edge id and ends that are not nodes of the function', () => {
     const svc = memoryService();
     chain(svc, 'f');
-    edit(svc, [{ op: 'addFunction', name: 'g' }, { op: 'addNode', function: 'g', node: { id: 50, op: 'x' } }]);
-    const e = (id: number, from: number, to: number) => ({ id, from: { node: from, port: 0 }, to: { node: to, port: 0 } });
+    edit(svc, [
+      { op: 'addFunction', name: 'g' },
+      { op: 'addNode', function: 'g', node: { id: 50, op: 'x' } },
+    ]);
+    const e = (id: number, from: number, to: number) => ({
+      id,
+      from: { node: from, port: 0 },
+      to: { node: to, port: 0 },
+    });
     expectInvalid(() => edit(svc, [{ op: 'addEdge', function: 1, edge: e(1, 1, 3) }]), 0, /edge 1 already exists/);
-    expectInvalid(() => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 9, 3) }]), 0, /"from" node 9 is not a node of function 1/);
-    expectInvalid(() => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 1, 9) }]), 0, /"to" node 9 is not a node of function 1/);
+    expectInvalid(
+      () => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 9, 3) }]),
+      0,
+      /"from" node 9 is not a node of function 1/,
+    );
+    expectInvalid(
+      () => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 1, 9) }]),
+      0,
+      /"to" node 9 is not a node of function 1/,
+    );
     // Node 50 exists, but in another function.
-    expectInvalid(() => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 1, 50) }]), 0, /"to" node 50 is not a node of function 1/);
+    expectInvalid(
+      () => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 1, 50) }]),
+      0,
+      /"to" node 50 is not a node of function 1/,
+    );
     // A node removed earlier in the same edit is gone for later ops.
-    expectInvalid(() => edit(svc, [{ op: 'removeNode', function: 1, node: 3 }, { op: 'addEdge', function: 1, edge: e(5, 1, 3) }]), 1, /node 3/);
+    expectInvalid(
+      () =>
+        edit(svc, [
+          { op: 'removeNode', function: 1, node: 3 },
+          { op: 'addEdge', function: 1, edge: e(5, 1, 3) },
+        ]),
+      1,
+      /node 3/,
+    );
   });
 });
 
@@ -244,18 +321,38 @@ describe('references to functions added by the same edit', () => {
   it('reject a name not added earlier in the edit, even of an existing function', () => {
     const svc = memoryService();
     chain(svc, 'f');
-    expectInvalid(() => edit(svc, [{ op: 'addNode', function: 'f', node: { id: 9, op: 'x' } }]), 0, /"f" does not name a function added earlier/);
     expectInvalid(
-      () => edit(svc, [{ op: 'addNode', function: 'g', node: { id: 1, op: 'x' } }, { op: 'addFunction', name: 'g' }]),
+      () => edit(svc, [{ op: 'addNode', function: 'f', node: { id: 9, op: 'x' } }]),
+      0,
+      /"f" does not name a function added earlier/,
+    );
+    expectInvalid(
+      () =>
+        edit(svc, [
+          { op: 'addNode', function: 'g', node: { id: 1, op: 'x' } },
+          { op: 'addFunction', name: 'g' },
+        ]),
       0,
       /"g" does not name a function added earlier/,
     );
-    expectInvalid(() => edit(svc, [{ op: 'addFunction', name: 'g' }, { op: 'renameFunction', function: 'g', name: 'h' }, { op: 'removeFunction', function: 'g' }]), 2, /"g"/);
+    expectInvalid(
+      () =>
+        edit(svc, [
+          { op: 'addFunction', name: 'g' },
+          { op: 'renameFunction', function: 'g', name: 'h' },
+          { op: 'removeFunction', function: 'g' },
+        ]),
+      2,
+      /"g"/,
+    );
   });
 
   it('leave no function behind when added and removed in one edit, but the id stays used', () => {
     const svc = memoryService();
-    const result = edit(svc, [{ op: 'addFunction', name: 'tmp' }, { op: 'removeFunction', function: 'tmp' }]);
+    const result = edit(svc, [
+      { op: 'addFunction', name: 'tmp' },
+      { op: 'removeFunction', function: 'tmp' },
+    ]);
     expect(result).toMatchObject({ revision: 1, functions: [], created: [], removed: [] });
     expect(edit(svc, [{ op: 'addFunction', name: 'tmp' }]).created).toEqual([{ name: 'tmp', id: 2 }]);
   });
@@ -291,9 +388,17 @@ describe('atomicity and validation', () => {
     const ok = { op: 'addNode', function: 1, node: { id: 10, op: 'x' } };
     expectInvalid(() => edit(svc, [ok, { op: 'frobnicate', function: 1 }]), 1, /.+/);
     expectInvalid(() => edit(svc, [ok, { op: 'addNode', function: 1, node: { id: -1, op: 'x' } }]), 1, /node\.id/);
-    expectInvalid(() => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x' }, extra: 1 }]), 0, /extra|unrecognized/i);
+    expectInvalid(
+      () => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x' }, extra: 1 }]),
+      0,
+      /extra|unrecognized/i,
+    );
     expectInvalid(() => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x', attrs: [1] } }]), 0, /attrs/);
-    expectInvalid(() => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x', attrs: { s: '\ud800' } } }]), 0, /lone surrogate/);
+    expectInvalid(
+      () => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x', attrs: { s: '\ud800' } } }]),
+      0,
+      /lone surrogate/,
+    );
     expectInvalid(() => edit(svc, [{ op: 'addFunction', name: '' }]), 0, /name/);
     expectInvalid(() => edit(svc, [{ op: 'addNode', function: 0, node: { id: 11, op: 'x' } }]), 0, /function/);
     expect(svc.getProgram('main').revision).toBe(1);
@@ -303,12 +408,36 @@ describe('atomicity and validation', () => {
     const svc = memoryService();
     chain(svc);
     const body = svc.getFunction('main', 1);
-    const restore = { op: 'restoreFunction', function: 1, name: 'f', nodes: body.function.nodes, edges: body.function.edges };
+    const restore = {
+      op: 'restoreFunction',
+      function: 1,
+      name: 'f',
+      nodes: body.function.nodes,
+      edges: body.function.edges,
+    };
     expectInvalid(() => edit(svc, [restore]), 0, /function 1 exists/);
     expectInvalid(() => edit(svc, [{ ...restore, function: 5 }]), 0, /function 5 never existed/);
-    edit(svc, [{ op: 'removeFunction', function: 1 }, { op: 'addFunction', name: 'f' }]);
+    edit(svc, [
+      { op: 'removeFunction', function: 1 },
+      { op: 'addFunction', name: 'f' },
+    ]);
     expectInvalid(() => edit(svc, [restore]), 0, /named "f" already exists/);
-    expectInvalid(() => edit(svc, [{ ...restore, name: 'f2', nodes: [{ id: 1, op: 'a' }, { id: 1, op: 'b' }], edges: [] }]), 0, /duplicate node 1/);
+    expectInvalid(
+      () =>
+        edit(svc, [
+          {
+            ...restore,
+            name: 'f2',
+            nodes: [
+              { id: 1, op: 'a' },
+              { id: 1, op: 'b' },
+            ],
+            edges: [],
+          },
+        ]),
+      0,
+      /duplicate node 1/,
+    );
     expectInvalid(() => edit(svc, [{ ...restore, name: 'f2', nodes: [] }]), 0, /not a node of function 1/);
     const result = edit(svc, [{ ...restore, name: 'f2' }]);
     expect(result.created).toEqual([]);

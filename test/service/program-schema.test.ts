@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { EditOp, EditOps, FunctionBody, FunctionDiff, FunctionRef, JsonObject, JsonValue, Node } from '../../src/protocol/program.ts';
+import {
+  EditOp,
+  EditOps,
+  FunctionBody,
+  FunctionDiff,
+  FunctionRef,
+  JsonObject,
+  JsonValue,
+  Node,
+} from '../../src/protocol/program.ts';
 import { ServiceOp } from '../../src/service/index.ts';
 
 describe('program wire schemas', () => {
@@ -20,15 +29,25 @@ describe('program wire schemas', () => {
   });
 
   it('reject unknown ops, extra fields, bad ids and empty or oversized edits', () => {
-    expect(EditOp.safeParse({ op: 'restoreFunction', function: 1, name: 'f', nodes: [], edges: [] }).success).toBe(false);
+    expect(EditOp.safeParse({ op: 'restoreFunction', function: 1, name: 'f', nodes: [], edges: [] }).success).toBe(
+      false,
+    );
     expect(EditOp.safeParse({ op: 'addFunction', name: 'f', id: 3 }).success).toBe(false);
     expect(EditOp.safeParse({ op: 'removeNode', function: 1, node: 1.5 }).success).toBe(false);
     expect(EditOp.safeParse({ op: 'addNode', function: 1, node: { id: 1, op: '' } }).success).toBe(false);
     expect(EditOp.safeParse({ op: 'addNode', function: 1, node: { id: 1, op: 'x'.repeat(65) } }).success).toBe(false);
-    expect(EditOp.safeParse({ op: 'addEdge', function: 1, edge: { id: 1, from: { node: 0, port: -1 }, to: { node: 1, port: 0 } } }).success).toBe(false);
+    expect(
+      EditOp.safeParse({
+        op: 'addEdge',
+        function: 1,
+        edge: { id: 1, from: { node: 0, port: -1 }, to: { node: 1, port: 0 } },
+      }).success,
+    ).toBe(false);
     expect(EditOp.safeParse({ op: 'addFunction', name: 'x'.repeat(129) }).success).toBe(false);
     expect(EditOps.safeParse([]).success).toBe(false);
-    expect(EditOps.safeParse(Array.from({ length: 1001 }, () => ({ op: 'addFunction', name: 'f' }))).success).toBe(false);
+    expect(EditOps.safeParse(Array.from({ length: 1001 }, () => ({ op: 'addFunction', name: 'f' }))).success).toBe(
+      false,
+    );
     expect(FunctionRef.safeParse(0).success).toBe(false);
     expect(FunctionRef.safeParse(Number.MAX_SAFE_INTEGER + 1).success).toBe(false);
     expect(Node.safeParse({ id: Number.MAX_SAFE_INTEGER, op: 'x' }).success).toBe(true);
@@ -51,7 +70,9 @@ describe('program wire schemas', () => {
   });
 
   it('keep the internal restoreFunction op out of the wire schema but in ServiceOp', () => {
-    expect(ServiceOp.safeParse({ op: 'restoreFunction', function: 1, name: 'f', nodes: [], edges: [] }).success).toBe(true);
+    expect(ServiceOp.safeParse({ op: 'restoreFunction', function: 1, name: 'f', nodes: [], edges: [] }).success).toBe(
+      true,
+    );
     expect(ServiceOp.safeParse({ op: 'addFunction', name: 'f' }).success).toBe(true);
   });
 
@@ -61,7 +82,16 @@ describe('program wire schemas', () => {
       expect(typeof json.description).toBe('string');
     }
     const ops = JSON.stringify(z.toJSONSchema(EditOps));
-    for (const op of ['addFunction', 'removeFunction', 'renameFunction', 'addNode', 'updateNode', 'removeNode', 'addEdge', 'removeEdge']) {
+    for (const op of [
+      'addFunction',
+      'removeFunction',
+      'renameFunction',
+      'addNode',
+      'updateNode',
+      'removeNode',
+      'addEdge',
+      'removeEdge',
+    ]) {
       expect(ops).toContain(`"${op}"`);
     }
     expect(ops).not.toContain('restoreFunction');

@@ -1,5 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -38,7 +48,8 @@ function populated(name: string): string {
  */
 function openAsUser(path: string): { ok: boolean; name?: string; message?: string } {
   const node = [process.execPath, '--import', 'tsx', 'test/fixtures/service-open.ts', path];
-  const [cmd, ...args] = process.getuid?.() === 0 ? ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--', ...node] : node;
+  const [cmd, ...args] =
+    process.getuid?.() === 0 ? ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--', ...node] : node;
   const result = spawnSync(cmd!, args, { encoding: 'utf8' });
   const line = result.stdout.trim().split('\n').at(-1);
   if (line === undefined || line === '') throw new Error(`no outcome from the child: ${result.stderr}`);
@@ -68,7 +79,9 @@ describe('opening a bad store fails with a clear StoreError', () => {
     const row = db.prepare('SELECT body FROM function_versions WHERE function_id = 2').pluck().get() as string;
     db.prepare('UPDATE function_versions SET body = ? WHERE function_id = 2').run(row.replace('"neg"', '"abs"'));
     db.close();
-    expect(openError(path).message).toMatch(/corrupt: program main, function 2 version 1 does not match its stored hash/);
+    expect(openError(path).message).toMatch(
+      /corrupt: program main, function 2 version 1 does not match its stored hash/,
+    );
   });
 
   it('for a schema newer than this server knows', () => {
