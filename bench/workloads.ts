@@ -84,7 +84,10 @@ export async function batch(sys: LockSystem, agents: number, t: Timing): Promise
 export async function readMostly(sys: LockSystem, agents: number, resources: number, t: Timing): Promise<Result> {
   const as = await sys.connect(agents, resources, true);
   let seed = 12345;
-  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x80000000;
+  };
   try {
     return await closedLoop(as, t, (a) => pair(a, [Math.floor(rand() * resources)], rand() < 0.9 ? 'read' : 'write'));
   } finally {

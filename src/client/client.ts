@@ -12,7 +12,7 @@ import { LockHandle, type LockOwner } from './lock-handle.ts';
 import { restoreSession } from './restore.ts';
 import { byProgram, selector } from './selectors.ts';
 import { SessionState, type TrackOptions } from './session-state.ts';
-import { openSocket, type WebSocketConstructor } from './socket.ts';
+import { openSocket, type WebSocketConstructor, type WebSocketLike } from './socket.ts';
 import type {
   ArgsOf,
   CallableMethod,
@@ -66,15 +66,16 @@ export function setDefaultWebSocket(ctor: WebSocketConstructor): void {
 }
 
 // The namespaces (client.lock.acquire, client.program.get, ...) are built at run time from the
-// protocol's method table, so every method has one; this merge gives them their types.
-export interface LockstepClient extends Namespaces {}
+// protocol's method table, so every method has one; typing the base class as also constructing
+// them gives them their types (the base is EventEmitter itself at run time).
+const ClientBase = EventEmitter as unknown as new () => EventEmitter<ClientEvents> & Namespaces;
 
 /**
  * A Lockstep session over one WebSocket, kept across drops: typed calls, typed pushes as events,
  * waiting acquires, lease renewal, and reconnect with backoff that takes the session back when the
  * server's resume grace allows.
  */
-export class LockstepClient extends EventEmitter<ClientEvents> implements LockOwner {
+export class LockstepClient extends ClientBase implements LockOwner {
   readonly url: string;
   private readonly options: ClientOptions;
   private readonly WebSocketImpl: WebSocketConstructor;
@@ -126,8 +127,8 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     for (const method of METHOD_NAMES) {
       if (method === 'session.hello') continue;
       const [ns, op] = method.split('.') as [string, string];
-      (namespaces[ns] ??= {})[op] = (params?: unknown, opts?: CallOptions) =>
-        this.send(method, params as never, opts ?? {});
+      namespaces[ns] ??= {};
+      namespaces[ns][op] = (params?: unknown, opts?: CallOptions) => this.send(method, params as never, opts ?? {});
     }
     Object.assign(this, namespaces);
   }
@@ -387,7 +388,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   private async establish(reconnect: boolean): Promise<HelloResult> {
     const opening = new AbortController();
     this.opening = opening;
-    let ws;
+    let ws: WebSocketLike;
     try {
       ws = await openSocket(
         this.WebSocketImpl,

@@ -39,7 +39,9 @@ export type CallableMethod = Exclude<MethodName, 'session.hello'>;
 
 /** Params are optional exactly when every field is. */
 export type ArgsOf<M extends CallableMethod> =
-  {} extends ParamsOf<M> ? [params?: ParamsOf<M>, options?: CallOptions] : [params: ParamsOf<M>, options?: CallOptions];
+  Record<never, never> extends ParamsOf<M>
+    ? [params?: ParamsOf<M>, options?: CallOptions]
+    : [params: ParamsOf<M>, options?: CallOptions];
 
 type NamespaceOf<M extends string> = M extends `${infer N}.${string}` ? N : never;
 type OperationOf<M extends string> = M extends `${string}.${infer O}` ? O : never;

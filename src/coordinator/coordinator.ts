@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { v4 as uuidv4 } from 'uuid';
 import { LockManager, SessionRegistry, type Clock, type SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
-import type { EventItem, Topic } from '../protocol/methods.ts';
+import type { Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
 import type { ProgramService } from '../service/index.ts';
 import { EventLog, type LoggedEvent } from './event-log.ts';
@@ -154,7 +154,10 @@ export class Coordinator {
 
   subscribe(sessionId: string, topics: readonly Topic[]): Set<Topic> {
     let set = this.subscriptions.get(sessionId);
-    if (set === undefined) this.subscriptions.set(sessionId, (set = new Set()));
+    if (set === undefined) {
+      set = new Set();
+      this.subscriptions.set(sessionId, set);
+    }
     for (const t of topics) set.add(t);
     return set;
   }

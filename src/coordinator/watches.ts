@@ -8,7 +8,10 @@ export class Watches {
     const mine = this.sessionProgram(sessionId, program);
     for (const f of functions) {
       let set = fns.get(f);
-      if (set === undefined) fns.set(f, (set = new Set()));
+      if (set === undefined) {
+        set = new Set();
+        fns.set(f, set);
+      }
       set.add(sessionId);
       mine.add(f);
     }
@@ -48,15 +51,24 @@ export class Watches {
 
   private byProgram(program: string): Map<number, Set<string>> {
     let m = this.byFunction.get(program);
-    if (m === undefined) this.byFunction.set(program, (m = new Map()));
+    if (m === undefined) {
+      m = new Map();
+      this.byFunction.set(program, m);
+    }
     return m;
   }
 
   private sessionProgram(sessionId: string, program: string): Set<number> {
     let m = this.bySession.get(sessionId);
-    if (m === undefined) this.bySession.set(sessionId, (m = new Map()));
+    if (m === undefined) {
+      m = new Map();
+      this.bySession.set(sessionId, m);
+    }
     let s = m.get(program);
-    if (s === undefined) m.set(program, (s = new Set()));
+    if (s === undefined) {
+      s = new Set();
+      m.set(program, s);
+    }
     return s;
   }
 }

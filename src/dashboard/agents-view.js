@@ -41,7 +41,7 @@ export class AgentsView {
           );
         }
         if (role !== undefined) setText(role, a.role);
-        if (since !== undefined) since.dataset['since'] = String(a.connectedAt);
+        if (since !== undefined) since.dataset.since = String(a.connectedAt);
         if (holds !== undefined) {
           chips(
             holds,
@@ -62,7 +62,7 @@ export class AgentsView {
   tick() {
     const now = this.store.now();
     for (const el of /** @type {NodeListOf<HTMLElement>} */ (this.body.querySelectorAll('td.since'))) {
-      setText(el, duration(now - Number(el.dataset['since'])));
+      setText(el, duration(now - Number(el.dataset.since)));
     }
   }
 }
@@ -77,8 +77,8 @@ const CHIPS_SHOWN = 4;
  */
 function chips(cell, items) {
   const sig = items.map((i) => i.text).join('|');
-  if (cell.dataset['sig'] === sig) return;
-  cell.dataset['sig'] = sig;
+  if (cell.dataset.sig === sig) return;
+  cell.dataset.sig = sig;
   const box = h('div', 'chips');
   for (const i of items.slice(0, CHIPS_SHOWN)) box.append(h('span', `chip ${i.kind}`, i.text));
   if (items.length > CHIPS_SHOWN) box.append(h('span', 'chip extra', `+${items.length - CHIPS_SHOWN}`));

@@ -99,7 +99,7 @@ let locksAgain = false;
 
 function refreshLocks() {
   if (locksInFlight) locksAgain = true;
-  else locksTimer ??= setTimeout(readLocks, LOCKS_DEBOUNCE_MS);
+  else if (locksTimer === undefined) locksTimer = setTimeout(readLocks, LOCKS_DEBOUNCE_MS);
 }
 
 async function readLocks() {
@@ -154,12 +154,12 @@ function renderHeader() {
   const agents = [...store.agents.values()].filter((a) => a.role === 'agent').length;
   setText(summary, `${agents} agents · ${held} locks held · ${waiting} waiting`);
   setText(seq, `seq ${store.lastSeq}`);
-  seq.dataset['seq'] = String(store.lastSeq);
+  seq.dataset.seq = String(store.lastSeq);
 }
 
 /** @param {ConnState} state @param {string} detail */
 function showState(state, detail) {
-  conn.dataset['state'] = state;
+  conn.dataset.state = state;
   const label = { connecting: 'connecting', live: 'live', retrying: 'reconnecting', failed: 'failed' }[state];
   setText(conn, detail === '' ? label : `${label}: ${detail}`);
 }

@@ -37,7 +37,10 @@ const keyed = new WeakMap();
  */
 export function reconcile(parent, items, keyOf, create, update) {
   let rows = keyed.get(parent);
-  if (rows === undefined) keyed.set(parent, (rows = new Map()));
+  if (rows === undefined) {
+    rows = new Map();
+    keyed.set(parent, rows);
+  }
   const keys = items.map(keyOf);
   const wanted = new Set(keys);
   for (const [key, el] of rows) {
@@ -52,7 +55,7 @@ export function reconcile(parent, items, keyOf, create, update) {
     let el = rows.get(key);
     if (el === undefined) {
       el = create(item);
-      el.dataset['key'] = key;
+      el.dataset.key = key;
       rows.set(key, el);
     }
     update(el, item);

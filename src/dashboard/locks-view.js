@@ -81,8 +81,8 @@ export class LocksView {
         (el, x) => {
           const granted = Date.parse(x.grantedAt);
           const expires = Date.parse(x.expiresAt);
-          el.dataset['expires'] = String(expires);
-          el.dataset['window'] = String(Math.min(this.store.warningMs, (expires - granted) / 5));
+          el.dataset.expires = String(expires);
+          el.dataset.window = String(Math.min(this.store.warningMs, (expires - granted) / 5));
         },
       );
     }
@@ -115,8 +115,8 @@ export class LocksView {
   tick() {
     const now = this.store.now();
     for (const el of /** @type {NodeListOf<HTMLElement>} */ (this.body.querySelectorAll('.expiry'))) {
-      const left = Number(el.dataset['expires']) - now;
-      const expiring = left <= Number(el.dataset['window']);
+      const left = Number(el.dataset.expires) - now;
+      const expiring = left <= Number(el.dataset.window);
       setClass(el, expiring ? 'expiry is-expiring' : 'expiry');
       setText(/** @type {Element} */ (el.children[0]), countdown(left));
       /** @type {HTMLElement} */ (el.children[1]).hidden = !expiring;
@@ -127,7 +127,10 @@ export class LocksView {
 /** @param {HTMLElement} cell @param {string | undefined} mode */
 export function modeBadge(cell, mode) {
   let badge = /** @type {HTMLElement | null} */ (cell.firstElementChild);
-  if (badge === null) cell.append((badge = h('span')));
+  if (badge === null) {
+    badge = h('span');
+    cell.append(badge);
+  }
   setClass(badge, mode === undefined ? 'badge free' : `badge mode-${mode}`);
   setText(badge, mode ?? 'free');
 }

@@ -49,8 +49,8 @@ export class LogView {
   /** @param {EventItem} e */
   row(e) {
     const li = h('li', `ev topic-${e.topic} type-${e.type}`);
-    li.dataset['seq'] = String(e.seq);
-    li.dataset['topic'] = e.topic;
+    li.dataset.seq = String(e.seq);
+    li.dataset.topic = e.topic;
     li.append(
       h('time', 'at', clockTime(e.time)),
       h('span', 'seq', `#${e.seq}`),

@@ -69,14 +69,13 @@ export class ProgramsView {
 function lockCell(cell, r, label) {
   let [badgeBox, who, queued] = /** @type {HTMLElement[]} */ ([...cell.children]);
   if (badgeBox === undefined || who === undefined || queued === undefined) {
-    cell.replaceChildren(
-      (badgeBox = h('span', 'badge-box')),
-      (who = h('span', 'who')),
-      (queued = h('span', 'badge waiting')),
-    );
+    badgeBox = h('span', 'badge-box');
+    who = h('span', 'who');
+    queued = h('span', 'badge waiting');
+    cell.replaceChildren(badgeBox, who, queued);
   }
   const mode = r?.holders[0]?.mode;
-  cell.dataset['lock'] = mode ?? 'free';
+  cell.dataset.lock = mode ?? 'free';
   modeBadge(badgeBox, mode);
   setText(/** @type {Element} */ (badgeBox.firstElementChild), `${label}${mode ?? 'free'}`);
   setText(who, (r?.holders ?? []).map((x) => x.name ?? x.sessionId.slice(0, 8)).join(', '));

@@ -170,7 +170,10 @@ export class Store {
     const out = new Map();
     const entry = (/** @type {string} */ id) => {
       let e = out.get(id);
-      if (e === undefined) out.set(id, (e = { holds: [], waits: new Map() }));
+      if (e === undefined) {
+        e = { holds: [], waits: new Map() };
+        out.set(id, e);
+      }
       return e;
     };
     for (const r of this.resources) {
@@ -178,7 +181,10 @@ export class Store {
       for (const q of r.queue) {
         const waits = entry(q.sessionId).waits;
         let t = waits.get(q.ticket);
-        if (t === undefined) waits.set(q.ticket, (t = { mode: q.mode, at: [] }));
+        if (t === undefined) {
+          t = { mode: q.mode, at: [] };
+          waits.set(q.ticket, t);
+        }
         t.at.push({ resource: r.resource, position: q.position });
       }
     }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { EditOps, FunctionBody, FunctionDiff } from './program.ts';
 import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
-import { By, Grant, Hash, Holder, IsoTime, QueuePosition, ResourceSelector, Role, SessionId, Ticket } from './wire.ts';
+import { By, Grant, Hash, IsoTime, QueuePosition, ResourceSelector, Role, SessionId, Ticket } from './wire.ts';
 
 // Every method's params and result. The server validates params with these before any handler
 // runs, the JSON Schema in docs/ is generated from them, and the client SDK types come from them.

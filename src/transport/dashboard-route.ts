@@ -56,7 +56,8 @@ function load(): Map<string, Asset> {
 /** Serves the dashboard's static files; false when the request is not for one of them. */
 export function serveDashboard(req: IncomingMessage, res: ServerResponse, path: string): boolean {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-  const asset = (assets ??= load()).get(path);
+  assets ??= load();
+  const asset = assets.get(path);
   if (asset === undefined) return false;
   const headers = { ...HEADERS, etag: asset.etag, 'content-type': asset.type };
   if (req.headers['if-none-match'] === asset.etag) {

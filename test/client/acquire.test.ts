@@ -39,8 +39,14 @@ describe('SDK acquire()', () => {
     const cUpdates: QueueUpdate[] = [];
     const qb = await queue(b, f, bUpdates);
     const qc = await queue(c, f, cUpdates);
-    const grantedB = qb.granted.then((h) => (order.push('b'), h));
-    const grantedC = qc.granted.then((h) => (order.push('c'), h));
+    const grantedB = qb.granted.then((h) => {
+      order.push('b');
+      return h;
+    });
+    const grantedC = qc.granted.then((h) => {
+      order.push('c');
+      return h;
+    });
     expect(bUpdates).toEqual([
       {
         ticket: expect.any(String),

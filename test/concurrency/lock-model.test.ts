@@ -270,7 +270,10 @@ class Run {
 
   private holdsOf(sid: string): Map<string, { mode: LockMode; fence: number }> {
     let m = this.holds.get(sid);
-    if (m === undefined) this.holds.set(sid, (m = new Map()));
+    if (m === undefined) {
+      m = new Map();
+      this.holds.set(sid, m);
+    }
     return m;
   }
 

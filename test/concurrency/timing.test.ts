@@ -83,7 +83,10 @@ describe('Deadlines', () => {
     const d = new Deadlines(clock);
     const fired: number[] = [];
     let x = 12345;
-    const rnd = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const rnd = () => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x / 2 ** 31;
+    };
     const live: Array<{ at: number; h: ReturnType<Deadlines['add']> }> = [];
     for (let i = 0; i < 2000; i++) {
       const at = Math.floor(rnd() * 10_000);

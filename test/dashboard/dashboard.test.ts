@@ -14,7 +14,7 @@ async function open(page: Page, s: LockstepServer): Promise<void> {
 async function logSeqs(page: Page): Promise<number[]> {
   return page
     .locator('#log .ev[data-seq]')
-    .evaluateAll((els) => els.map((el) => Number((el as HTMLElement).dataset['seq'])));
+    .evaluateAll((els) => els.map((el) => Number((el as HTMLElement).dataset.seq)));
 }
 
 function expectContiguousDescending(seqs: number[]): void {
