@@ -54,9 +54,12 @@ export class Deadlines {
     this.arm();
   }
 
-  private readonly fire = (): void => {
-    this.timer = undefined;
-    this.armedAt = undefined;
+  /**
+   * Runs every callback already due, in deadline order. The timer does this when it fires, but a
+   * busy event loop fires it late: callers that must not act on a deadline that has passed (a
+   * lease checked after its end) run what is due first.
+   */
+  runDue(): void {
     try {
       for (;;) {
         const top = this.heap[0];
@@ -67,6 +70,12 @@ export class Deadlines {
     } finally {
       this.arm();
     }
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.armedAt = undefined;
+    this.runDue();
   };
 
   private arm(): void {

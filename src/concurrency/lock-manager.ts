@@ -92,6 +92,7 @@ export class LockManager extends EventEmitter<LockEvents> {
   acquire(sessionId: string, req: AcquireRequest): AcquireResult {
     const resources = normalizeResources(req.resources);
     if (resources.length === 0) throw new Error('acquire needs at least one resource');
+    this.catchUp();
     const session = this.sessionFor(sessionId);
     const request = `${req.mode}|${req.wait === true}|${resources.map(resourceKey).join(',')}`;
     const known = req.key === undefined ? undefined : session.outcomes.get(req.key);
@@ -132,6 +133,7 @@ export class LockManager extends EventEmitter<LockEvents> {
 
   /** All-or-nothing: NOT_HELD naming the resources not held changes nothing. */
   release(sessionId: string, resources: Resource[]): Grant[] {
+    this.catchUp();
     try {
       const { session, holds } = this.heldOrThrow(sessionId, resources);
       const dirty = new Set<ResourceSlot>();
@@ -144,6 +146,7 @@ export class LockManager extends EventEmitter<LockEvents> {
   }
 
   releaseAll(sessionId: string): Grant[] {
+    this.catchUp();
     const session = this.sessions.get(sessionId);
     if (session === undefined) return [];
     try {
@@ -158,6 +161,7 @@ export class LockManager extends EventEmitter<LockEvents> {
 
   /** A new lease from now (the lock's own ttl unless one is given); the fence stays. */
   renew(sessionId: string, resources: Resource[], ttlMs?: number): Grant[] {
+    this.catchUp();
     try {
       const { holds } = this.heldOrThrow(sessionId, resources);
       const locks = holds.map((h) => {
@@ -173,6 +177,7 @@ export class LockManager extends EventEmitter<LockEvents> {
 
   /** Write becomes read with the same fence and lease; readers waiting at the front get in. */
   downgrade(sessionId: string, resources: Resource[]): Grant[] {
+    this.catchUp();
     try {
       const { holds } = this.heldOrThrow(sessionId, resources);
       const dirty = new Set<ResourceSlot>();
@@ -192,6 +197,7 @@ export class LockManager extends EventEmitter<LockEvents> {
   }
 
   cancel(sessionId: string, ticket: string): void {
+    this.catchUp();
     const session = this.sessions.get(sessionId);
     const t = session?.tickets.get(ticket);
     if (session === undefined || t === undefined) {
@@ -208,6 +214,7 @@ export class LockManager extends EventEmitter<LockEvents> {
 
   /** The disconnect: every ticket withdrawn and every lock released in one step, then waiters woken. */
   removeSession(sessionId: string): { released: Grant[]; cancelled: string[] } {
+    this.catchUp();
     const session = this.sessions.get(sessionId);
     if (session === undefined) return { released: [], cancelled: [] };
     try {
@@ -227,6 +234,7 @@ export class LockManager extends EventEmitter<LockEvents> {
 
   /** Withdraws the session's waiting tickets only; its locks stay (resume grace). */
   withdrawTickets(sessionId: string): string[] {
+    this.catchUp();
     const session = this.sessions.get(sessionId);
     if (session === undefined) return [];
     try {
@@ -244,6 +252,7 @@ export class LockManager extends EventEmitter<LockEvents> {
 
   /** The resources are gone (function or program deleted): tickets naming them withdrawn, locks on them released. */
   dropResources(match: (r: Resource) => boolean): void {
+    this.catchUp();
     try {
       const dirty = new Set<ResourceSlot>();
       for (const session of this.sessions.values()) {
@@ -262,16 +271,20 @@ export class LockManager extends EventEmitter<LockEvents> {
   }
 
   holding(sessionId: string): Grant[] {
+    this.catchUp();
     const session = this.sessions.get(sessionId);
     return session === undefined ? [] : [...session.holds.values()].map(snapshot).sort(byResource);
   }
 
+  /** The session's lock on `resource`, if it holds one whose lease has not ended (the edit checks ask this). */
   grantOf(sessionId: string, resource: Resource): Grant | undefined {
+    this.catchUp();
     const hold = this.sessions.get(sessionId)?.holds.get(resourceKey(resource));
     return hold === undefined ? undefined : snapshot(hold);
   }
 
   tickets(sessionId: string): TicketInfo[] {
+    this.catchUp();
     const session = this.sessions.get(sessionId);
     if (session === undefined) return [];
     return [...session.tickets.values()].map((t) => ({
@@ -287,6 +300,7 @@ export class LockManager extends EventEmitter<LockEvents> {
 
   /** Every held or awaited resource (of one program, if given), in canonical resource order. */
   status(program?: string): ResourceStatus[] {
+    this.catchUp();
     const out: ResourceStatus[] = [];
     for (const slot of this.slots.values()) {
       if (program !== undefined && slot.resource.program !== program) continue;
@@ -317,6 +331,14 @@ export class LockManager extends EventEmitter<LockEvents> {
   /** Cancels every timer; the state stays readable. */
   close(): void {
     this.deadlines.close();
+  }
+
+  /**
+   * Every call first ends what is already due: a lease past its expiry is lapsed for every check
+   * even when a busy event loop has not yet run its timer, and all callers see the same state.
+   */
+  private catchUp(): void {
+    this.deadlines.runDue();
   }
 
   private tryAcquire(

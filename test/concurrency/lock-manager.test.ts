@@ -641,6 +641,61 @@ describe('leases', () => {
   });
 });
 
+describe('a lease whose timer runs late (busy event loop)', () => {
+  // clock.jump() moves time without firing timers: the expiry is overdue but has not run.
+  it('is lapsed for the edit check: grantOf runs the expiry first and the next waiter is granted', () => {
+    const { locks, clock, events, names, clear } = setup();
+    locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+    const tb = ticketOf(locks.acquire('b', W([f(1)])));
+    clear();
+    clock.jump(1000);
+    expect(names()).toEqual([]);
+    expect(locks.grantOf('a', f(1))).toBeUndefined();
+    expect(names()).toEqual(['expiring', 'expired', 'released', 'granted']);
+    expect(events('released')[0]!.reason).toBe('expired');
+    expect(events('granted')[0]!.ticket).toBe(tb);
+    clear();
+    // The timer, when it finally runs, finds nothing left to do.
+    clock.advance(0);
+    expect(names()).toEqual([]);
+  });
+
+  it('is lapsed for renew, release and downgrade: NOT_HELD, as if the timer had run', () => {
+    for (const op of [
+      (l: LockManager) => l.renew('a', [f(1)]),
+      (l: LockManager) => l.release('a', [f(1)]),
+      (l: LockManager) => l.downgrade('a', [f(1)]),
+    ]) {
+      const { locks, clock, events } = setup();
+      locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+      clock.jump(1000);
+      expect(caught(() => op(locks)).type).toBe('NOT_HELD');
+      expect(events('expired')).toHaveLength(1);
+      expect(locks.status()).toEqual([]);
+    }
+  });
+
+  it('still counts for a check made before its end', () => {
+    const { locks, clock, names, clear } = setup();
+    locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+    clear();
+    clock.jump(999);
+    expect(locks.grantOf('a', f(1))).toBeDefined();
+    expect(locks.renew('a', [f(1)])[0]!.expiresAt).toBe(T0 + 1999);
+    expect(names()).toEqual(['expiring', 'renewed']);
+  });
+
+  it('ends before a new request is looked at, which is then granted at once', () => {
+    const { locks, clock, events } = setup();
+    locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+    clock.jump(1500);
+    const r = locks.acquire('c', W([f(1)], { wait: false, ttlMs: 1000 }));
+    expect(r.status).toBe('granted');
+    expect(r.status === 'granted' && r.grants[0]!.expiresAt).toBe(T0 + 2500);
+    expect(events('denied')).toEqual([]);
+  });
+});
+
 describe('wait timeouts', () => {
   it('withdraws the ticket at its deadline, renumbers and wakes whoever can now run', () => {
     const { locks, clock, events, names, clear } = setup();
