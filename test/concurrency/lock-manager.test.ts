@@ -696,6 +696,24 @@ describe('a lease whose timer runs late (busy event loop)', () => {
   });
 });
 
+describe('a queued grant after a late expiry', () => {
+  it('gets its whole ttl, counted from the grant, not from the end of the lease before it', () => {
+    const { locks, clock, events } = setup();
+    locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+    const tb = ticketOf(locks.acquire('b', W([f(1)], { ttlMs: 2000 })));
+    const tc = ticketOf(locks.acquire('c', W([f(1)], { ttlMs: 3000 })));
+    // a's expiry timer fires 75 ms late.
+    clock.jump(1075);
+    clock.advance(0);
+    const granted = (ticket: string) => events('granted').find((e) => e.ticket === ticket);
+    expect(granted(tb)).toMatchObject({ grants: [{ grantedAt: T0 + 1075, expiresAt: T0 + 3075 }] });
+    // b's lease is then found lapsed 40 ms late by a call, before its timer runs.
+    clock.jump(2040);
+    expect(locks.status()[0]!.holders).toEqual([expect.objectContaining({ sessionId: 'c', grantedAt: T0 + 3115 })]);
+    expect(granted(tc)).toMatchObject({ grants: [{ expiresAt: T0 + 6115 }] });
+  });
+});
+
 describe('wait timeouts', () => {
   it('withdraws the ticket at its deadline, renumbers and wakes whoever can now run', () => {
     const { locks, clock, events, names, clear } = setup();
