@@ -65,6 +65,7 @@ export class LockManager extends EventEmitter<LockEvents> {
   private readonly slots = new Map<string, ResourceSlot>();
   private readonly sessions = new Map<string, SessionLocks>();
   private readonly outbox = new Outbox();
+  private draining = false;
 
   constructor(opts: LockManagerOptions) {
     super();
@@ -92,6 +93,7 @@ export class LockManager extends EventEmitter<LockEvents> {
   acquire(sessionId: string, req: AcquireRequest): AcquireResult {
     const resources = normalizeResources(req.resources);
     if (resources.length === 0) throw new Error('acquire needs at least one resource');
+    if (this.draining) throw new LockstepError('SHUTTING_DOWN', 'the server is shutting down', {}, 1000);
     this.catchUp();
     const session = this.sessionFor(sessionId);
     const request = `${req.mode}|${req.wait === true}|${resources.map(resourceKey).join(',')}`;
@@ -212,18 +214,24 @@ export class LockManager extends EventEmitter<LockEvents> {
     }
   }
 
-  /** The disconnect: every ticket withdrawn and every lock released in one step, then waiters woken. */
-  removeSession(sessionId: string): { released: Grant[]; cancelled: string[] } {
+  /**
+   * The disconnect: every ticket withdrawn and every lock released in one step, then waiters
+   * woken. `shutdown` names a session ended by the server's drain in the events.
+   */
+  removeSession(
+    sessionId: string,
+    reason: 'disconnect' | 'shutdown' = 'disconnect',
+  ): { released: Grant[]; cancelled: string[] } {
     this.catchUp();
     const session = this.sessions.get(sessionId);
     if (session === undefined) return { released: [], cancelled: [] };
     try {
       const dirty = new Set<ResourceSlot>();
       const cancelled = [...session.tickets.values()].map((t) => {
-        this.withdraw(session, t, 'disconnect', dirty);
+        this.withdraw(session, t, reason, dirty);
         return t.id;
       });
-      const released = this.dropHolds(sessionId, session, [...session.holds.values()], 'disconnect', dirty);
+      const released = this.dropHolds(sessionId, session, [...session.holds.values()], reason, dirty);
       this.sessions.delete(sessionId);
       this.settle(dirty);
       return { released, cancelled };
@@ -326,6 +334,15 @@ export class LockManager extends EventEmitter<LockEvents> {
       });
     }
     return out.sort((a, b) => compareResources(a.resource, b.resource));
+  }
+
+  /**
+   * The server is shutting down: from now on nothing is granted, neither to a new request
+   * (SHUTTING_DOWN) nor to a waiter whose turn comes as the sessions ahead of it are ended; an
+   * agent must not start work on a dying server.
+   */
+  drain(): void {
+    this.draining = true;
   }
 
   /** Cancels every timer; the state stays readable. */
@@ -686,10 +703,10 @@ export class LockManager extends EventEmitter<LockEvents> {
    * Wakes exactly the waiters that can now run: on each changed resource, the front ticket while
    * it is at the front of all its queues and fits the holders. A grant changes the ticket's other
    * queues too, so those are checked in turn (readers behind a reader, a batch unblocking its
-   * other resources). Then positions are re-announced where they moved.
+   * other resources). Then positions are re-announced where they moved. Draining, nobody is woken.
    */
   private settle(dirty: Set<ResourceSlot>): void {
-    const work = [...dirty];
+    const work = this.draining ? [] : [...dirty];
     while (work.length > 0) {
       const slot = work.pop()!;
       for (let t = slot.queue[0]; t !== undefined && ready(t); t = slot.queue[0]) {

@@ -68,9 +68,9 @@ export interface ResourceStatus {
   }>;
 }
 
-export type ReleaseReason = 'release' | 'expired' | 'disconnect' | 'removed';
+export type ReleaseReason = 'release' | 'expired' | 'disconnect' | 'removed' | 'shutdown';
 
-export type CancelReason = 'cancel' | 'disconnect' | 'removed' | 'timeout';
+export type CancelReason = 'cancel' | 'disconnect' | 'removed' | 'timeout' | 'shutdown';
 
 export interface Blocker {
   resource: Resource;

@@ -921,6 +921,29 @@ describe('release, cancel and session removal', () => {
   });
 });
 
+describe('drain (server shutting down)', () => {
+  it('grants nothing more: not to waiters whose turn comes, not to new requests', () => {
+    const { locks, clock, events, names, clear } = setup();
+    locks.acquire('a', W([f(1)]));
+    locks.acquire('x', W([f(2)], { ttlMs: 1000 }));
+    locks.acquire('b', W([f(1)]));
+    locks.acquire('c', R([f(2)]));
+    clear();
+    locks.drain();
+    locks.removeSession('a', 'shutdown');
+    clock.advance(1000);
+    expect(events('granted')).toEqual([]);
+    expect(names()).toEqual(['released', 'expiring', 'expired', 'released']);
+    expect(events('released').map((e) => e.reason)).toEqual(['shutdown', 'expired']);
+    expect(locks.tickets('b')).toHaveLength(1);
+    const refused = caught(() => locks.acquire('d', W([f(3)], { wait: false })));
+    expect(refused.type).toBe('SHUTTING_DOWN');
+    expect(locks.holding('d')).toEqual([]);
+    locks.removeSession('b', 'shutdown');
+    expect(events('cancelled')).toEqual([{ sessionId: 'b', ticket: expect.any(String), reason: 'shutdown' }]);
+  });
+});
+
 describe('introspection', () => {
   it('status lists held and awaited resources in canonical order, optionally of one program', () => {
     const { locks } = setup();
