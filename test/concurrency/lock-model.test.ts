@@ -606,15 +606,21 @@ class Run {
   }
 }
 
+// Bounded by runs, never by wall-clock: the default is a fixed seed and a run count that finishes
+// in seconds even on a loaded machine, with a timeout far above that. `npm run soak` runs many
+// more with a random seed (LOCK_MODEL_SEED=random); any seed it reports reruns as LOCK_MODEL_SEED.
+const FIXED_SEED = 20_261_202;
+const SEED = process.env.LOCK_MODEL_SEED ?? String(FIXED_SEED);
+
 describe('LockManager against its model', () => {
-  const numRuns = Number(process.env.LOCK_MODEL_RUNS ?? 200);
+  const numRuns = Number(process.env.LOCK_MODEL_RUNS ?? 100);
 
   afterAll(() => {
     expect(commandsRun).toBeGreaterThanOrEqual(numRuns * 50);
   });
 
-  it('keeps every invariant over random command sequences', { timeout: Math.max(20_000, numRuns * 100) }, () => {
-    const seed = process.env.LOCK_MODEL_SEED === undefined ? undefined : Number(process.env.LOCK_MODEL_SEED);
+  it('keeps every invariant over random command sequences', { timeout: Math.max(120_000, numRuns * 600) }, () => {
+    const seed = SEED === 'random' ? undefined : Number(SEED);
     fc.assert(
       fc.property(fc.array(command, { minLength: 50, maxLength: 60 }), (cmds) => {
         const run = new Run();
