@@ -74,7 +74,7 @@ export type CancelReason = 'cancel' | 'disconnect' | 'removed' | 'timeout' | 'sh
 
 export interface Blocker {
   resource: Resource;
-  holders: Array<{ sessionId: string; name?: string; mode: LockMode; description?: string; expiresAt: string }>;
+  holders: Array<{ sessionId: string; name?: string; mode: LockMode; description?: string; expiresAt: number }>;
   queueLength: number;
 }
 

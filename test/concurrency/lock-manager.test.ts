@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
-import { LockManager, memoryFences } from '../../src/concurrency/index.ts';
+import { KeyReused, LockManager, memoryFences } from '../../src/concurrency/index.ts';
 import type { AcquireResult, LockEvents, LockManagerOptions } from '../../src/concurrency/index.ts';
 import { LockstepError } from '../../src/protocol/errors.ts';
 import type { Resource } from '../../src/protocol/resource.ts';
@@ -512,15 +512,15 @@ describe('LOCK_DENIED', () => {
             name: 'name-a',
             mode: 'read',
             description: 'reading',
-            expiresAt: new Date(T0 + 5000).toISOString(),
+            expiresAt: T0 + 5000,
           },
-          { sessionId: 'b', name: 'name-b', mode: 'read', expiresAt: new Date(T0 + 3000).toISOString() },
+          { sessionId: 'b', name: 'name-b', mode: 'read', expiresAt: T0 + 3000 },
         ],
         queueLength: 1,
       },
       {
         resource: f(2),
-        holders: [{ sessionId: 'c', name: 'name-c', mode: 'write', expiresAt: new Date(T0 + 9000).toISOString() }],
+        holders: [{ sessionId: 'c', name: 'name-c', mode: 'write', expiresAt: T0 + 9000 }],
         queueLength: 0,
       },
     ];
@@ -807,7 +807,8 @@ describe('idempotency keys', () => {
       } catch (err) {
         thrown = err;
       }
-      expect(thrown).toMatchObject({ code: -32602, data: { key: 'k' } });
+      expect(thrown).toBeInstanceOf(KeyReused);
+      expect(thrown).toMatchObject({ key: 'k' });
     }
     expect(locks.status()).toEqual(before);
     // The same request in another order of resources is the same request.

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
-import { LockManager } from '../../src/concurrency/index.ts';
+import { KeyReused, LockManager } from '../../src/concurrency/index.ts';
 import type { AcquireResult, CycleEntry, Grant, LockEvents, ResourceStatus } from '../../src/concurrency/index.ts';
-import { LockstepError, RpcCode, RpcProtocolError } from '../../src/protocol/errors.ts';
+import { LockstepError } from '../../src/protocol/errors.ts';
 import { resourceKey } from '../../src/protocol/resource.ts';
 import { expectError } from '../helpers/errors.ts';
 import type { LockMode, Resource } from '../../src/protocol/resource.ts';
@@ -386,8 +386,7 @@ class Run {
         } catch (err) {
           thrown = err;
         }
-        expect(thrown).toBeInstanceOf(RpcProtocolError);
-        expect((thrown as RpcProtocolError).code).toBe(RpcCode.INVALID_PARAMS);
+        expect(thrown).toBeInstanceOf(KeyReused);
       } else if (replay.withdrawn !== undefined) {
         const err = expectError(() => this.locks.acquire(sid, req), 'NOT_FOUND');
         expect(err.details.reason).toBe(replay.withdrawn);
@@ -431,9 +430,9 @@ class Run {
       if (err.type === 'LOCK_DENIED') {
         expect(req.wait).toBe(false);
         expect(blocked.length).toBeGreaterThan(0);
-        const blockers = err.details.blockers as Array<{ resource: Resource; holders: Array<{ expiresAt: string }> }>;
+        const blockers = err.details.blockers as Array<{ resource: Resource; holders: Array<{ expiresAt: number }> }>;
         expect(blockers.map((b) => resourceKey(b.resource)).sort()).toEqual([...blocked].sort());
-        const ends = blockers.flatMap((b) => b.holders.map((h) => Date.parse(h.expiresAt)));
+        const ends = blockers.flatMap((b) => b.holders.map((h) => h.expiresAt));
         expect(err.retryAfterMs).toBe(ends.length === 0 ? undefined : Math.ceil(Math.min(...ends) - this.clock.now()));
       } else if (blocked.length === 0) {
         // An immediate upgrade refused: granting it would have put this session on a cycle, its
