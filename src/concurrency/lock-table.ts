@@ -2,6 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { LockMode, Resource } from '../protocol/resource.ts';
 import type { Clock } from './clock.ts';
 import { Deadlines } from './deadlines.ts';
+import type { Deadline } from './deadlines.ts';
 import { memoryFences } from './fences.ts';
 import type { FenceSource } from './fences.ts';
 import type { CancelReason, Grant, LockEvents, ReleaseReason } from './lock-types.ts';
@@ -24,6 +25,12 @@ export interface LockManagerOptions {
   fences?: FenceSource;
   /** Names holders in LOCK_DENIED and DEADLOCK data. */
   sessionName?: (sessionId: string) => string | undefined;
+  /**
+   * Position pushes are coalesced: at most one per ticket per this many ms with the latest
+   * positions, except that reaching position 1 is pushed at once and the last change always is.
+   * Default 0: every change at once.
+   */
+  queuePushMs?: number;
 }
 
 const KEYS_PER_SESSION = 1000;
@@ -50,6 +57,10 @@ export class LockTable extends EventEmitter<LockEvents> {
   protected readonly outbox = new Outbox();
   protected draining = false;
   private readonly fences: FenceSource;
+  private readonly queuePushMs: number;
+  /** Tickets whose positions moved since they were last told, waiting for the coalesced push. */
+  private readonly unpushed = new Set<Ticket>();
+  private pushAt: Deadline | undefined;
 
   constructor(opts: LockManagerOptions) {
     super();
@@ -62,6 +73,7 @@ export class LockTable extends EventEmitter<LockEvents> {
     };
     this.fences = opts.fences ?? memoryFences();
     this.sessionName = opts.sessionName ?? (() => undefined);
+    this.queuePushMs = opts.queuePushMs ?? 0;
     this.deadlines = new Deadlines(this.clock);
   }
 
@@ -187,21 +199,33 @@ export class LockTable extends EventEmitter<LockEvents> {
     this.deadlines.cancel(t.timeout);
     t.timeout = undefined;
     session.tickets.delete(t.id);
+    this.unpushed.delete(t);
     if (t.key !== undefined) session.outcomes.withdrawn(t.key, t.id, reason);
     this.post('cancelled', { sessionId: t.sessionId, ticket: t.id, reason });
   }
 
+  /**
+   * Tells the tickets that moved on these resources where they stand: at once when one reached
+   * position 1 (its turn is next) or nothing is coalesced, otherwise with the next coalesced push,
+   * so that a hand-over in a long queue pushes to one ticket now instead of to every one of them.
+   */
   protected renumber(slots: Set<ResourceSlot>): void {
     const moved = new Set<Ticket>();
+    const next = new Set<Ticket>();
     for (const slot of slots) {
       slot.queue.forEach((t, i) => {
-        if (t.reported.get(slot.key) !== i + 1) {
-          t.reported.set(slot.key, i + 1);
-          moved.add(t);
-        }
+        if (t.reported.get(slot.key) === i + 1) return;
+        moved.add(t);
+        if (i === 0) next.add(t);
       });
     }
-    for (const t of moved) this.post('position', { sessionId: t.sessionId, ticket: t.id, positions: positionsOf(t) });
+    for (const t of moved) {
+      if (this.queuePushMs === 0 || next.has(t)) this.pushPositions(t);
+      else this.unpushed.add(t);
+    }
+    if (this.unpushed.size > 0 && this.pushAt === undefined) {
+      this.pushAt = this.deadlines.add(this.clock.now() + this.queuePushMs, () => this.pushUnpushed());
+    }
   }
 
   protected sessionFor(sessionId: string): SessionLocks {
@@ -263,6 +287,7 @@ export class LockTable extends EventEmitter<LockEvents> {
     this.deadlines.cancel(t.timeout);
     t.timeout = undefined;
     session.tickets.delete(t.id);
+    this.unpushed.delete(t);
     const keys = t.slots.map((s) => s.key);
     const grants = this.grant(t.sessionId, session, t.resources, keys, t.mode, t.ttlMs, t.description);
     if (t.key !== undefined) session.outcomes.granted(t.key, grants);
@@ -294,6 +319,27 @@ export class LockTable extends EventEmitter<LockEvents> {
       this.post('expired', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
       this.dropHolds(fired.sessionId, session, due, 'expired', dirty);
     });
+  }
+
+  private pushPositions(t: Ticket): void {
+    this.unpushed.delete(t);
+    for (const s of t.slots) t.reported.set(s.key, s.indexOf(t)! + 1);
+    this.post('position', { sessionId: t.sessionId, ticket: t.id, positions: positionsOf(t) });
+  }
+
+  /**
+   * The coalesced push: every ticket still waiting whose positions differ from what it was last
+   * told. The next one is scheduled only by the next move, so pushes to one ticket are at least
+   * queuePushMs apart (bar reaching position 1).
+   */
+  private pushUnpushed(): void {
+    this.pushAt = undefined;
+    const due = [...this.unpushed];
+    this.unpushed.clear();
+    for (const t of due) {
+      if (t.slots.some((s) => t.reported.get(s.key) !== s.indexOf(t)! + 1)) this.pushPositions(t);
+    }
+    this.outbox.flush();
   }
 
   private onWaitTimeout(t: Ticket): void {

@@ -97,7 +97,10 @@ export interface LockEvents {
     resources: Resource[];
     positions: QueuePosition[];
   }) => void;
-  /** Only for tickets whose position on some resource changed; carries all of the ticket's positions. */
+  /**
+   * Only for tickets whose position on some resource changed, coalesced by queuePushMs; carries
+   * all of the ticket's positions as they are now.
+   */
   position: (e: { sessionId: string; ticket: string; positions: QueuePosition[] }) => void;
   released: (e: { sessionId: string; locks: Grant[]; reason: ReleaseReason }) => void;
   downgraded: (e: { sessionId: string; locks: Grant[] }) => void;

@@ -5,8 +5,9 @@ import type { Hold, ResourceSlot, Ticket } from './resource-slot.ts';
 
 // Everything handed out is a fresh copy: a caller or listener mutating it cannot reach the state.
 
+/** Where the ticket stands now, which may be ahead of what its session was last told (coalesced pushes). */
 export function positionsOf(t: Ticket): QueuePosition[] {
-  return t.slots.map((s) => ({ resource: copyResource(s.resource), position: t.reported.get(s.key)! }));
+  return t.slots.map((s) => ({ resource: copyResource(s.resource), position: s.indexOf(t)! + 1 }));
 }
 
 export function snapshot(h: Hold): Grant {

@@ -53,7 +53,7 @@ export interface CoordinatorOptions {
   version: string;
   heartbeatMs: number;
   limits: Limits;
-  lock?: { defaultTtlMs?: number; minTtlMs?: number; maxTtlMs?: number; warningMs?: number };
+  lock?: { defaultTtlMs?: number; minTtlMs?: number; maxTtlMs?: number; warningMs?: number; queuePushMs?: number };
   idleTimeoutMs?: number;
   graceMs?: number;
   eventBuffer?: number;

@@ -243,6 +243,94 @@ describe('fair queues', () => {
   });
 });
 
+describe('coalesced position pushes (queuePushMs)', () => {
+  const queue = (locks: LockManager, n: number) => {
+    locks.acquire('h', W([f(1)]));
+    return Array.from({ length: n }, (_, i) => ticketOf(locks.acquire(`w${i}`, W([f(1)]))));
+  };
+  const pushed = (events: ReturnType<typeof setup>['events']) =>
+    events('position').map((e) => [e.ticket, e.positions.map((p) => p.position)]);
+
+  it('pushes at once only to the ticket reaching position 1: a hand-over costs one push, not one per waiter', () => {
+    const { locks, events, clear } = setup({ queuePushMs: 100 });
+    const t = queue(locks, 100);
+    clear();
+    locks.release('h', [f(1)]);
+    expect(events('granted').map((g) => g.ticket)).toEqual([t[0]]);
+    expect(pushed(events)).toEqual([[t[1], [1]]]);
+  });
+
+  it('pushes the other moves once per interval with the latest positions, and the last change always', () => {
+    const { locks, clock, events, clear } = setup({ queuePushMs: 100 });
+    const t = queue(locks, 4);
+    clear();
+    locks.release('h', [f(1)]);
+    clock.advance(40);
+    locks.release('w0', [f(1)]);
+    expect(pushed(events)).toEqual([
+      [t[1], [1]],
+      [t[2], [1]],
+    ]);
+    clear();
+    clock.advance(59);
+    expect(pushed(events)).toEqual([]);
+    clock.advance(1);
+    // t[3] went 4 -> 3 -> 2: one push, with where it stands now.
+    expect(pushed(events)).toEqual([[t[3], [2]]]);
+    clear();
+    clock.advance(1000);
+    expect(pushed(events)).toEqual([]);
+    // A later move is pushed once more, an interval after it.
+    const tx = ticketOf(locks.acquire('x', W([f(1)])));
+    locks.cancel('w2', t[2]!);
+    expect(pushed(events)).toEqual([[t[3], [1]]]);
+    const ty = ticketOf(locks.acquire('y', W([f(1)])));
+    locks.cancel('x', tx);
+    clock.advance(99);
+    expect(pushed(events)).toEqual([[t[3], [1]]]);
+    clock.advance(1);
+    expect(pushed(events)).toEqual([
+      [t[3], [1]],
+      [ty, [2]],
+    ]);
+  });
+
+  it('pushes nothing to a ticket granted or withdrawn before its coalesced push', () => {
+    const { locks, clock, events, clear } = setup({ queuePushMs: 100 });
+    locks.acquire('h', W([f(1)]));
+    locks.acquire('w', W([f(1)]));
+    const r = ['r0', 'r1', 'r2'].map((id) => ticketOf(locks.acquire(id, R([f(1)]))));
+    const tz = ticketOf(locks.acquire('z', W([f(1)])));
+    clear();
+    // w is granted; r0 reaches position 1; r1, r2 and z wait for the coalesced push.
+    locks.release('h', [f(1)]);
+    locks.cancel('z', tz);
+    // The readers are granted together, r1 and r2 before their push was due.
+    locks.release('w', [f(1)]);
+    expect(
+      events('granted')
+        .map((g) => g.ticket)
+        .slice(1),
+    ).toEqual(r);
+    clock.advance(100);
+    expect(pushed(events)).toEqual([[r[0], [1]]]);
+  });
+
+  it('answers a retried key with where its ticket stands now, pushed or not', () => {
+    const { locks } = setup({ queuePushMs: 100 });
+    locks.acquire('h', W([f(1)]));
+    locks.acquire('w0', W([f(1)]));
+    locks.acquire('w1', W([f(1)]));
+    const t = ticketOf(locks.acquire('k', W([f(1)], { key: 'k' })));
+    locks.release('h', [f(1)]);
+    expect(locks.acquire('k', W([f(1)], { key: 'k' }))).toEqual({
+      status: 'queued',
+      ticket: t,
+      positions: [{ resource: f(1), position: 2 }],
+    });
+  });
+});
+
 describe('reentrancy', () => {
   it('refreshes the lease and keeps the fence on the same mode, even past a queue', () => {
     const { locks, clock, events, clear } = setup();
