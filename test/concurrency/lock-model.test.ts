@@ -38,7 +38,7 @@ type Cmd =
   | { kind: 'renew'; s: number; res: number[]; ttlMs?: number }
   | { kind: 'downgrade'; s: number; res: number[] }
   | { kind: 'cancel'; s: number; pick: number; bogus: boolean }
-  | { kind: 'advance'; ms: number }
+  | { kind: 'advance'; ms: number; late?: boolean }
   | { kind: 'remove'; s: number }
   | { kind: 'withdraw'; s: number };
 
@@ -96,6 +96,8 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('advance' as const),
       ms: fc.constantFrom(1, 10, 50, 100, 400, 1000, 5000, 60_000),
+      // A busy event loop: time passes, the timers due meanwhile run late, all at the late time.
+      late: fc.boolean(),
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), s: session }) },
@@ -291,7 +293,8 @@ class Run {
   private execute(cmd: Cmd, pre: Snapshot, preCycles: Set<string>): void {
     const { locks } = this;
     if (cmd.kind === 'advance') {
-      this.clock.advance(cmd.ms);
+      if (cmd.late === true) this.clock.jump(cmd.ms);
+      this.clock.advance(cmd.late === true ? 0 : cmd.ms);
       return;
     }
     const sid = this.ids[cmd.s]!;
