@@ -77,7 +77,7 @@ export class LockTable extends EventEmitter<LockEvents> {
     this.deadlines = new Deadlines(this.clock);
   }
 
-  /** Pending lease expiries, lease warnings and wait timeouts, all served by one clock timer. */
+  /** Pending lease expiries, lease warnings, wait timeouts and the coalesced position push: one clock timer. */
   get scheduled(): number {
     return this.deadlines.size;
   }
