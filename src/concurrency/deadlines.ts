@@ -60,6 +60,18 @@ export class Deadlines {
    * lease checked after its end) run what is due first.
    */
   runDue(): void {
+    // Called before every lock operation: when nothing is due, touch nothing.
+    const top = this.heap[0];
+    if (top !== undefined && top.at <= this.clock.now()) this.runDueAndArm();
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.armedAt = undefined;
+    this.runDueAndArm();
+  };
+
+  private runDueAndArm(): void {
     try {
       for (;;) {
         const top = this.heap[0];
@@ -71,12 +83,6 @@ export class Deadlines {
       this.arm();
     }
   }
-
-  private readonly fire = (): void => {
-    this.timer = undefined;
-    this.armedAt = undefined;
-    this.runDue();
-  };
 
   private arm(): void {
     const top = this.heap[0];

@@ -210,17 +210,21 @@ export class LockTable extends EventEmitter<LockEvents> {
    * so that a hand-over in a long queue pushes to one ticket now instead of to every one of them.
    */
   protected renumber(slots: Set<ResourceSlot>): void {
+    const coalesce = this.queuePushMs > 0;
     const moved = new Set<Ticket>();
     const next = new Set<Ticket>();
     for (const slot of slots) {
       slot.queue.forEach((t, i) => {
         if (t.reported.get(slot.key) === i + 1) return;
         moved.add(t);
-        if (i === 0) next.add(t);
+        // Told right below: the hot path of a hand-over when nothing is coalesced.
+        if (!coalesce) t.reported.set(slot.key, i + 1);
+        else if (i === 0) next.add(t);
       });
     }
     for (const t of moved) {
-      if (this.queuePushMs === 0 || next.has(t)) this.pushPositions(t);
+      if (!coalesce) this.post('position', { sessionId: t.sessionId, ticket: t.id, positions: positionsOf(t) });
+      else if (next.has(t)) this.pushPositions(t);
       else this.unpushed.add(t);
     }
     if (this.unpushed.size > 0 && this.pushAt === undefined) {
