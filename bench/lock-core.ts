@@ -1,6 +1,6 @@
 // Lock core micro-benchmark: node --import tsx bench/lock-core.ts
 // Uncontended acquire+release throughput, and the cost of one release with 1,000 waiters queued.
-// Real clock and timers, a no-op listener on every event (as the server has); about 15 s in all.
+// Real clock and timers, a no-op listener on every event (as the server has); about 18 s in all.
 import { performance } from 'node:perf_hooks';
 import { systemClock } from '../src/concurrency/clock.ts';
 import { LockManager } from '../src/concurrency/index.ts';
@@ -24,9 +24,13 @@ const EVENTS: Array<keyof LockEvents> = [
 ];
 const fn = (n: number): Resource => ({ program: 'bench', function: n });
 
-function manager(): LockManager {
-  const locks = new LockManager({ clock: systemClock });
+/** Position pushes (`position` events) since the run began, across managers. */
+let pushes = 0;
+
+function manager(queuePushMs = 0): LockManager {
+  const locks = new LockManager({ clock: systemClock, queuePushMs });
   for (const e of EVENTS) locks.on(e, () => {});
+  locks.on('position', () => pushes++);
   return locks;
 }
 
@@ -52,14 +56,19 @@ function uncontended(ms: number): { rate: number; pairs: number } {
   return { rate, pairs };
 }
 
-/** A writer holds; 1,000 writers wait. Each release grants the next one and moves 999 up a place. */
-function writersBehindWriter(ms: number): number[] {
-  const locks = manager();
+/**
+ * A writer holds; 1,000 writers wait. Each release grants the next one and moves 999 up a place,
+ * each of them told at once, or (coalesced) only the new first one at once and the rest together
+ * once per queuePushMs.
+ */
+function writersBehindWriter(ms: number, queuePushMs = 0): { samples: number[]; pushesPerRelease: number } {
+  const locks = manager(queuePushMs);
   const r = [fn(1)];
   locks.acquire('w0', { resources: r, mode: 'write' });
   for (let i = 1; i <= WAITERS; i++) locks.acquire(`w${i}`, { resources: r, mode: 'write', wait: true });
   const samples: number[] = [];
   let holder = 0;
+  const before = pushes;
   const end = performance.now() + ms;
   while (performance.now() < end) {
     const t = performance.now();
@@ -70,7 +79,7 @@ function writersBehindWriter(ms: number): number[] {
     holder = (holder + 1) % (WAITERS + 1);
   }
   locks.close();
-  return samples;
+  return { samples, pushesPerRelease: (pushes - before) / samples.length };
 }
 
 /**
@@ -114,8 +123,11 @@ function stats(ms: number[]): { n: number; median: number; p99: number; mean: nu
 }
 
 const un = uncontended(3000);
+const handOver = writersBehindWriter(3000);
+const coalesced = writersBehindWriter(3000, 100);
 const rows = [
-  ['1,000 writers queued behind a writer (grants 1)', stats(writersBehindWriter(3000))],
+  ['1,000 writers queued behind a writer (grants 1)', stats(handOver.samples)],
+  ['the same, queue pushes coalesced (queuePushMs 100)', stats(coalesced.samples)],
   ['1,000 readers queued behind a writer (grants 1,000)', stats(readersBehindWriter(4000))],
   ['writer + 1,000 readers queued behind a writer (grants 1)', stats(readersBehindTwoWriters(4000))],
 ] as const;
@@ -131,3 +143,7 @@ console.log(
 );
 for (const [name, s] of rows)
   console.log(`${name.padEnd(58)} ${String(s.n).padStart(7)} ${us(s.median)} ${us(s.p99)} ${us(s.mean)}`);
+console.log('');
+console.log(
+  `position pushes per hand-over: ${handOver.pushesPerRelease.toFixed(1)} at once, ${coalesced.pushesPerRelease.toFixed(1)} coalesced`,
+);

@@ -35,6 +35,11 @@ export const optionSpecs = {
   minTtlMs: { schema: int(1), default: 100, doc: 'shortest lease; shorter requests are raised to it' },
   maxTtlMs: { schema: int(1), default: 24 * 3_600_000, doc: 'longest lease; longer requests are capped' },
   warningMs: { schema: int(0), default: 60_000, doc: 'lock.expiring is sent min(this, ttl/5) before expiry' },
+  queuePushMs: {
+    schema: int(0, 60_000),
+    default: 100,
+    doc: 'lock.queue at most once per ticket this often (reaching position 1 at once); 0 = every change',
+  },
   maxMessageBytes: { schema: int(1024), default: MiB, doc: 'larger messages get PAYLOAD_TOO_LARGE' },
   hardMaxMessageBytes: { schema: int(1024), default: 8 * MiB, doc: 'larger messages close the socket with 1009' },
   maxBufferedBytes: {

@@ -71,6 +71,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       minTtlMs: config.minTtlMs,
       maxTtlMs: config.maxTtlMs,
       warningMs: config.warningMs,
+      queuePushMs: config.queuePushMs,
     },
     idleTimeoutMs: config.idleTimeoutMs,
     graceMs: config.sessionGraceMs,

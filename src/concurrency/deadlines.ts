@@ -54,9 +54,24 @@ export class Deadlines {
     this.arm();
   }
 
+  /**
+   * Runs every callback already due, in deadline order. The timer does this when it fires, but a
+   * busy event loop fires it late: callers that must not act on a deadline that has passed (a
+   * lease checked after its end) run what is due first.
+   */
+  runDue(): void {
+    // Called before every lock operation: when nothing is due, touch nothing.
+    const top = this.heap[0];
+    if (top !== undefined && top.at <= this.clock.now()) this.runDueAndArm();
+  }
+
   private readonly fire = (): void => {
     this.timer = undefined;
     this.armedAt = undefined;
+    this.runDueAndArm();
+  };
+
+  private runDueAndArm(): void {
     try {
       for (;;) {
         const top = this.heap[0];
@@ -67,7 +82,7 @@ export class Deadlines {
     } finally {
       this.arm();
     }
-  };
+  }
 
   private arm(): void {
     const top = this.heap[0];

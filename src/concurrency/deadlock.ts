@@ -1,5 +1,8 @@
+import { LockstepError } from '../protocol/errors.ts';
 import type { Resource } from '../protocol/resource.ts';
-import type { Ticket } from './wait-queue.ts';
+import type { CycleEntry } from './lock-types.ts';
+import type { ResourceSlot, Ticket } from './resource-slot.ts';
+import { copyResource } from './snapshots.ts';
 
 /** `from` waits for `to` because of `ticket`, on `resource`. */
 export interface WaitEdge {
@@ -59,4 +62,72 @@ export function findWaitPath(
     for (const next of edgesOf(e.to)) stack.push(next);
   }
   return undefined;
+}
+
+/** A session's outgoing wait-for edges: those of all its waiting tickets. */
+export type EdgesOf = (sessionId: string) => WaitEdge[];
+
+/**
+ * The wait-for cycle the newly queued ticket `t` would close, if any. Its own edges are new, and
+ * so are the edges of a ticket that now stands right behind one of its front entries without
+ * already waiting for this session's lock there.
+ */
+export function cycleThrough(t: Ticket, fronts: readonly ResourceSlot[], edgesOf: EdgesOf): WaitEdge[] | undefined {
+  const closing = findWaitPath(t.sessionId, waitEdges(t), t.sessionId, edgesOf);
+  if (closing !== undefined) return closing;
+  for (const slot of fronts) {
+    const behind = slot.queue[slot.indexOf(t)! + 1];
+    if (behind === undefined) continue;
+    if (slot.conflicting(behind.sessionId, behind.mode).some((h) => h.sessionId === t.sessionId)) continue;
+    const path = findWaitPath(t.sessionId, edgesOf(t.sessionId), behind.sessionId, edgesOf);
+    if (path !== undefined) {
+      return [...path, { from: behind.sessionId, to: t.sessionId, ticket: behind, resource: slot.resource }];
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The cycle an immediate upgrade (sole reader of `readSlots` asking for write) would close. It
+ * waits for nobody, but readers queued behind it, which did not conflict with its read lock,
+ * would now wait for it: if this session itself waits, directly or not, for one of them, granting
+ * would deadlock them both, so the upgrade is refused like a wait that closes a cycle.
+ */
+export function cycleByUpgrade(
+  sessionId: string,
+  readSlots: readonly ResourceSlot[],
+  edgesOf: EdgesOf,
+): WaitEdge[] | undefined {
+  for (const slot of readSlots) {
+    for (const q of slot.queue) {
+      if (q.sessionId === sessionId || slot.conflicting(q.sessionId, q.mode).some((h) => h.sessionId === sessionId))
+        continue;
+      const path = findWaitPath(sessionId, edgesOf(sessionId), q.sessionId, edgesOf);
+      if (path !== undefined)
+        return [...path, { from: q.sessionId, to: sessionId, ticket: q, resource: slot.resource }];
+    }
+  }
+  return undefined;
+}
+
+/** The cycle as DEADLOCK names it; the ticket being refused never existed, so its step names no ticket. */
+export function describeCycle(
+  edges: readonly WaitEdge[],
+  sessionName: (sessionId: string) => string | undefined,
+  pending?: Ticket,
+): CycleEntry[] {
+  return edges.map((e) => {
+    const name = sessionName(e.from);
+    return {
+      sessionId: e.from,
+      ...(name === undefined ? {} : { name }),
+      ...(e.ticket === pending ? {} : { ticket: e.ticket.id }),
+      resource: copyResource(e.resource),
+    };
+  });
+}
+
+export function deadlockError(cycle: readonly CycleEntry[]): LockstepError {
+  const names = cycle.map((c) => c.name ?? c.sessionId);
+  return new LockstepError('DEADLOCK', `would deadlock: ${[...names, names[0]].join(' -> ')}`, { cycle });
 }

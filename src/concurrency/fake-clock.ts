@@ -6,7 +6,7 @@ interface FakeTimer {
   fn: () => void;
 }
 
-/** A manual clock: time moves only through advance(), so timer-driven behaviour is deterministic. */
+/** A manual clock: time moves only through advance() and jump(), so timer-driven behaviour is deterministic. */
 export class FakeClock implements Clock {
   private time: number;
   private nextId = 1;
@@ -30,7 +30,7 @@ export class FakeClock implements Clock {
     this.timers.delete(handle as number);
   }
 
-  /** Fires every timer due within `ms`, earliest first (ties in creation order), each at its own deadline. */
+  /** Fires every timer due within `ms`, earliest first (ties in creation order), each at its own deadline (or now, if that has passed). */
   advance(ms: number): void {
     const target = this.time + Math.max(0, ms);
     for (;;) {
@@ -44,6 +44,14 @@ export class FakeClock implements Clock {
       due.fn();
     }
     this.time = target;
+  }
+
+  /**
+   * Moves time on without firing anything, as a busy event loop does: timers due meanwhile fire
+   * late, at the next advance(), and see the late time as now.
+   */
+  jump(ms: number): void {
+    this.time += Math.max(0, ms);
   }
 
   pending(): number {

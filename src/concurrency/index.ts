@@ -5,6 +5,7 @@ export { Deadlines } from './deadlines.ts';
 export type { Deadline } from './deadlines.ts';
 export { memoryFences } from './fences.ts';
 export type { FenceSource } from './fences.ts';
+export { KeyReused, LockDenied } from './lock-errors.ts';
 export { LockManager } from './lock-manager.ts';
 export type { LockManagerOptions } from './lock-manager.ts';
 export type {

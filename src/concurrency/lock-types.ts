@@ -68,13 +68,13 @@ export interface ResourceStatus {
   }>;
 }
 
-export type ReleaseReason = 'release' | 'expired' | 'disconnect' | 'removed';
+export type ReleaseReason = 'release' | 'expired' | 'disconnect' | 'removed' | 'shutdown';
 
-export type CancelReason = 'cancel' | 'disconnect' | 'removed' | 'timeout';
+export type CancelReason = 'cancel' | 'disconnect' | 'removed' | 'timeout' | 'shutdown';
 
 export interface Blocker {
   resource: Resource;
-  holders: Array<{ sessionId: string; name?: string; mode: LockMode; description?: string; expiresAt: string }>;
+  holders: Array<{ sessionId: string; name?: string; mode: LockMode; description?: string; expiresAt: number }>;
   queueLength: number;
 }
 
@@ -97,7 +97,10 @@ export interface LockEvents {
     resources: Resource[];
     positions: QueuePosition[];
   }) => void;
-  /** Only for tickets whose position on some resource changed; carries all of the ticket's positions. */
+  /**
+   * Only for tickets whose position on some resource changed, coalesced by queuePushMs; carries
+   * all of the ticket's positions as they are now.
+   */
   position: (e: { sessionId: string; ticket: string; positions: QueuePosition[] }) => void;
   released: (e: { sessionId: string; locks: Grant[]; reason: ReleaseReason }) => void;
   downgraded: (e: { sessionId: string; locks: Grant[] }) => void;

@@ -180,7 +180,7 @@ export class SessionRegistry extends EventEmitter<SessionEvents> {
     entry.idle = undefined;
     entry.grace = undefined;
     // Locks first, while the session can still be named in the events they cause.
-    this.locks.removeSession(entry.info.id);
+    this.locks.removeSession(entry.info.id, reason === 'shutdown' ? 'shutdown' : 'disconnect');
     this.sessions.delete(entry.info.id);
     this.emit('left', { session: { ...entry.info }, reason });
   }

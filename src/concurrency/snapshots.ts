@@ -1,12 +1,13 @@
 import type { Resource } from '../protocol/resource.ts';
 import { compareResources } from '../protocol/resource.ts';
-import type { Grant, QueuePosition } from './lock-types.ts';
-import type { Hold, Ticket } from './wait-queue.ts';
+import type { Grant, QueuePosition, ResourceStatus, TicketInfo } from './lock-types.ts';
+import type { Hold, ResourceSlot, Ticket } from './resource-slot.ts';
 
 // Everything handed out is a fresh copy: a caller or listener mutating it cannot reach the state.
 
+/** Where the ticket stands now, which may be ahead of what its session was last told (coalesced pushes). */
 export function positionsOf(t: Ticket): QueuePosition[] {
-  return t.slots.map((s) => ({ resource: copyResource(s.resource), position: t.reported.get(s.key)! }));
+  return t.slots.map((s) => ({ resource: copyResource(s.resource), position: s.indexOf(t)! + 1 }));
 }
 
 export function snapshot(h: Hold): Grant {
@@ -17,6 +18,41 @@ export function snapshot(h: Hold): Grant {
     grantedAt: h.grantedAt,
     expiresAt: h.expiresAt,
     ...(h.description === undefined ? {} : { description: h.description }),
+  };
+}
+
+export function ticketInfo(t: Ticket): TicketInfo {
+  return {
+    ticket: t.id,
+    sessionId: t.sessionId,
+    resources: t.resources.map(copyResource),
+    mode: t.mode,
+    positions: positionsOf(t),
+    enqueuedAt: t.enqueuedAt,
+    ...(t.description === undefined ? {} : { description: t.description }),
+  };
+}
+
+export function slotStatus(slot: ResourceSlot): ResourceStatus {
+  return {
+    resource: copyResource(slot.resource),
+    holders: [...slot.holders.values()].map((h) => ({
+      sessionId: h.sessionId,
+      mode: h.mode,
+      fence: h.fence,
+      grantedAt: h.grantedAt,
+      expiresAt: h.expiresAt,
+      ...(h.description === undefined ? {} : { description: h.description }),
+    })),
+    queue: slot.queue.map((t, i) => ({
+      ticket: t.id,
+      sessionId: t.sessionId,
+      mode: t.mode,
+      position: i + 1,
+      upgrade: t.mode === 'write' && slot.holders.get(t.sessionId)?.mode === 'read',
+      front: slot.isFront(i),
+      ...(t.description === undefined ? {} : { description: t.description }),
+    })),
   };
 }
 

@@ -53,7 +53,7 @@ export interface CoordinatorOptions {
   version: string;
   heartbeatMs: number;
   limits: Limits;
-  lock?: { defaultTtlMs?: number; minTtlMs?: number; maxTtlMs?: number; warningMs?: number };
+  lock?: { defaultTtlMs?: number; minTtlMs?: number; maxTtlMs?: number; warningMs?: number; queuePushMs?: number };
   idleTimeoutMs?: number;
   graceMs?: number;
   eventBuffer?: number;
@@ -186,6 +186,8 @@ export class Coordinator {
   /** Tells every session the server is draining, then closes their sockets with 1001. */
   shutdown(reason: string): void {
     this.draining = true;
+    // Before any session ends: a holder's end must not hand its locks to a waiter told next.
+    this.locks.drain();
     for (const [id, sink] of [...this.sinks]) {
       sink.notify('server.shutdown', { reason });
       sink.close(1001, 'server shutting down');

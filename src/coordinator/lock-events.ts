@@ -1,5 +1,5 @@
 import type { Coordinator } from './coordinator.ts';
-import { wireGrants, wirePositions } from './wire-map.ts';
+import { wireBlockers, wireGrants, wirePositions } from './wire-map.ts';
 
 /**
  * Turns lock core events into pushes to the sessions concerned and items on the `locks` topic.
@@ -37,7 +37,7 @@ export function bridgeLockEvents(c: Coordinator): void {
   locks.on('denied', ({ sessionId, mode, resources, blockers }) => {
     const by = who(sessionId);
     logger.info({ ...by, mode, resources }, 'lock denied');
-    events.append('locks', 'denied', () => ({ ...by, mode, resources, blockers }));
+    events.append('locks', 'denied', () => ({ ...by, mode, resources, blockers: wireBlockers(blockers) }));
   });
   locks.on('deadlock', ({ sessionId, cycle }) => {
     const by = who(sessionId);

@@ -1,10 +1,10 @@
-import type { ResourceStatus } from '../concurrency/index.ts';
+import type { AcquireResult, ResourceStatus } from '../concurrency/index.ts';
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure, resourceKey, type Resource } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { HandlerTable } from './dispatch.ts';
-import { iso, selectResources, wireGrants, wirePositions } from './wire-map.ts';
+import { iso, selectResources, wireAcquireError, wireGrants, wirePositions } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
 
@@ -42,15 +42,20 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
         requireFunctions(c, c.programOf(p), resources);
         checkSessionLimits(c, session.id, resources, p.wait === true);
       }
-      const out = c.locks.acquire(session.id, {
-        resources,
-        mode: p.mode,
-        ...(p.ttlMs === undefined ? {} : { ttlMs: p.ttlMs }),
-        ...(p.description === undefined ? {} : { description: p.description }),
-        ...(p.wait === undefined ? {} : { wait: p.wait }),
-        ...(p.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: p.waitTimeoutMs }),
-        ...(p.key === undefined ? {} : { key: p.key }),
-      });
+      let out: AcquireResult;
+      try {
+        out = c.locks.acquire(session.id, {
+          resources,
+          mode: p.mode,
+          ...(p.ttlMs === undefined ? {} : { ttlMs: p.ttlMs }),
+          ...(p.description === undefined ? {} : { description: p.description }),
+          ...(p.wait === undefined ? {} : { wait: p.wait }),
+          ...(p.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: p.waitTimeoutMs }),
+          ...(p.key === undefined ? {} : { key: p.key }),
+        });
+      } catch (err) {
+        throw wireAcquireError(err);
+      }
       return out.status === 'granted'
         ? { status: 'granted', grants: wireGrants(out.grants) }
         : { status: 'queued', ticket: out.ticket, positions: wirePositions(out.positions) };

@@ -1,4 +1,6 @@
-import type { Grant as CoreGrant, QueuePosition } from '../concurrency/index.ts';
+import { KeyReused, LockDenied } from '../concurrency/index.ts';
+import type { Blocker, Grant as CoreGrant, QueuePosition } from '../concurrency/index.ts';
+import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
 import type { Grant } from '../protocol/wire.ts';
 import type { Resource } from '../protocol/resource.ts';
 
@@ -25,6 +27,23 @@ export function wireGrant(g: CoreGrant): Grant {
 
 export function wireGrants(gs: readonly CoreGrant[]): Grant[] {
   return gs.map(wireGrant);
+}
+
+export function wireBlockers(bs: readonly Blocker[]) {
+  return bs.map((b) => ({ ...b, holders: b.holders.map((h) => ({ ...h, expiresAt: iso(h.expiresAt) })) }));
+}
+
+/** The lock core's typed refusals of an acquire as the wire states them; anything else as it is. */
+export function wireAcquireError(err: unknown): unknown {
+  if (err instanceof LockDenied) {
+    return new LockstepError(err.type, err.message, { blockers: wireBlockers(err.blockers) }, err.retryAfterMs);
+  }
+  if (err instanceof KeyReused) {
+    return new RpcProtocolError(RpcCode.INVALID_PARAMS, `Invalid params for lock.acquire: ${err.message}`, {
+      key: err.key,
+    });
+  }
+  return err;
 }
 
 export function wirePositions(ps: readonly QueuePosition[]): QueuePosition[] {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
-import { LockManager, memoryFences } from '../../src/concurrency/index.ts';
+import { KeyReused, LockManager, memoryFences } from '../../src/concurrency/index.ts';
 import type { AcquireResult, LockEvents, LockManagerOptions } from '../../src/concurrency/index.ts';
 import { LockstepError } from '../../src/protocol/errors.ts';
 import type { Resource } from '../../src/protocol/resource.ts';
@@ -240,6 +240,94 @@ describe('fair queues', () => {
     locks.releaseAll('a');
     expect(events('granted').map((g) => g.ticket)).toEqual([tc]);
     expect(events('position')).toEqual([{ sessionId: 'd', ticket: td, positions: [{ resource: f(2), position: 1 }] }]);
+  });
+});
+
+describe('coalesced position pushes (queuePushMs)', () => {
+  const queue = (locks: LockManager, n: number) => {
+    locks.acquire('h', W([f(1)]));
+    return Array.from({ length: n }, (_, i) => ticketOf(locks.acquire(`w${i}`, W([f(1)]))));
+  };
+  const pushed = (events: ReturnType<typeof setup>['events']) =>
+    events('position').map((e) => [e.ticket, e.positions.map((p) => p.position)]);
+
+  it('pushes at once only to the ticket reaching position 1: a hand-over costs one push, not one per waiter', () => {
+    const { locks, events, clear } = setup({ queuePushMs: 100 });
+    const t = queue(locks, 100);
+    clear();
+    locks.release('h', [f(1)]);
+    expect(events('granted').map((g) => g.ticket)).toEqual([t[0]]);
+    expect(pushed(events)).toEqual([[t[1], [1]]]);
+  });
+
+  it('pushes the other moves once per interval with the latest positions, and the last change always', () => {
+    const { locks, clock, events, clear } = setup({ queuePushMs: 100 });
+    const t = queue(locks, 4);
+    clear();
+    locks.release('h', [f(1)]);
+    clock.advance(40);
+    locks.release('w0', [f(1)]);
+    expect(pushed(events)).toEqual([
+      [t[1], [1]],
+      [t[2], [1]],
+    ]);
+    clear();
+    clock.advance(59);
+    expect(pushed(events)).toEqual([]);
+    clock.advance(1);
+    // t[3] went 4 -> 3 -> 2: one push, with where it stands now.
+    expect(pushed(events)).toEqual([[t[3], [2]]]);
+    clear();
+    clock.advance(1000);
+    expect(pushed(events)).toEqual([]);
+    // A later move is pushed once more, an interval after it.
+    const tx = ticketOf(locks.acquire('x', W([f(1)])));
+    locks.cancel('w2', t[2]!);
+    expect(pushed(events)).toEqual([[t[3], [1]]]);
+    const ty = ticketOf(locks.acquire('y', W([f(1)])));
+    locks.cancel('x', tx);
+    clock.advance(99);
+    expect(pushed(events)).toEqual([[t[3], [1]]]);
+    clock.advance(1);
+    expect(pushed(events)).toEqual([
+      [t[3], [1]],
+      [ty, [2]],
+    ]);
+  });
+
+  it('pushes nothing to a ticket granted or withdrawn before its coalesced push', () => {
+    const { locks, clock, events, clear } = setup({ queuePushMs: 100 });
+    locks.acquire('h', W([f(1)]));
+    locks.acquire('w', W([f(1)]));
+    const r = ['r0', 'r1', 'r2'].map((id) => ticketOf(locks.acquire(id, R([f(1)]))));
+    const tz = ticketOf(locks.acquire('z', W([f(1)])));
+    clear();
+    // w is granted; r0 reaches position 1; r1, r2 and z wait for the coalesced push.
+    locks.release('h', [f(1)]);
+    locks.cancel('z', tz);
+    // The readers are granted together, r1 and r2 before their push was due.
+    locks.release('w', [f(1)]);
+    expect(
+      events('granted')
+        .map((g) => g.ticket)
+        .slice(1),
+    ).toEqual(r);
+    clock.advance(100);
+    expect(pushed(events)).toEqual([[r[0], [1]]]);
+  });
+
+  it('answers a retried key with where its ticket stands now, pushed or not', () => {
+    const { locks } = setup({ queuePushMs: 100 });
+    locks.acquire('h', W([f(1)]));
+    locks.acquire('w0', W([f(1)]));
+    locks.acquire('w1', W([f(1)]));
+    const t = ticketOf(locks.acquire('k', W([f(1)], { key: 'k' })));
+    locks.release('h', [f(1)]);
+    expect(locks.acquire('k', W([f(1)], { key: 'k' }))).toEqual({
+      status: 'queued',
+      ticket: t,
+      positions: [{ resource: f(1), position: 2 }],
+    });
   });
 });
 
@@ -512,15 +600,15 @@ describe('LOCK_DENIED', () => {
             name: 'name-a',
             mode: 'read',
             description: 'reading',
-            expiresAt: new Date(T0 + 5000).toISOString(),
+            expiresAt: T0 + 5000,
           },
-          { sessionId: 'b', name: 'name-b', mode: 'read', expiresAt: new Date(T0 + 3000).toISOString() },
+          { sessionId: 'b', name: 'name-b', mode: 'read', expiresAt: T0 + 3000 },
         ],
         queueLength: 1,
       },
       {
         resource: f(2),
-        holders: [{ sessionId: 'c', name: 'name-c', mode: 'write', expiresAt: new Date(T0 + 9000).toISOString() }],
+        holders: [{ sessionId: 'c', name: 'name-c', mode: 'write', expiresAt: T0 + 9000 }],
         queueLength: 0,
       },
     ];
@@ -641,6 +729,79 @@ describe('leases', () => {
   });
 });
 
+describe('a lease whose timer runs late (busy event loop)', () => {
+  // clock.jump() moves time without firing timers: the expiry is overdue but has not run.
+  it('is lapsed for the edit check: grantOf runs the expiry first and the next waiter is granted', () => {
+    const { locks, clock, events, names, clear } = setup();
+    locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+    const tb = ticketOf(locks.acquire('b', W([f(1)])));
+    clear();
+    clock.jump(1000);
+    expect(names()).toEqual([]);
+    expect(locks.grantOf('a', f(1))).toBeUndefined();
+    expect(names()).toEqual(['expiring', 'expired', 'released', 'granted']);
+    expect(events('released')[0]!.reason).toBe('expired');
+    expect(events('granted')[0]!.ticket).toBe(tb);
+    clear();
+    // The timer, when it finally runs, finds nothing left to do.
+    clock.advance(0);
+    expect(names()).toEqual([]);
+  });
+
+  it('is lapsed for renew, release and downgrade: NOT_HELD, as if the timer had run', () => {
+    for (const op of [
+      (l: LockManager) => l.renew('a', [f(1)]),
+      (l: LockManager) => l.release('a', [f(1)]),
+      (l: LockManager) => l.downgrade('a', [f(1)]),
+    ]) {
+      const { locks, clock, events } = setup();
+      locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+      clock.jump(1000);
+      expect(caught(() => op(locks)).type).toBe('NOT_HELD');
+      expect(events('expired')).toHaveLength(1);
+      expect(locks.status()).toEqual([]);
+    }
+  });
+
+  it('still counts for a check made before its end', () => {
+    const { locks, clock, names, clear } = setup();
+    locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+    clear();
+    clock.jump(999);
+    expect(locks.grantOf('a', f(1))).toBeDefined();
+    expect(locks.renew('a', [f(1)])[0]!.expiresAt).toBe(T0 + 1999);
+    expect(names()).toEqual(['expiring', 'renewed']);
+  });
+
+  it('ends before a new request is looked at, which is then granted at once', () => {
+    const { locks, clock, events } = setup();
+    locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+    clock.jump(1500);
+    const r = locks.acquire('c', W([f(1)], { wait: false, ttlMs: 1000 }));
+    expect(r.status).toBe('granted');
+    expect(r.status === 'granted' && r.grants[0]!.expiresAt).toBe(T0 + 2500);
+    expect(events('denied')).toEqual([]);
+  });
+});
+
+describe('a queued grant after a late expiry', () => {
+  it('gets its whole ttl, counted from the grant, not from the end of the lease before it', () => {
+    const { locks, clock, events } = setup();
+    locks.acquire('a', W([f(1)], { ttlMs: 1000 }));
+    const tb = ticketOf(locks.acquire('b', W([f(1)], { ttlMs: 2000 })));
+    const tc = ticketOf(locks.acquire('c', W([f(1)], { ttlMs: 3000 })));
+    // a's expiry timer fires 75 ms late.
+    clock.jump(1075);
+    clock.advance(0);
+    const granted = (ticket: string) => events('granted').find((e) => e.ticket === ticket);
+    expect(granted(tb)).toMatchObject({ grants: [{ grantedAt: T0 + 1075, expiresAt: T0 + 3075 }] });
+    // b's lease is then found lapsed 40 ms late by a call, before its timer runs.
+    clock.jump(2040);
+    expect(locks.status()[0]!.holders).toEqual([expect.objectContaining({ sessionId: 'c', grantedAt: T0 + 3115 })]);
+    expect(granted(tc)).toMatchObject({ grants: [{ expiresAt: T0 + 6115 }] });
+  });
+});
+
 describe('wait timeouts', () => {
   it('withdraws the ticket at its deadline, renumbers and wakes whoever can now run', () => {
     const { locks, clock, events, names, clear } = setup();
@@ -734,7 +895,8 @@ describe('idempotency keys', () => {
       } catch (err) {
         thrown = err;
       }
-      expect(thrown).toMatchObject({ code: -32602, data: { key: 'k' } });
+      expect(thrown).toBeInstanceOf(KeyReused);
+      expect(thrown).toMatchObject({ key: 'k' });
     }
     expect(locks.status()).toEqual(before);
     // The same request in another order of resources is the same request.
@@ -845,6 +1007,29 @@ describe('release, cancel and session removal', () => {
     locks.dropResources((r) => r.program === 'main');
     expect(events('granted').filter((g) => g.ticket === tc)).toEqual([]);
     expect(locks.status()).toEqual([]);
+  });
+});
+
+describe('drain (server shutting down)', () => {
+  it('grants nothing more: not to waiters whose turn comes, not to new requests', () => {
+    const { locks, clock, events, names, clear } = setup();
+    locks.acquire('a', W([f(1)]));
+    locks.acquire('x', W([f(2)], { ttlMs: 1000 }));
+    locks.acquire('b', W([f(1)]));
+    locks.acquire('c', R([f(2)]));
+    clear();
+    locks.drain();
+    locks.removeSession('a', 'shutdown');
+    clock.advance(1000);
+    expect(events('granted')).toEqual([]);
+    expect(names()).toEqual(['released', 'expiring', 'expired', 'released']);
+    expect(events('released').map((e) => e.reason)).toEqual(['shutdown', 'expired']);
+    expect(locks.tickets('b')).toHaveLength(1);
+    const refused = caught(() => locks.acquire('d', W([f(3)], { wait: false })));
+    expect(refused.type).toBe('SHUTTING_DOWN');
+    expect(locks.holding('d')).toEqual([]);
+    locks.removeSession('b', 'shutdown');
+    expect(events('cancelled')).toEqual([{ sessionId: 'b', ticket: expect.any(String), reason: 'shutdown' }]);
   });
 });
 

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
-import { LockManager } from '../../src/concurrency/index.ts';
+import { KeyReused, LockManager } from '../../src/concurrency/index.ts';
 import type { AcquireResult, CycleEntry, Grant, LockEvents, ResourceStatus } from '../../src/concurrency/index.ts';
-import { LockstepError, RpcCode, RpcProtocolError } from '../../src/protocol/errors.ts';
+import { LockstepError } from '../../src/protocol/errors.ts';
 import { resourceKey } from '../../src/protocol/resource.ts';
 import { expectError } from '../helpers/errors.ts';
 import type { LockMode, Resource } from '../../src/protocol/resource.ts';
@@ -38,7 +38,7 @@ type Cmd =
   | { kind: 'renew'; s: number; res: number[]; ttlMs?: number }
   | { kind: 'downgrade'; s: number; res: number[] }
   | { kind: 'cancel'; s: number; pick: number; bogus: boolean }
-  | { kind: 'advance'; ms: number }
+  | { kind: 'advance'; ms: number; late?: boolean }
   | { kind: 'remove'; s: number }
   | { kind: 'withdraw'; s: number };
 
@@ -96,6 +96,8 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('advance' as const),
       ms: fc.constantFrom(1, 10, 50, 100, 400, 1000, 5000, 60_000),
+      // A busy event loop: time passes, the timers due meanwhile run late, all at the late time.
+      late: fc.boolean(),
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), s: session }) },
@@ -291,7 +293,8 @@ class Run {
   private execute(cmd: Cmd, pre: Snapshot, preCycles: Set<string>): void {
     const { locks } = this;
     if (cmd.kind === 'advance') {
-      this.clock.advance(cmd.ms);
+      if (cmd.late === true) this.clock.jump(cmd.ms);
+      this.clock.advance(cmd.late === true ? 0 : cmd.ms);
       return;
     }
     const sid = this.ids[cmd.s]!;
@@ -386,8 +389,7 @@ class Run {
         } catch (err) {
           thrown = err;
         }
-        expect(thrown).toBeInstanceOf(RpcProtocolError);
-        expect((thrown as RpcProtocolError).code).toBe(RpcCode.INVALID_PARAMS);
+        expect(thrown).toBeInstanceOf(KeyReused);
       } else if (replay.withdrawn !== undefined) {
         const err = expectError(() => this.locks.acquire(sid, req), 'NOT_FOUND');
         expect(err.details.reason).toBe(replay.withdrawn);
@@ -431,9 +433,9 @@ class Run {
       if (err.type === 'LOCK_DENIED') {
         expect(req.wait).toBe(false);
         expect(blocked.length).toBeGreaterThan(0);
-        const blockers = err.details.blockers as Array<{ resource: Resource; holders: Array<{ expiresAt: string }> }>;
+        const blockers = err.details.blockers as Array<{ resource: Resource; holders: Array<{ expiresAt: number }> }>;
         expect(blockers.map((b) => resourceKey(b.resource)).sort()).toEqual([...blocked].sort());
-        const ends = blockers.flatMap((b) => b.holders.map((h) => Date.parse(h.expiresAt)));
+        const ends = blockers.flatMap((b) => b.holders.map((h) => h.expiresAt));
         expect(err.retryAfterMs).toBe(ends.length === 0 ? undefined : Math.ceil(Math.min(...ends) - this.clock.now()));
       } else if (blocked.length === 0) {
         // An immediate upgrade refused: granting it would have put this session on a cycle, its
@@ -606,15 +608,21 @@ class Run {
   }
 }
 
+// Bounded by runs, never by wall-clock: the default is a fixed seed and a run count that finishes
+// in seconds even on a loaded machine, with a timeout far above that. `npm run soak` runs many
+// more with a random seed (LOCK_MODEL_SEED=random); any seed it reports reruns as LOCK_MODEL_SEED.
+const FIXED_SEED = 20_261_202;
+const SEED = process.env.LOCK_MODEL_SEED ?? String(FIXED_SEED);
+
 describe('LockManager against its model', () => {
-  const numRuns = Number(process.env.LOCK_MODEL_RUNS ?? 200);
+  const numRuns = Number(process.env.LOCK_MODEL_RUNS ?? 100);
 
   afterAll(() => {
     expect(commandsRun).toBeGreaterThanOrEqual(numRuns * 50);
   });
 
-  it('keeps every invariant over random command sequences', { timeout: Math.max(20_000, numRuns * 100) }, () => {
-    const seed = process.env.LOCK_MODEL_SEED === undefined ? undefined : Number(process.env.LOCK_MODEL_SEED);
+  it('keeps every invariant over random command sequences', { timeout: Math.max(120_000, numRuns * 600) }, () => {
+    const seed = SEED === 'random' ? undefined : Number(SEED);
     fc.assert(
       fc.property(fc.array(command, { minLength: 50, maxLength: 60 }), (cmds) => {
         const run = new Run();

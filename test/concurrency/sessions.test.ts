@@ -86,6 +86,17 @@ describe('SessionRegistry', () => {
     expect(log.filter((l) => l.startsWith('left'))).toHaveLength(1);
   });
 
+  it('remove() for a shutdown names shutdown as the reason of every release and withdrawal', () => {
+    const { sessions, locks, log } = setup();
+    const a = sessions.register({ name: 'a', role: 'agent' }).session;
+    locks.acquire(a.id, { resources: [f(1)], mode: 'write' });
+    locks.acquire('x', { resources: [f(2)], mode: 'write' });
+    locks.acquire(a.id, { resources: [f(2)], mode: 'write', wait: true });
+    log.length = 0;
+    sessions.remove(a.id, 'shutdown');
+    expect(log).toEqual(['cancelled:shutdown', 'released:shutdown', 'left:a:shutdown']);
+  });
+
   it('reports an idle session once its idle timeout passes, with touch() pushing it back', () => {
     const { sessions, clock, log } = setup({ idleTimeoutMs: 1000 });
     const a = sessions.register({ name: 'a', role: 'agent' }).session;

@@ -32,6 +32,20 @@ describe('FakeClock', () => {
     expect(seen).toEqual([5, 10]);
   });
 
+  it('jump() moves time without firing; the overdue timers fire late at the next advance, seeing the late time', () => {
+    const clock = new FakeClock(0);
+    const seen: number[] = [];
+    clock.setTimeout(() => seen.push(clock.now()), 10);
+    clock.setTimeout(() => seen.push(clock.now()), 30);
+    clock.jump(20);
+    expect(seen).toEqual([]);
+    expect(clock.now()).toBe(20);
+    clock.advance(0);
+    expect(seen).toEqual([20]);
+    clock.advance(15);
+    expect(seen).toEqual([20, 30]);
+  });
+
   it('clears timers', () => {
     const clock = new FakeClock(0);
     let fired = false;
@@ -123,6 +137,22 @@ describe('Deadlines', () => {
     expect(() => clock.advance(2)).toThrow('boom');
     clock.advance(5);
     expect(later).toBe(true);
+  });
+
+  it('runDue() runs what is already due without waiting for the timer, which then re-arms for the rest', () => {
+    const clock = new FakeClock(0);
+    const d = new Deadlines(clock);
+    const seen: string[] = [];
+    d.add(10, () => seen.push('10'));
+    d.add(20, () => seen.push('20'));
+    d.add(50, () => seen.push('50'));
+    clock.jump(25);
+    d.runDue();
+    expect(seen).toEqual(['10', '20']);
+    expect(clock.pending()).toBe(1);
+    clock.advance(25);
+    expect(seen).toEqual(['10', '20', '50']);
+    expect(clock.pending()).toBe(0);
   });
 
   it('close() drops every deadline', () => {

@@ -35,7 +35,9 @@ describe('locks over the wire', () => {
     const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
     const [f] = await addFunctions(a, ['f']);
     await a.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: 60_000, description: 'busy' });
+    await b.call('events.subscribe', { topics: ['locks'] });
     const err = await b.fail('lock.acquire', { functions: [f], mode: 'read' });
+    expect((await b.notification('event', (e) => e.type === 'denied')).data.blockers).toEqual(err.data!.blockers);
     expect(err.code).toBe(423);
     expect(err.data).toMatchObject({ type: 'LOCK_DENIED', retryable: true });
     expect(err.data!.retryAfterMs).toBeGreaterThan(50_000);
@@ -125,6 +127,8 @@ describe('locks over the wire', () => {
     const q1 = await b.call('lock.acquire', { functions: [f], mode: 'read', wait: true, key: 'k1' });
     const q2 = await b.call('lock.acquire', { functions: [f], mode: 'read', wait: true, key: 'k1' });
     expect(q2).toEqual(q1);
+    const reused = await b.fail('lock.acquire', { functions: [f], mode: 'write', wait: true, key: 'k1' });
+    expect(reused).toMatchObject({ code: -32602, data: { key: 'k1' } });
     const st = await b.call('lock.status', { program: 'main' });
     expect(st.resources.find((r: any) => r.resource.function === f).queue).toHaveLength(1);
 

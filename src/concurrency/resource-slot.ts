@@ -32,7 +32,7 @@ export interface Ticket {
   timeout: Deadline | undefined;
   /** Place in each slot's queue, by resource key, kept by ResourceSlot (see ResourceSlot.indexOf). */
   ordinal: Map<string, number>;
-  /** 1-based position last announced, by resource key, to report only real changes. */
+  /** 1-based position last told to the session (acquire result or push), by resource key: only changes are pushed. */
   reported: Map<string, number>;
 }
 

@@ -1,0 +1,360 @@
+import { EventEmitter } from 'eventemitter3';
+import type { LockMode, Resource } from '../protocol/resource.ts';
+import type { Clock } from './clock.ts';
+import { Deadlines } from './deadlines.ts';
+import type { Deadline } from './deadlines.ts';
+import { memoryFences } from './fences.ts';
+import type { FenceSource } from './fences.ts';
+import type { CancelReason, Grant, LockEvents, ReleaseReason } from './lock-types.ts';
+import { OutcomeCache } from './outcomes.ts';
+import { Outbox } from './outbox.ts';
+import { ResourceSlot } from './resource-slot.ts';
+import type { Hold, Ticket } from './resource-slot.ts';
+import { byResource, positionsOf, snapshot } from './snapshots.ts';
+
+export interface LockManagerOptions {
+  clock: Clock;
+  /** Lease when the request names none; default 30 minutes. */
+  defaultTtlMs?: number;
+  /** A shorter requested ttl is raised to this; default 100 ms. */
+  minTtlMs?: number;
+  /** A longer requested ttl is capped to this; default 24 hours. */
+  maxTtlMs?: number;
+  /** The expiry warning comes min(warningMs, ttl / 5) before expiry; default 60 s. */
+  warningMs?: number;
+  fences?: FenceSource;
+  /** Names holders in LOCK_DENIED and DEADLOCK data. */
+  sessionName?: (sessionId: string) => string | undefined;
+  /**
+   * Position pushes are coalesced: at most one per ticket per this many ms with the latest
+   * positions, except that reaching position 1 is pushed at once and the last change always is.
+   * Default 0: every change at once.
+   */
+  queuePushMs?: number;
+}
+
+const KEYS_PER_SESSION = 1000;
+
+export interface SessionLocks {
+  holds: Map<string, Hold>;
+  /** Waiting tickets in enqueue order. */
+  tickets: Map<string, Ticket>;
+  outcomes: OutcomeCache;
+}
+
+/**
+ * The lock state and the moves every operation is made of: grant with a lease, release, withdraw
+ * a ticket, and wake the waiters that can then run; leases and wait timeouts end here too. The
+ * LockManager on top decides which moves a request makes.
+ */
+export class LockTable extends EventEmitter<LockEvents> {
+  readonly defaults: { defaultTtlMs: number; minTtlMs: number; maxTtlMs: number; warningMs: number };
+  protected readonly clock: Clock;
+  protected readonly sessionName: (sessionId: string) => string | undefined;
+  protected readonly deadlines: Deadlines;
+  protected readonly slots = new Map<string, ResourceSlot>();
+  protected readonly sessions = new Map<string, SessionLocks>();
+  protected readonly outbox = new Outbox();
+  protected draining = false;
+  private readonly fences: FenceSource;
+  private readonly queuePushMs: number;
+  /** Tickets whose positions moved since they were last told, waiting for the coalesced push. */
+  private readonly unpushed = new Set<Ticket>();
+  private pushAt: Deadline | undefined;
+
+  constructor(opts: LockManagerOptions) {
+    super();
+    this.clock = opts.clock;
+    this.defaults = {
+      defaultTtlMs: opts.defaultTtlMs ?? 30 * 60_000,
+      minTtlMs: opts.minTtlMs ?? 100,
+      maxTtlMs: opts.maxTtlMs ?? 24 * 3_600_000,
+      warningMs: opts.warningMs ?? 60_000,
+    };
+    this.fences = opts.fences ?? memoryFences();
+    this.sessionName = opts.sessionName ?? (() => undefined);
+    this.queuePushMs = opts.queuePushMs ?? 0;
+    this.deadlines = new Deadlines(this.clock);
+  }
+
+  /** Pending lease expiries, lease warnings, wait timeouts and the coalesced position push: one clock timer. */
+  get scheduled(): number {
+    return this.deadlines.size;
+  }
+
+  /** Cancels every timer; the state stays readable. */
+  close(): void {
+    this.deadlines.close();
+  }
+
+  /**
+   * Every call first ends what is already due: a lease past its expiry is lapsed for every check
+   * even when a busy event loop has not yet run its timer, and all callers see the same state.
+   */
+  protected catchUp(): void {
+    this.deadlines.runDue();
+  }
+
+  /**
+   * One change: `fn` releases and withdraws, marking the resources it touched; then the waiters
+   * that can now run are woken there, and only then are the change's events emitted.
+   */
+  protected change<T>(fn: (dirty: Set<ResourceSlot>) => T): T {
+    try {
+      const dirty = new Set<ResourceSlot>();
+      const out = fn(dirty);
+      this.settle(dirty);
+      return out;
+    } finally {
+      this.outbox.flush();
+    }
+  }
+
+  /** Grants or refreshes every resource; new grants and upgrades take a fresh fence each. */
+  protected grant(
+    sessionId: string,
+    session: SessionLocks,
+    resources: Resource[],
+    keys: string[],
+    mode: LockMode,
+    ttlMs: number,
+    description: string | undefined,
+  ): Grant[] {
+    const now = this.clock.now();
+    return resources.map((resource, i) => {
+      const key = keys[i]!;
+      let hold = session.holds.get(key);
+      if (hold === undefined) {
+        hold = {
+          sessionId,
+          resource,
+          key,
+          mode,
+          fence: this.fences.next(resource.program),
+          grantedAt: now,
+          expiresAt: now,
+          ttlMs,
+          warnAt: now,
+          warning: undefined,
+          expiry: undefined,
+        };
+        session.holds.set(key, hold);
+        this.slotFor(resource, key).holders.set(sessionId, hold);
+      } else if (mode === 'write' && hold.mode === 'read') {
+        hold.mode = 'write';
+        hold.fence = this.fences.next(resource.program);
+        hold.grantedAt = now;
+      }
+      if (description !== undefined) hold.description = description;
+      this.startLease(hold, ttlMs);
+      return snapshot(hold);
+    });
+  }
+
+  protected startLease(hold: Hold, ttlMs: number): void {
+    this.deadlines.cancel(hold.warning);
+    this.deadlines.cancel(hold.expiry);
+    hold.ttlMs = ttlMs;
+    hold.expiresAt = this.clock.now() + ttlMs;
+    const lead = Math.min(this.defaults.warningMs, ttlMs / 5);
+    hold.warnAt = hold.expiresAt - lead;
+    hold.warning = lead > 0 ? this.deadlines.add(hold.warnAt, () => this.onWarning(hold)) : undefined;
+    hold.expiry = this.deadlines.add(hold.expiresAt, () => this.onExpiry(hold));
+  }
+
+  protected waitTimeout(t: Ticket, ms: number): void {
+    t.timeout = this.deadlines.add(t.enqueuedAt + Math.max(0, ms), () => this.onWaitTimeout(t));
+  }
+
+  protected dropHolds(
+    sessionId: string,
+    session: SessionLocks,
+    holds: Hold[],
+    reason: ReleaseReason,
+    dirty: Set<ResourceSlot>,
+  ): Grant[] {
+    if (holds.length === 0) return [];
+    const locks = holds
+      .map((h) => {
+        this.deadlines.cancel(h.warning);
+        this.deadlines.cancel(h.expiry);
+        h.warning = undefined;
+        h.expiry = undefined;
+        session.holds.delete(h.key);
+        const slot = this.slots.get(h.key)!;
+        slot.holders.delete(sessionId);
+        dirty.add(slot);
+        return snapshot(h);
+      })
+      .sort(byResource);
+    this.post('released', { sessionId, locks, reason });
+    return locks;
+  }
+
+  protected withdraw(session: SessionLocks, t: Ticket, reason: CancelReason, dirty: Set<ResourceSlot>): void {
+    for (const slot of t.slots) {
+      slot.remove(t);
+      dirty.add(slot);
+    }
+    this.deadlines.cancel(t.timeout);
+    t.timeout = undefined;
+    session.tickets.delete(t.id);
+    this.unpushed.delete(t);
+    if (t.key !== undefined) session.outcomes.withdrawn(t.key, t.id, reason);
+    this.post('cancelled', { sessionId: t.sessionId, ticket: t.id, reason });
+  }
+
+  /**
+   * Tells the tickets that moved on these resources where they stand: at once when one reached
+   * position 1 (its turn is next) or nothing is coalesced, otherwise with the next coalesced push,
+   * so that a hand-over in a long queue pushes to one ticket now instead of to every one of them.
+   */
+  protected renumber(slots: Set<ResourceSlot>): void {
+    const coalesce = this.queuePushMs > 0;
+    const moved = new Set<Ticket>();
+    const next = new Set<Ticket>();
+    for (const slot of slots) {
+      slot.queue.forEach((t, i) => {
+        if (t.reported.get(slot.key) === i + 1) return;
+        moved.add(t);
+        // Told right below: the hot path of a hand-over when nothing is coalesced.
+        if (!coalesce) t.reported.set(slot.key, i + 1);
+        else if (i === 0) next.add(t);
+      });
+    }
+    for (const t of moved) {
+      if (!coalesce) this.post('position', { sessionId: t.sessionId, ticket: t.id, positions: positionsOf(t) });
+      else if (next.has(t)) this.pushPositions(t);
+      else this.unpushed.add(t);
+    }
+    if (this.unpushed.size > 0 && this.pushAt === undefined) {
+      this.pushAt = this.deadlines.add(this.clock.now() + this.queuePushMs, () => this.pushUnpushed());
+    }
+  }
+
+  protected sessionFor(sessionId: string): SessionLocks {
+    let session = this.sessions.get(sessionId);
+    if (session === undefined) {
+      session = { holds: new Map(), tickets: new Map(), outcomes: new OutcomeCache(KEYS_PER_SESSION) };
+      this.sessions.set(sessionId, session);
+    }
+    return session;
+  }
+
+  protected slotFor(resource: Resource, key: string): ResourceSlot {
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      slot = new ResourceSlot(resource, key);
+      this.slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  protected dropIfIdle(slot: ResourceSlot): void {
+    if (slot.idle) this.slots.delete(slot.key);
+  }
+
+  protected clampTtl(ttlMs: number): number {
+    return Math.min(this.defaults.maxTtlMs, Math.max(this.defaults.minTtlMs, ttlMs));
+  }
+
+  protected post<K extends keyof LockEvents>(event: K, payload: Parameters<LockEvents[K]>[0]): void {
+    this.outbox.post(() => (this.emit as (e: K, p: typeof payload) => boolean).call(this, event, payload));
+  }
+
+  /**
+   * Wakes exactly the waiters that can now run: on each changed resource, the front ticket while
+   * it is at the front of all its queues and fits the holders. A grant changes the ticket's other
+   * queues too, so those are checked in turn (readers behind a reader, a batch unblocking its
+   * other resources). Then positions are re-announced where they moved. Draining, nobody is woken.
+   */
+  private settle(dirty: Set<ResourceSlot>): void {
+    const work = this.draining ? [] : [...dirty];
+    while (work.length > 0) {
+      const slot = work.pop()!;
+      for (let t = slot.queue[0]; t !== undefined && ready(t); t = slot.queue[0]) {
+        this.grantTicket(t);
+        // Even a queue checked before: its front just changed.
+        for (const s of t.slots) {
+          dirty.add(s);
+          work.push(s);
+        }
+      }
+    }
+    this.renumber(dirty);
+    for (const slot of dirty) this.dropIfIdle(slot);
+  }
+
+  private grantTicket(t: Ticket): void {
+    const session = this.sessions.get(t.sessionId)!;
+    for (const slot of t.slots) slot.remove(t);
+    this.deadlines.cancel(t.timeout);
+    t.timeout = undefined;
+    session.tickets.delete(t.id);
+    this.unpushed.delete(t);
+    const keys = t.slots.map((s) => s.key);
+    const grants = this.grant(t.sessionId, session, t.resources, keys, t.mode, t.ttlMs, t.description);
+    if (t.key !== undefined) session.outcomes.granted(t.key, grants);
+    this.post('granted', { sessionId: t.sessionId, ticket: t.id, grants });
+  }
+
+  /** One 'expiring' per session for all of its locks whose warning is due now. */
+  private onWarning(fired: Hold): void {
+    const session = this.sessions.get(fired.sessionId)!;
+    const now = this.clock.now();
+    const due: Hold[] = [];
+    for (const h of session.holds.values()) {
+      if (h.warning !== undefined && h.warnAt <= now) {
+        this.deadlines.cancel(h.warning);
+        h.warning = undefined;
+        due.push(h);
+      }
+    }
+    this.post('expiring', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
+    this.outbox.flush();
+  }
+
+  /** One 'expired' then one 'released' per session for all of its locks ending now. */
+  private onExpiry(fired: Hold): void {
+    const session = this.sessions.get(fired.sessionId)!;
+    const now = this.clock.now();
+    const due = [...session.holds.values()].filter((h) => h.expiresAt <= now);
+    this.change((dirty) => {
+      this.post('expired', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
+      this.dropHolds(fired.sessionId, session, due, 'expired', dirty);
+    });
+  }
+
+  private pushPositions(t: Ticket): void {
+    this.unpushed.delete(t);
+    for (const s of t.slots) t.reported.set(s.key, s.indexOf(t)! + 1);
+    this.post('position', { sessionId: t.sessionId, ticket: t.id, positions: positionsOf(t) });
+  }
+
+  /**
+   * The coalesced push: every ticket still waiting whose positions differ from what it was last
+   * told. The next one is scheduled only by the next move, so pushes to one ticket are at least
+   * queuePushMs apart (bar reaching position 1).
+   */
+  private pushUnpushed(): void {
+    this.pushAt = undefined;
+    const due = [...this.unpushed];
+    this.unpushed.clear();
+    for (const t of due) {
+      if (t.slots.some((s) => t.reported.get(s.key) !== s.indexOf(t)! + 1)) this.pushPositions(t);
+    }
+    this.outbox.flush();
+  }
+
+  private onWaitTimeout(t: Ticket): void {
+    const session = this.sessions.get(t.sessionId)!;
+    this.change((dirty) => {
+      this.post('waitTimeout', { sessionId: t.sessionId, ticket: t.id });
+      this.withdraw(session, t, 'timeout', dirty);
+    });
+  }
+}
+
+function ready(t: Ticket): boolean {
+  return t.slots.every((s) => s.queue[0] === t && s.admits(t.sessionId, t.mode));
+}
