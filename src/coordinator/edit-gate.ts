@@ -30,9 +30,6 @@ export function commitEdit(
   checkLocks(c, session, program, ops);
   checkFences(c, session, program, checks.fences);
   checkHashes(c, session, program, checks.expectedHashes);
-  // Nothing to do (an undo of an empty revision, a restore to the state it is in): no revision.
-  if (ops.length === 0)
-    return { revision: c.programs.getProgram(program).revision, functions: [], created: [], removed: [] };
 
   const removedVersions = new Map<number, number>();
   for (const op of ops) {
@@ -42,6 +39,8 @@ export function commitEdit(
   }
 
   const result = c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name });
+  // An undo, redo or restore whose effect is already there: no revision, nothing to tell.
+  if (!result.committed) return { revision: result.revision, functions: [], created: [], removed: [] };
   const by = c.by(session);
   c.metrics.edits.inc({ kind: meta.kind ?? 'edit' });
 

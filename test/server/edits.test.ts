@@ -150,6 +150,32 @@ describe('edits over the wire', () => {
     expect((await a.call('history.list', {})).revisions).toHaveLength(before);
   });
 
+  it('commits nothing for an undo whose effect later edits already reverted', async () => {
+    const s = await t.server();
+    const [a, o] = [await t.agent(s, 'a'), await t.agent(s, 'o', 'observer')];
+    const [f] = await addFunctions(a, ['f']);
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    await a.call('edit.apply', { ops: [node(f, 1, 'const', { value: 1 })] });
+    const changed = await a.call('edit.apply', {
+      ops: [{ op: 'updateNode', function: f, node: { id: 1, attrs: { value: 2 } } }],
+    });
+    const back = await a.call('edit.apply', {
+      ops: [{ op: 'updateNode', function: f, node: { id: 1, attrs: { value: 1 } } }],
+    });
+    await o.call('events.subscribe', { topics: ['edits'] });
+    expect(await a.call('history.undo', { revision: changed.revision })).toEqual({
+      revision: back.revision,
+      functions: [],
+      created: [],
+      removed: [],
+    });
+    const { revisions } = await a.call('history.list', {});
+    expect(revisions.map((r: any) => r.kind)).toEqual(['edit', 'edit', 'edit', 'edit']);
+    // Nothing was committed, so nothing is announced: the next event is the next real edit.
+    const next = await a.call('edit.apply', { ops: [node(f, 2)] });
+    expect((await o.notification('event')).data).toMatchObject({ revision: next.revision, kind: 'edit' });
+  });
+
   it('adds nodes to a function created in the same edit by its name', async () => {
     const s = await t.server();
     const a = await t.agent(s, 'a');
