@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_TYPES } from '../src/protocol/errors.ts';
 import { protocolJsonSchemaText } from '../src/protocol/json-schema.ts';
@@ -22,6 +22,22 @@ describe('docs agree with the code', () => {
 
   it('list every error type', () => {
     expect(ERROR_TYPES.filter((e) => !doc.includes(`\`${e}\``))).toEqual([]);
+  });
+
+  it('give every event type the server emits a row in its topic table, and no other', () => {
+    const emitted = new Set<string>();
+    for (const file of readdirSync(new URL('../src/coordinator/', import.meta.url))) {
+      const source = read(`src/coordinator/${file}`);
+      for (const m of source.matchAll(/events\.append\(\s*'(\w+)',\s*'(\w+)'/g)) emitted.add(`${m[1]} ${m[2]}`);
+    }
+    const section = doc.slice(doc.indexOf('## Event topics'), doc.indexOf('## Close codes'));
+    const documented = new Set<string>();
+    for (const part of section.split('\n### ').slice(1)) {
+      const topic = /^`(\w+)`/.exec(part)?.[1];
+      for (const m of part.matchAll(/^\| `(\w+)` +\|/gm)) documented.add(`${topic} ${m[1]}`);
+    }
+    expect(emitted.size).toBeGreaterThan(15);
+    expect([...documented].sort()).toEqual([...emitted].sort());
   });
 
   it('commit the JSON Schema exactly as generated (npm run schema)', () => {

@@ -88,6 +88,80 @@ describe('event stream', () => {
     expect(resumed.some((i) => i.type === 'committed')).toBe(true);
   });
 
+  it('puts every refused edit on the edits topic as a conflict (who, which functions, lock, fence or hash), and lock denials on locks', async () => {
+    const s = await t.server();
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const [f, g] = await addFunctions(a, ['f', 'g']);
+    const watcher = await t.agent(s, 'watcher', 'observer');
+    const seen = record(watcher);
+    await watcher.call('events.subscribe', { topics: ['edits', 'locks'] });
+    const who = { sessionId: a.sessionId, name: 'a', program: 'main' };
+    const node = (id: number) => ({ op: 'addNode', function: f, node: { id, op: 'const' } });
+
+    // lock: no lock at all, a missing structure lock, both at once.
+    expect((await a.fail('edit.apply', { ops: [node(1)] })).data!.type).toBe('LOCK_REQUIRED');
+    expect((await a.fail('edit.apply', { ops: [{ op: 'addFunction', name: 'h' }] })).data!.type).toBe('LOCK_REQUIRED');
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    expect((await a.fail('edit.apply', { ops: [{ op: 'renameFunction', function: f, name: 'f2' }] })).data!.type).toBe(
+      'LOCK_REQUIRED',
+    );
+    // b holds g: a's undo of a revision that changed g lacks g's lock.
+    const base = await a.call('edit.apply', { ops: [node(1)] });
+    await b.call('lock.acquire', { functions: [g], mode: 'write' });
+    const onG = await b.call('edit.apply', { ops: [{ op: 'addNode', function: g, node: { id: 1, op: 'x' } }] });
+    expect((await a.fail('history.undo', { revision: onG.revision })).data!.type).toBe('LOCK_REQUIRED');
+
+    // fence: a stale token on f.
+    const held = await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    const fence = held.grants[0].fence;
+    const undone = await a.call('history.undo', { revision: base.revision });
+    expect((await a.fail('history.redo', { revision: undone.revision, fences: { [f]: fence + 1 } })).data!.type).toBe(
+      'STALE_FENCE',
+    );
+
+    // hash: an expected hash that is no longer current.
+    const stale = (await a.call('function.get', { function: f })).hash;
+    await a.call('checkpoint.create', { name: 'cp' });
+    await a.call('history.redo', { revision: undone.revision });
+    expect((await a.fail('edit.apply', { ops: [node(2)], expectedHashes: { [f]: stale } })).data!.type).toBe(
+      'CONFLICT',
+    );
+    expect((await a.fail('checkpoint.restore', { name: 'cp', expectedHashes: { [f]: stale } })).data!.type).toBe(
+      'CONFLICT',
+    );
+
+    // A lock denial is on the locks topic already.
+    expect((await b.fail('lock.acquire', { functions: [f], mode: 'write' })).data!.type).toBe('LOCK_DENIED');
+
+    // A marker edit: everything before it on the stream has arrived once it has.
+    const last = await a.call('edit.apply', { ops: [node(3)] });
+    await until(watcher, seen, (i) => i.type === 'committed' && i.data.revision === last.revision);
+    expect(seen.filter((i) => i.type === 'conflict').map((i) => ({ topic: i.topic, ...i.data }))).toEqual([
+      { topic: 'edits', ...who, method: 'edit.apply', reason: 'lock', functions: [f] },
+      { topic: 'edits', ...who, method: 'edit.apply', reason: 'lock', functions: [], structure: true },
+      { topic: 'edits', ...who, method: 'edit.apply', reason: 'lock', functions: [], structure: true },
+      { topic: 'edits', ...who, method: 'history.undo', reason: 'lock', functions: [g] },
+      { topic: 'edits', ...who, method: 'history.redo', reason: 'fence', functions: [f] },
+      { topic: 'edits', ...who, method: 'edit.apply', reason: 'hash', functions: [f] },
+      { topic: 'edits', ...who, method: 'checkpoint.restore', reason: 'hash', functions: [f] },
+    ]);
+    expect(seen.filter((i) => i.type === 'denied').map((i) => i.data)).toEqual([
+      {
+        sessionId: b.sessionId,
+        name: 'b',
+        mode: 'write',
+        resources: [{ program: 'main', function: f }],
+        blockers: [
+          {
+            resource: { program: 'main', function: f },
+            holders: [{ sessionId: a.sessionId, name: 'a', mode: 'write', expiresAt: expect.any(String) }],
+            queueLength: 0,
+          },
+        ],
+      },
+    ]);
+  });
+
   it('reports a since older than the buffer, and one from an earlier run, as truncated', async () => {
     const s = await t.server({ eventBuffer: 5 });
     const a = await t.agent(s, 'a');
