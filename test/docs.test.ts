@@ -40,6 +40,12 @@ describe('docs agree with the code', () => {
     expect([...documented].sort()).toEqual([...emitted].sort());
   });
 
+  it('print the hash test vectors exactly as the hash test reads them', () => {
+    const section = doc.slice(doc.indexOf('### Hash test vectors'));
+    const block = /```json\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(block).toBe(read('test/service/vectors/hash-vectors.json'));
+  });
+
   it('commit the JSON Schema exactly as generated (npm run schema)', () => {
     expect(read('docs/protocol.schema.json')).toBe(protocolJsonSchemaText());
   });
