@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/concurrency/index.ts';
 import type { TestClient } from '../helpers/client.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 
@@ -41,6 +43,48 @@ async function roundTrips(c: TestClient, functions: number[], n: number, descrip
     await c.call('lock.acquire', { functions, mode: 'write', ...(description === undefined ? {} : { description }) });
     await c.call('lock.release', { functions });
   }
+}
+
+interface DocumentedFields {
+  required: string[];
+  optional: string[];
+}
+
+/** The top-level fields of each event type's `data`, as the topic tables of docs/protocol.md list them. */
+function documentedEventData(): Map<string, DocumentedFields> {
+  const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## Event topics'), doc.indexOf('## Close codes'));
+  const types = new Map<string, DocumentedFields>();
+  for (const part of section.split('\n### ').slice(1)) {
+    const topic = /^`(\w+)`/.exec(part)?.[1];
+    for (const row of part.matchAll(/^\| `(\w+)` +\|.*\| `\{(.*)\}` +\|$/gm)) {
+      const fields: DocumentedFields = { required: [], optional: [] };
+      for (const field of splitTopLevel(row[2] as string)) {
+        const name = /^(\w+)(\??)/.exec(field.trim());
+        if (name === null) throw new Error(`cannot read the field "${field}" of ${topic} ${row[1]}`);
+        (name[2] === '?' ? fields.optional : fields.required).push(name[1] as string);
+      }
+      types.set(`${topic} ${row[1]}`, fields);
+    }
+  }
+  return types;
+}
+
+function splitTopLevel(list: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < list.length; i++) {
+    const ch = list[i];
+    if (ch === '{' || ch === '[') depth++;
+    else if (ch === '}' || ch === ']') depth--;
+    else if (ch === ',' && depth === 0) {
+      parts.push(list.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(list.slice(start));
+  return parts;
 }
 
 describe('event stream', () => {
@@ -160,6 +204,67 @@ describe('event stream', () => {
         ],
       },
     ]);
+  });
+
+  it('carries in every event exactly the data fields docs/protocol.md lists for its type', async () => {
+    const documented = documentedEventData();
+    expect(documented.size).toBeGreaterThan(15);
+    const clock = new FakeClock();
+    const s = await t.server({ clock, sessionGraceMs: 60_000 });
+    const watcher = await t.agent(s, 'watcher', 'observer');
+    const seen = record(watcher);
+    await watcher.call('events.subscribe', { topics: ALL });
+
+    // agents: joined, detached, resumed (and left at the end).
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const dropping = await t.raw(s);
+    const hello = await dropping.call('session.hello', { protocol: 1, name: 'dropping' });
+    dropping.ws.terminate();
+    await until(watcher, seen, (i) => i.type === 'detached');
+    const back = await t.raw(s);
+    await back.call('session.hello', {
+      protocol: 1,
+      resume: { sessionId: hello.sessionId, secret: hello.resumeSecret },
+    });
+
+    // locks: granted, queued, dequeued, denied, deadlock, renewed, downgraded, expiring, expired, released.
+    const [f, g] = await addFunctions(a, ['f', 'g']);
+    await a.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: 1000, description: 'why' });
+    const waiting = await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
+    await b.call('lock.cancel', { ticket: waiting.ticket });
+    await b.fail('lock.acquire', { functions: [f], mode: 'write' });
+    await b.call('lock.acquire', { functions: [g], mode: 'write' });
+    const cross = await a.call('lock.acquire', { functions: [g], mode: 'write', wait: true });
+    expect((await b.fail('lock.acquire', { functions: [f], mode: 'write', wait: true })).data!.type).toBe('DEADLOCK');
+    await a.call('lock.cancel', { ticket: cross.ticket });
+    await a.call('lock.renew', { functions: [f] });
+    await a.call('lock.downgrade', { functions: [f] });
+    clock.advance(1000);
+
+    // edits: committed (above), conflict, programCreated, programDeleted.
+    await a.fail('edit.apply', { ops: [{ op: 'addFunction', name: 'h' }] });
+    await a.call('program.create', { name: 'aux' });
+    await a.call('lock.acquire', { program: 'aux', structure: true, mode: 'write' });
+    await a.call('program.delete', { program: 'aux' });
+
+    await b.close();
+    await until(watcher, seen, (i) => i.type === 'left' && i.data.name === 'b');
+
+    for (const item of seen) {
+      const fields = documented.get(`${item.topic} ${item.type}`);
+      expect(fields, `${item.topic} ${item.type} is documented`).toBeDefined();
+      const keys = Object.keys(item.data);
+      expect(
+        fields!.required.filter((k) => !keys.includes(k)),
+        `${item.type}: documented fields missing`,
+      ).toEqual([]);
+      expect(
+        keys.filter((k) => !fields!.required.includes(k) && !fields!.optional.includes(k)),
+        `${item.type}: undocumented fields`,
+      ).toEqual([]);
+    }
+    // Every documented type was seen, so every row of the tables was checked.
+    expect([...new Set(seen.map((i) => `${i.topic} ${i.type}`))].sort()).toEqual([...documented.keys()].sort());
   });
 
   it('reports a since older than the buffer, and one from an earlier run, as truncated', async () => {
