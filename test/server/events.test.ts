@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/index.ts';
 import type { TestClient } from '../helpers/client.ts';
+import { eventRows } from '../helpers/protocol-doc.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 
 interface Item {
@@ -43,48 +43,6 @@ async function roundTrips(c: TestClient, functions: number[], n: number, descrip
     await c.call('lock.acquire', { functions, mode: 'write', ...(description === undefined ? {} : { description }) });
     await c.call('lock.release', { functions });
   }
-}
-
-interface DocumentedFields {
-  required: string[];
-  optional: string[];
-}
-
-/** The top-level fields of each event type's `data`, as the topic tables of docs/protocol.md list them. */
-function documentedEventData(): Map<string, DocumentedFields> {
-  const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
-  const section = doc.slice(doc.indexOf('## Event topics'), doc.indexOf('## Close codes'));
-  const types = new Map<string, DocumentedFields>();
-  for (const part of section.split('\n### ').slice(1)) {
-    const topic = /^`(\w+)`/.exec(part)?.[1];
-    for (const row of part.matchAll(/^\| `(\w+)` +\|.*\| `\{(.*)\}` +\|$/gm)) {
-      const fields: DocumentedFields = { required: [], optional: [] };
-      for (const field of splitTopLevel(row[2] as string)) {
-        const name = /^(\w+)(\??)/.exec(field.trim());
-        if (name === null) throw new Error(`cannot read the field "${field}" of ${topic} ${row[1]}`);
-        (name[2] === '?' ? fields.optional : fields.required).push(name[1] as string);
-      }
-      types.set(`${topic} ${row[1]}`, fields);
-    }
-  }
-  return types;
-}
-
-function splitTopLevel(list: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i < list.length; i++) {
-    const ch = list[i];
-    if (ch === '{' || ch === '[') depth++;
-    else if (ch === '}' || ch === ']') depth--;
-    else if (ch === ',' && depth === 0) {
-      parts.push(list.slice(start, i));
-      start = i + 1;
-    }
-  }
-  parts.push(list.slice(start));
-  return parts;
 }
 
 describe('event stream', () => {
@@ -207,7 +165,7 @@ describe('event stream', () => {
   });
 
   it('carries in every event exactly the data fields docs/protocol.md lists for its type', async () => {
-    const documented = documentedEventData();
+    const documented = new Map(eventRows().map((r) => [r.key, r]));
     expect(documented.size).toBeGreaterThan(15);
     const clock = new FakeClock();
     const s = await t.server({ clock, sessionGraceMs: 60_000 });
