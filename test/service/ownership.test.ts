@@ -40,7 +40,10 @@ async function addFunction(url: string, name: string): Promise<number> {
 }
 
 describe('one store, one owner', () => {
-  it('refuses a second server on the same file, and a kill -9 of the owner frees the file', async () => {
+  // Three server processes start one after another: on a loaded machine that takes a while.
+  it('refuses a second server on the same file, and a kill -9 of the owner frees the file', {
+    timeout: 60_000,
+  }, async () => {
     const path = join(dir, 'owned.db');
     const owner = await serveOn(path);
     expect(await addFunction(owner.url, 'first')).toBe(1);
