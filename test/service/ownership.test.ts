@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
+import { ProgramService } from '../../src/service/index.ts';
+import { chain } from '../fixtures/service.ts';
 import { collect, lineMatching, spawnLockstep } from '../cli/run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-owner-'));
@@ -73,5 +75,16 @@ describe('one store, one owner', () => {
       next.child.kill('SIGTERM');
       expect((await next.done).code).toBe(0);
     }
+  });
+
+  it('leaves :memory: alone: every in-memory store is its own', () => {
+    const first = ProgramService.open({ path: ':memory:' });
+    const second = ProgramService.open({ path: ':memory:' });
+    chain(first);
+    expect(second.getProgram('main').functions).toEqual([]);
+    chain(second, 'g');
+    expect(first.getProgram('main').functions.map((f) => f.name)).toEqual(['f']);
+    first.close();
+    second.close();
   });
 });
