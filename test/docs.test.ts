@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_TYPES } from '../src/protocol/errors.ts';
 import { protocolJsonSchemaText } from '../src/protocol/json-schema.ts';
 import { METHOD_NAMES } from '../src/protocol/methods.ts';
 import { NOTIFICATION_NAMES } from '../src/protocol/notifications.ts';
+import { eventRows } from './helpers/protocol-doc.ts';
 
 const read = (p: string) => readFileSync(new URL(`../${p}`, import.meta.url), 'utf8');
 
@@ -22,6 +23,26 @@ describe('docs agree with the code', () => {
 
   it('list every error type', () => {
     expect(ERROR_TYPES.filter((e) => !doc.includes(`\`${e}\``))).toEqual([]);
+  });
+
+  it('give every event type the server emits a row in its topic table, and no other', () => {
+    const emitted = new Set<string>();
+    for (const file of readdirSync(new URL('../src/coordinator/', import.meta.url))) {
+      const source = read(`src/coordinator/${file}`);
+      for (const m of source.matchAll(/events\.append\(\s*'(\w+)',\s*'(\w+)'/g)) emitted.add(`${m[1]} ${m[2]}`);
+    }
+    expect(emitted.size).toBeGreaterThan(15);
+    expect(
+      eventRows()
+        .map((r) => r.key)
+        .sort(),
+    ).toEqual([...emitted].sort());
+  });
+
+  it('print the hash test vectors exactly as the hash test reads them', () => {
+    const section = doc.slice(doc.indexOf('### Hash test vectors'));
+    const block = /```json\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(block).toBe(read('test/service/vectors/hash-vectors.json'));
   });
 
   it('commit the JSON Schema exactly as generated (npm run schema)', () => {

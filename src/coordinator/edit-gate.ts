@@ -1,7 +1,7 @@
 import type { SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import type { ResultOf } from '../protocol/methods.ts';
-import { formatResource, type Resource } from '../protocol/resource.ts';
+import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
 import type { EditMeta, ServiceOp } from '../service/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { CallContext } from './dispatch.ts';
@@ -12,6 +12,16 @@ export interface EditChecks {
   fences?: Record<string, number> | undefined;
 }
 
+/** The methods that change a program, all through commitEdit. */
+export type EditMethod = 'edit.apply' | 'history.undo' | 'history.redo' | 'checkpoint.restore';
+
+/** Who tried which change, for the `conflict` events of refused edits. */
+interface Attempt {
+  session: SessionInfo;
+  program: string;
+  method: EditMethod;
+}
+
 /**
  * The one road every change to a program takes (edit.apply, undo, redo, restore), with the spec's
  * check order: locks held, fences current, expected hashes unchanged, then the operations
@@ -20,6 +30,7 @@ export interface EditChecks {
 export function commitEdit(
   c: Coordinator,
   ctx: CallContext,
+  method: EditMethod,
   program: string,
   ops: ServiceOp[],
   checks: EditChecks,
@@ -27,12 +38,10 @@ export function commitEdit(
 ): ResultOf<'edit.apply'> {
   const session = ctx.session;
   c.requireProgram(program);
-  checkLocks(c, session, program, ops);
-  checkFences(c, session, program, checks.fences);
-  checkHashes(c, session, program, checks.expectedHashes);
-  // Nothing to do (an undo of an empty revision, a restore to the state it is in): no revision.
-  if (ops.length === 0)
-    return { revision: c.programs.getProgram(program).revision, functions: [], created: [], removed: [] };
+  const attempt: Attempt = { session, program, method };
+  checkLocks(c, attempt, ops);
+  checkFences(c, attempt, checks.fences);
+  checkHashes(c, attempt, checks.expectedHashes);
 
   const removedVersions = new Map<number, number>();
   for (const op of ops) {
@@ -42,6 +51,8 @@ export function commitEdit(
   }
 
   const result = c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name });
+  // An undo, redo or restore whose effect is already there: no revision, nothing to tell.
+  if (!result.committed) return { revision: result.revision, functions: [], created: [], removed: [] };
   const by = c.by(session);
   c.metrics.edits.inc({ kind: meta.kind ?? 'edit' });
 
@@ -109,13 +120,39 @@ export function tellRemoved(
   }
 }
 
-function checkLocks(c: Coordinator, session: SessionInfo, program: string, ops: ServiceOp[]): void {
+/**
+ * A refused edit goes on the `edits` topic as a `conflict`, so observers see contention that never
+ * became a revision: who, which functions failed the check, and which check (lock, fence or hash).
+ */
+function refused(
+  c: Coordinator,
+  { session, program, method }: Attempt,
+  reason: 'lock' | 'fence' | 'hash',
+  resources: readonly Resource[],
+): void {
+  const functions = resources.flatMap((r) => (isStructure(r) ? [] : [r.function]));
+  const structure = resources.some(isStructure);
+  const by = c.by(session);
+  c.logger.info({ ...by, program, method, reason, functions, structure }, 'edit refused');
+  c.events.append('edits', 'conflict', () => ({
+    ...by,
+    program,
+    method,
+    reason,
+    functions,
+    ...(structure ? { structure: true } : {}),
+  }));
+}
+
+function checkLocks(c: Coordinator, attempt: Attempt, ops: ServiceOp[]): void {
+  const { session, program } = attempt;
   const missing: Resource[] = [];
   for (const need of c.programs.requiredLocks(program, ops)) {
     const grant = c.locks.grantOf(session.id, need.resource);
     if (grant === undefined || grant.mode !== need.mode) missing.push(need.resource);
   }
   if (missing.length > 0) {
+    refused(c, attempt, 'lock', missing);
     throw new LockstepError(
       'LOCK_REQUIRED',
       `the edit needs write locks on ${missing.map(formatResource).join(', ')}`,
@@ -124,13 +161,9 @@ function checkLocks(c: Coordinator, session: SessionInfo, program: string, ops: 
   }
 }
 
-function checkFences(
-  c: Coordinator,
-  session: SessionInfo,
-  program: string,
-  fences: Record<string, number> | undefined,
-): void {
+function checkFences(c: Coordinator, attempt: Attempt, fences: Record<string, number> | undefined): void {
   if (fences === undefined) return;
+  const { session, program } = attempt;
   const stale: Array<{ resource: Resource; fence: number; current: number | null }> = [];
   for (const [key, fence] of Object.entries(fences)) {
     const resource: Resource = key === 'structure' ? { program, structure: true } : { program, function: Number(key) };
@@ -138,6 +171,12 @@ function checkFences(
     if (grant?.fence !== fence) stale.push({ resource, fence, current: grant?.fence ?? null });
   }
   if (stale.length > 0) {
+    refused(
+      c,
+      attempt,
+      'fence',
+      stale.map((s) => s.resource),
+    );
     throw new LockstepError(
       'STALE_FENCE',
       `fence tokens are not the current grants: ${stale.map((s) => formatResource(s.resource)).join(', ')}`,
@@ -146,19 +185,16 @@ function checkFences(
   }
 }
 
-function checkHashes(
-  c: Coordinator,
-  session: SessionInfo,
-  program: string,
-  expected: Record<string, string> | undefined,
-): void {
+function checkHashes(c: Coordinator, attempt: Attempt, expected: Record<string, string> | undefined): void {
   if (expected === undefined) return;
-  const conflicts = c.programs.checkExpected(program, expected);
+  const conflicts = c.programs.checkExpected(attempt.program, expected);
   if (conflicts.length > 0) {
     c.metrics.conflicts.inc();
-    c.logger.info(
-      { sessionId: session.id, name: session.name, program, functions: conflicts.map((x) => x.functionId) },
-      'edit conflict',
+    refused(
+      c,
+      attempt,
+      'hash',
+      conflicts.map((x) => ({ program: attempt.program, function: x.functionId })),
     );
     throw new LockstepError(
       'CONFLICT',

@@ -26,6 +26,7 @@ type Replays = 'history.undo' | 'history.redo' | 'checkpoint.restore';
  * edit takes: same locks, same fences, same conflict checks.
  */
 function replay<M extends Replays>(
+  method: M,
   plan: (c: Coordinator, program: string, p: ParamsOf<M>) => { ops: ServiceOp[]; meta: ReplayMeta },
 ): MethodSpec<M> {
   return {
@@ -34,7 +35,7 @@ function replay<M extends Replays>(
       const program = c.programOf(p);
       const { ops, meta } = plan(c, program, p);
       // All three answer as edit.apply does.
-      return commitEdit(c, ctx, program, ops, p, meta) as ResultOf<M>;
+      return commitEdit(c, ctx, method, program, ops, p, meta) as ResultOf<M>;
     },
   };
 }
@@ -42,17 +43,17 @@ function replay<M extends Replays>(
 export const historyHandlers: Pick<HandlerTable, HistoryMethods> = {
   'edit.apply': {
     roles: agentsOnly,
-    handle: (c, ctx, p) => commitEdit(c, ctx, c.programOf(p), p.ops, p, { kind: 'edit' }),
+    handle: (c, ctx, p) => commitEdit(c, ctx, 'edit.apply', c.programOf(p), p.ops, p, { kind: 'edit' }),
   },
-  'history.undo': replay((c, program, p) => ({
+  'history.undo': replay('history.undo', (c, program, p) => ({
     ops: c.programs.undoOps(program, p.revision),
     meta: { kind: 'undo', undoes: p.revision },
   })),
-  'history.redo': replay((c, program, p) => ({
+  'history.redo': replay('history.redo', (c, program, p) => ({
     ops: c.programs.redoOps(program, p.revision),
     meta: { kind: 'redo', redoes: p.revision },
   })),
-  'checkpoint.restore': replay((c, program, p) => ({
+  'checkpoint.restore': replay('checkpoint.restore', (c, program, p) => ({
     ops: c.programs.restoreOps(program, p.name),
     meta: { kind: 'restore', checkpoint: p.name },
   })),

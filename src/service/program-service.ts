@@ -44,6 +44,8 @@ export interface EditResult {
   created: Array<{ name: string; id: number }>;
   removed: number[];
   at: number;
+  /** False for an undo, redo or restore that changed nothing: no revision was made. */
+  committed: boolean;
 }
 
 export interface ConflictDetail {
@@ -216,14 +218,18 @@ export class ProgramService {
 
   /**
    * Applies the ops all or none and commits them as the next revision. A function's version is
-   * bumped only when its hash changes: an op that leaves the content as it was (updateNode to the
-   * same value) still makes a revision, but no new version and no entry in `functions`.
+   * bumped only when its hash changes: an edit op that leaves the content as it was (updateNode to
+   * the same value) still makes a revision, but no new version and no entry in `functions`. An
+   * undo, redo or restore that changes nothing (its effect is already there) makes no revision.
    */
   applyEdit(program: string, ops: readonly ServiceOp[], meta: EditMeta): EditResult {
     const p = this.program(program);
     const applied = applyOps(p, ops);
-    const revision = p.revision + 1;
     const at = Date.now();
+    if (applied.changes.length === 0 && (meta.kind ?? 'edit') !== 'edit') {
+      return { revision: p.revision, functions: [], created: [], removed: [], at, committed: false };
+    }
+    const revision = p.revision + 1;
     const changes = applied.changes.map((change) => {
       const after: VersionRecord | null =
         change.after === null
@@ -273,7 +279,7 @@ export class ProgramService {
       p.idsByName.set(after.body.name, functionId);
       functions.push(summary(stored));
     }
-    return { revision, functions, created: applied.created, removed, at };
+    return { revision, functions, created: applied.created, removed, at, committed: true };
   }
 
   history(program: string, opts: { after?: number; limit?: number } = {}): RevisionInfo[] {

@@ -52,7 +52,7 @@ const SQLITE_PROBLEMS: Record<string, string> = {
   SQLITE_READONLY: 'is read-only',
   SQLITE_PERM: 'cannot be accessed (permission denied)',
   SQLITE_AUTH: 'cannot be accessed (permission denied)',
-  SQLITE_BUSY: 'is locked by another process',
+  SQLITE_BUSY: 'is held by another server (a store has one owner; stop that server or use another file)',
   SQLITE_IOERR: 'cannot be read or written (I/O error)',
   SQLITE_FULL: 'cannot be written (disk full)',
 };
@@ -78,7 +78,13 @@ export function openSqliteStore(path: string): SqliteStore {
   }
   let db: Database.Database | undefined;
   try {
-    db = new Database(path);
+    // No busy wait: the only contender for the file is another server, and it never lets go.
+    db = new Database(path, { timeout: 0 });
+    // One store, one owner. The connection takes the file's exclusive lock now and keeps it for its
+    // life (also in WAL mode, where the wal-index then lives in this process's memory); the OS drops
+    // it when the process dies, so even a kill -9 leaves the file free for the next server.
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE; COMMIT');
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
       throw new StoreError(

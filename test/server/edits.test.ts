@@ -150,6 +150,73 @@ describe('edits over the wire', () => {
     expect((await a.call('history.list', {})).revisions).toHaveLength(before);
   });
 
+  it('commits nothing for an undo whose effect later edits already reverted', async () => {
+    const s = await t.server();
+    const [a, o] = [await t.agent(s, 'a'), await t.agent(s, 'o', 'observer')];
+    const [f] = await addFunctions(a, ['f']);
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    await a.call('edit.apply', { ops: [node(f, 1, 'const', { value: 1 })] });
+    const changed = await a.call('edit.apply', {
+      ops: [{ op: 'updateNode', function: f, node: { id: 1, attrs: { value: 2 } } }],
+    });
+    const back = await a.call('edit.apply', {
+      ops: [{ op: 'updateNode', function: f, node: { id: 1, attrs: { value: 1 } } }],
+    });
+    await o.call('events.subscribe', { topics: ['edits'] });
+    expect(await a.call('history.undo', { revision: changed.revision })).toEqual({
+      revision: back.revision,
+      functions: [],
+      created: [],
+      removed: [],
+    });
+    const { revisions } = await a.call('history.list', {});
+    expect(revisions.map((r: any) => r.kind)).toEqual(['edit', 'edit', 'edit', 'edit']);
+    // Nothing was committed, so nothing is announced: the next event is the next real edit.
+    const next = await a.call('edit.apply', { ops: [node(f, 2)] });
+    expect((await o.notification('event')).data).toMatchObject({ revision: next.revision, kind: 'edit' });
+  });
+
+  it('refuses a taken function name as INVALID_EDIT naming the op; a taken program or checkpoint name is CONFLICT', async () => {
+    const s = await t.server();
+    const a = await t.agent(s, 'a');
+    const [f] = await addFunctions(a, ['f', 'g']);
+    await a.call('lock.acquire', { structure: true, functions: [f], mode: 'write' });
+    const added = await a.fail('edit.apply', {
+      ops: [
+        { op: 'addFunction', name: 'h' },
+        { op: 'addFunction', name: 'g' },
+      ],
+    });
+    expect(added).toMatchObject({ code: 422, data: { type: 'INVALID_EDIT', opIndex: 1, retryable: false } });
+    expect(added.data!.reason).toMatch(/named "g" already exists/);
+    const renamed = await a.fail('edit.apply', { ops: [{ op: 'renameFunction', function: f, name: 'g' }] });
+    expect(renamed).toMatchObject({ code: 422, data: { type: 'INVALID_EDIT', opIndex: 0 } });
+    expect(renamed.data!.reason).toMatch(/named "g" already exists/);
+
+    expect(await a.fail('program.create', { name: 'main' })).toMatchObject({
+      code: 409,
+      data: { type: 'CONFLICT', program: 'main', retryable: false },
+    });
+    await a.call('checkpoint.create', { name: 'cp' });
+    expect(await a.fail('checkpoint.create', { name: 'cp' })).toMatchObject({
+      code: 409,
+      data: { type: 'CONFLICT', program: 'main', checkpoint: 'cp' },
+    });
+
+    // INVALID_EDIT outside an op names no opIndex.
+    const redo = await a.fail('history.redo', { revision: 1 });
+    expect(redo).toMatchObject({ code: 422, data: { type: 'INVALID_EDIT', program: 'main', revision: 1 } });
+    expect(redo.data).not.toHaveProperty('opIndex');
+    const lone = await a.fail('checkpoint.create', { name: 'cp\ud800' });
+    expect(lone).toMatchObject({ code: 422, data: { type: 'INVALID_EDIT', program: 'main', checkpoint: 'cp\ud800' } });
+    const bigKey = await a.fail('edit.apply', {
+      ops: [node(f, 1)],
+      expectedHashes: { '9007199254740993': '0'.repeat(64) },
+    });
+    expect(bigKey).toMatchObject({ code: 422, data: { type: 'INVALID_EDIT' } });
+    expect(bigKey.data).not.toHaveProperty('opIndex');
+  });
+
   it('adds nodes to a function created in the same edit by its name', async () => {
     const s = await t.server();
     const a = await t.agent(s, 'a');

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/concurrency/index.ts';
 import type { TestClient } from '../helpers/client.ts';
+import { eventRows } from '../helpers/protocol-doc.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 
 interface Item {
@@ -86,6 +88,141 @@ describe('event stream', () => {
     expect(resumed).toEqual(liveSeen.filter((i) => i.seq >= resumed[0]!.seq));
     expect(resumed.at(-1)!.seq).toBe(last);
     expect(resumed.some((i) => i.type === 'committed')).toBe(true);
+  });
+
+  it('puts every refused edit on the edits topic as a conflict (who, which functions, lock, fence or hash), and lock denials on locks', async () => {
+    const s = await t.server();
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const [f, g] = await addFunctions(a, ['f', 'g']);
+    const watcher = await t.agent(s, 'watcher', 'observer');
+    const seen = record(watcher);
+    await watcher.call('events.subscribe', { topics: ['edits', 'locks'] });
+    const who = { sessionId: a.sessionId, name: 'a', program: 'main' };
+    const node = (id: number) => ({ op: 'addNode', function: f, node: { id, op: 'const' } });
+
+    // lock: no lock at all, a missing structure lock, both at once.
+    expect((await a.fail('edit.apply', { ops: [node(1)] })).data!.type).toBe('LOCK_REQUIRED');
+    expect((await a.fail('edit.apply', { ops: [{ op: 'addFunction', name: 'h' }] })).data!.type).toBe('LOCK_REQUIRED');
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    expect((await a.fail('edit.apply', { ops: [{ op: 'renameFunction', function: f, name: 'f2' }] })).data!.type).toBe(
+      'LOCK_REQUIRED',
+    );
+    // b holds g: a's undo of a revision that changed g lacks g's lock.
+    const base = await a.call('edit.apply', { ops: [node(1)] });
+    await b.call('lock.acquire', { functions: [g], mode: 'write' });
+    const onG = await b.call('edit.apply', { ops: [{ op: 'addNode', function: g, node: { id: 1, op: 'x' } }] });
+    expect((await a.fail('history.undo', { revision: onG.revision })).data!.type).toBe('LOCK_REQUIRED');
+
+    // fence: a stale token on f.
+    const held = await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    const fence = held.grants[0].fence;
+    const undone = await a.call('history.undo', { revision: base.revision });
+    expect((await a.fail('history.redo', { revision: undone.revision, fences: { [f]: fence + 1 } })).data!.type).toBe(
+      'STALE_FENCE',
+    );
+
+    // hash: an expected hash that is no longer current.
+    const stale = (await a.call('function.get', { function: f })).hash;
+    await a.call('checkpoint.create', { name: 'cp' });
+    await a.call('history.redo', { revision: undone.revision });
+    expect((await a.fail('edit.apply', { ops: [node(2)], expectedHashes: { [f]: stale } })).data!.type).toBe(
+      'CONFLICT',
+    );
+    expect((await a.fail('checkpoint.restore', { name: 'cp', expectedHashes: { [f]: stale } })).data!.type).toBe(
+      'CONFLICT',
+    );
+
+    // A lock denial is on the locks topic already.
+    expect((await b.fail('lock.acquire', { functions: [f], mode: 'write' })).data!.type).toBe('LOCK_DENIED');
+
+    // A marker edit: everything before it on the stream has arrived once it has.
+    const last = await a.call('edit.apply', { ops: [node(3)] });
+    await until(watcher, seen, (i) => i.type === 'committed' && i.data.revision === last.revision);
+    expect(seen.filter((i) => i.type === 'conflict').map((i) => ({ topic: i.topic, ...i.data }))).toEqual([
+      { topic: 'edits', ...who, method: 'edit.apply', reason: 'lock', functions: [f] },
+      { topic: 'edits', ...who, method: 'edit.apply', reason: 'lock', functions: [], structure: true },
+      { topic: 'edits', ...who, method: 'edit.apply', reason: 'lock', functions: [], structure: true },
+      { topic: 'edits', ...who, method: 'history.undo', reason: 'lock', functions: [g] },
+      { topic: 'edits', ...who, method: 'history.redo', reason: 'fence', functions: [f] },
+      { topic: 'edits', ...who, method: 'edit.apply', reason: 'hash', functions: [f] },
+      { topic: 'edits', ...who, method: 'checkpoint.restore', reason: 'hash', functions: [f] },
+    ]);
+    expect(seen.filter((i) => i.type === 'denied').map((i) => i.data)).toEqual([
+      {
+        sessionId: b.sessionId,
+        name: 'b',
+        mode: 'write',
+        resources: [{ program: 'main', function: f }],
+        blockers: [
+          {
+            resource: { program: 'main', function: f },
+            holders: [{ sessionId: a.sessionId, name: 'a', mode: 'write', expiresAt: expect.any(String) }],
+            queueLength: 0,
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('carries in every event exactly the data fields docs/protocol.md lists for its type', async () => {
+    const documented = new Map(eventRows().map((r) => [r.key, r]));
+    expect(documented.size).toBeGreaterThan(15);
+    const clock = new FakeClock();
+    const s = await t.server({ clock, sessionGraceMs: 60_000 });
+    const watcher = await t.agent(s, 'watcher', 'observer');
+    const seen = record(watcher);
+    await watcher.call('events.subscribe', { topics: ALL });
+
+    // agents: joined, detached, resumed (and left at the end).
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const dropping = await t.raw(s);
+    const hello = await dropping.call('session.hello', { protocol: 1, name: 'dropping' });
+    dropping.ws.terminate();
+    await until(watcher, seen, (i) => i.type === 'detached');
+    const back = await t.raw(s);
+    await back.call('session.hello', {
+      protocol: 1,
+      resume: { sessionId: hello.sessionId, secret: hello.resumeSecret },
+    });
+
+    // locks: granted, queued, dequeued, denied, deadlock, renewed, downgraded, expiring, expired, released.
+    const [f, g] = await addFunctions(a, ['f', 'g']);
+    await a.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: 1000, description: 'why' });
+    const waiting = await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
+    await b.call('lock.cancel', { ticket: waiting.ticket });
+    await b.fail('lock.acquire', { functions: [f], mode: 'write' });
+    await b.call('lock.acquire', { functions: [g], mode: 'write' });
+    const cross = await a.call('lock.acquire', { functions: [g], mode: 'write', wait: true });
+    expect((await b.fail('lock.acquire', { functions: [f], mode: 'write', wait: true })).data!.type).toBe('DEADLOCK');
+    await a.call('lock.cancel', { ticket: cross.ticket });
+    await a.call('lock.renew', { functions: [f] });
+    await a.call('lock.downgrade', { functions: [f] });
+    clock.advance(1000);
+
+    // edits: committed (above), conflict, programCreated, programDeleted.
+    await a.fail('edit.apply', { ops: [{ op: 'addFunction', name: 'h' }] });
+    await a.call('program.create', { name: 'aux' });
+    await a.call('lock.acquire', { program: 'aux', structure: true, mode: 'write' });
+    await a.call('program.delete', { program: 'aux' });
+
+    await b.close();
+    await until(watcher, seen, (i) => i.type === 'left' && i.data.name === 'b');
+
+    for (const item of seen) {
+      const fields = documented.get(`${item.topic} ${item.type}`);
+      expect(fields, `${item.topic} ${item.type} is documented`).toBeDefined();
+      const keys = Object.keys(item.data);
+      expect(
+        fields!.required.filter((k) => !keys.includes(k)),
+        `${item.type}: documented fields missing`,
+      ).toEqual([]);
+      expect(
+        keys.filter((k) => !fields!.required.includes(k) && !fields!.optional.includes(k)),
+        `${item.type}: undocumented fields`,
+      ).toEqual([]);
+    }
+    // Every documented type was seen, so every row of the tables was checked.
+    expect([...new Set(seen.map((i) => `${i.topic} ${i.type}`))].sort()).toEqual([...documented.keys()].sort());
   });
 
   it('reports a since older than the buffer, and one from an earlier run, as truncated', async () => {

@@ -112,12 +112,44 @@ describe('undo', () => {
     expectError(() => svc.undoOps('nope', 1), 'NOT_FOUND');
   });
 
-  it('of a revision that changed nothing is an empty edit', () => {
+  it('of a revision that changed nothing commits nothing', () => {
     const svc = memoryService();
     chain(svc);
     edit(svc, [{ op: 'updateNode', function: 1, node: { id: 2, op: 'neg' } }]);
     expect(svc.undoOps('main', 2)).toEqual([]);
-    expect(undo(svc, 2)).toMatchObject({ revision: 3, functions: [] });
+    expect(undo(svc, 2)).toMatchObject({ revision: 2, functions: [], committed: false });
+    expect(svc.history('main').map((r) => r.revision)).toEqual([1, 2]);
+  });
+
+  it('of a revision whose effect later edits already reverted commits nothing', () => {
+    const svc = memoryService();
+    chain(svc);
+    edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1, attrs: { value: 5 } } }]); // r2
+    edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1, attrs: { value: 1 } } }]); // r3: back again
+    const before = svc.getFunction('main', 1);
+    expect(svc.undoOps('main', 2)).not.toEqual([]);
+    expect(undo(svc, 2)).toEqual({
+      revision: 3,
+      functions: [],
+      created: [],
+      removed: [],
+      at: expect.any(Number),
+      committed: false,
+    });
+    expect(svc.getProgram('main').revision).toBe(3);
+    expect(svc.history('main').map((r) => r.kind)).toEqual(['edit', 'edit', 'edit']);
+    expect(svc.getFunction('main', 1)).toEqual(before);
+  });
+
+  it('of a rename that a later rename already took back commits nothing, nor does its redo', () => {
+    const svc = memoryService();
+    chain(svc);
+    edit(svc, [{ op: 'renameFunction', function: 1, name: 'g' }]); // r2
+    const u = undo(svc, 2); // r3: back to f
+    expect(u).toMatchObject({ revision: 3, committed: true });
+    edit(svc, [{ op: 'renameFunction', function: 1, name: 'g' }]); // r4: g again, by hand
+    expect(redo(svc, 3)).toMatchObject({ revision: 4, committed: false });
+    expect(svc.getProgram('main').revision).toBe(4);
   });
 });
 
@@ -293,9 +325,11 @@ describe('history under random edits', () => {
           }
           const revision = svc.getProgram('main').revision;
           const after = snapshot(svc);
-          undo(svc, revision);
+          const undone = undo(svc, revision);
           expect(snapshot(svc)).toEqual(states.at(-1));
-          redo(svc, revision + 1);
+          // An edit that changed no content leaves its undo nothing to do: no revision to redo.
+          expect(undone.committed).toBe(JSON.stringify(after) !== JSON.stringify(states.at(-1)));
+          if (undone.committed) redo(svc, undone.revision);
           expect(snapshot(svc)).toEqual(after);
           states.push(after);
         }

@@ -1,0 +1,90 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LockstepClient } from '../../src/client/index.ts';
+import { ProgramService } from '../../src/service/index.ts';
+import { chain } from '../fixtures/service.ts';
+import { collect, lineMatching, spawnLockstep } from '../cli/run.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'lockstep-owner-'));
+const started: ChildProcess[] = [];
+afterAll(() => {
+  // A failed expectation must not leave a server behind.
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function serveProcess(path: string): ChildProcess {
+  const child = spawnLockstep(['serve', '--port', '0', '--db', path, '--log-level', 'silent']);
+  started.push(child);
+  return child;
+}
+
+/** A `lockstep serve` on the file, once it listens; its url and its end. */
+async function serveOn(path: string) {
+  const child = serveProcess(path);
+  const done = collect(child);
+  const [, url] = await lineMatching(child, /^lockstep listening on (ws:\/\/\S+)$/);
+  return { child, done, url: url as string };
+}
+
+async function addFunction(url: string, name: string): Promise<number> {
+  const c = await LockstepClient.connect({ url, name: 'owner-test', reconnect: false });
+  try {
+    await c.lock.acquire({ structure: true, mode: 'write' });
+    const result = await c.edit.apply({ ops: [{ op: 'addFunction', name }] });
+    return result.revision;
+  } finally {
+    await c.close();
+  }
+}
+
+describe('one store, one owner', () => {
+  // Three server processes start one after another: on a loaded machine that takes a while.
+  it('refuses a second server on the same file, and a kill -9 of the owner frees the file', {
+    timeout: 60_000,
+  }, async () => {
+    const path = join(dir, 'owned.db');
+    const owner = await serveOn(path);
+    expect(await addFunction(owner.url, 'first')).toBe(1);
+
+    // Another process, the way a user would start it. Were it to start, it is stopped at once.
+    const child = serveProcess(path);
+    const ran = collect(child);
+    lineMatching(child, /listening/).then(
+      () => child.kill('SIGKILL'),
+      () => {},
+    );
+    const second = await ran;
+    expect(second.stdout).not.toContain('listening');
+    expect(second.code).toBe(2);
+    expect(second.stderr).toContain(`program store ${path}: is held by another server`);
+
+    // The owner was not disturbed by the attempt.
+    expect(await addFunction(owner.url, 'second')).toBe(2);
+
+    owner.child.kill('SIGKILL');
+    expect((await owner.done).signal).toBe('SIGKILL');
+
+    const next = await serveOn(path);
+    try {
+      expect(await addFunction(next.url, 'third')).toBe(3);
+    } finally {
+      next.child.kill('SIGTERM');
+      expect((await next.done).code).toBe(0);
+    }
+  });
+
+  it('leaves :memory: alone: every in-memory store is its own', () => {
+    const first = ProgramService.open({ path: ':memory:' });
+    const second = ProgramService.open({ path: ':memory:' });
+    chain(first);
+    expect(second.getProgram('main').functions).toEqual([]);
+    chain(second, 'g');
+    expect(first.getProgram('main').functions.map((f) => f.name)).toEqual(['f']);
+    first.close();
+    second.close();
+  });
+});
