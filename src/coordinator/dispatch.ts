@@ -8,6 +8,11 @@ export interface CallContext {
   session: SessionInfo;
   /** Runs after the reply has been written, so pushes caused by a call never overtake its answer. */
   afterReply(fn: () => void): void;
+  /**
+   * Charges the session's request rate `units` more requests for a call whose work grows with what
+   * it touches (a diff over thousands of nodes is not one ping's worth).
+   */
+  charge(units: number): void;
 }
 
 export interface MethodSpec<M extends MethodName> {

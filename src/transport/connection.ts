@@ -15,6 +15,7 @@ import {
   type RequestId,
 } from '../protocol/jsonrpc.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
+import { Intake } from './intake.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** Pongs a socket may miss in a row before it is taken for dead (spec: two). */
@@ -50,6 +51,7 @@ export class Connection implements Sink {
   private readonly held: string[] = [];
   private droppedInCall = false;
   private readonly bucket: TokenBucket;
+  private readonly intake: Intake;
   private helloTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -60,14 +62,19 @@ export class Connection implements Sink {
   ) {
     const { rateLimit, rateBurst } = c.options.limits;
     this.bucket = new TokenBucket(rateLimit, rateBurst, () => c.clock.now());
+    this.intake = new Intake(ws, this.bucket, {
+      run: (data, isBinary) => this.onMessage(data, isBinary),
+      refuse: (data, isBinary, waitMs) => this.refuse(data, isBinary, waitMs),
+    });
     // An unauthenticated socket costs memory and a file descriptor while doing nothing useful.
     this.helloTimer = setTimeout(() => ws.close(1008, 'no session.hello in time'), opts.helloTimeoutMs);
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('message', (data, isBinary) => this.intake.push(data, isBinary));
     ws.on('pong', () => {
       this.missedPongs = 0;
     });
     ws.on('close', (code) => {
       clearTimeout(this.helloTimer);
+      this.intake.stop();
       this.onGone(GOODBYE_CODES.has(code) ? 'closed' : 'dropped');
     });
     ws.on('error', (err) => {
@@ -119,7 +126,7 @@ export class Connection implements Sink {
       );
       return;
     }
-    const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    const bytes = byteLength(data);
     const { maxMessageBytes } = this.c.options.limits;
     if (bytes > maxMessageBytes) {
       this.replyError(
@@ -132,27 +139,28 @@ export class Connection implements Sink {
       return;
     }
     const call = parseCall(textOf(data));
-    const waitMs = this.bucket.take();
-    if (waitMs > 0) {
-      // A JSON-RPC notification (no id) is never answered, not even to refuse it.
-      if (!isBadCall(call) && call.id === undefined) return;
-      const { rateLimit, rateBurst } = this.c.options.limits;
-      this.replyError(
-        call.id ?? null,
-        new LockstepError(
-          'RATE_LIMITED',
-          `over ${rateLimit} requests per second (burst ${rateBurst})`,
-          { limit: 'rateLimit', rateLimit, rateBurst },
-          waitMs,
-        ),
-      );
-      return;
-    }
     if (isBadCall(call)) {
       this.replyError(call.id, call.error);
       return;
     }
     this.handle(call);
+  }
+
+  /** Over the rate: answered without running (a notification, having no id, is not answered). */
+  private refuse(data: RawData, isBinary: boolean, waitMs: number): void {
+    const bytes = isBinary ? 0 : byteLength(data);
+    const call = isBinary || bytes > this.c.options.limits.maxMessageBytes ? undefined : parseCall(textOf(data));
+    if (call !== undefined && !isBadCall(call) && call.id === undefined) return;
+    const { rateLimit, rateBurst } = this.c.options.limits;
+    this.replyError(
+      call?.id ?? null,
+      new LockstepError(
+        'RATE_LIMITED',
+        `over ${rateLimit} requests per second (burst ${rateBurst})`,
+        { limit: 'rateLimit', rateLimit, rateBurst },
+        waitMs,
+      ),
+    );
   }
 
   private handle(call: IncomingCall): void {
@@ -208,7 +216,12 @@ export class Connection implements Sink {
       throw new LockstepError('SESSION_REQUIRED', `call session.hello before ${method}`, { method });
     }
     this.c.sessions.touch(session.id);
-    return dispatch(this.c, { session, afterReply: (fn) => after.push(fn) }, method, call.params);
+    return dispatch(
+      this.c,
+      { session, afterReply: (fn) => after.push(fn), charge: (units) => this.bucket.charge(units) },
+      method,
+      call.params,
+    );
   }
 
   private replyError(id: RequestId, err: unknown): void {
@@ -247,6 +260,10 @@ export class Connection implements Sink {
     }
     this.ws.send(frame);
   }
+}
+
+function byteLength(data: RawData): number {
+  return Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
 }
 
 /** The frame's text. ws hands a Buffer unless the socket was told otherwise; no copy then. */
