@@ -15,6 +15,7 @@ import {
   type RequestId,
 } from '../protocol/jsonrpc.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
+import { onCloseFrame } from './close-frame.ts';
 import { Intake } from './intake.ts';
 import { TokenBucket } from './token-bucket.ts';
 
@@ -72,11 +73,15 @@ export class Connection implements Sink {
     ws.on('pong', () => {
       this.missedPongs = 0;
     });
-    ws.on('close', (code) => {
+    // A client's close frame ends its session at once, so that its close returning means its
+    // locks are free; the socket's end (any end) catches every other way of going.
+    const gone = (code: number) => {
       clearTimeout(this.helloTimer);
       this.intake.stop();
       this.onGone(GOODBYE_CODES.has(code) ? 'closed' : 'dropped');
-    });
+    };
+    onCloseFrame(ws, gone);
+    ws.on('close', gone);
     ws.on('error', (err) => {
       this.log.debug({ err, sessionId: this.session?.id }, 'socket error');
     });
