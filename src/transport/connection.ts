@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import type { SessionInfo } from '../concurrency/index.ts';
 import type { Coordinator, DisconnectReason, Sink } from '../coordinator/coordinator.ts';
-import { dispatch, isMethod, validate } from '../coordinator/dispatch.ts';
+import { dispatch, isMethod } from '../coordinator/dispatch.ts';
 import { hello } from '../coordinator/session-handlers.ts';
 import { LockstepError, RpcCode, RpcProtocolError, type RpcErrorObject } from '../protocol/errors.ts';
 import {
@@ -210,7 +210,7 @@ export class Connection implements Sink {
           sessionId: this.session.id,
         });
       }
-      const opened = hello(this.c, validate('session.hello', call.params), this);
+      const opened = hello(this.c, call.params, this);
       this.session = opened.session;
       clearTimeout(this.helloTimer);
       this.opts.onSession();
