@@ -151,11 +151,11 @@ describe('sessions over the wire', () => {
   it('refuses new sessions while draining', async () => {
     const s = await t.server();
     const c = await t.raw(s);
-    s.coordinator.draining = true;
+    s.inspect().draining = true;
     expect((await c.fail('session.hello', { protocol: 1 })).data).toMatchObject({
       type: 'SHUTTING_DOWN',
       retryable: true,
     });
-    s.coordinator.draining = false;
+    s.inspect().draining = false;
   });
 });
