@@ -1,7 +1,7 @@
 import type { SessionInfo } from '../concurrency/index.ts';
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
 import type { Coordinator, DisconnectReason, Sink } from './coordinator.ts';
-import { dispatch, isMethod } from './dispatch.ts';
+import { type CallContext, dispatch, isMethod } from './dispatch.ts';
 import { hello } from './session-handlers.ts';
 
 /** What a call may ask of the connection it came on. */
@@ -18,24 +18,31 @@ export interface CallHooks {
  * and gets back a result, or a LockstepError / RpcProtocolError to answer with.
  */
 export class Conversation {
-  private session: SessionInfo | undefined;
+  /** The session's call context, built once at hello: calls are the hot path. */
+  private ctx: CallContext | undefined;
 
   constructor(
     private readonly c: Coordinator,
     private readonly sink: Sink,
+    private readonly hooks: CallHooks,
     private readonly onSession: () => void,
   ) {}
 
-  /** Who is speaking, for logs. */
-  get who(): { sessionId?: string; name?: string } {
-    return this.session === undefined ? {} : { sessionId: this.session.id, name: this.session.name };
+  private get session(): SessionInfo | undefined {
+    return this.ctx?.session;
   }
 
-  call(method: string, params: unknown, hooks: CallHooks): unknown {
+  /** Who is speaking, for logs. */
+  get who(): { sessionId?: string; name?: string } {
+    const session = this.session;
+    return session === undefined ? {} : { sessionId: session.id, name: session.name };
+  }
+
+  call(method: string, params: unknown): unknown {
     const started = performance.now();
     let outcome = 'ok';
     try {
-      return this.run(method, params, hooks);
+      return this.run(method, params);
     } catch (err) {
       outcome =
         err instanceof LockstepError ? err.type : err instanceof RpcProtocolError ? String(err.code) : 'internal';
@@ -50,13 +57,13 @@ export class Conversation {
   disconnect(why: DisconnectReason): void {
     const session = this.session;
     if (session === undefined) return;
-    this.session = undefined;
+    this.ctx = undefined;
     this.c.disconnect(session.id, why, this.sink);
   }
 
   /** The coordinator closed the connection and has already dealt with the session. */
   forget(): void {
-    this.session = undefined;
+    this.ctx = undefined;
   }
 
   /** The connection was dropped for not reading what it was sent. */
@@ -64,7 +71,7 @@ export class Conversation {
     this.c.metrics.slowConsumers.inc();
   }
 
-  private run(method: string, params: unknown, hooks: CallHooks): unknown {
+  private run(method: string, params: unknown): unknown {
     if (!isMethod(method)) {
       throw new RpcProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: ${method.slice(0, 128)}`, {
         method: method.slice(0, 128),
@@ -77,15 +84,15 @@ export class Conversation {
         });
       }
       const opened = hello(this.c, params, this.sink);
-      this.session = opened.session;
+      this.ctx = { session: opened.session, ...this.hooks };
       this.onSession();
       return opened.result;
     }
-    const session = this.session;
-    if (session === undefined) {
+    const ctx = this.ctx;
+    if (ctx === undefined) {
       throw new LockstepError('SESSION_REQUIRED', `call session.hello before ${method}`, { method });
     }
-    this.c.sessions.touch(session.id);
-    return dispatch(this.c, { session, ...hooks }, method, params);
+    this.c.sessions.touch(ctx.session.id);
+    return dispatch(this.c, ctx, method, params);
   }
 }

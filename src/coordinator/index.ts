@@ -1,5 +1,5 @@
 import { Coordinator, type CoordinatorOptions, type Limits, type Sink } from './coordinator.ts';
-import { Conversation } from './conversation.ts';
+import { type CallHooks, Conversation } from './conversation.ts';
 
 // The coordinator's public entry: all that the transport and the server may use. Its parts (lock
 // core, sessions, programs, event log) stay behind it; test/layers.test.ts holds everyone else to
@@ -38,9 +38,12 @@ export class CoordinatorPort {
     return this.#c.clock.now();
   }
 
-  /** A new connection: `sink` takes its pushes; `onSession` is told when it has said hello. */
-  open(sink: Sink, onSession: () => void): Conversation {
-    return new Conversation(this.#c, sink, onSession);
+  /**
+   * A new connection: `sink` takes its pushes, `hooks` serve its calls, `onSession` is told when
+   * it has said hello.
+   */
+  open(sink: Sink, hooks: CallHooks, onSession: () => void): Conversation {
+    return new Conversation(this.#c, sink, hooks, onSession);
   }
 
   health(): Health {

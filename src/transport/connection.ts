@@ -48,6 +48,8 @@ export class Connection implements Sink {
    */
   private inCall = false;
   private readonly held: string[] = [];
+  /** What the current call left to run after its reply. */
+  private readonly after: Array<() => void> = [];
   private droppedInCall = false;
   private readonly bucket: TokenBucket;
   private readonly intake: Intake;
@@ -65,7 +67,13 @@ export class Connection implements Sink {
       run: (data, isBinary) => this.onMessage(data, isBinary),
       refuse: (data, isBinary, waitMs) => this.refuse(data, isBinary, waitMs),
     });
-    this.conversation = c.open(this, () => {
+    const hooks = {
+      afterReply: (fn: () => void) => {
+        this.after.push(fn);
+      },
+      charge: (units: number) => this.bucket.charge(units),
+    };
+    this.conversation = c.open(this, hooks, () => {
       clearTimeout(this.helloTimer);
       opts.onSession();
     });
@@ -167,13 +175,9 @@ export class Connection implements Sink {
   }
 
   private handle(call: IncomingCall): void {
-    const after: Array<() => void> = [];
     this.inCall = true;
     try {
-      const result = this.conversation.call(call.method, call.params, {
-        afterReply: (fn) => after.push(fn),
-        charge: (units) => this.bucket.charge(units),
-      });
+      const result = this.conversation.call(call.method, call.params);
       if (call.id !== undefined) this.send(resultFrame(call.id, result));
     } catch (err) {
       if (call.id !== undefined) this.replyError(call.id, err);
@@ -184,8 +188,9 @@ export class Connection implements Sink {
       }
     }
     try {
-      for (const fn of after) fn();
+      for (const fn of this.after) fn();
     } finally {
+      this.after.length = 0;
       this.inCall = false;
       for (const frame of this.held.splice(0)) this.send(frame);
       if (this.droppedInCall) this.onGone();
