@@ -106,8 +106,11 @@ function idOf(value: unknown): RequestId | undefined {
   return id.success ? id.data : undefined;
 }
 
+// Frames are written as strings around the serialized parts: the same bytes as stringifying the
+// whole envelope, without building it (replies and pushes are the hot path).
+
 export function resultFrame(id: RequestId, result: unknown): string {
-  return JSON.stringify({ jsonrpc: '2.0', id, result });
+  return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${JSON.stringify(result) ?? 'null'}}`;
 }
 
 export function errorFrame(id: RequestId, error: { code: number; message: string; data?: unknown }): string {
@@ -115,5 +118,5 @@ export function errorFrame(id: RequestId, error: { code: number; message: string
 }
 
 export function notificationFrame(method: string, params: unknown): string {
-  return JSON.stringify({ jsonrpc: '2.0', method, params });
+  return `{"jsonrpc":"2.0","method":${JSON.stringify(method)},"params":${JSON.stringify(params) ?? 'null'}}`;
 }

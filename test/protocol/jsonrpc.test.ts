@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Envelope, isBadCall, parseCall } from '../../src/protocol/jsonrpc.ts';
+import { Envelope, isBadCall, notificationFrame, parseCall, resultFrame } from '../../src/protocol/jsonrpc.ts';
 
 // parseCall checks well-formed envelopes without zod (the hot path); it must accept exactly what
 // the Envelope schema accepts, with the same id, method and params.
@@ -41,6 +41,24 @@ describe('parseCall', () => {
         }
       }),
       { numRuns: 2_000 },
+    );
+  });
+});
+
+describe('frames', () => {
+  it('are the bytes of the stringified envelope', () => {
+    const id = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.constant(null),
+    );
+    fc.assert(
+      fc.property(id, fc.string(), fc.jsonValue(), (i, method, value) => {
+        expect(resultFrame(i, value)).toBe(JSON.stringify({ jsonrpc: '2.0', id: i, result: value }));
+        expect(notificationFrame(method, value)).toBe(JSON.stringify({ jsonrpc: '2.0', method, params: value }));
+      }),
+      { numRuns: 1_000 },
     );
   });
 });
