@@ -6,9 +6,9 @@ import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { systemClock, type Clock } from './concurrency/index.ts';
 import { ConfigError, defaultConfig, type ServerConfig } from './config.ts';
-import { Coordinator } from './coordinator/coordinator.ts';
+import { type Coordinator, CoordinatorPort, Tokens } from './coordinator/index.ts';
+import { CloseCode } from './protocol/close-codes.ts';
 import { ProgramService } from './service/index.ts';
-import { Tokens } from './coordinator/tokens.ts';
 import { Connection } from './transport/connection.ts';
 import { serveDashboard } from './transport/dashboard-route.ts';
 import { isLoopbackHost, originAllowed, parseOrigins, serverHostNames } from './transport/origin.ts';
@@ -26,7 +26,8 @@ export interface LockstepServer {
   readonly url: string;
   /** http://host:port/, where the dashboard is. */
   readonly dashboardUrl: string;
-  readonly coordinator: Coordinator;
+  /** For tests only: the coordinator's parts, to observe or provoke what the wire cannot show. */
+  inspect(): Coordinator;
   /** Drain: tell every session, close sockets with 1001, flush the store. Idempotent. */
   stop(reason?: string): Promise<void>;
 }
@@ -48,7 +49,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   const allowedOrigins = parseOrigins(config.allowedOrigins);
   const hostNames = serverHostNames(config.host);
   const programs = ProgramService.open({ path: config.db });
-  const coordinator = new Coordinator({
+  const coordinator = new CoordinatorPort({
     clock: clock ?? systemClock,
     programs,
     logger,
@@ -89,7 +90,10 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
     // reason instead of a refused TCP connection it would retry at once.
     if (connections.size >= config.maxSessions || pending.size >= config.maxPending) {
       logger.warn({ connections: connections.size, pending: pending.size }, 'connection refused: server full');
-      ws.close(1013, connections.size >= config.maxSessions ? 'too many sessions' : 'too many pending connections');
+      ws.close(
+        CloseCode.TRY_AGAIN_LATER,
+        connections.size >= config.maxSessions ? 'too many sessions' : 'too many pending connections',
+      );
       return;
     }
     const conn = new Connection(ws, coordinator, logger, {
@@ -145,27 +149,20 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       logger.info({ reason }, 'lockstep stopped');
     })());
 
-  return { port, host: config.host, url, dashboardUrl, coordinator, stop };
+  return { port, host: config.host, url, dashboardUrl, inspect: () => coordinator.inspect(), stop };
 }
 
-function route(req: IncomingMessage, res: ServerResponse, c: Coordinator): void {
+function route(req: IncomingMessage, res: ServerResponse, c: CoordinatorPort): void {
   const path = new URL(req.url ?? '/', 'http://x').pathname;
   if (req.method === 'GET' && path === '/metrics') {
-    void c.metrics.registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': c.metrics.registry.contentType }).end(text),
+    void c.metrics().then(
+      ({ contentType, text }) => res.writeHead(200, { 'content-type': contentType }).end(text),
       (err: unknown) => res.writeHead(500).end(String(err)),
     );
     return;
   }
   if (req.method === 'GET' && path === '/healthz') {
-    const store = c.programs.ping();
-    const body = {
-      status: store && !c.draining ? 'ok' : c.draining ? 'draining' : 'degraded',
-      uptimeMs: c.clock.now() - c.startedAt,
-      sessions: c.sessions.size,
-      store,
-      version: VERSION,
-    };
+    const body = { ...c.health(), version: VERSION };
     res.writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     return;
   }

@@ -1,3 +1,4 @@
+import { CloseCode } from '../protocol/close-codes.ts';
 import { isRecord, LockstepClientError, type RpcErrorFrame } from './errors.ts';
 import { OPEN, type CloseEventLike, type MessageEventLike, type WebSocketLike } from './socket.ts';
 
@@ -110,7 +111,7 @@ export class Channel {
    * Closes the socket. With `error`, calls still waiting fail with it rather than DISCONNECTED
    * (the client's own close() fails them with CLOSED).
    */
-  close(code = 1000, reason = '', error?: (method: string) => LockstepClientError): void {
+  close(code: number = CloseCode.NORMAL, reason = '', error?: (method: string) => LockstepClientError): void {
     this.stopKeepalive();
     if (error !== undefined) this.endError = error;
     if (this.ws.readyState <= OPEN) this.ws.close(code, reason);
@@ -120,7 +121,7 @@ export class Channel {
    * Ends the socket at once, without waiting for a close handshake a silent peer would never
    * finish (`ws`'s terminate(), else close()), and handles it as closed now.
    */
-  terminate(code = 1006, reason = 'terminated'): void {
+  terminate(code: number = CloseCode.ABNORMAL, reason = 'terminated'): void {
     this.stopKeepalive();
     const ws = this.ws as WebSocketLike & { terminate?: () => void };
     try {

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
+import { CloseCode } from '../protocol/close-codes.ts';
 import { METHOD_NAMES, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
 import { NOTIFICATION_NAMES, type NotificationName } from '../protocol/notifications.ts';
 import type { Resource } from '../protocol/resource.ts';
@@ -281,7 +282,7 @@ export class LockstepClient extends ClientBase implements LockOwner {
     this.finish();
     if (channel === undefined) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    channel.close(1000, 'client closed', (method) =>
+    channel.close(CloseCode.NORMAL, 'client closed', (method) =>
       LockstepClientError.local('CLOSED', `the client was closed before ${method} was answered`, method),
     );
     const handshake = await Promise.race([
@@ -290,7 +291,7 @@ export class LockstepClient extends ClientBase implements LockOwner {
     ]);
     clearTimeout(timer);
     // A server that does not answer the close frame (gone, partitioned) must not keep the socket open.
-    if (!handshake) channel.terminate(1006, 'client closed');
+    if (!handshake) channel.terminate(CloseCode.ABNORMAL, 'client closed');
   }
 
   /**

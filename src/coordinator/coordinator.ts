@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { v4 as uuidv4 } from 'uuid';
 import { LockManager, SessionRegistry, type Clock, type SessionInfo } from '../concurrency/index.ts';
+import { CloseCode } from '../protocol/close-codes.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import type { Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
@@ -64,7 +65,8 @@ export interface CoordinatorOptions {
 /**
  * The application layer: composes the lock core, the session registry and the program service,
  * owns who is told what, and answers one method call at a time. It knows nothing of sockets; the
- * transport hands it a Sink per session.
+ * transport hands it a Sink per session. Its parts are for the handlers of this layer; everyone
+ * else reaches it through CoordinatorPort (index.ts).
  */
 export class Coordinator {
   readonly clock: Clock;
@@ -117,7 +119,8 @@ export class Coordinator {
   attach(session: SessionInfo, sink: Sink): void {
     const old = this.sinks.get(session.id);
     this.sinks.set(session.id, sink);
-    if (old !== undefined && old !== sink) old.close(4001, 'session resumed on another connection');
+    if (old !== undefined && old !== sink)
+      old.close(CloseCode.SESSION_RESUMED, 'session resumed on another connection');
   }
 
   /**
@@ -190,7 +193,7 @@ export class Coordinator {
     this.locks.drain();
     for (const [id, sink] of [...this.sinks]) {
       sink.notify('server.shutdown', { reason });
-      sink.close(1001, 'server shutting down');
+      sink.close(CloseCode.GOING_AWAY, 'server shutting down');
       this.disconnect(id, 'shutdown');
     }
   }
@@ -240,7 +243,7 @@ export class Coordinator {
     this.sessions.on('resumed', (s) => this.events.append('agents', 'resumed', () => agent(s)));
     this.sessions.on('idle', (s) => {
       this.logger.info({ sessionId: s.id, name: s.name }, 'idle timeout');
-      this.sinks.get(s.id)?.close(4000, 'idle timeout');
+      this.sinks.get(s.id)?.close(CloseCode.IDLE_TIMEOUT, 'idle timeout');
       this.disconnect(s.id, 'idle');
     });
   }

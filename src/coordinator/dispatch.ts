@@ -1,5 +1,6 @@
 import type { Role, SessionInfo } from '../concurrency/index.ts';
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
+import { fastParse } from '../protocol/fast-params.ts';
 import { methods, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
 import type { Coordinator } from './coordinator.ts';
 import { handlers } from './handlers.ts';
@@ -8,6 +9,11 @@ export interface CallContext {
   session: SessionInfo;
   /** Runs after the reply has been written, so pushes caused by a call never overtake its answer. */
   afterReply(fn: () => void): void;
+  /**
+   * Charges the session's request rate `units` more requests for a call whose work grows with what
+   * it touches (a diff over thousands of nodes is not one ping's worth).
+   */
+  charge(units: number): void;
 }
 
 export interface MethodSpec<M extends MethodName> {
@@ -44,6 +50,8 @@ export function dispatch(
 }
 
 export function validate<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
+  const fast = fastParse(method, raw ?? {});
+  if (fast !== undefined) return fast as ParamsOf<M>;
   const parsed = methods[method].params.safeParse(raw ?? {});
   if (!parsed.success) {
     const first = parsed.error.issues[0];

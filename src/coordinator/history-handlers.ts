@@ -7,6 +7,9 @@ import { iso } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
 
+/** Nodes and edges a diff may list for the price of one request; bigger diffs cost more. */
+const DIFF_ITEMS_PER_REQUEST = 50;
+
 type ReplayMeta = Omit<EditMeta, 'sessionId' | 'name'>;
 
 type HistoryMethods =
@@ -68,9 +71,11 @@ export const historyHandlers: Pick<HandlerTable, HistoryMethods> = {
     },
   },
   'history.diff': {
-    handle(c, _ctx, p) {
+    handle(c, ctx, p) {
       const program = c.programOf(p);
-      return c.programs.diffRevisions(program, p.from, p.to);
+      const diff = c.programs.diffRevisions(program, p.from, p.to);
+      ctx.charge(diffItems(diff) / DIFF_ITEMS_PER_REQUEST);
+      return diff;
     },
   },
   'checkpoint.create': {
@@ -88,3 +93,13 @@ export const historyHandlers: Pick<HandlerTable, HistoryMethods> = {
     },
   },
 };
+
+/** What a revision diff cost to build and costs to send: the nodes and edges it lists. */
+function diffItems(diff: ResultOf<'history.diff'>): number {
+  let items = 0;
+  for (const { diff: d } of diff.functions) {
+    items += d.nodes.added.length + d.nodes.removed.length + d.nodes.modified.length;
+    items += d.edges.added.length + d.edges.removed.length + d.edges.modified.length;
+  }
+  return items;
+}

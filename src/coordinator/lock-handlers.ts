@@ -62,20 +62,25 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
     },
   },
   'lock.release': {
+    roles: agentsOnly,
     handle: (c, { session }, p) => ({
       released: c.locks.release(session.id, selectResources(p)).map((g) => g.resource),
     }),
   },
   'lock.releaseAll': {
+    roles: agentsOnly,
     handle: (c, { session }) => ({ released: c.locks.releaseAll(session.id).map((g) => g.resource) }),
   },
   'lock.renew': {
+    roles: agentsOnly,
     handle: (c, { session }, p) => ({ grants: wireGrants(c.locks.renew(session.id, selectResources(p), p.ttlMs)) }),
   },
   'lock.downgrade': {
+    roles: agentsOnly,
     handle: (c, { session }, p) => ({ grants: wireGrants(c.locks.downgrade(session.id, selectResources(p))) }),
   },
   'lock.cancel': {
+    roles: agentsOnly,
     handle(c, { session }, p) {
       c.locks.cancel(session.id, p.ticket);
       return { ticket: p.ticket, cancelled: true };

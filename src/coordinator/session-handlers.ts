@@ -1,17 +1,19 @@
 import type { Role, SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
-import { PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
+import { methods, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
 import type { Coordinator, Sink } from './coordinator.ts';
-import type { HandlerTable } from './dispatch.ts';
+import { type HandlerTable, validate } from './dispatch.ts';
 import { iso, wireGrants, wirePositions } from './wire-map.ts';
 
 /** Opens (or, within the resume grace, takes back) the session a connection speaks for. */
 export function hello(
   c: Coordinator,
-  p: ParamsOf<'session.hello'>,
+  raw: unknown,
   sink: Sink,
 ): { session: SessionInfo; result: ResultOf<'session.hello'> } {
   if (c.draining) throw new LockstepError('SHUTTING_DOWN', 'the server is shutting down', {}, 1000);
+  checkTokenShape(raw);
+  const p = validate('session.hello', raw);
   const role = authorize(c, p);
   let session: SessionInfo;
   let resumeSecret: string | undefined;
@@ -44,6 +46,17 @@ export function hello(
   };
 }
 
+/**
+ * A token that is not a string of the allowed length is a bad credential like an unknown one
+ * (UNAUTHORIZED, and the socket is closed), not a malformed call left open for the next guess.
+ */
+function checkTokenShape(raw: unknown): void {
+  if (raw === null || typeof raw !== 'object' || !('token' in raw)) return;
+  if (!methods['session.hello'].params.shape.token.safeParse(raw.token).success) {
+    throw new LockstepError('UNAUTHORIZED', 'the token must be a string of at most 1024 characters');
+  }
+}
+
 /** The role this hello may have: the asked one, within what its token grants. */
 function authorize(c: Coordinator, p: ParamsOf<'session.hello'>): Role {
   const tokens = c.options.tokens;
@@ -56,7 +69,10 @@ function authorize(c: Coordinator, p: ParamsOf<'session.hello'>): Role {
     );
   }
   if (p.role === 'agent' && granted === 'observer') {
-    throw new LockstepError('FORBIDDEN', 'the token grants the observer role only', { role: granted });
+    throw new LockstepError('FORBIDDEN', 'the token grants the observer role only', {
+      method: 'session.hello',
+      role: p.role,
+    });
   }
   return p.role ?? granted;
 }

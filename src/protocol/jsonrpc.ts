@@ -6,7 +6,7 @@ import { RpcCode, RpcProtocolError } from './errors.ts';
 export const RequestId = z.union([z.string().max(256), z.number().finite(), z.null()]);
 export type RequestId = z.infer<typeof RequestId>;
 
-const Envelope = z.object({
+export const Envelope = z.object({
   jsonrpc: z.literal('2.0'),
   id: RequestId.optional(),
   method: z.string().min(1).max(128),
@@ -53,6 +53,8 @@ export function parseCall(text: string): IncomingCall | BadCall {
       ),
     };
   }
+  const fast = plainCall(value);
+  if (fast !== undefined) return fast;
   const parsed = Envelope.safeParse(value);
   if (!parsed.success) {
     return {
@@ -63,6 +65,23 @@ export function parseCall(text: string): IncomingCall | BadCall {
     };
   }
   return { id: parsed.data.id, method: parsed.data.method, params: parsed.data.params };
+}
+
+/**
+ * The envelope check for a well-formed call, without zod: accepts exactly what Envelope accepts
+ * (and returns what it would), and leaves everything else to Envelope for its issues.
+ */
+function plainCall(value: unknown): IncomingCall | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const { jsonrpc, id, method, params } = value as Record<string, unknown>;
+  if (jsonrpc !== '2.0' || typeof method !== 'string' || method.length < 1 || method.length > 128) return undefined;
+  const idOk =
+    id === undefined ||
+    id === null ||
+    (typeof id === 'string' && id.length <= 256) ||
+    (typeof id === 'number' && Number.isFinite(id));
+  if (!idOk || (params !== undefined && (params === null || typeof params !== 'object'))) return undefined;
+  return { id: id as RequestId | undefined, method, params };
 }
 
 export function isBadCall(call: IncomingCall | BadCall): call is BadCall {
@@ -87,8 +106,11 @@ function idOf(value: unknown): RequestId | undefined {
   return id.success ? id.data : undefined;
 }
 
+// Frames are written as strings around the serialized parts: the same bytes as stringifying the
+// whole envelope, without building it (replies and pushes are the hot path).
+
 export function resultFrame(id: RequestId, result: unknown): string {
-  return JSON.stringify({ jsonrpc: '2.0', id, result });
+  return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${JSON.stringify(result) ?? 'null'}}`;
 }
 
 export function errorFrame(id: RequestId, error: { code: number; message: string; data?: unknown }): string {
@@ -96,5 +118,5 @@ export function errorFrame(id: RequestId, error: { code: number; message: string
 }
 
 export function notificationFrame(method: string, params: unknown): string {
-  return JSON.stringify({ jsonrpc: '2.0', method, params });
+  return `{"jsonrpc":"2.0","method":${JSON.stringify(method)},"params":${JSON.stringify(params) ?? 'null'}}`;
 }

@@ -1,9 +1,7 @@
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
-import type { SessionInfo } from '../concurrency/index.ts';
-import type { Coordinator, DisconnectReason, Sink } from '../coordinator/coordinator.ts';
-import { dispatch, isMethod, validate } from '../coordinator/dispatch.ts';
-import { hello } from '../coordinator/session-handlers.ts';
+import type { Conversation, CoordinatorPort, DisconnectReason, Sink } from '../coordinator/index.ts';
+import { CloseCode } from '../protocol/close-codes.ts';
 import { LockstepError, RpcCode, RpcProtocolError, type RpcErrorObject } from '../protocol/errors.ts';
 import {
   errorFrame,
@@ -15,6 +13,8 @@ import {
   type RequestId,
 } from '../protocol/jsonrpc.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
+import { onCloseFrame } from './close-frame.ts';
+import { Intake } from './intake.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** Pongs a socket may miss in a row before it is taken for dead (spec: two). */
@@ -23,7 +23,7 @@ const MAX_MISSED_PONGS = 2;
  * Close codes of a client saying goodbye (normal, going away, or a close frame without a code):
  * the session ends at once. Anything else (1006 above all: no close frame) is a connection lost.
  */
-const GOODBYE_CODES = new Set([1000, 1001, 1005]);
+const GOODBYE_CODES = new Set<number>([CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.NO_STATUS]);
 /** How long a dropped slow consumer's close frame gets before the socket is cut. */
 const SLOW_CONSUMER_CLOSE_MS = 1_000;
 
@@ -36,10 +36,10 @@ export interface ConnectionOptions {
 
 /**
  * One socket = one session. Turns frames into calls and results into frames; every decision about
- * locks, edits and sessions is the coordinator's.
+ * locks, edits and sessions is the coordinator's, reached through this socket's Conversation.
  */
 export class Connection implements Sink {
-  session: SessionInfo | undefined;
+  private readonly conversation: Conversation;
   private missedPongs = 0;
   /**
    * While a call of this session runs, pushes to it wait here so the reply goes first (a release
@@ -48,37 +48,62 @@ export class Connection implements Sink {
    */
   private inCall = false;
   private readonly held: string[] = [];
+  /** What the current call left to run after its reply. */
+  private readonly after: Array<() => void> = [];
   private droppedInCall = false;
   private readonly bucket: TokenBucket;
-  private helloTimer: NodeJS.Timeout | undefined;
+  private readonly intake: Intake;
+  private readonly helloTimer: NodeJS.Timeout;
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly c: Coordinator,
+    private readonly c: CoordinatorPort,
     private readonly log: Logger,
-    private readonly opts: ConnectionOptions,
+    opts: ConnectionOptions,
   ) {
-    const { rateLimit, rateBurst } = c.options.limits;
-    this.bucket = new TokenBucket(rateLimit, rateBurst, () => c.clock.now());
+    const { rateLimit, rateBurst } = c.limits;
+    this.bucket = new TokenBucket(rateLimit, rateBurst, () => c.now());
+    this.intake = new Intake(ws, this.bucket, {
+      run: (data, isBinary) => this.onMessage(data, isBinary),
+      refuse: (data, isBinary, waitMs) => this.refuse(data, isBinary, waitMs),
+    });
+    const hooks = {
+      afterReply: (fn: () => void) => {
+        this.after.push(fn);
+      },
+      charge: (units: number) => this.bucket.charge(units),
+    };
+    this.conversation = c.open(this, hooks, () => {
+      clearTimeout(this.helloTimer);
+      opts.onSession();
+    });
     // An unauthenticated socket costs memory and a file descriptor while doing nothing useful.
-    this.helloTimer = setTimeout(() => ws.close(1008, 'no session.hello in time'), opts.helloTimeoutMs);
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    this.helloTimer = setTimeout(
+      () => ws.close(CloseCode.POLICY_VIOLATION, 'no session.hello in time'),
+      opts.helloTimeoutMs,
+    );
+    ws.on('message', (data, isBinary) => this.intake.push(data, isBinary));
     ws.on('pong', () => {
       this.missedPongs = 0;
     });
-    ws.on('close', (code) => {
+    // A client's close frame ends its session at once, so that its close returning means its
+    // locks are free; the socket's end (any end) catches every other way of going.
+    const gone = (code: number) => {
       clearTimeout(this.helloTimer);
+      this.intake.stop();
       this.onGone(GOODBYE_CODES.has(code) ? 'closed' : 'dropped');
-    });
+    };
+    onCloseFrame(ws, gone);
+    ws.on('close', gone);
     ws.on('error', (err) => {
-      this.log.debug({ err, sessionId: this.session?.id }, 'socket error');
+      this.log.debug({ err, ...this.conversation.who }, 'socket error');
     });
   }
 
   /** Called every heartbeat interval by the server. */
   heartbeat(): void {
     if (this.missedPongs >= MAX_MISSED_PONGS) {
-      this.log.info({ sessionId: this.session?.id, name: this.session?.name }, 'missed pongs, terminating');
+      this.log.info(this.conversation.who, 'missed pongs, terminating');
       this.ws.terminate();
       this.onGone();
       return;
@@ -95,20 +120,13 @@ export class Connection implements Sink {
 
   /** Closed by the coordinator, which has already dealt with the session. */
   close(code: number, reason: string): void {
-    this.session = undefined;
+    this.conversation.forget();
     this.ws.close(code, reason);
-  }
-
-  get bufferedAmount(): number {
-    return this.ws.bufferedAmount;
   }
 
   /** The socket is gone (close, error, terminate): the session goes with it, in this tick. */
   private onGone(why: DisconnectReason = 'dropped'): void {
-    const session = this.session;
-    if (session === undefined) return;
-    this.session = undefined;
-    this.c.disconnect(session.id, why, this);
+    this.conversation.disconnect(why);
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
@@ -119,8 +137,8 @@ export class Connection implements Sink {
       );
       return;
     }
-    const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
-    const { maxMessageBytes } = this.c.options.limits;
+    const bytes = byteLength(data);
+    const { maxMessageBytes } = this.c.limits;
     if (bytes > maxMessageBytes) {
       this.replyError(
         null,
@@ -132,22 +150,6 @@ export class Connection implements Sink {
       return;
     }
     const call = parseCall(textOf(data));
-    const waitMs = this.bucket.take();
-    if (waitMs > 0) {
-      // A JSON-RPC notification (no id) is never answered, not even to refuse it.
-      if (!isBadCall(call) && call.id === undefined) return;
-      const { rateLimit, rateBurst } = this.c.options.limits;
-      this.replyError(
-        call.id ?? null,
-        new LockstepError(
-          'RATE_LIMITED',
-          `over ${rateLimit} requests per second (burst ${rateBurst})`,
-          { limit: 'rateLimit', rateLimit, rateBurst },
-          waitMs,
-        ),
-      );
-      return;
-    }
     if (isBadCall(call)) {
       this.replyError(call.id, call.error);
       return;
@@ -155,60 +157,44 @@ export class Connection implements Sink {
     this.handle(call);
   }
 
+  /** Over the rate: answered without running (a notification, having no id, is not answered). */
+  private refuse(data: RawData, isBinary: boolean, waitMs: number): void {
+    const bytes = isBinary ? 0 : byteLength(data);
+    const call = isBinary || bytes > this.c.limits.maxMessageBytes ? undefined : parseCall(textOf(data));
+    if (call !== undefined && !isBadCall(call) && call.id === undefined) return;
+    const { rateLimit, rateBurst } = this.c.limits;
+    this.replyError(
+      call?.id ?? null,
+      new LockstepError(
+        'RATE_LIMITED',
+        `over ${rateLimit} requests per second (burst ${rateBurst})`,
+        { limit: 'rateLimit', rateLimit, rateBurst },
+        waitMs,
+      ),
+    );
+  }
+
   private handle(call: IncomingCall): void {
-    const after: Array<() => void> = [];
-    const started = performance.now();
-    let outcome = 'ok';
     this.inCall = true;
     try {
-      const result = this.run(call, after);
+      const result = this.conversation.call(call.method, call.params);
       if (call.id !== undefined) this.send(resultFrame(call.id, result));
     } catch (err) {
-      outcome =
-        err instanceof LockstepError ? err.type : err instanceof RpcProtocolError ? String(err.code) : 'internal';
       if (call.id !== undefined) this.replyError(call.id, err);
       else this.logUnexpected(err, call.method);
       if (err instanceof LockstepError && err.type === 'UNAUTHORIZED') {
         this.log.info({ method: call.method }, 'unauthorized, closing');
-        this.ws.close(1008, 'unauthorized');
+        this.ws.close(CloseCode.POLICY_VIOLATION, 'unauthorized');
       }
     }
-    const method = isMethod(call.method) ? call.method : 'unknown';
-    this.c.metrics.requests.observe({ method, outcome }, (performance.now() - started) / 1000);
     try {
-      for (const fn of after) fn();
+      for (const fn of this.after) fn();
     } finally {
+      this.after.length = 0;
       this.inCall = false;
       for (const frame of this.held.splice(0)) this.send(frame);
       if (this.droppedInCall) this.onGone();
     }
-  }
-
-  private run(call: IncomingCall, after: Array<() => void>): unknown {
-    const { method } = call;
-    if (!isMethod(method)) {
-      throw new RpcProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: ${method.slice(0, 128)}`, {
-        method: method.slice(0, 128),
-      });
-    }
-    if (method === 'session.hello') {
-      if (this.session !== undefined) {
-        throw new RpcProtocolError(RpcCode.INVALID_REQUEST, 'Invalid request: this connection already has a session', {
-          sessionId: this.session.id,
-        });
-      }
-      const opened = hello(this.c, validate('session.hello', call.params), this);
-      this.session = opened.session;
-      clearTimeout(this.helloTimer);
-      this.opts.onSession();
-      return opened.result;
-    }
-    const session = this.session;
-    if (session === undefined) {
-      throw new LockstepError('SESSION_REQUIRED', `call session.hello before ${method}`, { method });
-    }
-    this.c.sessions.touch(session.id);
-    return dispatch(this.c, { session, afterReply: (fn) => after.push(fn) }, method, call.params);
   }
 
   private replyError(id: RequestId, err: unknown): void {
@@ -223,19 +209,16 @@ export class Connection implements Sink {
 
   private logUnexpected(err: unknown, method?: string): void {
     if (err instanceof LockstepError || err instanceof RpcProtocolError) return;
-    this.log.error({ err, method, sessionId: this.session?.id, name: this.session?.name }, 'unexpected error');
+    this.log.error({ err, method, ...this.conversation.who }, 'unexpected error');
   }
 
   private send(frame: string): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    const { maxBufferedBytes } = this.c.options.limits;
+    const { maxBufferedBytes } = this.c.limits;
     if (this.ws.bufferedAmount > maxBufferedBytes) {
-      this.log.warn(
-        { sessionId: this.session?.id, name: this.session?.name, buffered: this.ws.bufferedAmount },
-        'slow consumer dropped',
-      );
-      this.c.metrics.slowConsumers.inc();
-      this.ws.close(1013, 'slow consumer: too much unsent data');
+      this.log.warn({ ...this.conversation.who, buffered: this.ws.bufferedAmount }, 'slow consumer dropped');
+      this.conversation.countSlowConsumer();
+      this.ws.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer: too much unsent data');
       // The close frame queues behind the unsent data; a reader that never reads again would keep
       // it all until ws's 30 s close timeout, so cut the socket soon after.
       setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_CLOSE_MS).unref();
@@ -247,6 +230,10 @@ export class Connection implements Sink {
     }
     this.ws.send(frame);
   }
+}
+
+function byteLength(data: RawData): number {
+  return Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
 }
 
 /** The frame's text. ws hands a Buffer unless the socket was told otherwise; no copy then. */

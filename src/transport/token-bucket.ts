@@ -18,13 +18,33 @@ export class TokenBucket {
 
   /** Takes one token: 0 when allowed, otherwise the milliseconds until one is available. */
   take(): number {
-    const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.rate) / 1000);
-    this.last = t;
+    this.refill();
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return 0;
     }
     return Math.ceil(((1 - this.tokens) * 1000) / this.rate);
+  }
+
+  /**
+   * Takes `units` more tokens for a call that cost that many requests' worth of work. The bucket
+   * may go into debt (down to one burst below empty): the session then waits it off.
+   */
+  charge(units: number): void {
+    if (units <= 0) return;
+    this.refill();
+    this.tokens = Math.max(-this.burst, this.tokens - units);
+  }
+
+  /** Nothing taken that has not been refilled: the session stayed under its rate long enough. */
+  get full(): boolean {
+    this.refill();
+    return this.tokens >= this.burst;
+  }
+
+  private refill(): void {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) * this.rate) / 1000);
+    this.last = t;
   }
 }

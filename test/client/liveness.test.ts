@@ -62,7 +62,7 @@ describe('SDK liveness and close', () => {
     p.mute();
     // The server grants it; the reply never reaches the client.
     const grantedOnServer = new Promise<void>((resolve) =>
-      s.coordinator.locks.on('granted', (e) => {
+      s.inspect().locks.on('granted', (e) => {
         if (e.grants.some((x) => 'function' in x.resource && x.resource.function === f)) resolve();
       }),
     );

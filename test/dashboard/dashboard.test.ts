@@ -90,7 +90,7 @@ describe('dashboard', () => {
     }
     const seqs = await logSeqs(page);
     expectContiguousDescending(seqs);
-    expect(seqs[0]).toBe(s.coordinator.events.lastSeq);
+    expect(seqs[0]).toBe(s.inspect().events.lastSeq);
 
     // More going on for the screenshot: shared readers, a writer waiting behind them, an edit.
     const reviewer = await t.agent(s, 'reviewer');
@@ -128,8 +128,11 @@ describe('dashboard', () => {
     const before = (await logSeqs(page))[0]!;
 
     // The idle timeout's path: the server closes the page's socket (4000) and ends its session.
-    const dashboard = s.coordinator.sessions.list().find((x) => x.role === 'observer')!;
-    s.coordinator.sessions.emit('idle', dashboard);
+    const dashboard = s
+      .inspect()
+      .sessions.list()
+      .find((x) => x.role === 'observer')!;
+    s.inspect().sessions.emit('idle', dashboard);
     // What happens while it is away reaches it only through the replay.
     const b = await t.agent(s, 'beta');
     await a.call('lock.release', { functions: [f] });
@@ -138,7 +141,7 @@ describe('dashboard', () => {
     await row.locator('.holder .who', { hasText: 'beta' }).waitFor();
     await page.locator('#log .ev', { hasText: 'dashboard left (idle)' }).waitFor();
     await page.locator('#conn[data-state="live"]').waitFor();
-    await page.locator(`#log .ev[data-seq="${s.coordinator.events.lastSeq}"]`).waitFor();
+    await page.locator(`#log .ev[data-seq="${s.inspect().events.lastSeq}"]`).waitFor();
     const seqs = await logSeqs(page);
     expectContiguousDescending(seqs);
     expect(seqs.at(-1)).toBeLessThanOrEqual(before);

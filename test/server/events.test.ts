@@ -76,7 +76,7 @@ describe('event stream', () => {
     expect(sub.replayed).toBe(sub.seq - lastSeen);
     await traffic;
     await addFunctions(a, ['g']);
-    const last = s.coordinator.events.lastSeq;
+    const last = s.inspect().events.lastSeq;
     await until(live, liveSeen, (i) => i.seq === last);
     await until(second, secondSeen, (i) => i.seq === last);
 
@@ -232,7 +232,7 @@ describe('event stream', () => {
     await roundTrips(a, [f], 4);
     const o = await t.agent(s, 'o', 'observer');
     const seen = record(o);
-    const seq = s.coordinator.events.lastSeq;
+    const seq = s.inspect().events.lastSeq;
     expect(seq).toBeGreaterThan(10);
 
     const tooOld = await o.call('events.subscribe', { topics: ALL, since: 1 });
@@ -241,7 +241,7 @@ describe('event stream', () => {
 
     // Already followed live: nothing is replayed twice.
     const inBuffer = await o.call('events.subscribe', { topics: ['locks'], since: seq - 5, runId: tooOld.runId });
-    expect(inBuffer).toMatchObject({ truncated: false, replayed: 0, oldest: seq - 4, seq, runId: s.coordinator.runId });
+    expect(inBuffer).toMatchObject({ truncated: false, replayed: 0, oldest: seq - 4, seq, runId: s.inspect().runId });
     expect(seen).toHaveLength(5);
 
     const future = await o.call('events.subscribe', { topics: ALL, since: seq + 100 });
@@ -249,7 +249,7 @@ describe('event stream', () => {
 
     const o2 = await t.agent(s, 'o2', 'observer');
     const otherRun = await o2.call('events.subscribe', { topics: ['locks'], since: seq - 1, runId: 'an-earlier-run' });
-    expect(otherRun).toMatchObject({ truncated: true, runId: s.coordinator.runId });
+    expect(otherRun).toMatchObject({ truncated: true, runId: s.inspect().runId });
   });
 
   it('drops a subscriber that stops reading (1013) while the others keep an unbroken stream', async () => {
@@ -280,7 +280,7 @@ describe('event stream', () => {
     (slow.ws as any)._socket.resume();
     expect((await slow.closed).code).toBe(1013);
     await roundTrips(a, functions, 1);
-    await until(fast, fastSeen, (i) => i.type === 'released' && i.seq === s.coordinator.events.lastSeq);
+    await until(fast, fastSeen, (i) => i.type === 'released' && i.seq === s.inspect().events.lastSeq);
     expectContiguous(fastSeen.map((i) => i.seq));
 
     const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();

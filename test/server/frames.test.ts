@@ -83,11 +83,12 @@ describe('hostile frames', () => {
   });
 
   it('never answers a notification, not even when rate limited', async () => {
-    const s = await t.server({ rateLimit: 1, rateBurst: 1 });
+    const s = await t.server({ rateLimit: 10, rateBurst: 1 });
     const a = await t.agent(s, 'a');
+    // The hello took the one token: the notification is the first frame over the rate, refused
+    // without an answer; the request after it waits for a token and is served.
     a.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.ping' }));
-    const limited = await a.request('session.ping');
-    expect(limited.error?.data?.type).toBe('RATE_LIMITED');
+    expect((await a.request('session.ping')).result).toBeDefined();
     expect(a.frames).toEqual([]);
   });
 

@@ -75,7 +75,8 @@ describe('hostile input over raw sockets', () => {
   });
 
   it('survives a flood of 10,000 requests from one socket while another agent is served', async () => {
-    const s = await t.server({ rateLimit: 500, rateBurst: 1000 });
+    // Past the burst the flood is paced at the rate, not refused frame by frame.
+    const s = await t.server({ rateLimit: 4000, rateBurst: 1000 });
     const good = await t.agent(s, 'good');
     const [f] = await addFunctions(good, ['f']);
     const flooder = await t.agent(s, 'flood');
@@ -97,7 +98,7 @@ describe('hostile input over raw sockets', () => {
     for (let i = 0; i < 20; i++) await roundTrip(good, f);
     expect(await answered).toBe(10_000);
     const limited = flooder.frames.filter((fr) => fr.error?.data?.type === 'RATE_LIMITED').length;
-    expect(limited).toBeGreaterThan(0);
+    expect(limited).toBe(1);
     // Bounded memory: nothing of the flood is retained (generous bound; GC timing varies).
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(64 * 1024 * 1024);
     await roundTrip(good, f);

@@ -14,7 +14,7 @@ describe('a lease past its end on a busy server', () => {
 
     // The server runs in this process: block its event loop inside the edit until the lease has
     // ended, so that the edit is checked before the expiry timer can run.
-    const programs = s.coordinator.programs;
+    const programs = s.inspect().programs;
     const requiredLocks = programs.requiredLocks.bind(programs);
     vi.spyOn(programs, 'requiredLocks').mockImplementationOnce((...args) => {
       while (Date.now() <= expiresAt) {

@@ -38,14 +38,30 @@ describe('security', () => {
     expect((await wrong.closed).code).toBe(1008);
 
     const obs = await t.raw(s);
-    expect((await obs.fail('session.hello', { protocol: 1, token: OBSERVER, role: 'agent' })).data!.type).toBe(
-      'FORBIDDEN',
-    );
+    expect((await obs.fail('session.hello', { protocol: 1, token: OBSERVER, role: 'agent' })).data).toMatchObject({
+      type: 'FORBIDDEN',
+      method: 'session.hello',
+      role: 'agent',
+    });
     expect((await obs.call('session.hello', { protocol: 1, token: OBSERVER })).role).toBe('observer');
 
     const agent = await t.raw(s);
     expect((await agent.call('session.hello', { protocol: 1, token: AGENT })).role).toBe('agent');
     expect((await agent.call('session.hello', { protocol: 1, token: AGENT }).catch((e) => e.error)).code).toBe(-32600);
+  });
+
+  it('refuses a token that is not a string of the allowed length as it refuses an unknown one', async () => {
+    for (const tokens of [undefined, `agent:${AGENT}`]) {
+      const s = await t.server(tokens === undefined ? {} : { tokens });
+      for (const token of [42, { t: AGENT }, 'x'.repeat(1025)]) {
+        const c = await t.raw(s);
+        expect(await c.fail('session.hello', { protocol: 1, token })).toMatchObject({
+          code: 401,
+          data: { type: 'UNAUTHORIZED' },
+        });
+        expect((await c.closed).code).toBe(1008);
+      }
+    }
   });
 
   it('refuses a non-loopback host without tokens unless told it is insecure', async () => {
@@ -72,13 +88,35 @@ describe('security', () => {
     const s = await t.server({ rateLimit: 10, rateBurst: 5 });
     const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
     const answers = await Promise.all(Array.from({ length: 8 }, () => a.request('session.ping')));
+    // The first request over the rate is refused; the ones behind it are paced, not refused.
     const limited = answers.filter((f) => f.error !== undefined);
-    expect(limited.length).toBeGreaterThanOrEqual(3);
+    expect(limited).toHaveLength(1);
     expect(limited[0]!.error).toMatchObject({
       code: 429,
       data: { type: 'RATE_LIMITED', retryable: true, retryAfterMs: expect.any(Number) },
     });
+    expect(answers.indexOf(limited[0]!)).toBeGreaterThanOrEqual(4);
     expect((await b.call('session.ping')).time).toEqual(expect.any(String));
+  });
+
+  it('forbids observers every lock method but lock.status', async () => {
+    const s = await t.server();
+    const o = await t.agent(s, 'watcher', 'observer');
+    const calls: Array<[string, object]> = [
+      ['lock.acquire', { functions: [1], mode: 'read' }],
+      ['lock.release', { functions: [1] }],
+      ['lock.releaseAll', {}],
+      ['lock.renew', { functions: [1] }],
+      ['lock.downgrade', { functions: [1] }],
+      ['lock.cancel', { ticket: 't1' }],
+    ];
+    for (const [method, params] of calls) {
+      expect(await o.fail(method, params), method).toMatchObject({
+        code: 403,
+        data: { type: 'FORBIDDEN', method, role: 'observer' },
+      });
+    }
+    expect((await o.call('lock.status', {})).resources).toEqual([]);
   });
 
   it('limits locks held and tickets queued per session', async () => {

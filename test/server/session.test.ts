@@ -25,6 +25,26 @@ describe('sessions over the wire', () => {
     expect(Date.parse(ping.time)).not.toBeNaN();
   });
 
+  it("releases a closing session's locks when its close frame arrives, not when TCP closes", async () => {
+    const s = await t.server();
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const [f] = await addFunctions(a, ['f']);
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    expect((await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true })).status).toBe('queued');
+    // a sends its close frame and stops reading: the server's answering close frame and FIN sit
+    // unread, so the TCP connection cannot finish closing until a reads again.
+    let closed = false;
+    void a.closed.then(() => {
+      closed = true;
+    });
+    a.ws.close(1000);
+    a.ws.pause();
+    await b.notification('lock.granted');
+    expect(closed).toBe(false);
+    a.ws.resume();
+    await a.closed;
+  });
+
   it('terminates a socket that stops answering pings and releases its locks', async () => {
     const s = await t.server({ heartbeatMs: 100 });
     const a = await t.agent(s, 'a');
@@ -131,11 +151,11 @@ describe('sessions over the wire', () => {
   it('refuses new sessions while draining', async () => {
     const s = await t.server();
     const c = await t.raw(s);
-    s.coordinator.draining = true;
+    s.inspect().draining = true;
     expect((await c.fail('session.hello', { protocol: 1 })).data).toMatchObject({
       type: 'SHUTTING_DOWN',
       retryable: true,
     });
-    s.coordinator.draining = false;
+    s.inspect().draining = false;
   });
 });

@@ -1,20 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FunctionBody, FunctionDiff } from '../../src/protocol/program.ts';
 import { chain, edit, memoryService } from '../fixtures/service.ts';
 
 describe('src/service', () => {
-  it('imports nothing from ws, http, net or src/concurrency', () => {
-    const dir = new URL('../../src/service/', import.meta.url);
-    const forbidden = /^(node:)?(ws|http|https|http2|net|tls|dgram)$|\/concurrency(\/|$)/;
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
-      const source = readFileSync(new URL(file, dir), 'utf8');
-      const specifiers = [...source.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((m) => m[1] as string);
-      expect(specifiers.length).toBeGreaterThan(0);
-      for (const specifier of specifiers) expect([file, specifier.match(forbidden)?.[0]]).toEqual([file, undefined]);
-    }
-  });
-
   it('returns functions and diffs that match the wire schemas', () => {
     const svc = memoryService();
     chain(svc, 'f');

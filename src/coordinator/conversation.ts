@@ -1,0 +1,98 @@
+import type { SessionInfo } from '../concurrency/index.ts';
+import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
+import type { Coordinator, DisconnectReason, Sink } from './coordinator.ts';
+import { type CallContext, dispatch, isMethod } from './dispatch.ts';
+import { hello } from './session-handlers.ts';
+
+/** What a call may ask of the connection it came on. */
+export interface CallHooks {
+  /** Runs after the reply has been written, so pushes caused by a call never overtake its answer. */
+  afterReply(fn: () => void): void;
+  /** Charges the connection's request rate for a call worth more than one request. */
+  charge(units: number): void;
+}
+
+/**
+ * One connection's side of the coordinator: the session it speaks for (none until
+ * session.hello) and every call it makes. The transport hands it methods and params as they came
+ * and gets back a result, or a LockstepError / RpcProtocolError to answer with.
+ */
+export class Conversation {
+  /** The session's call context, built once at hello: calls are the hot path. */
+  private ctx: CallContext | undefined;
+
+  constructor(
+    private readonly c: Coordinator,
+    private readonly sink: Sink,
+    private readonly hooks: CallHooks,
+    private readonly onSession: () => void,
+  ) {}
+
+  private get session(): SessionInfo | undefined {
+    return this.ctx?.session;
+  }
+
+  /** Who is speaking, for logs. */
+  get who(): { sessionId?: string; name?: string } {
+    const session = this.session;
+    return session === undefined ? {} : { sessionId: session.id, name: session.name };
+  }
+
+  call(method: string, params: unknown): unknown {
+    const started = performance.now();
+    let outcome = 'ok';
+    try {
+      return this.run(method, params);
+    } catch (err) {
+      outcome =
+        err instanceof LockstepError ? err.type : err instanceof RpcProtocolError ? String(err.code) : 'internal';
+      throw err;
+    } finally {
+      const label = isMethod(method) ? method : 'unknown';
+      this.c.metrics.requests.observe({ method: label, outcome }, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** The connection is gone, however it went: the session goes with it (see Coordinator.disconnect). */
+  disconnect(why: DisconnectReason): void {
+    const session = this.session;
+    if (session === undefined) return;
+    this.ctx = undefined;
+    this.c.disconnect(session.id, why, this.sink);
+  }
+
+  /** The coordinator closed the connection and has already dealt with the session. */
+  forget(): void {
+    this.ctx = undefined;
+  }
+
+  /** The connection was dropped for not reading what it was sent. */
+  countSlowConsumer(): void {
+    this.c.metrics.slowConsumers.inc();
+  }
+
+  private run(method: string, params: unknown): unknown {
+    if (!isMethod(method)) {
+      throw new RpcProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: ${method.slice(0, 128)}`, {
+        method: method.slice(0, 128),
+      });
+    }
+    if (method === 'session.hello') {
+      if (this.session !== undefined) {
+        throw new RpcProtocolError(RpcCode.INVALID_REQUEST, 'Invalid request: this connection already has a session', {
+          sessionId: this.session.id,
+        });
+      }
+      const opened = hello(this.c, params, this.sink);
+      this.ctx = { session: opened.session, ...this.hooks };
+      this.onSession();
+      return opened.result;
+    }
+    const ctx = this.ctx;
+    if (ctx === undefined) {
+      throw new LockstepError('SESSION_REQUIRED', `call session.hello before ${method}`, { method });
+    }
+    this.c.sessions.touch(ctx.session.id);
+    return dispatch(this.c, ctx, method, params);
+  }
+}

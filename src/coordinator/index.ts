@@ -1,0 +1,79 @@
+import { Coordinator, type CoordinatorOptions, type Limits, type Sink } from './coordinator.ts';
+import { type CallHooks, Conversation } from './conversation.ts';
+
+// The coordinator's public entry: all that the transport and the server may use. Its parts (lock
+// core, sessions, programs, event log) stay behind it; test/layers.test.ts holds everyone else to
+// this file.
+
+export type { CallHooks, Conversation } from './conversation.ts';
+export type { Coordinator, CoordinatorOptions, DisconnectReason, Limits, Sink } from './coordinator.ts';
+export { Tokens } from './tokens.ts';
+
+export interface Health {
+  status: 'ok' | 'draining' | 'degraded';
+  uptimeMs: number;
+  sessions: number;
+  /** The store answered. */
+  store: boolean;
+}
+
+export class CoordinatorPort {
+  readonly #c: Coordinator;
+
+  constructor(options: CoordinatorOptions) {
+    this.#c = new Coordinator(options);
+  }
+
+  get limits(): Readonly<Limits> {
+    return this.#c.options.limits;
+  }
+
+  /** Shutting down: no new sessions. */
+  get draining(): boolean {
+    return this.#c.draining;
+  }
+
+  /** The coordinator's clock, for the transport's rate buckets. */
+  now(): number {
+    return this.#c.clock.now();
+  }
+
+  /**
+   * A new connection: `sink` takes its pushes, `hooks` serve its calls, `onSession` is told when
+   * it has said hello.
+   */
+  open(sink: Sink, hooks: CallHooks, onSession: () => void): Conversation {
+    return new Conversation(this.#c, sink, hooks, onSession);
+  }
+
+  health(): Health {
+    const c = this.#c;
+    const store = c.programs.ping();
+    return {
+      status: c.draining ? 'draining' : store ? 'ok' : 'degraded',
+      uptimeMs: c.clock.now() - c.startedAt,
+      sessions: c.sessions.size,
+      store,
+    };
+  }
+
+  /** Prometheus text. */
+  async metrics(): Promise<{ contentType: string; text: string }> {
+    const { registry } = this.#c.metrics;
+    return { contentType: registry.contentType, text: await registry.metrics() };
+  }
+
+  /** Tells every session the server is draining, then closes their connections (1001). */
+  shutdown(reason: string): void {
+    this.#c.shutdown(reason);
+  }
+
+  close(): void {
+    this.#c.close();
+  }
+
+  /** For tests only: the parts, to observe or provoke what the wire cannot show. */
+  inspect(): Coordinator {
+    return this.#c;
+  }
+}
