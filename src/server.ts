@@ -105,8 +105,13 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
 
   const http = createServer((req, res) => route(req, res, coordinator));
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws' || coordinator.draining) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path !== '/ws' || coordinator.draining) {
+      // A client pointed at the wrong path sees a bare 404 otherwise; this says where to go.
+      const body = coordinator.draining ? 'server is shutting down\n' : `no WebSocket endpoint at ${path}: use /ws\n`;
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
       return;
     }
     if (!originAllowed(req, hostNames, allowedOrigins)) {
@@ -175,12 +180,21 @@ function route(req: IncomingMessage, res: ServerResponse, c: Coordinator): void 
 function loadTokens(config: ServerConfig): Tokens {
   const tokens = new Tokens();
   try {
-    if (config.tokensFile !== undefined) tokens.addFile(readFileSync(config.tokensFile, 'utf8'), config.tokensFile);
+    if (config.tokensFile !== undefined) tokens.addFile(readTokensFile(config.tokensFile), config.tokensFile);
     if (config.tokens !== undefined) tokens.addList(config.tokens, '--tokens');
   } catch (err) {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
   }
   return tokens;
+}
+
+function readTokensFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const why = err instanceof Error && 'code' in err && err.code === 'ENOENT' ? 'no such file' : String(err);
+    throw new ConfigError(`--tokens-file (LOCKSTEP_TOKENS_FILE): cannot read ${JSON.stringify(path)}: ${why}`);
+  }
 }
 
 function listen(http: Server, port: number, host: string): Promise<void> {

@@ -1,5 +1,6 @@
 import { isLockstepError, LockstepClient, type AcquireOptions, type LockHandle } from '../client/index.ts';
 import type { EditOp } from '../protocol/program.ts';
+import type { Connection } from './common.ts';
 import { mutation, type DemoFunction } from './demo-program.ts';
 import type { Random } from './random.ts';
 
@@ -18,7 +19,7 @@ export interface AgentStats {
 }
 
 export interface AgentContext {
-  url: string;
+  connection: Connection;
   program: string;
   functions: readonly DemoFunction[];
   rnd: Random;
@@ -45,7 +46,7 @@ export async function runAgent(name: string, ctx: AgentContext): Promise<AgentSt
     errors: 0,
   };
   const client = await LockstepClient.connect({
-    url: ctx.url,
+    ...ctx.connection,
     name,
     autoRenew: true,
     reconnect: { maxAttempts: 5 },

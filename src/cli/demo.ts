@@ -1,7 +1,14 @@
 import { parseArgs } from 'node:util';
 import { runAgent, type AgentStats } from './demo-agent.ts';
 import { prepareProgram } from './demo-program.ts';
-import { connectClient, DEFAULT_URL, intOption, urlOf } from './common.ts';
+import {
+  CONNECTION_OPTIONS,
+  connectClient,
+  connectionHelp,
+  connectionOf,
+  intOption,
+  rejectUnknownOptions,
+} from './common.ts';
 import { Random } from './random.ts';
 import { table } from './table.ts';
 
@@ -13,7 +20,7 @@ release them, with pauses, queueing, refused try-locks and the occasional confli
 functions are created first. Prints what happened and a summary.
 
 Options:
-  --url <url>          server address (default ${DEFAULT_URL}; env LOCKSTEP_URL)
+${connectionHelp(18)}
   --agents <n>         number of agents, 1..32 (default 4)
   --seconds <s>        how long to run, 1..86400 (default 30)
   --seed <n>           random seed, to repeat a run (default: random, printed)
@@ -24,24 +31,23 @@ Options:
 const NAMES = ['ada', 'grace', 'linus', 'barbara', 'ken', 'edsger', 'margaret', 'dennis'];
 
 export async function demo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      url: { type: 'string' },
-      agents: { type: 'string' },
-      seconds: { type: 'string' },
-      seed: { type: 'string' },
-      program: { type: 'string' },
-      quiet: { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  });
+  const options = {
+    ...CONNECTION_OPTIONS,
+    agents: { type: 'string' },
+    seconds: { type: 'string' },
+    seed: { type: 'string' },
+    program: { type: 'string' },
+    quiet: { type: 'boolean' },
+    help: { type: 'boolean' },
+  } as const;
+  rejectUnknownOptions('demo', argv, Object.keys(options));
+  const { values } = parseArgs({ args: argv, options, strict: true });
   if (values.help === true) {
     console.log(DEMO_HELP);
     return;
   }
-  const url = urlOf(values.url);
+  const connection = connectionOf(values);
+  const { url } = connection;
   const agents = intOption('agents', values.agents, 4, 1, 32);
   const seconds = intOption('seconds', values.seconds, 30, 1, 86_400);
   const seed = intOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1);
@@ -52,7 +58,7 @@ export async function demo(argv: string[]): Promise<void> {
       ? () => undefined
       : (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
 
-  const observer = await connectClient({ url, name: 'demo-setup', reconnect: false });
+  const observer = await connectClient({ ...connection, name: 'demo-setup', reconnect: false });
   try {
     const functions = await prepareProgram(observer, program);
     const before = (await observer.program.get({ program })).revision;
@@ -73,7 +79,7 @@ export async function demo(argv: string[]): Promise<void> {
     const runs = await Promise.allSettled(
       names.map((name) =>
         runAgent(name, {
-          url,
+          connection,
           program,
           functions,
           rnd: new Random(root.int(0, 2 ** 31)),
