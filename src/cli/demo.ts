@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { runAgent, type AgentStats } from './demo-agent.ts';
-import { prepareProgram } from './demo-program.ts';
+import { type AgentContext, type AgentStats, runAgent } from './demo-agent.ts';
+import { type DemoFunction, prepareProgram } from './demo-program.ts';
 import {
   CONNECTION_OPTIONS,
   connectClient,
@@ -16,7 +16,10 @@ export const DEMO_HELP = `Usage: lockstep demo [options]
 
 Runs simulated agents against a running server for a while, so the dashboard shows life: they
 lock functions (alone and in batches), read them, edit them with expected hashes and fences, and
-release them, with pauses, queueing, refused try-locks and the occasional conflict. Missing demo
+release them, with pauses, queueing, refused try-locks and the occasional conflict. Some hold a
+lock for a long think, so others queue; with two or more agents the first is a straggler that
+holds short leases and stops renewing them, so leases warn, expire and its late edits are
+refused. Every state the dashboard shows appears within about 20 seconds. Missing demo
 functions are created first. Prints what happened and a summary.
 
 Options:
@@ -77,12 +80,14 @@ export async function demo(argv: string[]): Promise<void> {
         (i < NAMES.length ? NAMES[i] : `${NAMES[i % NAMES.length]}-${Math.floor(i / NAMES.length) + 1}`) as string,
     );
     const runs = await Promise.allSettled(
-      names.map((name) =>
+      names.map((name, i) =>
         runAgent(name, {
           connection,
           program,
           functions,
           rnd: new Random(root.int(0, 2 ** 31)),
+          straggler: i === 0 && agents > 1,
+          opening: opening(i, agents, functions),
           deadline: started + seconds * 1000,
           signal: stop.signal,
           log,
@@ -106,8 +111,21 @@ export async function demo(argv: string[]): Promise<void> {
   }
 }
 
+/**
+ * The first moves that make a short run show what a long one would: the straggler stalls on one
+ * function, the next agent hogs another, and the one after asks for that one and queues.
+ */
+function opening(i: number, agents: number, functions: readonly DemoFunction[]): AgentContext['opening'] {
+  const [stalled, hogged] = functions;
+  if (stalled === undefined || hogged === undefined || agents < 2) return undefined;
+  if (i === 0) return { action: 'stall', fn: stalled };
+  if (i === 1) return { action: 'hog', fn: hogged };
+  if (i === 2) return { action: 'edit', fn: hogged };
+  return undefined;
+}
+
 function summary(stats: AgentStats[], program: string, before: number, after: number, ms: number): string {
-  const cols = ['edits', 'batches', 'reads', 'queued', 'conflicts', 'denied', 'timeouts', 'errors'] as const;
+  const cols = ['edits', 'batches', 'reads', 'queued', 'conflicts', 'denied', 'expired', 'timeouts', 'errors'] as const;
   const total = Object.fromEntries(cols.map((c) => [c, stats.reduce((n, s) => n + s[c], 0)])) as Record<
     (typeof cols)[number],
     number

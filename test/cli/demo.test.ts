@@ -26,4 +26,16 @@ describe('lockstep demo', () => {
     expect((await c.agent.list()).agents.map((x) => x.name)).toEqual(['checker']);
     expect((await c.lock.status({})).resources).toEqual([]);
   });
+
+  it('shows a queue, a lease warning and an expiry within seconds: a straggler stops renewing', async () => {
+    const s = await t.server();
+    const ran = await lockstep(['demo', '--url', s.url, '--seconds', '8', '--agents', '3', '--seed', '1', '--quiet']);
+    expect(ran).toMatchObject({ code: 0, stderr: '' });
+    const types = new Set(s.coordinator.events.replay(0, new Set(['locks'])).items.map((e) => e.type));
+    expect([...types]).toEqual(expect.arrayContaining(['granted', 'queued', 'expiring', 'expired', 'released']));
+    const total = ran.stdout.split('\n').find((l) => l.trimStart().startsWith('total'));
+    const header = ran.stdout.split('\n').find((l) => l.trimStart().startsWith('AGENT'));
+    const expired = header?.trim().split(/\s+/).indexOf('EXPIRED') ?? -1;
+    expect(Number(total?.trim().split(/\s+/)[expired])).toBeGreaterThanOrEqual(1);
+  });
 });
