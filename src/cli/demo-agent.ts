@@ -235,7 +235,12 @@ class DemoAgent {
       const { function: body, hash } = await this.client.function.get({ program: this.program, function: fn.id });
       this.ctx.log(`${this.name} holds ${fn.name} for ${STALL_TTL_MS / 1000}s and stops renewing`);
       await this.pause(STALL_TTL_MS + 300, STALL_TTL_MS + 900);
-      await this.commit(lock, mutation(body, this.ctx.rnd, this.name), { [fn.id]: hash }, `edited ${fn.name} after stalling`);
+      await this.commit(
+        lock,
+        mutation(body, this.ctx.rnd, this.name),
+        { [fn.id]: hash },
+        `edited ${fn.name} after stalling`,
+      );
     } catch (err) {
       if (!isLockstepError(err, 'LOCK_REQUIRED', 'STALE_FENCE', 'NOT_HELD', 'CONFLICT')) throw err;
       this.stats.expired++;
