@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { systemClock, type Clock } from './concurrency/index.ts';
-import { ConfigError, defaultConfig, type ServerConfig } from './config.ts';
+import { ConfigError, defaultConfig, limitsOf, lockDefaultsOf, type ServerConfig } from './config.ts';
 import { Coordinator } from './coordinator/coordinator.ts';
 import { ProgramService } from './service/index.ts';
 import { Tokens } from './coordinator/tokens.ts';
@@ -54,24 +54,9 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
     logger,
     version: VERSION,
     heartbeatMs: config.heartbeatMs,
-    limits: {
-      maxMessageBytes: config.maxMessageBytes,
-      hardMaxMessageBytes: config.hardMaxMessageBytes,
-      maxBufferedBytes: config.maxBufferedBytes,
-      maxBatch: config.maxBatch,
-      maxDescription: config.maxDescription,
-      rateLimit: config.rateLimit,
-      rateBurst: config.rateBurst,
-      maxLocksPerSession: config.maxLocksPerSession,
-      maxTicketsPerSession: config.maxTicketsPerSession,
-    },
+    limits: limitsOf(config),
     tokens,
-    lock: {
-      defaultTtlMs: config.defaultTtlMs,
-      minTtlMs: config.minTtlMs,
-      maxTtlMs: config.maxTtlMs,
-      warningMs: config.warningMs,
-    },
+    lock: lockDefaultsOf(config),
     idleTimeoutMs: config.idleTimeoutMs,
     graceMs: config.sessionGraceMs,
     eventBuffer: config.eventBuffer,

@@ -13,11 +13,23 @@ import {
 import { start } from '../server.ts';
 import { rejectUnknownOptions } from './common.ts';
 
-export function serveHelp(): string {
-  const rows = OPTION_NAMES.map((name) => {
+/** Each option as --help and the options table in docs/protocol.md show it (test/docs.test.ts compares). */
+export function optionRows(): Array<{ flag: string; env: string; default: string; doc: string }> {
+  return OPTION_NAMES.map((name) => {
     const spec = optionSpecs[name];
-    const flag = `  --${flagOf(name)}${isBooleanOption(name) ? '' : ' <value>'}`;
-    return `${flag.padEnd(36)} ${spec.doc} (default ${spec.default === undefined ? 'none' : String(spec.default)}; env ${envOf(name)})`;
+    return {
+      flag: `--${flagOf(name)}`,
+      env: envOf(name),
+      default: spec.default === undefined ? 'none' : String(spec.default),
+      doc: spec.doc,
+    };
+  });
+}
+
+export function serveHelp(): string {
+  const rows = optionRows().map((o, i) => {
+    const flag = `  ${o.flag}${isBooleanOption(OPTION_NAMES[i] as OptionName) ? '' : ' <value>'}`;
+    return `${flag.padEnd(36)} ${o.doc} (default ${o.default}; env ${o.env})`;
   });
   return `Usage: lockstep serve [options]\n\nStarts the server: ws://HOST:PORT/ws, dashboard at /, health at /healthz.\n\nOptions:\n${rows.join('\n')}\n${'  --help'.padEnd(36)} show this text`;
 }
