@@ -3,7 +3,7 @@ import { DEMO_FUNCTIONS } from '../../src/cli/demo-program.ts';
 import { useSdk } from '../client/sdk.ts';
 import { lockstep } from './run.ts';
 
-describe('lockstep demo', () => {
+describe('lockstep demo', { timeout: 60_000 }, () => {
   const t = useSdk();
 
   it('runs agents for the given time, exits 0, and they have edited', async () => {

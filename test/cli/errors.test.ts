@@ -31,7 +31,8 @@ function upgrade(port: number, path: string): Promise<{ status: number; body: st
   });
 }
 
-describe('lockstep command line: tokens and errors that say what to do', () => {
+// Each test starts several CLI processes at once (each compiles through tsx): slow on a loaded machine.
+describe('lockstep command line: tokens and errors that say what to do', { timeout: 60_000 }, () => {
   const t = useSdk();
 
   it('status and demo reach a server with tokens through --token or LOCKSTEP_TOKEN', async () => {

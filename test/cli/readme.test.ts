@@ -15,7 +15,7 @@ async function readmeSample(): Promise<string> {
   return code;
 }
 
-describe("the README's SDK sample", () => {
+describe("the README's SDK sample", { timeout: 60_000 }, () => {
   const t = useSdk();
   let dir = '';
   let file = '';
