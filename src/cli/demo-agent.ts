@@ -35,7 +35,7 @@ export interface AgentContext {
   log(line: string): void;
 }
 
-export type Action = 'edit' | 'batch' | 'read' | 'optimistic' | 'tryLock' | 'hog' | 'stall';
+type Action = 'edit' | 'batch' | 'read' | 'optimistic' | 'tryLock' | 'hog' | 'stall';
 const ACTION_WEIGHTS: Record<Action, number> = {
   edit: 36,
   batch: 18,
