@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { type AgentContext, type AgentStats, runAgent } from './demo-agent.ts';
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import { type DemoFunction, prepareProgram } from './demo-program.ts';
 import {
   CONNECTION_OPTIONS,
@@ -23,11 +24,11 @@ refused. Every state the dashboard shows appears within about 20 seconds. Missin
 functions are created first. Prints what happened and a summary.
 
 Options:
-${connectionHelp(18)}
+${connectionHelp(20)}
   --agents <n>         number of agents, 1..32 (default 4)
   --seconds <s>        how long to run, 1..86400 (default 30)
   --seed <n>           random seed, to repeat a run (default: random, printed)
-  --program <name>     program to work on, created if missing (default main)
+  --program <name>     program to work on, created if missing (default ${DEFAULT_PROGRAM})
   --quiet              print only the summary
   --help               show this text`;
 
@@ -54,7 +55,7 @@ export async function demo(argv: string[]): Promise<void> {
   const agents = intOption('agents', values.agents, 4, 1, 32);
   const seconds = intOption('seconds', values.seconds, 30, 1, 86_400);
   const seed = intOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1);
-  const program = values.program ?? 'main';
+  const program = values.program ?? DEFAULT_PROGRAM;
   const started = Date.now();
   const log =
     values.quiet === true

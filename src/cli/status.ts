@@ -10,7 +10,7 @@ export const STATUS_HELP = `Usage: lockstep status [options]
 Shows the sessions, locks and queues of a running server.
 
 Options:
-${connectionHelp(16)}
+${connectionHelp(18)}
   --program <name>   only the locks of this program
   --json             print one JSON object instead of tables; a failure too, as {"error": {type, message}}
   --help             show this text`;
