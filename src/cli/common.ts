@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { LockstepClient, type ClientOptions, LockstepClientError } from '../client/index.ts';
+import { type ClientOptions, isLockstepError, LockstepClient, LockstepClientError } from '../client/index.ts';
 
 export const DEFAULT_URL = 'ws://127.0.0.1:7420/ws';
 
@@ -92,13 +92,15 @@ function editDistance(a: string, b: string): number {
 }
 
 /**
- * Connects, and when that fails at a URL whose path is not /ws, says so: the server answers such
- * an upgrade with a bare 404 that the WebSocket client reports without the server's explanation.
+ * Connects; a refusal says what to do: a missing token names --token, and a URL whose path is not
+ * /ws gets the /ws one (the WebSocket client reports the server's 404 without its explanation).
  */
 export async function connectClient(options: ClientOptions): Promise<LockstepClient> {
   try {
     return await LockstepClient.connect({ callTimeoutMs: 10_000, connectTimeoutMs: 5_000, ...options });
   } catch (err) {
+    if (isLockstepError(err, 'UNAUTHORIZED'))
+      throw new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
     const path = pathOf(options.url);
     if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || path === WS_PATH) throw err;
     const fixed = new URL(options.url);

@@ -49,7 +49,9 @@ describe('lockstep command line: tokens and errors that say what to do', { timeo
     expect(demo).toMatchObject({ code: 0, stderr: '' });
     expect(demo.stdout).toMatch(/^edits committed: \d+/m);
     expect(without.code).toBe(1);
-    expect(JSON.parse(without.stdout)).toMatchObject({ error: { type: 'UNAUTHORIZED' } });
+    expect(JSON.parse(without.stdout)).toMatchObject({
+      error: { type: 'UNAUTHORIZED', message: expect.stringMatching(/pass --token or set LOCKSTEP_TOKEN$/) },
+    });
   });
 
   it('a URL without /ws: the server and the CLI both say to use /ws', async () => {
