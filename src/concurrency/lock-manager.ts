@@ -1,7 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
 import { v4 as uuidv4 } from 'uuid';
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
-import { type LockDefaults, lockSpecs } from '../protocol/limits.ts';
 import { compareResources, formatResource, normalizeResources, resourceKey } from '../protocol/resource.ts';
 import type { LockMode, Resource } from '../protocol/resource.ts';
 import type { Clock } from './clock.ts';
@@ -58,7 +57,7 @@ interface SessionLocks {
  * call leaves a consistent state, and its events are emitted only then (see Outbox).
  */
 export class LockManager extends EventEmitter<LockEvents> {
-  readonly defaults: LockDefaults;
+  readonly defaults: { defaultTtlMs: number; minTtlMs: number; maxTtlMs: number; warningMs: number };
   private readonly clock: Clock;
   private readonly fences: FenceSource;
   private readonly sessionName: (sessionId: string) => string | undefined;
@@ -71,10 +70,10 @@ export class LockManager extends EventEmitter<LockEvents> {
     super();
     this.clock = opts.clock;
     this.defaults = {
-      defaultTtlMs: opts.defaultTtlMs ?? lockSpecs.defaultTtlMs.default,
-      minTtlMs: opts.minTtlMs ?? lockSpecs.minTtlMs.default,
-      maxTtlMs: opts.maxTtlMs ?? lockSpecs.maxTtlMs.default,
-      warningMs: opts.warningMs ?? lockSpecs.warningMs.default,
+      defaultTtlMs: opts.defaultTtlMs ?? 30 * 60_000,
+      minTtlMs: opts.minTtlMs ?? 100,
+      maxTtlMs: opts.maxTtlMs ?? 24 * 3_600_000,
+      warningMs: opts.warningMs ?? 60_000,
     };
     this.fences = opts.fences ?? memoryFences();
     this.sessionName = opts.sessionName ?? (() => undefined);
