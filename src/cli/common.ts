@@ -27,16 +27,22 @@ export interface Connection {
   token?: string;
 }
 
-/** --url, else LOCKSTEP_URL, else the default address; --token, else LOCKSTEP_TOKEN. */
-export function connectionOf(values: { url?: string; token?: string }): Connection {
+/** --url, else LOCKSTEP_URL, else the default address; a bad one is blamed on where it came from. */
+export function urlOf(flag: string | undefined): string {
   const [url, source] =
-    values.url !== undefined
-      ? [values.url, '--url']
+    flag !== undefined
+      ? [flag, '--url']
       : process.env.LOCKSTEP_URL !== undefined
         ? [process.env.LOCKSTEP_URL, 'LOCKSTEP_URL']
         : [DEFAULT_URL, 'the default'];
   if (!/^wss?:\/\//.test(url))
     throw new UsageError(`${source}: expected ws://HOST:PORT${WS_PATH} (got ${JSON.stringify(url)})`);
+  return url;
+}
+
+/** The address (urlOf) and --token, else LOCKSTEP_TOKEN. */
+export function connectionOf(values: { url?: string; token?: string }): Connection {
+  const url = urlOf(values.url);
   const token = values.token ?? process.env.LOCKSTEP_TOKEN;
   return token === undefined || token === '' ? { url } : { url, token };
 }
