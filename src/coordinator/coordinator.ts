@@ -13,6 +13,9 @@ import type { Tokens } from './tokens.ts';
 import { Watches } from './watches.ts';
 import { iso } from './wire-map.ts';
 
+// Part of what a coordinator is built with; declared with the protocol, which tells clients.
+export type { Limits };
+
 /**
  * dropped: the socket died (error, missed pongs, abnormal close); closed: the client closed it on
  * purpose; idle and shutdown: the server closed it.
