@@ -1,9 +1,9 @@
-import { ConfigError } from './config.ts';
 import { LockstepClientError } from './client/index.ts';
-import { UsageError } from './cli/common.ts';
+import { nearest, UsageError } from './cli/common.ts';
 import { demo } from './cli/demo.ts';
 import { serve } from './cli/serve.ts';
 import { status } from './cli/status.ts';
+import { ConfigError } from './config.ts';
 import { StoreError } from './service/index.ts';
 
 const USAGE = `Usage: lockstep <command> [options]
@@ -16,41 +16,45 @@ Commands:
 
 Run "lockstep <command> --help" for a command's options.`;
 
+const COMMANDS = { serve, status, demo } as const;
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      return serve(rest);
-    case 'status':
-      return status(rest);
-    case 'demo':
-      return demo(rest);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
-      return;
-    default:
-      throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+  if (command !== undefined && Object.hasOwn(COMMANDS, command))
+    return COMMANDS[command as keyof typeof COMMANDS](rest);
+  if (command === undefined || ['help', '--help', '-h'].includes(command)) {
+    console.log(USAGE);
+    return;
   }
+  const guess = nearest(command, Object.keys(COMMANDS));
+  throw new UsageError(
+    `unknown command "${command}"${guess === undefined ? '' : ` (did you mean "${guess}"?)`}\n\n${USAGE}`,
+  );
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  // Expected failures get one clear line, not a stack: 2 for a bad command line or start-up, 1 for
-  // a server that cannot be reached or refuses.
-  const usage =
-    err instanceof ConfigError ||
-    err instanceof UsageError ||
-    err instanceof StoreError ||
-    (err instanceof Error &&
-      'code' in err &&
-      (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
-        err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ||
-        err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ||
-        err.code === 'EADDRINUSE' ||
-        err.code === 'EACCES'));
-  const remote = err instanceof LockstepClientError;
-  console.error(`lockstep: ${usage || remote ? (err as Error).message : String((err as Error)?.stack ?? err)}`);
-  process.exit(remote ? 1 : 2);
+interface Failure {
+  /** 2 for a bad command line or start-up, 1 for a server that cannot be reached or refuses. */
+  exitCode: 1 | 2;
+  type: string;
+  /** One clear line for expected failures, the stack for anything else. */
+  message: string;
+}
+
+function failureOf(err: unknown): Failure {
+  if (err instanceof LockstepClientError) return { exitCode: 1, type: err.type, message: err.message };
+  if (err instanceof UsageError || err instanceof ConfigError || err instanceof StoreError)
+    return { exitCode: 2, type: err.name, message: err.message };
+  if (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS_'))
+    return { exitCode: 2, type: 'UsageError', message: err.message };
+  return { exitCode: 2, type: 'Error', message: String((err as Error)?.stack ?? err) };
+}
+
+const argv = process.argv.slice(2);
+main(argv).catch((err: unknown) => {
+  const failure = failureOf(err);
+  // A script reading `status --json` gets its failure as JSON on stdout too.
+  if (argv[0] === 'status' && argv.includes('--json'))
+    console.log(JSON.stringify({ error: { type: failure.type, message: failure.message } }));
+  else console.error(`lockstep: ${failure.message}`);
+  process.exit(failure.exitCode);
 });

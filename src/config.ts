@@ -1,16 +1,8 @@
 import { z } from 'zod';
+import { int, type Limits, type LockDefaults, limitSpecs, lockSpecs, type OptionSpec } from './protocol/limits.ts';
 
 // Server options: each has a flag (--kebab-case), an environment variable (LOCKSTEP_SNAKE_CASE)
 // and a default documented next to it. Flags win over the environment.
-
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce
-    .number({ error: (issue) => (issue.code === 'invalid_type' ? 'expected a number' : undefined) })
-    .int('expected a whole number')
-    .min(min, `expected at least ${min}`)
-    .max(max, `expected at most ${max}`);
-
-const MiB = 1024 * 1024;
 
 const bool = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0', ''])])
@@ -31,24 +23,15 @@ export const optionSpecs = {
     default: 0,
     doc: "keep a dropped session's locks this long for a resume (0 = off)",
   },
-  defaultTtlMs: { schema: int(1), default: 30 * 60_000, doc: 'lease length when a request names none' },
-  minTtlMs: { schema: int(1), default: 100, doc: 'shortest lease; shorter requests are raised to it' },
-  maxTtlMs: { schema: int(1), default: 24 * 3_600_000, doc: 'longest lease; longer requests are capped' },
-  warningMs: { schema: int(0), default: 60_000, doc: 'lock.expiring is sent min(this, ttl/5) before expiry' },
+  // What a client is told in the hello result: declared with the protocol, options like the rest.
+  ...lockSpecs,
+  // Server-side only (not in the hello result): how often a waiter hears its position move.
   queuePushMs: {
     schema: int(0, 60_000),
     default: 100,
     doc: 'lock.queue at most once per ticket this often (reaching position 1 at once); 0 = every change',
   },
-  maxMessageBytes: { schema: int(1024), default: MiB, doc: 'larger messages get PAYLOAD_TOO_LARGE' },
-  hardMaxMessageBytes: { schema: int(1024), default: 8 * MiB, doc: 'larger messages close the socket with 1009' },
-  maxBufferedBytes: {
-    schema: int(65_536),
-    default: 4 * MiB,
-    doc: 'a socket whose unsent data grows past this is closed with 1013',
-  },
-  maxBatch: { schema: int(1, 1000), default: 64, doc: 'resources in one lock request' },
-  maxDescription: { schema: int(0, 1024), default: 256, doc: 'characters in a lock description' },
+  ...limitSpecs,
   eventBuffer: { schema: int(1), default: 10_000, doc: 'events kept for replay with events.subscribe since' },
   tokensFile: {
     schema: z.string().min(1).optional(),
@@ -66,10 +49,6 @@ export const optionSpecs = {
     default: undefined,
     doc: "comma-separated browser origins allowed besides the dashboard's own",
   },
-  rateLimit: { schema: int(1), default: 2_000, doc: 'requests per second per session (token bucket refill)' },
-  rateBurst: { schema: int(1), default: 4_000, doc: 'requests a session may send at once (token bucket size)' },
-  maxLocksPerSession: { schema: int(1), default: 1_000, doc: 'locks one session may hold' },
-  maxTicketsPerSession: { schema: int(1), default: 100, doc: 'queued requests one session may have' },
   maxSessions: { schema: int(1), default: 20_000, doc: 'open connections in total; more are closed with 1013' },
   maxPending: {
     schema: int(1),
@@ -86,7 +65,7 @@ export const optionSpecs = {
     default: 'info',
     doc: 'pino log level',
   },
-} as const;
+} as const satisfies Record<string, OptionSpec>;
 
 type Specs = typeof optionSpecs;
 export type ServerConfig = { -readonly [K in keyof Specs]: z.output<Specs[K]['schema']> };
@@ -110,6 +89,19 @@ export function defaultConfig(): ServerConfig {
   const out: Record<string, unknown> = {};
   for (const name of OPTION_NAMES) out[name] = optionSpecs[name].default;
   return out as ServerConfig;
+}
+
+/** The hello result's `limits` and `lock`: the configured values of the options declared there. */
+export function limitsOf(config: ServerConfig): Limits {
+  return pick(config, limitSpecs);
+}
+
+export function lockDefaultsOf(config: ServerConfig): LockDefaults {
+  return pick(config, lockSpecs);
+}
+
+function pick<S extends object>(config: ServerConfig, specs: S): { [K in keyof S]: number } {
+  return Object.fromEntries(Object.keys(specs).map((k) => [k, config[k as OptionName]])) as { [K in keyof S]: number };
 }
 
 export function isBooleanOption(name: OptionName): boolean {

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { systemClock, type Clock } from './concurrency/index.ts';
-import { ConfigError, defaultConfig, type ServerConfig } from './config.ts';
+import { ConfigError, defaultConfig, limitsOf, lockDefaultsOf, type ServerConfig } from './config.ts';
 import { type Coordinator, CoordinatorPort, Tokens } from './coordinator/index.ts';
 import { CloseCode } from './protocol/close-codes.ts';
 import { ProgramService } from './service/index.ts';
@@ -55,25 +55,9 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
     logger,
     version: VERSION,
     heartbeatMs: config.heartbeatMs,
-    limits: {
-      maxMessageBytes: config.maxMessageBytes,
-      hardMaxMessageBytes: config.hardMaxMessageBytes,
-      maxBufferedBytes: config.maxBufferedBytes,
-      maxBatch: config.maxBatch,
-      maxDescription: config.maxDescription,
-      rateLimit: config.rateLimit,
-      rateBurst: config.rateBurst,
-      maxLocksPerSession: config.maxLocksPerSession,
-      maxTicketsPerSession: config.maxTicketsPerSession,
-    },
+    limits: limitsOf(config),
     tokens,
-    lock: {
-      defaultTtlMs: config.defaultTtlMs,
-      minTtlMs: config.minTtlMs,
-      maxTtlMs: config.maxTtlMs,
-      warningMs: config.warningMs,
-      queuePushMs: config.queuePushMs,
-    },
+    lock: { ...lockDefaultsOf(config), queuePushMs: config.queuePushMs },
     idleTimeoutMs: config.idleTimeoutMs,
     graceMs: config.sessionGraceMs,
     eventBuffer: config.eventBuffer,
@@ -110,8 +94,13 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
 
   const http = createServer((req, res) => route(req, res, coordinator));
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws' || coordinator.draining) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path !== '/ws' || coordinator.draining) {
+      // A client pointed at the wrong path sees a bare 404 otherwise; this says where to go.
+      const body = coordinator.draining ? 'server is shutting down\n' : `no WebSocket endpoint at ${path}: use /ws\n`;
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
       return;
     }
     if (!originAllowed(req, hostNames, allowedOrigins)) {
@@ -173,12 +162,21 @@ function route(req: IncomingMessage, res: ServerResponse, c: CoordinatorPort): v
 function loadTokens(config: ServerConfig): Tokens {
   const tokens = new Tokens();
   try {
-    if (config.tokensFile !== undefined) tokens.addFile(readFileSync(config.tokensFile, 'utf8'), config.tokensFile);
+    if (config.tokensFile !== undefined) tokens.addFile(readTokensFile(config.tokensFile), config.tokensFile);
     if (config.tokens !== undefined) tokens.addList(config.tokens, '--tokens');
   } catch (err) {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
   }
   return tokens;
+}
+
+function readTokensFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const why = err instanceof Error && 'code' in err && err.code === 'ENOENT' ? 'no such file' : String(err);
+    throw new ConfigError(`--tokens-file (LOCKSTEP_TOKENS_FILE): cannot read ${JSON.stringify(path)}: ${why}`);
+  }
 }
 
 function listen(http: Server, port: number, host: string): Promise<void> {

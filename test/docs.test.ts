@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { optionRows } from '../src/cli/serve.ts';
 import { ERROR_TYPES } from '../src/protocol/errors.ts';
 import { protocolJsonSchemaText } from '../src/protocol/json-schema.ts';
 import { METHOD_NAMES } from '../src/protocol/methods.ts';
@@ -43,6 +44,21 @@ describe('docs agree with the code', () => {
     const section = doc.slice(doc.indexOf('### Hash test vectors'));
     const block = /```json\n([\s\S]*?)```/.exec(section)?.[1];
     expect(block).toBe(read('test/service/vectors/hash-vectors.json'));
+  });
+
+  it('list every server option as lockstep serve --help does: flag, environment, default, what', () => {
+    const start = doc.indexOf('## Limits and defaults');
+    const section = doc.slice(start, doc.indexOf('\n## ', start));
+    const rows = section
+      .split('\n')
+      .filter((line) => line.startsWith('| `'))
+      .map((line) =>
+        line
+          .split('|')
+          .slice(1, -1)
+          .map((cell) => cell.trim().replace(/^`(.*)`$/, '$1')),
+      );
+    expect(rows).toEqual(optionRows().map((o) => [o.flag, o.env, o.default, o.doc]));
   });
 
   it('commit the JSON Schema exactly as generated (npm run schema)', () => {

@@ -1,17 +1,50 @@
-import { LockstepClient, type ClientOptions } from '../client/index.ts';
+import { parseArgs } from 'node:util';
+import { type ClientOptions, isLockstepError, LockstepClient, LockstepClientError } from '../client/index.ts';
 
 export const DEFAULT_URL = 'ws://127.0.0.1:7420/ws';
+
+/** The server's WebSocket path; anything else on its port answers an upgrade with 404. */
+const WS_PATH = '/ws';
 
 /** A bad command line: the message names the option; exit status 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** --url, else LOCKSTEP_URL, else the server's default address. */
+/** The options every command that talks to a server shares, as parseArgs declares them. */
+export const CONNECTION_OPTIONS = { url: { type: 'string' }, token: { type: 'string' } } as const;
+
+/** Their --help lines, padded to `width` like the command's other options. */
+export function connectionHelp(width: number): string {
+  return [
+    `  ${'--url <url>'.padEnd(width)} server address (default ${DEFAULT_URL}; env LOCKSTEP_URL)`,
+    `  ${'--token <token>'.padEnd(width)} access token, when the server wants one (env LOCKSTEP_TOKEN)`,
+  ].join('\n');
+}
+
+export interface Connection {
+  url: string;
+  token?: string;
+}
+
+/** --url, else LOCKSTEP_URL, else the default address; a bad one is blamed on where it came from. */
 export function urlOf(flag: string | undefined): string {
-  const url = flag ?? process.env.LOCKSTEP_URL ?? DEFAULT_URL;
-  if (!/^wss?:\/\//.test(url)) throw new UsageError(`--url: expected ws://HOST:PORT/ws (got ${JSON.stringify(url)})`);
+  const [url, source] =
+    flag !== undefined
+      ? [flag, '--url']
+      : process.env.LOCKSTEP_URL !== undefined
+        ? [process.env.LOCKSTEP_URL, 'LOCKSTEP_URL']
+        : [DEFAULT_URL, 'the default'];
+  if (!/^wss?:\/\//.test(url))
+    throw new UsageError(`${source}: expected ws://HOST:PORT${WS_PATH} (got ${JSON.stringify(url)})`);
   return url;
+}
+
+/** The address (urlOf) and --token, else LOCKSTEP_TOKEN. */
+export function connectionOf(values: { url?: string; token?: string }): Connection {
+  const url = urlOf(values.url);
+  const token = values.token ?? process.env.LOCKSTEP_TOKEN;
+  return token === undefined || token === '' ? { url } : { url, token };
 }
 
 export function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
@@ -22,6 +55,72 @@ export function intOption(name: string, raw: string | undefined, fallback: numbe
   return n;
 }
 
-export function connectClient(options: ClientOptions): Promise<LockstepClient> {
-  return LockstepClient.connect({ callTimeoutMs: 10_000, connectTimeoutMs: 5_000, ...options });
+/**
+ * Refuses an option `command` does not know, naming the nearest one it does. Runs before the
+ * strict parse, whose own message suggests only a "--" separator.
+ */
+export function rejectUnknownOptions(command: string, argv: readonly string[], known: readonly string[]): void {
+  const { tokens } = parseArgs({ args: [...argv], strict: false, allowPositionals: true, tokens: true });
+  for (const t of tokens) {
+    if (t.kind !== 'option' || known.includes(t.name)) continue;
+    const guess = nearest(t.name, known);
+    throw new UsageError(
+      `unknown option ${t.rawName}${guess === undefined ? '' : ` (did you mean --${guess}?)`}; "lockstep ${command} --help" lists the options`,
+    );
+  }
+}
+
+/** The candidate fewest edits away from `word`, when it is close enough to be a likely typo. */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(
+        (row[j] as number) + 1,
+        (next[j - 1] as number) + 1,
+        (row[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    row = next;
+  }
+  return row[b.length] as number;
+}
+
+/**
+ * Connects; a refusal says what to do: a missing token names --token, and a URL whose path is not
+ * /ws gets the /ws one (the WebSocket client reports the server's 404 without its explanation).
+ */
+export async function connectClient(options: ClientOptions): Promise<LockstepClient> {
+  try {
+    return await LockstepClient.connect({ callTimeoutMs: 10_000, connectTimeoutMs: 5_000, ...options });
+  } catch (err) {
+    if (isLockstepError(err, 'UNAUTHORIZED'))
+      throw new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
+    const path = pathOf(options.url);
+    if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || path === WS_PATH) throw err;
+    const fixed = new URL(options.url);
+    fixed.pathname = WS_PATH;
+    throw new UsageError(
+      `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(path)}: use --url ${fixed.href}`,
+    );
+  }
+}
+
+function pathOf(url: string): string | undefined {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
 }

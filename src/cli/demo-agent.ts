@@ -1,5 +1,6 @@
 import { isLockstepError, LockstepClient, type AcquireOptions, type LockHandle } from '../client/index.ts';
 import type { EditOp } from '../protocol/program.ts';
+import type { Connection } from './common.ts';
 import { mutation, type DemoFunction } from './demo-program.ts';
 import type { Random } from './random.ts';
 
@@ -13,23 +14,40 @@ export interface AgentStats {
   queued: number;
   conflicts: number;
   denied: number;
+  /** Leases that ran out while the agent stalled, and the late edit that was refused. */
+  expired: number;
   timeouts: number;
   errors: number;
 }
 
 export interface AgentContext {
-  url: string;
+  connection: Connection;
   program: string;
   functions: readonly DemoFunction[];
   rnd: Random;
   deadline: number;
+  /** Stalls holding a short lease without renewing it, so that leases warn and expire. */
+  straggler: boolean;
+  /** The first thing it does, so a short run shows a queue and an expiry early. */
+  opening?: { action: Action; fn: DemoFunction };
   /** Fires at the deadline: waits are withdrawn and pauses cut short, work in hand is finished. */
   signal: AbortSignal;
   log(line: string): void;
 }
 
-type Action = 'edit' | 'batch' | 'read' | 'optimistic' | 'tryLock';
-const ACTION_WEIGHTS: Record<Action, number> = { edit: 40, batch: 20, read: 20, optimistic: 12, tryLock: 8 };
+type Action = 'edit' | 'batch' | 'read' | 'optimistic' | 'tryLock' | 'hog' | 'stall';
+const ACTION_WEIGHTS: Record<Action, number> = {
+  edit: 36,
+  batch: 18,
+  read: 18,
+  optimistic: 10,
+  tryLock: 8,
+  hog: 10,
+  stall: 0,
+};
+const STRAGGLER_WEIGHTS: Record<Action, number> = { ...ACTION_WEIGHTS, stall: 40 };
+/** A straggler's lease: short, so its warning (ttl/5 before the end) and expiry come within seconds. */
+const STALL_TTL_MS = 4_000;
 
 /** One simulated agent: lock, read, think, edit, release, until the deadline. */
 export async function runAgent(name: string, ctx: AgentContext): Promise<AgentStats> {
@@ -41,21 +59,24 @@ export async function runAgent(name: string, ctx: AgentContext): Promise<AgentSt
     queued: 0,
     conflicts: 0,
     denied: 0,
+    expired: 0,
     timeouts: 0,
     errors: 0,
   };
   const client = await LockstepClient.connect({
-    url: ctx.url,
+    ...ctx.connection,
     name,
-    autoRenew: true,
+    autoRenew: !ctx.straggler,
     reconnect: { maxAttempts: 5 },
     callTimeoutMs: 10_000,
   });
   const agent = new DemoAgent(client, name, ctx, stats);
   try {
+    let next = ctx.opening;
     while (Date.now() < ctx.deadline && !ctx.signal.aborted) {
       try {
-        await agent.act(ctx.rnd.weighted(ACTION_WEIGHTS));
+        await agent.act(next?.action ?? ctx.rnd.weighted(ctx.straggler ? STRAGGLER_WEIGHTS : ACTION_WEIGHTS), next?.fn);
+        next = undefined;
       } catch (err) {
         if (agent.absorb(err) === 'stop') break;
       }
@@ -79,19 +100,23 @@ class DemoAgent {
     this.program = ctx.program;
   }
 
-  act(action: Action): Promise<void> {
+  act(action: Action, fn = this.ctx.rnd.pick(this.ctx.functions)): Promise<void> {
     const { rnd, functions } = this.ctx;
     switch (action) {
       case 'edit':
-        return this.edit([rnd.pick(functions)]);
+        return this.edit([fn]);
       case 'batch':
         return this.edit(rnd.sample(functions, rnd.int(2, 3)));
       case 'read':
         return this.read(rnd.sample(functions, rnd.int(1, 2)));
       case 'optimistic':
-        return this.optimistic(rnd.pick(functions));
+        return this.optimistic(fn);
       case 'tryLock':
-        return this.tryLock(rnd.pick(functions));
+        return this.tryLock(fn);
+      case 'hog':
+        return this.edit([fn], 1_200, 2_000);
+      case 'stall':
+        return this.stall(fn);
     }
   }
 
@@ -142,13 +167,14 @@ class DemoAgent {
     };
   }
 
-  private async edit(fns: readonly DemoFunction[]): Promise<void> {
+  /** Locks, reads, thinks for `minMs..maxMs` (long for a hog, so others queue), edits. */
+  private async edit(fns: readonly DemoFunction[], minMs = 250, maxMs = 900): Promise<void> {
     const batch = fns.length > 1;
     await this.client.withLocks(this.lockOptions(fns, 'write', batch ? 'refactor' : 'edit'), async (lock) => {
       const bodies = await Promise.all(
         fns.map((f) => this.client.function.get({ program: this.program, function: f.id })),
       );
-      await this.pause(250, 900);
+      await this.pause(minMs, maxMs);
       const ops = bodies.flatMap((b) => mutation(b.function, this.ctx.rnd, this.name));
       const expectedHashes = Object.fromEntries(bodies.map((b) => [String(b.function.id), b.hash]));
       await this.commit(
@@ -194,6 +220,36 @@ class DemoAgent {
         );
       }
     });
+  }
+
+  /**
+   * Takes a short lease and goes quiet past its end without renewing (its client does not
+   * auto-renew): the lease warns, expires, and the edit it finally sends is refused.
+   */
+  private async stall(fn: DemoFunction): Promise<void> {
+    const lock = await this.client.acquire({
+      ...this.lockOptions([fn], 'write', 'long refactor of'),
+      ttlMs: STALL_TTL_MS,
+    });
+    try {
+      const { function: body, hash } = await this.client.function.get({ program: this.program, function: fn.id });
+      this.ctx.log(`${this.name} holds ${fn.name} for ${STALL_TTL_MS / 1000}s and stops renewing`);
+      await this.pause(STALL_TTL_MS + 300, STALL_TTL_MS + 900);
+      await this.commit(
+        lock,
+        mutation(body, this.ctx.rnd, this.name),
+        { [fn.id]: hash },
+        `edited ${fn.name} after stalling`,
+      );
+    } catch (err) {
+      if (!isLockstepError(err, 'LOCK_REQUIRED', 'STALE_FENCE', 'NOT_HELD', 'CONFLICT')) throw err;
+      this.stats.expired++;
+      this.ctx.log(
+        `${this.name}'s lease on ${fn.name} expired while it stalled; its late edit was refused (${err.type})`,
+      );
+    } finally {
+      await lock.release();
+    }
   }
 
   private async tryLock(fn: DemoFunction): Promise<void> {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import {
+  ConfigError,
   envOf,
   flagOf,
   isBooleanOption,
@@ -10,17 +11,31 @@ import {
   type OptionName,
 } from '../config.ts';
 import { start } from '../server.ts';
+import { rejectUnknownOptions } from './common.ts';
+
+/** Each option as --help and the options table in docs/protocol.md show it (test/docs.test.ts compares). */
+export function optionRows(): Array<{ flag: string; env: string; default: string; doc: string }> {
+  return OPTION_NAMES.map((name) => {
+    const spec = optionSpecs[name];
+    return {
+      flag: `--${flagOf(name)}`,
+      env: envOf(name),
+      default: spec.default === undefined ? 'none' : String(spec.default),
+      doc: spec.doc,
+    };
+  });
+}
 
 export function serveHelp(): string {
-  const rows = OPTION_NAMES.map((name) => {
-    const spec = optionSpecs[name];
-    const flag = `  --${flagOf(name)}${isBooleanOption(name) ? '' : ' <value>'}`;
-    return `${flag.padEnd(36)} ${spec.doc} (default ${spec.default === undefined ? 'none' : String(spec.default)}; env ${envOf(name)})`;
+  const rows = optionRows().map((o, i) => {
+    const flag = `  ${o.flag}${isBooleanOption(OPTION_NAMES[i] as OptionName) ? '' : ' <value>'}`;
+    return `${flag.padEnd(36)} ${o.doc} (default ${o.default}; env ${o.env})`;
   });
   return `Usage: lockstep serve [options]\n\nStarts the server: ws://HOST:PORT/ws, dashboard at /, health at /healthz.\n\nOptions:\n${rows.join('\n')}\n${'  --help'.padEnd(36)} show this text`;
 }
 
 export async function serve(argv: string[]): Promise<void> {
+  rejectUnknownOptions('serve', argv, ['help', ...OPTION_NAMES.map(flagOf)]);
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -42,7 +57,9 @@ export async function serve(argv: string[]): Promise<void> {
   const logger = process.stderr.isTTY
     ? pino({ level: config.logLevel, transport: { target: 'pino-pretty', options: { destination: 2 } } })
     : pino({ level: config.logLevel }, pino.destination(2));
-  const server = await start({ ...config, logger });
+  const server = await start({ ...config, logger }).catch((err: unknown) => {
+    throw listenError(err, config.host, config.port) ?? err;
+  });
   console.log(`lockstep listening on ${server.url}`);
   console.log(`dashboard ${server.dashboardUrl}`);
   const onSignal = (signal: string) => {
@@ -50,4 +67,18 @@ export async function serve(argv: string[]): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+}
+
+/** What to do when the port cannot be had, in place of Node's bare EADDRINUSE or EACCES. */
+function listenError(err: unknown, host: string, port: number): ConfigError | undefined {
+  const code = err instanceof Error && 'code' in err ? err.code : undefined;
+  if (code === 'EADDRINUSE')
+    return new ConfigError(
+      `--port ${port}: already in use on ${host}; a lockstep server may already run there (lockstep status --url ws://${host}:${port}/ws shows it), or pass --port 0 to pick a free port`,
+    );
+  if (code === 'EACCES')
+    return new ConfigError(
+      `--port ${port}: not allowed to listen on ${host}; ports below 1024 need privileges, try --port 0`,
+    );
+  return undefined;
 }

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { LockstepClient } from '../client/index.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
-import { connectClient, DEFAULT_URL, urlOf } from './common.ts';
+import { CONNECTION_OPTIONS, connectClient, connectionHelp, connectionOf, rejectUnknownOptions } from './common.ts';
 import { duration, table } from './table.ts';
 
 export const STATUS_HELP = `Usage: lockstep status [options]
@@ -10,9 +10,9 @@ export const STATUS_HELP = `Usage: lockstep status [options]
 Shows the sessions, locks and queues of a running server.
 
 Options:
-  --url <url>        server address (default ${DEFAULT_URL}; env LOCKSTEP_URL)
+${connectionHelp(18)}
   --program <name>   only the locks of this program
-  --json             print one JSON object instead of tables
+  --json             print one JSON object instead of tables; a failure too, as {"error": {type, message}}
   --help             show this text`;
 
 type LockStatus = ResultOf<'lock.status'>['resources'][number];
@@ -29,22 +29,24 @@ export interface StatusSnapshot {
 }
 
 export async function status(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      url: { type: 'string' },
-      program: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  });
+  const options = {
+    ...CONNECTION_OPTIONS,
+    program: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean' },
+  } as const;
+  rejectUnknownOptions('status', argv, Object.keys(options));
+  const { values } = parseArgs({ args: argv, options, strict: true });
   if (values.help === true) {
     console.log(STATUS_HELP);
     return;
   }
-  const url = urlOf(values.url);
-  const client = await connectClient({ url, name: 'lockstep-status', role: 'observer', reconnect: false });
+  const client = await connectClient({
+    ...connectionOf(values),
+    name: 'lockstep-status',
+    role: 'observer',
+    reconnect: false,
+  });
   try {
     const snap = await snapshot(client, values.program);
     console.log(values.json === true ? JSON.stringify(snap, null, 2) : render(snap));

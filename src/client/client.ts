@@ -1,6 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { CloseCode } from '../protocol/close-codes.ts';
 import { METHOD_NAMES, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
+import { DEFAULT_PROGRAM, lockSpecs } from '../protocol/limits.ts';
 import { NOTIFICATION_NAMES, type NotificationName } from '../protocol/notifications.ts';
 import type { Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
@@ -51,11 +52,8 @@ interface ReadyWaiter {
   reject(err: LockstepClientError): void;
 }
 
-const DEFAULT_PROGRAM = 'main';
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-/** The protocol's default lease, assumed only before the first hello says the real one. */
-const DEFAULT_TTL_MS = 30 * 60_000;
 /** How long close() waits for the close handshake of a server that may be gone. */
 const CLOSE_WAIT_MS = 1_000;
 
@@ -597,7 +595,8 @@ export class LockstepClient extends ClientBase implements LockOwner {
   /** The lease length the server will give, for scheduling renewals. */
   private ttlFor(ttlMs: number | undefined): number {
     const lock = this.helloResult?.lock;
-    if (lock === undefined) return ttlMs ?? DEFAULT_TTL_MS;
+    // The protocol's default lease, assumed only before the first hello says the real one.
+    if (lock === undefined) return ttlMs ?? lockSpecs.defaultTtlMs.default;
     return Math.min(lock.maxTtlMs, Math.max(lock.minTtlMs, ttlMs ?? lock.defaultTtlMs));
   }
 

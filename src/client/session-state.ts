@@ -1,3 +1,4 @@
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { ParamsOf, ResultOf, Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
 import { isStructure } from '../protocol/resource.ts';
@@ -6,8 +7,6 @@ import { LockstepClientError } from './errors.ts';
 import type { TicketWaiter } from './grant-waiter.ts';
 import type { Leases } from './leases.ts';
 import type { CallableMethod } from './types.ts';
-
-const DEFAULT_PROGRAM = 'main';
 
 export interface TrackOptions {
   autoRenew?: boolean | undefined;

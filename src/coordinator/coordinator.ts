@@ -3,6 +3,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { LockManager, SessionRegistry, type Clock, type SessionInfo } from '../concurrency/index.ts';
 import { CloseCode } from '../protocol/close-codes.ts';
 import { LockstepError } from '../protocol/errors.ts';
+import { DEFAULT_PROGRAM, type Limits } from '../protocol/limits.ts';
 import type { Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
 import type { ProgramService } from '../service/index.ts';
@@ -11,7 +12,10 @@ import { bridgeLockEvents } from './lock-events.ts';
 import { Metrics } from './metrics.ts';
 import type { Tokens } from './tokens.ts';
 import { Watches } from './watches.ts';
-import { DEFAULT_PROGRAM, iso } from './wire-map.ts';
+import { iso } from './wire-map.ts';
+
+// Part of what a coordinator is built with; declared with the protocol, which tells clients.
+export type { Limits };
 
 /**
  * dropped: the socket died (error, missed pongs, abnormal close); closed: the client closed it on
@@ -23,28 +27,6 @@ export type DisconnectReason = 'dropped' | 'closed' | 'idle' | 'shutdown';
 export interface Sink {
   notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void;
   close(code: number, reason: string): void;
-}
-
-export interface Limits {
-  /** PAYLOAD_TOO_LARGE above this many bytes per message. */
-  maxMessageBytes: number;
-  /** The socket is closed (1009) above this: the frame is not even buffered whole. */
-  hardMaxMessageBytes: number;
-  /**
-   * Unsent bytes a socket may pile up. A reader that stops reading (a frozen browser tab, a paused
-   * agent) would otherwise make the server buffer every push for it without bound.
-   */
-  maxBufferedBytes: number;
-  /** Resources in one lock request: one ticket sits in this many queues. */
-  maxBatch: number;
-  /** Lock descriptions are shown to every observer; long ones would only bloat the stream. */
-  maxDescription: number;
-  /** Requests per second per session, and the burst allowed above it. */
-  rateLimit: number;
-  rateBurst: number;
-  /** Each held lock has lease timers and each ticket sits in queues: bound what one session can pin. */
-  maxLocksPerSession: number;
-  maxTicketsPerSession: number;
 }
 
 export interface CoordinatorOptions {
@@ -173,7 +155,7 @@ export class Coordinator {
     return [...set];
   }
 
-  /** The program a call names (default "main"), which must exist. */
+  /** The program a call names (default DEFAULT_PROGRAM), which must exist. */
   programOf(p: { program?: string | undefined }): string {
     const program = p.program ?? DEFAULT_PROGRAM;
     this.requireProgram(program);

@@ -19,7 +19,7 @@ export class Metrics {
 
   constructor(locks: LockManager, sessions: SessionRegistry) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'lockstep_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'lockstep_' });
     new Gauge({
       name: 'lockstep_sessions',
       help: 'Sessions by role and state',

@@ -1,11 +1,12 @@
 import type { ResourceStatus } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { HandlerTable } from './dispatch.ts';
 import { tellRemoved } from './edit-gate.ts';
-import { DEFAULT_PROGRAM, iso } from './wire-map.ts';
+import { iso } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
 

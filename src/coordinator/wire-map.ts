@@ -1,12 +1,11 @@
 import { KeyReused, LockDenied } from '../concurrency/index.ts';
 import type { Blocker, Grant as CoreGrant, QueuePosition } from '../concurrency/index.ts';
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { Grant } from '../protocol/wire.ts';
 import type { Resource } from '../protocol/resource.ts';
 
 // The cores keep epoch milliseconds; the wire speaks ISO-8601 UTC.
-
-export const DEFAULT_PROGRAM = 'main';
 
 // Under load many grants in a row share a millisecond (and so an expiresAt): formatting the same
 // instant once saves a Date and a string per reply.

@@ -30,17 +30,20 @@ export class AgentsView {
       (a) => a.sessionId,
       () => createRow(),
       (tr, a) => {
-        const [name, role, since, holds, waits] = /** @type {HTMLElement[]} */ ([...tr.children]);
+        const [name, since, holds, waits] = /** @type {HTMLElement[]} */ ([...tr.children]);
         const mine = bySession.get(a.sessionId);
         setClass(tr, a.state === 'detached' ? 'is-detached' : '');
         if (name !== undefined) {
           setText(/** @type {Element} */ (name.children[0]), a.name);
           setText(
             /** @type {Element} */ (name.children[1]),
-            a.sessionId === s.selfId ? 'this page' : a.state === 'detached' ? 'detached' : '',
+            a.sessionId === s.selfId
+              ? `${a.role} · this page`
+              : a.state === 'detached'
+                ? `${a.role} · detached`
+                : a.role,
           );
         }
-        if (role !== undefined) setText(role, a.role);
         if (since !== undefined) since.dataset.since = String(a.connectedAt);
         if (holds !== undefined) {
           chips(
@@ -80,7 +83,11 @@ function chips(cell, items) {
   if (cell.dataset.sig === sig) return;
   cell.dataset.sig = sig;
   const box = h('div', 'chips');
-  for (const i of items.slice(0, CHIPS_SHOWN)) box.append(h('span', `chip ${i.kind}`, i.text));
+  for (const i of items.slice(0, CHIPS_SHOWN)) {
+    const chip = h('span', `chip ${i.kind}`, i.text);
+    chip.title = i.text;
+    box.append(chip);
+  }
   if (items.length > CHIPS_SHOWN) box.append(h('span', 'chip extra', `+${items.length - CHIPS_SHOWN}`));
   cell.replaceChildren(box);
 }
@@ -89,6 +96,6 @@ function createRow() {
   const tr = h('tr');
   const name = h('td', 'name');
   name.append(h('span', 'who'), h('span', 'note'));
-  tr.append(name, h('td', 'role'), h('td', 'since'), h('td', 'holds'), h('td', 'waits'));
+  tr.append(name, h('td', 'since'), h('td', 'holds'), h('td', 'waits'));
   return tr;
 }

@@ -1,5 +1,6 @@
 import { AgentsView } from './agents-view.js';
 import { setText } from './dom.js';
+import { clockTime, plural } from './format.js';
 import { LocksView } from './locks-view.js';
 import { LogView } from './log-view.js';
 import { ProgramsView } from './programs-view.js';
@@ -24,6 +25,8 @@ const views = {
 const conn = /** @type {HTMLElement} */ (document.getElementById('conn'));
 const summary = /** @type {HTMLElement} */ (document.getElementById('summary'));
 const seq = /** @type {HTMLElement} */ (document.getElementById('seq'));
+const refusals = /** @type {HTMLElement} */ (document.getElementById('refusals'));
+const staleBanner = /** @type {HTMLElement} */ (document.getElementById('stale'));
 
 // The token stays in the fragment: it is never sent to the server in a URL or a Referer.
 const token = new URLSearchParams(location.hash.slice(1)).get('token');
@@ -57,7 +60,16 @@ async function openSession(r) {
   store.lastSeq = sub.seq;
   store.runId = sub.runId;
   store.touch('header');
-  if (resume && !sub.truncated) return;
+  if (resume && !sub.truncated) {
+    // The replay brings the events; the snapshot of who is connected and what is held makes sure
+    // nothing shown while the page was stale survives a missed event.
+    await Promise.all([
+      r.call('agent.list').then((x) => store.setAgents(x.agents)),
+      r.call('lock.status', {}).then((x) => store.setLocks(x.resources)),
+    ]);
+    schedule();
+    return;
+  }
   if (resume) store.markGap();
   // Until every answer is in, a reconnect must take the snapshot again rather than resume.
   store.synced = false;
@@ -145,20 +157,36 @@ function render() {
 }
 
 function renderHeader() {
-  let held = 0;
-  let waiting = 0;
-  for (const r of store.resources) {
-    held += r.holders.length;
-    waiting += r.queue.length;
-  }
+  // The same counts as the locks panel's: resources held, and requests (tickets) waiting.
+  const held = store.resources.filter((r) => r.holders.length > 0).length;
+  const waiting = new Set(store.resources.flatMap((r) => r.queue.map((q) => q.ticket))).size;
   const agents = [...store.agents.values()].filter((a) => a.role === 'agent').length;
-  setText(summary, `${agents} agents · ${held} locks held · ${waiting} waiting`);
+  setText(summary, `${plural(agents, 'agent')} · ${plural(held, 'lock')} held · ${waiting} waiting`);
+  const { conflicts, denials } = store.refusals;
+  refusals.hidden = conflicts + denials === 0;
+  refusals.dataset.conflicts = String(conflicts);
+  refusals.dataset.denials = String(denials);
+  setText(refusals, `${plural(conflicts, 'conflict')} · ${plural(denials, 'denial')}`);
   setText(seq, `seq ${store.lastSeq}`);
   seq.dataset.seq = String(store.lastSeq);
+  const stale = store.staleSince !== 0;
+  staleBanner.hidden = !stale;
+  if (stale) document.body.dataset.stale = 'true';
+  else delete document.body.dataset.stale;
+  setText(
+    staleBanner,
+    stale
+      ? `Connection lost at ${clockTime(new Date(store.staleSince).toISOString())}: the locks, queues and agents below are as they were then and may no longer exist. They are read again on reconnect.`
+      : '',
+  );
 }
 
 /** @param {ConnState} state @param {string} detail */
 function showState(state, detail) {
+  // Stale from the moment the socket is lost until the next session has read the state again.
+  if (state === 'live') store.markLive();
+  else if (store.runId !== '') store.markStale(Date.now());
+  schedule();
   conn.dataset.state = state;
   const label = { connecting: 'connecting', live: 'live', retrying: 'reconnecting', failed: 'failed' }[state];
   setText(conn, detail === '' ? label : `${label}: ${detail}`);

@@ -45,6 +45,26 @@ function names(rs, nameOf) {
   return rs.length > 3 ? `${shown} +${rs.length - 3}` : shown;
 }
 
+/** "1 lock", "3 locks". */
+export function plural(/** @type {number} */ n, /** @type {string} */ noun) {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** Why an edit was refused, by the conflict event's `reason`. */
+const CONFLICT_REASONS = {
+  hash: 'changed since it was read',
+  fence: 'stale fence: the lock was lost or granted again since',
+  lock: 'the lock was not held',
+};
+
+/** @param {{ holders: { sessionId: string, name?: string, mode: string }[] }[]} blockers */
+function blockedBy(blockers) {
+  const holders = new Map();
+  for (const b of blockers)
+    for (const x of b.holders) holders.set(x.sessionId, `${x.name ?? x.sessionId.slice(0, 8)} (${x.mode})`);
+  return holders.size === 0 ? '' : `: held by ${[...holders.values()].join(', ')}`;
+}
+
 /** @param {{ resource: Resource }[]} gs */
 const resourcesOf = (gs) => gs.map((g) => g.resource);
 
@@ -82,7 +102,7 @@ export function summarize(e, nameOf) {
     case 'locks.dequeued':
       return `${who} stopped waiting (${d.reason})`;
     case 'locks.denied':
-      return `${who} was denied ${d.mode} on ${names(d.resources, nameOf)}`;
+      return `${who} was denied ${d.mode} on ${names(d.resources, nameOf)}${blockedBy(d.blockers ?? [])}`;
     case 'locks.deadlock':
       return `${who} refused to wait: deadlock ${d.cycle.map((/** @type {any} */ c) => c.name ?? c.sessionId).join(' → ')}`;
     case 'edits.committed': {
@@ -91,6 +111,13 @@ export function summarize(e, nameOf) {
         .slice(0, 4)
         .join(', ');
       return `${who} committed r${d.revision} in ${d.program}${d.kind === 'edit' ? '' : ` (${d.kind})`}${changed === '' ? '' : `: ${changed}`}`;
+    }
+    case 'edits.conflict': {
+      /** @type {Resource[]} */
+      const rs = d.functions.map((/** @type {number} */ id) => ({ program: d.program, function: id }));
+      if (d.structure === true) rs.push({ program: d.program, structure: true });
+      const why = CONFLICT_REASONS[/** @type {keyof typeof CONFLICT_REASONS} */ (d.reason)] ?? d.reason;
+      return `${who}'s ${d.method} was refused on ${names(rs, nameOf)}: ${why}`;
     }
     case 'edits.programCreated':
       return `${who} created program ${d.program}`;

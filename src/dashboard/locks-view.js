@@ -23,7 +23,12 @@ export class LocksView {
   render() {
     const rs = this.store.resources;
     this.empty.hidden = rs.length > 0;
-    setText(this.count, rs.length === 0 ? '' : String(rs.length));
+    // Counted as the header counts: resources held, and those only awaited.
+    const held = rs.filter((r) => r.holders.length > 0).length;
+    setText(
+      this.count,
+      rs.length === 0 ? '' : `${held} held${held < rs.length ? ` · ${rs.length - held} awaited` : ''}`,
+    );
     reconcile(
       this.body,
       rs,
@@ -60,6 +65,7 @@ export class LocksView {
     if (mode !== undefined) modeBadge(mode, held);
 
     const byHolder = (/** @type {Holder} */ x) => x.sessionId;
+    if (holders !== undefined) holders.dataset.free = r.holders.length === 0 ? this.headWaitsFor(r) : '';
     if (holders !== undefined) {
       reconcile(
         holders,
@@ -89,6 +95,30 @@ export class LocksView {
     if (queue !== undefined) this.updateQueue(queue, r.queue);
   }
 
+  /**
+   * A free resource with a queue is not stalled: its head asked for a batch, granted all at once,
+   * and another resource of that batch is still held. Says which, and by whom.
+   * @param {ResourceStatus} r
+   */
+  headWaitsFor(r) {
+    const head = [...r.queue].sort((a, b) => a.position - b.position)[0];
+    if (head === undefined) return '';
+    const nameOf = this.store.functionName.bind(this.store);
+    const who = head.name ?? head.sessionId.slice(0, 8);
+    const blocking = this.store.resources.filter(
+      (o) =>
+        o !== r &&
+        o.queue.some((q) => q.ticket === head.ticket) &&
+        (o.holders.length > 0 || o.queue[0]?.ticket !== head.ticket),
+    );
+    if (blocking.length === 0) return `free: ${who} is being granted it`;
+    const what = blocking.map((o) => {
+      const by = o.holders.map((x) => x.name ?? x.sessionId.slice(0, 8)).join(', ');
+      return `${resourceName(o.resource, nameOf)}${by === '' ? ' (queued there)' : ` (held by ${by})`}`;
+    });
+    return `free: ${who} waits for it together with ${what.join(', ')}`;
+  }
+
   /** @param {HTMLElement} cell @param {Waiter[]} queue */
   updateQueue(cell, queue) {
     const [list, more] = /** @type {HTMLElement[]} */ ([...cell.children]);
@@ -105,7 +135,8 @@ export class LocksView {
         const [pos, who, tag] = /** @type {HTMLElement[]} */ ([...li.children]);
         if (pos !== undefined) setText(pos, String(q.position));
         if (who !== undefined) setText(who, q.name ?? q.sessionId.slice(0, 8));
-        if (tag !== undefined) setText(tag, q.upgrade ? `waits · ${q.mode} upgrade` : `waits · ${q.mode}`);
+        if (who !== undefined) who.title = who.textContent ?? '';
+        if (tag !== undefined) setText(tag, q.upgrade ? `${q.mode} upgrade` : q.mode);
       },
     );
     setText(more, queue.length > QUEUE_SHOWN ? `+${queue.length - QUEUE_SHOWN} more` : '');
@@ -114,7 +145,15 @@ export class LocksView {
   /** Moves every countdown on; a lease in its warning window turns "expiring". */
   tick() {
     const now = this.store.now();
+    const stale = this.store.staleSince !== 0;
     for (const el of /** @type {NodeListOf<HTMLElement>} */ (this.body.querySelectorAll('.expiry'))) {
+      if (stale) {
+        // A countdown to an expiry nobody can confirm any more would be a made-up fact.
+        setClass(el, 'expiry is-stale');
+        setText(/** @type {Element} */ (el.children[0]), '—');
+        /** @type {HTMLElement} */ (el.children[1]).hidden = true;
+        continue;
+      }
       const left = Number(el.dataset.expires) - now;
       const expiring = left <= Number(el.dataset.window);
       setClass(el, expiring ? 'expiry is-expiring' : 'expiry');

@@ -31,10 +31,11 @@ export class ProgramsView {
       (el, p) => {
         const [head, table] = /** @type {HTMLElement[]} */ ([...el.children]);
         if (head !== undefined) {
-          const [name, meta, structure] = /** @type {HTMLElement[]} */ ([...head.children]);
+          const [name, meta, structureBox] = /** @type {HTMLElement[]} */ ([...head.children]);
+          const structure = /** @type {HTMLElement | undefined} */ (structureBox?.children[1]);
           if (name !== undefined) setText(name, p.name);
           if (meta !== undefined) setText(meta, `revision ${p.revision} · ${p.functions.size} functions`);
-          if (structure !== undefined) lockCell(structure, locks.get(`${p.name}/structure`), 'structure ');
+          if (structure !== undefined) lockCell(structure, locks.get(`${p.name}/structure`), '');
         }
         const body = table?.querySelector('tbody');
         if (body === null || body === undefined) return;
@@ -85,7 +86,13 @@ function lockCell(cell, r, label) {
 function createProgram() {
   const section = h('section', 'program');
   const head = h('header', 'program-head');
-  head.append(h('h3'), h('span', 'meta'), h('span', 'lock'));
+  const structure = h('span', 'structure');
+  const label = h('span', 'structure-label', 'structure lock (add, remove, rename functions)');
+  // "Structure" alone says nothing to someone new: the lock guards which functions exist.
+  label.title =
+    "Held (write) by whoever adds, removes or renames functions; free means nobody is doing that now. Editing inside a function needs only that function's lock.";
+  structure.append(label, h('span', 'lock'));
+  head.append(h('h3'), h('span', 'meta'), structure);
   const table = h('table', 'table functions-table');
   const thead = h('thead');
   const tr = h('tr');

@@ -49,6 +49,10 @@ export class Store {
     this.warningMs = 60000;
     /** Server clock minus ours, so countdowns agree with the server's expiries. */
     this.skewMs = 0;
+    /** When the connection was lost (ms since epoch); 0 while what is shown is live. */
+    this.staleSince = 0;
+    /** Refused edits and lock requests seen on the event stream since the page opened. */
+    this.refusals = { conflicts: 0, denials: 0 };
     /** @type {Set<Part>} */
     this.dirty = new Set();
   }
@@ -90,6 +94,19 @@ export class Store {
     this.touch('programs', 'locks', 'agents', 'header');
   }
 
+  /** The connection is gone: everything shown is as it was at `at`, and may no longer be true. */
+  markStale(/** @type {number} */ at) {
+    if (this.staleSince !== 0) return;
+    this.staleSince = at;
+    this.touch('locks', 'agents', 'programs', 'header');
+  }
+
+  markLive() {
+    if (this.staleSince === 0) return;
+    this.staleSince = 0;
+    this.touch('locks', 'agents', 'programs', 'header');
+  }
+
   /** Events after the last one seen are gone: say so in the log, the snapshot fills the state. */
   markGap() {
     this.appendLog({ gap: true, time: new Date(this.now()).toISOString(), seq: this.lastSeq });
@@ -120,7 +137,14 @@ export class Store {
       this.touch('agents');
       return {};
     }
-    if (item.topic === 'locks') return { locks: true };
+    if (item.topic === 'locks') {
+      if (item.type === 'denied') this.refusals.denials++;
+      return { locks: true };
+    }
+    if (item.type === 'conflict') {
+      this.refusals.conflicts++;
+      return {};
+    }
     if (item.type === 'programDeleted') {
       this.programs.delete(d.program);
       this.touch('programs');

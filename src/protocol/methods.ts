@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_PROGRAM, LimitsWire, LockDefaultsWire } from './limits.ts';
 import { EditOps, FunctionBody, FunctionDiff } from './program.ts';
 import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
 import { By, Grant, Hash, IsoTime, QueuePosition, ResourceSelector, Role, SessionId, Ticket } from './wire.ts';
@@ -8,7 +9,7 @@ import { By, Grant, Hash, IsoTime, QueuePosition, ResourceSelector, Role, Sessio
 
 export const PROTOCOL_VERSION = 1;
 
-const program = ProgramName.optional().describe('Program name; default "main"');
+const program = ProgramName.optional().describe(`Program name; default "${DEFAULT_PROGRAM}"`);
 const Empty = z.object({}).strict();
 
 const HelloParams = z.strictObject({
@@ -29,23 +30,8 @@ const HelloResult = z.object({
   protocol: z.literal(PROTOCOL_VERSION),
   server: z.object({ name: z.literal('lockstep'), version: z.string() }),
   heartbeatMs: z.number().int(),
-  lock: z.object({
-    defaultTtlMs: z.number().int(),
-    minTtlMs: z.number().int(),
-    maxTtlMs: z.number().int(),
-    warningMs: z.number().int(),
-  }),
-  limits: z.object({
-    maxMessageBytes: z.number().int(),
-    hardMaxMessageBytes: z.number().int(),
-    maxBufferedBytes: z.number().int(),
-    maxBatch: z.number().int(),
-    maxDescription: z.number().int(),
-    rateLimit: z.number().int().describe('Requests per second per session'),
-    rateBurst: z.number().int(),
-    maxLocksPerSession: z.number().int(),
-    maxTicketsPerSession: z.number().int(),
-  }),
+  lock: LockDefaultsWire,
+  limits: LimitsWire,
   resumeSecret: z.string().optional().describe('Present when resume grace is on: keep it to resume'),
   resumed: z.boolean().optional().describe('True when this hello took back a dropped session'),
   graceMs: z.number().int().optional(),

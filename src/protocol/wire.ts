@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_PROGRAM } from './limits.ts';
 import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
 
 // Shapes shared by several methods and notifications.
@@ -36,7 +37,7 @@ export const Holder = z.object({
 
 /** Selects resources of one program, as lock.release / renew / downgrade take them. */
 export const ResourceSelector = {
-  program: ProgramName.optional().describe('Program name; default "main"'),
+  program: ProgramName.optional().describe(`Program name; default "${DEFAULT_PROGRAM}"`),
   functions: z.array(FunctionId).max(1000).optional().describe('Function ids'),
   structure: z.boolean().optional().describe("The program's structure lock"),
 };

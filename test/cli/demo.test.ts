@@ -3,7 +3,7 @@ import { DEMO_FUNCTIONS } from '../../src/cli/demo-program.ts';
 import { useSdk } from '../client/sdk.ts';
 import { lockstep } from './run.ts';
 
-describe('lockstep demo', () => {
+describe('lockstep demo', { timeout: 60_000 }, () => {
   const t = useSdk();
 
   it('runs agents for the given time, exits 0, and they have edited', async () => {
@@ -25,5 +25,22 @@ describe('lockstep demo', () => {
     expect(new Set(revisions.slice(1).map((r) => r.by.name)).size).toBeGreaterThan(1);
     expect((await c.agent.list()).agents.map((x) => x.name)).toEqual(['checker']);
     expect((await c.lock.status({})).resources).toEqual([]);
+  });
+
+  it('shows a queue, a lease warning and an expiry within seconds: a straggler stops renewing', async () => {
+    const s = await t.server();
+    const ran = await lockstep(['demo', '--url', s.url, '--seconds', '8', '--agents', '3', '--seed', '1', '--quiet']);
+    expect(ran).toMatchObject({ code: 0, stderr: '' });
+    const types = new Set(
+      s
+        .inspect()
+        .events.replay(0, new Set(['locks']))
+        .items.map((e) => e.type),
+    );
+    expect([...types]).toEqual(expect.arrayContaining(['granted', 'queued', 'expiring', 'expired', 'released']));
+    const total = ran.stdout.split('\n').find((l) => l.trimStart().startsWith('total'));
+    const header = ran.stdout.split('\n').find((l) => l.trimStart().startsWith('AGENT'));
+    const expired = header?.trim().split(/\s+/).indexOf('EXPIRED') ?? -1;
+    expect(Number(total?.trim().split(/\s+/)[expired])).toBeGreaterThanOrEqual(1);
   });
 });

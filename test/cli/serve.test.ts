@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
 import { collect, lineMatching, lockstep, spawnLockstep } from './run.ts';
 
-describe('lockstep serve', () => {
+// The --help test starts six CLI processes at once (each compiles through tsx): slow on a loaded machine.
+describe('lockstep serve', { timeout: 60_000 }, () => {
   it('with --port 0 prints its port, serves, and exits 0 on SIGTERM', async () => {
     const child = spawnLockstep(['serve', '--port', '0', '--db', ':memory:', '--log-level', 'silent']);
     const done = collect(child);

@@ -1,10 +1,24 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/**
+ * `describe` for tests that need the browser. Without chromium a local `npm test` skips them with
+ * one line saying why; under CI (which installs chromium) a missing browser fails instead.
+ */
+// Without chromium a local `npm test` skips only the browser tests, saying why in one line; under
+// CI, which installs chromium, a missing browser fails instead of passing silently.
+const missing = !existsSync(CHROMIUM) && process.env.CI === undefined;
+if (missing)
+  console.warn(
+    `lockstep: skipping the browser tests: no chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`,
+  );
+export const describeInBrowser = describe.skipIf(missing);
+
 const ARGS = [
   '--no-sandbox',
   '--disable-gpu',

@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import type { Page } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { LockstepServer } from '../../src/server.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
-import { useBrowser } from './browser.ts';
+import { describeInBrowser, useBrowser } from './browser.ts';
 
 async function open(page: Page, s: LockstepServer): Promise<void> {
   await page.goto(`http://127.0.0.1:${s.port}/`);
@@ -22,7 +22,7 @@ function expectContiguousDescending(seqs: number[]): void {
   expect(seqs).toEqual(seqs.map((_, i) => first - i));
 }
 
-describe('dashboard', () => {
+describeInBrowser('dashboard', () => {
   const t = useServers();
   const browser = useBrowser();
 

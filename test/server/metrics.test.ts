@@ -95,4 +95,11 @@ describe('/metrics', () => {
     expect(now('lockstep_queue_length', { stat: 'total' })).toBe(1);
     expect(now('lockstep_queue_length', { stat: 'max' })).toBe(1);
   });
+
+  it("names prom-client's process and Node metrics lockstep_process_* and lockstep_nodejs_*, without a doubled word", async () => {
+    const names = [...new Set([...(await scrape(await t.server())).keys()].map((k) => k.slice(0, k.indexOf('{'))))];
+    expect(names).toContain('lockstep_process_cpu_user_seconds_total');
+    expect(names).toContain('lockstep_nodejs_eventloop_lag_seconds');
+    expect(names.filter((n) => /(^|_)(\w+)_\2_/.test(n))).toEqual([]);
+  });
 });
