@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { ConfigError } from './config.ts';
 import { LockstepClientError } from './client/index.ts';
 import { UsageError } from './cli/common.ts';
