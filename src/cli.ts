@@ -3,6 +3,7 @@ import { ConfigError } from './config.ts';
 import { LockstepClientError } from './client/index.ts';
 import { UsageError } from './cli/common.ts';
 import { demo } from './cli/demo.ts';
+import { mcp } from './cli/mcp.ts';
 import { serve } from './cli/serve.ts';
 import { status } from './cli/status.ts';
 import { StoreError } from './service/index.ts';
@@ -13,6 +14,7 @@ Commands:
   serve     run the coordination server
   status    show the sessions, locks and queues of a running server
   demo      run simulated agents against a running server
+  mcp       an MCP server on stdio for one agent (docs/mcp.md)
   help      show this text
 
 Run "lockstep <command> --help" for a command's options.`;
@@ -26,6 +28,8 @@ async function main(argv: string[]): Promise<void> {
       return status(rest);
     case 'demo':
       return demo(rest);
+    case 'mcp':
+      return mcp(rest);
     case undefined:
     case 'help':
     case '--help':
