@@ -8,7 +8,7 @@ import { AgentState } from './agent-state.ts';
 import { lockAcquire, lockRelease } from './lock-tools.ts';
 import { editApply, functionRead, history, programOverview } from './program-tools.ts';
 import { errorText, label } from './render.ts';
-import type { Tool, ToolContext } from './tool.ts';
+import { DEFAULT_PROGRAM, type Tool, type ToolContext } from './tool.ts';
 
 export const TOOLS: readonly Tool[] = [programOverview, functionRead, lockAcquire, lockRelease, editApply, history];
 
@@ -115,7 +115,7 @@ export function createBridge(client: LockstepClient, o: BridgeOptions): McpServe
 }
 
 function programOf(args: unknown): string {
-  return (args as { program?: string }).program ?? 'main';
+  return (args as { program?: string }).program ?? DEFAULT_PROGRAM;
 }
 
 /** Renews these locks, one call per program; a lock released meanwhile is no failure. */

@@ -7,10 +7,8 @@ import {
   type WebSocketConstructor,
 } from '../../src/client/index.ts';
 import { DEFAULT_BACKOFF } from '../../src/client/backoff.ts';
+import { REFUSED } from './proxy.ts';
 import { addFns, next, useSdk } from './sdk.ts';
-
-/** Nothing listens on port 1: a connect there is refused at once. */
-const REFUSED = 'ws://127.0.0.1:1/ws';
 
 /**
  * Sockets the test can drop at once, without a close handshake (what a dead peer or a heartbeat's
