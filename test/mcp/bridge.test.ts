@@ -45,10 +45,16 @@ describe('lockstep mcp', { timeout: 60_000 }, () => {
     const progress: string[] = [];
     let queued!: () => void;
     const isQueued = new Promise<void>((resolve) => (queued = resolve));
-    const second = b.call('lock_acquire', { functions: ['parse'], mode: 'write' }, (message) => {
-      progress.push(message);
-      queued();
-    });
+    const second = b.call(
+      'lock_acquire',
+      { functions: ['parse'], mode: 'write' },
+      {
+        onProgress: (message) => {
+          progress.push(message);
+          queued();
+        },
+      },
+    );
     await isQueued;
     expect(progress).toEqual(['queued: position 1 for parse (id 1)']);
     const released = await a.call('lock_release', {});
@@ -56,6 +62,41 @@ describe('lockstep mcp', { timeout: 60_000 }, () => {
     const granted = await second;
     expect(granted.isError).toBe(false);
     expect(granted.data).toMatchObject({ status: 'granted', waited: true, grants: [{ mode: 'write' }] });
+  });
+
+  it('withdraws the queued request when the agent cancels a waiting acquire', async () => {
+    const s = await t.server();
+    const observer = await t.client(s, 'observer');
+    const [f] = (await addFns(observer, ['f'])) as [number];
+    const held = await observer.acquire({ functions: [f], mode: 'write' });
+    const b = await bridge(s.url, 'b');
+    await observer.events.subscribe({ topics: ['locks'] });
+    const dequeued = next(observer, 'event', (e) => e.type === 'dequeued');
+    const cancel = new AbortController();
+    const waiting = b.call(
+      'lock_acquire',
+      { functions: [f], mode: 'write' },
+      { signal: cancel.signal, onProgress: () => cancel.abort() },
+    );
+    await expect(waiting).rejects.toThrow();
+    await dequeued;
+    const [status] = (await observer.lock.status({})).resources;
+    expect(status?.queue).toEqual([]);
+    await held.release();
+    expect((await observer.lock.status({})).resources).toEqual([]);
+  });
+
+  it('ends its session, and so frees its locks, when the agent closes its end', async () => {
+    const s = await t.server();
+    const observer = await t.client(s, 'observer');
+    const [f] = (await addFns(observer, ['f'])) as [number];
+    const a = await bridge(s.url, 'a');
+    await a.call('lock_acquire', { functions: [f], mode: 'write', ttlMs: 3_600_000 });
+    await observer.events.subscribe({ topics: ['locks'] });
+    const released = next(observer, 'event', (e) => e.type === 'released');
+    await a.client.close();
+    await released;
+    expect((await observer.lock.status({})).resources).toEqual([]);
   });
 
   it('frees the locks of a bridge killed with SIGKILL at once, not when their lease runs out', async () => {

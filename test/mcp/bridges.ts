@@ -10,7 +10,14 @@ export interface Bridge {
   pid: number;
   /** What the bridge wrote to stderr so far. */
   stderr(): string;
-  call(name: string, args: Record<string, unknown>, onProgress?: (message: string) => void): Promise<Result>;
+  call(name: string, args: Record<string, unknown>, o?: CallOptions): Promise<Result>;
+}
+
+export interface CallOptions {
+  /** Asks for progress and hears each message. */
+  onProgress?: (message: string) => void;
+  /** Cancels the call (MCP notifications/cancelled). */
+  signal?: AbortSignal;
 }
 
 export interface Result {
@@ -43,14 +50,14 @@ export function useBridges() {
       client,
       pid: transport.pid as number,
       stderr: () => stderr,
-      async call(tool, args, onProgress) {
-        const r = (await client.callTool(
-          { name: tool, arguments: args },
-          undefined,
-          onProgress === undefined
+      async call(tool, args, o = {}) {
+        const { onProgress, signal } = o;
+        const r = (await client.callTool({ name: tool, arguments: args }, undefined, {
+          ...(onProgress === undefined
             ? {}
-            : { onprogress: (p) => onProgress(p.message ?? ''), resetTimeoutOnProgress: true },
-        )) as CallToolResult;
+            : { onprogress: (p) => onProgress(p.message ?? ''), resetTimeoutOnProgress: true }),
+          ...(signal === undefined ? {} : { signal }),
+        })) as CallToolResult;
         const text = r.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
         return { text, isError: r.isError === true, data: (r.structuredContent ?? {}) as Record<string, unknown> };
       },
