@@ -10,7 +10,7 @@ import { editApply, functionRead, history, programOverview } from './program-too
 import { errorText, label } from './render.ts';
 import { DEFAULT_PROGRAM, type Tool, type ToolContext } from './tool.ts';
 
-export const TOOLS: readonly Tool[] = [programOverview, functionRead, lockAcquire, lockRelease, editApply, history];
+const TOOLS: readonly Tool[] = [programOverview, functionRead, lockAcquire, lockRelease, editApply, history];
 
 const INSTRUCTIONS =
   'Lockstep coordinates you with other agents editing the same program. Look first (program_overview), read ' +
