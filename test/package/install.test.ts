@@ -50,7 +50,7 @@ describe('the packed package on plain node', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it(
-    'installs from npm pack and connects, locks, edits and releases; npx lockstep --help runs',
+    'installs from npm pack and connects, locks, edits and releases; npx lockstep --help and mcp --help run',
     async () => {
       await run('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT });
       const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'));
@@ -87,6 +87,8 @@ describe('the packed package on plain node', () => {
       });
       const help = await run('npx', ['lockstep', '--help'], { cwd: project });
       expect(help.stdout).toContain('serve');
+      const mcpHelp = await run('npx', ['lockstep', 'mcp', '--help'], { cwd: project });
+      expect(mcpHelp.stdout).toContain('--idle-release-ms');
     },
     INSTALL_TIMEOUT_MS,
   );
