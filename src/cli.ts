@@ -1,6 +1,8 @@
+#!/usr/bin/env node
 import { LockstepClientError } from './client/index.ts';
 import { nearest, UsageError } from './cli/common.ts';
 import { demo } from './cli/demo.ts';
+import { mcp } from './cli/mcp.ts';
 import { serve } from './cli/serve.ts';
 import { status } from './cli/status.ts';
 import { ConfigError } from './config.ts';
@@ -12,11 +14,12 @@ Commands:
   serve     run the coordination server
   status    show the sessions, locks and queues of a running server
   demo      run simulated agents against a running server
+  mcp       an MCP server on stdio for one agent (docs/mcp.md)
   help      show this text
 
 Run "lockstep <command> --help" for a command's options.`;
 
-const COMMANDS = { serve, status, demo } as const;
+const COMMANDS = { serve, status, demo, mcp } as const;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

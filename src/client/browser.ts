@@ -1,6 +1,6 @@
 // The client without any Node dependency: bundlers pick this entry for browsers, where
 // globalThis.WebSocket is used (or the one passed as options.WebSocket).
-export { LockstepClient, setDefaultWebSocket, type AcquireOptions, type ClientState } from './client.ts';
+export { type AcquireOptions, type ClientState, LockstepClient, setDefaultWebSocket } from './client.ts';
 export { backoffDelay, type ReconnectOptions } from './backoff.ts';
 export {
   isLockstepError,

@@ -150,7 +150,7 @@ export class Channel {
       }
       const silent = Date.now() - this.lastFrameAt;
       if (silent >= heartbeatMs * 3 - heartbeatMs / 4) {
-        this.terminate(1006, `no frame from the server in ${silent} ms`);
+        this.terminate(CloseCode.ABNORMAL, `no frame from the server in ${silent} ms`);
         return;
       }
       if (silent >= heartbeatMs - heartbeatMs / 4)

@@ -1,20 +1,21 @@
 import { EventEmitter } from 'eventemitter3';
-import { CloseCode } from '../protocol/close-codes.ts';
-import { METHOD_NAMES, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
+import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
 import { DEFAULT_PROGRAM, lockSpecs } from '../protocol/limits.ts';
 import { NOTIFICATION_NAMES, type NotificationName } from '../protocol/notifications.ts';
 import type { Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
-import { backoffDelay, DEFAULT_BACKOFF, type Backoff } from './backoff.ts';
-import { Channel } from './channel.ts';
-import { isLockstepError, LockstepClientError } from './errors.ts';
+import { DEFAULT_BACKOFF } from './backoff.ts';
+import type { Channel } from './channel.ts';
+import { type ClientState, Connection } from './connection.ts';
+import { isLockstepError, LockstepClientError, toClientError } from './errors.ts';
 import { waitForGrant } from './grant-waiter.ts';
 import { Leases } from './leases.ts';
 import { LockHandle, type LockOwner } from './lock-handle.ts';
+import { namespace, type Send } from './namespaces.ts';
 import { restoreSession } from './restore.ts';
 import { byProgram, selector } from './selectors.ts';
 import { SessionState, type TrackOptions } from './session-state.ts';
-import { openSocket, type WebSocketConstructor, type WebSocketLike } from './socket.ts';
+import type { WebSocketConstructor } from './socket.ts';
 import type {
   ArgsOf,
   CallableMethod,
@@ -26,7 +27,7 @@ import type {
   QueueUpdate,
 } from './types.ts';
 
-export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+export type { ClientState };
 
 /** lock.acquire params, waiting by default, plus what only the client can do. */
 export interface AcquireOptions extends Omit<ParamsOf<'lock.acquire'>, 'wait'> {
@@ -47,15 +48,8 @@ interface SendOptions extends CallOptions, TrackOptions {
   openSignal?: AbortSignal;
 }
 
-interface ReadyWaiter {
-  resolve(channel: Channel): void;
-  reject(err: LockstepClientError): void;
-}
-
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-/** How long close() waits for the close handshake of a server that may be gone. */
-const CLOSE_WAIT_MS = 1_000;
 
 let fallbackWebSocket: WebSocketConstructor | undefined;
 
@@ -64,33 +58,27 @@ export function setDefaultWebSocket(ctor: WebSocketConstructor): void {
   fallbackWebSocket = ctor;
 }
 
-// The namespaces (client.lock.acquire, client.program.get, ...) are built at run time from the
-// protocol's method table, so every method has one; typing the base class as also constructing
-// them gives them their types (the base is EventEmitter itself at run time).
-const ClientBase = EventEmitter as unknown as new () => EventEmitter<ClientEvents> & Namespaces;
-
 /**
  * A Lockstep session over one WebSocket, kept across drops: typed calls, typed pushes as events,
  * waiting acquires, lease renewal, and reconnect with backoff that takes the session back when the
- * server's resume grace allows.
+ * server's resume grace allows (the connection's life cycle is ./connection.ts).
  */
-export class LockstepClient extends ClientBase implements LockOwner {
+export class LockstepClient extends EventEmitter<ClientEvents> implements LockOwner, Namespaces {
   readonly url: string;
+  readonly session: Namespaces['session'];
+  readonly agent: Namespaces['agent'];
+  readonly lock: Namespaces['lock'];
+  readonly program: Namespaces['program'];
+  readonly function: Namespaces['function'];
+  readonly edit: Namespaces['edit'];
+  readonly history: Namespaces['history'];
+  readonly checkpoint: Namespaces['checkpoint'];
+  readonly events: Namespaces['events'];
   private readonly options: ClientOptions;
-  private readonly WebSocketImpl: WebSocketConstructor;
-  private readonly backoff: Backoff | undefined;
+  private readonly connection: Connection;
   private readonly leases: Leases;
-  /** Not `session`: that name is the session.* methods' namespace. */
+  /** What the client knows of its session: held locks, tickets, watches, topics. */
   private readonly known: SessionState;
-  private current: ClientState = 'idle';
-  private channel: Channel | undefined;
-  private helloResult: HelloResult | undefined;
-  private connecting: Promise<HelloResult> | undefined;
-  private readyWaiters: ReadyWaiter[] = [];
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private wake: (() => void) | undefined;
-  /** Aborts a socket still opening when close() is called. */
-  private opening: AbortController | undefined;
 
   /** Connects and says hello; resolves once the session is open. */
   static async connect(options: ClientOptions | string): Promise<LockstepClient> {
@@ -106,9 +94,29 @@ export class LockstepClient extends ClientBase implements LockOwner {
     const Impl =
       options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? fallbackWebSocket;
     if (Impl === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
-    this.WebSocketImpl = Impl;
     const r = options.reconnect ?? true;
-    this.backoff = r === false ? undefined : { ...DEFAULT_BACKOFF, ...(r === true ? {} : r) };
+    this.connection = new Connection(
+      {
+        url: options.url,
+        name: options.name,
+        role: options.role,
+        token: options.token,
+        WebSocket: Impl,
+        backoff: r === false ? undefined : { ...DEFAULT_BACKOFF, ...(r === true ? {} : r) },
+        connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        callTimeoutMs: options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      },
+      {
+        push: (method, params) => this.onPush(method, params),
+        started: (channel, s) => this.onStarted(channel, s),
+        dropped: (error) => this.known.failTickets(error),
+        finished: (error) => {
+          this.leases.clear();
+          this.known.failTickets(error);
+        },
+      },
+      this,
+    );
     this.leases = new Leases(
       {
         renew: async (program, resources, ttlMs) =>
@@ -120,29 +128,31 @@ export class LockstepClient extends ClientBase implements LockOwner {
     this.known = new SessionState(this.leases, {
       ttlFor: (ttlMs) => this.ttlFor(ttlMs),
       autoRenew: options.autoRenew ?? false,
-      giveBack: (grants) => this.giveBack(grants),
+      abandoned: (grants) => this.abandoned(grants),
     });
-    const namespaces: Record<string, Record<string, unknown>> = {};
-    for (const method of METHOD_NAMES) {
-      if (method === 'session.hello') continue;
-      const [ns, op] = method.split('.') as [string, string];
-      namespaces[ns] ??= {};
-      namespaces[ns][op] = (params?: unknown, opts?: CallOptions) => this.send(method, params as never, opts ?? {});
-    }
-    Object.assign(this, namespaces);
+    const send: Send = (method, params, o) => this.send(method, params as never, o);
+    this.session = namespace('session', send);
+    this.agent = namespace('agent', send);
+    this.lock = namespace('lock', send);
+    this.program = namespace('program', send);
+    this.function = namespace('function', send);
+    this.edit = namespace('edit', send);
+    this.history = namespace('history', send);
+    this.checkpoint = namespace('checkpoint', send);
+    this.events = namespace('events', send);
   }
 
   get state(): ClientState {
-    return this.current;
+    return this.connection.state;
   }
 
   /** The last hello result (session id, limits, lock defaults); undefined before the first. */
   get hello(): HelloResult | undefined {
-    return this.helloResult;
+    return this.connection.hello;
   }
 
   get sessionId(): string | undefined {
-    return this.helloResult?.sessionId;
+    return this.connection.hello?.sessionId;
   }
 
   /** Locks this session holds, as the server has told it. */
@@ -158,25 +168,8 @@ export class LockstepClient extends ClientBase implements LockOwner {
     return this.leases.heldUnder(resource, fence);
   }
 
-  async connect(): Promise<HelloResult> {
-    if (this.current === 'open' && this.helloResult !== undefined) return this.helloResult;
-    if (this.current === 'closed') throw LockstepClientError.local('CLOSED', 'the client is closed');
-    if (this.connecting !== undefined) return this.connecting;
-    if (this.current === 'reconnecting') {
-      await this.whenOpen(this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'connect');
-      return this.helloResult as HelloResult;
-    }
-    this.current = 'connecting';
-    this.connecting = this.establish(false);
-    try {
-      return await this.connecting;
-    } catch (err) {
-      if (this.current === 'connecting') this.current = 'idle';
-      this.rejectReady(toClientError(err));
-      throw err;
-    } finally {
-      this.connecting = undefined;
-    }
+  connect(): Promise<HelloResult> {
+    return this.connection.connect();
   }
 
   /** Any method by name, with typed params and result. */
@@ -201,7 +194,7 @@ export class LockstepClient extends ClientBase implements LockOwner {
       onQueue,
       onError: (err) => this.emit('error', toClientError(err)),
       cancel: (ticket) => this.send('lock.cancel', { ticket }, {}),
-      release: (grants, previous) => this.undoGrants(grants, previous),
+      release: (grants, previous) => this.giveBack(grants, previous),
       done: (grants, ticket) => new LockHandle(this, program, grants, ticket),
     });
     // The signal stops a wait for the connection (nothing sent yet); once sent, the waiter handles
@@ -226,7 +219,8 @@ export class LockstepClient extends ClientBase implements LockOwner {
 
   async releaseHeld(resources: readonly Resource[], retried = false): Promise<Resource[]> {
     const held = resources.filter((r) => this.leases.get(r) !== undefined);
-    if (this.current !== 'open' && this.helloResult !== undefined && this.helloResult.resumeSecret === undefined) {
+    const hello = this.connection.hello;
+    if (this.connection.state !== 'open' && hello !== undefined && hello.resumeSecret === undefined) {
       // Without resume grace the server released everything with the socket: there is nothing to
       // wait for a new connection to release.
       this.leases.remove(held);
@@ -243,7 +237,7 @@ export class LockstepClient extends ClientBase implements LockOwner {
         this.leases.remove(err.data.resources as Resource[]);
         return [...released, ...(await this.releaseHeld(resources, retried))];
       }
-      if (isLockstepError(err, 'DISCONNECTED') && !retried && this.current !== 'closed')
+      if (isLockstepError(err, 'DISCONNECTED') && !retried && !this.connection.isClosed())
         return [...released, ...(await this.releaseHeld(resources, true))];
       throw err;
     }
@@ -271,33 +265,17 @@ export class LockstepClient extends ClientBase implements LockOwner {
    * Ends the session. With resume grace on, the server would keep the locks for the grace period
    * after a plain close, so they are released first.
    */
-  async close(): Promise<void> {
-    if (this.current === 'closed') return;
-    const channel = this.channel;
-    if (channel?.open === true && this.helloResult?.resumeSecret !== undefined && this.leases.size > 0) {
-      await channel.request('lock.releaseAll', undefined, { timeoutMs: CLOSE_WAIT_MS }).catch(() => undefined);
-    }
-    this.finish();
-    if (channel === undefined) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    channel.close(CloseCode.NORMAL, 'client closed', (method) =>
-      LockstepClientError.local('CLOSED', `the client was closed before ${method} was answered`, method),
-    );
-    const handshake = await Promise.race([
-      channel.closed.then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS))),
-    ]);
-    clearTimeout(timer);
-    // A server that does not answer the close frame (gone, partitioned) must not keep the socket open.
-    if (!handshake) channel.terminate(CloseCode.ABNORMAL, 'client closed');
+  close(): Promise<void> {
+    return this.connection.close(this.leases.size > 0);
   }
 
   /**
-   * Undoes grants made to an acquire nobody waits for any more (aborted, timed out), leaving what
-   * the session held before as it was: a new lock is released, an upgrade of a held read lock is
-   * downgraded back to read, and a reentrant grant of a lock already held (same fence) is left alone.
+   * Gives back locks granted to a request nobody waits for any more (aborted, timed out, or a
+   * ticket the client no longer knows), leaving what the session held before as it was: a new lock
+   * is released, an upgrade of a held read lock is downgraded back to read, and a reentrant grant
+   * of a lock already held (same fence) is left alone. `previous[i]`: what was held of grants[i].
    */
-  private async undoGrants(grants: readonly Grant[], previous: readonly (Grant | undefined)[]): Promise<void> {
+  private async giveBack(grants: readonly Grant[], previous: readonly (Grant | undefined)[]): Promise<void> {
     const release: Resource[] = [];
     const downgrade: Resource[] = [];
     grants.forEach((g, i) => {
@@ -305,8 +283,25 @@ export class LockstepClient extends ClientBase implements LockOwner {
       if (before === undefined) release.push(g.resource);
       else if (before.fence !== g.fence && before.mode === 'read' && g.mode === 'write') downgrade.push(g.resource);
     });
-    if (release.length > 0) await this.releaseHeld(release);
-    if (downgrade.length > 0) await this.downgradeHeld(downgrade.filter((r) => this.leases.get(r) !== undefined));
+    try {
+      if (release.length > 0) await this.releaseHeld(release);
+      const still = downgrade.filter((r) => this.leases.get(r) !== undefined);
+      if (still.length > 0) await this.downgradeHeld(still);
+    } catch (err) {
+      this.emit('error', toClientError(err));
+    }
+  }
+
+  /** Grants the client was not waiting for: recorded as held (so a release is sent), then given back. */
+  private abandoned(grants: readonly Grant[]): void {
+    const previous = grants.map((g) => this.leases.get(g.resource));
+    this.leases.update(grants);
+    this.leases.add(
+      grants.filter((_, i) => previous[i] === undefined),
+      this.ttlFor(undefined),
+      false,
+    );
+    void this.giveBack(grants, previous);
   }
 
   private async send<M extends CallableMethod>(
@@ -317,10 +312,10 @@ export class LockstepClient extends ClientBase implements LockOwner {
     const timeoutMs = o.timeoutMs ?? this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     const call = async () => {
-      const channel = await this.whenOpen(timeoutMs, method, o.openSignal);
-      if (this.isClosed())
+      const channel = await this.connection.whenOpen(timeoutMs, method, o.openSignal);
+      if (this.connection.isClosed())
         throw LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method);
-      const maxBytes = this.helloResult?.limits.maxMessageBytes;
+      const maxBytes = this.connection.hello?.limits.maxMessageBytes;
       return (await channel.request(method, params, {
         timeoutMs: Math.max(1, deadline - Date.now()),
         onResult: (result) => this.known.afterResult(method, params, result, o),
@@ -333,109 +328,21 @@ export class LockstepClient extends ClientBase implements LockOwner {
     return o.signal === undefined ? call() : abortable(call(), o.signal, method);
   }
 
-  /**
-   * The open channel, or the next one. A channel already closing counts as gone (its close event
-   * may not have fired yet): a call waits for the reconnect rather than failing on it. `signal`
-   * gives up waiting at once, before anything was sent.
-   */
-  private whenOpen(timeoutMs: number, method: string, signal?: AbortSignal): Promise<Channel> {
-    if (this.current === 'open' && this.channel?.open === true) return Promise.resolve(this.channel);
-    if (signal?.aborted === true)
-      return Promise.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
-    if (this.current === 'closed')
-      return Promise.reject(
-        LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method),
-      );
-    if (this.current === 'idle')
-      return Promise.reject(
-        LockstepClientError.local(
-          'DISCONNECTED',
-          `not connected (call connect() first): ${method} was not sent`,
-          method,
-        ),
-      );
-    return new Promise((resolve, reject) => {
-      const settle = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.readyWaiters = this.readyWaiters.filter((w) => w !== waiter);
-      };
-      const waiter: ReadyWaiter = {
-        resolve: (ch) => {
-          settle();
-          resolve(ch);
-        },
-        reject: (err) => {
-          settle();
-          reject(err);
-        },
-      };
-      const onAbort = () => waiter.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
-      const timer = setTimeout(
-        () =>
-          waiter.reject(
-            LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method),
-          ),
-        timeoutMs,
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.readyWaiters.push(waiter);
-    });
-  }
-
-  /** Opens a socket and a session on it: the old one taken back when possible, else a new one. */
-  private async establish(reconnect: boolean): Promise<HelloResult> {
-    const opening = new AbortController();
-    this.opening = opening;
-    let ws: WebSocketLike;
-    try {
-      ws = await openSocket(
-        this.WebSocketImpl,
-        this.url,
-        this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-        opening.signal,
-      );
-    } finally {
-      if (this.opening === opening) this.opening = undefined;
+  /** A session is up on a new socket: what the client held or followed is carried over to it. */
+  private async onStarted(
+    channel: Channel,
+    s: { hello: HelloResult; previous: HelloResult | undefined; resumed: boolean; reconnect: boolean },
+  ): Promise<void> {
+    if (s.previous !== undefined && !s.resumed) {
+      const locks = this.leases.held();
+      this.leases.clear();
+      this.emit('sessionLost', { previousSessionId: s.previous.sessionId, locks });
     }
-    const channel = new Channel(ws, {
-      notification: (method, params) => this.onPush(method, params),
-      strayError: (err) => this.emit('error', err),
-      closed: (ch, event) => this.onClosed(ch, event),
-    });
-    try {
-      if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
-      const previous = this.helloResult;
-      const { hello, resumed } = await this.sayHello(channel, previous);
-      this.helloResult = hello;
-      channel.startKeepalive(hello.heartbeatMs);
-      if (previous !== undefined && !resumed) {
-        const locks = this.leases.held();
-        this.leases.clear();
-        this.emit('sessionLost', { previousSessionId: previous.sessionId, locks });
-      }
-      if (reconnect) await this.restore(channel, hello, resumed);
-      if (!channel.open)
-        throw LockstepClientError.local('DISCONNECTED', 'connection closed while the session was being set up');
-      if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
-      this.channel = channel;
-      this.current = 'open';
-      const ready = this.readyWaiters;
-      this.readyWaiters = [];
-      for (const w of ready) w.resolve(channel);
-      this.emit('connected', { hello, resumed, reconnect });
-      return hello;
-    } catch (err) {
-      channel.close();
-      throw err;
-    }
-  }
-
-  private async restore(channel: Channel, hello: HelloResult, resumed: boolean): Promise<void> {
+    if (!s.reconnect) return;
     const since = this.known.lastSeq;
     const { errors } = await restoreSession(channel, {
-      resumed,
-      sessionId: hello.sessionId,
+      resumed: s.resumed,
+      sessionId: s.hello.sessionId,
       leases: this.leases,
       ttlMs: this.ttlFor(undefined),
       topics: this.known.topics,
@@ -455,99 +362,6 @@ export class LockstepClient extends ClientBase implements LockOwner {
     for (const err of errors) this.emit('error', err);
   }
 
-  private async sayHello(
-    channel: Channel,
-    previous: HelloResult | undefined,
-  ): Promise<{ hello: HelloResult; resumed: boolean }> {
-    const { name, role, token } = this.options;
-    const params = {
-      protocol: PROTOCOL_VERSION,
-      ...(name === undefined ? {} : { name }),
-      ...(role === undefined ? {} : { role }),
-      ...(token === undefined ? {} : { token }),
-    };
-    const timeoutMs = this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    const secret = previous?.resumeSecret;
-    let refused: LockstepClientError | undefined;
-    if (previous !== undefined && secret !== undefined) {
-      try {
-        const hello = (await channel.request(
-          'session.hello',
-          { ...params, resume: { sessionId: previous.sessionId, secret } },
-          { timeoutMs },
-        )) as HelloResult;
-        return { hello, resumed: true };
-      } catch (err) {
-        // The grace ran out (NOT_FOUND) or the server restarted: carry on with a new session.
-        if (!isLockstepError(err, 'NOT_FOUND', 'UNAUTHORIZED')) throw err;
-        if (isLockstepError(err, 'UNAUTHORIZED')) refused = err;
-      }
-    }
-    try {
-      if (refused !== undefined && !channel.open) throw refused;
-      return { hello: (await channel.request('session.hello', params, { timeoutMs })) as HelloResult, resumed: false };
-    } catch (err) {
-      // The server closes the socket after UNAUTHORIZED (e.g. a revoked token): that is final, not a
-      // drop to retry, or the client would loop on it forever.
-      if (refused !== undefined && isLockstepError(err, 'DISCONNECTED', 'UNAUTHORIZED')) throw refused;
-      throw err;
-    }
-  }
-
-  private onClosed(channel: Channel, event: { code: number; reason: string }): void {
-    if (channel !== this.channel) return;
-    this.channel = undefined;
-    // The server withdraws every queued ticket when the socket goes, resume grace or not.
-    this.known.failTickets(
-      LockstepClientError.local(
-        'DISCONNECTED',
-        `connection closed (${event.code}) while waiting for the lock`,
-        'lock.acquire',
-      ),
-    );
-    if (this.current === 'closed') return;
-    const willReconnect = this.backoff !== undefined;
-    this.emit('disconnected', { ...event, willReconnect });
-    if (!willReconnect) {
-      this.finish(LockstepClientError.local('DISCONNECTED', `connection closed (${event.code} ${event.reason})`));
-      return;
-    }
-    this.current = 'reconnecting';
-    void this.reconnectLoop(this.backoff as Backoff);
-  }
-
-  private async reconnectLoop(b: Backoff): Promise<void> {
-    let lastError: LockstepClientError | undefined;
-    for (let attempt = 1; this.current === 'reconnecting'; attempt++) {
-      if (attempt > b.maxAttempts) {
-        this.finish(
-          LockstepClientError.local(
-            'CLOSED',
-            `gave up reconnecting after ${b.maxAttempts} attempts${lastError ? `: ${lastError.message}` : ''}`,
-          ),
-        );
-        return;
-      }
-      const delayMs = backoffDelay(attempt, b);
-      this.emit('reconnecting', { attempt, delayMs, ...(lastError === undefined ? {} : { error: lastError }) });
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        this.reconnectTimer = setTimeout(resolve, delayMs);
-      });
-      if (this.current !== 'reconnecting') return;
-      try {
-        await this.establish(true);
-        return;
-      } catch (err) {
-        lastError = toClientError(err);
-        if (!lastError.retryable) {
-          this.finish(lastError);
-          return;
-        }
-      }
-    }
-  }
-
   private onPush(method: string, params: unknown): void {
     if (!(NOTIFICATION_NAMES as string[]).includes(method)) return;
     this.known.afterPush(method as NotificationName, params);
@@ -556,74 +370,17 @@ export class LockstepClient extends ClientBase implements LockOwner {
 
   /** The caller gave up on this acquire (its call timed out), but the server carried it out. */
   private abandon(result: ResultOf<'lock.acquire'>): void {
-    if (result.status === 'granted') this.giveBack(result.grants);
+    if (result.status === 'granted') this.abandoned(result.grants);
     else this.send('lock.cancel', { ticket: result.ticket }, {}).catch(() => undefined);
-  }
-
-  /**
-   * Releases locks granted to a request nobody waits for any more (a timed-out acquire), except
-   * what the session already held before: those belong to a live handle.
-   */
-  private giveBack(grants: readonly Grant[]): void {
-    const fresh = grants.filter((g) => this.leases.get(g.resource) === undefined);
-    const upgraded = grants.filter((g) => {
-      const held = this.leases.get(g.resource);
-      return held !== undefined && held.fence !== g.fence && held.mode === 'read' && g.mode === 'write';
-    });
-    if (upgraded.length > 0) {
-      this.leases.update(upgraded);
-      this.downgradeHeld(upgraded.map((g) => g.resource)).catch((err: unknown) =>
-        this.emit('error', toClientError(err)),
-      );
-    }
-    if (fresh.length === 0) return;
-    this.leases.add(fresh, this.ttlFor(undefined), false);
-    this.releaseHeld(fresh.map((g) => g.resource)).catch((err: unknown) => this.emit('error', toClientError(err)));
-  }
-
-  /** A method, not a field read, so that checks after an await are not narrowed away. */
-  private isClosed(): boolean {
-    return this.current === 'closed';
-  }
-
-  private rejectReady(err: LockstepClientError): void {
-    const waiting = this.readyWaiters;
-    this.readyWaiters = [];
-    for (const w of waiting) w.reject(err);
   }
 
   /** The lease length the server will give, for scheduling renewals. */
   private ttlFor(ttlMs: number | undefined): number {
-    const lock = this.helloResult?.lock;
+    const lock = this.connection.hello?.lock;
     // The protocol's default lease, assumed only before the first hello says the real one.
     if (lock === undefined) return ttlMs ?? lockSpecs.defaultTtlMs.default;
     return Math.min(lock.maxTtlMs, Math.max(lock.minTtlMs, ttlMs ?? lock.defaultTtlMs));
   }
-
-  private finish(error?: LockstepClientError): void {
-    if (this.current === 'closed') return;
-    this.current = 'closed';
-    this.channel = undefined;
-    clearTimeout(this.reconnectTimer);
-    this.wake?.();
-    this.opening?.abort();
-    this.leases.clear();
-    const closed = LockstepClientError.local('CLOSED', 'the client is closed');
-    this.known.failTickets(error ?? closed);
-    this.rejectReady(error ?? closed);
-    this.emit('closed', error === undefined ? {} : { error });
-  }
-}
-
-function toClientError(err: unknown): LockstepClientError {
-  return err instanceof LockstepClientError
-    ? err
-    : new LockstepClientError({
-        type: 'INTERNAL_ERROR',
-        code: 0,
-        message: err instanceof Error ? err.message : String(err),
-        retryable: false,
-      });
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal, method: string): Promise<T> {

@@ -127,3 +127,15 @@ export function isLockstepError(err: unknown, ...types: ClientErrorType[]): err 
 export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** Any failure as a LockstepClientError (an unexpected throw becomes INTERNAL_ERROR). */
+export function toClientError(err: unknown): LockstepClientError {
+  return err instanceof LockstepClientError
+    ? err
+    : new LockstepClientError({
+        type: 'INTERNAL_ERROR',
+        code: 0,
+        message: err instanceof Error ? err.message : String(err),
+        retryable: false,
+      });
+}

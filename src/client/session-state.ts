@@ -24,7 +24,7 @@ export interface SessionStateHooks {
   ttlFor(ttlMs: number | undefined): number;
   autoRenew: boolean;
   /** Locks granted to a ticket nobody waits for: hand them back. */
-  giveBack(grants: readonly Grant[]): void;
+  abandoned(grants: readonly Grant[]): void;
 }
 
 /**
@@ -122,7 +122,7 @@ export class SessionState {
         const p = params as NotificationParams<'lock.granted'>;
         const t = this.takeTicket(p.ticket);
         if (t === undefined) {
-          this.hooks.giveBack(p.grants);
+          this.hooks.abandoned(p.grants);
           break;
         }
         const previous = p.grants.map((g) => this.leases.get(g.resource));

@@ -46,9 +46,11 @@ export type ArgsOf<M extends CallableMethod> =
 type NamespaceOf<M extends string> = M extends `${infer N}.${string}` ? N : never;
 type OperationOf<M extends string> = M extends `${string}.${infer O}` ? O : never;
 
+export type NamespaceName = NamespaceOf<CallableMethod>;
+
 /** `client.lock.acquire(params)`, `client.program.get()`, ...: one typed method per protocol method. */
 export type Namespaces = {
-  [N in NamespaceOf<CallableMethod>]: {
+  [N in NamespaceName]: {
     [M in CallableMethod as NamespaceOf<M> extends N ? OperationOf<M> : never]: (
       ...args: ArgsOf<M>
     ) => Promise<ResultOf<M>>;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { LockHandle, LockstepClient, WebSocketConstructor } from '../../src/client/index.ts';
-import { useProxies } from './proxy.ts';
+import { REFUSED, useProxies } from './proxy.ts';
 import { addFns, next, useSdk } from './sdk.ts';
 
 /** Resolves once the acquire has queued; the acquire's own promise is returned alongside. */
@@ -12,6 +12,17 @@ async function queued(c: LockstepClient, f: number): Promise<{ granted: Promise<
   granted.catch(() => undefined);
   await Promise.race([q, granted]);
   return { granted };
+}
+
+/** `ws` sockets whose new connections are refused while `shut`, so a reconnect waits for the test. */
+function gatedSockets() {
+  const gate = { shut: false };
+  class Gated extends WebSocket {
+    constructor(url: string) {
+      super(gate.shut ? REFUSED : url);
+    }
+  }
+  return { WebSocket: Gated as unknown as WebSocketConstructor, gate };
 }
 
 /** `ws` sockets whose latest instance the test can look at. */
@@ -123,18 +134,27 @@ describe('SDK liveness and close', () => {
   it('announces a gap in the event stream (resync) before any event that follows it', async () => {
     const s = await t.server({ eventBuffer: 5 });
     const p = await proxy(s);
-    const a = await t.client(s, 'a', { url: p.url, reconnect: { initialDelayMs: 200, maxDelayMs: 200, jitter: 0 } });
+    const sockets = gatedSockets();
+    const a = await t.client(s, 'a', {
+      url: p.url,
+      WebSocket: sockets.WebSocket,
+      reconnect: { initialDelayMs: 20, maxDelayMs: 20, jitter: 0 },
+    });
     const b = await t.client(s, 'b');
     const [f] = (await addFns(b, ['f'])) as [number];
     await a.events.subscribe({ topics: ['locks'] });
     const gone = next(a, 'disconnected');
+    // Kept away until more events than the buffer holds have happened, however long they take.
+    sockets.gate.shut = true;
     p.dropAll();
     await gone;
     const seen: string[] = [];
     a.on('event', (e) => seen.push(`event ${e.seq}`));
     a.on('resync', () => seen.push('resync'));
     for (let i = 0; i < 5; i++) await (await b.acquire({ functions: [f], mode: 'write' })).release();
-    await next(a, 'connected');
+    const connected = next(a, 'connected');
+    sockets.gate.shut = false;
+    await connected;
     expect(seen[0]).toBe('resync');
     expect(seen.length).toBeGreaterThan(1);
   });

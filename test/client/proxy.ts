@@ -2,6 +2,9 @@ import { createServer, connect, type Socket } from 'node:net';
 import { afterEach } from 'vitest';
 import type { LockstepServer } from '../../src/server.ts';
 
+/** Nothing listens on port 1: a connect there is refused at once. */
+export const REFUSED = 'ws://127.0.0.1:1/ws';
+
 export interface TcpProxy {
   /** ws://127.0.0.1:<proxy port>/ws */
   url: string;

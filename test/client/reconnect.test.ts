@@ -7,37 +7,32 @@ import {
   type WebSocketConstructor,
 } from '../../src/client/index.ts';
 import { DEFAULT_BACKOFF } from '../../src/client/backoff.ts';
+import { REFUSED } from './proxy.ts';
 import { addFns, next, useSdk } from './sdk.ts';
 
-/** Nothing listens on port 1: a connect there is refused at once. */
-const REFUSED = 'ws://127.0.0.1:1/ws';
-
 /**
- * Sockets the test can make the server drop: a muted socket stops answering pings, so the server's
- * heartbeat terminates it (server side, no close frame). `refuse` makes the next connects fail.
+ * Sockets the test can drop at once, without a close handshake (what a dead peer or a heartbeat's
+ * terminate looks like to the client), rather than through a short heartbeat that a loaded machine
+ * could also trip at any other moment. `refuse` makes the next connects fail.
  */
 function droppableSockets() {
-  const state = { refuse: 0, last: undefined as MutableSocket | undefined };
+  const state = { refuse: 0, last: undefined as DroppableSocket | undefined };
   const target = (url: string) => {
     if (state.refuse === 0) return url;
     state.refuse--;
     return REFUSED;
   };
-  class MutableSocket extends WebSocket {
-    muted = false;
+  class DroppableSocket extends WebSocket {
     constructor(url: string) {
-      super(target(url), { autoPong: false });
-      this.on('ping', (data) => {
-        if (!this.muted) this.pong(data);
-      });
+      super(target(url));
       state.last = this;
     }
   }
   return {
-    WebSocket: MutableSocket as unknown as WebSocketConstructor,
+    WebSocket: DroppableSocket as unknown as WebSocketConstructor,
     drop(refuseNext = 0): void {
       state.refuse = refuseNext;
-      if (state.last !== undefined) state.last.muted = true;
+      state.last?.terminate();
     },
   };
 }
@@ -54,7 +49,7 @@ describe('SDK reconnect', () => {
   const backoff = { initialDelayMs: 20, factor: 2, maxDelayMs: 1_000, jitter: 0 };
 
   it('reconnects with backoff after the server drops the socket and, with resume grace, still holds its locks', async () => {
-    const s = await t.server({ heartbeatMs: 50, sessionGraceMs: 60_000 });
+    const s = await t.server({ sessionGraceMs: 60_000 });
     const sockets = droppableSockets();
     const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
     expect(a.hello?.resumeSecret).toEqual(expect.any(String));
@@ -80,7 +75,7 @@ describe('SDK reconnect', () => {
   });
 
   it('re-subscribes events from the last sequence number and restores watches', async () => {
-    const s = await t.server({ heartbeatMs: 50, sessionGraceMs: 60_000 });
+    const s = await t.server({ sessionGraceMs: 60_000 });
     const sockets = droppableSockets();
     const c = await t.client(s, 'observer', { WebSocket: sockets.WebSocket, reconnect: backoff, role: 'observer' });
     const steady = await t.client(s, 'steady', { role: 'observer' });
@@ -118,7 +113,7 @@ describe('SDK reconnect', () => {
   });
 
   it('starts a new session when the old one cannot be taken back, and says its locks are lost', async () => {
-    const s = await t.server({ heartbeatMs: 50 });
+    const s = await t.server();
     const sockets = droppableSockets();
     const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
     expect(a.hello?.resumeSecret).toBeUndefined();
@@ -138,7 +133,7 @@ describe('SDK reconnect', () => {
   });
 
   it('rejects a waiting acquire with DISCONNECTED, and works again once reconnected', async () => {
-    const s = await t.server({ heartbeatMs: 50, sessionGraceMs: 60_000 });
+    const s = await t.server({ sessionGraceMs: 60_000 });
     const sockets = droppableSockets();
     const holder = await t.client(s, 'holder');
     const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
@@ -159,11 +154,11 @@ describe('SDK reconnect', () => {
   });
 
   it('closes with UNAUTHORIZED when the server refuses the resume and ends the socket, instead of retrying forever', async () => {
-    const s = await t.server({ heartbeatMs: 50, sessionGraceMs: 60_000 });
+    const s = await t.server({ sessionGraceMs: 60_000 });
     const sockets = droppableSockets();
     const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
     // The server no longer takes this client's credentials (a revoked token answers the same way).
-    const internals = a as unknown as { helloResult: HelloResult };
+    const internals = (a as unknown as { connection: { helloResult: HelloResult } }).connection;
     internals.helloResult = { ...internals.helloResult, resumeSecret: 'not-the-secret' };
     const attempts: number[] = [];
     a.on('reconnecting', (r) => attempts.push(r.attempt));

@@ -1,0 +1,70 @@
+import { parseArgs } from 'node:util';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { createBridge } from '../mcp/bridge.ts';
+import { connectClient, DEFAULT_URL, intOption, urlOf } from './common.ts';
+
+const DEFAULT_IDLE_RELEASE_MS = 15 * 60_000;
+
+export const MCP_HELP = `Usage: lockstep mcp [options]
+
+An MCP server on stdio for one agent: its tools lock, read and edit through one Lockstep session,
+held for the agent's lifetime (when the agent exits, its locks are released at once). See docs/mcp.md.
+
+Options:
+  --url <url>               server address (default ${DEFAULT_URL}; env LOCKSTEP_URL)
+  --name <name>             the agent's name, shown to the others (env LOCKSTEP_NAME)
+  --token <token>           access token, when the server requires one (env LOCKSTEP_TOKEN)
+  --idle-release-ms <ms>    renew the agent's leases only while it called a tool within this
+                            long; after that they run out (default ${DEFAULT_IDLE_RELEASE_MS})
+  --help                    show this text`;
+
+export async function mcp(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      url: { type: 'string' },
+      name: { type: 'string' },
+      token: { type: 'string' },
+      'idle-release-ms': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    console.log(MCP_HELP);
+    return;
+  }
+  const url = urlOf(values.url);
+  const idleReleaseMs = intOption(
+    'idle-release-ms',
+    values['idle-release-ms'],
+    DEFAULT_IDLE_RELEASE_MS,
+    0,
+    2 ** 31 - 1,
+  );
+  const name = values.name ?? process.env.LOCKSTEP_NAME;
+  const token = values.token ?? process.env.LOCKSTEP_TOKEN;
+  // stdout carries the MCP protocol alone.
+  const log = (line: string) => process.stderr.write(`lockstep mcp: ${line}\n`);
+  const client = await connectClient({
+    url,
+    role: 'agent',
+    ...(name === undefined ? {} : { name }),
+    ...(token === undefined ? {} : { token }),
+  });
+  log(`connected to ${url} as ${client.hello?.name} (session ${client.sessionId})`);
+  const server = createBridge(client, { idleReleaseMs, log });
+  await server.connect(new StdioServerTransport());
+  // The agent went away (its end of stdin closed) or we are told to stop: end the session, which
+  // releases every lock it held at once.
+  await new Promise<void>((resolve) => {
+    process.stdin.once('end', resolve);
+    process.stdin.once('close', resolve);
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await server.close();
+  await client.close();
+  log('session closed');
+  process.exit(0);
+}

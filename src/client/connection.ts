@@ -1,0 +1,333 @@
+import type { EventEmitter } from 'eventemitter3';
+import { CloseCode } from '../protocol/close-codes.ts';
+import { PROTOCOL_VERSION } from '../protocol/methods.ts';
+import { type Backoff, backoffDelay } from './backoff.ts';
+import { Channel } from './channel.ts';
+import { isLockstepError, LockstepClientError, toClientError } from './errors.ts';
+import { openSocket, type WebSocketConstructor, type WebSocketLike } from './socket.ts';
+import type { ClientEvents, HelloResult } from './types.ts';
+
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface ConnectionOptions {
+  url: string;
+  name: string | undefined;
+  role: 'agent' | 'observer' | undefined;
+  token: string | undefined;
+  WebSocket: WebSocketConstructor;
+  /** undefined: a drop closes the client. */
+  backoff: Backoff | undefined;
+  connectTimeoutMs: number;
+  callTimeoutMs: number;
+}
+
+/** What the session on top needs to hear from the connection beneath it. */
+export interface ConnectionHooks {
+  push(method: string, params: unknown): void;
+  /**
+   * A session is up on `channel` (after hello, before any waiting call is let through): carry the
+   * client's state over to it. `previous` is the hello of the session before, if there was one.
+   */
+  started(
+    channel: Channel,
+    s: { hello: HelloResult; previous: HelloResult | undefined; resumed: boolean; reconnect: boolean },
+  ): Promise<void>;
+  /** The socket is gone; the server withdrew every queued ticket with it. */
+  dropped(error: LockstepClientError): void;
+  /** The client is closed for good: what waits fails with `error`. */
+  finished(error: LockstepClientError): void;
+}
+
+interface ReadyWaiter {
+  resolve(channel: Channel): void;
+  reject(err: LockstepClientError): void;
+}
+
+/** How long close() waits for the close handshake of a server that may be gone. */
+const CLOSE_WAIT_MS = 1_000;
+
+/**
+ * The life cycle of the client's connection: opening a socket, saying hello (taking the old
+ * session back when the server allows), the reconnect loop with backoff, and letting calls wait
+ * for the connection to be open. It knows nothing of locks; the session on top does (hooks).
+ */
+export class Connection {
+  private current: ClientState = 'idle';
+  private channel: Channel | undefined;
+  private helloResult: HelloResult | undefined;
+  private connecting: Promise<HelloResult> | undefined;
+  private readyWaiters: ReadyWaiter[] = [];
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private wake: (() => void) | undefined;
+  /** Aborts a socket still opening when close() is called. */
+  private opening: AbortController | undefined;
+
+  constructor(
+    private readonly options: ConnectionOptions,
+    private readonly hooks: ConnectionHooks,
+    private readonly events: EventEmitter<ClientEvents>,
+  ) {}
+
+  get state(): ClientState {
+    return this.current;
+  }
+
+  get hello(): HelloResult | undefined {
+    return this.helloResult;
+  }
+
+  async connect(): Promise<HelloResult> {
+    if (this.current === 'open' && this.helloResult !== undefined) return this.helloResult;
+    if (this.current === 'closed') throw LockstepClientError.local('CLOSED', 'the client is closed');
+    if (this.connecting !== undefined) return this.connecting;
+    if (this.current === 'reconnecting') {
+      await this.whenOpen(this.options.connectTimeoutMs, 'connect');
+      return this.helloResult as HelloResult;
+    }
+    this.current = 'connecting';
+    this.connecting = this.establish(false);
+    try {
+      return await this.connecting;
+    } catch (err) {
+      if (this.current === 'connecting') this.current = 'idle';
+      this.rejectReady(toClientError(err));
+      throw err;
+    } finally {
+      this.connecting = undefined;
+    }
+  }
+
+  /**
+   * The open channel, or the next one. A channel already closing counts as gone (its close event
+   * may not have fired yet): a call waits for the reconnect rather than failing on it. `signal`
+   * gives up waiting at once, before anything was sent.
+   */
+  whenOpen(timeoutMs: number, method: string, signal?: AbortSignal): Promise<Channel> {
+    if (this.current === 'open' && this.channel?.open === true) return Promise.resolve(this.channel);
+    if (signal?.aborted === true)
+      return Promise.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
+    if (this.current === 'closed')
+      return Promise.reject(
+        LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method),
+      );
+    if (this.current === 'idle')
+      return Promise.reject(
+        LockstepClientError.local(
+          'DISCONNECTED',
+          `not connected (call connect() first): ${method} was not sent`,
+          method,
+        ),
+      );
+    return new Promise((resolve, reject) => {
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== waiter);
+      };
+      const waiter: ReadyWaiter = {
+        resolve: (ch) => {
+          settle();
+          resolve(ch);
+        },
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
+      };
+      const onAbort = () => waiter.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
+      const timer = setTimeout(
+        () =>
+          waiter.reject(
+            LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method),
+          ),
+        timeoutMs,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.readyWaiters.push(waiter);
+    });
+  }
+
+  /**
+   * Ends the connection for good. `releaseFirst`: with resume grace on, the server would keep the
+   * session's locks for the grace period after a plain close, so they are released first.
+   */
+  async close(releaseFirst: boolean): Promise<void> {
+    if (this.current === 'closed') return;
+    const channel = this.channel;
+    if (releaseFirst && channel?.open === true && this.helloResult?.resumeSecret !== undefined) {
+      await channel.request('lock.releaseAll', undefined, { timeoutMs: CLOSE_WAIT_MS }).catch(() => undefined);
+    }
+    this.finish();
+    if (channel === undefined) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    channel.close(CloseCode.NORMAL, 'client closed', (method) =>
+      LockstepClientError.local('CLOSED', `the client was closed before ${method} was answered`, method),
+    );
+    const handshake = await Promise.race([
+      channel.closed.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    // A server that does not answer the close frame (gone, partitioned) must not keep the socket open.
+    if (!handshake) channel.terminate(CloseCode.ABNORMAL, 'client closed');
+  }
+
+  /** A method, not a field read, so that checks after an await are not narrowed away. */
+  isClosed(): boolean {
+    return this.current === 'closed';
+  }
+
+  /** Opens a socket and a session on it: the old one taken back when possible, else a new one. */
+  private async establish(reconnect: boolean): Promise<HelloResult> {
+    const opening = new AbortController();
+    this.opening = opening;
+    let ws: WebSocketLike;
+    try {
+      ws = await openSocket(this.options.WebSocket, this.options.url, this.options.connectTimeoutMs, opening.signal);
+    } finally {
+      if (this.opening === opening) this.opening = undefined;
+    }
+    const channel = new Channel(ws, {
+      notification: (method, params) => this.hooks.push(method, params),
+      strayError: (err) => this.events.emit('error', err),
+      closed: (ch, event) => this.onClosed(ch, event),
+    });
+    try {
+      if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
+      const previous = this.helloResult;
+      const { hello, resumed } = await this.sayHello(channel, previous);
+      this.helloResult = hello;
+      channel.startKeepalive(hello.heartbeatMs);
+      await this.hooks.started(channel, { hello, previous, resumed, reconnect });
+      if (!channel.open)
+        throw LockstepClientError.local('DISCONNECTED', 'connection closed while the session was being set up');
+      if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
+      this.channel = channel;
+      this.current = 'open';
+      const ready = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of ready) w.resolve(channel);
+      this.events.emit('connected', { hello, resumed, reconnect });
+      return hello;
+    } catch (err) {
+      channel.close();
+      throw err;
+    }
+  }
+
+  private async sayHello(
+    channel: Channel,
+    previous: HelloResult | undefined,
+  ): Promise<{ hello: HelloResult; resumed: boolean }> {
+    const { name, role, token, callTimeoutMs: timeoutMs } = this.options;
+    const params = {
+      protocol: PROTOCOL_VERSION,
+      ...(name === undefined ? {} : { name }),
+      ...(role === undefined ? {} : { role }),
+      ...(token === undefined ? {} : { token }),
+    };
+    const secret = previous?.resumeSecret;
+    let refused: LockstepClientError | undefined;
+    if (previous !== undefined && secret !== undefined) {
+      try {
+        const hello = (await channel.request(
+          'session.hello',
+          { ...params, resume: { sessionId: previous.sessionId, secret } },
+          { timeoutMs },
+        )) as HelloResult;
+        return { hello, resumed: true };
+      } catch (err) {
+        // The grace ran out (NOT_FOUND) or the server restarted: carry on with a new session.
+        if (!isLockstepError(err, 'NOT_FOUND', 'UNAUTHORIZED')) throw err;
+        if (isLockstepError(err, 'UNAUTHORIZED')) refused = err;
+      }
+    }
+    try {
+      if (refused !== undefined && !channel.open) throw refused;
+      return { hello: (await channel.request('session.hello', params, { timeoutMs })) as HelloResult, resumed: false };
+    } catch (err) {
+      // The server closes the socket after UNAUTHORIZED (e.g. a revoked token): that is final, not a
+      // drop to retry, or the client would loop on it forever.
+      if (refused !== undefined && isLockstepError(err, 'DISCONNECTED', 'UNAUTHORIZED')) throw refused;
+      throw err;
+    }
+  }
+
+  private onClosed(channel: Channel, event: { code: number; reason: string }): void {
+    if (channel !== this.channel) return;
+    this.channel = undefined;
+    this.hooks.dropped(
+      LockstepClientError.local(
+        'DISCONNECTED',
+        `connection closed (${event.code}) while waiting for the lock`,
+        'lock.acquire',
+      ),
+    );
+    if (this.current === 'closed') return;
+    const backoff = this.options.backoff;
+    this.events.emit('disconnected', { ...event, willReconnect: backoff !== undefined });
+    if (backoff === undefined) {
+      this.finish(LockstepClientError.local('DISCONNECTED', `connection closed (${event.code} ${event.reason})`));
+      return;
+    }
+    this.current = 'reconnecting';
+    void this.reconnectLoop(backoff);
+  }
+
+  private async reconnectLoop(b: Backoff): Promise<void> {
+    let lastError: LockstepClientError | undefined;
+    for (let attempt = 1; this.current === 'reconnecting'; attempt++) {
+      if (attempt > b.maxAttempts) {
+        this.finish(
+          LockstepClientError.local(
+            'CLOSED',
+            `gave up reconnecting after ${b.maxAttempts} attempts${lastError ? `: ${lastError.message}` : ''}`,
+          ),
+        );
+        return;
+      }
+      const delayMs = backoffDelay(attempt, b);
+      this.events.emit('reconnecting', {
+        attempt,
+        delayMs,
+        ...(lastError === undefined ? {} : { error: lastError }),
+      });
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.reconnectTimer = setTimeout(resolve, delayMs);
+      });
+      if (this.current !== 'reconnecting') return;
+      try {
+        await this.establish(true);
+        return;
+      } catch (err) {
+        lastError = toClientError(err);
+        if (!lastError.retryable) {
+          this.finish(lastError);
+          return;
+        }
+      }
+    }
+  }
+
+  private rejectReady(err: LockstepClientError): void {
+    const waiting = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiting) w.reject(err);
+  }
+
+  private finish(error?: LockstepClientError): void {
+    if (this.current === 'closed') return;
+    this.current = 'closed';
+    this.channel = undefined;
+    clearTimeout(this.reconnectTimer);
+    this.wake?.();
+    this.opening?.abort();
+    const closed = error ?? LockstepClientError.local('CLOSED', 'the client is closed');
+    this.hooks.finished(closed);
+    this.rejectReady(closed);
+    this.events.emit('closed', error === undefined ? {} : { error });
+  }
+}

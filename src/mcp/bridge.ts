@@ -1,0 +1,148 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { isLockstepError, toClientError } from '../client/errors.ts';
+import type { LockstepClient } from '../client/index.ts';
+import type { Grant } from '../protocol/wire.ts';
+import { VERSION } from '../version.ts';
+import { AgentState } from './agent-state.ts';
+import { lockAcquire, lockRelease } from './lock-tools.ts';
+import { editApply, functionRead, history, programOverview } from './program-tools.ts';
+import { errorText, label } from './render.ts';
+import { DEFAULT_PROGRAM, type Tool, type ToolContext } from './tool.ts';
+
+const TOOLS: readonly Tool[] = [programOverview, functionRead, lockAcquire, lockRelease, editApply, history];
+
+const INSTRUCTIONS =
+  'Lockstep coordinates you with other agents editing the same program. Look first (program_overview), read ' +
+  'what you will change (function_read), lock it (lock_acquire, which waits its turn), edit (edit_apply), and ' +
+  'release (lock_release) as soon as you are done. Results start with what happened since your last call.';
+
+export interface BridgeOptions {
+  /** After this long without a tool call the agent's leases are no longer renewed. */
+  idleReleaseMs: number;
+  /** One line for the operator (stderr: stdout is the MCP protocol's). */
+  log(line: string): void;
+}
+
+/**
+ * One MCP server for one agent over one Lockstep session: the tools, the agent's memory of what
+ * it read, lease renewal while it is active, and pushes turned into notices.
+ */
+export function createBridge(client: LockstepClient, o: BridgeOptions): McpServer {
+  const server = new McpServer(
+    { name: 'lockstep', version: VERSION },
+    { capabilities: { logging: {} }, instructions: INSTRUCTIONS },
+  );
+  const state = new AgentState(o.idleReleaseMs);
+  const names = new Map<string, Map<number, string>>();
+  const namesOf = (program: string) => {
+    const known = names.get(program);
+    if (known !== undefined) return known;
+    const fresh = new Map<number, string>();
+    names.set(program, fresh);
+    return fresh;
+  };
+  const lockText = (locks: readonly Grant[]) =>
+    locks.map((l) => `${l.mode} lock on ${label(l.resource, namesOf(l.resource.program))}`).join(', ');
+  const notify = (level: 'info' | 'warning', text: string) => {
+    state.notice(text);
+    o.log(text);
+    server.sendLoggingMessage({ level, logger: 'lockstep', data: text }).catch(() => undefined);
+  };
+
+  client.on('lock.expiring', ({ locks }) => {
+    if (state.active) {
+      renew(client, locks).catch((err: unknown) => notify('warning', `could not renew: ${toClientError(err).message}`));
+      return;
+    }
+    notify('warning', `lease ending soon, not renewed since you have been idle: ${lockText(locks)}`);
+  });
+  client.on('lock.expired', ({ locks }) => notify('warning', `lease ran out, lock gone: ${lockText(locks)}`));
+  client.on('function.changed', (c) => {
+    if (c.by.sessionId === client.sessionId) return;
+    const what = label({ program: c.program, function: c.function }, namesOf(c.program));
+    notify(
+      'info',
+      c.removed === true
+        ? `${what}, which you read, was removed by ${c.by.name}`
+        : `${what}, which you read, changed: now version ${c.version} (by ${c.by.name}); read it again before editing`,
+    );
+  });
+  client.on('sessionLost', ({ locks }) =>
+    notify('warning', `the connection dropped and the session was lost with its locks: ${lockText(locks) || 'none'}`),
+  );
+  client.on('disconnected', () => o.log('connection to the server lost; reconnecting'));
+  client.on('connected', ({ reconnect }) => {
+    if (reconnect) o.log('reconnected');
+  });
+
+  for (const t of TOOLS) {
+    server.registerTool(t.name, { description: t.description, inputSchema: t.input }, async (args, extra) => {
+      state.touch();
+      const progressToken = extra._meta?.progressToken;
+      let step = 0;
+      const ctx: ToolContext = {
+        client,
+        state,
+        names: namesOf,
+        signal: extra.signal,
+        progress: async (message) => {
+          if (progressToken === undefined) return;
+          step += 1;
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken, progress: step, message },
+          });
+        },
+      };
+      try {
+        const out = await t.run(args as never, ctx);
+        return result(state.drain(), out.text, out.data, false);
+      } catch (err) {
+        const e = toClientError(err);
+        const error = {
+          type: e.type,
+          message: e.message,
+          retryable: e.retryable,
+          retryAfterMs: e.retryAfterMs,
+          data: e.data,
+        };
+        return result(state.drain(), errorText(e, namesOf(programOf(args))), { error }, true);
+      }
+    });
+  }
+  return server;
+}
+
+function programOf(args: unknown): string {
+  return (args as { program?: string }).program ?? DEFAULT_PROGRAM;
+}
+
+/** Renews these locks, one call per program; a lock released meanwhile is no failure. */
+async function renew(client: LockstepClient, locks: readonly Grant[]): Promise<void> {
+  for (const program of new Set(locks.map((l) => l.resource.program))) {
+    const mine = locks.filter((l) => l.resource.program === program && client.heldGrant(l.resource) !== undefined);
+    const functions = mine.flatMap((l) => ('function' in l.resource ? [l.resource.function] : []));
+    const structure = mine.some((l) => 'structure' in l.resource);
+    if (functions.length === 0 && !structure) continue;
+    try {
+      await client.lock.renew({
+        program,
+        ...(functions.length > 0 ? { functions } : {}),
+        ...(structure ? { structure } : {}),
+      });
+    } catch (err) {
+      if (!isLockstepError(err, 'NOT_HELD')) throw err;
+    }
+  }
+}
+
+/** Notices of what happened since the last call come first, in the text and the structured content. */
+function result(notices: string[], text: string, data: Record<string, unknown>, isError: boolean): CallToolResult {
+  const head = notices.length === 0 ? '' : `Since your last call:\n${notices.map((n) => `- ${n}`).join('\n')}\n\n`;
+  return {
+    content: [{ type: 'text', text: head + text }],
+    structuredContent: notices.length === 0 ? data : { notices, ...data },
+    ...(isError ? { isError: true } : {}),
+  };
+}

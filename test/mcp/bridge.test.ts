@@ -1,0 +1,154 @@
+import { Ajv } from 'ajv';
+import { describe, expect, it } from 'vitest';
+import { addFns, next, useSdk } from '../client/sdk.ts';
+import { useBridges } from './bridges.ts';
+
+// Each bridge is a fresh node process on the sources (tsx): a few seconds to start on a loaded machine.
+describe('lockstep mcp', { timeout: 60_000 }, () => {
+  const t = useSdk();
+  const bridge = useBridges();
+
+  it('lists every tool with a description and an input schema that is valid JSON Schema', async () => {
+    const s = await t.server();
+    const a = await bridge(s.url, 'a');
+    const { tools } = await a.client.listTools();
+    expect(tools.map((x) => x.name).sort()).toEqual([
+      'edit_apply',
+      'function_read',
+      'history',
+      'lock_acquire',
+      'lock_release',
+      'program_overview',
+    ]);
+    const ajv = new Ajv({ strict: false });
+    for (const x of tools) {
+      expect(x.description?.length, x.name).toBeGreaterThan(40);
+      expect(x.inputSchema.type, x.name).toBe('object');
+      expect(ajv.validateSchema(x.inputSchema), `${x.name}: ${ajv.errorsText()}`).toBe(true);
+      expect(() => ajv.compile(x.inputSchema), x.name).not.toThrow();
+    }
+    const acquire = tools.find((x) => x.name === 'lock_acquire')?.inputSchema;
+    expect(ajv.validate(acquire as object, { functions: ['parse', 3], mode: 'write' })).toBe(true);
+    expect(ajv.validate(acquire as object, { functions: [3], mode: 'exclusive' })).toBe(false);
+  });
+
+  it('queues the second agent with its position as progress and grants it on the first one release', async () => {
+    const s = await t.server();
+    const setup = await t.client(s, 'setup');
+    await addFns(setup, ['parse']);
+    const a = await bridge(s.url, 'a');
+    const b = await bridge(s.url, 'b');
+    const first = await a.call('lock_acquire', { functions: ['parse'], mode: 'write', description: 'refactor' });
+    expect(first.isError).toBe(false);
+    expect(first.text).toContain('granted: write lock on parse');
+
+    const progress: string[] = [];
+    let queued!: () => void;
+    const isQueued = new Promise<void>((resolve) => (queued = resolve));
+    const second = b.call(
+      'lock_acquire',
+      { functions: ['parse'], mode: 'write' },
+      {
+        onProgress: (message) => {
+          progress.push(message);
+          queued();
+        },
+      },
+    );
+    await isQueued;
+    expect(progress).toEqual(['queued: position 1 for parse (id 1)']);
+    const released = await a.call('lock_release', {});
+    expect(released.text).toBe('released: parse (id 1)');
+    const granted = await second;
+    expect(granted.isError).toBe(false);
+    expect(granted.data).toMatchObject({ status: 'granted', waited: true, grants: [{ mode: 'write' }] });
+  });
+
+  it('withdraws the queued request when the agent cancels a waiting acquire', async () => {
+    const s = await t.server();
+    const observer = await t.client(s, 'observer');
+    const [f] = (await addFns(observer, ['f'])) as [number];
+    const held = await observer.acquire({ functions: [f], mode: 'write' });
+    const b = await bridge(s.url, 'b');
+    await observer.events.subscribe({ topics: ['locks'] });
+    const dequeued = next(observer, 'event', (e) => e.type === 'dequeued');
+    const cancel = new AbortController();
+    const waiting = b.call(
+      'lock_acquire',
+      { functions: [f], mode: 'write' },
+      { signal: cancel.signal, onProgress: () => cancel.abort() },
+    );
+    await expect(waiting).rejects.toThrow();
+    await dequeued;
+    const [status] = (await observer.lock.status({})).resources;
+    expect(status?.queue).toEqual([]);
+    await held.release();
+    expect((await observer.lock.status({})).resources).toEqual([]);
+  });
+
+  it('ends its session, and so frees its locks, when the agent closes its end', async () => {
+    const s = await t.server();
+    const observer = await t.client(s, 'observer');
+    const [f] = (await addFns(observer, ['f'])) as [number];
+    const a = await bridge(s.url, 'a');
+    await a.call('lock_acquire', { functions: [f], mode: 'write', ttlMs: 3_600_000 });
+    await observer.events.subscribe({ topics: ['locks'] });
+    const released = next(observer, 'event', (e) => e.type === 'released');
+    await a.client.close();
+    await released;
+    expect((await observer.lock.status({})).resources).toEqual([]);
+  });
+
+  it('frees the locks of a bridge killed with SIGKILL at once, not when their lease runs out', async () => {
+    const s = await t.server();
+    const observer = await t.client(s, 'observer');
+    const [f] = (await addFns(observer, ['f'])) as [number];
+    const a = await bridge(s.url, 'a');
+    await a.call('lock_acquire', { functions: [f], mode: 'write', ttlMs: 3_600_000 });
+    await observer.events.subscribe({ topics: ['locks'] });
+    const released = next(observer, 'event', (e) => e.type === 'released');
+    process.kill(a.pid, 'SIGKILL');
+    await released;
+    const lock = await observer.acquire({ functions: [f], mode: 'write', wait: false });
+    expect(lock.held).toBe(true);
+  });
+
+  it('refuses an edit based on a stale read with CONFLICT and the diff since that read', async () => {
+    const s = await t.server();
+    const other = await t.client(s, 'other');
+    const [f] = (await addFns(other, ['f'])) as [number];
+    const a = await bridge(s.url, 'a');
+    const read = await a.call('function_read', { functions: ['f'] });
+    expect(read.text).toContain('f (id 1) version 1');
+
+    await other.withLocks({ functions: [f], mode: 'write' }, (lock) =>
+      other.edit.apply({
+        ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const', attrs: { value: 7 } } }],
+        fences: lock.fences,
+      }),
+    );
+    // The change reached the bridge as a push: it tops the next result.
+    const locked = await a.call('lock_acquire', { functions: [f], mode: 'write' });
+    expect(locked.text).toMatch(
+      /^Since your last call:\n- f \(id 1\), which you read, changed: now version 2 \(by other\)/,
+    );
+    expect(locked.data.notices).toEqual([expect.stringContaining('changed')]);
+    const edit = await a.call('edit_apply', {
+      ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'add' } }],
+    });
+    expect(edit.isError).toBe(true);
+    expect(edit.text).toContain('CONFLICT: someone changed these functions since you read them');
+    expect(edit.text).toContain('nodes added: #1 const {"value":7}');
+    expect(edit.data).toMatchObject({
+      error: {
+        type: 'CONFLICT',
+        data: { conflicts: [{ functionId: f, diff: { nodes: { added: [{ id: 1, op: 'const' }] } } }] },
+      },
+    });
+
+    await a.call('function_read', { functions: [f] });
+    const redo = await a.call('edit_apply', { ops: [{ op: 'addNode', function: f, node: { id: 2, op: 'add' } }] });
+    expect(redo.isError, redo.text).toBe(false);
+    expect(redo.text).toContain('f (id 1) now version 3');
+  });
+});

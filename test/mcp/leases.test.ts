@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../src/concurrency/fake-clock.ts';
+import { addFns, next, useSdk } from '../client/sdk.ts';
+import { useBridges } from './bridges.ts';
+
+// The server runs on a fake clock: leases warn and end when the test moves time on.
+describe('lockstep mcp leases', { timeout: 60_000 }, () => {
+  const t = useSdk();
+  const bridge = useBridges();
+
+  it("renews an active agent's lease when the server warns it ends soon", async () => {
+    const clock = new FakeClock();
+    const s = await t.server({ clock });
+    const observer = await t.client(s, 'observer');
+    const [f] = (await addFns(observer, ['f'])) as [number];
+    const a = await bridge(s.url, 'a');
+    await a.call('lock_acquire', { functions: [f], mode: 'write', ttlMs: 60_000 });
+    await observer.events.subscribe({ topics: ['locks'] });
+    const renewed = next(observer, 'event', (e) => e.type === 'renewed');
+    const expired = next(observer, 'event', (e) => e.type === 'expired');
+    clock.advance(50_000); // past the warning (48 s), before the end
+    await renewed;
+    clock.advance(30_000); // past the first lease's end, within the renewed one
+    const [status] = (await observer.lock.status({})).resources;
+    expect(status?.holders.map((h) => h.name)).toEqual(['a']);
+    const overview = await a.call('program_overview', {});
+    expect(overview.text).toMatch(/^program main/);
+    clock.advance(60_000);
+    await expired;
+  });
+
+  it("lets an idle agent's lease run out and says so at the top of its next result", async () => {
+    const clock = new FakeClock();
+    const s = await t.server({ clock });
+    const observer = await t.client(s, 'observer');
+    const [f] = (await addFns(observer, ['f'])) as [number];
+    const a = await bridge(s.url, 'a', ['--idle-release-ms', '0']);
+    await a.call('lock_acquire', { functions: [f], mode: 'write', ttlMs: 60_000 });
+    await observer.events.subscribe({ topics: ['locks'] });
+    const expired = next(observer, 'event', (e) => e.type === 'expired');
+    clock.advance(60_000);
+    await expired;
+    const overview = await a.call('program_overview', {});
+    expect(overview.text).toMatch(
+      /^Since your last call:\n- lease ending soon, not renewed since you have been idle: write lock on function 1\n- lease ran out, lock gone: write lock on function 1\n\nprogram main/,
+    );
+    expect(overview.data.notices).toHaveLength(2);
+  });
+});
