@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { functionHash, ProgramService } from '../src/service/index.ts';
 import type { FunctionBody } from '../src/protocol/program.ts';
+import { systemClock } from '../src/concurrency/index.ts';
 
 const EDIT_SECONDS = 8;
 const MEMORY_EDIT_SECONDS = 3;
@@ -17,7 +18,7 @@ function percentile(sorted: number[], p: number): number {
 
 /** One small edit (a single updateNode) per transaction, for `seconds`. */
 function benchEdits(path: string, seconds: number): { edits: number; perSecond: number; p50: number; p99: number } {
-  const svc = ProgramService.open({ path });
+  const svc = ProgramService.open({ path, clock: systemClock });
   const id = svc.applyEdit(
     'main',
     [

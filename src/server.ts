@@ -47,9 +47,10 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   }
   const allowedOrigins = parseOrigins(config.allowedOrigins);
   const hostNames = serverHostNames(config.host);
-  const programs = ProgramService.open({ path: config.db });
+  const time = clock ?? systemClock;
+  const programs = ProgramService.open({ path: config.db, clock: time });
   const coordinator = new Coordinator({
-    clock: clock ?? systemClock,
+    clock: time,
     programs,
     logger,
     version: VERSION,

@@ -8,7 +8,8 @@ export type {
   LockNeed,
   RevisionDiff,
   RevisionInfo,
-} from './program-service.ts';
+  ServiceClock,
+} from './service-types.ts';
 export { StoreError } from './store.ts';
 export type { ProgramStore, RevisionKind } from './store.ts';
 export { ServiceOp, RestoreFunctionOp } from './ops.ts';

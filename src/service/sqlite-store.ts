@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { FunctionBody } from '../protocol/program.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts';
+import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
 import type {
   CheckpointRecord,
@@ -68,7 +69,7 @@ function problemOf(err: unknown): string {
  * store unusable is tried here, including a write, so that a bad database stops start-up instead
  * of failing at the first edit.
  */
-export function openSqliteStore(path: string): SqliteStore {
+export function openSqliteStore(path: string, clock: ServiceClock): SqliteStore {
   if (path !== ':memory:') {
     try {
       mkdirSync(dirname(resolve(path)), { recursive: true });
@@ -98,7 +99,7 @@ export function openSqliteStore(path: string): SqliteStore {
     // FULL: an acknowledged edit must survive power loss, not only a crash of the process.
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    const now = Date.now();
+    const now = clock.now();
     for (const migration of MIGRATIONS) {
       if (migration.version <= version) continue;
       const open = db;

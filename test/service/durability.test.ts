@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { functionHash, ProgramService } from '../../src/service/index.ts';
+import { systemClock } from '../../src/concurrency/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-durability-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,7 +46,7 @@ describe('durability', () => {
     expect(acks.length).toBeGreaterThanOrEqual(50);
     expect(fences.length).toBeGreaterThan(0);
 
-    const svc = ProgramService.open({ path });
+    const svc = ProgramService.open({ path, clock: systemClock });
     try {
       const program = svc.getProgram('main');
       const lastAck = acks.at(-1)?.revision as number;

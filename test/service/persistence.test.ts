@@ -5,19 +5,20 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FENCE_BLOCK, ProgramService } from '../../src/service/index.ts';
 import { alice, chain, edit } from '../fixtures/service.ts';
+import { systemClock } from '../../src/concurrency/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-persist-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function reopen(path: string, svc: ProgramService): ProgramService {
   svc.close();
-  return ProgramService.open({ path });
+  return ProgramService.open({ path, clock: systemClock });
 }
 
 describe('a file store', () => {
   it('creates its directory, uses WAL and records its schema version', () => {
     const path = join(dir, 'deep', 'er', 'lockstep.db');
-    const svc = ProgramService.open({ path });
+    const svc = ProgramService.open({ path, clock: systemClock });
     expect(svc.listPrograms()).toEqual([{ name: 'main', revision: 0, functions: 0 }]);
     svc.close();
     const db = new Database(path, { readonly: true });
@@ -28,7 +29,7 @@ describe('a file store', () => {
 
   it('finds everything again after a reopen', () => {
     const path = join(dir, 'reopen.db');
-    let svc = ProgramService.open({ path });
+    let svc = ProgramService.open({ path, clock: systemClock });
     chain(svc, 'f');
     chain(svc, 'g');
     const oldHash = svc.getFunction('main', 1).hash;
@@ -74,7 +75,7 @@ describe('a file store', () => {
 
   it('never hands out a fence token twice, not across reopens, not after a program is deleted', () => {
     const path = join(dir, 'fences.db');
-    let svc = ProgramService.open({ path });
+    let svc = ProgramService.open({ path, clock: systemClock });
     const seen: number[] = [];
     for (let i = 0; i < FENCE_BLOCK + 5; i++) seen.push(svc.fences().next('main'));
     seen.push(svc.fences().next('aux'));
@@ -94,9 +95,9 @@ describe('a file store', () => {
   });
 
   it('keeps nothing with :memory:', () => {
-    const svc = ProgramService.open({ path: ':memory:' });
+    const svc = ProgramService.open({ path: ':memory:', clock: systemClock });
     chain(svc);
     svc.close();
-    expect(ProgramService.open({ path: ':memory:' }).getProgram('main').functions).toEqual([]);
+    expect(ProgramService.open({ path: ':memory:', clock: systemClock }).getProgram('main').functions).toEqual([]);
   });
 });

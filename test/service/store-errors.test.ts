@@ -16,13 +16,14 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgramService, StoreError } from '../../src/service/index.ts';
 import { chain } from '../fixtures/service.ts';
+import { systemClock } from '../../src/concurrency/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-store-errors-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function openError(path: string): StoreError {
   try {
-    ProgramService.open({ path }).close();
+    ProgramService.open({ path, clock: systemClock }).close();
   } catch (err) {
     expect(err).toBeInstanceOf(StoreError);
     expect((err as StoreError).message).toContain(path);
@@ -34,7 +35,7 @@ function openError(path: string): StoreError {
 /** A store with a little content, closed (its WAL folded back into the file). */
 function populated(name: string): string {
   const path = join(dir, name);
-  const svc = ProgramService.open({ path });
+  const svc = ProgramService.open({ path, clock: systemClock });
   chain(svc, 'f');
   chain(svc, 'g');
   svc.close();
@@ -94,7 +95,7 @@ describe('opening a bad store fails with a clear StoreError', () => {
     const fix = new Database(path);
     fix.pragma('user_version = 1');
     fix.close();
-    const svc = ProgramService.open({ path });
+    const svc = ProgramService.open({ path, clock: systemClock });
     expect(svc.getProgram('main').functions).toHaveLength(2);
     svc.close();
   });
