@@ -17,26 +17,31 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** One small edit (a single updateNode) per transaction, for `seconds`. */
-function benchEdits(path: string, seconds: number): { edits: number; perSecond: number; p50: number; p99: number } {
-  const svc = ProgramService.open({ path, clock: systemClock });
-  const id = svc.applyEdit(
-    'main',
-    [
-      { op: 'addFunction', name: 'f' },
-      { op: 'addNode', function: 'f', node: { id: 0, op: 'count' } },
-    ],
-    meta,
+async function benchEdits(
+  path: string,
+  seconds: number,
+): Promise<{ edits: number; perSecond: number; p50: number; p99: number }> {
+  const svc = await ProgramService.open({ path, clock: systemClock });
+  const id = (
+    await svc.applyEdit(
+      'main',
+      [
+        { op: 'addFunction', name: 'f' },
+        { op: 'addNode', function: 'f', node: { id: 0, op: 'count' } },
+      ],
+      meta,
+    )
   ).created[0]?.id as number;
   const latencies: number[] = [];
   const start = performance.now();
   const end = start + seconds * 1000;
   for (let k = 0; performance.now() < end; k++) {
     const t = performance.now();
-    svc.applyEdit('main', [{ op: 'updateNode', function: id, node: { id: 0, attrs: { count: k } } }], meta);
+    await svc.applyEdit('main', [{ op: 'updateNode', function: id, node: { id: 0, attrs: { count: k } } }], meta);
     latencies.push(performance.now() - t);
   }
   const elapsed = (performance.now() - start) / 1000;
-  svc.close();
+  await svc.close();
   latencies.sort((a, b) => a - b);
   return {
     edits: latencies.length,
@@ -78,12 +83,12 @@ function benchHashes(seconds: number): { hashes: number; perSecond: number } {
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-bench-'));
 try {
-  const file = benchEdits(join(dir, 'bench.db'), EDIT_SECONDS);
+  const file = await benchEdits(join(dir, 'bench.db'), EDIT_SECONDS);
   console.log(
     `committed edits (file, WAL, synchronous=FULL, 1 op per transaction): ${file.perSecond.toFixed(0)}/s ` +
       `(${file.edits} edits, p50 ${file.p50.toFixed(3)} ms, p99 ${file.p99.toFixed(3)} ms)`,
   );
-  const memory = benchEdits(':memory:', MEMORY_EDIT_SECONDS);
+  const memory = await benchEdits(':memory:', MEMORY_EDIT_SECONDS);
   console.log(
     `committed edits (:memory:, no disk, for comparison): ${memory.perSecond.toFixed(0)}/s (p50 ${memory.p50.toFixed(3)} ms)`,
   );

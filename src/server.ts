@@ -48,7 +48,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   const allowedOrigins = parseOrigins(config.allowedOrigins);
   const hostNames = serverHostNames(config.host);
   const time = clock ?? systemClock;
-  const programs = ProgramService.open({ path: config.db, clock: time });
+  const programs = await ProgramService.open({ path: config.db, clock: time });
   const coordinator = new Coordinator({
     clock: time,
     programs,
@@ -141,7 +141,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       http.closeAllConnections();
       await closed;
       coordinator.close();
-      programs.close();
+      await programs.close();
       logger.info({ reason }, 'lockstep stopped');
     })());
 
@@ -158,15 +158,16 @@ function route(req: IncomingMessage, res: ServerResponse, c: Coordinator): void 
     return;
   }
   if (req.method === 'GET' && path === '/healthz') {
-    const store = c.programs.ping();
-    const body = {
-      status: store && !c.draining ? 'ok' : c.draining ? 'draining' : 'degraded',
-      uptimeMs: c.clock.now() - c.startedAt,
-      sessions: c.sessions.size,
-      store,
-      version: VERSION,
-    };
-    res.writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    void c.programs.ping().then((store) => {
+      const body = {
+        status: store && !c.draining ? 'ok' : c.draining ? 'draining' : 'degraded',
+        uptimeMs: c.clock.now() - c.startedAt,
+        sessions: c.sessions.size,
+        store,
+        version: VERSION,
+      };
+      res.writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
     return;
   }
   if (serveDashboard(req, res, path)) return;

@@ -12,24 +12,46 @@ export interface EditChecks {
   fences?: Record<string, number> | undefined;
 }
 
+/** What an edit applies, decided once its turn on the program has come. */
+export interface EditPlan {
+  ops: ServiceOp[];
+  meta: Omit<EditMeta, 'sessionId' | 'name'>;
+}
+
 /**
  * The one road every change to a program takes (edit.apply, undo, redo, restore), with the spec's
  * check order: locks held, fences current, expected hashes unchanged, then the operations
- * themselves; commit, reply, and only after the reply tell the watchers.
+ * themselves; commit, reply, and only after the reply tell the watchers. The plan, the checks and
+ * the commit run in the program's order (ProgramService.inOrder), so the checks see the state the
+ * commit applies to.
  */
 export function commitEdit(
   c: Coordinator,
   ctx: CallContext,
   program: string,
+  plan: () => EditPlan | Promise<EditPlan>,
+  checks: EditChecks,
+): Promise<ResultOf<'edit.apply'>> {
+  c.requireProgram(program);
+  return c.programs.inOrder(program, async () => {
+    c.requireProgram(program);
+    const { ops, meta } = await plan();
+    return applyChecked(c, ctx, program, ops, checks, meta);
+  });
+}
+
+async function applyChecked(
+  c: Coordinator,
+  ctx: CallContext,
+  program: string,
   ops: ServiceOp[],
   checks: EditChecks,
-  meta: Omit<EditMeta, 'sessionId' | 'name'>,
-): ResultOf<'edit.apply'> {
+  meta: EditPlan['meta'],
+): Promise<ResultOf<'edit.apply'>> {
   const session = ctx.session;
-  c.requireProgram(program);
   checkLocks(c, session, program, ops);
   checkFences(c, session, program, checks.fences);
-  checkHashes(c, session, program, checks.expectedHashes);
+  await checkHashes(c, session, program, checks.expectedHashes);
   // Nothing to do (an undo of an empty revision, a restore to the state it is in): no revision.
   if (ops.length === 0)
     return { revision: c.programs.getProgram(program).revision, functions: [], created: [], removed: [] };
@@ -41,7 +63,7 @@ export function commitEdit(
     }
   }
 
-  const result = c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name });
+  const result = await c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name });
   const by = c.by(session);
   c.metrics.edits.inc({ kind: meta.kind ?? 'edit' });
 
@@ -146,14 +168,14 @@ function checkFences(
   }
 }
 
-function checkHashes(
+async function checkHashes(
   c: Coordinator,
   session: SessionInfo,
   program: string,
   expected: Record<string, string> | undefined,
-): void {
+): Promise<void> {
   if (expected === undefined) return;
-  const conflicts = c.programs.checkExpected(program, expected);
+  const conflicts = await c.programs.checkExpected(program, expected);
   if (conflicts.length > 0) {
     c.metrics.conflicts.inc();
     c.logger.info(

@@ -16,18 +16,20 @@ const MAX_HISTORY_LIMIT = 1000;
 export class HistoryQueries {
   constructor(private readonly store: ProgramStore) {}
 
-  history(p: ProgramState, opts: { after?: number; limit?: number }): RevisionInfo[] {
+  async history(p: ProgramState, opts: { after?: number; limit?: number }): Promise<RevisionInfo[]> {
     const limit = Math.min(Math.max(1, Math.trunc(opts.limit ?? DEFAULT_HISTORY_LIMIT)), MAX_HISTORY_LIMIT);
-    return this.store.revisions(p.name, opts.after ?? 0, limit).map(revisionInfo);
+    return (await this.store.revisions(p.name, opts.after ?? 0, limit)).map(revisionInfo);
   }
 
-  diffRevisions(p: ProgramState, from: number, to: number): RevisionDiff {
+  async diffRevisions(p: ProgramState, from: number, to: number): Promise<RevisionDiff> {
     const program = p.name;
     requireRevision(p, from);
     requireRevision(p, to);
-    const ids = this.store.changedBetween(program, Math.min(from, to), Math.max(from, to));
-    const before = this.store.stateAt(program, from, ids);
-    const after = this.store.stateAt(program, to, ids);
+    const ids = await this.store.changedBetween(program, Math.min(from, to), Math.max(from, to));
+    const [before, after] = await Promise.all([
+      this.store.stateAt(program, from, ids),
+      this.store.stateAt(program, to, ids),
+    ]);
     const functions: RevisionDiff['functions'] = [];
     for (const id of ids) {
       const a = before.get(id);
@@ -44,16 +46,17 @@ export class HistoryQueries {
     return { from, to, functions };
   }
 
-  diffFunction(p: ProgramState, id: number, fromVersion: number, toVersion: number): FunctionDiff {
+  async diffFunction(p: ProgramState, id: number, fromVersion: number, toVersion: number): Promise<FunctionDiff> {
     const program = p.name;
-    const load = (version: number): VersionRecord =>
-      this.store.version(program, id, version) ??
+    const load = async (version: number): Promise<VersionRecord> =>
+      (await this.store.version(program, id, version)) ??
       notFoundThrow(`function ${id} of program ${program} has no version ${version}`, {
         program,
         function: id,
         version,
       });
-    return diffFunctions(load(fromVersion).body, load(toVersion).body);
+    const from = await load(fromVersion);
+    return diffFunctions(from.body, (await load(toVersion)).body);
   }
 
   /**
@@ -61,14 +64,14 @@ export class HistoryQueries {
    * later changes elsewhere survive, a function the revision added is removed with whatever it
    * has gained since, and a function it removed comes back under its own id.
    */
-  undoOps(p: ProgramState, revision: number): ServiceOp[] {
-    this.revisionRecord(p.name, revision);
+  async undoOps(p: ProgramState, revision: number): Promise<ServiceOp[]> {
+    await this.revisionRecord(p.name, revision);
     return this.revertOps(p, revision);
   }
 
   /** The ops that re-apply what the undo revision `revision` reverted. */
-  redoOps(p: ProgramState, revision: number): ServiceOp[] {
-    const record = this.revisionRecord(p.name, revision);
+  async redoOps(p: ProgramState, revision: number): Promise<ServiceOp[]> {
+    const record = await this.revisionRecord(p.name, revision);
     if (record.kind !== 'undo') {
       const reason = `revision ${revision} is not an undo (it is a ${record.kind})`;
       throw new LockstepError('INVALID_EDIT', reason, { program: p.name, revision, reason });
@@ -77,13 +80,13 @@ export class HistoryQueries {
   }
 
   /** Ops that turn the current state into the checkpoint's state (empty when they are equal). */
-  restoreOps(p: ProgramState, checkpoint: string): ServiceOp[] {
+  async restoreOps(p: ProgramState, checkpoint: string): Promise<ServiceOp[]> {
     const program = p.name;
     const cp =
-      this.store.checkpoint(program, checkpoint) ??
+      (await this.store.checkpoint(program, checkpoint)) ??
       notFoundThrow(`checkpoint ${checkpoint} not found in program ${program}`, { program, checkpoint });
-    const ids = this.store.changedBetween(program, cp.revision, p.revision);
-    const target = this.store.stateAt(program, cp.revision, ids);
+    const ids = await this.store.changedBetween(program, cp.revision, p.revision);
+    const target = await this.store.stateAt(program, cp.revision, ids);
     const transitions: Transition[] = ids.map((id) => ({
       id,
       from: p.functions.get(id)?.body ?? null,
@@ -92,8 +95,8 @@ export class HistoryQueries {
     return transitionOps(transitions, new Set(p.idsByName.keys()));
   }
 
-  listCheckpoints(p: ProgramState): CheckpointInfo[] {
-    return this.store.checkpoints(p.name).map((cp) => ({
+  async listCheckpoints(p: ProgramState): Promise<CheckpointInfo[]> {
+    return (await this.store.checkpoints(p.name)).map((cp) => ({
       name: cp.name,
       revision: cp.revision,
       at: cp.at,
@@ -101,8 +104,8 @@ export class HistoryQueries {
     }));
   }
 
-  private revertOps(p: ProgramState, revision: number): ServiceOp[] {
-    const transitions: Transition[] = this.store.revisionChanges(p.name, revision).map((c) => ({
+  private async revertOps(p: ProgramState, revision: number): Promise<ServiceOp[]> {
+    const transitions: Transition[] = (await this.store.revisionChanges(p.name, revision)).map((c) => ({
       id: c.functionId,
       from: c.after?.body ?? null,
       to: c.before?.body ?? null,
@@ -110,9 +113,9 @@ export class HistoryQueries {
     return transitionOps(transitions, new Set(p.idsByName.keys()));
   }
 
-  private revisionRecord(program: string, revision: number): RevisionRecord {
+  private async revisionRecord(program: string, revision: number): Promise<RevisionRecord> {
     return (
-      this.store.revision(program, revision) ??
+      (await this.store.revision(program, revision)) ??
       notFoundThrow(`revision ${revision} not found in program ${program}`, { program, revision })
     );
   }

@@ -37,34 +37,55 @@ export class ProgramService {
   private readonly programs = new Map<string, ProgramState>();
   private readonly fenceCounter: FenceCounter;
   private readonly queries: HistoryQueries;
+  /** Per program, the tail of the work running in order on it (see inOrder). */
+  private readonly queues = new Map<string, Promise<unknown>>();
 
   /** Opens the store at `path` (see openStore); throws StoreError when it cannot be used. */
-  static open(opts: { path: string; clock: ServiceClock }): ProgramService {
-    const store = openStore(opts.path, opts.clock);
+  static async open(opts: { path: string; clock: ServiceClock }): Promise<ProgramService> {
+    const store = await openStore(opts.path, opts.clock);
     try {
-      return new ProgramService(store, opts.path, opts.clock);
+      const loaded = await store.load();
+      const programs = loaded.map((program) => restoreProgram(program, opts.path));
+      return new ProgramService(store, programs, await store.fenceCeilings(), opts.clock);
     } catch (err) {
-      store.close();
+      await store.close();
       throw err instanceof StoreError ? err : new StoreError(opts.path, 'cannot be loaded', err);
     }
   }
 
-  constructor(
+  private constructor(
     private readonly store: ProgramStore,
-    location: string,
+    programs: readonly ProgramState[],
+    ceilings: ReadonlyMap<string, number>,
     private readonly clock: ServiceClock,
   ) {
-    for (const loaded of store.load()) this.programs.set(loaded.name, restoreProgram(loaded, location));
-    this.fenceCounter = new FenceCounter(store);
+    for (const program of programs) this.programs.set(program.name, program);
+    this.fenceCounter = new FenceCounter(store, ceilings);
     this.queries = new HistoryQueries(store);
   }
 
-  close(): void {
-    this.store.close();
+  close(): Promise<void> {
+    return this.store.close();
   }
 
-  ping(): boolean {
+  ping(): Promise<boolean> {
     return this.store.ping();
+  }
+
+  /**
+   * Runs `work` after everything queued before it on the same program has settled, so that work
+   * which reads the program, awaits the store and then changes the program (an edit's checks and
+   * commit) sees no other change to it in between. Edits to one program commit in call order.
+   */
+  inOrder<T>(program: string, work: () => T | Promise<T>): Promise<T> {
+    const before = this.queues.get(program) ?? Promise.resolve();
+    const run = before.then(work, work);
+    const tail = run.catch(() => undefined);
+    this.queues.set(program, tail);
+    void tail.then(() => {
+      if (this.queues.get(program) === tail) this.queues.delete(program);
+    });
+    return run;
   }
 
   fences(): FenceSource {
@@ -77,21 +98,21 @@ export class ProgramService {
       .map((p) => ({ name: p.name, revision: p.revision, functions: p.functions.size }));
   }
 
-  createProgram(name: string): { name: string; revision: number } {
+  async createProgram(name: string): Promise<{ name: string; revision: number }> {
     const valid = ProgramName.safeParse(name);
     if (!valid.success) {
       const reason = valid.error.issues[0]?.message ?? 'invalid program name';
       throw new LockstepError('INVALID_EDIT', `invalid program name: ${reason}`, { program: name, reason });
     }
     if (this.programs.has(name)) throw new LockstepError('CONFLICT', `program ${name} exists`, { program: name });
-    this.store.createProgram(name, this.clock.now());
+    await this.store.createProgram(name, this.clock.now());
     this.programs.set(name, newProgramState(name, 0, 1));
     return { name, revision: 0 };
   }
 
-  deleteProgram(name: string): void {
+  async deleteProgram(name: string): Promise<void> {
     this.program(name);
-    this.store.deleteProgram(name);
+    await this.store.deleteProgram(name);
     this.programs.delete(name);
   }
 
@@ -119,14 +140,14 @@ export class ProgramService {
     return requiredLocks(this.program(program), ops);
   }
 
-  checkExpected(program: string, expected: Readonly<Record<string, string>>): ConflictDetail[] {
+  async checkExpected(program: string, expected: Readonly<Record<string, string>>): Promise<ConflictDetail[]> {
     const p = this.program(program);
     const conflicts: ConflictDetail[] = [];
     const entries = Object.entries(expected).map(([key, hash]) => [parseFunctionKey(key), hash] as const);
     for (const [functionId, expectedHash] of entries.sort(([a], [b]) => a - b)) {
       const current = p.functions.get(functionId);
       if (current?.hash === expectedHash) continue;
-      const old = this.store.latestWithHash(program, functionId, expectedHash);
+      const old = await this.store.latestWithHash(program, functionId, expectedHash);
       conflicts.push({
         functionId,
         expectedHash,
@@ -141,26 +162,31 @@ export class ProgramService {
    * Applies the ops all or none and commits them as the next revision. A function's version is
    * bumped only when its hash changes: an op that leaves the content as it was (updateNode to the
    * same value) still makes a revision, but no new version and no entry in `functions`.
+   *
+   * Memory changes only once the store has committed: a failed commit leaves no trace. Callers
+   * that may edit one program concurrently run their edits through inOrder().
    */
-  applyEdit(program: string, ops: readonly ServiceOp[], meta: EditMeta): EditResult {
+  async applyEdit(program: string, ops: readonly ServiceOp[], meta: EditMeta): Promise<EditResult> {
     const p = this.program(program);
     const applied = applyOps(p, ops);
     const revision = p.revision + 1;
     const at = this.clock.now();
-    const changes = applied.changes.map((change) => {
-      const after: VersionRecord | null =
-        change.after === null
-          ? null
-          : {
-              functionId: change.id,
-              version: (change.before?.version ?? this.store.lastVersion(program, change.id)) + 1,
-              revision,
-              hash: change.after.hash,
-              body: change.after.body,
-            };
-      return { functionId: change.id, before: change.before, beforeVersion: change.before?.version ?? null, after };
-    });
-    this.store.commit({
+    const changes = await Promise.all(
+      applied.changes.map(async (change) => {
+        const after: VersionRecord | null =
+          change.after === null
+            ? null
+            : {
+                functionId: change.id,
+                version: (change.before?.version ?? (await this.store.lastVersion(program, change.id))) + 1,
+                revision,
+                hash: change.after.hash,
+                body: change.after.body,
+              };
+        return { functionId: change.id, before: change.before, beforeVersion: change.before?.version ?? null, after };
+      }),
+    );
+    await this.store.commit({
       program,
       record: {
         revision,
@@ -199,31 +225,31 @@ export class ProgramService {
     return { revision, functions, created: applied.created, removed, at };
   }
 
-  history(program: string, opts: { after?: number; limit?: number } = {}): RevisionInfo[] {
+  history(program: string, opts: { after?: number; limit?: number } = {}): Promise<RevisionInfo[]> {
     return this.queries.history(this.program(program), opts);
   }
 
-  diffRevisions(program: string, from: number, to: number): RevisionDiff {
+  diffRevisions(program: string, from: number, to: number): Promise<RevisionDiff> {
     return this.queries.diffRevisions(this.program(program), from, to);
   }
 
-  diffFunction(program: string, id: number, fromVersion: number, toVersion: number): FunctionDiff {
+  diffFunction(program: string, id: number, fromVersion: number, toVersion: number): Promise<FunctionDiff> {
     return this.queries.diffFunction(this.program(program), id, fromVersion, toVersion);
   }
 
-  undoOps(program: string, revision: number): ServiceOp[] {
+  undoOps(program: string, revision: number): Promise<ServiceOp[]> {
     return this.queries.undoOps(this.program(program), revision);
   }
 
-  redoOps(program: string, revision: number): ServiceOp[] {
+  redoOps(program: string, revision: number): Promise<ServiceOp[]> {
     return this.queries.redoOps(this.program(program), revision);
   }
 
-  restoreOps(program: string, checkpoint: string): ServiceOp[] {
+  restoreOps(program: string, checkpoint: string): Promise<ServiceOp[]> {
     return this.queries.restoreOps(this.program(program), checkpoint);
   }
 
-  listCheckpoints(program: string): CheckpointInfo[] {
+  listCheckpoints(program: string): Promise<CheckpointInfo[]> {
     return this.queries.listCheckpoints(this.program(program));
   }
 
@@ -231,7 +257,11 @@ export class ProgramService {
    * Labels the current revision. Creating a checkpoint changes no function, so it makes no
    * revision of its own (a restore does).
    */
-  createCheckpoint(program: string, name: string, meta: EditMeta): { name: string; revision: number; at: number } {
+  async createCheckpoint(
+    program: string,
+    name: string,
+    meta: EditMeta,
+  ): Promise<{ name: string; revision: number; at: number }> {
     const p = this.program(program);
     const valid = FunctionName.safeParse(name);
     if (!valid.success) {
@@ -243,7 +273,7 @@ export class ProgramService {
       });
     }
     const at = this.clock.now();
-    const added = this.store.addCheckpoint(program, {
+    const added = await this.store.addCheckpoint(program, {
       name,
       revision: p.revision,
       at,

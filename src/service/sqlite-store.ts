@@ -221,7 +221,7 @@ export class SqliteStore implements ProgramStore {
       checkpoint: db.prepare(
         'SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? AND name = ?',
       ),
-      fenceCeiling: db.prepare('SELECT ceiling FROM fences WHERE program = ?').pluck(),
+      fenceCeilings: db.prepare('SELECT program, ceiling FROM fences'),
       saveFenceCeiling: db.prepare(`INSERT INTO fences (program, ceiling) VALUES (?, ?)
         ON CONFLICT (program) DO UPDATE SET ceiling = max(ceiling, excluded.ceiling)`),
       ping: db.prepare('SELECT 1').pluck(),
@@ -269,45 +269,45 @@ export class SqliteStore implements ProgramStore {
     });
   }
 
-  load(): LoadedProgram[] {
+  async load(): Promise<LoadedProgram[]> {
     const rows = this.stmt.programs.all() as Array<{ name: string; revision: number; next_function_id: number }>;
     return rows.map((row) => ({
       name: row.name,
       revision: row.revision,
       nextFunctionId: row.next_function_id,
-      functions: [...this.stateAt(row.name, row.revision).values()],
+      functions: [...this.readState(row.name, row.revision).values()],
     }));
   }
 
-  createProgram(name: string, at: number): void {
+  async createProgram(name: string, at: number): Promise<void> {
     this.stmt.insertProgram.run(name, at);
   }
 
-  deleteProgram(name: string): void {
+  async deleteProgram(name: string): Promise<void> {
     this.stmt.deleteProgram.run(name);
   }
 
-  commit(commit: RevisionCommit): void {
+  async commit(commit: RevisionCommit): Promise<void> {
     this.commitTx.immediate(commit);
   }
 
-  revisions(program: string, after: number, limit: number): RevisionRecord[] {
+  async revisions(program: string, after: number, limit: number): Promise<RevisionRecord[]> {
     return (this.stmt.revisions.all(program, after, limit) as RevisionRow[]).map(toRevision);
   }
 
-  revision(program: string, revision: number): RevisionRecord | undefined {
+  async revision(program: string, revision: number): Promise<RevisionRecord | undefined> {
     const row = this.stmt.revision.get(program, revision) as RevisionRow | undefined;
     return row === undefined ? undefined : toRevision(row);
   }
 
-  revisionChanges(program: string, revision: number): RevisionChange[] {
+  async revisionChanges(program: string, revision: number): Promise<RevisionChange[]> {
     const rows = this.stmt.revisionChanges.all(program, revision) as Array<{
       function_id: number;
       before_version: number | null;
       after_version: number | null;
     }>;
     const load = (id: number, version: number | null): VersionRecord | null =>
-      version === null ? null : (this.version(program, id, version) ?? null);
+      version === null ? null : (this.readVersion(program, id, version) ?? null);
     return rows.map((row) => ({
       functionId: row.function_id,
       before: load(row.function_id, row.before_version),
@@ -315,54 +315,67 @@ export class SqliteStore implements ProgramStore {
     }));
   }
 
-  version(program: string, functionId: number, version: number): VersionRecord | undefined {
+  async version(program: string, functionId: number, version: number): Promise<VersionRecord | undefined> {
+    return this.readVersion(program, functionId, version);
+  }
+
+  private readVersion(program: string, functionId: number, version: number): VersionRecord | undefined {
     const row = this.stmt.version.get(program, functionId, version) as VersionRow | undefined;
     return row === undefined ? undefined : toVersion(row);
   }
 
-  lastVersion(program: string, functionId: number): number {
+  async lastVersion(program: string, functionId: number): Promise<number> {
     return (this.stmt.lastVersion.get(program, functionId) as number | null) ?? 0;
   }
 
-  latestWithHash(program: string, functionId: number, hash: string): VersionRecord | undefined {
+  async latestWithHash(program: string, functionId: number, hash: string): Promise<VersionRecord | undefined> {
     const row = this.stmt.latestWithHash.get(program, functionId, hash) as VersionRow | undefined;
     return row === undefined ? undefined : toVersion(row);
   }
 
-  changedBetween(program: string, from: number, to: number): number[] {
+  async changedBetween(program: string, from: number, to: number): Promise<number[]> {
     return this.stmt.changedBetween.all(program, from, to) as number[];
   }
 
-  stateAt(program: string, revision: number, functionIds?: readonly number[]): Map<number, VersionRecord> {
+  async stateAt(
+    program: string,
+    revision: number,
+    functionIds?: readonly number[],
+  ): Promise<Map<number, VersionRecord>> {
+    return this.readState(program, revision, functionIds);
+  }
+
+  private readState(program: string, revision: number, functionIds?: readonly number[]): Map<number, VersionRecord> {
     const ids = functionIds === undefined ? null : JSON.stringify(functionIds);
     const rows = this.stmt.stateAt.all({ program, revision, ids }) as VersionRow[];
     return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
   }
 
-  addCheckpoint(program: string, cp: CheckpointRecord): boolean {
+  async addCheckpoint(program: string, cp: CheckpointRecord): Promise<boolean> {
     return (
       this.stmt.addCheckpoint.run(program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName).changes === 1
     );
   }
 
-  checkpoints(program: string): CheckpointRecord[] {
+  async checkpoints(program: string): Promise<CheckpointRecord[]> {
     return (this.stmt.checkpoints.all(program) as CheckpointRow[]).map(toCheckpoint);
   }
 
-  checkpoint(program: string, name: string): CheckpointRecord | undefined {
+  async checkpoint(program: string, name: string): Promise<CheckpointRecord | undefined> {
     const row = this.stmt.checkpoint.get(program, name) as CheckpointRow | undefined;
     return row === undefined ? undefined : toCheckpoint(row);
   }
 
-  fenceCeiling(program: string): number {
-    return (this.stmt.fenceCeiling.get(program) as number | undefined) ?? 0;
+  async fenceCeilings(): Promise<Map<string, number>> {
+    const rows = this.stmt.fenceCeilings.all() as Array<{ program: string; ceiling: number }>;
+    return new Map(rows.map((r) => [r.program, r.ceiling]));
   }
 
-  saveFenceCeiling(program: string, ceiling: number): void {
+  async saveFenceCeiling(program: string, ceiling: number): Promise<void> {
     this.stmt.saveFenceCeiling.run(program, ceiling);
   }
 
-  ping(): boolean {
+  async ping(): Promise<boolean> {
     try {
       return this.stmt.ping.get() === 1;
     } catch {
@@ -370,7 +383,7 @@ export class SqliteStore implements ProgramStore {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

@@ -49,6 +49,12 @@ export class Connection implements Sink {
   private inCall = false;
   private readonly held: string[] = [];
   private droppedInCall = false;
+  /**
+   * A call that needs the program store answers asynchronously; the frames that arrive meanwhile
+   * wait here and run in order after it, so a session's calls still run one at a time.
+   */
+  private busy = false;
+  private readonly waiting: Array<() => void> = [];
   private readonly bucket: TokenBucket;
   private helloTimer: NodeJS.Timeout | undefined;
 
@@ -112,6 +118,10 @@ export class Connection implements Sink {
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.busy) {
+      this.waiting.push(() => this.onMessage(data, isBinary));
+      return;
+    }
     if (isBinary) {
       this.replyError(
         null,
@@ -158,12 +168,45 @@ export class Connection implements Sink {
   private handle(call: IncomingCall): void {
     const after: Array<() => void> = [];
     const started = performance.now();
-    let outcome = 'ok';
     this.inCall = true;
+    let result: unknown;
     try {
-      const result = this.run(call, after);
-      if (call.id !== undefined) this.send(resultFrame(call.id, result));
+      result = this.run(call, after);
     } catch (err) {
+      this.finish(call, after, started, { err });
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      this.finish(call, after, started, { value: result });
+      return;
+    }
+    this.busy = true;
+    result
+      .then(
+        (value: unknown) => this.finish(call, after, started, { value }),
+        (err: unknown) => this.finish(call, after, started, { err }),
+      )
+      .finally(() => {
+        this.busy = false;
+        while (!this.busy) {
+          const next = this.waiting.shift();
+          if (next === undefined) break;
+          next();
+        }
+      });
+  }
+
+  private finish(
+    call: IncomingCall,
+    after: Array<() => void>,
+    started: number,
+    settled: { value: unknown } | { err: unknown },
+  ): void {
+    let outcome = 'ok';
+    if ('value' in settled) {
+      if (call.id !== undefined) this.send(resultFrame(call.id, settled.value));
+    } else {
+      const { err } = settled;
       outcome =
         err instanceof LockstepError ? err.type : err instanceof RpcProtocolError ? String(err.code) : 'internal';
       if (call.id !== undefined) this.replyError(call.id, err);

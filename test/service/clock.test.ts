@@ -3,15 +3,15 @@ import { ProgramService } from '../../src/service/index.ts';
 import { alice, chain } from '../fixtures/service.ts';
 
 describe('the injected clock', () => {
-  it('stamps revisions, checkpoints and history with its time, not the system time', () => {
+  it('stamps revisions, checkpoints and history with its time, not the system time', async () => {
     let now = 1_000;
-    const svc = ProgramService.open({ path: ':memory:', clock: { now: () => now } });
-    chain(svc);
+    const svc = await ProgramService.open({ path: ':memory:', clock: { now: () => now } });
+    await chain(svc);
     now = 2_000;
-    const cp = svc.createCheckpoint('main', 'cp', alice);
+    const cp = await svc.createCheckpoint('main', 'cp', alice);
     expect(cp.at).toBe(2_000);
-    expect(svc.history('main').map((r) => r.at)).toEqual([1_000]);
-    expect(svc.listCheckpoints('main').map((c) => c.at)).toEqual([2_000]);
-    svc.close();
+    expect((await svc.history('main')).map((r) => r.at)).toEqual([1_000]);
+    expect((await svc.listCheckpoints('main')).map((c) => c.at)).toEqual([2_000]);
+    await svc.close();
   });
 });

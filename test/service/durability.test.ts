@@ -46,7 +46,7 @@ describe('durability', () => {
     expect(acks.length).toBeGreaterThanOrEqual(50);
     expect(fences.length).toBeGreaterThan(0);
 
-    const svc = ProgramService.open({ path, clock: systemClock });
+    const svc = await ProgramService.open({ path, clock: systemClock });
     try {
       const program = svc.getProgram('main');
       const lastAck = acks.at(-1)?.revision as number;
@@ -54,7 +54,7 @@ describe('durability', () => {
       expect(program.revision).toBeGreaterThanOrEqual(lastAck);
       expect(program.revision).toBeLessThanOrEqual(lastAck + 1);
       expect(acks.map((a) => a.revision)).toEqual(acks.map((_, i) => i + 1));
-      expect(svc.history('main', { limit: 1000 }).map((r) => r.revision)).toEqual(
+      expect((await svc.history('main', { limit: 1000 })).map((r) => r.revision)).toEqual(
         Array.from({ length: program.revision }, (_, i) => i + 1),
       );
 
@@ -72,7 +72,7 @@ describe('durability', () => {
       }
       // Each acknowledged hash is a stored version, and its body is the state of that revision.
       for (const ack of acks) {
-        const [conflict] = svc.checkExpected('main', { '1': ack.hash });
+        const [conflict] = await svc.checkExpected('main', { '1': ack.hash });
         if (ack.revision === program.revision) {
           expect(conflict).toBeUndefined();
         } else {
@@ -83,7 +83,7 @@ describe('durability', () => {
       const next = svc.fences().next('main');
       expect(next).toBeGreaterThan(Math.max(...fences));
     } finally {
-      svc.close();
+      await svc.close();
     }
   });
 });
