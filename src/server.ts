@@ -7,7 +7,7 @@ import { WebSocketServer } from 'ws';
 import { systemClock, type Clock } from './concurrency/index.ts';
 import { ConfigError, defaultConfig, type ServerConfig } from './config.ts';
 import { Coordinator } from './coordinator/coordinator.ts';
-import { ProgramService } from './service/index.ts';
+import { ProgramService, shownLocation } from './service/index.ts';
 import { Tokens } from './coordinator/tokens.ts';
 import { Connection } from './transport/connection.ts';
 import { serveDashboard } from './transport/dashboard-route.ts';
@@ -129,7 +129,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   const hostInUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `ws://${hostInUrl}:${port}/ws`;
   const dashboardUrl = `http://${hostInUrl}:${port}/`;
-  logger.info({ url, dashboard: dashboardUrl, db: config.db }, 'lockstep listening');
+  logger.info({ url, dashboard: dashboardUrl, db: shownLocation(config.db) }, 'lockstep listening');
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = 'shutdown') =>

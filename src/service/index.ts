@@ -10,6 +10,7 @@ export type {
   RevisionInfo,
   ServiceClock,
 } from './service-types.ts';
+export { shownLocation } from './open-store.ts';
 export { StoreError } from './store.ts';
 export type { ProgramStore, RevisionKind } from './store.ts';
 export { ServiceOp, RestoreFunctionOp } from './ops.ts';

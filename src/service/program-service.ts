@@ -11,7 +11,7 @@ import { restoreProgram } from './load-program.ts';
 import { notFound, notFoundThrow, parseFunctionKey } from './lookup-errors.ts';
 import { newProgramState } from './model.ts';
 import type { ProgramState, StoredFunction } from './model.ts';
-import { openStore } from './open-store.ts';
+import { openStore, shownLocation } from './open-store.ts';
 import type { ServiceOp } from './ops.ts';
 import { requiredLocks } from './required-locks.ts';
 import type {
@@ -37,24 +37,32 @@ export class ProgramService {
   private readonly programs = new Map<string, ProgramState>();
   private readonly fenceCounter: FenceCounter;
   private readonly queries: HistoryQueries;
+  /**
+   * Programs whose last commit failed without a clear answer (the connection dropped during it):
+   * it may have landed, so memory is reloaded from the store before the next edit.
+   */
+  private readonly unsure = new Set<string>();
   /** Per program, the tail of the work running in order on it (see inOrder). */
   private readonly queues = new Map<string, Promise<unknown>>();
 
   /** Opens the store at `path` (see openStore); throws StoreError when it cannot be used. */
   static async open(opts: { path: string; clock: ServiceClock }): Promise<ProgramService> {
     const store = await openStore(opts.path, opts.clock);
+    const shown = shownLocation(opts.path);
     try {
       const loaded = await store.load();
-      const programs = loaded.map((program) => restoreProgram(program, opts.path));
-      return new ProgramService(store, programs, await store.fenceCeilings(), opts.clock);
+      const programs = loaded.map((program) => restoreProgram(program, shown));
+      return new ProgramService(store, shown, programs, await store.fenceCeilings(), opts.clock);
     } catch (err) {
       await store.close();
-      throw err instanceof StoreError ? err : new StoreError(opts.path, 'cannot be loaded', err);
+      throw err instanceof StoreError ? err : new StoreError(shown, 'cannot be loaded', err);
     }
   }
 
   private constructor(
     private readonly store: ProgramStore,
+    /** The store's location as messages may show it. */
+    private readonly location: string,
     programs: readonly ProgramState[],
     ceilings: ReadonlyMap<string, number>,
     private readonly clock: ServiceClock,
@@ -167,6 +175,7 @@ export class ProgramService {
    * that may edit one program concurrently run their edits through inOrder().
    */
   async applyEdit(program: string, ops: readonly ServiceOp[], meta: EditMeta): Promise<EditResult> {
+    if (this.unsure.has(program)) await this.reload(program);
     const p = this.program(program);
     const applied = applyOps(p, ops);
     const revision = p.revision + 1;
@@ -186,7 +195,7 @@ export class ProgramService {
         return { functionId: change.id, before: change.before, beforeVersion: change.before?.version ?? null, after };
       }),
     );
-    await this.store.commit({
+    const committed = this.store.commit({
       program,
       record: {
         revision,
@@ -203,6 +212,12 @@ export class ProgramService {
       nextFunctionId: applied.nextFunctionId,
       changes,
     });
+    try {
+      await committed;
+    } catch (err) {
+      this.unsure.add(program);
+      throw err;
+    }
 
     p.revision = revision;
     p.nextFunctionId = applied.nextFunctionId;
@@ -286,6 +301,13 @@ export class ProgramService {
         checkpoint: name,
       });
     return { name, revision: p.revision, at };
+  }
+
+  private async reload(name: string): Promise<void> {
+    const loaded = (await this.store.load()).find((p) => p.name === name);
+    if (loaded === undefined) this.programs.delete(name);
+    else this.programs.set(name, restoreProgram(loaded, this.location));
+    this.unsure.delete(name);
   }
 
   private program(name: string): ProgramState {

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ProgramService } from '../../src/service/index.ts';
-import { alice, chain } from '../fixtures/service.ts';
+import { alice, chain, memoryService } from '../fixtures/service.ts';
 
 describe('the injected clock', () => {
   it('stamps revisions, checkpoints and history with its time, not the system time', async () => {
     let now = 1_000;
-    const svc = await ProgramService.open({ path: ':memory:', clock: { now: () => now } });
+    const svc = await memoryService({ now: () => now });
     await chain(svc);
     now = 2_000;
     const cp = await svc.createCheckpoint('main', 'cp', alice);

@@ -142,3 +142,14 @@ describe('opening a bad store fails with a clear StoreError', () => {
     expect(openAsUser(await populated('fine.db'))).toEqual({ ok: true });
   });
 });
+
+describe('a URL that is not a PostgreSQL one', () => {
+  it('is refused, without echoing its credentials', async () => {
+    const err = await ProgramService.open({ path: 'mysql://root:pw-123@db.example/x', clock: systemClock }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).message).toMatch(/unsupported kind: use a file path, :memory:, or a postgres:\/\//);
+    expect((err as StoreError).message).not.toContain('pw-123');
+  });
+});

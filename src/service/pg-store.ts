@@ -1,0 +1,342 @@
+import type { FunctionBody } from '../protocol/program.ts';
+import { PgConnection, redactUrl } from './pg-connection.ts';
+import { migrate } from './pg-schema.ts';
+import type { ServiceClock } from './service-types.ts';
+import { StoreError } from './store.ts';
+import type {
+  CheckpointRecord,
+  LoadedProgram,
+  ProgramStore,
+  RevisionChange,
+  RevisionCommit,
+  RevisionKind,
+  RevisionRecord,
+  VersionRecord,
+} from './store.ts';
+
+interface VersionRow {
+  function_id: number;
+  version: number;
+  revision: number;
+  hash: string;
+  body: string;
+}
+
+interface RevisionRow {
+  revision: number;
+  at: number;
+  session_id: string;
+  session_name: string;
+  kind: RevisionKind;
+  op_count: number;
+  functions: number[];
+  undoes: number | null;
+  redoes: number | null;
+  checkpoint: string | null;
+  note: string | null;
+}
+
+interface CheckpointRow {
+  name: string;
+  revision: number;
+  at: number;
+  session_id: string;
+  session_name: string;
+}
+
+/**
+ * Opens a PostgreSQL program store: connects, then creates or migrates the schema. Everything that
+ * makes the database unusable stops start-up here, with the URL's password masked.
+ */
+export async function openPostgresStore(url: string, clock: ServiceClock): Promise<PostgresStore> {
+  const shown = redactUrl(url);
+  const db = new PgConnection(url, () => clock.now());
+  try {
+    const problem = await db.transaction((client) => migrate(client, clock.now()));
+    if (problem !== undefined) throw new StoreError(shown, problem);
+    return new PostgresStore(db);
+  } catch (err) {
+    await db.close();
+    if (err instanceof StoreError) throw err;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new StoreError(shown, `cannot be used (${why.replaceAll(url, shown)})`);
+  }
+}
+
+function toVersion(row: VersionRow): VersionRecord {
+  return {
+    functionId: row.function_id,
+    version: row.version,
+    revision: row.revision,
+    hash: row.hash,
+    body: JSON.parse(row.body) as FunctionBody,
+  };
+}
+
+function toRevision(row: RevisionRow): RevisionRecord {
+  return {
+    revision: row.revision,
+    at: row.at,
+    sessionId: row.session_id,
+    sessionName: row.session_name,
+    kind: row.kind,
+    ops: row.op_count,
+    functions: row.functions,
+    ...(row.undoes === null ? {} : { undoes: row.undoes }),
+    ...(row.redoes === null ? {} : { redoes: row.redoes }),
+    ...(row.checkpoint === null ? {} : { checkpoint: row.checkpoint }),
+    ...(row.note === null ? {} : { note: row.note }),
+  };
+}
+
+function toCheckpoint(row: CheckpointRow): CheckpointRecord {
+  return {
+    name: row.name,
+    revision: row.revision,
+    at: row.at,
+    sessionId: row.session_id,
+    sessionName: row.session_name,
+  };
+}
+
+const REVISION_COLUMNS = `r.revision, r.at, r.session_id, r.session_name, r.kind, r.op_count, r.undoes, r.redoes,
+  r.checkpoint, r.note,
+  ARRAY(SELECT f.function_id FROM revision_functions f WHERE f.program = r.program AND f.revision = r.revision
+        ORDER BY f.function_id) AS functions`;
+
+const VERSION_COLUMNS = 'v.function_id, v.version, v.revision, v.hash, v.body';
+
+// Per function, its last change at or before the revision (one backward index probe each), then
+// that version by primary key. With no ids given, every id the program ever handed out (ids are
+// dense: 1 .. next_function_id - 1), so the cost never depends on the length of the history.
+const STATE_AT = `SELECT ${VERSION_COLUMNS}
+  FROM unnest(coalesce($3::int[], ARRAY(SELECT generate_series(1, p.next_function_id - 1)
+                                          FROM programs p WHERE p.name = $1))) AS ids(function_id)
+  CROSS JOIN LATERAL (SELECT f.after_version FROM revision_functions f
+    WHERE f.program = $1 AND f.function_id = ids.function_id AND f.revision <= $2
+    ORDER BY f.revision DESC LIMIT 1) last
+  JOIN function_versions v ON v.program = $1 AND v.function_id = ids.function_id AND v.version = last.after_version
+  ORDER BY v.function_id`;
+
+export class PostgresStore implements ProgramStore {
+  constructor(private readonly db: PgConnection) {}
+
+  async load(): Promise<LoadedProgram[]> {
+    const rows = await this.db.query<{ name: string; revision: number; next_function_id: number }>(
+      'SELECT name, revision, next_function_id FROM programs ORDER BY name',
+    );
+    return Promise.all(
+      rows.map(async (row) => ({
+        name: row.name,
+        revision: row.revision,
+        nextFunctionId: row.next_function_id,
+        functions: [...(await this.stateAt(row.name, row.revision)).values()],
+      })),
+    );
+  }
+
+  async createProgram(name: string, at: number): Promise<void> {
+    await this.db.query('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES ($1, 0, 1, $2)', [
+      name,
+      at,
+    ]);
+  }
+
+  async deleteProgram(name: string): Promise<void> {
+    await this.db.query('DELETE FROM programs WHERE name = $1', [name]);
+  }
+
+  async commit(c: RevisionCommit): Promise<void> {
+    const r = c.record;
+    await this.db.transaction(async (client) => {
+      // First, so that the program row is locked for the rest of the transaction, and checked:
+      // memory and the database must agree on the base revision.
+      const advanced = await client.query(
+        'UPDATE programs SET revision = $1, next_function_id = $2 WHERE name = $3 AND revision = $4',
+        [r.revision, c.nextFunctionId, c.program, r.revision - 1],
+      );
+      if (advanced.rowCount !== 1)
+        throw new Error(`program ${c.program} is not at revision ${r.revision - 1} in the store`);
+      await client.query(
+        `INSERT INTO revisions
+          (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note)
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        [
+          c.program,
+          r.revision,
+          r.at,
+          r.sessionId,
+          r.sessionName,
+          r.kind,
+          JSON.stringify(c.ops),
+          c.ops.length,
+          r.undoes ?? null,
+          r.redoes ?? null,
+          r.checkpoint ?? null,
+          r.note ?? null,
+        ],
+      );
+      const versions = c.changes.flatMap((ch) => (ch.after === null ? [] : [ch.after]));
+      if (versions.length > 0) {
+        await client.query(
+          `INSERT INTO function_versions (program, function_id, version, revision, hash, body)
+           SELECT $1, id, version, $2, hash, body FROM unnest($3::int[], $4::int[], $5::text[], $6::text[])
+             AS t(id, version, hash, body)`,
+          [
+            c.program,
+            r.revision,
+            versions.map((v) => v.functionId),
+            versions.map((v) => v.version),
+            versions.map((v) => v.hash),
+            versions.map((v) => JSON.stringify(v.body)),
+          ],
+        );
+      }
+      if (c.changes.length > 0) {
+        await client.query(
+          `INSERT INTO revision_functions (program, revision, function_id, before_version, after_version)
+           SELECT $1, $2, id, before, after FROM unnest($3::int[], $4::int[], $5::int[]) AS t(id, before, after)`,
+          [
+            c.program,
+            r.revision,
+            c.changes.map((ch) => ch.functionId),
+            c.changes.map((ch) => ch.beforeVersion),
+            c.changes.map((ch) => ch.after?.version ?? null),
+          ],
+        );
+      }
+    });
+  }
+
+  async revisions(program: string, after: number, limit: number): Promise<RevisionRecord[]> {
+    const rows = await this.db.query<RevisionRow>(
+      `SELECT ${REVISION_COLUMNS} FROM revisions r WHERE r.program = $1 AND r.revision > $2 ORDER BY r.revision LIMIT $3`,
+      [program, after, limit],
+    );
+    return rows.map(toRevision);
+  }
+
+  async revision(program: string, revision: number): Promise<RevisionRecord | undefined> {
+    const [row] = await this.db.query<RevisionRow>(
+      `SELECT ${REVISION_COLUMNS} FROM revisions r WHERE r.program = $1 AND r.revision = $2`,
+      [program, revision],
+    );
+    return row === undefined ? undefined : toRevision(row);
+  }
+
+  async revisionChanges(program: string, revision: number): Promise<RevisionChange[]> {
+    const rows = await this.db.query<{
+      function_id: number;
+      before: VersionRow | null;
+      after: VersionRow | null;
+    }>(
+      `SELECT f.function_id,
+         (SELECT row_to_json(v) FROM function_versions v
+           WHERE v.program = f.program AND v.function_id = f.function_id AND v.version = f.before_version) AS before,
+         (SELECT row_to_json(v) FROM function_versions v
+           WHERE v.program = f.program AND v.function_id = f.function_id AND v.version = f.after_version) AS after
+       FROM revision_functions f WHERE f.program = $1 AND f.revision = $2 ORDER BY f.function_id`,
+      [program, revision],
+    );
+    return rows.map((row) => ({
+      functionId: row.function_id,
+      before: row.before === null ? null : toVersion(row.before),
+      after: row.after === null ? null : toVersion(row.after),
+    }));
+  }
+
+  async version(program: string, functionId: number, version: number): Promise<VersionRecord | undefined> {
+    const [row] = await this.db.query<VersionRow>(
+      `SELECT ${VERSION_COLUMNS} FROM function_versions v WHERE v.program = $1 AND v.function_id = $2 AND v.version = $3`,
+      [program, functionId, version],
+    );
+    return row === undefined ? undefined : toVersion(row);
+  }
+
+  async lastVersion(program: string, functionId: number): Promise<number> {
+    const [row] = await this.db.query<{ last: number | null }>(
+      'SELECT max(version) AS last FROM function_versions WHERE program = $1 AND function_id = $2',
+      [program, functionId],
+    );
+    return row?.last ?? 0;
+  }
+
+  async latestWithHash(program: string, functionId: number, hash: string): Promise<VersionRecord | undefined> {
+    const [row] = await this.db.query<VersionRow>(
+      `SELECT ${VERSION_COLUMNS} FROM function_versions v WHERE v.program = $1 AND v.function_id = $2 AND v.hash = $3
+       ORDER BY v.version DESC LIMIT 1`,
+      [program, functionId, hash],
+    );
+    return row === undefined ? undefined : toVersion(row);
+  }
+
+  async changedBetween(program: string, from: number, to: number): Promise<number[]> {
+    const rows = await this.db.query<{ function_id: number }>(
+      `SELECT DISTINCT function_id FROM revision_functions WHERE program = $1 AND revision > $2 AND revision <= $3
+       ORDER BY function_id`,
+      [program, from, to],
+    );
+    return rows.map((row) => row.function_id);
+  }
+
+  async stateAt(
+    program: string,
+    revision: number,
+    functionIds?: readonly number[],
+  ): Promise<Map<number, VersionRecord>> {
+    const rows = await this.db.query<VersionRow>(STATE_AT, [program, revision, functionIds ?? null]);
+    return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
+  }
+
+  async addCheckpoint(program: string, cp: CheckpointRecord): Promise<boolean> {
+    const rows = await this.db.query(
+      `INSERT INTO checkpoints (program, name, revision, at, session_id, session_name) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT DO NOTHING RETURNING name`,
+      [program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName],
+    );
+    return rows.length === 1;
+  }
+
+  async checkpoints(program: string): Promise<CheckpointRecord[]> {
+    const rows = await this.db.query<CheckpointRow>(
+      `SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = $1
+       ORDER BY revision, at, name COLLATE "C"`,
+      [program],
+    );
+    return rows.map(toCheckpoint);
+  }
+
+  async checkpoint(program: string, name: string): Promise<CheckpointRecord | undefined> {
+    const [row] = await this.db.query<CheckpointRow>(
+      'SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = $1 AND name = $2',
+      [program, name],
+    );
+    return row === undefined ? undefined : toCheckpoint(row);
+  }
+
+  async fenceCeilings(): Promise<Map<string, number>> {
+    const rows = await this.db.query<{ program: string; ceiling: number }>('SELECT program, ceiling FROM fences');
+    return new Map(rows.map((r) => [r.program, r.ceiling]));
+  }
+
+  async saveFenceCeiling(program: string, ceiling: number): Promise<void> {
+    await this.db.query(
+      `INSERT INTO fences (program, ceiling) VALUES ($1, $2)
+       ON CONFLICT (program) DO UPDATE SET ceiling = greatest(fences.ceiling, excluded.ceiling)`,
+      [program, ceiling],
+    );
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      const [row] = await this.db.query<{ one: number }>('SELECT 1 AS one');
+      return row?.one === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
