@@ -1,8 +1,8 @@
 import type { SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import type { ResultOf } from '../protocol/methods.ts';
-import { formatResource, type Resource } from '../protocol/resource.ts';
-import type { EditMeta, ServiceOp } from '../service/index.ts';
+import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
+import type { EditMeta, FenceClaim, ServiceOp } from '../service/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { CallContext } from './dispatch.ts';
 import { iso } from './wire-map.ts';
@@ -49,7 +49,7 @@ async function applyChecked(
   meta: EditPlan['meta'],
 ): Promise<ResultOf<'edit.apply'>> {
   const session = ctx.session;
-  checkLocks(c, session, program, ops);
+  const fences = checkLocks(c, session, program, ops);
   checkFences(c, session, program, checks.fences);
   await checkHashes(c, session, program, checks.expectedHashes);
   // Nothing to do (an undo of an empty revision, a restore to the state it is in): no revision.
@@ -63,7 +63,12 @@ async function applyChecked(
     }
   }
 
-  const result = await c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name });
+  const result = await c.programs.applyEdit(program, ops, {
+    ...meta,
+    sessionId: session.id,
+    name: session.name,
+    fences,
+  });
   const by = c.by(session);
   c.metrics.edits.inc({ kind: meta.kind ?? 'edit' });
 
@@ -131,11 +136,18 @@ export function tellRemoved(
   }
 }
 
-function checkLocks(c: Coordinator, session: SessionInfo, program: string, ops: ServiceOp[]): void {
+/** Returns the fences of the grants the edit is made under, for the store to check as it commits. */
+function checkLocks(c: Coordinator, session: SessionInfo, program: string, ops: ServiceOp[]): FenceClaim[] {
   const missing: Resource[] = [];
+  const claims: FenceClaim[] = [];
   for (const need of c.programs.requiredLocks(program, ops)) {
     const grant = c.locks.grantOf(session.id, need.resource);
     if (grant === undefined || grant.mode !== need.mode) missing.push(need.resource);
+    else
+      claims.push({
+        resource: isStructure(need.resource) ? 'structure' : String(need.resource.function),
+        fence: grant.fence,
+      });
   }
   if (missing.length > 0) {
     throw new LockstepError(
@@ -144,6 +156,7 @@ function checkLocks(c: Coordinator, session: SessionInfo, program: string, ops: 
       { missing, mode: 'write' },
     );
   }
+  return claims;
 }
 
 function checkFences(

@@ -80,6 +80,18 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     },
   },
+  {
+    version: 2,
+    up(db) {
+      // Per resource ('structure' or a function id), the fence of the last edit committed to it.
+      db.exec(`CREATE TABLE resource_fences (
+        program TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        fence INTEGER NOT NULL,
+        PRIMARY KEY (program, resource)
+      ) STRICT;`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -78,6 +78,18 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       ]);
     },
   },
+  {
+    version: 2,
+    async up(client) {
+      // Per resource ('structure' or a function id), the fence of the last edit committed to it.
+      await client.query(`CREATE TABLE resource_fences (
+        program text NOT NULL,
+        resource text NOT NULL,
+        fence bigint NOT NULL,
+        PRIMARY KEY (program, resource)
+      )`);
+    },
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -1,4 +1,5 @@
 import type { FunctionBody } from '../protocol/program.ts';
+import { type FenceClaim, staleFence } from './fence-claims.ts';
 import { PgConnection, redactUrl } from './pg-connection.ts';
 import { migrate } from './pg-schema.ts';
 import type { ServiceClock } from './service-types.ts';
@@ -157,6 +158,18 @@ export class PostgresStore implements ProgramStore {
       );
       if (advanced.rowCount !== 1)
         throw new Error(`program ${c.program} is not at revision ${r.revision - 1} in the store`);
+      const stale: Array<{ claim: FenceClaim; current: number }> = [];
+      for (const claim of c.fences) {
+        const claimed = await client.query<{ fence: number; claimed: boolean }>(
+          `INSERT INTO resource_fences AS f (program, resource, fence) VALUES ($1, $2, $3)
+           ON CONFLICT (program, resource) DO UPDATE SET fence = greatest(f.fence, excluded.fence)
+           RETURNING f.fence, f.fence = $3 AS claimed`,
+          [c.program, claim.resource, claim.fence],
+        );
+        const row = claimed.rows[0];
+        if (row !== undefined && !row.claimed) stale.push({ claim, current: row.fence });
+      }
+      if (stale.length > 0) throw staleFence(c.program, stale);
       await client.query(
         `INSERT INTO revisions
           (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note)
@@ -315,7 +328,11 @@ export class PostgresStore implements ProgramStore {
   }
 
   async fenceCeilings(): Promise<Map<string, number>> {
-    const rows = await this.db.query<{ program: string; ceiling: number }>('SELECT program, ceiling FROM fences');
+    const rows = await this.db.query<{ program: string; ceiling: number }>(
+      `SELECT program, max(ceiling) AS ceiling FROM
+        (SELECT program, ceiling FROM fences UNION ALL SELECT program, fence FROM resource_fences) AS all_fences
+       GROUP BY program`,
+    );
     return new Map(rows.map((r) => [r.program, r.ceiling]));
   }
 

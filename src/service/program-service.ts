@@ -211,11 +211,13 @@ export class ProgramService {
       ops: applied.ops,
       nextFunctionId: applied.nextFunctionId,
       changes,
+      fences: meta.fences ?? [],
     });
     try {
       await committed;
     } catch (err) {
-      this.unsure.add(program);
+      // A refusal is a clear answer; anything else may have happened after the commit landed.
+      if (!(err instanceof LockstepError && err.type === 'STALE_FENCE')) this.unsure.add(program);
       throw err;
     }
 

@@ -1,5 +1,6 @@
 import type { FunctionDiff } from '../protocol/program.ts';
 import type { Resource } from '../protocol/resource.ts';
+import type { FenceClaim } from './fence-claims.ts';
 import type { RevisionKind, RevisionRecord } from './store.ts';
 
 /**
@@ -22,6 +23,8 @@ export interface EditMeta {
   redoes?: number;
   /** For kind 'restore': the checkpoint restored. */
   checkpoint?: string;
+  /** The fences of the grants the edit is made under, checked by the store as it commits. */
+  fences?: readonly FenceClaim[];
 }
 
 export interface FunctionSummary {

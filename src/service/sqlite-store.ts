@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { FunctionBody } from '../protocol/program.ts';
+import { staleFence } from './fence-claims.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts';
 import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
@@ -221,13 +222,21 @@ export class SqliteStore implements ProgramStore {
       checkpoint: db.prepare(
         'SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? AND name = ?',
       ),
-      fenceCeilings: db.prepare('SELECT program, ceiling FROM fences'),
+      fenceCeilings: db.prepare(`SELECT program, max(ceiling) AS ceiling FROM
+        (SELECT program, ceiling FROM fences UNION ALL SELECT program, fence FROM resource_fences) GROUP BY program`),
+      claimFence: db.prepare(`INSERT INTO resource_fences (program, resource, fence) VALUES (?, ?, ?)
+        ON CONFLICT (program, resource) DO UPDATE SET fence = excluded.fence WHERE excluded.fence >= fence`),
+      committedFence: db.prepare('SELECT fence FROM resource_fences WHERE program = ? AND resource = ?').pluck(),
       saveFenceCeiling: db.prepare(`INSERT INTO fences (program, ceiling) VALUES (?, ?)
         ON CONFLICT (program) DO UPDATE SET ceiling = max(ceiling, excluded.ceiling)`),
       ping: db.prepare('SELECT 1').pluck(),
     };
     this.commitTx = db.transaction((c: RevisionCommit) => {
       const r = c.record;
+      const stale = c.fences
+        .filter((claim) => this.stmt.claimFence.run(c.program, claim.resource, claim.fence).changes === 0)
+        .map((claim) => ({ claim, current: this.stmt.committedFence.get(c.program, claim.resource) as number }));
+      if (stale.length > 0) throw staleFence(c.program, stale);
       this.stmt.insertRevision.run(
         c.program,
         r.revision,

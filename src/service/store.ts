@@ -1,4 +1,5 @@
 import type { FunctionBody } from '../protocol/program.ts';
+import type { FenceClaim } from './fence-claims.ts';
 import type { ServiceOp } from './ops.ts';
 
 // The persistence boundary. The model (ops, hashes, diffs, history ops) never sees SQL; a backend
@@ -45,6 +46,8 @@ export interface RevisionCommit {
   ops: readonly ServiceOp[];
   nextFunctionId: number;
   changes: ReadonlyArray<{ functionId: number; beforeVersion: number | null; after: VersionRecord | null }>;
+  /** Checked and recorded inside the transaction: STALE_FENCE when a resource has a higher one. */
+  fences: readonly FenceClaim[];
 }
 
 export interface LoadedProgram {
@@ -85,7 +88,7 @@ export interface ProgramStore {
   addCheckpoint(program: string, checkpoint: CheckpointRecord): Promise<boolean>;
   checkpoints(program: string): Promise<CheckpointRecord[]>;
   checkpoint(program: string, name: string): Promise<CheckpointRecord | undefined>;
-  /** Highest fence token reserved per program. Outlives the program on purpose. */
+  /** Highest fence token reserved or committed per program. Outlives the program on purpose. */
   fenceCeilings(): Promise<Map<string, number>>;
   /** Raises the program's ceiling (never lowers it). */
   saveFenceCeiling(program: string, ceiling: number): Promise<void>;
