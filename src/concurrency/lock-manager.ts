@@ -65,6 +65,8 @@ export class LockManager extends EventEmitter<LockEvents> {
   private readonly slots = new Map<string, ResourceSlot>();
   private readonly sessions = new Map<string, SessionLocks>();
   private readonly outbox = new Outbox();
+  /** Session and resource key of each pinned lock, with how many pins it has. */
+  private readonly pins = new Map<string, number>();
 
   constructor(opts: LockManagerOptions) {
     super();
@@ -204,6 +206,29 @@ export class LockManager extends EventEmitter<LockEvents> {
     } finally {
       this.outbox.flush();
     }
+  }
+
+  /**
+   * Keeps the session's locks on `resources` from expiring until the returned function is called:
+   * an edit made under them is being committed, and its checks and commit must be one step
+   * (cluster rule 5). A lease that runs out meanwhile ends when the pin is lifted.
+   */
+  pin(sessionId: string, resources: readonly Resource[]): () => void {
+    const pins = resources.map((r) => `${sessionId}\n${resourceKey(r)}`);
+    for (const pin of pins) this.pins.set(pin, (this.pins.get(pin) ?? 0) + 1);
+    let lifted = false;
+    return () => {
+      if (lifted) return;
+      lifted = true;
+      for (const pin of pins) {
+        const left = (this.pins.get(pin) ?? 1) - 1;
+        if (left > 0) this.pins.set(pin, left);
+        else this.pins.delete(pin);
+      }
+      const held = this.sessions.get(sessionId)?.holds;
+      const ran = [...(held?.values() ?? [])].find((h) => h.expiresAt <= this.clock.now() && !this.isPinned(h));
+      if (ran !== undefined) this.onExpiry(ran);
+    };
   }
 
   /** The disconnect: every ticket withdrawn and every lock released in one step, then waiters woken. */
@@ -590,7 +615,8 @@ export class LockManager extends EventEmitter<LockEvents> {
   private onExpiry(fired: Hold): void {
     const session = this.sessions.get(fired.sessionId)!;
     const now = this.clock.now();
-    const due = [...session.holds.values()].filter((h) => h.expiresAt <= now);
+    const due = [...session.holds.values()].filter((h) => h.expiresAt <= now && !this.isPinned(h));
+    if (due.length === 0) return;
     try {
       this.post('expired', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
       const dirty = new Set<ResourceSlot>();
@@ -599,6 +625,10 @@ export class LockManager extends EventEmitter<LockEvents> {
     } finally {
       this.outbox.flush();
     }
+  }
+
+  private isPinned(h: Hold): boolean {
+    return this.pins.has(`${h.sessionId}\n${h.key}`);
   }
 
   private onWaitTimeout(t: Ticket): void {

@@ -2,7 +2,7 @@ import type { SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
-import type { EditMeta, FenceClaim, ServiceOp } from '../service/index.ts';
+import { claimedResource, type EditMeta, type EditResult, type FenceClaim, type ServiceOp } from '../service/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { CallContext } from './dispatch.ts';
 import { iso } from './wire-map.ts';
@@ -33,11 +33,15 @@ export function commitEdit(
   checks: EditChecks,
 ): Promise<ResultOf<'edit.apply'>> {
   c.requireProgram(program);
-  return c.programs.inOrder(program, async () => {
-    c.requireProgram(program);
-    const { ops, meta } = await plan();
-    return applyChecked(c, ctx, program, ops, checks, meta);
-  });
+  // The very promise the call answers with: a disconnect meanwhile ends the session after it.
+  return c.committing(
+    ctx.session.id,
+    c.programs.inOrder(program, async () => {
+      c.requireProgram(program);
+      const { ops, meta } = await plan();
+      return applyChecked(c, ctx, program, ops, checks, meta);
+    }),
+  );
 }
 
 async function applyChecked(
@@ -63,12 +67,19 @@ async function applyChecked(
     }
   }
 
-  const result = await c.programs.applyEdit(program, ops, {
-    ...meta,
-    sessionId: session.id,
-    name: session.name,
-    fences,
-  });
+  // Check and commit are one step: while the commit is in flight (a round trip to PostgreSQL) the
+  // locks it was checked under can neither expire nor be released by a disconnect.
+  const unpin = c.locks.pin(
+    session.id,
+    fences.map((f) => claimedResource(program, f.resource)),
+  );
+  let result: EditResult;
+  try {
+    result = await c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name, fences });
+  } catch (err) {
+    unpin();
+    throw err;
+  }
   const by = c.by(session);
   c.metrics.edits.inc({ kind: meta.kind ?? 'edit' });
 
@@ -108,6 +119,9 @@ async function applyChecked(
       removed: result.removed,
     }));
   });
+
+  // After the commit's pushes: its lock ends (an expiry held back) only once the edit is told.
+  ctx.afterReply(unpin);
 
   return { revision: result.revision, functions: result.functions, created: result.created, removed: result.removed };
 }
