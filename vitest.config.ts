@@ -12,6 +12,7 @@ const storeSuites = [
   'test/service/boundaries.test.ts',
   'test/service/clock.test.ts',
   'test/service/edit-fences.test.ts',
+  'test/service/edit-keys.test.ts',
 ];
 const withPostgres = postgresInstalled() || process.env.CI === 'true';
 if (!withPostgres) console.log(`PostgreSQL 15 not found in ${PG_BIN}: skipping the PostgreSQL store tests`);

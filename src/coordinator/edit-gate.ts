@@ -10,6 +10,8 @@ import { iso } from './wire-map.ts';
 export interface EditChecks {
   expectedHashes?: Record<string, string> | undefined;
   fences?: Record<string, number> | undefined;
+  /** Idempotency key: a retry answers with the first result instead of applying again. */
+  key?: string | undefined;
 }
 
 /** What an edit applies, decided once its turn on the program has come. */
@@ -38,6 +40,10 @@ export function commitEdit(
     ctx.session.id,
     c.programs.inOrder(program, async () => {
       c.requireProgram(program);
+      const prior = checks.key === undefined ? undefined : await c.programs.keyedResult(program, checks.key);
+      if (prior !== undefined) {
+        return { revision: prior.revision, functions: prior.functions, created: prior.created, removed: prior.removed };
+      }
       const { ops, meta } = await plan();
       return applyChecked(c, ctx, program, ops, checks, meta);
     }),
@@ -75,7 +81,13 @@ async function applyChecked(
   );
   let result: EditResult;
   try {
-    result = await c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name, fences });
+    result = await c.programs.applyEdit(program, ops, {
+      ...meta,
+      sessionId: session.id,
+      name: session.name,
+      fences,
+      ...(checks.key === undefined ? {} : { key: checks.key }),
+    });
   } catch (err) {
     unpin();
     throw err;

@@ -90,6 +90,14 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       )`);
     },
   },
+  {
+    version: 3,
+    async up(client) {
+      // An edit's idempotency key and the result it answered, so that a retry gets it again.
+      await client.query(`ALTER TABLE revisions ADD COLUMN edit_key text, ADD COLUMN edit_result text;
+        CREATE UNIQUE INDEX revisions_by_key ON revisions (program, edit_key) WHERE edit_key IS NOT NULL;`);
+    },
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -1,49 +1,25 @@
-import type { FunctionBody } from '../protocol/program.ts';
 import { type FenceClaim, staleFence } from './fence-claims.ts';
 import { PgConnection, redactUrl } from './pg-connection.ts';
 import { migrate } from './pg-schema.ts';
 import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
+import {
+  type CheckpointRow,
+  type RevisionRow,
+  toCheckpoint,
+  toRevision,
+  toVersion,
+  type VersionRow,
+} from './store-rows.ts';
 import type {
   CheckpointRecord,
   LoadedProgram,
   ProgramStore,
   RevisionChange,
   RevisionCommit,
-  RevisionKind,
   RevisionRecord,
   VersionRecord,
 } from './store.ts';
-
-interface VersionRow {
-  function_id: number;
-  version: number;
-  revision: number;
-  hash: string;
-  body: string;
-}
-
-interface RevisionRow {
-  revision: number;
-  at: number;
-  session_id: string;
-  session_name: string;
-  kind: RevisionKind;
-  op_count: number;
-  functions: number[];
-  undoes: number | null;
-  redoes: number | null;
-  checkpoint: string | null;
-  note: string | null;
-}
-
-interface CheckpointRow {
-  name: string;
-  revision: number;
-  at: number;
-  session_id: string;
-  session_name: string;
-}
 
 /**
  * Opens a PostgreSQL program store: connects, then creates or migrates the schema. Everything that
@@ -62,42 +38,6 @@ export async function openPostgresStore(url: string, clock: ServiceClock): Promi
     const why = err instanceof Error ? err.message : String(err);
     throw new StoreError(shown, `cannot be used (${why.replaceAll(url, shown)})`);
   }
-}
-
-function toVersion(row: VersionRow): VersionRecord {
-  return {
-    functionId: row.function_id,
-    version: row.version,
-    revision: row.revision,
-    hash: row.hash,
-    body: JSON.parse(row.body) as FunctionBody,
-  };
-}
-
-function toRevision(row: RevisionRow): RevisionRecord {
-  return {
-    revision: row.revision,
-    at: row.at,
-    sessionId: row.session_id,
-    sessionName: row.session_name,
-    kind: row.kind,
-    ops: row.op_count,
-    functions: row.functions,
-    ...(row.undoes === null ? {} : { undoes: row.undoes }),
-    ...(row.redoes === null ? {} : { redoes: row.redoes }),
-    ...(row.checkpoint === null ? {} : { checkpoint: row.checkpoint }),
-    ...(row.note === null ? {} : { note: row.note }),
-  };
-}
-
-function toCheckpoint(row: CheckpointRow): CheckpointRecord {
-  return {
-    name: row.name,
-    revision: row.revision,
-    at: row.at,
-    sessionId: row.session_id,
-    sessionName: row.session_name,
-  };
 }
 
 const REVISION_COLUMNS = `r.revision, r.at, r.session_id, r.session_name, r.kind, r.op_count, r.undoes, r.redoes,
@@ -172,8 +112,9 @@ export class PostgresStore implements ProgramStore {
       if (stale.length > 0) throw staleFence(c.program, stale);
       await client.query(
         `INSERT INTO revisions
-          (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note)
-          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+          (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note,
+           edit_key, edit_result)
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
         [
           c.program,
           r.revision,
@@ -187,6 +128,8 @@ export class PostgresStore implements ProgramStore {
           r.redoes ?? null,
           r.checkpoint ?? null,
           r.note ?? null,
+          c.keyed?.key ?? null,
+          c.keyed === undefined ? null : JSON.stringify(c.keyed.result),
         ],
       );
       const versions = c.changes.flatMap((ch) => (ch.after === null ? [] : [ch.after]));
@@ -299,6 +242,14 @@ export class PostgresStore implements ProgramStore {
   ): Promise<Map<number, VersionRecord>> {
     const rows = await this.db.query<VersionRow>(STATE_AT, [program, revision, functionIds ?? null]);
     return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
+  }
+
+  async keyedResult(program: string, key: string): Promise<unknown> {
+    const [row] = await this.db.query<{ edit_result: string }>(
+      'SELECT edit_result FROM revisions WHERE program = $1 AND edit_key = $2',
+      [program, key],
+    );
+    return row === undefined ? undefined : JSON.parse(row.edit_result);
   }
 
   async addCheckpoint(program: string, cp: CheckpointRecord): Promise<boolean> {

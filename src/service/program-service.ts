@@ -195,6 +195,13 @@ export class ProgramService {
         return { functionId: change.id, before: change.before, beforeVersion: change.before?.version ?? null, after };
       }),
     );
+    const result: EditResult = {
+      revision,
+      functions: changes.flatMap(({ after }) => (after === null ? [] : [summary(after)])),
+      created: applied.created,
+      removed: changes.flatMap(({ functionId, after }) => (after === null ? [functionId] : [])),
+      at,
+    };
     const committed = this.store.commit({
       program,
       record: {
@@ -212,6 +219,7 @@ export class ProgramService {
       nextFunctionId: applied.nextFunctionId,
       changes,
       fences: meta.fences ?? [],
+      ...(meta.key === undefined ? {} : { keyed: { key: meta.key, result } }),
     });
     try {
       await committed;
@@ -226,20 +234,21 @@ export class ProgramService {
     for (const { functionId, before } of changes) {
       if (before !== null && p.idsByName.get(before.body.name) === functionId) p.idsByName.delete(before.body.name);
     }
-    const functions: FunctionSummary[] = [];
-    const removed: number[] = [];
     for (const { functionId, after } of changes) {
       if (after === null) {
         p.functions.delete(functionId);
-        removed.push(functionId);
         continue;
       }
-      const stored: StoredFunction = { body: after.body, hash: after.hash, version: after.version };
-      p.functions.set(functionId, stored);
+      p.functions.set(functionId, { body: after.body, hash: after.hash, version: after.version });
       p.idsByName.set(after.body.name, functionId);
-      functions.push(summary(stored));
     }
-    return { revision, functions, created: applied.created, removed, at };
+    return result;
+  }
+
+  /** The result of the revision committed under an idempotency key, for a retry; undefined if none. */
+  async keyedResult(program: string, key: string): Promise<EditResult | undefined> {
+    this.program(program);
+    return (await this.store.keyedResult(program, key)) as EditResult | undefined;
   }
 
   history(program: string, opts: { after?: number; limit?: number } = {}): Promise<RevisionInfo[]> {
@@ -317,6 +326,6 @@ export class ProgramService {
   }
 }
 
-function summary(fn: StoredFunction): FunctionSummary {
+function summary(fn: Pick<StoredFunction, 'body' | 'hash' | 'version'>): FunctionSummary {
   return { id: fn.body.id, name: fn.body.name, hash: fn.hash, version: fn.version };
 }

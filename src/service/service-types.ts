@@ -25,6 +25,8 @@ export interface EditMeta {
   checkpoint?: string;
   /** The fences of the grants the edit is made under, checked by the store as it commits. */
   fences?: readonly FenceClaim[];
+  /** Idempotency key: the result is stored with the revision (see keyedResult). */
+  key?: string;
 }
 
 export interface FunctionSummary {

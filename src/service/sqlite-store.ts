@@ -1,51 +1,27 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { FunctionBody } from '../protocol/program.ts';
 import { staleFence } from './fence-claims.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts';
 import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
+import {
+  type CheckpointRow,
+  type RevisionRow,
+  toCheckpoint,
+  toRevision,
+  toVersion,
+  type VersionRow,
+} from './store-rows.ts';
 import type {
   CheckpointRecord,
   LoadedProgram,
   ProgramStore,
   RevisionChange,
   RevisionCommit,
-  RevisionKind,
   RevisionRecord,
   VersionRecord,
 } from './store.ts';
-
-interface VersionRow {
-  function_id: number;
-  version: number;
-  revision: number;
-  hash: string;
-  body: string;
-}
-
-interface RevisionRow {
-  revision: number;
-  at: number;
-  session_id: string;
-  session_name: string;
-  kind: RevisionKind;
-  op_count: number;
-  functions: string;
-  undoes: number | null;
-  redoes: number | null;
-  checkpoint: string | null;
-  note: string | null;
-}
-
-interface CheckpointRow {
-  name: string;
-  revision: number;
-  at: number;
-  session_id: string;
-  session_name: string;
-}
 
 const SQLITE_PROBLEMS: Record<string, string> = {
   SQLITE_NOTADB: 'is not a database, or is corrupt',
@@ -120,40 +96,11 @@ export function openSqliteStore(path: string, clock: ServiceClock): SqliteStore 
   }
 }
 
-function toVersion(row: VersionRow): VersionRecord {
-  return {
-    functionId: row.function_id,
-    version: row.version,
-    revision: row.revision,
-    hash: row.hash,
-    body: JSON.parse(row.body) as FunctionBody,
-  };
-}
+/** SQLite hands the functions of a revision over as a JSON array. */
+type SqliteRevisionRow = Omit<RevisionRow, 'functions'> & { functions: string };
 
-function toRevision(row: RevisionRow): RevisionRecord {
-  return {
-    revision: row.revision,
-    at: row.at,
-    sessionId: row.session_id,
-    sessionName: row.session_name,
-    kind: row.kind,
-    ops: row.op_count,
-    functions: JSON.parse(row.functions) as number[],
-    ...(row.undoes === null ? {} : { undoes: row.undoes }),
-    ...(row.redoes === null ? {} : { redoes: row.redoes }),
-    ...(row.checkpoint === null ? {} : { checkpoint: row.checkpoint }),
-    ...(row.note === null ? {} : { note: row.note }),
-  };
-}
-
-function toCheckpoint(row: CheckpointRow): CheckpointRecord {
-  return {
-    name: row.name,
-    revision: row.revision,
-    at: row.at,
-    sessionId: row.session_id,
-    sessionName: row.session_name,
-  };
+function fromSqlite(row: SqliteRevisionRow): RevisionRecord {
+  return toRevision({ ...row, functions: JSON.parse(row.functions) as number[] });
 }
 
 const REVISION_COLUMNS = `r.revision, r.at, r.session_id, r.session_name, r.kind, r.op_count, r.undoes, r.redoes,
@@ -177,8 +124,10 @@ export class SqliteStore implements ProgramStore {
         'UPDATE programs SET revision = ?, next_function_id = ? WHERE name = ? AND revision = ?',
       ),
       insertRevision: db.prepare(`INSERT INTO revisions
-        (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+        (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note,
+         edit_key, edit_result)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      keyedResult: db.prepare('SELECT edit_result FROM revisions WHERE program = ? AND edit_key = ?').pluck(),
       insertVersion: db.prepare(
         'INSERT INTO function_versions (program, function_id, version, revision, hash, body) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -250,6 +199,8 @@ export class SqliteStore implements ProgramStore {
         r.redoes ?? null,
         r.checkpoint ?? null,
         r.note ?? null,
+        c.keyed?.key ?? null,
+        c.keyed === undefined ? null : JSON.stringify(c.keyed.result),
       );
       for (const change of c.changes) {
         const after = change.after;
@@ -301,12 +252,12 @@ export class SqliteStore implements ProgramStore {
   }
 
   async revisions(program: string, after: number, limit: number): Promise<RevisionRecord[]> {
-    return (this.stmt.revisions.all(program, after, limit) as RevisionRow[]).map(toRevision);
+    return (this.stmt.revisions.all(program, after, limit) as SqliteRevisionRow[]).map(fromSqlite);
   }
 
   async revision(program: string, revision: number): Promise<RevisionRecord | undefined> {
-    const row = this.stmt.revision.get(program, revision) as RevisionRow | undefined;
-    return row === undefined ? undefined : toRevision(row);
+    const row = this.stmt.revision.get(program, revision) as SqliteRevisionRow | undefined;
+    return row === undefined ? undefined : fromSqlite(row);
   }
 
   async revisionChanges(program: string, revision: number): Promise<RevisionChange[]> {
@@ -358,6 +309,11 @@ export class SqliteStore implements ProgramStore {
     const ids = functionIds === undefined ? null : JSON.stringify(functionIds);
     const rows = this.stmt.stateAt.all({ program, revision, ids }) as VersionRow[];
     return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
+  }
+
+  async keyedResult(program: string, key: string): Promise<unknown> {
+    const text = this.stmt.keyedResult.get(program, key) as string | undefined;
+    return text === undefined ? undefined : JSON.parse(text);
   }
 
   async addCheckpoint(program: string, cp: CheckpointRecord): Promise<boolean> {

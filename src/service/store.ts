@@ -48,6 +48,8 @@ export interface RevisionCommit {
   changes: ReadonlyArray<{ functionId: number; beforeVersion: number | null; after: VersionRecord | null }>;
   /** Checked and recorded inside the transaction: STALE_FENCE when a resource has a higher one. */
   fences: readonly FenceClaim[];
+  /** The edit's idempotency key and its result, kept with the revision for retries. */
+  keyed?: { key: string; result: unknown };
 }
 
 export interface LoadedProgram {
@@ -84,6 +86,8 @@ export interface ProgramStore {
   changedBetween(program: string, from: number, to: number): Promise<number[]>;
   /** The given functions (all when omitted) that existed at `revision`, by id. */
   stateAt(program: string, revision: number, functionIds?: readonly number[]): Promise<Map<number, VersionRecord>>;
+  /** The result recorded with the revision committed under this idempotency key, if any. */
+  keyedResult(program: string, key: string): Promise<unknown>;
   /** False when a checkpoint of that name exists. */
   addCheckpoint(program: string, checkpoint: CheckpointRecord): Promise<boolean>;
   checkpoints(program: string): Promise<CheckpointRecord[]>;

@@ -54,7 +54,7 @@ describe('the PostgreSQL store', () => {
     const newer = await freshDatabase(cluster);
     await (await ProgramService.open({ path: newer, clock: systemClock })).close();
     await sql(newer, "UPDATE lockstep_meta SET value = '99' WHERE key = 'schema_version'");
-    expect((await openError(newer)).message).toMatch(/schema version 99 is newer than this server supports \(2\)/);
+    expect((await openError(newer)).message).toMatch(/schema version 99 is newer than this server supports \(3\)/);
     const foreign = await freshDatabase(cluster);
     await sql(foreign, 'CREATE TABLE customers (id int)');
     expect((await openError(foreign)).message).toMatch(/not a Lockstep store/);

@@ -90,10 +90,10 @@ describe('opening a bad store fails with a clear StoreError', () => {
     const db = new Database(path);
     db.pragma('user_version = 99');
     db.close();
-    expect((await openError(path)).message).toMatch(/schema version 99 is newer than this server supports \(2\)/);
+    expect((await openError(path)).message).toMatch(/schema version 99 is newer than this server supports \(3\)/);
     // The failed open left nothing behind: once the version is back, the store opens.
     const fix = new Database(path);
-    fix.pragma('user_version = 2');
+    fix.pragma('user_version = 3');
     fix.close();
     const svc = await ProgramService.open({ path, clock: systemClock });
     expect(svc.getProgram('main').functions).toHaveLength(2);
