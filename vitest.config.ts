@@ -13,6 +13,7 @@ const storeSuites = [
   'test/service/clock.test.ts',
   'test/service/edit-fences.test.ts',
   'test/service/edit-keys.test.ts',
+  'test/service/durability.test.ts',
 ];
 const withPostgres = postgresInstalled() || process.env.CI === 'true';
 if (!withPostgres) console.log(`PostgreSQL 15 not found in ${PG_BIN}: skipping the PostgreSQL store tests`);
@@ -26,16 +27,29 @@ export default defineConfig({
     hookTimeout: 20_000,
     reporters: ['default'],
     projects: [
-      { extends: true, test: { name: 'sqlite', include: ['test/**/*.test.ts'], exclude: ['test/postgres/**'] } },
+      {
+        extends: true,
+        test: {
+          name: 'sqlite',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/postgres/**'],
+          env: { LOCKSTEP_TEST_DB: 'sqlite' },
+        },
+      },
       ...(withPostgres
         ? [
             {
               extends: true as const,
               test: {
                 name: 'postgres',
-                include: [...storeSuites, 'test/postgres/**/*.test.ts'],
+                include: [
+                  ...storeSuites,
+                  'test/postgres/**/*.test.ts',
+                  'test/server/**/*.test.ts',
+                  'test/faults/crash.test.ts',
+                ],
                 globalSetup: ['test/helpers/postgres-setup.ts'],
-                env: { LOCKSTEP_TEST_STORE: 'postgres' },
+                env: { LOCKSTEP_TEST_DB: 'postgres' },
               },
             },
           ]

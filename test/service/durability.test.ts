@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { functionHash, ProgramService } from '../../src/service/index.ts';
 import { systemClock } from '../../src/concurrency/index.ts';
+import { freshLocation } from '../fixtures/service.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-durability-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,7 +41,7 @@ function runWriter(path: string, killAfter: number): Promise<Outcome> {
 
 describe('durability', () => {
   it('keeps every acknowledged edit, whole, across a SIGKILL', async () => {
-    const path = join(dir, 'killed.db');
+    const path = await freshLocation(dir, 'killed.db');
     const { acks, fences, signal } = await runWriter(path, 50);
     expect(signal).toBe('SIGKILL');
     expect(acks.length).toBeGreaterThanOrEqual(50);
