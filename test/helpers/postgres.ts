@@ -49,9 +49,10 @@ function freePort(): Promise<number> {
 /**
  * A throwaway PostgreSQL 15: initdb into a temporary directory, listening on 127.0.0.1 only (and
  * a socket in that directory), on a free port, stopped by its pid. Never a database someone else
- * started. fsync is off: the tests kill Lockstep, never the database's machine.
+ * started. fsync is off unless `durable` (benchmarks): the tests kill Lockstep, never the
+ * database's machine.
  */
-export async function startPostgres(): Promise<PostgresCluster> {
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-pg-'));
   const data = join(dir, 'data');
   const user = asPostgres();
@@ -62,7 +63,14 @@ export async function startPostgres(): Promise<PostgresCluster> {
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.error?.message}`);
   const port = await freePort();
   const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1'];
-  args.push('-c', 'fsync=off', '-c', 'max_connections=300', '-c', 'shared_buffers=32MB');
+  args.push(
+    '-c',
+    `fsync=${opts.durable === true ? 'on' : 'off'}`,
+    '-c',
+    'max_connections=300',
+    '-c',
+    'shared_buffers=32MB',
+  );
   const child = spawn(...command(user, 'postgres', args), { stdio: ['ignore', 'ignore', 'pipe'] });
   const stopAtExit = () => child.kill('SIGKILL');
   process.once('exit', stopAtExit);
