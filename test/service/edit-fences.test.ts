@@ -1,5 +1,13 @@
-import { describe, expect, it } from 'vitest';
-import { alice, chain, edit, expectError, memoryService } from '../fixtures/service.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/concurrency/index.ts';
+import { ProgramService } from '../../src/service/index.ts';
+import { alice, chain, edit, expectError, freshLocation, memoryService } from '../fixtures/service.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'lockstep-edit-fences-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const under = (fences: Record<string, number>) => ({
   ...alice,
@@ -21,5 +29,16 @@ describe('the fence of the last committed edit, checked by the store', () => {
     expect((await edit(svc, set(4), under({ [id]: 5 }))).revision).toBe(3);
     expect((await edit(svc, set(5), under({ [id]: 9, structure: 4 }))).revision).toBe(4);
     await expectError(() => edit(svc, set(6), under({ [id]: 9, structure: 1 })), 'STALE_FENCE');
+  });
+
+  it('hands out fences above every committed one after a restart', async () => {
+    const path = await freshLocation(dir, 'restart.db');
+    let svc = await ProgramService.open({ path, clock: systemClock });
+    const id = await chain(svc);
+    await edit(svc, [{ op: 'removeNode', function: id, node: 3 }], under({ [id]: 50_000 }));
+    await svc.close();
+    svc = await ProgramService.open({ path, clock: systemClock });
+    expect(svc.fences().next('main')).toBeGreaterThan(50_000);
+    await svc.close();
   });
 });
