@@ -50,13 +50,17 @@ const VERSION_COLUMNS = 'v.function_id, v.version, v.revision, v.hash, v.body';
 // Per function, its last change at or before the revision (one backward index probe each), then
 // that version by primary key. With no ids given, every id the program ever handed out (ids are
 // dense: 1 .. next_function_id - 1), so the cost never depends on the length of the history.
+// Both lookups are LATERAL with a LIMIT (which keeps PostgreSQL from flattening them into a join)
+// so that the plan stays per function even without statistics: left free, the planner scanned
+// every version of the program first.
 const STATE_AT = `SELECT ${VERSION_COLUMNS}
   FROM unnest(coalesce($3::int[], ARRAY(SELECT generate_series(1, p.next_function_id - 1)
                                           FROM programs p WHERE p.name = $1))) AS ids(function_id)
   CROSS JOIN LATERAL (SELECT f.after_version FROM revision_functions f
     WHERE f.program = $1 AND f.function_id = ids.function_id AND f.revision <= $2
     ORDER BY f.revision DESC LIMIT 1) last
-  JOIN function_versions v ON v.program = $1 AND v.function_id = ids.function_id AND v.version = last.after_version
+  CROSS JOIN LATERAL (SELECT * FROM function_versions fv
+    WHERE fv.program = $1 AND fv.function_id = ids.function_id AND fv.version = last.after_version LIMIT 1) v
   ORDER BY v.function_id`;
 
 export class PostgresStore implements ProgramStore {
