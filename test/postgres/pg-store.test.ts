@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { describe, expect, inject, it } from 'vitest';
 import { systemClock } from '../../src/concurrency/index.ts';
 import { ProgramService, StoreError } from '../../src/service/index.ts';
+import { PG_MIGRATIONS } from '../../src/service/pg-schema.ts';
 import { alice, chain, edit, expectError } from '../fixtures/service.ts';
 import { RpcCallError } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
@@ -58,6 +59,27 @@ describe('the PostgreSQL store', () => {
     const foreign = await freshDatabase(cluster);
     await sql(foreign, 'CREATE TABLE customers (id int)');
     expect((await openError(foreign)).message).toMatch(/not a Lockstep store/);
+  });
+
+  it('migrates a database of schema version 1, keeping its content', async () => {
+    const url = await freshDatabase(cluster);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query('BEGIN');
+    await client.query('CREATE TABLE lockstep_meta (key text PRIMARY KEY, value text NOT NULL)');
+    await PG_MIGRATIONS[0]?.up(client as unknown as pg.PoolClient, 1);
+    await client.query("INSERT INTO lockstep_meta VALUES ('schema_version', '1')");
+    await client.query('COMMIT');
+    await client.end();
+    const svc = await ProgramService.open({ path: url, clock: systemClock });
+    const id = await chain(svc);
+    const result = await edit(svc, [{ op: 'removeNode', function: id, node: 3 }], {
+      ...alice,
+      key: 'k',
+      fences: [{ resource: String(id), fence: 7 }],
+    });
+    expect(await svc.keyedResult('main', 'k')).toEqual(result);
+    await svc.close();
   });
 
   it('never shows the password of the URL', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FENCE_BLOCK, ProgramService } from '../../src/service/index.ts';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../src/service/migrations.ts';
 import { alice, chain, edit } from '../fixtures/service.ts';
 import { systemClock } from '../../src/concurrency/index.ts';
 
@@ -101,5 +102,28 @@ describe('a file store', () => {
     expect((await ProgramService.open({ path: ':memory:', clock: systemClock })).getProgram('main').functions).toEqual(
       [],
     );
+  });
+});
+
+describe('a store of an older schema', () => {
+  it('is migrated on open, keeping its content, and takes what the new schema adds', async () => {
+    const path = join(dir, 'v1.db');
+    const old = new Database(path);
+    const [v1] = MIGRATIONS;
+    v1?.up(old, 1);
+    old.pragma('user_version = 1');
+    old.close();
+    const svc = await ProgramService.open({ path, clock: systemClock });
+    const id = await chain(svc);
+    const result = await edit(svc, [{ op: 'removeNode', function: id, node: 3 }], {
+      ...alice,
+      key: 'k',
+      fences: [{ resource: String(id), fence: 7 }],
+    });
+    expect(await svc.keyedResult('main', 'k')).toEqual(result);
+    await svc.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    db.close();
   });
 });
