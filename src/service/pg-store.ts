@@ -1,4 +1,4 @@
-import { type FenceClaim, staleFence } from './fence-claims.ts';
+import { staleFence } from './fence-claims.ts';
 import { PgConnection, redactUrl } from './pg-connection.ts';
 import { migrate } from './pg-schema.ts';
 import type { ServiceClock } from './service-types.ts';
@@ -63,6 +63,35 @@ const STATE_AT = `SELECT ${VERSION_COLUMNS}
     WHERE fv.program = $1 AND fv.function_id = ids.function_id AND fv.version = last.after_version LIMIT 1) v
   ORDER BY v.function_id`;
 
+// A revision in one statement (one round trip inside its transaction): the program row advanced
+// from the revision the service saw (and locked), the fences claimed (each stored fence comes
+// back: one above the claim refuses the commit), the revision, its versions and changes. Nothing
+// is inserted unless the program advanced.
+const COMMIT = `WITH advanced AS (
+    UPDATE programs SET revision = $2::int, next_function_id = $3::int
+    WHERE name = $1 AND revision = $2::int - 1 RETURNING name
+  ), claims AS (
+    INSERT INTO resource_fences AS f (program, resource, fence)
+    SELECT $1, t.resource, t.fence FROM unnest($4::text[], $5::bigint[]) AS t(resource, fence), advanced
+    ON CONFLICT (program, resource) DO UPDATE SET fence = greatest(f.fence, excluded.fence)
+    RETURNING f.resource, f.fence
+  ), rev AS (
+    INSERT INTO revisions (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes,
+      checkpoint, note, edit_key, edit_result)
+    SELECT $1, $2::int, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM advanced RETURNING revision
+  ), versions AS (
+    INSERT INTO function_versions (program, function_id, version, revision, hash, body)
+    SELECT $1, t.id, t.version, $2::int, t.hash, t.body
+    FROM unnest($18::int[], $19::int[], $20::text[], $21::text[]) AS t(id, version, hash, body), rev
+    RETURNING 1
+  ), changes AS (
+    INSERT INTO revision_functions (program, revision, function_id, before_version, after_version)
+    SELECT $1, $2::int, t.id, t.before, t.after FROM unnest($22::int[], $23::int[], $24::int[]) AS t(id, before, after), rev
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM advanced)::int AS advanced,
+    (SELECT coalesce(json_agg(json_build_object('resource', resource, 'fence', fence)), '[]'::json) FROM claims) AS fences`;
+
 export class PostgresStore implements ProgramStore {
   constructor(private readonly db: PgConnection) {}
 
@@ -93,35 +122,15 @@ export class PostgresStore implements ProgramStore {
 
   async commit(c: RevisionCommit): Promise<void> {
     const r = c.record;
+    const versions = c.changes.flatMap((ch) => (ch.after === null ? [] : [ch.after]));
     await this.db.transaction(async (client) => {
-      // First, so that the program row is locked for the rest of the transaction, and checked:
-      // memory and the database must agree on the base revision.
-      const advanced = await client.query(
-        'UPDATE programs SET revision = $1, next_function_id = $2 WHERE name = $3 AND revision = $4',
-        [r.revision, c.nextFunctionId, c.program, r.revision - 1],
-      );
-      if (advanced.rowCount !== 1)
-        throw new Error(`program ${c.program} is not at revision ${r.revision - 1} in the store`);
-      const stale: Array<{ claim: FenceClaim; current: number }> = [];
-      for (const claim of c.fences) {
-        const claimed = await client.query<{ fence: number; claimed: boolean }>(
-          `INSERT INTO resource_fences AS f (program, resource, fence) VALUES ($1, $2, $3)
-           ON CONFLICT (program, resource) DO UPDATE SET fence = greatest(f.fence, excluded.fence)
-           RETURNING f.fence, f.fence = $3 AS claimed`,
-          [c.program, claim.resource, claim.fence],
-        );
-        const row = claimed.rows[0];
-        if (row !== undefined && !row.claimed) stale.push({ claim, current: row.fence });
-      }
-      if (stale.length > 0) throw staleFence(c.program, stale);
-      await client.query(
-        `INSERT INTO revisions
-          (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note,
-           edit_key, edit_result)
-          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-        [
+      const [row] = (
+        await client.query<{ advanced: number; fences: Array<{ resource: string; fence: number }> }>(COMMIT, [
           c.program,
           r.revision,
+          c.nextFunctionId,
+          c.fences.map((f) => f.resource),
+          c.fences.map((f) => f.fence),
           r.at,
           r.sessionId,
           r.sessionName,
@@ -134,37 +143,23 @@ export class PostgresStore implements ProgramStore {
           r.note ?? null,
           c.keyed?.key ?? null,
           c.keyed === undefined ? null : JSON.stringify(c.keyed.result),
-        ],
-      );
-      const versions = c.changes.flatMap((ch) => (ch.after === null ? [] : [ch.after]));
-      if (versions.length > 0) {
-        await client.query(
-          `INSERT INTO function_versions (program, function_id, version, revision, hash, body)
-           SELECT $1, id, version, $2, hash, body FROM unnest($3::int[], $4::int[], $5::text[], $6::text[])
-             AS t(id, version, hash, body)`,
-          [
-            c.program,
-            r.revision,
-            versions.map((v) => v.functionId),
-            versions.map((v) => v.version),
-            versions.map((v) => v.hash),
-            versions.map((v) => JSON.stringify(v.body)),
-          ],
-        );
-      }
-      if (c.changes.length > 0) {
-        await client.query(
-          `INSERT INTO revision_functions (program, revision, function_id, before_version, after_version)
-           SELECT $1, $2, id, before, after FROM unnest($3::int[], $4::int[], $5::int[]) AS t(id, before, after)`,
-          [
-            c.program,
-            r.revision,
-            c.changes.map((ch) => ch.functionId),
-            c.changes.map((ch) => ch.beforeVersion),
-            c.changes.map((ch) => ch.after?.version ?? null),
-          ],
-        );
-      }
+          versions.map((v) => v.functionId),
+          versions.map((v) => v.version),
+          versions.map((v) => v.hash),
+          versions.map((v) => JSON.stringify(v.body)),
+          c.changes.map((ch) => ch.functionId),
+          c.changes.map((ch) => ch.beforeVersion),
+          c.changes.map((ch) => ch.after?.version ?? null),
+        ])
+      ).rows;
+      // Memory and the database must agree on the base revision (the row is locked from here on).
+      if (row?.advanced !== 1)
+        throw new Error(`program ${c.program} is not at revision ${r.revision - 1} in the store`);
+      const stored = new Map(row.fences.map((f) => [f.resource, f.fence]));
+      const stale = c.fences
+        .map((claim) => ({ claim, current: stored.get(claim.resource) ?? claim.fence }))
+        .filter(({ claim, current }) => current > claim.fence);
+      if (stale.length > 0) throw staleFence(c.program, stale);
     });
   }
 
