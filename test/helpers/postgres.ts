@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort } from '../../bench/proc.ts';
 
 /** Debian's postgresql-15 server binaries, which CI installs (.ci/run). */
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -32,18 +32,6 @@ function asPostgres(): { prefix: string[]; uid?: number; gid?: number } {
 function command(user: { prefix: string[] }, binary: string, args: string[]): [string, string[]] {
   const full = [...user.prefix, join(PG_BIN, binary), ...args];
   return [full[0] as string, full.slice(1)];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /**
