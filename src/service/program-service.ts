@@ -87,7 +87,14 @@ export class ProgramService {
    */
   inOrder<T>(program: string, work: () => T | Promise<T>): Promise<T> {
     const before = this.queues.get(program) ?? Promise.resolve();
-    const run = before.then(work, work);
+    // A program whose last commit ended without a clear answer is reloaded first, so that the
+    // work's checks see what the store holds.
+    const run = before
+      .then(
+        () => this.settle(program),
+        () => this.settle(program),
+      )
+      .then(work);
     const tail = run.catch(() => undefined);
     this.queues.set(program, tail);
     void tail.then(() => {
@@ -175,7 +182,7 @@ export class ProgramService {
    * that may edit one program concurrently run their edits through inOrder().
    */
   async applyEdit(program: string, ops: readonly ServiceOp[], meta: EditMeta): Promise<EditResult> {
-    if (this.unsure.has(program)) await this.reload(program);
+    await this.settle(program);
     const p = this.program(program);
     const applied = applyOps(p, ops);
     const revision = p.revision + 1;
@@ -314,7 +321,8 @@ export class ProgramService {
     return { name, revision: p.revision, at };
   }
 
-  private async reload(name: string): Promise<void> {
+  private async settle(name: string): Promise<void> {
+    if (!this.unsure.has(name)) return;
     const loaded = (await this.store.load()).find((p) => p.name === name);
     if (loaded === undefined) this.programs.delete(name);
     else this.programs.set(name, restoreProgram(loaded, this.location));

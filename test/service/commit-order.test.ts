@@ -29,6 +29,26 @@ describe('the asynchronous store boundary', () => {
     await svc.close();
   });
 
+  it('reloads a program whose last commit failed before the next work on it runs', async () => {
+    const path = join(dir, 'reloaded.db');
+    const svc = await ProgramService.open({ path, clock: systemClock });
+    const id = await chain(svc);
+    const saboteur = new Database(path);
+    saboteur.exec("CREATE TRIGGER refuse BEFORE INSERT ON revisions BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    const change = (value: number) => [{ op: 'updateNode', function: id, node: { id: 1, attrs: { value } } }];
+    await expect(edit(svc, change(9))).rejects.toThrow(/refused/);
+    saboteur.exec('DROP TRIGGER refuse');
+    saboteur.close();
+    // What a failed commit may hide: the store moved on without this process knowing.
+    const other = await ProgramService.open({ path, clock: systemClock });
+    await edit(other, change(10));
+    const moved = other.getProgram('main');
+    await other.close();
+    expect(await svc.inOrder('main', () => svc.getProgram('main'))).toEqual(moved);
+    expect((await edit(svc, change(11))).revision).toBe(moved.revision + 1);
+    await svc.close();
+  });
+
   it('runs work on one program in call order, whatever each awaits', async () => {
     const svc = await memoryService();
     const order: string[] = [];
