@@ -14,7 +14,7 @@ export const optionSpecs = {
   db: {
     schema: z.string().min(1),
     default: './data/lockstep.db',
-    doc: 'SQLite file for programs and history; :memory: keeps nothing',
+    doc: 'program store: a SQLite file, :memory: (keeps nothing), or a postgres:// URL',
   },
   heartbeatMs: { schema: int(100), default: 15_000, doc: 'WebSocket ping interval; two missed pongs end the session' },
   idleTimeoutMs: { schema: int(1000), default: 3_600_000, doc: 'a session that sends nothing this long is closed' },

@@ -8,7 +8,7 @@ import { systemClock, type Clock } from './concurrency/index.ts';
 import { ConfigError, defaultConfig, limitsOf, lockDefaultsOf, type ServerConfig } from './config.ts';
 import { type Coordinator, CoordinatorPort, Tokens } from './coordinator/index.ts';
 import { CloseCode } from './protocol/close-codes.ts';
-import { ProgramService } from './service/index.ts';
+import { ProgramService, shownLocation } from './service/index.ts';
 import { Connection } from './transport/connection.ts';
 import { serveDashboard } from './transport/dashboard-route.ts';
 import { isLoopbackHost, originAllowed, parseOrigins, serverHostNames } from './transport/origin.ts';
@@ -48,9 +48,10 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   }
   const allowedOrigins = parseOrigins(config.allowedOrigins);
   const hostNames = serverHostNames(config.host);
-  const programs = ProgramService.open({ path: config.db });
+  const time = clock ?? systemClock;
+  const programs = await ProgramService.open({ path: config.db, clock: time });
   const coordinator = new CoordinatorPort({
-    clock: clock ?? systemClock,
+    clock: time,
     programs,
     logger,
     version: VERSION,
@@ -122,7 +123,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   const hostInUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `ws://${hostInUrl}:${port}/ws`;
   const dashboardUrl = `http://${hostInUrl}:${port}/`;
-  logger.info({ url, dashboard: dashboardUrl, db: config.db }, 'lockstep listening');
+  logger.info({ url, dashboard: dashboardUrl, db: shownLocation(config.db) }, 'lockstep listening');
 
   let stopping: Promise<void> | undefined;
   const stop = (reason = 'shutdown') =>
@@ -134,7 +135,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       http.closeAllConnections();
       await closed;
       coordinator.close();
-      programs.close();
+      await programs.close();
       logger.info({ reason }, 'lockstep stopped');
     })());
 
@@ -151,8 +152,10 @@ function route(req: IncomingMessage, res: ServerResponse, c: CoordinatorPort): v
     return;
   }
   if (req.method === 'GET' && path === '/healthz') {
-    const body = { ...c.health(), version: VERSION };
-    res.writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    void c.health().then((health) => {
+      const body = { ...health, version: VERSION };
+      res.writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
     return;
   }
   if (serveDashboard(req, res, path)) return;

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
+import { resourceKey } from '../protocol/resource.ts';
 import type { LockMode, Resource } from '../protocol/resource.ts';
 import type { Clock } from './clock.ts';
 import { Deadlines } from './deadlines.ts';
@@ -61,6 +62,8 @@ export class LockTable extends EventEmitter<LockEvents> {
   /** Tickets whose positions moved since they were last told, waiting for the coalesced push. */
   private readonly unpushed = new Set<Ticket>();
   private pushAt: Deadline | undefined;
+  /** Session and resource key of each pinned lock, with how many pins it has. */
+  private readonly pins = new Map<string, number>();
 
   constructor(opts: LockManagerOptions) {
     super();
@@ -85,6 +88,29 @@ export class LockTable extends EventEmitter<LockEvents> {
   /** Cancels every timer; the state stays readable. */
   close(): void {
     this.deadlines.close();
+  }
+
+  /**
+   * Keeps the session's locks on `resources` from expiring until the returned function is called:
+   * an edit made under them is being committed, and its checks and commit must be one step
+   * (cluster rule 5). A lease that runs out meanwhile ends when the pin is lifted.
+   */
+  pin(sessionId: string, resources: readonly Resource[]): () => void {
+    const pins = resources.map((r) => `${sessionId}\n${resourceKey(r)}`);
+    for (const pin of pins) this.pins.set(pin, (this.pins.get(pin) ?? 0) + 1);
+    let lifted = false;
+    return () => {
+      if (lifted) return;
+      lifted = true;
+      for (const pin of pins) {
+        const left = (this.pins.get(pin) ?? 1) - 1;
+        if (left > 0) this.pins.set(pin, left);
+        else this.pins.delete(pin);
+      }
+      const held = this.sessions.get(sessionId)?.holds;
+      const ran = [...(held?.values() ?? [])].find((h) => h.expiresAt <= this.clock.now() && !this.isPinned(h));
+      if (ran !== undefined) this.onExpiry(ran);
+    };
   }
 
   /**
@@ -318,11 +344,16 @@ export class LockTable extends EventEmitter<LockEvents> {
   private onExpiry(fired: Hold): void {
     const session = this.sessions.get(fired.sessionId)!;
     const now = this.clock.now();
-    const due = [...session.holds.values()].filter((h) => h.expiresAt <= now);
+    const due = [...session.holds.values()].filter((h) => h.expiresAt <= now && !this.isPinned(h));
+    if (due.length === 0) return;
     this.change((dirty) => {
       this.post('expired', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
       this.dropHolds(fired.sessionId, session, due, 'expired', dirty);
     });
+  }
+
+  private isPinned(h: Hold): boolean {
+    return this.pins.size > 0 && this.pins.has(`${h.sessionId}\n${h.key}`);
   }
 
   private pushPositions(t: Ticket): void {

@@ -38,19 +38,35 @@ export class Conversation {
     return session === undefined ? {} : { sessionId: session.id, name: session.name };
   }
 
+  /**
+   * The call's result, or a promise of it when the call needs the program store. The promise is
+   * handed back as the handler made it, not wrapped: a disconnect waits for that very promise
+   * (Coordinator.committing), and the reply and its after-reply work must come first.
+   */
   call(method: string, params: unknown): unknown {
     const started = performance.now();
-    let outcome = 'ok';
-    try {
-      return this.run(method, params);
-    } catch (err) {
-      outcome =
-        err instanceof LockstepError ? err.type : err instanceof RpcProtocolError ? String(err.code) : 'internal';
-      throw err;
-    } finally {
+    const observe = (err?: unknown) => {
+      const outcome =
+        err === undefined
+          ? 'ok'
+          : err instanceof LockstepError
+            ? err.type
+            : err instanceof RpcProtocolError
+              ? String(err.code)
+              : 'internal';
       const label = isMethod(method) ? method : 'unknown';
       this.c.metrics.requests.observe({ method: label, outcome }, (performance.now() - started) / 1000);
+    };
+    let result: unknown;
+    try {
+      result = this.run(method, params);
+    } catch (err) {
+      observe(err);
+      throw err;
     }
+    if (result instanceof Promise) result.then(() => observe(), observe);
+    else observe();
+    return result;
   }
 
   /** The connection is gone, however it went: the session goes with it (see Coordinator.disconnect). */

@@ -65,6 +65,8 @@ export class Coordinator {
   draining = false;
 
   private readonly sinks = new Map<string, Sink>();
+  /** Edits being committed, per session: a disconnect releases the session's locks after them. */
+  private readonly commits = new Map<string, Set<Promise<unknown>>>();
   private readonly subscriptions = new Map<string, Set<Topic>>();
   private readonly outbox: LoggedEvent[] = [];
   private fanningOut = false;
@@ -117,8 +119,33 @@ export class Coordinator {
     this.sinks.delete(sessionId);
     this.subscriptions.delete(sessionId);
     this.watches.dropSession(sessionId);
-    if (why === 'dropped') this.sessions.detach(sessionId);
-    else this.sessions.remove(sessionId, why === 'closed' ? 'disconnect' : why);
+    const end = () => {
+      if (why === 'dropped') this.sessions.detach(sessionId);
+      else this.sessions.remove(sessionId, why === 'closed' ? 'disconnect' : why);
+    };
+    const commits = this.commits.get(sessionId);
+    if (commits === undefined) end();
+    else void Promise.allSettled(commits).then(end);
+  }
+
+  /**
+   * Tracks an edit of the session until it settles (see disconnect). Pass the promise the call
+   * answers with: the session then ends after the call's after-reply work too.
+   */
+  committing<T>(sessionId: string, commit: Promise<T>): Promise<T> {
+    let commits = this.commits.get(sessionId);
+    if (commits === undefined) {
+      commits = new Set();
+      this.commits.set(sessionId, commits);
+    }
+    const tracked = commits;
+    tracked.add(commit);
+    const settled = () => {
+      tracked.delete(commit);
+      if (tracked.size === 0 && this.commits.get(sessionId) === tracked) this.commits.delete(sessionId);
+    };
+    commit.then(settled, settled);
+    return commit;
   }
 
   notify<N extends NotificationName>(sessionId: string, method: N, params: NotificationParams<N>): void {

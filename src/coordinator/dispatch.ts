@@ -19,7 +19,8 @@ export interface CallContext {
 export interface MethodSpec<M extends MethodName> {
   /** Roles allowed to call it; absent = every role. */
   roles?: readonly Role[];
-  handle(c: Coordinator, ctx: CallContext, params: ParamsOf<M>): ResultOf<M>;
+  /** A promise when the call needs the program store; its reply is written once it settles. */
+  handle(c: Coordinator, ctx: CallContext, params: ParamsOf<M>): ResultOf<M> | Promise<ResultOf<M>>;
 }
 
 export type HandlerTable = { [M in Exclude<MethodName, 'session.hello'>]: MethodSpec<M> };

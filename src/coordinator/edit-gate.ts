@@ -2,7 +2,7 @@ import type { SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
-import type { EditMeta, ServiceOp } from '../service/index.ts';
+import { claimedResource, type EditMeta, type EditResult, type FenceClaim, type ServiceOp } from '../service/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { CallContext } from './dispatch.ts';
 import { iso } from './wire-map.ts';
@@ -10,6 +10,8 @@ import { iso } from './wire-map.ts';
 export interface EditChecks {
   expectedHashes?: Record<string, string> | undefined;
   fences?: Record<string, number> | undefined;
+  /** Idempotency key: a retry answers with the first result instead of applying again. */
+  key?: string | undefined;
 }
 
 /** The methods that change a program, all through commitEdit. */
@@ -22,26 +24,55 @@ interface Attempt {
   method: EditMethod;
 }
 
+/** What an edit applies, decided once its turn on the program has come. */
+export interface EditPlan {
+  ops: ServiceOp[];
+  meta: Omit<EditMeta, 'sessionId' | 'name'>;
+}
+
 /**
  * The one road every change to a program takes (edit.apply, undo, redo, restore), with the spec's
  * check order: locks held, fences current, expected hashes unchanged, then the operations
- * themselves; commit, reply, and only after the reply tell the watchers.
+ * themselves; commit, reply, and only after the reply tell the watchers. The plan, the checks and
+ * the commit run in the program's order (ProgramService.inOrder), so the checks see the state the
+ * commit applies to.
  */
 export function commitEdit(
   c: Coordinator,
   ctx: CallContext,
   method: EditMethod,
   program: string,
+  plan: () => EditPlan | Promise<EditPlan>,
+  checks: EditChecks,
+): Promise<ResultOf<'edit.apply'>> {
+  c.requireProgram(program);
+  // The very promise the call answers with: a disconnect meanwhile ends the session after it.
+  return c.committing(
+    ctx.session.id,
+    c.programs.inOrder(program, async () => {
+      c.requireProgram(program);
+      const prior = checks.key === undefined ? undefined : await c.programs.keyedResult(program, checks.key);
+      if (prior !== undefined) {
+        return { revision: prior.revision, functions: prior.functions, created: prior.created, removed: prior.removed };
+      }
+      const { ops, meta } = await plan();
+      return applyChecked(c, ctx, { session: ctx.session, program, method }, ops, checks, meta);
+    }),
+  );
+}
+
+async function applyChecked(
+  c: Coordinator,
+  ctx: CallContext,
+  attempt: Attempt,
   ops: ServiceOp[],
   checks: EditChecks,
-  meta: Omit<EditMeta, 'sessionId' | 'name'>,
-): ResultOf<'edit.apply'> {
-  const session = ctx.session;
-  c.requireProgram(program);
-  const attempt: Attempt = { session, program, method };
-  checkLocks(c, attempt, ops);
+  meta: EditPlan['meta'],
+): Promise<ResultOf<'edit.apply'>> {
+  const { session, program } = attempt;
+  const fences = checkLocks(c, attempt, ops);
   checkFences(c, attempt, checks.fences);
-  checkHashes(c, attempt, checks.expectedHashes);
+  await checkHashes(c, attempt, checks.expectedHashes);
 
   const removedVersions = new Map<number, number>();
   for (const op of ops) {
@@ -50,9 +81,30 @@ export function commitEdit(
     }
   }
 
-  const result = c.programs.applyEdit(program, ops, { ...meta, sessionId: session.id, name: session.name });
+  // Check and commit are one step: while the commit is in flight (a round trip to PostgreSQL) the
+  // locks it was checked under can neither expire nor be released by a disconnect.
+  const unpin = c.locks.pin(
+    session.id,
+    fences.map((f) => claimedResource(program, f.resource)),
+  );
+  let result: EditResult;
+  try {
+    result = await c.programs.applyEdit(program, ops, {
+      ...meta,
+      sessionId: session.id,
+      name: session.name,
+      fences,
+      ...(checks.key === undefined ? {} : { key: checks.key }),
+    });
+  } catch (err) {
+    unpin();
+    throw err;
+  }
   // An undo, redo or restore whose effect is already there: no revision, nothing to tell.
-  if (!result.committed) return { revision: result.revision, functions: [], created: [], removed: [] };
+  if (!result.committed) {
+    unpin();
+    return { revision: result.revision, functions: [], created: [], removed: [] };
+  }
   const by = c.by(session);
   c.metrics.edits.inc({ kind: meta.kind ?? 'edit' });
 
@@ -92,6 +144,9 @@ export function commitEdit(
       removed: result.removed,
     }));
   });
+
+  // After the commit's pushes: its lock ends (an expiry held back) only once the edit is told.
+  ctx.afterReply(unpin);
 
   return { revision: result.revision, functions: result.functions, created: result.created, removed: result.removed };
 }
@@ -144,12 +199,19 @@ function refused(
   }));
 }
 
-function checkLocks(c: Coordinator, attempt: Attempt, ops: ServiceOp[]): void {
+/** Returns the fences of the grants the edit is made under, for the store to check as it commits. */
+function checkLocks(c: Coordinator, attempt: Attempt, ops: ServiceOp[]): FenceClaim[] {
   const { session, program } = attempt;
   const missing: Resource[] = [];
+  const claims: FenceClaim[] = [];
   for (const need of c.programs.requiredLocks(program, ops)) {
     const grant = c.locks.grantOf(session.id, need.resource);
     if (grant === undefined || grant.mode !== need.mode) missing.push(need.resource);
+    else
+      claims.push({
+        resource: isStructure(need.resource) ? 'structure' : String(need.resource.function),
+        fence: grant.fence,
+      });
   }
   if (missing.length > 0) {
     refused(c, attempt, 'lock', missing);
@@ -159,6 +221,7 @@ function checkLocks(c: Coordinator, attempt: Attempt, ops: ServiceOp[]): void {
       { missing, mode: 'write' },
     );
   }
+  return claims;
 }
 
 function checkFences(c: Coordinator, attempt: Attempt, fences: Record<string, number> | undefined): void {
@@ -185,9 +248,13 @@ function checkFences(c: Coordinator, attempt: Attempt, fences: Record<string, nu
   }
 }
 
-function checkHashes(c: Coordinator, attempt: Attempt, expected: Record<string, string> | undefined): void {
+async function checkHashes(
+  c: Coordinator,
+  attempt: Attempt,
+  expected: Record<string, string> | undefined,
+): Promise<void> {
   if (expected === undefined) return;
-  const conflicts = c.programs.checkExpected(attempt.program, expected);
+  const conflicts = await c.programs.checkExpected(attempt.program, expected);
   if (conflicts.length > 0) {
     c.metrics.conflicts.inc();
     refused(

@@ -1,16 +1,13 @@
 import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
-import type { EditMeta, ServiceOp } from '../service/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { HandlerTable, MethodSpec } from './dispatch.ts';
-import { commitEdit } from './edit-gate.ts';
+import { commitEdit, type EditPlan } from './edit-gate.ts';
 import { iso } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
 
 /** Nodes and edges a diff may list for the price of one request; bigger diffs cost more. */
 const DIFF_ITEMS_PER_REQUEST = 50;
-
-type ReplayMeta = Omit<EditMeta, 'sessionId' | 'name'>;
 
 type HistoryMethods =
   | 'edit.apply'
@@ -30,15 +27,14 @@ type Replays = 'history.undo' | 'history.redo' | 'checkpoint.restore';
  */
 function replay<M extends Replays>(
   method: M,
-  plan: (c: Coordinator, program: string, p: ParamsOf<M>) => { ops: ServiceOp[]; meta: ReplayMeta },
+  plan: (c: Coordinator, program: string, p: ParamsOf<M>) => Promise<EditPlan>,
 ): MethodSpec<M> {
   return {
     roles: agentsOnly,
     handle(c, ctx, p) {
       const program = c.programOf(p);
-      const { ops, meta } = plan(c, program, p);
       // All three answer as edit.apply does.
-      return commitEdit(c, ctx, method, program, ops, p, meta) as ResultOf<M>;
+      return commitEdit(c, ctx, method, program, () => plan(c, program, p), p) as Promise<ResultOf<M>>;
     },
   };
 }
@@ -46,24 +42,25 @@ function replay<M extends Replays>(
 export const historyHandlers: Pick<HandlerTable, HistoryMethods> = {
   'edit.apply': {
     roles: agentsOnly,
-    handle: (c, ctx, p) => commitEdit(c, ctx, 'edit.apply', c.programOf(p), p.ops, p, { kind: 'edit' }),
+    handle: (c, ctx, p) =>
+      commitEdit(c, ctx, 'edit.apply', c.programOf(p), () => ({ ops: p.ops, meta: { kind: 'edit' } }), p),
   },
-  'history.undo': replay('history.undo', (c, program, p) => ({
-    ops: c.programs.undoOps(program, p.revision),
+  'history.undo': replay('history.undo', async (c, program, p) => ({
+    ops: await c.programs.undoOps(program, p.revision),
     meta: { kind: 'undo', undoes: p.revision },
   })),
-  'history.redo': replay('history.redo', (c, program, p) => ({
-    ops: c.programs.redoOps(program, p.revision),
+  'history.redo': replay('history.redo', async (c, program, p) => ({
+    ops: await c.programs.redoOps(program, p.revision),
     meta: { kind: 'redo', redoes: p.revision },
   })),
-  'checkpoint.restore': replay('checkpoint.restore', (c, program, p) => ({
-    ops: c.programs.restoreOps(program, p.name),
+  'checkpoint.restore': replay('checkpoint.restore', async (c, program, p) => ({
+    ops: await c.programs.restoreOps(program, p.name),
     meta: { kind: 'restore', checkpoint: p.name },
   })),
   'history.list': {
-    handle(c, _ctx, p) {
+    async handle(c, _ctx, p) {
       const program = c.programOf(p);
-      const revisions = c.programs.history(program, {
+      const revisions = await c.programs.history(program, {
         ...(p.after === undefined ? {} : { after: p.after }),
         ...(p.limit === undefined ? {} : { limit: p.limit }),
       });
@@ -71,25 +68,28 @@ export const historyHandlers: Pick<HandlerTable, HistoryMethods> = {
     },
   },
   'history.diff': {
-    handle(c, ctx, p) {
+    async handle(c, ctx, p) {
       const program = c.programOf(p);
-      const diff = c.programs.diffRevisions(program, p.from, p.to);
+      const diff = await c.programs.diffRevisions(program, p.from, p.to);
       ctx.charge(diffItems(diff) / DIFF_ITEMS_PER_REQUEST);
       return diff;
     },
   },
   'checkpoint.create': {
     roles: agentsOnly,
-    handle(c, { session }, p) {
+    async handle(c, { session }, p) {
       const program = c.programOf(p);
-      const cp = c.programs.createCheckpoint(program, p.name, { sessionId: session.id, name: session.name });
+      // In the program's order: a checkpoint labels the revision of the edits acknowledged before it.
+      const cp = await c.programs.inOrder(program, () =>
+        c.programs.createCheckpoint(program, p.name, { sessionId: session.id, name: session.name }),
+      );
       return { name: cp.name, revision: cp.revision, at: iso(cp.at) };
     },
   },
   'checkpoint.list': {
-    handle(c, _ctx, p) {
+    async handle(c, _ctx, p) {
       const program = c.programOf(p);
-      return { checkpoints: c.programs.listCheckpoints(program).map((cp) => ({ ...cp, at: iso(cp.at) })) };
+      return { checkpoints: (await c.programs.listCheckpoints(program)).map((cp) => ({ ...cp, at: iso(cp.at) })) };
     },
   },
 };

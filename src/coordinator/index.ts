@@ -46,9 +46,9 @@ export class CoordinatorPort {
     return new Conversation(this.#c, sink, hooks, onSession);
   }
 
-  health(): Health {
+  async health(): Promise<Health> {
     const c = this.#c;
-    const store = c.programs.ping();
+    const store = await c.programs.ping();
     return {
       status: c.draining ? 'draining' : store ? 'ok' : 'degraded',
       uptimeMs: c.clock.now() - c.startedAt,

@@ -4,7 +4,7 @@ import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
-import type { HandlerTable } from './dispatch.ts';
+import type { CallContext, HandlerTable } from './dispatch.ts';
 import { tellRemoved } from './edit-gate.ts';
 import { iso } from './wire-map.ts';
 
@@ -23,61 +23,17 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
   'program.list': { handle: (c) => ({ programs: c.programs.listPrograms() }) },
   'program.create': {
     roles: agentsOnly,
-    handle(c, { session, afterReply }, p) {
-      const created = c.programs.createProgram(p.name);
+    async handle(c, { session, afterReply }, p) {
+      const created = await c.programs.inOrder(p.name, () => c.programs.createProgram(p.name));
       afterReply(() => c.events.append('edits', 'programCreated', () => ({ program: p.name, ...c.by(session) })));
       return created;
     },
   },
   'program.delete': {
     roles: agentsOnly,
-    handle(c, { session, afterReply }, p) {
+    handle(c, ctx, p) {
       c.requireProgram(p.program);
-      const structure = { program: p.program, structure: true } as const;
-      if (c.locks.grantOf(session.id, structure)?.mode !== 'write') {
-        throw new LockstepError('LOCK_REQUIRED', `deleting ${p.program} needs its structure write lock`, {
-          missing: [structure],
-          mode: 'write',
-        });
-      }
-      // Deleting under someone else's lock would pull the ground from under an agent mid-edit.
-      const blockers = c.locks
-        .status(p.program)
-        .map((r) => ({
-          resource: r.resource,
-          holders: r.holders.filter((h) => h.sessionId !== session.id),
-          queueLength: r.queue.length,
-        }))
-        .filter((b) => b.holders.length > 0);
-      if (blockers.length > 0) {
-        const soonest = Math.min(...blockers.flatMap((b) => b.holders.map((h) => h.expiresAt)));
-        throw new LockstepError(
-          'LOCK_DENIED',
-          `other sessions hold locks in ${p.program}`,
-          {
-            blockers: blockers.map((b) => ({
-              ...b,
-              holders: b.holders.map((h) => ({
-                sessionId: h.sessionId,
-                name: c.nameOf(h.sessionId),
-                mode: h.mode,
-                ...(h.description === undefined ? {} : { description: h.description }),
-                expiresAt: iso(h.expiresAt),
-              })),
-            })),
-          },
-          soonest - c.clock.now(),
-        );
-      }
-      const { revision, functions } = c.programs.getProgram(p.program);
-      c.programs.deleteProgram(p.program);
-      afterReply(() => {
-        c.locks.dropResources((r) => r.program === p.program);
-        tellRemoved(c, p.program, functions, revision, c.by(session));
-        c.watches.forget(p.program);
-        c.events.append('edits', 'programDeleted', () => ({ program: p.program, ...c.by(session) }));
-      });
-      return { deleted: p.program };
+      return c.programs.inOrder(p.program, () => deleteProgram(c, ctx, p.program));
     },
   },
   'program.get': {
@@ -118,6 +74,61 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
     },
   },
 };
+
+/** Runs in the program's order: no edit of it can be committing while it goes. */
+async function deleteProgram(
+  c: Coordinator,
+  { session, afterReply }: CallContext,
+  program: string,
+): Promise<ResultOf<'program.delete'>> {
+  c.requireProgram(program);
+  const structure = { program, structure: true } as const;
+
+  if (c.locks.grantOf(session.id, structure)?.mode !== 'write') {
+    throw new LockstepError('LOCK_REQUIRED', `deleting ${program} needs its structure write lock`, {
+      missing: [structure],
+      mode: 'write',
+    });
+  }
+  // Deleting under someone else's lock would pull the ground from under an agent mid-edit.
+  const blockers = c.locks
+    .status(program)
+    .map((r) => ({
+      resource: r.resource,
+      holders: r.holders.filter((h) => h.sessionId !== session.id),
+      queueLength: r.queue.length,
+    }))
+    .filter((b) => b.holders.length > 0);
+  if (blockers.length > 0) {
+    const soonest = Math.min(...blockers.flatMap((b) => b.holders.map((h) => h.expiresAt)));
+    throw new LockstepError(
+      'LOCK_DENIED',
+      `other sessions hold locks in ${program}`,
+      {
+        blockers: blockers.map((b) => ({
+          ...b,
+          holders: b.holders.map((h) => ({
+            sessionId: h.sessionId,
+            name: c.nameOf(h.sessionId),
+            mode: h.mode,
+            ...(h.description === undefined ? {} : { description: h.description }),
+            expiresAt: iso(h.expiresAt),
+          })),
+        })),
+      },
+      soonest - c.clock.now(),
+    );
+  }
+  const { revision, functions } = c.programs.getProgram(program);
+  await c.programs.deleteProgram(program);
+  afterReply(() => {
+    c.locks.dropResources((r) => r.program === program);
+    tellRemoved(c, program, functions, revision, c.by(session));
+    c.watches.forget(program);
+    c.events.append('edits', 'programDeleted', () => ({ program: program, ...c.by(session) }));
+  });
+  return { deleted: program };
+}
 
 type LockState = ResultOf<'program.get'>['functions'][number]['lock'];
 

@@ -30,6 +30,7 @@ export const ERRORS = {
   LOCK_REQUIRED: { code: 428, retryable: false },
   RATE_LIMITED: { code: 429, retryable: true },
   SHUTTING_DOWN: { code: 503, retryable: true },
+  STORE_UNAVAILABLE: { code: 503, retryable: true },
 } as const;
 
 export type ErrorType = keyof typeof ERRORS;

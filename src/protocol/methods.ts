@@ -161,10 +161,18 @@ export const EventItem = z.object({
   data: z.record(z.string(), z.unknown()),
 });
 
+const EditKey = z
+  .string()
+  .min(1)
+  .max(128)
+  .optional()
+  .describe('Idempotency key, unique (a UUID): a retry, even after a restart, returns the first result');
+
 const HistoryWriteParams = {
   program,
   expectedHashes: ExpectedHashes.optional(),
   fences: Fences.optional(),
+  key: EditKey,
 };
 
 function method<P extends z.ZodType, R extends z.ZodType>(summary: string, params: P, result: R) {
@@ -253,7 +261,13 @@ export const methods = {
   ),
   'edit.apply': method(
     "Apply an atomic edit under the session's write locks",
-    z.strictObject({ program, ops: EditOps, expectedHashes: ExpectedHashes.optional(), fences: Fences.optional() }),
+    z.strictObject({
+      program,
+      ops: EditOps,
+      expectedHashes: ExpectedHashes.optional(),
+      fences: Fences.optional(),
+      key: EditKey,
+    }),
     EditResult,
   ),
   'history.list': method(

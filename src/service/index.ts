@@ -8,7 +8,11 @@ export type {
   LockNeed,
   RevisionDiff,
   RevisionInfo,
-} from './program-service.ts';
+  ServiceClock,
+} from './service-types.ts';
+export { shownLocation } from './open-store.ts';
+export { claimedResource } from './fence-claims.ts';
+export type { FenceClaim } from './fence-claims.ts';
 export { StoreError } from './store.ts';
 export type { ProgramStore, RevisionKind } from './store.ts';
 export { ServiceOp, RestoreFunctionOp } from './ops.ts';

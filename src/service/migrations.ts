@@ -80,6 +80,27 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     },
   },
+  {
+    version: 2,
+    up(db) {
+      // Per resource ('structure' or a function id), the fence of the last edit committed to it.
+      db.exec(`CREATE TABLE resource_fences (
+        program TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        fence INTEGER NOT NULL,
+        PRIMARY KEY (program, resource)
+      ) STRICT;`);
+    },
+  },
+  {
+    version: 3,
+    up(db) {
+      // An edit's idempotency key and the result it answered, so that a retry gets it again.
+      db.exec(`ALTER TABLE revisions ADD COLUMN edit_key TEXT;
+        ALTER TABLE revisions ADD COLUMN edit_result TEXT;
+        CREATE UNIQUE INDEX revisions_by_key ON revisions (program, edit_key) WHERE edit_key IS NOT NULL;`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

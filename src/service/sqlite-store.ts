@@ -1,49 +1,27 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { FunctionBody } from '../protocol/program.ts';
+import { staleFence } from './fence-claims.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts';
+import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
+import {
+  type CheckpointRow,
+  type RevisionRow,
+  toCheckpoint,
+  toRevision,
+  toVersion,
+  type VersionRow,
+} from './store-rows.ts';
 import type {
   CheckpointRecord,
   LoadedProgram,
   ProgramStore,
   RevisionChange,
   RevisionCommit,
-  RevisionKind,
   RevisionRecord,
   VersionRecord,
 } from './store.ts';
-
-interface VersionRow {
-  function_id: number;
-  version: number;
-  revision: number;
-  hash: string;
-  body: string;
-}
-
-interface RevisionRow {
-  revision: number;
-  at: number;
-  session_id: string;
-  session_name: string;
-  kind: RevisionKind;
-  op_count: number;
-  functions: string;
-  undoes: number | null;
-  redoes: number | null;
-  checkpoint: string | null;
-  note: string | null;
-}
-
-interface CheckpointRow {
-  name: string;
-  revision: number;
-  at: number;
-  session_id: string;
-  session_name: string;
-}
 
 const SQLITE_PROBLEMS: Record<string, string> = {
   SQLITE_NOTADB: 'is not a database, or is corrupt',
@@ -68,7 +46,7 @@ function problemOf(err: unknown): string {
  * store unusable is tried here, including a write, so that a bad database stops start-up instead
  * of failing at the first edit.
  */
-export function openSqliteStore(path: string): SqliteStore {
+export function openSqliteStore(path: string, clock: ServiceClock): SqliteStore {
   if (path !== ':memory:') {
     try {
       mkdirSync(dirname(resolve(path)), { recursive: true });
@@ -104,7 +82,7 @@ export function openSqliteStore(path: string): SqliteStore {
     // FULL: an acknowledged edit must survive power loss, not only a crash of the process.
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    const now = Date.now();
+    const now = clock.now();
     for (const migration of MIGRATIONS) {
       if (migration.version <= version) continue;
       const open = db;
@@ -124,40 +102,11 @@ export function openSqliteStore(path: string): SqliteStore {
   }
 }
 
-function toVersion(row: VersionRow): VersionRecord {
-  return {
-    functionId: row.function_id,
-    version: row.version,
-    revision: row.revision,
-    hash: row.hash,
-    body: JSON.parse(row.body) as FunctionBody,
-  };
-}
+/** SQLite hands the functions of a revision over as a JSON array. */
+type SqliteRevisionRow = Omit<RevisionRow, 'functions'> & { functions: string };
 
-function toRevision(row: RevisionRow): RevisionRecord {
-  return {
-    revision: row.revision,
-    at: row.at,
-    sessionId: row.session_id,
-    sessionName: row.session_name,
-    kind: row.kind,
-    ops: row.op_count,
-    functions: JSON.parse(row.functions) as number[],
-    ...(row.undoes === null ? {} : { undoes: row.undoes }),
-    ...(row.redoes === null ? {} : { redoes: row.redoes }),
-    ...(row.checkpoint === null ? {} : { checkpoint: row.checkpoint }),
-    ...(row.note === null ? {} : { note: row.note }),
-  };
-}
-
-function toCheckpoint(row: CheckpointRow): CheckpointRecord {
-  return {
-    name: row.name,
-    revision: row.revision,
-    at: row.at,
-    sessionId: row.session_id,
-    sessionName: row.session_name,
-  };
+function fromSqlite(row: SqliteRevisionRow): RevisionRecord {
+  return toRevision({ ...row, functions: JSON.parse(row.functions) as number[] });
 }
 
 const REVISION_COLUMNS = `r.revision, r.at, r.session_id, r.session_name, r.kind, r.op_count, r.undoes, r.redoes,
@@ -181,8 +130,10 @@ export class SqliteStore implements ProgramStore {
         'UPDATE programs SET revision = ?, next_function_id = ? WHERE name = ? AND revision = ?',
       ),
       insertRevision: db.prepare(`INSERT INTO revisions
-        (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+        (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note,
+         edit_key, edit_result)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      keyedResult: db.prepare('SELECT edit_result FROM revisions WHERE program = ? AND edit_key = ?').pluck(),
       insertVersion: db.prepare(
         'INSERT INTO function_versions (program, function_id, version, revision, hash, body) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -226,13 +177,21 @@ export class SqliteStore implements ProgramStore {
       checkpoint: db.prepare(
         'SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? AND name = ?',
       ),
-      fenceCeiling: db.prepare('SELECT ceiling FROM fences WHERE program = ?').pluck(),
+      fenceCeilings: db.prepare(`SELECT program, max(ceiling) AS ceiling FROM
+        (SELECT program, ceiling FROM fences UNION ALL SELECT program, fence FROM resource_fences) GROUP BY program`),
+      claimFence: db.prepare(`INSERT INTO resource_fences (program, resource, fence) VALUES (?, ?, ?)
+        ON CONFLICT (program, resource) DO UPDATE SET fence = excluded.fence WHERE excluded.fence >= fence`),
+      committedFence: db.prepare('SELECT fence FROM resource_fences WHERE program = ? AND resource = ?').pluck(),
       saveFenceCeiling: db.prepare(`INSERT INTO fences (program, ceiling) VALUES (?, ?)
         ON CONFLICT (program) DO UPDATE SET ceiling = max(ceiling, excluded.ceiling)`),
       ping: db.prepare('SELECT 1').pluck(),
     };
     this.commitTx = db.transaction((c: RevisionCommit) => {
       const r = c.record;
+      const stale = c.fences
+        .filter((claim) => this.stmt.claimFence.run(c.program, claim.resource, claim.fence).changes === 0)
+        .map((claim) => ({ claim, current: this.stmt.committedFence.get(c.program, claim.resource) as number }));
+      if (stale.length > 0) throw staleFence(c.program, stale);
       this.stmt.insertRevision.run(
         c.program,
         r.revision,
@@ -246,6 +205,8 @@ export class SqliteStore implements ProgramStore {
         r.redoes ?? null,
         r.checkpoint ?? null,
         r.note ?? null,
+        c.keyed?.key ?? null,
+        c.keyed === undefined ? null : JSON.stringify(c.keyed.result),
       );
       for (const change of c.changes) {
         const after = change.after;
@@ -274,45 +235,45 @@ export class SqliteStore implements ProgramStore {
     });
   }
 
-  load(): LoadedProgram[] {
+  async load(): Promise<LoadedProgram[]> {
     const rows = this.stmt.programs.all() as Array<{ name: string; revision: number; next_function_id: number }>;
     return rows.map((row) => ({
       name: row.name,
       revision: row.revision,
       nextFunctionId: row.next_function_id,
-      functions: [...this.stateAt(row.name, row.revision).values()],
+      functions: [...this.readState(row.name, row.revision).values()],
     }));
   }
 
-  createProgram(name: string, at: number): void {
+  async createProgram(name: string, at: number): Promise<void> {
     this.stmt.insertProgram.run(name, at);
   }
 
-  deleteProgram(name: string): void {
+  async deleteProgram(name: string): Promise<void> {
     this.stmt.deleteProgram.run(name);
   }
 
-  commit(commit: RevisionCommit): void {
+  async commit(commit: RevisionCommit): Promise<void> {
     this.commitTx.immediate(commit);
   }
 
-  revisions(program: string, after: number, limit: number): RevisionRecord[] {
-    return (this.stmt.revisions.all(program, after, limit) as RevisionRow[]).map(toRevision);
+  async revisions(program: string, after: number, limit: number): Promise<RevisionRecord[]> {
+    return (this.stmt.revisions.all(program, after, limit) as SqliteRevisionRow[]).map(fromSqlite);
   }
 
-  revision(program: string, revision: number): RevisionRecord | undefined {
-    const row = this.stmt.revision.get(program, revision) as RevisionRow | undefined;
-    return row === undefined ? undefined : toRevision(row);
+  async revision(program: string, revision: number): Promise<RevisionRecord | undefined> {
+    const row = this.stmt.revision.get(program, revision) as SqliteRevisionRow | undefined;
+    return row === undefined ? undefined : fromSqlite(row);
   }
 
-  revisionChanges(program: string, revision: number): RevisionChange[] {
+  async revisionChanges(program: string, revision: number): Promise<RevisionChange[]> {
     const rows = this.stmt.revisionChanges.all(program, revision) as Array<{
       function_id: number;
       before_version: number | null;
       after_version: number | null;
     }>;
     const load = (id: number, version: number | null): VersionRecord | null =>
-      version === null ? null : (this.version(program, id, version) ?? null);
+      version === null ? null : (this.readVersion(program, id, version) ?? null);
     return rows.map((row) => ({
       functionId: row.function_id,
       before: load(row.function_id, row.before_version),
@@ -320,54 +281,72 @@ export class SqliteStore implements ProgramStore {
     }));
   }
 
-  version(program: string, functionId: number, version: number): VersionRecord | undefined {
+  async version(program: string, functionId: number, version: number): Promise<VersionRecord | undefined> {
+    return this.readVersion(program, functionId, version);
+  }
+
+  private readVersion(program: string, functionId: number, version: number): VersionRecord | undefined {
     const row = this.stmt.version.get(program, functionId, version) as VersionRow | undefined;
     return row === undefined ? undefined : toVersion(row);
   }
 
-  lastVersion(program: string, functionId: number): number {
+  async lastVersion(program: string, functionId: number): Promise<number> {
     return (this.stmt.lastVersion.get(program, functionId) as number | null) ?? 0;
   }
 
-  latestWithHash(program: string, functionId: number, hash: string): VersionRecord | undefined {
+  async latestWithHash(program: string, functionId: number, hash: string): Promise<VersionRecord | undefined> {
     const row = this.stmt.latestWithHash.get(program, functionId, hash) as VersionRow | undefined;
     return row === undefined ? undefined : toVersion(row);
   }
 
-  changedBetween(program: string, from: number, to: number): number[] {
+  async changedBetween(program: string, from: number, to: number): Promise<number[]> {
     return this.stmt.changedBetween.all(program, from, to) as number[];
   }
 
-  stateAt(program: string, revision: number, functionIds?: readonly number[]): Map<number, VersionRecord> {
+  async stateAt(
+    program: string,
+    revision: number,
+    functionIds?: readonly number[],
+  ): Promise<Map<number, VersionRecord>> {
+    return this.readState(program, revision, functionIds);
+  }
+
+  private readState(program: string, revision: number, functionIds?: readonly number[]): Map<number, VersionRecord> {
     const ids = functionIds === undefined ? null : JSON.stringify(functionIds);
     const rows = this.stmt.stateAt.all({ program, revision, ids }) as VersionRow[];
     return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
   }
 
-  addCheckpoint(program: string, cp: CheckpointRecord): boolean {
+  async keyedResult(program: string, key: string): Promise<unknown> {
+    const text = this.stmt.keyedResult.get(program, key) as string | undefined;
+    return text === undefined ? undefined : JSON.parse(text);
+  }
+
+  async addCheckpoint(program: string, cp: CheckpointRecord): Promise<boolean> {
     return (
       this.stmt.addCheckpoint.run(program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName).changes === 1
     );
   }
 
-  checkpoints(program: string): CheckpointRecord[] {
+  async checkpoints(program: string): Promise<CheckpointRecord[]> {
     return (this.stmt.checkpoints.all(program) as CheckpointRow[]).map(toCheckpoint);
   }
 
-  checkpoint(program: string, name: string): CheckpointRecord | undefined {
+  async checkpoint(program: string, name: string): Promise<CheckpointRecord | undefined> {
     const row = this.stmt.checkpoint.get(program, name) as CheckpointRow | undefined;
     return row === undefined ? undefined : toCheckpoint(row);
   }
 
-  fenceCeiling(program: string): number {
-    return (this.stmt.fenceCeiling.get(program) as number | undefined) ?? 0;
+  async fenceCeilings(): Promise<Map<string, number>> {
+    const rows = this.stmt.fenceCeilings.all() as Array<{ program: string; ceiling: number }>;
+    return new Map(rows.map((r) => [r.program, r.ceiling]));
   }
 
-  saveFenceCeiling(program: string, ceiling: number): void {
+  async saveFenceCeiling(program: string, ceiling: number): Promise<void> {
     this.stmt.saveFenceCeiling.run(program, ceiling);
   }
 
-  ping(): boolean {
+  async ping(): Promise<boolean> {
     try {
       return this.stmt.ping.get() === 1;
     } catch {
@@ -375,7 +354,7 @@ export class SqliteStore implements ProgramStore {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

@@ -1,10 +1,10 @@
 import type { FunctionBody } from '../protocol/program.ts';
+import type { FenceClaim } from './fence-claims.ts';
 import type { ServiceOp } from './ops.ts';
 
 // The persistence boundary. The model (ops, hashes, diffs, history ops) never sees SQL; a backend
-// only stores and returns these records. The interface is synchronous because the service API is
-// (an edit is durable before applyEdit returns); an asynchronous backend such as PostgreSQL would
-// need the service methods to become async, not the model.
+// only stores and returns these records. Every method is asynchronous so that a networked backend
+// (PostgreSQL) fits behind it; a promise resolves once the change is durable.
 
 export type RevisionKind = 'edit' | 'undo' | 'redo' | 'restore';
 
@@ -46,6 +46,10 @@ export interface RevisionCommit {
   ops: readonly ServiceOp[];
   nextFunctionId: number;
   changes: ReadonlyArray<{ functionId: number; beforeVersion: number | null; after: VersionRecord | null }>;
+  /** Checked and recorded inside the transaction: STALE_FENCE when a resource has a higher one. */
+  fences: readonly FenceClaim[];
+  /** The edit's idempotency key and its result, kept with the revision for retries. */
+  keyed?: { key: string; result: unknown };
 }
 
 export interface LoadedProgram {
@@ -66,31 +70,34 @@ export interface CheckpointRecord {
 
 export interface ProgramStore {
   /** Every program with its current functions. */
-  load(): LoadedProgram[];
-  createProgram(name: string, at: number): void;
-  deleteProgram(name: string): void;
-  /** One revision, atomically and durably. */
-  commit(commit: RevisionCommit): void;
-  revisions(program: string, after: number, limit: number): RevisionRecord[];
-  revision(program: string, revision: number): RevisionRecord | undefined;
-  revisionChanges(program: string, revision: number): RevisionChange[];
-  version(program: string, functionId: number, version: number): VersionRecord | undefined;
+  load(): Promise<LoadedProgram[]>;
+  createProgram(name: string, at: number): Promise<void>;
+  deleteProgram(name: string): Promise<void>;
+  /** One revision, atomically and durably; refused unless the program is at the revision before. */
+  commit(commit: RevisionCommit): Promise<void>;
+  revisions(program: string, after: number, limit: number): Promise<RevisionRecord[]>;
+  revision(program: string, revision: number): Promise<RevisionRecord | undefined>;
+  revisionChanges(program: string, revision: number): Promise<RevisionChange[]>;
+  version(program: string, functionId: number, version: number): Promise<VersionRecord | undefined>;
   /** Highest version the function ever had, 0 if none. */
-  lastVersion(program: string, functionId: number): number;
-  latestWithHash(program: string, functionId: number, hash: string): VersionRecord | undefined;
+  lastVersion(program: string, functionId: number): Promise<number>;
+  latestWithHash(program: string, functionId: number, hash: string): Promise<VersionRecord | undefined>;
   /** Ids of the functions changed by revisions in (from, to]. */
-  changedBetween(program: string, from: number, to: number): number[];
+  changedBetween(program: string, from: number, to: number): Promise<number[]>;
   /** The given functions (all when omitted) that existed at `revision`, by id. */
-  stateAt(program: string, revision: number, functionIds?: readonly number[]): Map<number, VersionRecord>;
+  stateAt(program: string, revision: number, functionIds?: readonly number[]): Promise<Map<number, VersionRecord>>;
+  /** The result recorded with the revision committed under this idempotency key, if any. */
+  keyedResult(program: string, key: string): Promise<unknown>;
   /** False when a checkpoint of that name exists. */
-  addCheckpoint(program: string, checkpoint: CheckpointRecord): boolean;
-  checkpoints(program: string): CheckpointRecord[];
-  checkpoint(program: string, name: string): CheckpointRecord | undefined;
-  /** Highest fence token reserved for the program, 0 if none. Outlives the program on purpose. */
-  fenceCeiling(program: string): number;
-  saveFenceCeiling(program: string, ceiling: number): void;
-  ping(): boolean;
-  close(): void;
+  addCheckpoint(program: string, checkpoint: CheckpointRecord): Promise<boolean>;
+  checkpoints(program: string): Promise<CheckpointRecord[]>;
+  checkpoint(program: string, name: string): Promise<CheckpointRecord | undefined>;
+  /** Highest fence token reserved or committed per program. Outlives the program on purpose. */
+  fenceCeilings(): Promise<Map<string, number>>;
+  /** Raises the program's ceiling (never lowers it). */
+  saveFenceCeiling(program: string, ceiling: number): Promise<void>;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
 }
 
 /** The store cannot be used: start-up must stop with this message. */

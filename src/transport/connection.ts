@@ -129,7 +129,8 @@ export class Connection implements Sink {
     this.conversation.disconnect(why);
   }
 
-  private onMessage(data: RawData, isBinary: boolean): void {
+  /** A promise while a call that waits for the program store is still running. */
+  private onMessage(data: RawData, isBinary: boolean): Promise<void> | undefined {
     if (isBinary) {
       this.replyError(
         null,
@@ -154,7 +155,7 @@ export class Connection implements Sink {
       this.replyError(call.id, call.error);
       return;
     }
-    this.handle(call);
+    return this.handle(call);
   }
 
   /** Over the rate: answered without running (a notification, having no id, is not answered). */
@@ -174,12 +175,34 @@ export class Connection implements Sink {
     );
   }
 
-  private handle(call: IncomingCall): void {
+  /**
+   * Runs one call. A call that needs the program store answers later: until then this session's
+   * pushes are held (its reply still goes first) and its next frames wait in the Intake, so a
+   * session's calls run one at a time and answer in order.
+   */
+  private handle(call: IncomingCall): Promise<void> | undefined {
     this.inCall = true;
+    let result: unknown;
     try {
-      const result = this.conversation.call(call.method, call.params);
-      if (call.id !== undefined) this.send(resultFrame(call.id, result));
+      result = this.conversation.call(call.method, call.params);
     } catch (err) {
+      this.answer(call, { err });
+      return;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (value: unknown) => this.answer(call, { value }),
+        (err: unknown) => this.answer(call, { err }),
+      );
+    }
+    this.answer(call, { value: result });
+  }
+
+  private answer(call: IncomingCall, settled: { value: unknown } | { err: unknown }): void {
+    if ('value' in settled) {
+      if (call.id !== undefined) this.send(resultFrame(call.id, settled.value));
+    } else {
+      const { err } = settled;
       if (call.id !== undefined) this.replyError(call.id, err);
       else this.logUnexpected(err, call.method);
       if (err instanceof LockstepError && err.type === 'UNAUTHORIZED') {

@@ -14,8 +14,8 @@ export interface Reader {
 }
 
 export interface IntakeTarget {
-  /** A frame within the session's rate: run it. */
-  run(data: RawData, isBinary: boolean): void;
+  /** A frame within the session's rate: run it. A promise: it is still running (a store call). */
+  run(data: RawData, isBinary: boolean): Promise<void> | undefined;
   /** The first frame over the rate: answer it RATE_LIMITED; reading stops for `waitMs`. */
   refuse(data: RawData, isBinary: boolean, waitMs: number): void;
 }
@@ -31,12 +31,15 @@ interface Frame {
  * stops until the bucket holds a token, and until the bucket is full again frames over the rate
  * wait (the socket is not read) rather than being refused one by one. Frames ws had already read
  * off the socket when it paused wait here, in order. A socket that has worked `MS_PER_TURN` in
- * this turn stops being read until the next, so one flood cannot hold the event loop.
+ * this turn stops being read until the next, so one flood cannot hold the event loop. While a
+ * frame's call waits for the store, the frames after it wait too: a session's calls run in order.
  */
 export class Intake {
   private readonly waiting: Frame[] = [];
   private rateHold: NodeJS.Timeout | undefined;
   private yielded = false;
+  /** A call of this socket is waiting for the program store. */
+  private busy = false;
   /** Set by a refusal: from then on the session is paced instead of refused, until its bucket refills. */
   private pacing = false;
   private turn = -1;
@@ -63,7 +66,7 @@ export class Intake {
   }
 
   private get held(): boolean {
-    return this.rateHold !== undefined || this.yielded;
+    return this.rateHold !== undefined || this.yielded || this.busy;
   }
 
   private admit(frame: Frame): void {
@@ -88,8 +91,18 @@ export class Intake {
       this.spentMs = 0;
     }
     const started = performance.now();
-    this.target.run(frame.data, frame.isBinary);
+    const running = this.target.run(frame.data, frame.isBinary);
     this.spentMs += performance.now() - started;
+    if (running !== undefined) {
+      this.busy = true;
+      this.socket.pause();
+      const done = () => {
+        this.busy = false;
+        this.drain();
+      };
+      running.then(done, done);
+      return;
+    }
     if (this.spentMs >= MS_PER_TURN && !this.stopped) {
       this.yielded = true;
       this.socket.pause();
@@ -101,7 +114,7 @@ export class Intake {
   }
 
   private drain(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.held) return;
     for (let next = this.waiting.shift(); next !== undefined; next = this.waiting.shift()) {
       this.admit(next);
       if (this.held || this.stopped) return;

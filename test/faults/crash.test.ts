@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { FENCE_BLOCK } from '../../src/service/fences.ts';
 import { FaultClient, type Outcome } from '../helpers/fault-client.ts';
+import { freshDatabase } from '../helpers/postgres.ts';
 
 // The server process is SIGKILLed under edit load and started again on the same database. Clients
 // keep their own record of what was acknowledged; the restarted server must have all of it, hand
@@ -58,7 +59,9 @@ interface EditRecord {
 describe('crash and restart', () => {
   it('keeps every acknowledged edit across a SIGKILL, continues fences above the old ones, and takes the clients back', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lockstep-crash-'));
-    const db = join(dir, 'x.db');
+    // The same workload against the run's PostgreSQL in the "postgres" project.
+    const db =
+      process.env.LOCKSTEP_TEST_DB === 'postgres' ? await freshDatabase(inject('postgresUrl')) : join(dir, 'x.db');
     const started = Date.now();
     const first = serve(db);
     let second: Served | undefined;

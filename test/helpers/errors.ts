@@ -6,9 +6,23 @@ export function expectError(fn: () => unknown, type: LockstepError['type']): Loc
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(LockstepError);
-    expect((err as LockstepError).type).toBe(type);
-    return err as LockstepError;
+    return checked(err, type);
   }
   throw new Error(`expected ${type}, nothing was thrown`);
+}
+
+/** As expectError, for a call that may answer with a promise (the program service). */
+export async function expectRejection(fn: () => unknown, type: LockstepError['type']): Promise<LockstepError> {
+  try {
+    await fn();
+  } catch (err) {
+    return checked(err, type);
+  }
+  throw new Error(`expected ${type}, nothing was thrown`);
+}
+
+function checked(err: unknown, type: LockstepError['type']): LockstepError {
+  expect(err).toBeInstanceOf(LockstepError);
+  expect((err as LockstepError).type).toBe(type);
+  return err as LockstepError;
 }

@@ -1,10 +1,19 @@
-import { afterEach } from 'vitest';
+import { afterEach, inject } from 'vitest';
 import { start, type LockstepServer, type StartOptions } from '../../src/server.ts';
 import { TestClient } from './client.ts';
+import { freshDatabase } from './postgres.ts';
 
 /**
- * A real server on an ephemeral port with an in-memory store, stopped after each test together
- * with every client the test opened.
+ * The store a test server gets unless the test names one: ':memory:', or with LOCKSTEP_TEST_DB=
+ * postgres (the "postgres" vitest project) a new database in the run's PostgreSQL.
+ */
+async function testDb(): Promise<string> {
+  return process.env.LOCKSTEP_TEST_DB === 'postgres' ? freshDatabase(inject('postgresUrl')) : ':memory:';
+}
+
+/**
+ * A real server on an ephemeral port with an empty store (see testDb), stopped after each test
+ * together with every client the test opened.
  */
 export function useServers() {
   const servers: LockstepServer[] = [];
@@ -15,7 +24,7 @@ export function useServers() {
   });
   return {
     async server(options: StartOptions = {}): Promise<LockstepServer> {
-      const s = await start({ port: 0, db: ':memory:', logLevel: 'silent', ...options });
+      const s = await start({ port: 0, db: options.db ?? (await testDb()), logLevel: 'silent', ...options });
       servers.push(s);
       return s;
     },

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { functionHash, ProgramService } from '../../src/service/index.ts';
+import { systemClock } from '../../src/concurrency/index.ts';
+import { freshLocation } from '../fixtures/service.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-durability-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,13 +41,13 @@ function runWriter(path: string, killAfter: number): Promise<Outcome> {
 
 describe('durability', () => {
   it('keeps every acknowledged edit, whole, across a SIGKILL', async () => {
-    const path = join(dir, 'killed.db');
+    const path = await freshLocation(dir, 'killed.db');
     const { acks, fences, signal } = await runWriter(path, 50);
     expect(signal).toBe('SIGKILL');
     expect(acks.length).toBeGreaterThanOrEqual(50);
     expect(fences.length).toBeGreaterThan(0);
 
-    const svc = ProgramService.open({ path });
+    const svc = await ProgramService.open({ path, clock: systemClock });
     try {
       const program = svc.getProgram('main');
       const lastAck = acks.at(-1)?.revision as number;
@@ -53,7 +55,7 @@ describe('durability', () => {
       expect(program.revision).toBeGreaterThanOrEqual(lastAck);
       expect(program.revision).toBeLessThanOrEqual(lastAck + 1);
       expect(acks.map((a) => a.revision)).toEqual(acks.map((_, i) => i + 1));
-      expect(svc.history('main', { limit: 1000 }).map((r) => r.revision)).toEqual(
+      expect((await svc.history('main', { limit: 1000 })).map((r) => r.revision)).toEqual(
         Array.from({ length: program.revision }, (_, i) => i + 1),
       );
 
@@ -71,7 +73,7 @@ describe('durability', () => {
       }
       // Each acknowledged hash is a stored version, and its body is the state of that revision.
       for (const ack of acks) {
-        const [conflict] = svc.checkExpected('main', { '1': ack.hash });
+        const [conflict] = await svc.checkExpected('main', { '1': ack.hash });
         if (ack.revision === program.revision) {
           expect(conflict).toBeUndefined();
         } else {
@@ -82,7 +84,7 @@ describe('durability', () => {
       const next = svc.fences().next('main');
       expect(next).toBeGreaterThan(Math.max(...fences));
     } finally {
-      svc.close();
+      await svc.close();
     }
   });
 });

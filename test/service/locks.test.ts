@@ -5,13 +5,13 @@ import { chain, edit, expectError, expectInvalid, memoryService } from '../fixtu
 const S = { resource: { program: 'main', structure: true }, mode: 'write' };
 const F = (id: number) => ({ resource: { program: 'main', function: id }, mode: 'write' });
 
-describe('requiredLocks', () => {
-  const svc = memoryService();
-  chain(svc, 'f');
-  chain(svc, 'g');
+describe('requiredLocks', async () => {
+  const svc = await memoryService();
+  await chain(svc, 'f');
+  await chain(svc, 'g');
   const locks = (ops: unknown[]) => svc.requiredLocks('main', ops as ServiceOp[]);
 
-  it('asks for the function write lock for ops inside it', () => {
+  it('asks for the function write lock for ops inside it', async () => {
     expect(
       locks([
         { op: 'addNode', function: 2, node: { id: 9, op: 'x' } },
@@ -23,16 +23,16 @@ describe('requiredLocks', () => {
     ).toEqual([F(1), F(2)]);
   });
 
-  it('asks for the structure lock for addFunction', () => {
+  it('asks for the structure lock for addFunction', async () => {
     expect(locks([{ op: 'addFunction', name: 'h' }])).toEqual([S]);
   });
 
-  it('asks for the structure and the function lock for remove and rename', () => {
+  it('asks for the structure and the function lock for remove and rename', async () => {
     expect(locks([{ op: 'removeFunction', function: 2 }])).toEqual([S, F(2)]);
     expect(locks([{ op: 'renameFunction', function: 1, name: 'z' }])).toEqual([S, F(1)]);
   });
 
-  it('needs only the structure lock for ops on a function the same edit adds', () => {
+  it('needs only the structure lock for ops on a function the same edit adds', async () => {
     expect(
       locks([
         { op: 'addFunction', name: 'h' },
@@ -43,7 +43,7 @@ describe('requiredLocks', () => {
     ).toEqual([S]);
   });
 
-  it('returns each resource once, in canonical order (structure first, then by id)', () => {
+  it('returns each resource once, in canonical order (structure first, then by id)', async () => {
     expect(
       locks([
         { op: 'removeEdge', function: 2, edge: 1 },
@@ -54,32 +54,32 @@ describe('requiredLocks', () => {
     ).toEqual([S, F(1), F(2)]);
   });
 
-  it('asks no lock for an unknown function id: the ops check refuses the edit, naming the op', () => {
+  it('asks no lock for an unknown function id: the ops check refuses the edit, naming the op', async () => {
     expect(locks([{ op: 'removeEdge', function: 77, edge: 1 }])).toEqual([]);
     expect(locks([{ op: 'removeFunction', function: 77 }])).toEqual([S]);
-    expectInvalid(() => edit(svc, [{ op: 'removeEdge', function: 77, edge: 1 }]), 0, /function/);
+    await expectInvalid(() => edit(svc, [{ op: 'removeEdge', function: 77, edge: 1 }]), 0, /function/);
   });
 
-  it('asks for the structure lock to bring a removed function back', () => {
-    const other = memoryService();
-    chain(other);
-    edit(other, [{ op: 'removeFunction', function: 1 }]);
-    expect(other.requiredLocks('main', other.undoOps('main', 2))).toEqual([S]);
+  it('asks for the structure lock to bring a removed function back', async () => {
+    const other = await memoryService();
+    await chain(other);
+    await edit(other, [{ op: 'removeFunction', function: 1 }]);
+    expect(other.requiredLocks('main', await other.undoOps('main', 2))).toEqual([S]);
   });
 
-  it('reports the locks of undo ops like those of an edit making the same change', () => {
-    const other = memoryService();
-    chain(other, 'f');
-    chain(other, 'g');
-    edit(other, [{ op: 'removeNode', function: 2, node: 1 }]);
-    edit(other, [{ op: 'renameFunction', function: 1, name: 'ff' }]);
-    expect(other.requiredLocks('main', other.undoOps('main', 3))).toEqual([F(2)]);
-    expect(other.requiredLocks('main', other.undoOps('main', 4))).toEqual([S, F(1)]);
+  it('reports the locks of undo ops like those of an edit making the same change', async () => {
+    const other = await memoryService();
+    await chain(other, 'f');
+    await chain(other, 'g');
+    await edit(other, [{ op: 'removeNode', function: 2, node: 1 }]);
+    await edit(other, [{ op: 'renameFunction', function: 1, name: 'ff' }]);
+    expect(other.requiredLocks('main', await other.undoOps('main', 3))).toEqual([F(2)]);
+    expect(other.requiredLocks('main', await other.undoOps('main', 4))).toEqual([S, F(1)]);
     // Undoing a creation removes the function.
-    expect(other.requiredLocks('main', other.undoOps('main', 2))).toEqual([S, F(2)]);
+    expect(other.requiredLocks('main', await other.undoOps('main', 2))).toEqual([S, F(2)]);
   });
 
-  it('fails with NOT_FOUND for an unknown program', () => {
-    expectError(() => svc.requiredLocks('zzz', [{ op: 'addFunction', name: 'x' }]), 'NOT_FOUND');
+  it('fails with NOT_FOUND for an unknown program', async () => {
+    await expectError(() => svc.requiredLocks('zzz', [{ op: 'addFunction', name: 'x' }]), 'NOT_FOUND');
   });
 });

@@ -3,9 +3,9 @@ import { functionHash } from '../../src/service/hash.ts';
 import { alice, chain, edit, expectError, expectInvalid, memoryService } from '../fixtures/service.ts';
 
 describe('addFunction', () => {
-  it('creates a function with a server-assigned id, version 1, and a new revision', () => {
-    const svc = memoryService();
-    const result = edit(svc, [{ op: 'addFunction', name: 'f', signature: { params: ['i64'] } }]);
+  it('creates a function with a server-assigned id, version 1, and a new revision', async () => {
+    const svc = await memoryService();
+    const result = await edit(svc, [{ op: 'addFunction', name: 'f', signature: { params: ['i64'] } }]);
     expect(result.revision).toBe(1);
     expect(result.created).toEqual([{ name: 'f', id: 1 }]);
     expect(result.removed).toEqual([]);
@@ -17,21 +17,21 @@ describe('addFunction', () => {
     expect(Math.abs(result.at - Date.now())).toBeLessThan(5000);
   });
 
-  it('never reuses an id, not even of a removed function', () => {
-    const svc = memoryService();
-    edit(svc, [
+  it('never reuses an id, not even of a removed function', async () => {
+    const svc = await memoryService();
+    await edit(svc, [
       { op: 'addFunction', name: 'a' },
       { op: 'addFunction', name: 'b' },
     ]);
-    edit(svc, [{ op: 'removeFunction', function: 2 }]);
-    expect(edit(svc, [{ op: 'addFunction', name: 'b' }]).created).toEqual([{ name: 'b', id: 3 }]);
+    await edit(svc, [{ op: 'removeFunction', function: 2 }]);
+    expect((await edit(svc, [{ op: 'addFunction', name: 'b' }])).created).toEqual([{ name: 'b', id: 3 }]);
   });
 
-  it('rejects a name that exists, or that an earlier op of the same edit took', () => {
-    const svc = memoryService();
-    edit(svc, [{ op: 'addFunction', name: 'f' }]);
-    expectInvalid(() => edit(svc, [{ op: 'addFunction', name: 'f' }]), 0, /named "f" already exists/);
-    expectInvalid(
+  it('rejects a name that exists, or that an earlier op of the same edit took', async () => {
+    const svc = await memoryService();
+    await edit(svc, [{ op: 'addFunction', name: 'f' }]);
+    await expectInvalid(() => edit(svc, [{ op: 'addFunction', name: 'f' }]), 0, /named "f" already exists/);
+    await expectInvalid(
       () =>
         edit(svc, [
           { op: 'addFunction', name: 'g' },
@@ -42,28 +42,28 @@ describe('addFunction', () => {
     );
   });
 
-  it('stores a null signature as absent (they hash alike)', () => {
-    const svc = memoryService();
-    edit(svc, [{ op: 'addFunction', name: 'f', signature: null }]);
+  it('stores a null signature as absent (they hash alike)', async () => {
+    const svc = await memoryService();
+    await edit(svc, [{ op: 'addFunction', name: 'f', signature: null }]);
     expect(svc.getFunction('main', 1).function).toEqual({ id: 1, name: 'f', nodes: [], edges: [] });
   });
 });
 
 describe('removeFunction', () => {
-  it('removes the function and reports it', () => {
-    const svc = memoryService();
-    const id = chain(svc);
-    const result = edit(svc, [{ op: 'removeFunction', function: id }]);
+  it('removes the function and reports it', async () => {
+    const svc = await memoryService();
+    const id = await chain(svc);
+    const result = await edit(svc, [{ op: 'removeFunction', function: id }]);
     expect(result).toMatchObject({ revision: 2, functions: [], created: [], removed: [id] });
     expect(svc.hasFunction('main', id)).toBe(false);
-    expectError(() => svc.getFunction('main', id), 'NOT_FOUND');
+    await expectError(() => svc.getFunction('main', id), 'NOT_FOUND');
   });
 
-  it('rejects an unknown function, and a second removal in the same edit', () => {
-    const svc = memoryService();
-    chain(svc);
-    expectInvalid(() => edit(svc, [{ op: 'removeFunction', function: 9 }]), 0, /unknown function 9/);
-    expectInvalid(
+  it('rejects an unknown function, and a second removal in the same edit', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await expectInvalid(() => edit(svc, [{ op: 'removeFunction', function: 9 }]), 0, /unknown function 9/);
+    await expectInvalid(
       () =>
         edit(svc, [
           { op: 'removeFunction', function: 1 },
@@ -74,10 +74,10 @@ describe('removeFunction', () => {
     );
   });
 
-  it('frees the name for a later op of the same edit', () => {
-    const svc = memoryService();
-    chain(svc);
-    const result = edit(svc, [
+  it('frees the name for a later op of the same edit', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    const result = await edit(svc, [
       { op: 'removeFunction', function: 1 },
       { op: 'addFunction', name: 'f' },
     ]);
@@ -87,47 +87,47 @@ describe('removeFunction', () => {
 });
 
 describe('renameFunction', () => {
-  it('renames, which changes the hash and bumps the version', () => {
-    const svc = memoryService();
-    const id = chain(svc);
+  it('renames, which changes the hash and bumps the version', async () => {
+    const svc = await memoryService();
+    const id = await chain(svc);
     const before = svc.getFunction('main', id);
-    const result = edit(svc, [{ op: 'renameFunction', function: id, name: 'g' }]);
+    const result = await edit(svc, [{ op: 'renameFunction', function: id, name: 'g' }]);
     const after = svc.getFunction('main', id);
     expect(after.function.name).toBe('g');
     expect(after.hash).not.toBe(before.hash);
     expect(after.version).toBe(2);
     expect(result.functions).toEqual([{ id, name: 'g', hash: after.hash, version: 2 }]);
     // The old name is free again, the new one is taken.
-    expect(edit(svc, [{ op: 'addFunction', name: 'f' }]).created).toEqual([{ name: 'f', id: 2 }]);
-    expectInvalid(() => edit(svc, [{ op: 'addFunction', name: 'g' }]), 0, /already exists/);
+    expect((await edit(svc, [{ op: 'addFunction', name: 'f' }])).created).toEqual([{ name: 'f', id: 2 }]);
+    await expectInvalid(() => edit(svc, [{ op: 'addFunction', name: 'g' }]), 0, /already exists/);
   });
 
-  it('rejects a name another function has, and an unknown function', () => {
-    const svc = memoryService();
-    chain(svc, 'f');
-    chain(svc, 'g');
-    expectInvalid(
+  it('rejects a name another function has, and an unknown function', async () => {
+    const svc = await memoryService();
+    await chain(svc, 'f');
+    await chain(svc, 'g');
+    await expectInvalid(
       () => edit(svc, [{ op: 'renameFunction', function: 1, name: 'g' }]),
       0,
       /named "g" already exists \(id 2\)/,
     );
-    expectInvalid(() => edit(svc, [{ op: 'renameFunction', function: 7, name: 'h' }]), 0, /unknown function 7/);
+    await expectInvalid(() => edit(svc, [{ op: 'renameFunction', function: 7, name: 'h' }]), 0, /unknown function 7/);
   });
 
-  it('treats a rename to the same name as no change', () => {
-    const svc = memoryService();
-    chain(svc);
-    const result = edit(svc, [{ op: 'renameFunction', function: 1, name: 'f' }]);
+  it('treats a rename to the same name as no change', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    const result = await edit(svc, [{ op: 'renameFunction', function: 1, name: 'f' }]);
     expect(result.revision).toBe(2);
     expect(result.functions).toEqual([]);
     expect(svc.getFunction('main', 1).version).toBe(1);
   });
 
-  it('can swap two names within one edit through a third name', () => {
-    const svc = memoryService();
-    chain(svc, 'a');
-    chain(svc, 'b');
-    edit(svc, [
+  it('can swap two names within one edit through a third name', async () => {
+    const svc = await memoryService();
+    await chain(svc, 'a');
+    await chain(svc, 'b');
+    await edit(svc, [
       { op: 'renameFunction', function: 1, name: 'tmp' },
       { op: 'renameFunction', function: 2, name: 'a' },
       { op: 'renameFunction', function: 1, name: 'b' },
@@ -140,24 +140,28 @@ describe('renameFunction', () => {
 });
 
 describe('addNode', () => {
-  it('adds a node, attrs defaulting to {}', () => {
-    const svc = memoryService();
-    chain(svc);
-    edit(svc, [{ op: 'addNode', function: 1, node: { id: 0, op: 'nop' } }]);
+  it('adds a node, attrs defaulting to {}', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await edit(svc, [{ op: 'addNode', function: 1, node: { id: 0, op: 'nop' } }]);
     expect(svc.getFunction('main', 1).function.nodes[0]).toEqual({ id: 0, op: 'nop', attrs: {} });
     expect(svc.getFunction('main', 1).version).toBe(2);
   });
 
-  it('rejects a duplicate node id and an unknown function', () => {
-    const svc = memoryService();
-    chain(svc);
-    expectInvalid(
+  it('rejects a duplicate node id and an unknown function', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await expectInvalid(
       () => edit(svc, [{ op: 'addNode', function: 1, node: { id: 2, op: 'x' } }]),
       0,
       /node 2 already exists in function 1/,
     );
-    expectInvalid(() => edit(svc, [{ op: 'addNode', function: 5, node: { id: 2, op: 'x' } }]), 0, /unknown function 5/);
-    expectInvalid(
+    await expectInvalid(
+      () => edit(svc, [{ op: 'addNode', function: 5, node: { id: 2, op: 'x' } }]),
+      0,
+      /unknown function 5/,
+    );
+    await expectInvalid(
       () =>
         edit(svc, [
           { op: 'addNode', function: 1, node: { id: 9, op: 'x' } },
@@ -170,58 +174,62 @@ describe('addNode', () => {
 });
 
 describe('updateNode', () => {
-  it('replaces the op, or all attrs, keeping what is not given', () => {
-    const svc = memoryService();
-    chain(svc);
-    edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1, op: 'literal' } }]);
+  it('replaces the op, or all attrs, keeping what is not given', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1, op: 'literal' } }]);
     expect(svc.getFunction('main', 1).function.nodes[0]).toEqual({ id: 1, op: 'literal', attrs: { value: 1 } });
-    edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1, attrs: { other: true } } }]);
+    await edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1, attrs: { other: true } } }]);
     expect(svc.getFunction('main', 1).function.nodes[0]).toEqual({ id: 1, op: 'literal', attrs: { other: true } });
     expect(svc.getFunction('main', 1).version).toBe(3);
   });
 
-  it('commits a revision but no new version when nothing changes', () => {
-    const svc = memoryService();
-    chain(svc);
+  it('commits a revision but no new version when nothing changes', async () => {
+    const svc = await memoryService();
+    await chain(svc);
     const before = svc.getFunction('main', 1);
-    const result = edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1, op: 'const', attrs: { value: 1 } } }]);
+    const result = await edit(svc, [
+      { op: 'updateNode', function: 1, node: { id: 1, op: 'const', attrs: { value: 1 } } },
+    ]);
     expect(result.revision).toBe(2);
     expect(result.functions).toEqual([]);
     expect(svc.getFunction('main', 1)).toEqual(before);
-    expect(svc.history('main').map((r) => [r.revision, r.functions])).toEqual([
+    expect((await svc.history('main')).map((r) => [r.revision, r.functions])).toEqual([
       [1, [1]],
       [2, []],
     ]);
   });
 
-  it('rejects an unknown node and an update naming nothing to change', () => {
-    const svc = memoryService();
-    chain(svc);
-    expectInvalid(
+  it('rejects an unknown node and an update naming nothing to change', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await expectInvalid(
       () => edit(svc, [{ op: 'updateNode', function: 1, node: { id: 42, op: 'x' } }]),
       0,
       /unknown node 42/,
     );
-    expectInvalid(() => edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1 } }]), 0, /needs op or attrs/);
+    await expectInvalid(() => edit(svc, [{ op: 'updateNode', function: 1, node: { id: 1 } }]), 0, /needs op or attrs/);
   });
 });
 
 describe('removeNode', () => {
-  it('removes the node with every edge into or out of it', () => {
-    const svc = memoryService();
-    chain(svc);
-    edit(svc, [{ op: 'addEdge', function: 1, edge: { id: 3, from: { node: 1, port: 1 }, to: { node: 3, port: 1 } } }]);
-    edit(svc, [{ op: 'removeNode', function: 1, node: 2 }]);
+  it('removes the node with every edge into or out of it', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await edit(svc, [
+      { op: 'addEdge', function: 1, edge: { id: 3, from: { node: 1, port: 1 }, to: { node: 3, port: 1 } } },
+    ]);
+    await edit(svc, [{ op: 'removeNode', function: 1, node: 2 }]);
     const fn = svc.getFunction('main', 1).function;
     expect(fn.nodes.map((n) => n.id)).toEqual([1, 3]);
     expect(fn.edges.map((e) => e.id)).toEqual([3]);
   });
 
-  it('rejects an unknown node, including one removed earlier in the edit', () => {
-    const svc = memoryService();
-    chain(svc);
-    expectInvalid(() => edit(svc, [{ op: 'removeNode', function: 1, node: 8 }]), 0, /unknown node 8/);
-    expectInvalid(
+  it('rejects an unknown node, including one removed earlier in the edit', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await expectInvalid(() => edit(svc, [{ op: 'removeNode', function: 1, node: 8 }]), 0, /unknown node 8/);
+    await expectInvalid(
       () =>
         edit(svc, [
           { op: 'removeNode', function: 1, node: 1 },
@@ -234,10 +242,12 @@ describe('removeNode', () => {
 });
 
 describe('addEdge', () => {
-  it('adds an edge, self-loops included', () => {
-    const svc = memoryService();
-    chain(svc);
-    edit(svc, [{ op: 'addEdge', function: 1, edge: { id: 7, from: { node: 2, port: 3 }, to: { node: 2, port: 4 } } }]);
+  it('adds an edge, self-loops included', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await edit(svc, [
+      { op: 'addEdge', function: 1, edge: { id: 7, from: { node: 2, port: 3 }, to: { node: 2, port: 4 } } },
+    ]);
     expect(svc.getFunction('main', 1).function.edges.at(-1)).toEqual({
       id: 7,
       from: { node: 2, port: 3 },
@@ -245,10 +255,10 @@ describe('addEdge', () => {
     });
   });
 
-  it('rejects a duplicate edge id and ends that are not nodes of the function', () => {
-    const svc = memoryService();
-    chain(svc, 'f');
-    edit(svc, [
+  it('rejects a duplicate edge id and ends that are not nodes of the function', async () => {
+    const svc = await memoryService();
+    await chain(svc, 'f');
+    await edit(svc, [
       { op: 'addFunction', name: 'g' },
       { op: 'addNode', function: 'g', node: { id: 50, op: 'x' } },
     ]);
@@ -257,25 +267,29 @@ describe('addEdge', () => {
       from: { node: from, port: 0 },
       to: { node: to, port: 0 },
     });
-    expectInvalid(() => edit(svc, [{ op: 'addEdge', function: 1, edge: e(1, 1, 3) }]), 0, /edge 1 already exists/);
-    expectInvalid(
+    await expectInvalid(
+      () => edit(svc, [{ op: 'addEdge', function: 1, edge: e(1, 1, 3) }]),
+      0,
+      /edge 1 already exists/,
+    );
+    await expectInvalid(
       () => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 9, 3) }]),
       0,
       /"from" node 9 is not a node of function 1/,
     );
-    expectInvalid(
+    await expectInvalid(
       () => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 1, 9) }]),
       0,
       /"to" node 9 is not a node of function 1/,
     );
     // Node 50 exists, but in another function.
-    expectInvalid(
+    await expectInvalid(
       () => edit(svc, [{ op: 'addEdge', function: 1, edge: e(5, 1, 50) }]),
       0,
       /"to" node 50 is not a node of function 1/,
     );
     // A node removed earlier in the same edit is gone for later ops.
-    expectInvalid(
+    await expectInvalid(
       () =>
         edit(svc, [
           { op: 'removeNode', function: 1, node: 3 },
@@ -288,19 +302,19 @@ describe('addEdge', () => {
 });
 
 describe('removeEdge', () => {
-  it('removes an edge and rejects an unknown one', () => {
-    const svc = memoryService();
-    chain(svc);
-    edit(svc, [{ op: 'removeEdge', function: 1, edge: 1 }]);
+  it('removes an edge and rejects an unknown one', async () => {
+    const svc = await memoryService();
+    await chain(svc);
+    await edit(svc, [{ op: 'removeEdge', function: 1, edge: 1 }]);
     expect(svc.getFunction('main', 1).function.edges.map((e) => e.id)).toEqual([2]);
-    expectInvalid(() => edit(svc, [{ op: 'removeEdge', function: 1, edge: 1 }]), 0, /unknown edge 1/);
+    await expectInvalid(() => edit(svc, [{ op: 'removeEdge', function: 1, edge: 1 }]), 0, /unknown edge 1/);
   });
 });
 
 describe('references to functions added by the same edit', () => {
-  it('resolve by name, follow a rename, and are listed in created', () => {
-    const svc = memoryService();
-    const result = edit(svc, [
+  it('resolve by name, follow a rename, and are listed in created', async () => {
+    const svc = await memoryService();
+    const result = await edit(svc, [
       { op: 'addFunction', name: 'a' },
       { op: 'addFunction', name: 'b' },
       { op: 'addNode', function: 'a', node: { id: 1, op: 'x' } },
@@ -318,15 +332,15 @@ describe('references to functions added by the same edit', () => {
     expect(svc.getFunction('main', 2).function.nodes).toEqual([{ id: 1, op: 'y', attrs: {} }]);
   });
 
-  it('reject a name not added earlier in the edit, even of an existing function', () => {
-    const svc = memoryService();
-    chain(svc, 'f');
-    expectInvalid(
+  it('reject a name not added earlier in the edit, even of an existing function', async () => {
+    const svc = await memoryService();
+    await chain(svc, 'f');
+    await expectInvalid(
       () => edit(svc, [{ op: 'addNode', function: 'f', node: { id: 9, op: 'x' } }]),
       0,
       /"f" does not name a function added earlier/,
     );
-    expectInvalid(
+    await expectInvalid(
       () =>
         edit(svc, [
           { op: 'addNode', function: 'g', node: { id: 1, op: 'x' } },
@@ -335,7 +349,7 @@ describe('references to functions added by the same edit', () => {
       0,
       /"g" does not name a function added earlier/,
     );
-    expectInvalid(
+    await expectInvalid(
       () =>
         edit(svc, [
           { op: 'addFunction', name: 'g' },
@@ -347,24 +361,24 @@ describe('references to functions added by the same edit', () => {
     );
   });
 
-  it('leave no function behind when added and removed in one edit, but the id stays used', () => {
-    const svc = memoryService();
-    const result = edit(svc, [
+  it('leave no function behind when added and removed in one edit, but the id stays used', async () => {
+    const svc = await memoryService();
+    const result = await edit(svc, [
       { op: 'addFunction', name: 'tmp' },
       { op: 'removeFunction', function: 'tmp' },
     ]);
     expect(result).toMatchObject({ revision: 1, functions: [], created: [], removed: [] });
-    expect(edit(svc, [{ op: 'addFunction', name: 'tmp' }]).created).toEqual([{ name: 'tmp', id: 2 }]);
+    expect((await edit(svc, [{ op: 'addFunction', name: 'tmp' }])).created).toEqual([{ name: 'tmp', id: 2 }]);
   });
 });
 
 describe('atomicity and validation', () => {
-  it('leaves no trace of a rejected edit', () => {
-    const svc = memoryService();
-    chain(svc);
+  it('leaves no trace of a rejected edit', async () => {
+    const svc = await memoryService();
+    await chain(svc);
     const before = svc.getProgram('main');
     const body = svc.getFunction('main', 1);
-    expectInvalid(
+    await expectInvalid(
       () =>
         edit(svc, [
           { op: 'addFunction', name: 'new' },
@@ -377,36 +391,44 @@ describe('atomicity and validation', () => {
     );
     expect(svc.getProgram('main')).toEqual(before);
     expect(svc.getFunction('main', 1)).toEqual(body);
-    expect(svc.history('main')).toHaveLength(1);
-    expect(edit(svc, [{ op: 'addFunction', name: 'new' }]).created).toEqual([{ name: 'new', id: 2 }]);
-    expect(edit(svc, [{ op: 'addFunction', name: 'renamed' }]).revision).toBe(3);
+    expect(await svc.history('main')).toHaveLength(1);
+    expect((await edit(svc, [{ op: 'addFunction', name: 'new' }])).created).toEqual([{ name: 'new', id: 2 }]);
+    expect((await edit(svc, [{ op: 'addFunction', name: 'renamed' }])).revision).toBe(3);
   });
 
-  it('rejects malformed ops with the op index and the schema issue', () => {
-    const svc = memoryService();
-    chain(svc);
+  it('rejects malformed ops with the op index and the schema issue', async () => {
+    const svc = await memoryService();
+    await chain(svc);
     const ok = { op: 'addNode', function: 1, node: { id: 10, op: 'x' } };
-    expectInvalid(() => edit(svc, [ok, { op: 'frobnicate', function: 1 }]), 1, /.+/);
-    expectInvalid(() => edit(svc, [ok, { op: 'addNode', function: 1, node: { id: -1, op: 'x' } }]), 1, /node\.id/);
-    expectInvalid(
+    await expectInvalid(() => edit(svc, [ok, { op: 'frobnicate', function: 1 }]), 1, /.+/);
+    await expectInvalid(
+      () => edit(svc, [ok, { op: 'addNode', function: 1, node: { id: -1, op: 'x' } }]),
+      1,
+      /node\.id/,
+    );
+    await expectInvalid(
       () => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x' }, extra: 1 }]),
       0,
       /extra|unrecognized/i,
     );
-    expectInvalid(() => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x', attrs: [1] } }]), 0, /attrs/);
-    expectInvalid(
+    await expectInvalid(
+      () => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x', attrs: [1] } }]),
+      0,
+      /attrs/,
+    );
+    await expectInvalid(
       () => edit(svc, [{ op: 'addNode', function: 1, node: { id: 11, op: 'x', attrs: { s: '\ud800' } } }]),
       0,
       /lone surrogate/,
     );
-    expectInvalid(() => edit(svc, [{ op: 'addFunction', name: '' }]), 0, /name/);
-    expectInvalid(() => edit(svc, [{ op: 'addNode', function: 0, node: { id: 11, op: 'x' } }]), 0, /function/);
+    await expectInvalid(() => edit(svc, [{ op: 'addFunction', name: '' }]), 0, /name/);
+    await expectInvalid(() => edit(svc, [{ op: 'addNode', function: 0, node: { id: 11, op: 'x' } }]), 0, /function/);
     expect(svc.getProgram('main').revision).toBe(1);
   });
 
-  it('restoreFunction (internal) only brings back a removed function, under a free name', () => {
-    const svc = memoryService();
-    chain(svc);
+  it('restoreFunction (internal) only brings back a removed function, under a free name', async () => {
+    const svc = await memoryService();
+    await chain(svc);
     const body = svc.getFunction('main', 1);
     const restore = {
       op: 'restoreFunction',
@@ -415,14 +437,14 @@ describe('atomicity and validation', () => {
       nodes: body.function.nodes,
       edges: body.function.edges,
     };
-    expectInvalid(() => edit(svc, [restore]), 0, /function 1 exists/);
-    expectInvalid(() => edit(svc, [{ ...restore, function: 5 }]), 0, /function 5 never existed/);
-    edit(svc, [
+    await expectInvalid(() => edit(svc, [restore]), 0, /function 1 exists/);
+    await expectInvalid(() => edit(svc, [{ ...restore, function: 5 }]), 0, /function 5 never existed/);
+    await edit(svc, [
       { op: 'removeFunction', function: 1 },
       { op: 'addFunction', name: 'f' },
     ]);
-    expectInvalid(() => edit(svc, [restore]), 0, /named "f" already exists/);
-    expectInvalid(
+    await expectInvalid(() => edit(svc, [restore]), 0, /named "f" already exists/);
+    await expectInvalid(
       () =>
         edit(svc, [
           {
@@ -438,21 +460,21 @@ describe('atomicity and validation', () => {
       0,
       /duplicate node 1/,
     );
-    expectInvalid(() => edit(svc, [{ ...restore, name: 'f2', nodes: [] }]), 0, /not a node of function 1/);
-    const result = edit(svc, [{ ...restore, name: 'f2' }]);
+    await expectInvalid(() => edit(svc, [{ ...restore, name: 'f2', nodes: [] }]), 0, /not a node of function 1/);
+    const result = await edit(svc, [{ ...restore, name: 'f2' }]);
     expect(result.created).toEqual([]);
     expect(result.functions).toEqual([{ id: 1, name: 'f2', hash: expect.any(String), version: 2 }]);
   });
 
-  it('fails with NOT_FOUND for an unknown program', () => {
-    const svc = memoryService();
-    const err = expectError(() => edit(svc, [{ op: 'addFunction', name: 'f' }], alice, 'nope'), 'NOT_FOUND');
+  it('fails with NOT_FOUND for an unknown program', async () => {
+    const svc = await memoryService();
+    const err = await expectError(() => edit(svc, [{ op: 'addFunction', name: 'f' }], alice, 'nope'), 'NOT_FOUND');
     expect(err.details).toEqual({ program: 'nope' });
   });
 
-  it('hands out frozen bodies that callers cannot corrupt', () => {
-    const svc = memoryService();
-    chain(svc);
+  it('hands out frozen bodies that callers cannot corrupt', async () => {
+    const svc = await memoryService();
+    await chain(svc);
     const fn = svc.getFunction('main', 1).function;
     expect(() => {
       (fn.nodes as unknown[]).push({ id: 9, op: 'x' });
@@ -464,14 +486,14 @@ describe('atomicity and validation', () => {
 });
 
 describe('programs', () => {
-  it('start with main, and can be created, listed, read and deleted', () => {
-    const svc = memoryService();
+  it('start with main, and can be created, listed, read and deleted', async () => {
+    const svc = await memoryService();
     expect(svc.listPrograms()).toEqual([{ name: 'main', revision: 0, functions: 0 }]);
-    expect(svc.createProgram('aux')).toEqual({ name: 'aux', revision: 0 });
-    expectError(() => svc.createProgram('aux'), 'CONFLICT');
-    expectError(() => svc.createProgram('bad name'), 'INVALID_EDIT');
-    chain(svc, 'f', 'aux');
-    chain(svc, 'g', 'aux');
+    expect(await svc.createProgram('aux')).toEqual({ name: 'aux', revision: 0 });
+    await expectError(() => svc.createProgram('aux'), 'CONFLICT');
+    await expectError(() => svc.createProgram('bad name'), 'INVALID_EDIT');
+    await chain(svc, 'f', 'aux');
+    await chain(svc, 'g', 'aux');
     expect(svc.listPrograms()).toEqual([
       { name: 'aux', revision: 2, functions: 2 },
       { name: 'main', revision: 0, functions: 0 },
@@ -482,17 +504,17 @@ describe('programs', () => {
       [2, 'g', 1],
     ]);
     expect(aux.functions[0]?.hash).toBe(svc.getFunction('aux', 1).hash);
-    svc.deleteProgram('main');
+    await svc.deleteProgram('main');
     expect(svc.hasProgram('main')).toBe(false);
-    expectError(() => svc.deleteProgram('main'), 'NOT_FOUND');
-    expectError(() => svc.getProgram('main'), 'NOT_FOUND');
-    expect(svc.ping()).toBe(true);
+    await expectError(() => svc.deleteProgram('main'), 'NOT_FOUND');
+    await expectError(() => svc.getProgram('main'), 'NOT_FOUND');
+    expect(await svc.ping()).toBe(true);
   });
 
-  it('keep function ids per program', () => {
-    const svc = memoryService();
-    svc.createProgram('aux');
-    expect(edit(svc, [{ op: 'addFunction', name: 'f' }], alice, 'aux').created).toEqual([{ name: 'f', id: 1 }]);
-    expect(edit(svc, [{ op: 'addFunction', name: 'f' }]).created).toEqual([{ name: 'f', id: 1 }]);
+  it('keep function ids per program', async () => {
+    const svc = await memoryService();
+    await svc.createProgram('aux');
+    expect((await edit(svc, [{ op: 'addFunction', name: 'f' }], alice, 'aux')).created).toEqual([{ name: 'f', id: 1 }]);
+    expect((await edit(svc, [{ op: 'addFunction', name: 'f' }])).created).toEqual([{ name: 'f', id: 1 }]);
   });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
+import { systemClock } from '../../src/concurrency/index.ts';
 import { ProgramService } from '../../src/service/index.ts';
 import { chain } from '../fixtures/service.ts';
 import { collect, lineMatching, spawnLockstep } from '../cli/run.ts';
@@ -77,14 +78,14 @@ describe('one store, one owner', () => {
     }
   });
 
-  it('leaves :memory: alone: every in-memory store is its own', () => {
-    const first = ProgramService.open({ path: ':memory:' });
-    const second = ProgramService.open({ path: ':memory:' });
-    chain(first);
+  it('leaves :memory: alone: every in-memory store is its own', async () => {
+    const first = await ProgramService.open({ path: ':memory:', clock: systemClock });
+    const second = await ProgramService.open({ path: ':memory:', clock: systemClock });
+    await chain(first);
     expect(second.getProgram('main').functions).toEqual([]);
-    chain(second, 'g');
+    await chain(second, 'g');
     expect(first.getProgram('main').functions.map((f) => f.name)).toEqual(['f']);
-    first.close();
-    second.close();
+    await first.close();
+    await second.close();
   });
 });

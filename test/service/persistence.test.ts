@@ -4,99 +4,118 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FENCE_BLOCK, ProgramService } from '../../src/service/index.ts';
-import { alice, chain, edit } from '../fixtures/service.ts';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../src/service/migrations.ts';
+import { alice, chain, edit, expectCurrentSchema } from '../fixtures/service.ts';
+import { systemClock } from '../../src/concurrency/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-persist-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function reopen(path: string, svc: ProgramService): ProgramService {
-  svc.close();
-  return ProgramService.open({ path });
+async function reopen(path: string, svc: ProgramService): Promise<ProgramService> {
+  await svc.close();
+  return ProgramService.open({ path, clock: systemClock });
 }
 
 describe('a file store', () => {
-  it('creates its directory, uses WAL and records its schema version', () => {
+  it('creates its directory, uses WAL and records its schema version', async () => {
     const path = join(dir, 'deep', 'er', 'lockstep.db');
-    const svc = ProgramService.open({ path });
+    const svc = await ProgramService.open({ path, clock: systemClock });
     expect(svc.listPrograms()).toEqual([{ name: 'main', revision: 0, functions: 0 }]);
-    svc.close();
+    await svc.close();
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
     db.close();
   });
 
-  it('finds everything again after a reopen', () => {
+  it('finds everything again after a reopen', async () => {
     const path = join(dir, 'reopen.db');
-    let svc = ProgramService.open({ path });
-    chain(svc, 'f');
-    chain(svc, 'g');
+    let svc = await ProgramService.open({ path, clock: systemClock });
+    await chain(svc, 'f');
+    await chain(svc, 'g');
     const oldHash = svc.getFunction('main', 1).hash;
-    edit(svc, [{ op: 'addNode', function: 1, node: { id: 9, op: 'x', attrs: { s: 'ünï 😀' } } }]);
-    edit(svc, [{ op: 'removeFunction', function: 2 }]);
-    svc.createCheckpoint('main', 'cp', alice);
-    svc.applyEdit('main', svc.undoOps('main', 3), { ...alice, kind: 'undo', undoes: 3 });
-    svc.createProgram('aux');
-    chain(svc, 'h', 'aux');
-    svc.createProgram('gone');
-    svc.deleteProgram('gone');
+    await edit(svc, [{ op: 'addNode', function: 1, node: { id: 9, op: 'x', attrs: { s: 'ünï 😀' } } }]);
+    await edit(svc, [{ op: 'removeFunction', function: 2 }]);
+    await svc.createCheckpoint('main', 'cp', alice);
+    await svc.applyEdit('main', await svc.undoOps('main', 3), { ...alice, kind: 'undo', undoes: 3 });
+    await svc.createProgram('aux');
+    await chain(svc, 'h', 'aux');
+    await svc.createProgram('gone');
+    await svc.deleteProgram('gone');
 
     const programs = svc.listPrograms();
     const main = svc.getProgram('main');
     const f = svc.getFunction('main', 1);
-    const history = svc.history('main');
-    const checkpoints = svc.listCheckpoints('main');
-    const conflicts = svc.checkExpected('main', { '1': oldHash });
+    const history = await svc.history('main');
+    const checkpoints = await svc.listCheckpoints('main');
+    const conflicts = await svc.checkExpected('main', { '1': oldHash });
 
-    svc = reopen(path, svc);
+    svc = await reopen(path, svc);
     expect(svc.listPrograms()).toEqual(programs);
     expect(svc.hasProgram('gone')).toBe(false);
     expect(svc.getProgram('main')).toEqual(main);
     expect(svc.getFunction('main', 1)).toEqual(f);
-    expect(svc.history('main')).toEqual(history);
-    expect(svc.listCheckpoints('main')).toEqual(checkpoints);
-    expect(svc.checkExpected('main', { '1': oldHash })).toEqual(conflicts);
+    expect(await svc.history('main')).toEqual(history);
+    expect(await svc.listCheckpoints('main')).toEqual(checkpoints);
+    expect(await svc.checkExpected('main', { '1': oldHash })).toEqual(conflicts);
     expect(conflicts[0]?.diff).not.toBeNull();
 
     // Ids are never reused across restarts, removed ones come back under their own id.
-    expect(edit(svc, [{ op: 'addFunction', name: 'k' }]).created).toEqual([{ name: 'k', id: 3 }]);
-    svc.applyEdit('main', svc.undoOps('main', 4), { ...alice, kind: 'undo', undoes: 4 });
+    expect((await edit(svc, [{ op: 'addFunction', name: 'k' }])).created).toEqual([{ name: 'k', id: 3 }]);
+    await svc.applyEdit('main', await svc.undoOps('main', 4), { ...alice, kind: 'undo', undoes: 4 });
     expect(svc.getFunction('main', 2).function.name).toBe('g');
-    svc.applyEdit('main', svc.restoreOps('main', 'cp'), { ...alice, kind: 'restore', checkpoint: 'cp' });
+    await svc.applyEdit('main', await svc.restoreOps('main', 'cp'), { ...alice, kind: 'restore', checkpoint: 'cp' });
     expect(svc.hasFunction('main', 2)).toBe(false);
     expect(svc.hasFunction('main', 3)).toBe(false);
 
     const after = svc.getProgram('main');
-    svc = reopen(path, svc);
+    svc = await reopen(path, svc);
     expect(svc.getProgram('main')).toEqual(after);
-    svc.close();
+    await svc.close();
   });
 
-  it('never hands out a fence token twice, not across reopens, not after a program is deleted', () => {
+  it('never hands out a fence token twice, not across reopens, not after a program is deleted', async () => {
     const path = join(dir, 'fences.db');
-    let svc = ProgramService.open({ path });
+    let svc = await ProgramService.open({ path, clock: systemClock });
     const seen: number[] = [];
     for (let i = 0; i < FENCE_BLOCK + 5; i++) seen.push(svc.fences().next('main'));
     seen.push(svc.fences().next('aux'));
-    svc = reopen(path, svc);
+    svc = await reopen(path, svc);
     seen.push(svc.fences().next('main'));
-    svc = reopen(path, svc);
+    svc = await reopen(path, svc);
     seen.push(svc.fences().next('main'), svc.fences().next('main'));
-    svc.deleteProgram('main');
-    svc.createProgram('main');
+    await svc.deleteProgram('main');
+    await svc.createProgram('main');
     seen.push(svc.fences().next('main'));
-    svc = reopen(path, svc);
+    svc = await reopen(path, svc);
     seen.push(svc.fences().next('main'));
-    svc.close();
+    await svc.close();
     const main = seen.filter((_, i) => i !== FENCE_BLOCK + 5);
     for (let i = 1; i < main.length; i++) expect(main[i]).toBeGreaterThan(main[i - 1] as number);
     expect(seen[FENCE_BLOCK + 5]).toBe(1);
   });
 
-  it('keeps nothing with :memory:', () => {
-    const svc = ProgramService.open({ path: ':memory:' });
-    chain(svc);
-    svc.close();
-    expect(ProgramService.open({ path: ':memory:' }).getProgram('main').functions).toEqual([]);
+  it('keeps nothing with :memory:', async () => {
+    const svc = await ProgramService.open({ path: ':memory:', clock: systemClock });
+    await chain(svc);
+    await svc.close();
+    expect((await ProgramService.open({ path: ':memory:', clock: systemClock })).getProgram('main').functions).toEqual(
+      [],
+    );
+  });
+});
+
+describe('a store of an older schema', () => {
+  it('is migrated on open, keeping its content, and takes what the new schema adds', async () => {
+    const path = join(dir, 'v1.db');
+    const old = new Database(path);
+    const [v1] = MIGRATIONS;
+    v1?.up(old, 1);
+    old.pragma('user_version = 1');
+    old.close();
+    await expectCurrentSchema(path);
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    db.close();
   });
 });

@@ -16,13 +16,14 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgramService, StoreError } from '../../src/service/index.ts';
 import { chain } from '../fixtures/service.ts';
+import { systemClock } from '../../src/concurrency/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-store-errors-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function openError(path: string): StoreError {
+async function openError(path: string): Promise<StoreError> {
   try {
-    ProgramService.open({ path }).close();
+    await (await ProgramService.open({ path, clock: systemClock })).close();
   } catch (err) {
     expect(err).toBeInstanceOf(StoreError);
     expect((err as StoreError).message).toContain(path);
@@ -32,12 +33,12 @@ function openError(path: string): StoreError {
 }
 
 /** A store with a little content, closed (its WAL folded back into the file). */
-function populated(name: string): string {
+async function populated(name: string): Promise<string> {
   const path = join(dir, name);
-  const svc = ProgramService.open({ path });
-  chain(svc, 'f');
-  chain(svc, 'g');
-  svc.close();
+  const svc = await ProgramService.open({ path, clock: systemClock });
+  await chain(svc, 'f');
+  await chain(svc, 'g');
+  await svc.close();
   return path;
 }
 
@@ -57,70 +58,70 @@ function openAsUser(path: string): { ok: boolean; name?: string; message?: strin
 }
 
 describe('opening a bad store fails with a clear StoreError', () => {
-  it('for a file that is not a database', () => {
+  it('for a file that is not a database', async () => {
     const path = join(dir, 'garbage.db');
     writeFileSync(path, 'this is certainly not an SQLite database\n'.repeat(200));
-    expect(openError(path).message).toMatch(/not a database, or is corrupt/);
+    expect((await openError(path)).message).toMatch(/not a database, or is corrupt/);
   });
 
-  it('for a database with damaged pages', () => {
-    const path = populated('damaged.db');
+  it('for a database with damaged pages', async () => {
+    const path = await populated('damaged.db');
     const { size } = statSync(path);
     const fd = openSync(path, 'r+');
     // Keep page 1 (header and schema root), overwrite the rest.
     writeSync(fd, Buffer.alloc(size - 4096, 0xa5), 0, size - 4096, 4096);
     closeSync(fd);
-    expect(openError(path).message).toMatch(/corrupt/);
+    expect((await openError(path)).message).toMatch(/corrupt/);
   });
 
-  it('for a function whose stored body does not match its hash', () => {
-    const path = populated('tampered.db');
+  it('for a function whose stored body does not match its hash', async () => {
+    const path = await populated('tampered.db');
     const db = new Database(path);
     const row = db.prepare('SELECT body FROM function_versions WHERE function_id = 2').pluck().get() as string;
     db.prepare('UPDATE function_versions SET body = ? WHERE function_id = 2').run(row.replace('"neg"', '"abs"'));
     db.close();
-    expect(openError(path).message).toMatch(
+    expect((await openError(path)).message).toMatch(
       /corrupt: program main, function 2 version 1 does not match its stored hash/,
     );
   });
 
-  it('for a schema newer than this server knows', () => {
-    const path = populated('newer.db');
+  it('for a schema newer than this server knows', async () => {
+    const path = await populated('newer.db');
     const db = new Database(path);
     db.pragma('user_version = 99');
     db.close();
-    expect(openError(path).message).toMatch(/schema version 99 is newer than this server supports \(1\)/);
+    expect((await openError(path)).message).toMatch(/schema version 99 is newer than this server supports \(3\)/);
     // The failed open left nothing behind: once the version is back, the store opens.
     const fix = new Database(path);
-    fix.pragma('user_version = 1');
+    fix.pragma('user_version = 3');
     fix.close();
-    const svc = ProgramService.open({ path });
+    const svc = await ProgramService.open({ path, clock: systemClock });
     expect(svc.getProgram('main').functions).toHaveLength(2);
-    svc.close();
+    await svc.close();
   });
 
-  it('for some other SQLite database', () => {
+  it('for some other SQLite database', async () => {
     const path = join(dir, 'foreign.db');
     const db = new Database(path);
     db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)');
     db.close();
-    expect(openError(path).message).toMatch(/not a Lockstep store/);
+    expect((await openError(path)).message).toMatch(/not a Lockstep store/);
   });
 
-  it('for a path that is a directory', () => {
+  it('for a path that is a directory', async () => {
     const path = join(dir, 'a-directory.db');
     mkdirSync(path);
-    expect(openError(path).message).toMatch(/cannot be opened/);
+    expect((await openError(path)).message).toMatch(/cannot be opened/);
   });
 
-  it('for a directory that cannot be created', () => {
+  it('for a directory that cannot be created', async () => {
     const file = join(dir, 'plain-file');
     writeFileSync(file, '');
-    expect(openError(join(file, 'sub', 'lockstep.db')).message).toMatch(/directory cannot be created/);
+    expect((await openError(join(file, 'sub', 'lockstep.db'))).message).toMatch(/directory cannot be created/);
   });
 
-  it('for an unreadable file', () => {
-    const path = populated('unreadable.db');
+  it('for an unreadable file', async () => {
+    const path = await populated('unreadable.db');
     chmodSync(path, 0o000);
     const outcome = openAsUser(path);
     expect(outcome).toMatchObject({ ok: false, name: 'StoreError' });
@@ -128,8 +129,8 @@ describe('opening a bad store fails with a clear StoreError', () => {
     expect(outcome.message).toMatch(/cannot be opened|permission denied/);
   });
 
-  it('for a read-only file', () => {
-    const path = populated('read-only.db');
+  it('for a read-only file', async () => {
+    const path = await populated('read-only.db');
     chmodSync(path, 0o444);
     const outcome = openAsUser(path);
     expect(outcome).toMatchObject({ ok: false, name: 'StoreError' });
@@ -137,7 +138,18 @@ describe('opening a bad store fails with a clear StoreError', () => {
     expect(outcome.message).toMatch(/read-only/);
   });
 
-  it('while a readable, writable store opens fine in the same kind of child', () => {
-    expect(openAsUser(populated('fine.db'))).toEqual({ ok: true });
+  it('while a readable, writable store opens fine in the same kind of child', async () => {
+    expect(openAsUser(await populated('fine.db'))).toEqual({ ok: true });
+  });
+});
+
+describe('a URL that is not a PostgreSQL one', () => {
+  it('is refused, without echoing its credentials', async () => {
+    const err = await ProgramService.open({ path: 'mysql://root:pw-123@db.example/x', clock: systemClock }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).message).toMatch(/unsupported kind: use a file path, :memory:, or a postgres:\/\//);
+    expect((err as StoreError).message).not.toContain('pw-123');
   });
 });

@@ -1,0 +1,126 @@
+import pg from 'pg';
+import { LockstepError } from '../protocol/errors.ts';
+
+/** First and longest wait between attempts to reach a PostgreSQL that went away. */
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+/** A statement that takes longer holds an edit's locks pinned; bound it (spec: the statement timeout). */
+const STATEMENT_TIMEOUT_MS = 10_000;
+
+// int8 (epoch milliseconds, counts) as numbers: every value the store keeps is far below 2^53.
+const types = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as never,
+};
+
+/** The URL with its password masked, for messages and logs: credentials are never printed. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}
+
+/** Errors that mean the database cannot be reached (rather than that a statement is wrong). */
+function isConnectionLoss(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = 'code' in err ? String(err.code) : '';
+  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'].includes(code)) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
+}
+
+/**
+ * A pool of connections to one database that notices when the database goes away: requests then
+ * fail at once with STORE_UNAVAILABLE (retryable) instead of piling up, until the next attempt,
+ * spaced out with exponential backoff. Nothing here is about locks, which never wait on it.
+ */
+export class PgConnection {
+  private readonly pool: pg.Pool;
+  private failures = 0;
+  private retryAt = 0;
+  private closed = false;
+
+  constructor(
+    url: string,
+    private readonly now: () => number,
+  ) {
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: 4,
+      types,
+      keepAlive: true,
+      connectionTimeoutMillis: BACKOFF_MAX_MS,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      // Durable on acknowledgement whatever the database's default; no transaction left open.
+      options: `-c synchronous_commit=on -c idle_in_transaction_session_timeout=${STATEMENT_TIMEOUT_MS}`,
+    });
+    // An idle connection dying (server restart) is seen at its next use; do not crash on it here.
+    this.pool.on('error', () => this.noteLoss());
+  }
+
+  async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
+    return this.use(async (client) => (await client.query<R>(text, values)).rows);
+  }
+
+  /** Runs `work` in one transaction; it commits only if `work` resolves. */
+  async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.use(async (client) => {
+      await client.query('BEGIN');
+      try {
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  private async use<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const wait = this.retryAt - this.now();
+    if (wait > 0) throw unavailable(wait);
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch {
+      // Refused, unreachable, or not accepting connections: all the same to a caller.
+      this.noteLoss();
+      throw unavailable(this.retryAt - this.now());
+    }
+    let broken = false;
+    try {
+      const result = await work(client);
+      this.failures = 0;
+      return result;
+    } catch (err) {
+      if (!isConnectionLoss(err)) throw err;
+      broken = true;
+      this.noteLoss();
+      throw unavailable(this.retryAt - this.now());
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private noteLoss(): void {
+    const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.failures);
+    this.failures += 1;
+    this.retryAt = this.now() + backoff;
+  }
+}
+
+function unavailable(retryAfterMs: number): LockstepError {
+  return new LockstepError('STORE_UNAVAILABLE', 'the program store cannot be reached; retry later', {}, retryAfterMs);
+}

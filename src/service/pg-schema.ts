@@ -1,0 +1,136 @@
+import type pg from 'pg';
+
+/**
+ * The PostgreSQL schema, versioned like the SQLite one (its own list: the dialects differ). The
+ * version lives in lockstep_meta; migrations run on start in one transaction under an advisory
+ * lock, so two nodes starting together migrate once, and a node older than the schema refuses to
+ * start.
+ */
+export interface PgMigration {
+  version: number;
+  up(client: pg.PoolClient, now: number): Promise<void>;
+}
+
+// Append only: a released migration is never edited, the next change is a new entry.
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  {
+    version: 1,
+    async up(client, now) {
+      await client.query(`
+        CREATE TABLE programs (
+          name text PRIMARY KEY,
+          revision integer NOT NULL CHECK (revision >= 0),
+          next_function_id integer NOT NULL CHECK (next_function_id >= 1),
+          created_at bigint NOT NULL
+        );
+        CREATE TABLE revisions (
+          program text NOT NULL REFERENCES programs(name) ON DELETE CASCADE,
+          revision integer NOT NULL CHECK (revision >= 1),
+          at bigint NOT NULL,
+          session_id text NOT NULL,
+          session_name text NOT NULL,
+          kind text NOT NULL CHECK (kind IN ('edit', 'undo', 'redo', 'restore')),
+          ops text NOT NULL,
+          op_count integer NOT NULL,
+          undoes integer,
+          redoes integer,
+          checkpoint text,
+          note text,
+          PRIMARY KEY (program, revision)
+        );
+        CREATE TABLE function_versions (
+          program text NOT NULL,
+          function_id integer NOT NULL,
+          version integer NOT NULL CHECK (version >= 1),
+          revision integer NOT NULL,
+          hash text NOT NULL,
+          body text NOT NULL,
+          PRIMARY KEY (program, function_id, version),
+          FOREIGN KEY (program, revision) REFERENCES revisions(program, revision) ON DELETE CASCADE
+        );
+        CREATE INDEX function_versions_by_hash ON function_versions (program, function_id, hash, version);
+        -- A row per function a revision changed; a NULL version means the function did not exist.
+        CREATE TABLE revision_functions (
+          program text NOT NULL,
+          revision integer NOT NULL,
+          function_id integer NOT NULL,
+          before_version integer,
+          after_version integer,
+          PRIMARY KEY (program, revision, function_id),
+          FOREIGN KEY (program, revision) REFERENCES revisions(program, revision) ON DELETE CASCADE
+        );
+        CREATE INDEX revision_functions_by_function ON revision_functions (program, function_id, revision);
+        CREATE TABLE checkpoints (
+          program text NOT NULL REFERENCES programs(name) ON DELETE CASCADE,
+          name text NOT NULL,
+          revision integer NOT NULL,
+          at bigint NOT NULL,
+          session_id text NOT NULL,
+          session_name text NOT NULL,
+          PRIMARY KEY (program, name)
+        );
+        -- No foreign key: a program deleted and created again must keep issuing higher tokens.
+        CREATE TABLE fences (program text PRIMARY KEY, ceiling bigint NOT NULL);
+      `);
+      await client.query('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES ($1, 0, 1, $2)', [
+        'main',
+        now,
+      ]);
+    },
+  },
+  {
+    version: 2,
+    async up(client) {
+      // Per resource ('structure' or a function id), the fence of the last edit committed to it.
+      await client.query(`CREATE TABLE resource_fences (
+        program text NOT NULL,
+        resource text NOT NULL,
+        fence bigint NOT NULL,
+        PRIMARY KEY (program, resource)
+      )`);
+    },
+  },
+  {
+    version: 3,
+    async up(client) {
+      // An edit's idempotency key and the result it answered, so that a retry gets it again.
+      await client.query(`ALTER TABLE revisions ADD COLUMN edit_key text, ADD COLUMN edit_result text;
+        CREATE UNIQUE INDEX revisions_by_key ON revisions (program, edit_key) WHERE edit_key IS NOT NULL;`);
+    },
+  },
+];
+
+export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+/** Any constant shared by every Lockstep node: the key of the migration advisory lock. */
+const MIGRATION_LOCK = 0x4c6f636b;
+
+/**
+ * Creates or migrates the schema. Returns a problem to refuse start-up with, or undefined.
+ * Runs inside the caller's transaction.
+ */
+export async function migrate(client: pg.PoolClient, now: number): Promise<string | undefined> {
+  await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+  await client.query('CREATE TABLE IF NOT EXISTS lockstep_meta (key text PRIMARY KEY, value text NOT NULL)');
+  const row = await client.query<{ value: string }>("SELECT value FROM lockstep_meta WHERE key = 'schema_version'");
+  const version = row.rows[0] === undefined ? 0 : Number(row.rows[0].value);
+  if (version > PG_SCHEMA_VERSION) {
+    return `its schema version ${version} is newer than this server supports (${PG_SCHEMA_VERSION}); use a newer Lockstep`;
+  }
+  if (version === 0) {
+    const tables = await client.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'lockstep_meta'",
+    );
+    if ((tables.rows[0]?.n ?? 0) > 0) return 'holds tables but no Lockstep schema version: not a Lockstep store';
+  }
+  for (const migration of PG_MIGRATIONS) {
+    if (migration.version <= version) continue;
+    await migration.up(client, now);
+  }
+  await client.query(
+    `INSERT INTO lockstep_meta (key, value) VALUES ('schema_version', $1), ('opened_at', $2)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    [String(PG_SCHEMA_VERSION), String(now)],
+  );
+  return undefined;
+}
