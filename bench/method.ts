@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { flagOf, optionSpecs, type OptionName } from '../src/config.ts';
 import { EtcdSystem, ETCD_NOTE } from './etcd.ts';
 import { BENCH_SERVER } from './lockstep.ts';
@@ -15,12 +16,22 @@ function cpuModel(): string {
   return /model name\s*:\s*(.+)/.exec(info)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
 }
 
-/** The commit measured, marked when the worktree had changes on top of it. */
+/** The commit measured, marked when the code had changes on top of it (this run's output aside). */
 function commit(): string {
-  const git = (...args: string[]) => String(spawnSync('git', args, { encoding: 'utf8' }).stdout).trim();
+  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  const git = (...args: string[]) => String(spawnSync('git', args, { cwd, encoding: 'utf8' }).stdout).trim();
   const head = git('rev-parse', '--short', 'HEAD');
   if (head === '') return 'unknown commit';
-  return git('status', '--porcelain', '--untracked-files=no') === '' ? head : `${head} with uncommitted changes`;
+  const changed = git(
+    'status',
+    '--porcelain',
+    '--untracked-files=no',
+    '--',
+    '.',
+    ':!docs/benchmarks.md',
+    ':!docs/bench-latency.svg',
+  );
+  return changed === '' ? head : `${head} with uncommitted changes`;
 }
 
 export function machineLines(loadBefore: number[], loadAfter: number[]): string[] {

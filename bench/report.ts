@@ -131,7 +131,7 @@ export function writeReport(res: Results): void {
     '',
     ...targetLines(res.rows, targetPlan),
     '',
-    `Client CPU per operation in the bench process, where every system's client runs (peers' drivers do more than a bare socket: a fair comparison of latency must also say what it cost the client):`,
+    "Client CPU per operation in the bench process, where every system's client runs: a latency is only comparable alongside what its driver cost the client.",
     '',
     ...clientCpuLines(res.rows, targetPlan),
     '',
