@@ -60,6 +60,7 @@ return 1`;
 // head of the queue (a writer, or the run of readers at the head) and pushes onto each new
 // holder's own grant list, on which that waiter blocks in BLPOP. No latecomer can slip in between
 // (ownership moves inside one script), nobody polls, and a release wakes only whom it grants.
+// The grant list's name is built inside the script, which one Redis allows (a Cluster would not).
 const ACQUIRE_FIFO = `
 local m = redis.call('hget', KEYS[1], 'mode')
 if redis.call('llen', KEYS[2]) == 0 and (not m or (m == 'read' and ARGV[1] == 'read')) then
