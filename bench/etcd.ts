@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { freePort, waitFor } from './proc.ts';
+import { freePort, packageVersion, waitFor } from './proc.ts';
 import type { LockAgent, LockSystem, Mode } from './systems.ts';
 
 /** Where the data dir goes: tmpfs, so that etcd's WAL fsyncs cost nothing (see ETCD_NOTE). */
@@ -88,6 +88,7 @@ class Agent implements LockAgent {
 
 export class EtcdSystem implements LockSystem {
   readonly name = 'etcd (v3 Lock)';
+  readonly driver = packageVersion('@grpc/grpc-js');
   readonly locks = true;
   private clients: grpc.Client[] = [];
 

@@ -1,5 +1,5 @@
 import type { StartOptions } from '../src/server.ts';
-import { forkServer, type Child } from './proc.ts';
+import { forkServer, packageVersion, type Child } from './proc.ts';
 import { RpcSocket } from './rpc-socket.ts';
 import type { LockAgent, LockSystem, Mode } from './systems.ts';
 
@@ -7,7 +7,15 @@ import type { LockAgent, LockSystem, Mode } from './systems.ts';
  * The bench lifts the per-session rate limit (default 2,000 requests/s): one closed-loop agent
  * alone sends more than that, and the limit is a policy, not a cost being measured.
  */
-export const BENCH_SERVER: StartOptions = { db: ':memory:', rateLimit: 1_000_000, rateBurst: 1_000_000 };
+export const BENCH_SERVER: StartOptions = {
+  db: ':memory:',
+  logLevel: 'silent',
+  rateLimit: 1_000_000,
+  rateBurst: 1_000_000,
+};
+
+/** Lockstep and the floor are driven by the same bare client, so its cost is equal on both. */
+export const RPC_DRIVER = `bench/rpc-socket.ts on ${packageVersion('ws')}`;
 
 class Agent implements LockAgent {
   constructor(
@@ -67,6 +75,7 @@ export async function createFunctions(url: string, count: number, first = 0): Pr
 
 export class LockstepSystem implements LockSystem {
   readonly name = 'Lockstep';
+  readonly driver = RPC_DRIVER;
   readonly locks = true;
   private ids: number[] = [];
   private socks: RpcSocket[] = [];
@@ -116,10 +125,11 @@ class EchoAgent implements LockAgent {
 /** The floor: the same frames to a server that only answers them. */
 export class EchoFloor implements LockSystem {
   readonly name = 'ws echo (floor)';
+  readonly driver = RPC_DRIVER;
   readonly locks = false;
   private socks: RpcSocket[] = [];
 
-  private constructor(private readonly server: Child) {}
+  private constructor(readonly server: Child) {}
 
   static async start(): Promise<EchoFloor> {
     return new EchoFloor(await forkServer('./echo-server.ts', {}));

@@ -1,7 +1,16 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { selfTimes, type CpuProfile, type SelfTimes } from './cpu-profile.ts';
+
+/** "name version" of an installed package, for saying which client library drove a system. */
+export function packageVersion(name: string): string {
+  const file = new URL(`../node_modules/${name}/package.json`, import.meta.url);
+  return `${name} ${(JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version}`;
+}
 
 /** A free loopback TCP port; the tiny race until the caller binds it is harmless on a quiet loopback. */
 export function freePort(): Promise<number> {
@@ -21,6 +30,9 @@ export interface Child {
   readonly port: number;
   /** Resident set size after a full GC, in bytes. */
   rss(): Promise<number>;
+  /** Starts V8's CPU profiler in the child; `stopProfile` ends it and returns the self times. */
+  startProfile(): Promise<void>;
+  stopProfile(): Promise<SelfTimes>;
   stop(): Promise<void>;
 }
 
@@ -50,6 +62,10 @@ export async function forkServer(file: string, opts: unknown, execArgv: string[]
     proc,
     port,
     rss: async () => (await ask('rss')).rss as number,
+    startProfile: async () => {
+      await ask('profile-start');
+    },
+    stopProfile: async () => (await ask('profile-stop')).profile as SelfTimes,
     stop: async () => {
       if (proc.exitCode !== null) return;
       const exited = new Promise((resolve) => proc.once('exit', resolve));
@@ -61,12 +77,22 @@ export async function forkServer(file: string, opts: unknown, execArgv: string[]
   };
 }
 
-/** Child side of forkServer: answers rss and stop over IPC. */
+/** Child side of forkServer: answers rss, profile-start, profile-stop and stop over IPC. */
 export function serveIpc(port: number, stop: () => Promise<void>): void {
-  process.on('message', (m: { cmd: string }) => {
+  const inspector = new Session();
+  process.on('message', async (m: { cmd: string }) => {
     if (m.cmd === 'rss') {
       globalThis.gc?.();
       process.send?.({ rss: process.memoryUsage().rss });
+    } else if (m.cmd === 'profile-start') {
+      inspector.connect();
+      await inspector.post('Profiler.enable');
+      await inspector.post('Profiler.start');
+      process.send?.({});
+    } else if (m.cmd === 'profile-stop') {
+      const { profile } = await inspector.post('Profiler.stop');
+      inspector.disconnect();
+      process.send?.({ profile: selfTimes(profile as CpuProfile) });
     } else if (m.cmd === 'stop') {
       void stop().finally(() => process.exit(0));
     }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { freePort, waitFor } from './proc.ts';
+import { freePort, packageVersion, waitFor } from './proc.ts';
 import type { LockAgent, LockSystem, Mode } from './systems.ts';
 
 /** redis-semaphore's default retryInterval. */
@@ -54,13 +54,63 @@ for i = 1, #KEYS do
 end
 return 1`;
 
-export type Waiting = 'poll' | 'pubsub';
+// FIFO read/write lock, the fair peer: a list per resource queues "mode token" entries. Acquire
+// takes the lock only if it is free (or read-held, for a read) *and* nobody queues; otherwise it
+// joins the back of the queue. Release, in the same atomic script, hands the lock straight to the
+// head of the queue (a writer, or the run of readers at the head) and pushes onto each new
+// holder's own grant list, on which that waiter blocks in BLPOP. No latecomer can slip in between
+// (ownership moves inside one script), nobody polls, and a release wakes only whom it grants.
+// The grant list's name is built inside the script, which one Redis allows (a Cluster would not).
+const ACQUIRE_FIFO = `
+local m = redis.call('hget', KEYS[1], 'mode')
+if redis.call('llen', KEYS[2]) == 0 and (not m or (m == 'read' and ARGV[1] == 'read')) then
+  redis.call('hset', KEYS[1], 'mode', ARGV[1], ARGV[2], 1)
+  redis.call('pexpire', KEYS[1], ARGV[3])
+  return 1
+end
+redis.call('rpush', KEYS[2], ARGV[1] .. ' ' .. ARGV[2])
+return 0`;
+const RELEASE_FIFO = `
+if redis.call('hdel', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('hlen', KEYS[1]) > 1 then return 1 end
+redis.call('del', KEYS[1])
+local granted = false
+while true do
+  local head = redis.call('lindex', KEYS[2], 0)
+  if not head then break end
+  local sp = string.find(head, ' ', 1, true)
+  local mode = string.sub(head, 1, sp - 1)
+  if granted and (granted == 'write' or mode == 'write') then break end
+  local token = string.sub(head, sp + 1)
+  redis.call('lpop', KEYS[2])
+  redis.call('hset', KEYS[1], 'mode', mode, token, 1)
+  redis.call('rpush', 'grant:' .. token, 1)
+  granted = mode
+end
+if granted then redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 1`;
 
-interface Scripts {
-  release: string;
-  acquireMany: string;
-  acquireRw: string;
-  releaseRw: string;
+export type Waiting = 'poll' | 'pubsub' | 'fifo';
+
+const SCRIPTS = {
+  release: RELEASE,
+  acquireMany: ACQUIRE_MANY,
+  acquireRw: ACQUIRE_RW,
+  releaseRw: RELEASE_RW,
+  acquireFifo: ACQUIRE_FIFO,
+  releaseFifo: RELEASE_FIFO,
+};
+type Scripts = Record<keyof typeof SCRIPTS, string>;
+
+/** What the method section says about Redis, from the constants above. */
+export function redisMethod(): string {
+  const args = REDIS_ARGS.map((a) => (a === '' ? "''" : a)).join(' ');
+  return [
+    `\`redis-server --port P --bind 127.0.0.1 ${args}\`: no RDB snapshots and no append-only file, so no disk I/O and no fsync; each agent has its own connection (ioredis).`,
+    `The usual recipe: \`SET key token NX PX ttl\` to take, a Lua compare-and-delete to give back; a batch is one Lua script taking all four keys or none; the read/write mix uses a Lua read-write lock (Redisson's layout: a hash with the mode and one field per holder).`,
+    `Waiting three ways. *Poll*: retry every ${POLL_MS} ms (redis-semaphore's default retryInterval). *Pub/sub*: the release script publishes on the key's channel; waiters, each with a second (subscriber) connection, retry on every message (and every ${WAKE_FALLBACK_MS} ms, for a wake-up lost to expiry). *FIFO queue*, the fair peer for the hand-over: a Lua read/write lock with a list per resource; an acquire joins the queue unless the lock is free and nobody queues, and the release script itself hands the lock to the head of the queue (the writer, or the run of readers there) and pushes onto that waiter's own list, on which it blocks in \`BLPOP\` on its one connection. Fair because ownership passes inside one atomic script in queue order, so nobody can overtake; nobody polls, and a release wakes only whom it grants, one server hop like Lockstep's push. (Chosen over Redisson's FairLock, whose woken waiter must still ask again: two hops per hand-over.) What it leaves out, to Redis's advantage: a dead waiter's queue entry is never timed out (Redisson keeps a timeout set for that).`,
+    'Where nobody waits (uncontended, batch) poll and pub/sub are the same and one row shows them; the FIFO queue runs where waiting happens (hand-over, read/write mix).',
+  ].join(' ');
 }
 
 class Agent implements LockAgent {
@@ -74,6 +124,7 @@ class Agent implements LockAgent {
     private readonly sub: Redis | undefined,
     private readonly sha: Scripts,
     private readonly rw: boolean,
+    private readonly waiting: Waiting,
   ) {
     sub?.on('message', () => {
       this.wakeups++;
@@ -82,6 +133,7 @@ class Agent implements LockAgent {
   }
 
   async acquire(rs: readonly number[], mode: Mode): Promise<number> {
+    if (this.waiting === 'fifo') return this.acquireFifo(rs, mode);
     const keys = this.keys(rs);
     if (this.sub !== undefined) {
       const fresh = keys.map((k) => `rel:${k}`).filter((c) => !this.subscribed.has(c));
@@ -99,17 +151,26 @@ class Agent implements LockAgent {
   }
 
   async release(rs: readonly number[], sent?: (at: number) => void): Promise<void> {
-    const keys = this.keys(rs);
-    const publish = this.sub === undefined ? '0' : '1';
-    const done = this.cmd.evalsha(
-      this.rw ? this.sha.releaseRw : this.sha.release,
-      keys.length,
-      ...keys,
-      this.token,
-      publish,
-    );
+    const done =
+      this.waiting === 'fifo'
+        ? this.cmd.evalsha(this.sha.releaseFifo, 2, ...this.fifoKeys(rs), this.token, TTL_MS)
+        : this.cmd.evalsha(
+            this.rw ? this.sha.releaseRw : this.sha.release,
+            rs.length,
+            ...this.keys(rs),
+            this.token,
+            this.sub === undefined ? '0' : '1',
+          );
     sent?.(performance.now());
     await done;
+  }
+
+  /** Queued: the grant is pushed onto this agent's list by the release that grants it. */
+  private async acquireFifo(rs: readonly number[], mode: Mode): Promise<number> {
+    const keys = this.fifoKeys(rs);
+    if ((await this.cmd.evalsha(this.sha.acquireFifo, 2, ...keys, mode, this.token, TTL_MS)) !== 1)
+      await this.cmd.blpop(`grant:${this.token}`, 0);
+    return performance.now();
   }
 
   private async try(keys: string[], mode: Mode): Promise<boolean> {
@@ -133,9 +194,16 @@ class Agent implements LockAgent {
   private keys(rs: readonly number[]): string[] {
     return rs.map((r) => (this.rw ? `rw:${r}` : `lock:${r}`));
   }
+
+  /** The FIFO recipe locks one resource per request (the workloads it runs need no more). */
+  private fifoKeys(rs: readonly number[]): [string, string] {
+    if (rs.length !== 1) throw new Error('Redis FIFO queue: one resource per request');
+    return [`fifo:${rs[0]}`, `fifoq:${rs[0]}`];
+  }
 }
 
 export class RedisSystem implements LockSystem {
+  readonly driver = packageVersion('ioredis');
   readonly locks = true;
   private conns: Redis[] = [];
   waiting: Waiting = 'poll';
@@ -147,7 +215,8 @@ export class RedisSystem implements LockSystem {
   ) {}
 
   get name(): string {
-    return this.waiting === 'poll' ? `Redis (poll ${POLL_MS} ms)` : 'Redis (pub/sub)';
+    if (this.waiting === 'poll') return `Redis (poll ${POLL_MS} ms)`;
+    return this.waiting === 'pubsub' ? 'Redis (pub/sub)' : 'Redis (FIFO queue)';
   }
 
   static available(): boolean {
@@ -178,13 +247,9 @@ export class RedisSystem implements LockSystem {
       await admin.connect().catch(() => undefined);
       return (await admin.ping()) === 'PONG';
     });
-    const load = (lua: string) => admin.script('LOAD', lua) as Promise<string>;
-    const sha = {
-      release: await load(RELEASE),
-      acquireMany: await load(ACQUIRE_MANY),
-      acquireRw: await load(ACQUIRE_RW),
-      releaseRw: await load(RELEASE_RW),
-    };
+    const sha = {} as Scripts;
+    for (const [name, lua] of Object.entries(SCRIPTS))
+      sha[name as keyof Scripts] = (await admin.script('LOAD', lua)) as string;
     admin.disconnect();
     return new RedisSystem(proc, port, sha);
   }
@@ -199,7 +264,14 @@ export class RedisSystem implements LockSystem {
     return Promise.all(
       Array.from(
         { length: count },
-        async () => new Agent(await open(), this.waiting === 'pubsub' ? await open() : undefined, this.sha, readers),
+        async () =>
+          new Agent(
+            await open(),
+            this.waiting === 'pubsub' ? await open() : undefined,
+            this.sha,
+            readers,
+            this.waiting,
+          ),
       ),
     );
   }

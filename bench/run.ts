@@ -2,19 +2,23 @@
 // writes docs/benchmarks.md and docs/bench-latency.svg. About four minutes; loopback only.
 //   --quick        one short repetition of everything (for trying the bench, not for figures)
 //   --wait-quiet   first wait (up to 10 min) for a 1-minute load average under 1.0
+//   --only=TEXT    only the workloads whose label contains TEXT (e.g. --only=hand-over); prints
+//                  the figures and writes no docs
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { edits } from './edits.ts';
 import { EtcdSystem } from './etcd.ts';
-import { EchoFloor, LockstepSystem } from './lockstep.ts';
+import { profileServers } from './hot-path.ts';
+import { EchoFloor, LockstepSystem, RPC_DRIVER } from './lockstep.ts';
 import { RedisSystem } from './redis.ts';
 import { writeReport, type Results, type Row } from './report.ts';
 import { memoryPerSession, openLoop } from './scale.ts';
-import { fmtMs, fmtRate } from './stats.ts';
+import { fmtCpu, fmtMs, fmtRate } from './stats.ts';
 import type { LockSystem } from './systems.ts';
 import { batch, handover, readMostly, uncontended, type Result, type Timing } from './workloads.ts';
 
 const QUICK = process.argv.includes('--quick');
+const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const T: Timing = QUICK
   ? { warmMs: 200, runMs: 500, reps: 1, maxOps: 200_000 }
   : { warmMs: 500, runMs: 1_500, reps: 3, maxOps: 500_000 };
@@ -29,6 +33,8 @@ const PLAN = {
   openLoopAgents: 1_000,
   openLoopRate: 2_000,
   editAgents: 4,
+  profileAgents: 10,
+  profileSeconds: QUICK ? 1 : 3,
 };
 
 async function waitQuiet(): Promise<void> {
@@ -41,11 +47,20 @@ async function waitQuiet(): Promise<void> {
 const rows: Row[] = [];
 const skipped: string[] = [];
 
-function record(workload: string, system: string, r: Result): void {
-  rows.push({ workload, system, r });
-  const extra = r.extra === undefined ? '' : `  longest wait ${fmtMs(r.extra)}`;
+const wanted = (workload: string) => ONLY === undefined || workload.includes(ONLY);
+
+/** Runs one workload unless --only leaves it out, and prints and keeps its figures. */
+async function record(workload: string, system: string, driver: string, measure: () => Promise<Result>): Promise<void> {
+  if (!wanted(workload)) return;
+  const r = await measure();
+  rows.push({ workload, system, driver, r });
+  const cpu = r.clientCpuUs === undefined ? '' : `  client CPU ${fmtCpu(r.clientCpuUs)}/op`;
+  const fair =
+    r.mostTurnsWaited === undefined
+      ? ''
+      : `  longest wait ${fmtMs(r.longestWait ?? Number.NaN)} (${r.mostTurnsWaited} turns)`;
   console.log(
-    `${workload.padEnd(26)} ${system.padEnd(20)} p50 ${fmtMs(r.p50).padStart(9)}  p99 ${fmtMs(r.p99).padStart(9)}  max ${fmtMs(r.max).padStart(9)}  ${fmtRate(r.rate).padStart(8)}/s${extra}`,
+    `${workload.padEnd(18)} ${system.padEnd(20)} p50 ${fmtMs(r.p50).padStart(9)}  p99 ${fmtMs(r.p99).padStart(9)}  max ${fmtMs(r.max).padStart(9)}  ${fmtRate(r.rate).padStart(7)}/s${cpu}${fair}`,
   );
 }
 
@@ -61,11 +76,20 @@ async function withSystem<S extends LockSystem>(start: () => Promise<S>, body: (
 
 /** `noWait` names the system where nobody waits, so how it would wait does not matter. */
 async function lockWorkloads(s: LockSystem, noWait = s.name): Promise<void> {
-  for (const n of PLAN.uncontended) record(`uncontended x${n}`, noWait, await uncontended(s, n, T));
+  for (const n of PLAN.uncontended) await record(`uncontended x${n}`, noWait, s.driver, () => uncontended(s, n, T));
   if (!s.locks) return;
-  record('hand-over x100', s.name, await handover(s, PLAN.handoverAgents, PLAN.holdMs, T));
-  record(`batch of 4 x${PLAN.batchAgents}`, noWait, await batch(s, PLAN.batchAgents, T));
-  record(`90% read x${PLAN.mixAgents}`, s.name, await readMostly(s, PLAN.mixAgents, PLAN.mixResources, T));
+  await waitingWorkloads(s);
+  await record(`batch of 4 x${PLAN.batchAgents}`, noWait, s.driver, () => batch(s, PLAN.batchAgents, T));
+}
+
+/** The workloads where agents wait for each other, so how a system waits shows. */
+async function waitingWorkloads(s: LockSystem): Promise<void> {
+  await record(`hand-over x${PLAN.handoverAgents}`, s.name, s.driver, () =>
+    handover(s, PLAN.handoverAgents, PLAN.holdMs, T),
+  );
+  await record(`90% read x${PLAN.mixAgents}`, s.name, s.driver, () =>
+    readMostly(s, PLAN.mixAgents, PLAN.mixResources, T),
+  );
 }
 
 async function main(): Promise<void> {
@@ -77,14 +101,17 @@ async function main(): Promise<void> {
   if (RedisSystem.available()) {
     await withSystem(RedisSystem.start, async (s) => {
       await lockWorkloads(s, 'Redis');
-      s.waiting = 'pubsub';
-      record('hand-over x100', s.name, await handover(s, PLAN.handoverAgents, PLAN.holdMs, T));
-      record(`90% read x${PLAN.mixAgents}`, s.name, await readMostly(s, PLAN.mixAgents, PLAN.mixResources, T));
+      for (const waiting of ['pubsub', 'fifo'] as const) {
+        s.waiting = waiting;
+        await waitingWorkloads(s);
+      }
     });
   } else skipped.push('Redis: redis-server not found (run bench/setup-peers.sh)');
   if (EtcdSystem.available()) await withSystem(EtcdSystem.start, (s) => lockWorkloads(s));
   else skipped.push('etcd: etcd not found (run bench/setup-peers.sh)');
   for (const s of skipped) console.log(`skipped ${s}`);
+
+  if (ONLY !== undefined) return;
 
   const memory = await memoryPerSession(QUICK ? [1_000] : PLAN.memorySteps);
   for (const m of memory)
@@ -92,15 +119,16 @@ async function main(): Promise<void> {
       `memory: ${m.sessions} idle sessions, ${(m.perSession / 1024).toFixed(1)} KiB each (RSS ${m.rssMiB.toFixed(0)} MiB)`,
     );
   const open = await openLoop(PLAN.openLoopAgents, PLAN.openLoopRate, QUICK ? 1_000 : 3_000, QUICK ? 1 : 3);
-  record(`open loop x${PLAN.openLoopAgents}`, 'Lockstep', open);
-  const edit = await edits(PLAN.editAgents, T);
-  record(`edits x${PLAN.editAgents}`, 'Lockstep', edit);
+  await record(`open loop x${PLAN.openLoopAgents}`, 'Lockstep', RPC_DRIVER, async () => open);
+  await record(`edits x${PLAN.editAgents}`, 'Lockstep', RPC_DRIVER, () => edits(PLAN.editAgents, T));
+  const profiles = await profileServers(PLAN.profileAgents, PLAN.profileSeconds);
 
   const results: Results = {
     rows,
     skipped,
     memory,
     open,
+    profiles,
     quick: QUICK,
     seconds: (Date.now() - began) / 1000,
     loadBefore,

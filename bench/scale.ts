@@ -5,7 +5,7 @@ import { RpcSocket } from './rpc-socket.ts';
 import { summarize, type Summary } from './stats.ts';
 
 /** Below the server's --max-pending (1,000): connections opened but not yet past hello. */
-const WAVE = 500;
+export const WAVE = 500;
 
 export interface MemoryPoint {
   sessions: number;

@@ -37,6 +37,12 @@ export function fmtMs(ms: number): string {
   return `${ms.toFixed(0)} ms`;
 }
 
+/** CPU time in microseconds, as µs below a millisecond. */
+export function fmtCpu(us: number | undefined): string {
+  if (us === undefined || !Number.isFinite(us)) return '–';
+  return us < 1000 ? `${us.toFixed(1)} µs` : `${(us / 1000).toFixed(2)} ms`;
+}
+
 export function fmtRate(r: number): string {
   return Number.isFinite(r) ? Math.round(r).toLocaleString('en-US') : '–';
 }

@@ -12,7 +12,7 @@ export interface Group {
   bars: Bar[];
 }
 
-const COLORS = ['#7f7f7f', '#1f77b4', '#d62728', '#ff7f0e', '#2ca02c', '#9467bd'];
+const COLORS = ['#7f7f7f', '#1f77b4', '#d62728', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
 const W = 960;
 const H = 420;
 const M = { top: 50, right: 20, bottom: 70, left: 70 };
@@ -77,7 +77,8 @@ export function latencyChart(title: string, groups: Group[]): string {
     );
     x += 26 + s.length * 7;
   }
-  out.push(`<text x="${W - M.right}" y="${ly}" text-anchor="end" fill="#555">solid: p50 · pale: p99</text>`);
+  // Top right, so a long legend (one entry per system) has the bottom row to itself.
+  out.push(`<text x="${W - M.right}" y="38" text-anchor="end" fill="#555">solid: p50 · pale: p99</text>`);
   out.push('</svg>');
   return out.join('\n');
 }

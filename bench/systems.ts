@@ -15,6 +15,8 @@ export interface LockAgent {
 export interface LockSystem {
   /** Row label in the tables. */
   readonly name: string;
+  /** The client library that drives it, with its version: its CPU is the bench process's. */
+  readonly driver: string;
   /** Which workloads it takes part in: the floor only has round trips, not locks. */
   readonly locks: boolean;
   /**

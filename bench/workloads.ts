@@ -12,8 +12,35 @@ export interface Timing {
 }
 
 export interface Result extends Summary {
-  /** Workload-specific extra figure (the longest wait for a turn in the hand-over). */
-  extra?: number;
+  /**
+   * CPU time (user + system) of the bench process, where every system's clients run, per
+   * operation of the measured phases: what each system's driver costs its user. Measured by the
+   * closed-loop workloads and the hand-over.
+   */
+  clientCpuUs?: number;
+  /** Hand-over only: the longest any agent waited for a turn, ms. */
+  longestWait?: number;
+  /** Hand-over only: the most turns other agents took while one agent waited (FIFO: agents - 1). */
+  mostTurnsWaited?: number;
+}
+
+/** Measures the bench process's CPU over measured phases only (warm-ups and set-up excluded). */
+class ClientCpu {
+  private us = 0;
+  private ops = 0;
+
+  async measure<T>(body: () => Promise<T>, opsOf: (t: T) => number): Promise<T> {
+    const before = process.cpuUsage();
+    const out = await body();
+    const d = process.cpuUsage(before);
+    this.us += d.user + d.system;
+    this.ops += opsOf(out);
+    return out;
+  }
+
+  perOp(): number {
+    return this.ops > 0 ? this.us / this.ops : Number.NaN;
+  }
 }
 
 /**
@@ -27,7 +54,8 @@ async function closedLoop(
 ): Promise<Result> {
   const samples: number[][] = [];
   const rates: number[] = [];
-  const phase = async (ms: number, keep: boolean) => {
+  const cpu = new ClientCpu();
+  const phase = async (ms: number) => {
     const out: number[] = [];
     const end = performance.now() + ms;
     const start = performance.now();
@@ -36,16 +64,18 @@ async function closedLoop(
         while (performance.now() < end && out.length < t.maxOps) out.push(...(await step(a, i)));
       }),
     );
-    if (keep) {
-      samples.push(out);
-      rates.push(out.length / ((performance.now() - start) / 1000));
-    }
+    return { out, seconds: (performance.now() - start) / 1000 };
   };
   for (let r = 0; r < t.reps; r++) {
-    await phase(t.warmMs, false);
-    await phase(t.runMs, true);
+    await phase(t.warmMs);
+    const { out, seconds } = await cpu.measure(
+      () => phase(t.runMs),
+      (p) => p.out.length,
+    );
+    samples.push(out);
+    rates.push(out.length / seconds);
   }
-  return summarize(samples, rates);
+  return { ...summarize(samples, rates), clientCpuUs: cpu.perOp() };
 }
 
 async function pair(a: LockAgent, rs: readonly number[], mode: Mode): Promise<number[]> {
@@ -98,49 +128,64 @@ export async function readMostly(sys: LockSystem, agents: number, resources: num
 /**
  * Workload 3: every agent queues on resource 0, holds it for `holdMs` when its turn comes,
  * releases, and queues again at once. Hand-over latency is from the holder's release leaving its
- * client to the next holder's grant arriving (one process, one clock). `extra` is the longest any
- * agent waited for a turn: FIFO keeps it near agents x turn time, a free-for-all does not.
- * Throughput is turns per second.
+ * client to the next holder's grant arriving (one process, one clock). Throughput is turns per
+ * second. Fairness is counted in turns: grants arrive one at a time (the lock is exclusive), so
+ * the grants another agent received between an agent's request and its own grant are exactly the
+ * turns it was overtaken by or waited behind. Under FIFO that is at most agents - 1, whatever
+ * the timing; a free-for-all has no bound. The longest wait in time is reported too.
  */
 export async function handover(sys: LockSystem, agents: number, holdMs: number, t: Timing): Promise<Result> {
   const as = await sys.connect(agents, 1);
   const samples: number[][] = [];
   const rates: number[] = [];
+  const cpu = new ClientCpu();
   let longestWait = 0;
+  let mostTurnsWaited = 0;
+  const phase = async (ms: number, keep: boolean) => {
+    const out: number[] = [];
+    let releasedAt: number | undefined;
+    let turns = 0;
+    let grants = 0;
+    const start = performance.now();
+    const end = start + ms;
+    // Once time is up, agents still queued take their turn and leave: the queue drains.
+    await Promise.all(
+      as.map(async (a) => {
+        let first = true;
+        while (first || (performance.now() < end && turns < t.maxOps)) {
+          first = false;
+          const asked = performance.now();
+          const grantsBefore = grants;
+          const granted = await a.acquire([0], 'write');
+          grants++;
+          if (keep && asked < end) {
+            // A wait still going at the end counts up to the end: a starved agent must show.
+            longestWait = Math.max(longestWait, Math.min(granted, end) - asked);
+            mostTurnsWaited = Math.max(mostTurnsWaited, grants - 1 - grantsBefore);
+          }
+          if (granted < end) {
+            turns++;
+            if (releasedAt !== undefined) out.push(granted - releasedAt);
+          }
+          if (holdMs > 0) await sleep(holdMs);
+          await a.release([0], (at) => (releasedAt = at));
+        }
+      }),
+    );
+    return { out, turns, grants, seconds: (Math.min(performance.now(), end) - start) / 1000 };
+  };
   try {
     for (let r = 0; r < t.reps; r++) {
-      for (const keep of [false, true]) {
-        const out: number[] = [];
-        let releasedAt: number | undefined;
-        let turns = 0;
-        const start = performance.now();
-        const end = start + (keep ? t.runMs : t.warmMs);
-        // Once time is up, agents still queued take their turn and leave: the queue drains.
-        await Promise.all(
-          as.map(async (a) => {
-            let first = true;
-            while (first || (performance.now() < end && turns < t.maxOps)) {
-              first = false;
-              const asked = performance.now();
-              const granted = await a.acquire([0], 'write');
-              // A wait still going at the end counts up to the end: a starved agent must show.
-              if (keep && asked < end) longestWait = Math.max(longestWait, Math.min(granted, end) - asked);
-              if (granted < end) {
-                turns++;
-                if (releasedAt !== undefined) out.push(granted - releasedAt);
-              }
-              if (holdMs > 0) await sleep(holdMs);
-              await a.release([0], (at) => (releasedAt = at));
-            }
-          }),
-        );
-        if (keep) {
-          samples.push(out);
-          rates.push((turns / (Math.min(performance.now(), end) - start)) * 1000);
-        }
-      }
+      await phase(t.warmMs, false);
+      // The CPU spent while the queue drains after the end is per turn too: count those turns.
+      const { out, turns, seconds } = await cpu.measure(
+        () => phase(t.runMs, true),
+        (p) => p.grants,
+      );
+      samples.push(out);
+      rates.push(turns / seconds);
     }
-    return { ...summarize(samples, rates), extra: longestWait };
+    return { ...summarize(samples, rates), clientCpuUs: cpu.perOp(), longestWait, mostTurnsWaited };
   } finally {
     await sys.disconnect();
   }

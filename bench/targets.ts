@@ -1,0 +1,87 @@
+// The targets of issue 16, judged on one run: each as Lockstep's p50 and p99 beside what it is
+// held against, the ratios, and a verdict; then the client CPU each system's driver used there.
+import type { Row } from './report.ts';
+import { fmtCpu, fmtMs, fmtRate, fmtRatio } from './stats.ts';
+import type { Result } from './workloads.ts';
+
+export const LS = 'Lockstep';
+export const FLOOR = 'ws echo (floor)';
+
+/** Hand-over p99 bound, and the uncontended bounds against the floor. */
+const HANDOVER_P99_MS = 1;
+const UNCONTENDED_P50_WITHIN = 1.5;
+const UNCONTENDED_RATE_AT_LEAST = 0.75;
+
+export interface TargetPlan {
+  handoverAgents: number;
+  targetUncontendedAgents: number;
+  mixAgents: number;
+}
+
+const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
+const both = (r: Result) => `${fmtMs(r.p50)} / ${fmtMs(r.p99)}`;
+
+export function targetLines(rows: Row[], p: TargetPlan): string[] {
+  const get = (w: string, s: string) => rows.find((x) => x.workload === w && x.system === s)?.r;
+  const peers = (w: string) => rows.filter((x) => x.workload === w && x.system !== LS && x.system !== FLOOR);
+  const out = [
+    '| target | Lockstep p50 / p99 | held against: p50 / p99 | Lockstep ÷ it: p50, p99 | |',
+    '|---|---:|---:|---:|---|',
+  ];
+  const beatsEveryPeer = (w: string, what: string) => {
+    const ls = get(w, LS);
+    if (ls === undefined) return;
+    const ps = peers(w);
+    if (ps.length === 0) out.push(`| ${what}, p99 below every peer's | ${both(ls)} | no peer ran | | not measured |`);
+    for (const { system, r } of ps)
+      out.push(
+        `| ${what}, p99 below ${system}'s | ${both(ls)} | ${both(r)} | ${fmtRatio(ls.p50, r.p50)}, **${fmtRatio(ls.p99, r.p99)}** | ${verdict(ls.p99 < r.p99)} |`,
+      );
+  };
+
+  const hand = `hand-over x${p.handoverAgents}`;
+  const lh = get(hand, LS);
+  if (lh !== undefined) {
+    out.push(
+      `| ${hand}, p99 under ${HANDOVER_P99_MS} ms | ${both(lh)} | ${fmtMs(HANDOVER_P99_MS)} | p99 **${fmtRatio(lh.p99, HANDOVER_P99_MS)}** | ${verdict(lh.p99 < HANDOVER_P99_MS)} |`,
+    );
+    beatsEveryPeer(hand, hand);
+    const bound = p.handoverAgents - 1;
+    out.push(
+      `| ${hand}, longest wait bounded by FIFO (at most ${bound} other turns) | ${lh.mostTurnsWaited} turns, ${fmtMs(lh.longestWait ?? Number.NaN)} | ${bound} turns | | ${verdict((lh.mostTurnsWaited ?? Number.POSITIVE_INFINITY) <= bound)} |`,
+    );
+  }
+  const un = `uncontended x${p.targetUncontendedAgents}`;
+  const lu = get(un, LS);
+  const fu = get(un, FLOOR);
+  if (lu !== undefined && fu !== undefined) {
+    out.push(
+      `| ${un}, p50 within ${UNCONTENDED_P50_WITHIN}x of the floor | ${both(lu)} | ${both(fu)} | **${fmtRatio(lu.p50, fu.p50)}**, ${fmtRatio(lu.p99, fu.p99)} | ${verdict(lu.p50 <= UNCONTENDED_P50_WITHIN * fu.p50)} |`,
+      `| ${un}, throughput at least ${UNCONTENDED_RATE_AT_LEAST}x the floor's | ${fmtRate(lu.rate)}/s | ${fmtRate(fu.rate)}/s | per second **${fmtRatio(lu.rate, fu.rate)}** | ${verdict(lu.rate >= UNCONTENDED_RATE_AT_LEAST * fu.rate)} |`,
+    );
+  }
+  beatsEveryPeer(`90% read x${p.mixAgents}`, `90% read x${p.mixAgents}`);
+  return out;
+}
+
+/** Client CPU per operation of each system's driver in the judged workloads. */
+export function clientCpuLines(rows: Row[], p: TargetPlan): string[] {
+  const workloads = [
+    `uncontended x${p.targetUncontendedAgents}`,
+    `hand-over x${p.handoverAgents}`,
+    `90% read x${p.mixAgents}`,
+  ];
+  const measured = rows.filter((x) => workloads.includes(x.workload) && x.r.clientCpuUs !== undefined);
+  const systems = [...new Map(measured.map((x) => [x.system, x.driver]))];
+  const cell = (w: string, s: string) => {
+    const row = measured.find((x) => x.workload === w && x.system === s);
+    return row === undefined ? '' : fmtCpu(row.r.clientCpuUs);
+  };
+  return [
+    `| system | driver | ${workloads.join(' | ')} |`,
+    `|---|---|${workloads.map(() => '---:').join('|')}|`,
+    ...systems.map(
+      ([s, d]) => `| ${s === LS ? `**${s}**` : s} | ${d} | ${workloads.map((w) => cell(w, s)).join(' | ')} |`,
+    ),
+  ];
+}
