@@ -92,25 +92,36 @@ export class Intake {
     }
     const started = performance.now();
     const running = this.target.run(frame.data, frame.isBinary);
-    this.spentMs += performance.now() - started;
-    if (running !== undefined) {
-      this.busy = true;
-      this.socket.pause();
-      const done = () => {
-        this.busy = false;
-        this.drain();
-      };
-      running.then(done, done);
+    if (running === undefined) {
+      this.spend(started);
       return;
     }
-    if (this.spentMs >= MS_PER_TURN && !this.stopped) {
-      this.yielded = true;
-      this.socket.pause();
-      setImmediate(() => {
-        this.yielded = false;
-        this.drain();
-      });
-    }
+    // A call that waits for the store: the frames after it wait too, so a session's calls run in
+    // order. A store that answers within this turn (SQLite) would otherwise let one socket chain
+    // call after call in microtasks without ever yielding, so that work counts against the turn.
+    this.busy = true;
+    this.socket.pause();
+    const done = () => {
+      this.busy = false;
+      if (currentTurn() === turn) {
+        if (this.spend(started)) return;
+      }
+      this.drain();
+    };
+    running.then(done, done);
+  }
+
+  /** Counts the work since `started` in this turn; past the budget, reading waits (true). */
+  private spend(started: number): boolean {
+    this.spentMs += performance.now() - started;
+    if (this.spentMs < MS_PER_TURN || this.stopped) return false;
+    this.yielded = true;
+    this.socket.pause();
+    setImmediate(() => {
+      this.yielded = false;
+      this.drain();
+    });
+    return true;
   }
 
   private drain(): void {
