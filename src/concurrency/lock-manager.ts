@@ -6,7 +6,15 @@ import { cycleByUpgrade, cycleThrough, deadlockError, describeCycle } from './de
 import type { WaitEdge } from './deadlock.ts';
 import { waitEdges } from './deadlock.ts';
 import { LockDenied } from './lock-errors.ts';
-import type { AcquireRequest, AcquireResult, Blocker, Grant, ResourceStatus, TicketInfo } from './lock-types.ts';
+import type {
+  AcquireRequest,
+  AcquireResult,
+  Blocker,
+  Grant,
+  ResourceStatus,
+  RestoredLock,
+  TicketInfo,
+} from './lock-types.ts';
 import { LockTable } from './lock-table.ts';
 import type { SessionLocks } from './lock-table.ts';
 import { requestOf } from './outcomes.ts';
@@ -45,6 +53,41 @@ export class LockManager extends LockTable {
       throw err;
     } finally {
       this.outbox.flush();
+    }
+  }
+
+  /**
+   * Cluster failover: puts back locks that a session held on the previous leader, with their own
+   * fences and what is left of their leases, before the session is back. It holds them absent, as
+   * a dropped session holds its locks within the resume grace, so nothing that conflicts is
+   * granted until it releases them, its session ends (the grace window) or a lease runs out.
+   * Called before anyone is served; emits nothing. The locks must not conflict with any holder.
+   */
+  restore(sessionId: string, locks: readonly RestoredLock[]): void {
+    const session = this.sessionFor(sessionId);
+    for (const lock of locks) {
+      const key = resourceKey(lock.resource);
+      const slot = this.slotFor(lock.resource, key);
+      if (session.holds.has(key) || !slot.admits(sessionId, lock.mode)) {
+        throw new Error(`restore of ${formatResource(lock.resource)} conflicts with a lock already there`);
+      }
+      const hold: Hold = {
+        sessionId,
+        resource: copyResource(lock.resource),
+        key,
+        mode: lock.mode,
+        fence: lock.fence,
+        grantedAt: lock.grantedAt,
+        expiresAt: lock.expiresAt,
+        ttlMs: lock.ttlMs,
+        ...(lock.description === undefined ? {} : { description: lock.description }),
+        warnAt: lock.expiresAt,
+        warning: undefined,
+        expiry: undefined,
+      };
+      session.holds.set(key, hold);
+      slot.holders.set(sessionId, hold);
+      this.startLease(hold, lock.ttlMs, lock.expiresAt);
     }
   }
 
