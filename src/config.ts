@@ -23,7 +23,8 @@ export const optionSpecs = {
   sessionGraceMs: {
     schema: int(0).optional(),
     default: undefined,
-    doc: "keep a dropped session's locks this long for a resume (0 = off); default 0 on SQLite, 10000 on PostgreSQL",
+    defaultShown: '0 with SQLite, 10000 with PostgreSQL',
+    doc: "keep a dropped session's locks this long for a resume (0 = off)",
   },
   journalBatchMs: {
     schema: int(0, 10_000),
