@@ -53,7 +53,6 @@ export class LockJournal {
 
   /** Records from now on every session that joins or leaves and every change of a lock. */
   attach(locks: LockManager, sessions: SessionRegistry): void {
-    const { clock } = this.opts;
     sessions.on('joined', (s) => {
       const secretDigest = sessions.secretDigestOf(s.id);
       // Only a session with a resume secret can take anything back; the journal runs with grace on.
@@ -61,10 +60,8 @@ export class LockJournal {
         this.add({ kind: 'joined', sessionId: s.id, name: s.name, role: s.role, secretDigest });
     });
     sessions.on('left', ({ session }) => this.add({ kind: 'left', sessionId: session.id }));
-    // A grant or a renewal started its lease in the very call that emitted it: the lease is what
-    // is left of it now.
     const lease = (sessionId: string, gs: readonly Grant[]) => {
-      for (const g of gs) this.held(sessionId, g, g.expiresAt - clock.now());
+      for (const g of gs) this.held(sessionId, g, locks.leaseOf(sessionId, g.resource) ?? null);
     };
     locks.on('granted', ({ sessionId, grants }) => lease(sessionId, grants));
     locks.on('renewed', ({ sessionId, locks: gs }) => lease(sessionId, gs));

@@ -91,6 +91,15 @@ export class LockManager extends LockTable {
     }
   }
 
+  /**
+   * The lease a renewal without ttl gives the session's lock on `resource` (the cluster journal
+   * records it). Reads the state as it is, without running due deadlines: it is asked from
+   * within event listeners.
+   */
+  leaseOf(sessionId: string, resource: Resource): number | undefined {
+    return this.sessions.get(sessionId)?.holds.get(resourceKey(resource))?.ttlMs;
+  }
+
   /** Whether an acquire with this key would be answered from the session's memory of it. */
   knowsKey(sessionId: string, key: string): boolean {
     return this.sessions.get(sessionId)?.outcomes.has(key) === true;
