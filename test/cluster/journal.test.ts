@@ -84,3 +84,43 @@ describe('the lock journal', () => {
     expect(await sql(db, 'SELECT 1 FROM cluster_sessions')).toHaveLength(0);
   });
 });
+
+describe('the lock journal under load', () => {
+  it('ends equal to the lock state when timer batches and edit transactions race', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    const s = await t.server({ db, journalBatchMs: 0 });
+    const setup = await t.agent(s, 'setup');
+    const fns = await addFunctions(setup, ['f1', 'f2', 'f3', 'f4'] as const);
+    const agents = await Promise.all(['a', 'b', 'c'].map((name) => t.agent(s, name)));
+    const work = agents.map(async (a, i) => {
+      for (let round = 0; round < 15; round++) {
+        const fn = fns[(i + round) % fns.length]!;
+        const frame = await a.request('lock.acquire', { functions: [fn], mode: round % 3 === 0 ? 'read' : 'write' });
+        if (frame.error?.data?.type === 'LOCK_DENIED') continue;
+        const g = frame.result.grants[0];
+        if (g.mode === 'write') {
+          const { hash } = await a.call('function.get', { function: fn });
+          await a.call('edit.apply', {
+            ops: [{ op: 'addNode', function: fn, node: { id: 1000 * i + round, op: 'const' } }],
+            expectedHashes: { [fn]: hash },
+            fences: { [fn]: g.fence },
+          });
+        }
+        if (round % 4 === 1) await a.call('lock.renew', { functions: [fn], ttlMs: 90_000 + round });
+        else await a.call('lock.release', { functions: [fn] });
+      }
+    });
+    const outcomes = await Promise.allSettled(work);
+    expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+    const expected = (await setup.call('lock.status', {})).resources
+      .flatMap((r: any) => r.holders.map((h: any) => `${h.sessionId}:${r.resource.function}:${h.mode}:${h.fence}`))
+      .sort();
+    expect(expected.length).toBeGreaterThan(0);
+    await untilRows(
+      db,
+      "SELECT session_id || ':' || resource || ':' || mode || ':' || fence AS row FROM cluster_locks ORDER BY 1",
+      [],
+      (rows) => JSON.stringify(rows.map((r) => r.row).sort()) === JSON.stringify(expected),
+    );
+  });
+});
