@@ -26,6 +26,8 @@ export type JournalRecord =
 
 type Held = Extract<JournalRecord, { kind: 'held' }>;
 type Joined = Extract<JournalRecord, { kind: 'joined' }>;
+type Left = Extract<JournalRecord, { kind: 'left' }>;
+type Dropped = Extract<JournalRecord, { kind: 'dropped' }>;
 
 /** A resource as resource_fences keys it: 'structure' or the function id in decimal. */
 export function resourceColumn(r: Resource): string {
@@ -40,19 +42,19 @@ export function resourceColumn(r: Resource): string {
  */
 export interface FoldedBatch {
   joined: Map<string, Joined>;
-  left: Set<string>;
+  left: Map<string, Left>;
   held: Map<string, Held>;
-  dropped: Map<string, { sessionId: string; resource: Resource }>;
+  dropped: Map<string, Dropped>;
 }
 
 export function fold(records: readonly JournalRecord[]): FoldedBatch {
-  const out: FoldedBatch = { joined: new Map(), left: new Set(), held: new Map(), dropped: new Map() };
+  const out: FoldedBatch = { joined: new Map(), left: new Map(), held: new Map(), dropped: new Map() };
   for (const r of records) {
     if (r.kind === 'joined') {
       out.joined.set(r.sessionId, r);
     } else if (r.kind === 'left') {
       out.joined.delete(r.sessionId);
-      out.left.add(r.sessionId);
+      out.left.set(r.sessionId, r);
     } else {
       const key = `${r.sessionId}\n${r.resource.program}\n${resourceColumn(r.resource)}`;
       if (r.kind === 'held') {
@@ -61,11 +63,24 @@ export function fold(records: readonly JournalRecord[]): FoldedBatch {
         out.held.set(key, { ...r, ttlMs: r.ttlMs ?? before?.ttlMs ?? null });
       } else {
         out.held.delete(key);
-        out.dropped.set(key, { sessionId: r.sessionId, resource: r.resource });
+        out.dropped.set(key, r);
       }
     }
   }
   return out;
+}
+
+/**
+ * The last record of each session and each lock, in order: what is waiting to be written while
+ * the database is away stays as large as the state, not the traffic. Writing these instead of
+ * all the records gives the same rows, also when a batch written meanwhile has applied some of
+ * them (the head then covers, per row, either its last record or none of its newer ones).
+ */
+export function compact(records: readonly JournalRecord[]): JournalRecord[] {
+  const b = fold(records);
+  return [...b.joined.values(), ...b.left.values(), ...b.held.values(), ...b.dropped.values()].sort(
+    (x, y) => x.seq - y.seq,
+  );
 }
 
 // The database's clock in epoch ms: every time the journal stores is on it, so that the next
@@ -125,7 +140,7 @@ export async function applyBatch(client: pg.PoolClient, b: FoldedBatch, localNow
     );
   }
   if (b.left.size > 0) {
-    const ids = [...b.left];
+    const ids = [...b.left.keys()];
     await client.query('DELETE FROM cluster_locks WHERE session_id = ANY($1::text[])', [ids]);
     await client.query('DELETE FROM cluster_sessions WHERE session_id = ANY($1::text[])', [ids]);
   }

@@ -4,7 +4,10 @@ import type { Clock, Grant, LockManager, SessionRegistry } from '../concurrency/
 import { LockstepError } from '../protocol/errors.ts';
 import type { Resource } from '../protocol/resource.ts';
 import type { SharedDatabase } from '../service/index.ts';
-import { applyBatch, fold, type JournalRecord } from './journal-batch.ts';
+import { applyBatch, compact, fold, type JournalRecord } from './journal-batch.ts';
+
+/** Queued records beyond which only the last of each session and lock is kept (see compact). */
+const COMPACT_AT = 10_000;
 
 /** Wait before writing again after a failed batch when the store names no time. */
 const RETRY_MS = 1_000;
@@ -41,6 +44,8 @@ export class LockJournal {
   private timer: unknown;
   private writing: Promise<void> | undefined;
   private closed = false;
+  /** Queued records beyond which they are compacted (the database is slow or away). */
+  private compactAt = COMPACT_AT;
 
   constructor(
     private readonly db: SharedDatabase,
@@ -113,6 +118,11 @@ export class LockJournal {
 
   private add(record: Unnumbered): void {
     this.pending.push({ ...record, seq: ++this.seq } as JournalRecord);
+    if (this.pending.length >= this.compactAt) {
+      this.pending = compact(this.pending);
+      // Compacted again only once it has doubled: amortized, however large the state is.
+      this.compactAt = Math.max(COMPACT_AT, 2 * this.pending.length);
+    }
     this.schedule(this.opts.batchMs);
   }
 
