@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
-import { freshDatabase } from '../helpers/postgres.ts';
+import { freshDatabase, startPostgres } from '../helpers/postgres.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 import { sql, untilRows } from './nodes.ts';
 
@@ -122,5 +122,26 @@ describe('the lock journal under load', () => {
       [],
       (rows) => JSON.stringify(rows.map((r) => r.row).sort()) === JSON.stringify(expected),
     );
+  });
+});
+
+describe('the lock journal without its database', () => {
+  it('refuses a new session it cannot record (STORE_UNAVAILABLE) while locks keep working', async () => {
+    const own = await startPostgres();
+    try {
+      const s = await t.server({ db: own.url });
+      const a = await t.agent(s, 'a');
+      const [f, g] = await addFunctions(a, ['f', 'g'] as const);
+      await own.stop();
+      const b = await t.raw(s);
+      const refused = await b.fail('session.hello', { protocol: 1, name: 'b' });
+      expect(refused.data).toMatchObject({ type: 'STORE_UNAVAILABLE', retryable: true });
+      // The refused hello left no session behind; the lock core never waits on the database.
+      expect(s.inspect().sessions.size).toBe(1);
+      expect((await a.call('lock.acquire', { functions: [f, g], mode: 'write' })).status).toBe('granted');
+      expect((await a.call('lock.release', { functions: [f, g] })).released).toHaveLength(2);
+    } finally {
+      await own.stop();
+    }
   });
 });
