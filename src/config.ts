@@ -23,8 +23,8 @@ export const optionSpecs = {
   sessionGraceMs: {
     schema: int(0).optional(),
     default: undefined,
-    defaultShown: '0 with SQLite, 10000 with PostgreSQL',
-    doc: "keep a dropped session's locks this long for a resume (0 = off)",
+    defaultShown: '0, cluster 10000',
+    doc: "keep a dropped session's locks this long for a resume (0 = off; cluster: postgres:// db)",
   },
   journalBatchMs: {
     schema: int(0, 10_000),
