@@ -94,12 +94,13 @@ export class LockJournal {
     }
   }
 
-  /** Writes what is queued (best effort: the database may be gone) and stops the timer. */
+  /** Writes what is queued (best effort: the database may be gone), stops the timer, leaves the edits' commits. */
   async close(): Promise<void> {
     this.closed = true;
     this.opts.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.sync().catch((err: unknown) => this.opts.logger.warn({ err }, 'lock journal: last batch not written'));
+    this.db.beforeEveryCommit(undefined);
   }
 
   private held(sessionId: string, g: Grant, ttlMs: number | null): void {

@@ -7,7 +7,7 @@ import { resourceColumn } from './journal-batch.ts';
  * A recorded lease counts as ended this long before its recorded expiry: the two leaders' clocks
  * are compared through the database's, each conversion off by a round trip at most.
  */
-export const SKEW_MARGIN_MS = 500;
+const SKEW_MARGIN_MS = 500;
 
 export interface RecordedSession {
   id: string;

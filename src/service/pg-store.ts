@@ -100,8 +100,11 @@ const COMMIT = `WITH advanced AS (
  */
 export interface SharedDatabase {
   transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
-  /** `step` runs first in every revision's transaction; the function it returns, once that committed. */
-  beforeEveryCommit(step: (client: pg.PoolClient) => Promise<() => void>): void;
+  /**
+   * `step` runs first in every revision's transaction; the function it returns, once that
+   * committed. One step at a time: undefined removes it (the leader state it belongs to is gone).
+   */
+  beforeEveryCommit(step: ((client: pg.PoolClient) => Promise<() => void>) | undefined): void;
 }
 
 export class PostgresStore implements ProgramStore, SharedDatabase {
@@ -113,7 +116,7 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
     return this.db.transaction(work);
   }
 
-  beforeEveryCommit(step: (client: pg.PoolClient) => Promise<() => void>): void {
+  beforeEveryCommit(step: ((client: pg.PoolClient) => Promise<() => void>) | undefined): void {
     this.commitStep = step;
   }
 

@@ -38,7 +38,7 @@ describe('journal batches written by racing transactions', () => {
     const db: SharedDatabase = {
       transaction: (work) => real.transaction((client) => work(slowed(client))),
       beforeEveryCommit: (step) => {
-        editStep = step;
+        if (step !== undefined) editStep = step;
       },
     };
     try {
