@@ -58,6 +58,29 @@ describe('the grace window', () => {
     expect(late.frame.error.data.type).toBe('NOT_FOUND');
   }, 60_000);
 
+  it('survives a second failover within the window: the owner still gets its lock back', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    const first = await node(db);
+    const owner = await open(first.url, 'owner');
+    const f = await oneFunction(owner);
+    const held = (await owner.client.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: 600_000 })).grants[0];
+    await open(first.url, 'witness');
+    await first.kill();
+
+    // The second leader holds f for the owner, hands a waiter nothing, and dies in its window.
+    const second = await node(db);
+    const t = await open(second.url, 't');
+    expect((await t.client.call('lock.acquire', { functions: [f], mode: 'write', wait: true })).status).toBe('queued');
+    await second.kill();
+
+    const third = await node(db);
+    const back = await resume(third.url, owner);
+    clients.push(back.client);
+    expect(back.frame.result.restored).toEqual([
+      expect.objectContaining({ resource: { program: 'main', function: f }, mode: 'write', fence: held.fence }),
+    ]);
+  }, 60_000);
+
   it('starts a new run of the event stream: a subscriber resuming from the old one is told to resync', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
     const first = await node(db);
