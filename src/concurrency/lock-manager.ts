@@ -57,11 +57,10 @@ export class LockManager extends LockTable {
   }
 
   /**
-   * Cluster failover: puts back locks that a session held on the previous leader, with their own
-   * fences and what is left of their leases, before the session is back. It holds them absent, as
-   * a dropped session holds its locks within the resume grace, so nothing that conflicts is
-   * granted until it releases them, its session ends (the grace window) or a lease runs out.
-   * Called before anyone is served; emits nothing. The locks must not conflict with any holder.
+   * Cluster failover: a session's locks from the previous leader, with their fences and what is
+   * left of their leases, held for it absent (as a dropped session's within the resume grace)
+   * until it releases them, its session ends or a lease runs out. Before anyone is served; emits
+   * nothing; the locks must not conflict with any holder.
    */
   restore(sessionId: string, locks: readonly RestoredLock[]): void {
     const session = this.sessionFor(sessionId);
@@ -91,11 +90,7 @@ export class LockManager extends LockTable {
     }
   }
 
-  /**
-   * The lease a renewal without ttl gives the session's lock on `resource` (the cluster journal
-   * records it). Reads the state as it is, without running due deadlines: it is asked from
-   * within event listeners.
-   */
+  /** The lease a renewal without ttl gives this lock (journaled); no catchUp: asked from event listeners. */
   leaseOf(sessionId: string, resource: Resource): number | undefined {
     return this.sessions.get(sessionId)?.holds.get(resourceKey(resource))?.ttlMs;
   }
