@@ -32,7 +32,7 @@ export default defineConfig({
         test: {
           name: 'sqlite',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/postgres/**'],
+          exclude: ['test/postgres/**', 'test/cluster/**'],
           env: { LOCKSTEP_TEST_DB: 'sqlite' },
         },
       },
@@ -47,6 +47,7 @@ export default defineConfig({
                   'test/postgres/**/*.test.ts',
                   'test/server/**/*.test.ts',
                   'test/faults/crash.test.ts',
+                  'test/cluster/**/*.test.ts',
                 ],
                 globalSetup: ['test/helpers/postgres-setup.ts'],
                 env: { LOCKSTEP_TEST_DB: 'postgres' },

@@ -18,10 +18,18 @@ export const optionSpecs = {
   },
   heartbeatMs: { schema: int(100), default: 15_000, doc: 'WebSocket ping interval; two missed pongs end the session' },
   idleTimeoutMs: { schema: int(1000), default: 3_600_000, doc: 'a session that sends nothing this long is closed' },
+  // No single default: off on SQLite (one process, nothing to fail over to), on in cluster mode,
+  // where a failover is a resume on the new leader (see sessionGraceOf).
   sessionGraceMs: {
-    schema: int(0),
-    default: 0,
-    doc: "keep a dropped session's locks this long for a resume (0 = off)",
+    schema: int(0).optional(),
+    default: undefined,
+    defaultShown: '0, cluster 10000',
+    doc: "keep a dropped session's locks this long for a resume (0 = off; cluster: postgres:// db)",
+  },
+  journalBatchMs: {
+    schema: int(0, 10_000),
+    default: 50,
+    doc: 'PostgreSQL: lock changes reach the journal a new leader restores from within this many ms',
   },
   // What a client is told in the hello result: declared with the protocol, options like the rest.
   ...lockSpecs,
@@ -102,6 +110,14 @@ export function lockDefaultsOf(config: ServerConfig): LockDefaults {
 
 function pick<S extends object>(config: ServerConfig, specs: S): { [K in keyof S]: number } {
   return Object.fromEntries(Object.keys(specs).map((k) => [k, config[k as OptionName]])) as { [K in keyof S]: number };
+}
+
+/** Resume grace in cluster mode (a PostgreSQL store) when none is given (cluster.md section 3). */
+export const CLUSTER_SESSION_GRACE_MS = 10_000;
+
+/** The resume grace in effect: the configured one, or the store's default. */
+export function sessionGraceOf(config: ServerConfig, cluster: boolean): number {
+  return config.sessionGraceMs ?? (cluster ? CLUSTER_SESSION_GRACE_MS : 0);
 }
 
 export function isBooleanOption(name: OptionName): boolean {

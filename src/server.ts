@@ -5,10 +5,12 @@ import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { systemClock, type Clock } from './concurrency/index.ts';
-import { ConfigError, defaultConfig, limitsOf, lockDefaultsOf, type ServerConfig } from './config.ts';
+import { clearJournal, Failover } from './cluster/index.ts';
+import { ConfigError, defaultConfig, limitsOf, lockDefaultsOf, type ServerConfig, sessionGraceOf } from './config.ts';
 import { type Coordinator, CoordinatorPort, Tokens } from './coordinator/index.ts';
 import { CloseCode } from './protocol/close-codes.ts';
-import { ProgramService, shownLocation } from './service/index.ts';
+import { isStructure } from './protocol/resource.ts';
+import { ProgramService, StoreError, shownLocation } from './service/index.ts';
 import { Connection } from './transport/connection.ts';
 import { serveDashboard } from './transport/dashboard-route.ts';
 import { isLoopbackHost, originAllowed, parseOrigins, serverHostNames } from './transport/origin.ts';
@@ -50,6 +52,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   const hostNames = serverHostNames(config.host);
   const time = clock ?? systemClock;
   const programs = await ProgramService.open({ path: config.db, clock: time });
+  const failover = await startFailover(programs, config, time, logger);
   const coordinator = new CoordinatorPort({
     clock: time,
     programs,
@@ -60,8 +63,9 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
     tokens,
     lock: { ...lockDefaultsOf(config), queuePushMs: config.queuePushMs },
     idleTimeoutMs: config.idleTimeoutMs,
-    graceMs: config.sessionGraceMs,
+    graceMs: sessionGraceOf(config, programs.database() !== undefined),
     eventBuffer: config.eventBuffer,
+    ...(failover === undefined ? {} : { failover }),
   });
 
   // maxPayload is the hard cap: ws refuses to buffer more and closes with 1009. Messages between
@@ -135,11 +139,42 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       http.closeAllConnections();
       await closed;
       coordinator.close();
+      await failover?.close();
       await programs.close();
       logger.info({ reason }, 'lockstep stopped');
     })());
 
   return { port, host: config.host, url, dashboardUrl, inspect: () => coordinator.inspect(), stop };
+}
+
+/**
+ * Cluster mode (a PostgreSQL store): with resume grace on, what the previous leader journaled is
+ * restored to the sessions that resume, and this leader journals in turn (src/cluster). SQLite:
+ * nothing, exactly as a single server always was.
+ */
+async function startFailover(
+  programs: ProgramService,
+  config: ServerConfig,
+  clock: Clock,
+  logger: Logger,
+): Promise<Failover | undefined> {
+  const db = programs.database();
+  if (db === undefined) return undefined;
+  try {
+    if (sessionGraceOf(config, true) === 0) {
+      await clearJournal(db);
+      return undefined;
+    }
+    return await Failover.open(db, {
+      clock,
+      logger,
+      batchMs: config.journalBatchMs,
+      exists: (r) => programs.hasProgram(r.program) && (isStructure(r) || programs.hasFunction(r.program, r.function)),
+    });
+  } catch (err) {
+    await programs.close();
+    throw new StoreError(shownLocation(config.db), 'its lock journal cannot be read', err);
+  }
 }
 
 function route(req: IncomingMessage, res: ServerResponse, c: CoordinatorPort): void {

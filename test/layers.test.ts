@@ -20,10 +20,13 @@ const LAYERS: Array<{ layer: string; ours: string[]; forbiddenPackages: RegExp |
     forbiddenPackages: /^(?!(eventemitter3|uuid|node:crypto)$)/,
   },
   { layer: 'service', ours: ['protocol', 'service'], forbiddenPackages: SOCKETS },
+  // Failover (the lock journal and its restore): the lock core's events and the store's database,
+  // below the application that creates it; never sockets.
+  { layer: 'cluster', ours: ['protocol', 'concurrency', 'service', 'cluster'], forbiddenPackages: SOCKETS },
   // The application: knows sessions and sinks, never sockets.
   {
     layer: 'coordinator',
-    ours: ['protocol', 'concurrency', 'service', 'coordinator'],
+    ours: ['protocol', 'concurrency', 'service', 'cluster', 'coordinator'],
     forbiddenPackages: SOCKETS,
   },
   // Sockets and frames: of the coordinator only its public entry.

@@ -20,7 +20,7 @@ export function optionRows(): Array<{ flag: string; env: string; default: string
     return {
       flag: `--${flagOf(name)}`,
       env: envOf(name),
-      default: spec.default === undefined ? 'none' : String(spec.default),
+      default: 'defaultShown' in spec ? spec.defaultShown : spec.default === undefined ? 'none' : String(spec.default),
       doc: spec.doc,
     };
   });

@@ -19,6 +19,7 @@ export type {
   QueuePosition,
   ReleaseReason,
   ResourceStatus,
+  RestoredLock,
   TicketInfo,
 } from './lock-types.ts';
 export { SessionRegistry } from './sessions.ts';

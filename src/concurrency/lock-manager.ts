@@ -6,7 +6,15 @@ import { cycleByUpgrade, cycleThrough, deadlockError, describeCycle } from './de
 import type { WaitEdge } from './deadlock.ts';
 import { waitEdges } from './deadlock.ts';
 import { LockDenied } from './lock-errors.ts';
-import type { AcquireRequest, AcquireResult, Blocker, Grant, ResourceStatus, TicketInfo } from './lock-types.ts';
+import type {
+  AcquireRequest,
+  AcquireResult,
+  Blocker,
+  Grant,
+  ResourceStatus,
+  RestoredLock,
+  TicketInfo,
+} from './lock-types.ts';
 import { LockTable } from './lock-table.ts';
 import type { SessionLocks } from './lock-table.ts';
 import { requestOf } from './outcomes.ts';
@@ -46,6 +54,45 @@ export class LockManager extends LockTable {
     } finally {
       this.outbox.flush();
     }
+  }
+
+  /**
+   * Cluster failover: a session's locks from the previous leader, with their fences and what is
+   * left of their leases, held for it absent (as a dropped session's within the resume grace)
+   * until it releases them, its session ends or a lease runs out. Before anyone is served; emits
+   * nothing; the locks must not conflict with any holder.
+   */
+  restore(sessionId: string, locks: readonly RestoredLock[]): void {
+    const session = this.sessionFor(sessionId);
+    for (const lock of locks) {
+      const key = resourceKey(lock.resource);
+      const slot = this.slotFor(lock.resource, key);
+      if (session.holds.has(key) || !slot.admits(sessionId, lock.mode)) {
+        throw new Error(`restore of ${formatResource(lock.resource)} conflicts with a lock already there`);
+      }
+      const hold: Hold = {
+        sessionId,
+        resource: copyResource(lock.resource),
+        key,
+        mode: lock.mode,
+        fence: lock.fence,
+        grantedAt: lock.grantedAt,
+        expiresAt: lock.expiresAt,
+        ttlMs: lock.ttlMs,
+        ...(lock.description === undefined ? {} : { description: lock.description }),
+        warnAt: lock.expiresAt,
+        warning: undefined,
+        expiry: undefined,
+      };
+      session.holds.set(key, hold);
+      slot.holders.set(sessionId, hold);
+      this.startLease(hold, lock.ttlMs, lock.expiresAt);
+    }
+  }
+
+  /** The lease a renewal without ttl gives this lock (journaled); no catchUp: asked from event listeners. */
+  leaseOf(sessionId: string, resource: Resource): number | undefined {
+    return this.sessions.get(sessionId)?.holds.get(resourceKey(resource))?.ttlMs;
   }
 
   /** Whether an acquire with this key would be answered from the session's memory of it. */

@@ -177,11 +177,12 @@ export class LockTable extends EventEmitter<LockEvents> {
     });
   }
 
-  protected startLease(hold: Hold, ttlMs: number): void {
+  /** A lease of `ttlMs` from now, or (a lock restored after a failover) one that ends at `expiresAt`. */
+  protected startLease(hold: Hold, ttlMs: number, expiresAt = this.clock.now() + ttlMs): void {
     this.deadlines.cancel(hold.warning);
     this.deadlines.cancel(hold.expiry);
     hold.ttlMs = ttlMs;
-    hold.expiresAt = this.clock.now() + ttlMs;
+    hold.expiresAt = expiresAt;
     const lead = Math.min(this.defaults.warningMs, ttlMs / 5);
     hold.warnAt = hold.expiresAt - lead;
     hold.warning = lead > 0 ? this.deadlines.add(hold.warnAt, () => this.onWarning(hold)) : undefined;

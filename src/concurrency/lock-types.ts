@@ -10,6 +10,11 @@ export interface Grant {
   description?: string;
 }
 
+/** A lock put back after a failover (LockManager.restore): its lease ends at expiresAt, renewals give ttlMs. */
+export interface RestoredLock extends Grant {
+  ttlMs: number;
+}
+
 /** 1 = next in that resource's queue. */
 export interface QueuePosition {
   resource: Resource;

@@ -88,12 +88,41 @@ export class SessionRegistry extends EventEmitter<SessionEvents> {
     let resumeSecret: string | undefined;
     if (this.graceMs > 0) {
       resumeSecret = randomBytes(32).toString('base64url');
-      entry.secret = digest(resumeSecret);
+      entry.secret = secretDigest(resumeSecret);
     }
     this.sessions.set(id, entry);
     this.watchIdle(entry);
     this.emit('joined', { ...entry.info });
     return resumeSecret === undefined ? { session: { ...entry.info } } : { session: { ...entry.info }, resumeSecret };
+  }
+
+  /**
+   * Cluster failover: a session recorded by the previous leader, taken in as dropped: it has
+   * graceMs from now to resume with its secret (checked against the recorded digest), as any
+   * dropped session. Called before anyone is served; emits nothing (it joined on the old leader).
+   */
+  adopt(recorded: { id: string; name: string; role: Role; secretDigest: Buffer }): void {
+    const now = this.clock.now();
+    const entry: Entry = {
+      info: {
+        id: recorded.id,
+        name: recorded.name,
+        role: recorded.role,
+        connectedAt: now,
+        lastActiveAt: now,
+        state: 'detached',
+      },
+      secret: recorded.secretDigest,
+      idle: undefined,
+      grace: undefined,
+    };
+    this.sessions.set(recorded.id, entry);
+    entry.grace = this.deadlines.add(now + this.graceMs, () => this.end(entry, 'grace-expired'));
+  }
+
+  /** The digest of the session's resume secret (never the secret), for the cluster journal. */
+  secretDigestOf(id: string): Buffer | undefined {
+    return this.sessions.get(id)?.secret;
   }
 
   /** Activity: pushes the idle deadline back. */
@@ -153,7 +182,7 @@ export class SessionRegistry extends EventEmitter<SessionEvents> {
   resume(id: string, secret: string): SessionInfo {
     const entry = this.sessions.get(id);
     if (entry === undefined) throw new LockstepError('NOT_FOUND', 'no such session to resume', { session: id });
-    if (entry.secret === undefined || !timingSafeEqual(entry.secret, digest(secret))) {
+    if (entry.secret === undefined || !timingSafeEqual(entry.secret, secretDigest(secret))) {
       throw new LockstepError('UNAUTHORIZED', 'wrong resume secret');
     }
     this.deadlines.cancel(entry.grace);
@@ -199,6 +228,7 @@ export class SessionRegistry extends EventEmitter<SessionEvents> {
   }
 }
 
-function digest(secret: string): Buffer {
+/** SHA-256: a resume secret is 32 random bytes, so a fast hash is enough to keep it unrecoverable. */
+function secretDigest(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
 }

@@ -101,8 +101,26 @@ export class Conversation {
       }
       const opened = hello(this.c, params, this.sink);
       this.ctx = { session: opened.session, ...this.hooks };
-      this.onSession();
-      return opened.result;
+      if (opened.recorded === undefined) {
+        this.onSession();
+        return opened.result;
+      }
+      // Cluster: answered once the session is in the journal; if it cannot be written, the
+      // session never was (the agent is told STORE_UNAVAILABLE and may say hello again).
+      const { session } = opened;
+      return opened.recorded.then(
+        () => {
+          this.onSession();
+          return opened.result;
+        },
+        (err: unknown) => {
+          if (this.session === session) {
+            this.ctx = undefined;
+            this.c.disconnect(session.id, 'closed', this.sink);
+          }
+          throw err;
+        },
+      );
     }
     const ctx = this.ctx;
     if (ctx === undefined) {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { v4 as uuidv4 } from 'uuid';
+import type { Failover } from '../cluster/index.ts';
 import { LockManager, SessionRegistry, type Clock, type SessionInfo } from '../concurrency/index.ts';
 import { CloseCode } from '../protocol/close-codes.ts';
 import { LockstepError } from '../protocol/errors.ts';
@@ -42,6 +43,8 @@ export interface CoordinatorOptions {
   eventBuffer?: number;
   /** Access tokens; when empty, no token is asked for. */
   tokens?: Tokens;
+  /** Cluster mode with resume grace: what the previous leader left, and this leader's journal. */
+  failover?: Failover;
 }
 
 /**
@@ -92,6 +95,7 @@ export class Coordinator {
     this.metrics = new Metrics(this.locks, this.sessions);
     bridgeLockEvents(this);
     this.bridgeSessionEvents();
+    options.failover?.start(this.locks, this.sessions);
     this.events.on('event', (item) => this.fanOut(item));
   }
 

@@ -1,16 +1,20 @@
 import type { Role, SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import { methods, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
+import type { Grant } from '../protocol/wire.ts';
 import type { Coordinator, Sink } from './coordinator.ts';
 import { type HandlerTable, validate } from './dispatch.ts';
 import { iso, wireGrants, wirePositions } from './wire-map.ts';
 
-/** Opens (or, within the resume grace, takes back) the session a connection speaks for. */
+/**
+ * Opens (or, within the resume grace, takes back) the session a connection speaks for. In cluster
+ * mode a new session must be in the journal before it is answered: `recorded` resolves then.
+ */
 export function hello(
   c: Coordinator,
   raw: unknown,
   sink: Sink,
-): { session: SessionInfo; result: ResultOf<'session.hello'> } {
+): { session: SessionInfo; result: ResultOf<'session.hello'>; recorded?: Promise<void> } {
   if (c.draining) throw new LockstepError('SHUTTING_DOWN', 'the server is shutting down', {}, 1000);
   checkTokenShape(raw);
   const p = validate('session.hello', raw);
@@ -18,19 +22,26 @@ export function hello(
   let session: SessionInfo;
   let resumeSecret: string | undefined;
   let resumed = false;
+  let restored: Grant[] | undefined;
+  let recorded: Promise<void> | undefined;
+  const { failover } = c.options;
   if (p.resume !== undefined) {
     session = c.sessions.resume(p.resume.sessionId, p.resume.secret);
     resumeSecret = p.resume.secret;
     resumed = true;
+    // The first resume after a failover: whatever the session holds now was restored for it.
+    if (failover?.takeBack(session.id) === true) restored = wireGrants(c.locks.holding(session.id));
   } else {
     const opened = c.sessions.register({ role, ...(p.name === undefined ? {} : { name: p.name }) });
     session = opened.session;
     resumeSecret = opened.resumeSecret;
+    recorded = failover?.recorded();
   }
   c.attach(session, sink);
   const { options, locks } = c;
   return {
     session,
+    ...(recorded === undefined ? {} : { recorded }),
     result: {
       sessionId: session.id,
       name: session.name,
@@ -42,6 +53,7 @@ export function hello(
       limits: { ...options.limits },
       ...(resumeSecret === undefined ? {} : { resumeSecret, graceMs: options.graceMs ?? 0 }),
       ...(resumed ? { resumed } : {}),
+      ...(restored === undefined ? {} : { restored }),
     },
   };
 }

@@ -17,6 +17,8 @@ export interface OptionSpec {
   schema: z.ZodType;
   default: unknown;
   doc: string;
+  /** How --help and the docs state a default that depends on other options (then `default` is undefined). */
+  defaultShown?: string;
 }
 
 const MiB = 1024 * 1024;

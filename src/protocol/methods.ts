@@ -34,6 +34,12 @@ const HelloResult = z.object({
   limits: LimitsWire,
   resumeSecret: z.string().optional().describe('Present when resume grace is on: keep it to resume'),
   resumed: z.boolean().optional().describe('True when this hello took back a dropped session'),
+  restored: z
+    .array(Grant)
+    .optional()
+    .describe(
+      'Cluster, after a failover: the locks this resume got back on the new leader, each with its fence and what was left of its lease',
+    ),
   graceMs: z.number().int().optional(),
 });
 

@@ -11,6 +11,7 @@ export type {
   ServiceClock,
 } from './service-types.ts';
 export { shownLocation } from './open-store.ts';
+export type { SharedDatabase } from './pg-store.ts';
 export { claimedResource } from './fence-claims.ts';
 export type { FenceClaim } from './fence-claims.ts';
 export { StoreError } from './store.ts';

@@ -98,6 +98,40 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         CREATE UNIQUE INDEX revisions_by_key ON revisions (program, edit_key) WHERE edit_key IS NOT NULL;`);
     },
   },
+  // Version 4 is the leadership lease (docs/cluster.md); this one does not depend on it.
+  {
+    version: 5,
+    async up(client) {
+      // The leader's sessions and locks as of its last journal batch (src/cluster/journal.ts), for
+      // the next leader to restore. A state, not a log: a batch upserts and deletes rows, and
+      // cluster_journal_head.seq names the last record applied, so that batches written by
+      // concurrent transactions (an edit's and the timer's) apply each record once and in order.
+      // Times are epoch ms of the database's clock. Resources are keyed as in resource_fences.
+      await client.query(`CREATE TABLE cluster_journal_head (
+          id boolean PRIMARY KEY DEFAULT true CHECK (id),
+          seq bigint NOT NULL
+        );
+        INSERT INTO cluster_journal_head (id, seq) VALUES (true, 0);
+        CREATE TABLE cluster_sessions (
+          session_id text PRIMARY KEY,
+          name text NOT NULL,
+          role text NOT NULL CHECK (role IN ('agent', 'observer')),
+          secret_sha256 bytea NOT NULL
+        );
+        CREATE TABLE cluster_locks (
+          session_id text NOT NULL,
+          program text NOT NULL,
+          resource text NOT NULL,
+          mode text NOT NULL CHECK (mode IN ('read', 'write')),
+          fence bigint NOT NULL,
+          granted_at bigint NOT NULL,
+          expires_at bigint NOT NULL,
+          ttl_ms bigint,
+          description text,
+          PRIMARY KEY (session_id, program, resource)
+        );`);
+    },
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

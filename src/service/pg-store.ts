@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { staleFence } from './fence-claims.ts';
 import { PgConnection, redactUrl } from './pg-connection.ts';
 import { migrate } from './pg-schema.ts';
@@ -92,8 +93,32 @@ const COMMIT = `WITH advanced AS (
   SELECT (SELECT count(*) FROM advanced)::int AS advanced,
     (SELECT coalesce(json_agg(json_build_object('resource', resource, 'fence', fence)), '[]'::json) FROM claims) AS fences`;
 
-export class PostgresStore implements ProgramStore {
+/**
+ * The database of a PostgreSQL store as the cluster journal (src/cluster) uses it: transactions of
+ * its own, and a first step in every revision's transaction (an edit commits together with the
+ * lock changes that came before it).
+ */
+export interface SharedDatabase {
+  transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /**
+   * `step` runs first in every revision's transaction; the function it returns, once that
+   * committed. One step at a time: undefined removes it (the leader state it belongs to is gone).
+   */
+  beforeEveryCommit(step: ((client: pg.PoolClient) => Promise<() => void>) | undefined): void;
+}
+
+export class PostgresStore implements ProgramStore, SharedDatabase {
+  private commitStep: ((client: pg.PoolClient) => Promise<() => void>) | undefined;
+
   constructor(private readonly db: PgConnection) {}
+
+  transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.db.transaction(work);
+  }
+
+  beforeEveryCommit(step: ((client: pg.PoolClient) => Promise<() => void>) | undefined): void {
+    this.commitStep = step;
+  }
 
   async load(): Promise<LoadedProgram[]> {
     const rows = await this.db.query<{ name: string; revision: number; next_function_id: number }>(
@@ -123,7 +148,9 @@ export class PostgresStore implements ProgramStore {
   async commit(c: RevisionCommit): Promise<void> {
     const r = c.record;
     const versions = c.changes.flatMap((ch) => (ch.after === null ? [] : [ch.after]));
-    await this.db.transaction(async (client) => {
+    const step = this.commitStep;
+    const committed = await this.db.transaction(async (client) => {
+      const after = step === undefined ? undefined : await step(client);
       const [row] = (
         await client.query<{ advanced: number; fences: Array<{ resource: string; fence: number }> }>(COMMIT, [
           c.program,
@@ -160,7 +187,9 @@ export class PostgresStore implements ProgramStore {
         .map((claim) => ({ claim, current: stored.get(claim.resource) ?? claim.fence }))
         .filter(({ claim, current }) => current > claim.fence);
       if (stale.length > 0) throw staleFence(c.program, stale);
+      return after;
     });
+    committed?.();
   }
 
   async revisions(program: string, after: number, limit: number): Promise<RevisionRecord[]> {
@@ -277,10 +306,15 @@ export class PostgresStore implements ProgramStore {
     return row === undefined ? undefined : toCheckpoint(row);
   }
 
+  /**
+   * A new leader counts on above every fence anyone may hold: a block reserved by the previous
+   * one is written asynchronously, so its journal's fences (cluster_locks) can be above it.
+   */
   async fenceCeilings(): Promise<Map<string, number>> {
     const rows = await this.db.query<{ program: string; ceiling: number }>(
       `SELECT program, max(ceiling) AS ceiling FROM
-        (SELECT program, ceiling FROM fences UNION ALL SELECT program, fence FROM resource_fences) AS all_fences
+        (SELECT program, ceiling FROM fences UNION ALL SELECT program, fence FROM resource_fences
+         UNION ALL SELECT program, fence FROM cluster_locks) AS all_fences
        GROUP BY program`,
     );
     return new Map(rows.map((r) => [r.program, r.ceiling]));

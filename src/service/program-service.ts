@@ -12,6 +12,7 @@ import { notFound, notFoundThrow, parseFunctionKey } from './lookup-errors.ts';
 import { newProgramState } from './model.ts';
 import type { ProgramState, StoredFunction } from './model.ts';
 import { openStore, shownLocation } from './open-store.ts';
+import { PostgresStore, type SharedDatabase } from './pg-store.ts';
 import type { ServiceOp } from './ops.ts';
 import { requiredLocks } from './required-locks.ts';
 import type {
@@ -74,6 +75,11 @@ export class ProgramService {
 
   close(): Promise<void> {
     return this.store.close();
+  }
+
+  /** The PostgreSQL database behind the store (cluster mode), or undefined for SQLite. */
+  database(): SharedDatabase | undefined {
+    return this.store instanceof PostgresStore ? this.store : undefined;
   }
 
   ping(): Promise<boolean> {

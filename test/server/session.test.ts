@@ -20,7 +20,10 @@ describe('sessions over the wire', () => {
       limits: { maxMessageBytes: 1_048_576, hardMaxMessageBytes: 8_388_608 },
     });
     expect(r.sessionId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(r.resumeSecret).toBeUndefined();
+    // Resume grace is off by default on SQLite, on (10 s) in cluster mode (a PostgreSQL store).
+    if (process.env.LOCKSTEP_TEST_DB === 'postgres')
+      expect(r).toMatchObject({ resumeSecret: expect.any(String), graceMs: 10_000 });
+    else expect(r.resumeSecret).toBeUndefined();
     const ping = await c.call('session.ping');
     expect(Date.parse(ping.time)).not.toBeNaN();
   });

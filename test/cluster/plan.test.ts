@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { type JournalState, planRestore, type RecordedLock } from '../../src/cluster/restore.ts';
+import type { Resource } from '../../src/protocol/resource.ts';
+
+// The restore checks of cluster.md section 3 on journal states a consistent leader never writes
+// (records that crossed), as well as the ordinary ones.
+
+const NOW = Date.UTC(2026, 0, 1);
+const f = (n: number): Resource => ({ program: 'main', function: n });
+const session = (id: string) => ({ id, name: id, role: 'agent' as const, secretDigest: Buffer.alloc(32) });
+
+function lock(
+  sessionId: string,
+  resource: Resource,
+  mode: 'read' | 'write',
+  fence: number,
+  leftMs = 60_000,
+): RecordedLock {
+  return {
+    sessionId,
+    resource,
+    mode,
+    fence,
+    grantedAt: NOW - 1_000,
+    expiresAt: NOW + leftMs,
+    ttlMs: 120_000,
+    description: null,
+  };
+}
+
+function state(locks: RecordedLock[], committed: Record<number, number> = {}): JournalState {
+  return {
+    head: 7,
+    readAt: NOW,
+    sessions: ['a', 'b', 'c'].map(session),
+    locks,
+    committedFence: (r) => ('function' in r ? committed[r.function] : undefined),
+  };
+}
+
+const restoredOf = (plan: ReturnType<typeof planRestore>) =>
+  [...plan.locks].flatMap(([id, ls]) =>
+    ls.map((l) => `${id}:${'function' in l.resource ? l.resource.function : 's'}:${l.fence}`),
+  );
+const droppedOf = (plan: ReturnType<typeof planRestore>) =>
+  plan.dropped.map((d) => `${d.lock.sessionId}:${d.lock.fence}:${d.reason}`);
+
+describe('planRestore', () => {
+  it('restores, of conflicting records of a resource, only the highest fence', () => {
+    const plan = planRestore(
+      state([lock('a', f(1), 'write', 5), lock('b', f(1), 'write', 9), lock('c', f(1), 'read', 7)]),
+      () => true,
+    );
+    expect(restoredOf(plan)).toEqual(['b:1:9']);
+    expect(droppedOf(plan).sort()).toEqual(['a:5:superseded', 'c:7:superseded']);
+  });
+
+  it('restores readers together, unless a newer writer supersedes them', () => {
+    const readers = planRestore(state([lock('a', f(1), 'read', 5), lock('b', f(1), 'read', 6)]), () => true);
+    expect(restoredOf(readers).sort()).toEqual(['a:1:5', 'b:1:6']);
+    const writer = planRestore(state([lock('a', f(1), 'read', 5), lock('b', f(1), 'write', 6)]), () => true);
+    expect(restoredOf(writer)).toEqual(['b:1:6']);
+  });
+
+  it('drops a lock of a session that left, below a committed fence, on a gone resource, or expired', () => {
+    const plan = planRestore(
+      state(
+        [
+          lock('gone', f(1), 'write', 5),
+          lock('a', f(2), 'write', 6),
+          lock('a', f(3), 'write', 7),
+          lock('b', f(4), 'write', 8, 0),
+          lock('c', f(5), 'write', 9),
+        ],
+        { 2: 7, 5: 9 },
+      ),
+      (r) => !('function' in r) || r.function !== 3,
+    );
+    expect(droppedOf(plan)).toEqual(['gone:5:session-left', 'a:6:stale-fence', 'a:7:resource-gone', 'b:8:expired']);
+    // A fence equal to the committed one is the holder's own edit: restored.
+    expect(restoredOf(plan)).toEqual(['c:5:9']);
+    expect(plan.locks.get('c')?.[0]).toMatchObject({ expiresAt: NOW + 60_000, ttlMs: 120_000 });
+  });
+});
