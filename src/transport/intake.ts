@@ -70,7 +70,9 @@ export class Intake {
   }
 
   private admit(frame: Frame): void {
-    if (this.pacing && this.bucket.full) this.pacing = false;
+    // Pacing ends once the session has kept under the rate, not when a busy server let the bucket
+    // refill while this session's frames were still waiting to be read.
+    if (this.pacing && this.bucket.full && this.waiting.length === 0) this.pacing = false;
     const waitMs = this.bucket.take();
     if (waitMs > 0) {
       if (this.pacing) this.waiting.unshift(frame);
