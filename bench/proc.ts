@@ -41,8 +41,13 @@ export interface Child {
  * its own Node process, so its CPU and memory are apart from the load generator's, as a Redis or
  * etcd server is.
  */
-export async function forkServer(file: string, opts: unknown, execArgv: string[] = []): Promise<Child> {
-  const proc = fork(fileURLToPath(new URL(file, import.meta.url)), [JSON.stringify(opts)], {
+export async function forkServer(
+  file: string,
+  opts: unknown,
+  execArgv: string[] = [],
+  args: string[] = [],
+): Promise<Child> {
+  const proc = fork(fileURLToPath(new URL(file, import.meta.url)), [JSON.stringify(opts), ...args], {
     execArgv: ['--import', 'tsx', '--expose-gc', ...execArgv],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

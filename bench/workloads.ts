@@ -18,10 +18,14 @@ export interface Result extends Summary {
    * closed-loop workloads and the hand-over.
    */
   clientCpuUs?: number;
+  /** The operations clientCpuUs was divided by, to pool repetitions measured apart. */
+  clientCpuOps?: number;
   /** Hand-over only: the longest any agent waited for a turn, ms. */
   longestWait?: number;
   /** Hand-over only: the most turns other agents took while one agent waited (FIFO: agents - 1). */
   mostTurnsWaited?: number;
+  /** Set when repetitions were measured apart and pooled (mergeResults): each one's own result. */
+  parts?: Result[];
 }
 
 /** Measures the bench process's CPU over measured phases only (warm-ups and set-up excluded). */
@@ -38,8 +42,8 @@ class ClientCpu {
     return out;
   }
 
-  perOp(): number {
-    return this.ops > 0 ? this.us / this.ops : Number.NaN;
+  perOp(): { clientCpuUs: number; clientCpuOps: number } {
+    return { clientCpuUs: this.ops > 0 ? this.us / this.ops : Number.NaN, clientCpuOps: this.ops };
   }
 }
 
@@ -75,7 +79,7 @@ async function closedLoop(
     samples.push(out);
     rates.push(out.length / seconds);
   }
-  return { ...summarize(samples, rates), clientCpuUs: cpu.perOp() };
+  return { ...summarize(samples, rates), ...cpu.perOp() };
 }
 
 async function pair(a: LockAgent, rs: readonly number[], mode: Mode): Promise<number[]> {
@@ -185,8 +189,34 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
       samples.push(out);
       rates.push(turns / seconds);
     }
-    return { ...summarize(samples, rates), clientCpuUs: cpu.perOp(), longestWait, mostTurnsWaited };
+    return { ...summarize(samples, rates), ...cpu.perOp(), longestWait, mostTurnsWaited };
   } finally {
     await sys.disconnect();
   }
+}
+
+/**
+ * One result from repetitions measured apart (each a Result of one repetition): samples pooled,
+ * rates side by side, client CPU over all their operations, the worst wait of any. The per-
+ * repetition results are kept as `parts`, for comparisons repetition by repetition.
+ */
+export function mergeResults(parts: Result[]): Result {
+  const sum = summarize(
+    parts.map((p) => Array.from(p.sorted)),
+    parts.flatMap((p) => p.rates),
+  );
+  const ops = parts.reduce((n, p) => n + (p.clientCpuOps ?? 0), 0);
+  const us = parts.reduce((n, p) => n + (p.clientCpuUs ?? 0) * (p.clientCpuOps ?? 0), 0);
+  const worst = (f: (p: Result) => number | undefined) => {
+    const xs = parts.map(f).filter((x): x is number => x !== undefined);
+    return xs.length > 0 ? Math.max(...xs) : undefined;
+  };
+  return {
+    ...sum,
+    clientCpuUs: ops > 0 ? us / ops : Number.NaN,
+    clientCpuOps: ops,
+    longestWait: worst((p) => p.longestWait),
+    mostTurnsWaited: worst((p) => p.mostTurnsWaited),
+    parts,
+  };
 }
