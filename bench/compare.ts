@@ -4,7 +4,7 @@
 // recordPaired), so the machine's drift hits both alike.
 import { BASELINE_NAME } from './baseline.ts';
 import type { Row } from './report.ts';
-import { fmtMs, fmtRate, fmtRatio } from './stats.ts';
+import { fmtCpu, fmtMs, fmtRate, fmtRatio } from './stats.ts';
 import { LS } from './targets.ts';
 import type { Result } from './workloads.ts';
 
@@ -16,11 +16,14 @@ import type { Result } from './workloads.ts';
  * every machine: these floors are for a quiet one, and the run's own spread (below)
  * raises them when the machine is not.
  */
-export const NOISE_FLOOR = { p50: 0.1, p99: 0.25, rate: 0.1 } as const;
+export const NOISE_FLOOR = { p50: 0.1, p99: 0.25, rate: 0.1, cpu: 0.1 } as const;
 
 type Metric = keyof typeof NOISE_FLOOR;
-const METRICS: Metric[] = ['p50', 'p99', 'rate'];
-const value = (m: Metric, r: Result) => (m === 'rate' ? r.rate : m === 'p50' ? r.p50 : r.p99);
+const METRICS: Metric[] = ['p50', 'p99', 'rate', 'cpu'];
+function value(m: Metric, r: Result): number {
+  if (m === 'cpu') return r.serverCpuUs ?? Number.NaN;
+  return m === 'rate' ? r.rate : m === 'p50' ? r.p50 : r.p99;
+}
 /** How many times worse current is than baseline (above 1: worse), for one metric. */
 const worseBy = (m: Metric, cur: Result, base: Result) =>
   m === 'rate' ? base.rate / cur.rate : value(m, cur) / value(m, base);
@@ -43,12 +46,13 @@ export function noise(m: Metric, cur: Result, base: Result): number {
  */
 export function worseMetrics(cur: Result, base: Result): Metric[] {
   const pairs = (cur.parts ?? [cur]).map((c, i) => [c, base.parts?.[i] ?? base] as const);
+  // A comparison with NaN (server CPU not measured) is false: never counted worse.
   return METRICS.filter(
     (m) => worseBy(m, cur, base) > 1 + noise(m, cur, base) && pairs.every(([c, b]) => worseBy(m, c, b) > 1),
   );
 }
 
-const NAMES: Record<Metric, string> = { p50: 'p50', p99: 'p99', rate: 'per second' };
+const NAMES: Record<Metric, string> = { p50: 'p50', p99: 'p99', rate: 'per second', cpu: 'server CPU' };
 
 export function baselineLines(rows: Row[]): string[] {
   const get = (w: string, s: string) => rows.find((x) => x.workload === w && x.system === s)?.r;
@@ -56,8 +60,8 @@ export function baselineLines(rows: Row[]): string[] {
     (w) => get(w, LS) !== undefined && get(w, BASELINE_NAME) !== undefined,
   );
   const out = [
-    '| workload | current p50 / p99 / per second | baseline p50 / p99 / per second | current ÷ baseline: p50 | p99 | per second | per-second ratio by repetition | noise: p50, p99, per second | worse beyond noise? |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| workload | current p50 / p99 / per second | baseline p50 / p99 / per second | current ÷ baseline: p50 | p99 | per second | per-second ratio by repetition | server CPU per op: current / baseline | ratio | noise: p50, p99, per second, server CPU | worse beyond noise? |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   const three = (r: Result) => `${fmtMs(r.p50)} / ${fmtMs(r.p99)} / ${fmtRate(r.rate)}`;
   for (const w of workloads) {
@@ -71,7 +75,7 @@ export function baselineLines(rows: Row[]): string[] {
       .join(', ');
     const worse = worseMetrics(cur, base);
     out.push(
-      `| ${w} | ${three(cur)} | ${three(base)} | ${fmtRatio(cur.p50, base.p50)} | ${fmtRatio(cur.p99, base.p99)} | ${fmtRatio(cur.rate, base.rate)} | ${byRep} | ${METRICS.map((m) => `±${(100 * noise(m, cur, base)).toFixed(0)}%`).join(', ')} | ${worse.length === 0 ? 'no' : `**worse: ${worse.map((m) => NAMES[m]).join(', ')}**`} |`,
+      `| ${w} | ${three(cur)} | ${three(base)} | ${fmtRatio(cur.p50, base.p50)} | ${fmtRatio(cur.p99, base.p99)} | ${fmtRatio(cur.rate, base.rate)} | ${byRep} | ${fmtCpu(cur.serverCpuUs)} / ${fmtCpu(base.serverCpuUs)} | ${fmtRatio(cur.serverCpuUs ?? Number.NaN, base.serverCpuUs ?? Number.NaN)} | ${METRICS.map((m) => `±${(100 * noise(m, cur, base)).toFixed(0)}%`).join(', ')} | ${worse.length === 0 ? 'no' : `**worse: ${worse.map((m) => NAMES[m]).join(', ')}**`} |`,
     );
   }
   return out;
@@ -79,5 +83,5 @@ export function baselineLines(rows: Row[]): string[] {
 
 export function baselineNote(): string {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
-  return `Latency ratios under 1.00x and per-second ratios over 1.00x mean the current commit is faster. The two servers' repetitions alternate (current first in odd ones, baseline first in even ones), each with its own connections and warm-up, so whatever else the machine does falls on both. A figure is "worse beyond noise" when it is worse pooled by more than its noise threshold and worse in every pair of repetitions. The threshold is measured in the run: the larger of the two systems' own spread over their repetitions ((max − min) ÷ median of that figure), but at least ${pct(NOISE_FLOOR.p50)} for p50 and per second and ${pct(NOISE_FLOOR.p99)} for p99. A fixed threshold does not fit a shared machine: comparing a commit with itself at a load average of 4 to 7 gave pooled ratios from 0.68x to 1.70x for p50, 0.70x to 1.54x for per second and 0.43x to 1.68x for p99, so on a loaded machine a verdict here is weak evidence either way; the load average is under Machine.`;
+  return `Latency ratios under 1.00x and per-second ratios over 1.00x mean the current commit is faster. The two servers' repetitions alternate (current first in odd ones, baseline first in even ones), each with its own connections and warm-up, so whatever else the machine does falls on both. A figure is "worse beyond noise" when it is worse pooled by more than its noise threshold and worse in every pair of repetitions. The threshold is measured in the run: the larger of the two systems' own spread over their repetitions ((max − min) ÷ median of that figure), but at least ${pct(NOISE_FLOOR.p50)} for p50, per second and server CPU and ${pct(NOISE_FLOOR.p99)} for p99. Server CPU per op is the server process's user + system time (every thread, from /proc) over the measured phases, divided by their operations: what the server spent, which a loaded machine disturbs far less than latency. A fixed threshold does not fit a shared machine: comparing a commit with itself at a load average of 4 to 7 gave pooled ratios from 0.68x to 1.70x for p50, 0.70x to 1.54x for per second and 0.43x to 1.68x for p99, so on a loaded machine a verdict here is weak evidence either way; the load average is under Machine.`;
 }

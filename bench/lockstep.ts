@@ -97,6 +97,10 @@ export class LockstepSystem implements LockSystem {
     return `ws://127.0.0.1:${this.server.port}/ws`;
   }
 
+  get serverPid(): number | undefined {
+    return this.server.proc.pid;
+  }
+
   async connect(count: number, resources: number): Promise<LockAgent[]> {
     if (this.ids.length < resources)
       this.ids.push(...(await createFunctions(this.url, resources - this.ids.length, this.ids.length)));

@@ -64,7 +64,9 @@ async function record(workload: string, system: string, driver: string, measure:
   if (!wanted(workload)) return;
   const r = await measure();
   rows.push({ workload, system, driver, r });
-  const cpu = r.clientCpuUs === undefined ? '' : `  client CPU ${fmtCpu(r.clientCpuUs)}/op`;
+  const cpu =
+    (r.clientCpuUs === undefined ? '' : `  client CPU ${fmtCpu(r.clientCpuUs)}/op`) +
+    (r.serverCpuUs === undefined ? '' : `  server CPU ${fmtCpu(r.serverCpuUs)}/op`);
   const fair =
     r.mostTurnsWaited === undefined
       ? ''

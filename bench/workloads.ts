@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processCpuUs } from './proc.ts';
 import { summarize, type Summary } from './stats.ts';
 import type { LockAgent, LockSystem, Mode } from './systems.ts';
 
@@ -20,6 +21,8 @@ export interface Result extends Summary {
   clientCpuUs?: number;
   /** The operations clientCpuUs was divided by, to pool repetitions measured apart. */
   clientCpuOps?: number;
+  /** Likewise the server process's CPU per operation, where the system has a local process. */
+  serverCpuUs?: number;
   /** Hand-over only: the longest any agent waited for a turn, ms. */
   longestWait?: number;
   /** Hand-over only: the most turns other agents took while one agent waited (FIFO: agents - 1). */
@@ -28,22 +31,39 @@ export interface Result extends Summary {
   parts?: Result[];
 }
 
-/** Measures the bench process's CPU over measured phases only (warm-ups and set-up excluded). */
+/**
+ * Measures the bench process's CPU over measured phases only (warm-ups and set-up excluded), and
+ * the server process's over the same phases when it is a local process.
+ */
 class ClientCpu {
   private us = 0;
+  private serverUs: number | undefined = 0;
   private ops = 0;
 
+  constructor(private readonly serverPid?: number) {}
+
   async measure<T>(body: () => Promise<T>, opsOf: (t: T) => number): Promise<T> {
+    const serverBefore = processCpuUs(this.serverPid);
     const before = process.cpuUsage();
     const out = await body();
     const d = process.cpuUsage(before);
+    const serverAfter = processCpuUs(this.serverPid);
     this.us += d.user + d.system;
+    this.serverUs =
+      this.serverUs === undefined || serverBefore === undefined || serverAfter === undefined
+        ? undefined
+        : this.serverUs + serverAfter - serverBefore;
     this.ops += opsOf(out);
     return out;
   }
 
-  perOp(): { clientCpuUs: number; clientCpuOps: number } {
-    return { clientCpuUs: this.ops > 0 ? this.us / this.ops : Number.NaN, clientCpuOps: this.ops };
+  perOp(): { clientCpuUs: number; clientCpuOps: number; serverCpuUs?: number } {
+    const per = (us: number) => (this.ops > 0 ? us / this.ops : Number.NaN);
+    return {
+      clientCpuUs: per(this.us),
+      clientCpuOps: this.ops,
+      ...(this.serverPid === undefined || this.serverUs === undefined ? {} : { serverCpuUs: per(this.serverUs) }),
+    };
   }
 }
 
@@ -52,13 +72,14 @@ class ClientCpu {
  * repetition's time or op budget is spent. Throughput counts round trips per second.
  */
 async function closedLoop(
+  sys: LockSystem,
   agents: LockAgent[],
   t: Timing,
   step: (a: LockAgent, i: number) => Promise<number[]>,
 ): Promise<Result> {
   const samples: number[][] = [];
   const rates: number[] = [];
-  const cpu = new ClientCpu();
+  const cpu = new ClientCpu(sys.serverPid);
   const phase = async (ms: number) => {
     const out: number[] = [];
     const end = performance.now() + ms;
@@ -94,7 +115,7 @@ async function pair(a: LockAgent, rs: readonly number[], mode: Mode): Promise<nu
 export async function uncontended(sys: LockSystem, agents: number, t: Timing): Promise<Result> {
   const as = await sys.connect(agents, agents);
   try {
-    return await closedLoop(as, t, (a, i) => pair(a, [i], 'write'));
+    return await closedLoop(sys, as, t, (a, i) => pair(a, [i], 'write'));
   } finally {
     await sys.disconnect();
   }
@@ -104,7 +125,7 @@ export async function uncontended(sys: LockSystem, agents: number, t: Timing): P
 export async function batch(sys: LockSystem, agents: number, t: Timing): Promise<Result> {
   const as = await sys.connect(agents, agents * 4);
   try {
-    return await closedLoop(as, t, (a, i) => pair(a, [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3], 'write'));
+    return await closedLoop(sys, as, t, (a, i) => pair(a, [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3], 'write'));
   } finally {
     await sys.disconnect();
   }
@@ -123,7 +144,9 @@ export async function readMostly(sys: LockSystem, agents: number, resources: num
     return seed / 0x80000000;
   };
   try {
-    return await closedLoop(as, t, (a) => pair(a, [Math.floor(rand() * resources)], rand() < 0.9 ? 'read' : 'write'));
+    return await closedLoop(sys, as, t, (a) =>
+      pair(a, [Math.floor(rand() * resources)], rand() < 0.9 ? 'read' : 'write'),
+    );
   } finally {
     await sys.disconnect();
   }
@@ -142,7 +165,7 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
   const as = await sys.connect(agents, 1);
   const samples: number[][] = [];
   const rates: number[] = [];
-  const cpu = new ClientCpu();
+  const cpu = new ClientCpu(sys.serverPid);
   let longestWait = 0;
   let mostTurnsWaited = 0;
   const phase = async (ms: number, keep: boolean) => {
@@ -207,6 +230,9 @@ export function mergeResults(parts: Result[]): Result {
   );
   const ops = parts.reduce((n, p) => n + (p.clientCpuOps ?? 0), 0);
   const us = parts.reduce((n, p) => n + (p.clientCpuUs ?? 0) * (p.clientCpuOps ?? 0), 0);
+  const serverUs = parts.every((p) => p.serverCpuUs !== undefined)
+    ? parts.reduce((n, p) => n + (p.serverCpuUs ?? 0) * (p.clientCpuOps ?? 0), 0)
+    : undefined;
   const worst = (f: (p: Result) => number | undefined) => {
     const xs = parts.map(f).filter((x): x is number => x !== undefined);
     return xs.length > 0 ? Math.max(...xs) : undefined;
@@ -215,6 +241,7 @@ export function mergeResults(parts: Result[]): Result {
     ...sum,
     clientCpuUs: ops > 0 ? us / ops : Number.NaN,
     clientCpuOps: ops,
+    ...(serverUs === undefined || ops === 0 ? {} : { serverCpuUs: serverUs / ops }),
     longestWait: worst((p) => p.longestWait),
     mostTurnsWaited: worst((p) => p.mostTurnsWaited),
     parts,
