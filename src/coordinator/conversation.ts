@@ -73,7 +73,7 @@ export class Conversation {
             ? String(err.code)
             : 'internal';
     const label = isMethod(method) ? method : 'unknown';
-    this.c.metrics.requests.observe({ method: label, outcome }, (performance.now() - started) / 1000);
+    this.c.metrics.requests.observe(label, outcome, (performance.now() - started) / 1000);
   }
 
   /** The connection is gone, however it went: the session goes with it (see Coordinator.disconnect). */
