@@ -85,3 +85,20 @@ export function baselineNote(): string {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   return `Latency ratios under 1.00x and per-second ratios over 1.00x mean the current commit is faster. The two servers' repetitions alternate (current first in odd ones, baseline first in even ones), each with its own connections and warm-up, so whatever else the machine does falls on both. A figure is "worse beyond noise" when it is worse pooled by more than its noise threshold and worse in every pair of repetitions. The threshold is measured in the run: the larger of the two systems' own spread over their repetitions ((max − min) ÷ median of that figure), but at least ${pct(NOISE_FLOOR.p50)} for p50, per second and server CPU and ${pct(NOISE_FLOOR.p99)} for p99. Server CPU per op is the server process's user + system time (every thread, from /proc) over the measured phases, divided by their operations: what the server spent, which a loaded machine disturbs far less than latency. A fixed threshold does not fit a shared machine: comparing a commit with itself at a load average of 4 to 7 gave pooled ratios from 0.68x to 1.70x for p50, 0.70x to 1.54x for per second and 0.43x to 1.68x for p99, so on a loaded machine a verdict here is weak evidence either way; the load average is under Machine.`;
 }
+
+/** The issue's last target as a row of the Targets table: no workload worse than the baseline beyond noise. */
+export function baselineTargetLine(rows: Row[], short: string): string {
+  const get = (w: string, s: string) => rows.find((x) => x.workload === w && x.system === s)?.r;
+  const worse: string[] = [];
+  let compared = 0;
+  for (const w of new Set(rows.map((x) => x.workload))) {
+    const cur = get(w, LS);
+    const base = get(w, BASELINE_NAME);
+    if (cur === undefined || base === undefined) continue;
+    compared++;
+    const ms = worseMetrics(cur, base);
+    if (ms.length > 0) worse.push(`${w}: ${ms.map((m) => NAMES[m]).join(', ')}`);
+  }
+  const verdict = compared === 0 ? 'not measured' : worse.length === 0 ? 'met' : '**not met**';
+  return `| nothing worse than ${short} beyond noise, ${compared} workload${compared === 1 ? '' : 's'} (see "Against the previous commit") | | ${short} in this run | ${worse.length === 0 ? 'none worse' : `worse: ${worse.join('; ')}`} | ${verdict} |`;
+}

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import type { Baseline } from './baseline.ts';
-import { baselineLines, baselineNote } from './compare.ts';
+import { baselineLines, baselineNote, baselineTargetLine } from './compare.ts';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { profileSection, type ServerProfile } from './hot-path.ts';
@@ -136,6 +136,7 @@ export function writeReport(res: Results): void {
     'Each judged on this run alone, as ratios to what it is held against; p50 and p99 are shown for every comparison (the bold ratio is the one judged).',
     '',
     ...targetLines(res.rows, targetPlan),
+    ...(res.baseline === undefined ? [] : [baselineTargetLine(res.rows, res.baseline.short)]),
     '',
     "Client CPU per operation in the bench process, where every system's client runs: a latency is only comparable alongside what its driver cost the client.",
     '',
