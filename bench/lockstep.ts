@@ -74,20 +74,31 @@ export async function createFunctions(url: string, count: number, first = 0): Pr
 }
 
 export class LockstepSystem implements LockSystem {
-  readonly name = 'Lockstep';
   readonly driver = RPC_DRIVER;
   readonly locks = true;
   private ids: number[] = [];
   private socks: RpcSocket[] = [];
 
-  private constructor(readonly server: Child) {}
+  private constructor(
+    readonly server: Child,
+    readonly name: string,
+  ) {}
 
   static async start(execArgv: string[] = [], opts: StartOptions = BENCH_SERVER): Promise<LockstepSystem> {
-    return new LockstepSystem(await forkServer('./lockstep-server.ts', opts, execArgv));
+    return new LockstepSystem(await forkServer('./lockstep-server.ts', opts, execArgv), 'Lockstep');
+  }
+
+  /** Another commit's server (baseline.ts), started the same way with the same options. */
+  static async startBaseline(serverModule: string, name: string): Promise<LockstepSystem> {
+    return new LockstepSystem(await forkServer('./lockstep-server.ts', BENCH_SERVER, [], [serverModule]), name);
   }
 
   get url(): string {
     return `ws://127.0.0.1:${this.server.port}/ws`;
+  }
+
+  get serverPid(): number | undefined {
+    return this.server.proc.pid;
   }
 
   async connect(count: number, resources: number): Promise<LockAgent[]> {

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { flagOf, optionSpecs, type OptionName } from '../src/config.ts';
+import { type Baseline, DEFAULT_BASELINE } from './baseline.ts';
 import { EtcdSystem, ETCD_NOTE } from './etcd.ts';
 import { BENCH_SERVER } from './lockstep.ts';
 import { RedisSystem, redisMethod } from './redis.ts';
@@ -60,13 +61,20 @@ export function scaleMethod(): string {
   return `Idle sessions (connected and past \`session.hello\`), opened in waves of ${WAVE} so that connections without a session stay under \`--${flagOf('maxPending')}\` (${optionSpecs.maxPending.default.toLocaleString('en-US')}). Resident memory of the server process after a full GC, over the server with one session:`;
 }
 
-export function methodLines(t: Timing): string[] {
+function baselineMethod(b: Baseline | undefined): string {
+  const how = `\`npm run bench -- --baseline[=REV]\` (REV defaults to ${DEFAULT_BASELINE}, the state before the current round of request-path work) runs the server of another commit beside the current one: that commit's files are exported with \`git archive\` into a directory under the system temp dir (kept for the next run), with this checkout's node_modules when its lock file pins the same versions (else its own \`npm ci\`), and started exactly as the current one (bench/lockstep-server.ts, same options). Every Lockstep workload then runs on both with their repetitions interleaved, each repetition with its own connections and warm-up, and "Against the previous commit" compares them.`;
+  if (b === undefined) return `${how} This run did not use it.`;
+  return `${how} In this run the baseline was ${b.short} (node_modules: ${b.nodeModules === 'shared' ? "this checkout's" : 'its own'}).`;
+}
+
+export function methodLines(t: Timing, baseline?: Baseline): string[] {
   return [
     `- Every server runs in its own process (Lockstep and the echo floor are forked Node processes; Redis and etcd are their own binaries); all clients run in the bench process, so one clock times every request and one CPU counter measures every driver. The ${cpus().length} cores are shared by the bench process and the server under test (and, on a shared machine, whatever else runs).`,
     `- Each workload: ${t.reps} repetition${t.reps > 1 ? 's' : ''} of ${t.warmMs} ms warm-up (discarded) then ${t.runMs} ms measured, each capped at ${t.maxOps.toLocaleString('en-US')} operations. Percentiles pool the repetitions' samples; "per second" is the median repetition, with the range in brackets.`,
     "- An operation is one round trip (an acquire or a release), except in the hand-over (a turn) and edits (a committed edit). Latency is from the request leaving the client to the reply arriving; the hand-over's is from the holder's release leaving its client to the next holder's grant arriving.",
     '- Closed loop: each agent has one request outstanding at a time. The open-loop row keeps a fixed schedule instead.',
     '- Ratio columns divide Lockstep\'s figure by the row\'s: for latency under 1.00x means Lockstep is faster, for "per second" over 1.00x does.',
+    `- Baseline: ${baselineMethod(baseline)}`,
     `- Client CPU: \`process.cpuUsage()\` (user + system) of the bench process over the measured phases only, divided by their operations (in the hand-over, by every turn taken, including the queue draining at the end). All of it is the driver's work (each system's is named with the figures) plus the bench's own loop, which is the same for every system.`,
     '',
     '### How each system was configured',

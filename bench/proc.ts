@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { createServer } from 'node:net';
@@ -10,6 +10,26 @@ import { selfTimes, type CpuProfile, type SelfTimes } from './cpu-profile.ts';
 export function packageVersion(name: string): string {
   const file = new URL(`../node_modules/${name}/package.json`, import.meta.url);
   return `${name} ${(JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version}`;
+}
+
+let clockTicks: number | undefined;
+
+/**
+ * CPU time (user + system, every thread) a process has used, in µs, from /proc (Linux; undefined
+ * elsewhere or once it is gone). Clock-tick resolution (10 ms where CLK_TCK is 100), fine over a
+ * phase of a second or more.
+ */
+export function processCpuUs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (in parentheses, which may hold spaces): utime is the 12th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicks;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A free loopback TCP port; the tiny race until the caller binds it is harmless on a quiet loopback. */
@@ -41,8 +61,13 @@ export interface Child {
  * its own Node process, so its CPU and memory are apart from the load generator's, as a Redis or
  * etcd server is.
  */
-export async function forkServer(file: string, opts: unknown, execArgv: string[] = []): Promise<Child> {
-  const proc = fork(fileURLToPath(new URL(file, import.meta.url)), [JSON.stringify(opts)], {
+export async function forkServer(
+  file: string,
+  opts: unknown,
+  execArgv: string[] = [],
+  args: string[] = [],
+): Promise<Child> {
+  const proc = fork(fileURLToPath(new URL(file, import.meta.url)), [JSON.stringify(opts), ...args], {
     execArgv: ['--import', 'tsx', '--expose-gc', ...execArgv],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

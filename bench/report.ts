@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import type { Baseline } from './baseline.ts';
+import { baselineLines, baselineNote, baselineTargetLine } from './compare.ts';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { profileSection, type ServerProfile } from './hot-path.ts';
@@ -42,6 +44,8 @@ export interface Results {
     profileSeconds: number;
   };
   timing: Timing;
+  /** Set when --baseline ran another commit's server beside the current one. */
+  baseline?: Baseline | undefined;
 }
 
 const DOC = new URL('../docs/benchmarks.md', import.meta.url);
@@ -118,7 +122,9 @@ export function writeReport(res: Results): void {
       ['bash bench/setup-peers.sh', 'once per machine, as root: Debian redis-server and etcd-server'],
       [`npm run bench${res.quick ? ' -- --quick' : ''}`, 'everything; writes this file and bench-latency.svg'],
       ['npm run bench -- --only=hand-over', 'one workload, printed only (also: uncontended, read, batch)'],
-    ].map(([cmd, what]) => `${cmd?.padEnd(36)}# ${what}`),
+      ['npm run bench -- --baseline', 'everything, plus the server of the previous commit beside the current one'],
+      ['npm run bench -- --baseline=REV --no-peers', 'only the two Lockstep servers (any commit), printed only'],
+    ].map(([cmd, what]) => `${cmd?.padEnd(44)}# ${what}`),
     '```',
     '',
     '## Machine',
@@ -130,16 +136,27 @@ export function writeReport(res: Results): void {
     'Each judged on this run alone, as ratios to what it is held against; p50 and p99 are shown for every comparison (the bold ratio is the one judged).',
     '',
     ...targetLines(res.rows, targetPlan),
+    ...(res.baseline === undefined ? [] : [baselineTargetLine(res.rows, res.baseline.short)]),
     '',
     "Client CPU per operation in the bench process, where every system's client runs: a latency is only comparable alongside what its driver cost the client.",
     '',
     ...clientCpuLines(res.rows, targetPlan),
     '',
+    ...(res.baseline === undefined
+      ? []
+      : [
+          `## Against the previous commit (${res.baseline.short})`,
+          '',
+          `The current server and ${res.baseline.short}'s (\`--baseline=${res.baseline.short}\`), every Lockstep workload, in this run. ${baselineNote()}`,
+          '',
+          ...baselineLines(res.rows),
+          '',
+        ]),
     '![latency per workload: p50 solid, p99 pale, log scale](bench-latency.svg)',
     '',
     '## Method',
     '',
-    ...methodLines(t),
+    ...methodLines(t, res.baseline),
     '',
     '## Results',
     '',

@@ -4,7 +4,15 @@
 //   --wait-quiet   first wait (up to 10 min) for a 1-minute load average under 1.0
 //   --only=TEXT    only the workloads whose label contains TEXT (e.g. --only=hand-over); prints
 //                  the figures and writes no docs
+//   --baseline[=REV]  also runs the Lockstep server of commit REV (default: baseline.ts
+//                  DEFAULT_BASELINE) beside the current one, repetitions interleaved, and adds the
+//                  "against the previous commit" table
+//   --no-peers     leaves out the floor, Redis and etcd (with --baseline: only the two Lockstep
+//                  servers run, for comparing commits quickly); the report needs them, so it
+//                  implies printing only, as --only does
 import { loadavg } from 'node:os';
+import { BASELINE_NAME, baselineArg, prepareBaseline, type Baseline } from './baseline.ts';
+import { baselineLines } from './compare.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { edits } from './edits.ts';
 import { EtcdSystem } from './etcd.ts';
@@ -15,10 +23,12 @@ import { writeReport, type Results, type Row } from './report.ts';
 import { memoryPerSession, openLoop } from './scale.ts';
 import { fmtCpu, fmtMs, fmtRate } from './stats.ts';
 import type { LockSystem } from './systems.ts';
-import { batch, handover, readMostly, uncontended, type Result, type Timing } from './workloads.ts';
+import { batch, handover, mergeResults, readMostly, uncontended, type Result, type Timing } from './workloads.ts';
 
 const QUICK = process.argv.includes('--quick');
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const BASELINE = baselineArg(process.argv);
+const PEERS = !process.argv.includes('--no-peers');
 const T: Timing = QUICK
   ? { warmMs: 200, runMs: 500, reps: 1, maxOps: 200_000 }
   : { warmMs: 500, runMs: 1_500, reps: 3, maxOps: 500_000 };
@@ -54,7 +64,9 @@ async function record(workload: string, system: string, driver: string, measure:
   if (!wanted(workload)) return;
   const r = await measure();
   rows.push({ workload, system, driver, r });
-  const cpu = r.clientCpuUs === undefined ? '' : `  client CPU ${fmtCpu(r.clientCpuUs)}/op`;
+  const cpu =
+    (r.clientCpuUs === undefined ? '' : `  client CPU ${fmtCpu(r.clientCpuUs)}/op`) +
+    (r.serverCpuUs === undefined ? '' : `  server CPU ${fmtCpu(r.serverCpuUs)}/op`);
   const fair =
     r.mostTurnsWaited === undefined
       ? ''
@@ -74,21 +86,61 @@ async function withSystem<S extends LockSystem>(start: () => Promise<S>, body: (
   }
 }
 
-/** `noWait` names the system where nobody waits, so how it would wait does not matter. */
-async function lockWorkloads(s: LockSystem, noWait = s.name): Promise<void> {
-  for (const n of PLAN.uncontended) await record(`uncontended x${n}`, noWait, s.driver, () => uncontended(s, n, T));
-  if (!s.locks) return;
-  await waitingWorkloads(s);
-  await record(`batch of 4 x${PLAN.batchAgents}`, noWait, s.driver, () => batch(s, PLAN.batchAgents, T));
+interface Workload {
+  label: string;
+  run: (s: LockSystem, t: Timing) => Promise<Result>;
 }
 
+const UNCONTENDED: Workload[] = PLAN.uncontended.map((n) => ({
+  label: `uncontended x${n}`,
+  run: (s, t) => uncontended(s, n, t),
+}));
 /** The workloads where agents wait for each other, so how a system waits shows. */
+const WAITING: Workload[] = [
+  {
+    label: `hand-over x${PLAN.handoverAgents}`,
+    run: (s, t) => handover(s, PLAN.handoverAgents, PLAN.holdMs, t),
+  },
+  { label: `90% read x${PLAN.mixAgents}`, run: (s, t) => readMostly(s, PLAN.mixAgents, PLAN.mixResources, t) },
+];
+const BATCH: Workload = { label: `batch of 4 x${PLAN.batchAgents}`, run: (s, t) => batch(s, PLAN.batchAgents, t) };
+
+/** `noWait` names the system where nobody waits, so how it would wait does not matter. */
+async function lockWorkloads(s: LockSystem, noWait = s.name): Promise<void> {
+  for (const w of UNCONTENDED) await record(w.label, noWait, s.driver, () => w.run(s, T));
+  if (!s.locks) return;
+  await waitingWorkloads(s);
+  await record(BATCH.label, noWait, s.driver, () => BATCH.run(s, T));
+}
+
 async function waitingWorkloads(s: LockSystem): Promise<void> {
-  await record(`hand-over x${PLAN.handoverAgents}`, s.name, s.driver, () =>
-    handover(s, PLAN.handoverAgents, PLAN.holdMs, T),
-  );
-  await record(`90% read x${PLAN.mixAgents}`, s.name, s.driver, () =>
-    readMostly(s, PLAN.mixAgents, PLAN.mixResources, T),
+  for (const w of WAITING) await record(w.label, s.name, s.driver, () => w.run(s, T));
+}
+
+/**
+ * Every Lockstep workload on two servers, their repetitions interleaved (a, b; then b, a; ...)
+ * so that the machine's drift falls on both alike; each system's repetitions are then pooled.
+ */
+async function pairedWorkloads(a: LockSystem, b: LockSystem): Promise<void> {
+  const one = { ...T, reps: 1 };
+  for (const w of [...UNCONTENDED, ...WAITING, BATCH]) {
+    if (!wanted(w.label)) continue;
+    const parts: [Result[], Result[]] = [[], []];
+    for (let r = 0; r < T.reps; r++)
+      for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) parts[i]?.push(await w.run(i === 0 ? a : b, one));
+    await record(w.label, a.name, a.driver, async () => mergeResults(parts[0]));
+    await record(w.label, b.name, b.driver, async () => mergeResults(parts[1]));
+  }
+}
+
+/** The current Lockstep, alone or (with --baseline) beside the baseline commit's. */
+async function lockstep(baseline: Baseline | undefined): Promise<void> {
+  if (baseline === undefined) return withSystem(LockstepSystem.start, (s) => lockWorkloads(s));
+  await withSystem(LockstepSystem.start, (cur) =>
+    withSystem(
+      () => LockstepSystem.startBaseline(baseline.serverModule, BASELINE_NAME),
+      (base) => pairedWorkloads(cur, base),
+    ),
   );
 }
 
@@ -96,9 +148,13 @@ async function main(): Promise<void> {
   if (process.argv.includes('--wait-quiet')) await waitQuiet();
   const began = Date.now();
   const loadBefore = loadavg();
-  await withSystem(EchoFloor.start, (s) => lockWorkloads(s));
-  await withSystem(LockstepSystem.start, (s) => lockWorkloads(s));
-  if (RedisSystem.available()) {
+  const baseline = BASELINE === undefined ? undefined : prepareBaseline(BASELINE);
+  if (baseline !== undefined)
+    console.log(`baseline: ${BASELINE_NAME} is ${baseline.short} (node_modules: ${baseline.nodeModules})`);
+  if (PEERS) await withSystem(EchoFloor.start, (s) => lockWorkloads(s));
+  await lockstep(baseline);
+  if (!PEERS) skipped.push('the floor, Redis and etcd: --no-peers');
+  else if (RedisSystem.available()) {
     await withSystem(RedisSystem.start, async (s) => {
       await lockWorkloads(s, 'Redis');
       for (const waiting of ['pubsub', 'fifo'] as const) {
@@ -107,11 +163,12 @@ async function main(): Promise<void> {
       }
     });
   } else skipped.push('Redis: redis-server not found (run bench/setup-peers.sh)');
-  if (EtcdSystem.available()) await withSystem(EtcdSystem.start, (s) => lockWorkloads(s));
-  else skipped.push('etcd: etcd not found (run bench/setup-peers.sh)');
+  if (PEERS && EtcdSystem.available()) await withSystem(EtcdSystem.start, (s) => lockWorkloads(s));
+  else if (PEERS) skipped.push('etcd: etcd not found (run bench/setup-peers.sh)');
   for (const s of skipped) console.log(`skipped ${s}`);
+  if (baseline !== undefined) console.log(`\nagainst ${baseline.short}:\n${baselineLines(rows).join('\n')}`);
 
-  if (ONLY !== undefined) return;
+  if (ONLY !== undefined || !PEERS) return;
 
   const memory = await memoryPerSession(QUICK ? [1_000] : PLAN.memorySteps);
   for (const m of memory)
@@ -135,6 +192,7 @@ async function main(): Promise<void> {
     loadAfter: loadavg(),
     plan: PLAN,
     timing: T,
+    baseline,
   };
   writeReport(results);
   console.log(`wrote docs/benchmarks.md and docs/bench-latency.svg in ${results.seconds.toFixed(0)} s`);

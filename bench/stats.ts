@@ -10,6 +10,8 @@ export interface Summary {
   rate: number;
   /** Each repetition's throughput, to show the spread. */
   rates: number[];
+  /** Every sample, sorted: lets repetitions measured apart be pooled (see workloads.ts merge). */
+  sorted: Float64Array;
 }
 
 export function percentile(sorted: ArrayLike<number>, q: number): number {
@@ -27,6 +29,7 @@ export function summarize(samples: number[][], rates: number[]): Summary {
     max: all.length > 0 ? (all[all.length - 1] ?? Number.NaN) : Number.NaN,
     rate: byRate[Math.floor(byRate.length / 2)] ?? Number.NaN,
     rates,
+    sorted: all,
   };
 }
 

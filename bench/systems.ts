@@ -19,6 +19,8 @@ export interface LockSystem {
   readonly driver: string;
   /** Which workloads it takes part in: the floor only has round trips, not locks. */
   readonly locks: boolean;
+  /** The server's process id, when it is a process of this machine: its CPU is then measured too. */
+  readonly serverPid?: number | undefined;
   /**
    * `resources` is how many distinct lockable things the workload uses; `readers` says some
    * acquires will be shared (a peer without shared locks in its plain recipe switches to another).

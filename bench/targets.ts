@@ -1,5 +1,6 @@
 // The targets of issue 16, judged on one run: each as Lockstep's p50 and p99 beside what it is
 // held against, the ratios, and a verdict; then the client CPU each system's driver used there.
+import { BASELINE_NAME } from './baseline.ts';
 import type { Row } from './report.ts';
 import { fmtCpu, fmtMs, fmtRate, fmtRatio } from './stats.ts';
 import type { Result } from './workloads.ts';
@@ -23,7 +24,8 @@ const both = (r: Result) => `${fmtMs(r.p50)} / ${fmtMs(r.p99)}`;
 
 export function targetLines(rows: Row[], p: TargetPlan): string[] {
   const get = (w: string, s: string) => rows.find((x) => x.workload === w && x.system === s)?.r;
-  const peers = (w: string) => rows.filter((x) => x.workload === w && x.system !== LS && x.system !== FLOOR);
+  const own = [LS, FLOOR, BASELINE_NAME];
+  const peers = (w: string) => rows.filter((x) => x.workload === w && !own.includes(x.system));
   const out = [
     '| target | Lockstep p50 / p99 | held against: p50 / p99 | Lockstep ÷ it: p50, p99 | |',
     '|---|---:|---:|---:|---|',

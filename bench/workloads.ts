@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processCpuUs } from './proc.ts';
 import { summarize, type Summary } from './stats.ts';
 import type { LockAgent, LockSystem, Mode } from './systems.ts';
 
@@ -18,28 +19,51 @@ export interface Result extends Summary {
    * closed-loop workloads and the hand-over.
    */
   clientCpuUs?: number;
+  /** The operations clientCpuUs was divided by, to pool repetitions measured apart. */
+  clientCpuOps?: number;
+  /** Likewise the server process's CPU per operation, where the system has a local process. */
+  serverCpuUs?: number;
   /** Hand-over only: the longest any agent waited for a turn, ms. */
   longestWait?: number;
   /** Hand-over only: the most turns other agents took while one agent waited (FIFO: agents - 1). */
   mostTurnsWaited?: number;
+  /** Set when repetitions were measured apart and pooled (mergeResults): each one's own result. */
+  parts?: Result[];
 }
 
-/** Measures the bench process's CPU over measured phases only (warm-ups and set-up excluded). */
+/**
+ * Measures the bench process's CPU over measured phases only (warm-ups and set-up excluded), and
+ * the server process's over the same phases when it is a local process.
+ */
 class ClientCpu {
   private us = 0;
+  private serverUs: number | undefined = 0;
   private ops = 0;
 
+  constructor(private readonly serverPid?: number) {}
+
   async measure<T>(body: () => Promise<T>, opsOf: (t: T) => number): Promise<T> {
+    const serverBefore = processCpuUs(this.serverPid);
     const before = process.cpuUsage();
     const out = await body();
     const d = process.cpuUsage(before);
+    const serverAfter = processCpuUs(this.serverPid);
     this.us += d.user + d.system;
+    this.serverUs =
+      this.serverUs === undefined || serverBefore === undefined || serverAfter === undefined
+        ? undefined
+        : this.serverUs + serverAfter - serverBefore;
     this.ops += opsOf(out);
     return out;
   }
 
-  perOp(): number {
-    return this.ops > 0 ? this.us / this.ops : Number.NaN;
+  perOp(): { clientCpuUs: number; clientCpuOps: number; serverCpuUs?: number } {
+    const per = (us: number) => (this.ops > 0 ? us / this.ops : Number.NaN);
+    return {
+      clientCpuUs: per(this.us),
+      clientCpuOps: this.ops,
+      ...(this.serverPid === undefined || this.serverUs === undefined ? {} : { serverCpuUs: per(this.serverUs) }),
+    };
   }
 }
 
@@ -48,13 +72,14 @@ class ClientCpu {
  * repetition's time or op budget is spent. Throughput counts round trips per second.
  */
 async function closedLoop(
+  sys: LockSystem,
   agents: LockAgent[],
   t: Timing,
   step: (a: LockAgent, i: number) => Promise<number[]>,
 ): Promise<Result> {
   const samples: number[][] = [];
   const rates: number[] = [];
-  const cpu = new ClientCpu();
+  const cpu = new ClientCpu(sys.serverPid);
   const phase = async (ms: number) => {
     const out: number[] = [];
     const end = performance.now() + ms;
@@ -75,7 +100,7 @@ async function closedLoop(
     samples.push(out);
     rates.push(out.length / seconds);
   }
-  return { ...summarize(samples, rates), clientCpuUs: cpu.perOp() };
+  return { ...summarize(samples, rates), ...cpu.perOp() };
 }
 
 async function pair(a: LockAgent, rs: readonly number[], mode: Mode): Promise<number[]> {
@@ -90,7 +115,7 @@ async function pair(a: LockAgent, rs: readonly number[], mode: Mode): Promise<nu
 export async function uncontended(sys: LockSystem, agents: number, t: Timing): Promise<Result> {
   const as = await sys.connect(agents, agents);
   try {
-    return await closedLoop(as, t, (a, i) => pair(a, [i], 'write'));
+    return await closedLoop(sys, as, t, (a, i) => pair(a, [i], 'write'));
   } finally {
     await sys.disconnect();
   }
@@ -100,7 +125,7 @@ export async function uncontended(sys: LockSystem, agents: number, t: Timing): P
 export async function batch(sys: LockSystem, agents: number, t: Timing): Promise<Result> {
   const as = await sys.connect(agents, agents * 4);
   try {
-    return await closedLoop(as, t, (a, i) => pair(a, [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3], 'write'));
+    return await closedLoop(sys, as, t, (a, i) => pair(a, [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3], 'write'));
   } finally {
     await sys.disconnect();
   }
@@ -119,7 +144,9 @@ export async function readMostly(sys: LockSystem, agents: number, resources: num
     return seed / 0x80000000;
   };
   try {
-    return await closedLoop(as, t, (a) => pair(a, [Math.floor(rand() * resources)], rand() < 0.9 ? 'read' : 'write'));
+    return await closedLoop(sys, as, t, (a) =>
+      pair(a, [Math.floor(rand() * resources)], rand() < 0.9 ? 'read' : 'write'),
+    );
   } finally {
     await sys.disconnect();
   }
@@ -138,7 +165,7 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
   const as = await sys.connect(agents, 1);
   const samples: number[][] = [];
   const rates: number[] = [];
-  const cpu = new ClientCpu();
+  const cpu = new ClientCpu(sys.serverPid);
   let longestWait = 0;
   let mostTurnsWaited = 0;
   const phase = async (ms: number, keep: boolean) => {
@@ -185,8 +212,38 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
       samples.push(out);
       rates.push(turns / seconds);
     }
-    return { ...summarize(samples, rates), clientCpuUs: cpu.perOp(), longestWait, mostTurnsWaited };
+    return { ...summarize(samples, rates), ...cpu.perOp(), longestWait, mostTurnsWaited };
   } finally {
     await sys.disconnect();
   }
+}
+
+/**
+ * One result from repetitions measured apart (each a Result of one repetition): samples pooled,
+ * rates side by side, client CPU over all their operations, the worst wait of any. The per-
+ * repetition results are kept as `parts`, for comparisons repetition by repetition.
+ */
+export function mergeResults(parts: Result[]): Result {
+  const sum = summarize(
+    parts.map((p) => Array.from(p.sorted)),
+    parts.flatMap((p) => p.rates),
+  );
+  const ops = parts.reduce((n, p) => n + (p.clientCpuOps ?? 0), 0);
+  const us = parts.reduce((n, p) => n + (p.clientCpuUs ?? 0) * (p.clientCpuOps ?? 0), 0);
+  const serverUs = parts.every((p) => p.serverCpuUs !== undefined)
+    ? parts.reduce((n, p) => n + (p.serverCpuUs ?? 0) * (p.clientCpuOps ?? 0), 0)
+    : undefined;
+  const worst = (f: (p: Result) => number | undefined) => {
+    const xs = parts.map(f).filter((x): x is number => x !== undefined);
+    return xs.length > 0 ? Math.max(...xs) : undefined;
+  };
+  return {
+    ...sum,
+    clientCpuUs: ops > 0 ? us / ops : Number.NaN,
+    clientCpuOps: ops,
+    ...(serverUs === undefined || ops === 0 ? {} : { serverCpuUs: serverUs / ops }),
+    longestWait: worst((p) => p.longestWait),
+    mostTurnsWaited: worst((p) => p.mostTurnsWaited),
+    parts,
+  };
 }

@@ -45,28 +45,35 @@ export class Conversation {
    */
   call(method: string, params: unknown): unknown {
     const started = performance.now();
-    const observe = (err?: unknown) => {
-      const outcome =
-        err === undefined
-          ? 'ok'
-          : err instanceof LockstepError
-            ? err.type
-            : err instanceof RpcProtocolError
-              ? String(err.code)
-              : 'internal';
-      const label = isMethod(method) ? method : 'unknown';
-      this.c.metrics.requests.observe({ method: label, outcome }, (performance.now() - started) / 1000);
-    };
     let result: unknown;
     try {
       result = this.run(method, params);
     } catch (err) {
-      observe(err);
+      this.observe(method, started, err);
       throw err;
     }
-    if (result instanceof Promise) result.then(() => observe(), observe);
-    else observe();
+    // Only a store call makes closures; the synchronous path (every lock call) allocates none.
+    if (result instanceof Promise)
+      result.then(
+        () => this.observe(method, started, undefined),
+        (err: unknown) => this.observe(method, started, err),
+      );
+    else this.observe(method, started, undefined);
     return result;
+  }
+
+  /** Times one call into the request histogram, by method and outcome. */
+  private observe(method: string, started: number, err: unknown): void {
+    const outcome =
+      err === undefined
+        ? 'ok'
+        : err instanceof LockstepError
+          ? err.type
+          : err instanceof RpcProtocolError
+            ? String(err.code)
+            : 'internal';
+    const label = isMethod(method) ? method : 'unknown';
+    this.c.metrics.requests.observe(label, outcome, (performance.now() - started) / 1000);
   }
 
   /** The connection is gone, however it went: the session goes with it (see Coordinator.disconnect). */

@@ -25,8 +25,11 @@ export interface MethodSpec<M extends MethodName> {
 
 export type HandlerTable = { [M in Exclude<MethodName, 'session.hello'>]: MethodSpec<M> };
 
+/** Looked up twice a call (to run it, and to label its timing): a Set is the cheapest lookup. */
+const METHOD_NAMES: ReadonlySet<string> = new Set(Object.keys(methods));
+
 export function isMethod(name: string): name is MethodName {
-  return Object.hasOwn(methods, name);
+  return METHOD_NAMES.has(name);
 }
 
 /**

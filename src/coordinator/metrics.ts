@@ -1,5 +1,6 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { LockManager, SessionRegistry } from '../concurrency/index.ts';
+import { RequestDurations } from './request-durations.ts';
 
 /**
  * Prometheus metrics for one server. A registry of its own (not prom-client's global one) so that
@@ -15,7 +16,7 @@ export class Metrics {
   readonly conflicts: Counter;
   readonly edits: Counter<'kind'>;
   readonly slowConsumers: Counter;
-  readonly requests: Histogram<'method' | 'outcome'>;
+  readonly requests: RequestDurations;
 
   constructor(locks: LockManager, sessions: SessionRegistry) {
     const registers = [this.registry];
@@ -91,14 +92,11 @@ export class Metrics {
       help: 'Sockets closed (1013) because their send buffer stayed over the high-water mark',
       registers,
     });
-    this.requests = new Histogram({
-      name: 'lockstep_request_duration_seconds',
-      help: 'Time to answer a call, by method and outcome',
-      labelNames: ['method', 'outcome'] as const,
-      // Lock calls are answered in microseconds; edits commit to disk in about a millisecond.
-      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5],
-      registers,
-    });
+    // Lock calls are answered in microseconds; edits commit to disk in about a millisecond.
+    this.requests = new RequestDurations(
+      [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5],
+      this.registry,
+    );
 
     locks.on('granted', ({ ticket, grants }) =>
       this.grants.inc({ kind: ticket === null ? 'immediate' : 'queued' }, grants.length),

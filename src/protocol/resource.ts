@@ -40,17 +40,19 @@ export function compareResources(a: Resource, b: Resource): number {
 
 /** Sorted and de-duplicated, as every lock request is. */
 export function normalizeResources(resources: readonly Resource[]): Resource[] {
+  // One resource (most requests) is already sorted and unique: no map, no key, no sort.
+  if (resources.length === 1) return [copyResource(resources[0]!)];
   const seen = new Map<string, Resource>();
   for (const r of resources) {
     const key = resourceKey(r);
-    if (!seen.has(key)) {
-      seen.set(
-        key,
-        isStructure(r) ? { program: r.program, structure: true } : { program: r.program, function: r.function },
-      );
-    }
+    if (!seen.has(key)) seen.set(key, copyResource(r));
   }
   return [...seen.values()].sort(compareResources);
+}
+
+/** A resource with only its own fields, whatever else the object it came in had. */
+function copyResource(r: Resource): Resource {
+  return isStructure(r) ? { program: r.program, structure: true } : { program: r.program, function: r.function };
 }
 
 export function formatResource(r: Resource): string {
