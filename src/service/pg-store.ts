@@ -1,5 +1,5 @@
 import { staleFence } from './fence-claims.ts';
-import { PgConnection, redactUrl } from './pg-connection.ts';
+import { PgConnection, redactUrl, type WriteFence } from './pg-connection.ts';
 import { migrate } from './pg-schema.ts';
 import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
@@ -25,9 +25,9 @@ import type {
  * Opens a PostgreSQL program store: connects, then creates or migrates the schema. Everything that
  * makes the database unusable stops start-up here, with the URL's password masked.
  */
-export async function openPostgresStore(url: string, clock: ServiceClock): Promise<PostgresStore> {
+export async function openPostgresStore(url: string, clock: ServiceClock, fence?: WriteFence): Promise<PostgresStore> {
   const shown = redactUrl(url);
-  const db = new PgConnection(url, () => clock.now());
+  const db = new PgConnection(url, () => clock.now(), fence);
   try {
     const problem = await db.transaction((client) => migrate(client, clock.now()));
     if (problem !== undefined) throw new StoreError(shown, problem);
@@ -110,20 +110,22 @@ export class PostgresStore implements ProgramStore {
   }
 
   async createProgram(name: string, at: number): Promise<void> {
-    await this.db.query('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES ($1, 0, 1, $2)', [
-      name,
-      at,
-    ]);
+    await this.db.write((client) =>
+      client.query('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES ($1, 0, 1, $2)', [
+        name,
+        at,
+      ]),
+    );
   }
 
   async deleteProgram(name: string): Promise<void> {
-    await this.db.query('DELETE FROM programs WHERE name = $1', [name]);
+    await this.db.write((client) => client.query('DELETE FROM programs WHERE name = $1', [name]));
   }
 
   async commit(c: RevisionCommit): Promise<void> {
     const r = c.record;
     const versions = c.changes.flatMap((ch) => (ch.after === null ? [] : [ch.after]));
-    await this.db.transaction(async (client) => {
+    await this.db.write(async (client) => {
       const [row] = (
         await client.query<{ advanced: number; fences: Array<{ resource: string; fence: number }> }>(COMMIT, [
           c.program,
@@ -160,7 +162,7 @@ export class PostgresStore implements ProgramStore {
         .map((claim) => ({ claim, current: stored.get(claim.resource) ?? claim.fence }))
         .filter(({ claim, current }) => current > claim.fence);
       if (stale.length > 0) throw staleFence(c.program, stale);
-    });
+    }, true);
   }
 
   async revisions(program: string, after: number, limit: number): Promise<RevisionRecord[]> {
@@ -252,10 +254,12 @@ export class PostgresStore implements ProgramStore {
   }
 
   async addCheckpoint(program: string, cp: CheckpointRecord): Promise<boolean> {
-    const rows = await this.db.query(
-      `INSERT INTO checkpoints (program, name, revision, at, session_id, session_name) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT DO NOTHING RETURNING name`,
-      [program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName],
+    const { rows } = await this.db.write((client) =>
+      client.query(
+        `INSERT INTO checkpoints (program, name, revision, at, session_id, session_name) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING RETURNING name`,
+        [program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName],
+      ),
     );
     return rows.length === 1;
   }
@@ -287,10 +291,12 @@ export class PostgresStore implements ProgramStore {
   }
 
   async saveFenceCeiling(program: string, ceiling: number): Promise<void> {
-    await this.db.query(
-      `INSERT INTO fences (program, ceiling) VALUES ($1, $2)
-       ON CONFLICT (program) DO UPDATE SET ceiling = greatest(fences.ceiling, excluded.ceiling)`,
-      [program, ceiling],
+    await this.db.write((client) =>
+      client.query(
+        `INSERT INTO fences (program, ceiling) VALUES ($1, $2)
+         ON CONFLICT (program) DO UPDATE SET ceiling = greatest(fences.ceiling, excluded.ceiling)`,
+        [program, ceiling],
+      ),
     );
   }
 

@@ -1,0 +1,4 @@
+// Cluster mode (docs/cluster.md): the leadership lease and the life of the leader state. The
+// server composes it; nothing below the server knows it exists.
+export { ClusterNode, type ClusterStatus, type LeaderContext, type LeaderStates } from './node.ts';
+export type { StepDownReason } from './leadership.ts';
