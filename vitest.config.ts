@@ -32,7 +32,7 @@ export default defineConfig({
         test: {
           name: 'sqlite',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/postgres/**'],
+          exclude: ['test/postgres/**', 'test/cluster/**'],
           env: { LOCKSTEP_TEST_DB: 'sqlite' },
         },
       },
@@ -45,6 +45,7 @@ export default defineConfig({
                 include: [
                   ...storeSuites,
                   'test/postgres/**/*.test.ts',
+                  'test/cluster/**/*.test.ts',
                   'test/server/**/*.test.ts',
                   'test/faults/crash.test.ts',
                 ],
