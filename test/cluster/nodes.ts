@@ -42,7 +42,8 @@ export async function spawnNode(db: string, extra: readonly string[] = []): Prom
 }
 
 export async function health(http: string): Promise<Health> {
-  const res = await fetch(`${http}/healthz`);
+  // A paused node accepts the connection but never answers: bounded, like a load balancer's probe.
+  const res = await fetch(`${http}/healthz`, { signal: AbortSignal.timeout(1_000) });
   return { status: res.status, body: (await res.json()) as Health['body'] };
 }
 
