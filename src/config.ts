@@ -23,22 +23,22 @@ export const optionSpecs = {
       .regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL')
       .optional(),
     default: undefined,
-    doc: 'cluster: the URL clients reach this node at, told to them by standbys (default ws://HOST:PORT/ws)',
+    doc: 'cluster: the URL clients reach this node at, which standbys name; none = ws://HOST:PORT/ws',
   },
   leaseTtlMs: {
     schema: int(200, 600_000),
     default: 3_000,
-    doc: 'cluster: how long a leadership lease lasts without renewal (a standby takes over after it)',
+    doc: 'cluster: leadership lease; a standby takes over once it has run out unrenewed',
   },
   leaseRenewMs: {
     schema: int(50, 600_000),
     default: 1_000,
-    doc: 'cluster: how often the leader renews its lease, and a standby looks for an expired one',
+    doc: 'cluster: how often the leader renews its lease and a standby looks at it',
   },
   leaseDriftMs: {
     schema: int(0, 600_000),
     default: 500,
-    doc: 'cluster: the leader stops serving this long before its lease ends (clock rate drift, pauses)',
+    doc: 'cluster: the leader stops serving this long before its lease would end (clock drift)',
   },
   heartbeatMs: { schema: int(100), default: 15_000, doc: 'WebSocket ping interval; two missed pongs end the session' },
   idleTimeoutMs: { schema: int(1000), default: 3_600_000, doc: 'a session that sends nothing this long is closed' },

@@ -271,7 +271,8 @@ export class Leadership {
       { epoch: term.epoch, previous: result.previous.nodeId || null, ended },
       'took over the leadership lease',
     );
-    if (this.serving(term)) this.o.onElected(term);
+    // A node stopping meanwhile builds nothing: stop() gives the lease back.
+    if (this.serving(term) && !this.stopped) this.o.onElected(term);
   }
 
   /** A timer at the deadline, so that a leader nobody calls still stops (and closes sockets) on time. */
