@@ -7,8 +7,11 @@ import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
 
-/** Short leases so that takeovers are quick; generous enough for a loaded 2-core machine. */
-export const TIMING = { leaseTtlMs: 1000, leaseRenewMs: 250, leaseDriftMs: 250 } as const;
+/**
+ * Short leases so that takeovers are quick, with five renewals per lease so that a leader on a
+ * loaded 2-core machine does not fence itself by accident.
+ */
+export const TIMING = { leaseTtlMs: 1500, leaseRenewMs: 250, leaseDriftMs: 250 } as const;
 
 export interface Health {
   status: number;
