@@ -112,4 +112,32 @@ describe('cluster: epoch-fenced writes', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();
     expect(metrics).toMatch(/^lockstep_cluster_step_downs_total\{reason="write-refused"\} 1$/m);
   });
+
+  it('a node taking over ends an old leader transaction stuck on the lease row, which never commits', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    const stuck = await connect(db);
+    await stuck.query('BEGIN');
+    expect(await migrate(stuck, Date.now())).toBeUndefined();
+    await stuck.query('CREATE TABLE old_leader_writes (x int)');
+    await stuck.query('COMMIT');
+    // An old leader, its lease run out, paused inside a write that passed its check.
+    await stuck.query(
+      `UPDATE lockstep_lease SET epoch = 1, term = 'old', node_id = 'old', url = 'ws://old/ws',
+         expires_at = clock_timestamp() - interval '1 second', pids = ARRAY[pg_backend_pid()]`,
+    );
+    await stuck.query('BEGIN');
+    expect(await holdsLease(stuck, 1, 'old')).toBe(true);
+    await stuck.query('INSERT INTO old_leader_writes VALUES (1)');
+
+    const s = await start({ port: 0, db, logLevel: 'silent', leaseTtlMs: 1500, leaseRenewMs: 250, leaseDriftMs: 250 });
+    servers.push(s);
+    const led = await until('the new node leads', 15_000, async () => {
+      const h = await health(`http://127.0.0.1:${s.port}`);
+      return h.status === 200 ? h : undefined;
+    });
+    expect(led.body).toMatchObject({ role: 'leader', epoch: 2 });
+    await expect(stuck.query('COMMIT')).rejects.toThrow();
+    const check = await connect(db);
+    expect((await check.query('SELECT count(*)::int AS n FROM old_leader_writes')).rows[0].n).toBe(0);
+  });
 });
