@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/close-codes.ts';
 import { type LockstepServer, start } from '../../src/server.ts';
@@ -48,7 +49,26 @@ describe('cluster: leader and standbys', () => {
     // The leader serves as one node does.
     const agent = await TestClient.open(first.url, 'agent');
     expect((await agent.call('lock.acquire', { structure: true, mode: 'write' })).status).toBe('granted');
+    await agent.call('edit.apply', { ops: [{ op: 'addFunction', name: 'f' }] });
     await agent.close();
+    // Its lease connection and every store connection it used are in the row, for the next leader
+    // to end: all of them live backends.
+    const sql = new pg.Client({ connectionString: db });
+    await sql.connect();
+    try {
+      const { rows } = await sql.query(
+        `SELECT cardinality(pids) AS listed,
+           (SELECT count(*)::int FROM pg_stat_activity WHERE pid = ANY(l.pids)) AS live,
+           (SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) AS all
+         FROM lockstep_lease l`,
+      );
+      expect(rows[0].listed).toBeGreaterThanOrEqual(2);
+      expect(rows[0].live).toBe(rows[0].listed);
+      // The other backends are the standbys' lease connections, one each.
+      expect(rows[0].all - rows[0].live).toBe(others.length);
+    } finally {
+      await sql.end();
+    }
   });
 
   it('shows role, epoch and takeovers in /metrics on every node', async () => {
