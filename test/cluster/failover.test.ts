@@ -9,6 +9,8 @@ import { kill, leaderOf, type Node, spawnNode, TIMING, until } from './nodes.ts'
 
 /** From the fault to a new leader serving: a lease, a look, a takeover and a store load. */
 const TAKEOVER_BOUND_MS = 15_000;
+/** Each test starts up to three node processes and waits for up to three takeovers. */
+const TEST_TIMEOUT_MS = 120_000;
 
 const nodes: Node[] = [];
 const clients: TestClient[] = [];
@@ -49,7 +51,9 @@ async function writeFence(c: TestClient, fn: number): Promise<number> {
 }
 
 describe('cluster: failover', () => {
-  it('after kill -9 of the leader a standby leads within the bound, one epoch later, with the store and higher fences', async () => {
+  it('after kill -9 of the leader a standby leads within the bound, one epoch later, with the store and higher fences', {
+    timeout: TEST_TIMEOUT_MS,
+  }, async () => {
     const all = await cluster(3);
     const first = await leaderOf(all, TAKEOVER_BOUND_MS);
     expect(first.epoch).toBe(1);
@@ -69,11 +73,18 @@ describe('cluster: failover', () => {
     const program = await b.call('program.get', {});
     expect(program.functions.map((f: { name: string }) => f.name)).toEqual(['f']);
     expect(await writeFence(b, fn)).toBeGreaterThan(before);
+    // The other standby names the new leader from its next look at the lease.
     const standby = rest.find((n) => n !== next.node)!;
-    expect((await standby.health()).body).toMatchObject({ role: 'standby', epoch: 2, leader: next.node.url });
+    const seen = await until('the standby names the new leader', 10_000, async () => {
+      const h = await standby.health();
+      return h.body.epoch === 2 ? h : undefined;
+    });
+    expect(seen).toMatchObject({ status: 503, body: { role: 'standby', leader: next.node.url } });
   });
 
-  it('a leader paused past its lease grants nothing when resumed, closes its sockets with 4002 and follows; A -> B -> A keeps fences increasing', async () => {
+  it('a leader paused past its lease grants nothing when resumed, closes its sockets with 4002 and follows; A -> B -> A keeps fences increasing', {
+    timeout: TEST_TIMEOUT_MS,
+  }, async () => {
     const [a, b] = await cluster(2);
     const first = await leaderOf([a!, b!], TAKEOVER_BOUND_MS);
     expect(first.node).toBe(a);

@@ -113,7 +113,9 @@ describe('cluster: epoch-fenced writes', () => {
     expect(metrics).toMatch(/^lockstep_cluster_step_downs_total\{reason="write-refused"\} 1$/m);
   });
 
-  it('a node taking over ends an old leader transaction stuck on the lease row, which never commits', async () => {
+  it('a node taking over ends an old leader transaction stuck on the lease row, which never commits', {
+    timeout: 60_000,
+  }, async () => {
     const db = await freshDatabase(inject('postgresUrl'));
     const stuck = await connect(db);
     await stuck.query('BEGIN');

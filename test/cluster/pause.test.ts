@@ -33,8 +33,11 @@ describe('cluster: a leader stalled past its deadline', () => {
     const holder = await TestClient.open(s.url, 'holder');
     const waiter = await TestClient.open(s.url, 'waiter');
     clients.push(holder, waiter);
-    await holder.call('lock.acquire', { structure: true, mode: 'write', ttlMs: 100 });
+    await holder.call('lock.acquire', { structure: true, mode: 'write' });
     expect((await waiter.call('lock.acquire', { structure: true, mode: 'write', wait: true })).status).toBe('queued');
+    // The shortest lease, set right before the stall: it ends inside it, before the node's deadline
+    // (at least a renewal interval later), so its expiry is the first thing due when the loop runs.
+    await holder.call('lock.renew', { structure: true, ttlMs: 100 });
 
     stall(TIMING.leaseTtlMs + 500);
 

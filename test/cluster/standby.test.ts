@@ -104,7 +104,7 @@ describe('cluster: leader and standbys', () => {
     await a.stop('test: leader leaves');
     servers.splice(servers.indexOf(a), 1);
     // The resigned lease is taken at the next look, within a renewal interval or so.
-    const h = await until('b leads', 5_000, async () => {
+    const h = await until('b leads', 10_000, async () => {
       const got = await health(http(b));
       return got.status === 200 ? got : undefined;
     });
