@@ -45,6 +45,7 @@ export default defineConfig({
                 include: [
                   ...storeSuites,
                   'test/postgres/**/*.test.ts',
+                  'test/cluster/**/*.test.ts',
                   'test/server/**/*.test.ts',
                   'test/faults/crash.test.ts',
                   'test/cluster/**/*.test.ts',

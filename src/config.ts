@@ -16,6 +16,30 @@ export const optionSpecs = {
     default: './data/lockstep.db',
     doc: 'program store: a SQLite file, :memory: (keeps nothing), or a postgres:// URL',
   },
+  // Cluster mode (a postgres:// store): docs/cluster.md.
+  advertise: {
+    schema: z
+      .string()
+      .regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL')
+      .optional(),
+    default: undefined,
+    doc: 'cluster: the URL clients reach this node at, which standbys name; none = ws://HOST:PORT/ws',
+  },
+  leaseTtlMs: {
+    schema: int(200, 600_000),
+    default: 3_000,
+    doc: 'cluster: leadership lease; a standby takes over once it has run out unrenewed',
+  },
+  leaseRenewMs: {
+    schema: int(50, 600_000),
+    default: 1_000,
+    doc: 'cluster: how often the leader renews its lease and a standby looks at it',
+  },
+  leaseDriftMs: {
+    schema: int(0, 600_000),
+    default: 500,
+    doc: 'cluster: the leader stops serving this long before its lease would end (clock drift)',
+  },
   heartbeatMs: { schema: int(100), default: 15_000, doc: 'WebSocket ping interval; two missed pongs end the session' },
   idleTimeoutMs: { schema: int(1000), default: 3_600_000, doc: 'a session that sends nothing this long is closed' },
   // No single default: off on SQLite (one process, nothing to fail over to), on in cluster mode,
@@ -162,6 +186,11 @@ function checkRelations(c: ServerConfig): void {
   if (c.defaultTtlMs < c.minTtlMs || c.defaultTtlMs > c.maxTtlMs) {
     throw new ConfigError(
       `--default-ttl-ms (${c.defaultTtlMs}) is outside [--min-ttl-ms, --max-ttl-ms] = [${c.minTtlMs}, ${c.maxTtlMs}]`,
+    );
+  }
+  if (c.leaseRenewMs + c.leaseDriftMs >= c.leaseTtlMs) {
+    throw new ConfigError(
+      `--lease-renew-ms (${c.leaseRenewMs}) plus --lease-drift-ms (${c.leaseDriftMs}) must be below --lease-ttl-ms (${c.leaseTtlMs}): the leader must renew before it fences itself`,
     );
   }
   if (c.hardMaxMessageBytes < c.maxMessageBytes) {

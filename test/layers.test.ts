@@ -29,6 +29,9 @@ const LAYERS: Array<{ layer: string; ours: string[]; forbiddenPackages: RegExp |
     ours: ['protocol', 'concurrency', 'service', 'cluster', 'coordinator'],
     forbiddenPackages: SOCKETS,
   },
+  // Cluster leadership: the lease in the database and the life of a leader state, which it builds
+  // through callbacks of the server; never the coordinator or a socket.
+  { layer: 'cluster', ours: ['protocol', 'service/index.ts', 'cluster'], forbiddenPackages: SOCKETS },
   // Sockets and frames: of the coordinator only its public entry.
   { layer: 'transport', ours: ['protocol', 'coordinator/index.ts', 'transport'], forbiddenPackages: null },
   // Beside the server, built on the protocol only.

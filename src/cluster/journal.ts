@@ -140,7 +140,7 @@ export class LockJournal {
   }
 
   private async write(): Promise<void> {
-    const committed = await this.db.transaction((client) => this.writeIn(client));
+    const committed = await this.db.write((client) => this.writeIn(client));
     committed();
   }
 

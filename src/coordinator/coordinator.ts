@@ -7,7 +7,7 @@ import { LockstepError } from '../protocol/errors.ts';
 import { DEFAULT_PROGRAM, type Limits } from '../protocol/limits.ts';
 import type { Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
-import type { ProgramService } from '../service/index.ts';
+import type { FenceSource, ProgramService } from '../service/index.ts';
 import { EventLog, type LoggedEvent } from './event-log.ts';
 import { bridgeLockEvents } from './lock-events.ts';
 import { Metrics } from './metrics.ts';
@@ -45,6 +45,12 @@ export interface CoordinatorOptions {
   tokens?: Tokens;
   /** Cluster mode with resume grace: what the previous leader left, and this leader's journal. */
   failover?: Failover;
+  /**
+   * Cluster mode: false once this node may no longer grant or reply (its lease deadline passed;
+   * the first false steps it down). Asked before every grant; the transport asks before every
+   * frame it writes. Absent (one node on SQLite): always serving.
+   */
+  serving?: () => boolean;
 }
 
 /**
@@ -83,7 +89,7 @@ export class Coordinator {
     this.locks = new LockManager({
       clock: options.clock,
       ...options.lock,
-      fences: options.programs.fences(),
+      fences: guardedFences(options.programs.fences(), options.serving),
       sessionName: (id) => this.sessions.nameOf(id),
     });
     this.sessions = new SessionRegistry({
@@ -263,3 +269,21 @@ export class Coordinator {
 }
 
 const NO_TOPICS: ReadonlySet<Topic> = new Set();
+
+/**
+ * Every grant takes a fence: the narrowest point of the lock core's grant path, wherever the grant
+ * comes from (a call, a release, an expiry, a disconnect). Past the deadline the check steps the
+ * node down; the grant still completes in memory, which is discarded with all leader state before
+ * anything more is written to a socket (the transport asks `serving` before every frame), so no
+ * grant made past the deadline is ever seen. Throwing instead would tear the lock core's state
+ * mid-move, on paths (timers, socket close handlers) that have no caller to catch it.
+ */
+function guardedFences(fences: FenceSource, serving: (() => boolean) | undefined): FenceSource {
+  if (serving === undefined) return fences;
+  return {
+    next(program) {
+      serving();
+      return fences.next(program);
+    },
+  };
+}

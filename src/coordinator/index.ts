@@ -19,9 +19,11 @@ export interface Health {
 
 export class CoordinatorPort {
   readonly #c: Coordinator;
+  readonly #serving: (() => boolean) | undefined;
 
   constructor(options: CoordinatorOptions) {
     this.#c = new Coordinator(options);
+    this.#serving = options.serving;
   }
 
   get limits(): Readonly<Limits> {
@@ -31,6 +33,14 @@ export class CoordinatorPort {
   /** Shutting down: no new sessions. */
   get draining(): boolean {
     return this.#c.draining;
+  }
+
+  /**
+   * Cluster rule 2 for the transport: false once this node may no longer reply (see
+   * CoordinatorOptions.serving). Synchronous; asked before every frame written.
+   */
+  serving(): boolean {
+    return this.#serving?.() ?? true;
   }
 
   /** The coordinator's clock, for the transport's rate buckets. */

@@ -4,7 +4,7 @@ import { clockTime, plural } from './format.js';
 import { LocksView } from './locks-view.js';
 import { LogView } from './log-view.js';
 import { ProgramsView } from './programs-view.js';
-import { Rpc } from './rpc.js';
+import { Rpc, RpcFailure } from './rpc.js';
 import { Store } from './store.js';
 
 /** @typedef {import('./rpc.js').ConnState} ConnState */
@@ -27,6 +27,7 @@ const summary = /** @type {HTMLElement} */ (document.getElementById('summary'));
 const seq = /** @type {HTMLElement} */ (document.getElementById('seq'));
 const refusals = /** @type {HTMLElement} */ (document.getElementById('refusals'));
 const staleBanner = /** @type {HTMLElement} */ (document.getElementById('stale'));
+const standbyBanner = /** @type {HTMLElement} */ (document.getElementById('standby'));
 
 // The token stays in the fragment: it is never sent to the server in a URL or a Referer.
 const token = new URLSearchParams(location.hash.slice(1)).get('token');
@@ -43,12 +44,18 @@ const rpc = new Rpc(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${locati
 
 /** @param {Rpc} r */
 async function openSession(r) {
-  const hello = await r.call('session.hello', {
-    protocol: 1,
-    name: 'dashboard',
-    role: 'observer',
-    ...(token === null ? {} : { token }),
-  });
+  const hello = await r
+    .call('session.hello', {
+      protocol: 1,
+      name: 'dashboard',
+      role: 'observer',
+      ...(token === null ? {} : { token }),
+    })
+    .catch((err) => {
+      if (err instanceof RpcFailure && err.data?.type === 'NOT_LEADER') showStandby(err.data.leader);
+      throw err;
+    });
+  standbyBanner.hidden = true;
   store.selfId = hello.sessionId;
   store.warningMs = hello.lock.warningMs;
   syncClock().catch(() => undefined);
@@ -129,6 +136,28 @@ async function readLocks() {
       refreshLocks();
     }
   }
+}
+
+/**
+ * A cluster standby has no locks or sessions to show: say so, and link the leader's dashboard
+ * (its advertised ws://host:port/ws is served at http://host:port/). The page keeps retrying here,
+ * so it comes back by itself if this node becomes the leader.
+ * @param {unknown} leader
+ */
+function showStandby(leader) {
+  standbyBanner.replaceChildren();
+  if (typeof leader !== 'string') {
+    standbyBanner.textContent = 'This node is a cluster standby, and no leader is known yet.';
+  } else {
+    const link = document.createElement('a');
+    const url = new URL(leader);
+    url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+    url.pathname = '/';
+    link.href = `${url.toString()}${location.hash}`;
+    link.textContent = url.host;
+    standbyBanner.append('This node is a cluster standby. The leader is ', link, '.');
+  }
+  standbyBanner.hidden = false;
 }
 
 async function syncClock() {

@@ -20,6 +20,8 @@ export const CloseCode = {
   IDLE_TIMEOUT: 4000,
   /** The session was resumed on another connection. */
   SESSION_RESUMED: 4001,
+  /** Cluster: this node is a standby, or has just stopped leading; reconnect to the leader. */
+  NOT_LEADER: 4002,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -31,6 +31,7 @@ export const ERRORS = {
   RATE_LIMITED: { code: 429, retryable: true },
   SHUTTING_DOWN: { code: 503, retryable: true },
   STORE_UNAVAILABLE: { code: 503, retryable: true },
+  NOT_LEADER: { code: 421, retryable: true },
 } as const;
 
 export type ErrorType = keyof typeof ERRORS;

@@ -10,14 +10,16 @@ export type {
   RevisionInfo,
   ServiceClock,
 } from './service-types.ts';
-export { shownLocation } from './open-store.ts';
+export { isPostgresLocation, shownLocation } from './open-store.ts';
+export type { WriteFence } from './pg-connection.ts';
+export { migrate } from './pg-schema.ts';
 export type { SharedDatabase } from './pg-store.ts';
 export { claimedResource } from './fence-claims.ts';
 export type { FenceClaim } from './fence-claims.ts';
 export { StoreError } from './store.ts';
 export type { ProgramStore, RevisionKind } from './store.ts';
 export { ServiceOp, RestoreFunctionOp } from './ops.ts';
-export type { FenceSource } from './fences.ts';
+export type { FenceSource, ReservedFences } from './fences.ts';
 export { FENCE_BLOCK } from './fences.ts';
 export { canonicalFunction, functionHash } from './hash.ts';
 export type { HashableFunction } from './hash.ts';

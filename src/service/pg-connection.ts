@@ -13,6 +13,20 @@ const types = {
     oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as never,
 };
 
+/**
+ * Cluster mode (src/cluster sets it on the leader's store): every write transaction runs
+ * `checkWrite` first, which throws to refuse the write when this node no longer leads; every new
+ * connection is shown to `connected` before its first use; `settings` (server settings such as
+ * `-c tcp_user_timeout=5000`) and the client timeouts bound how long a dead peer goes unnoticed.
+ */
+export interface WriteFence {
+  checkWrite(client: pg.ClientBase): Promise<void>;
+  connected(client: pg.ClientBase): void;
+  settings: string;
+  keepAliveInitialDelayMillis: number;
+  queryTimeoutMs: number;
+}
+
 /** The URL with its password masked, for messages and logs: credentials are never printed. */
 export function redactUrl(url: string): string {
   try {
@@ -48,6 +62,7 @@ export class PgConnection {
   constructor(
     url: string,
     private readonly now: () => number,
+    private readonly fence?: WriteFence,
   ) {
     this.pool = new pg.Pool({
       connectionString: url,
@@ -57,8 +72,16 @@ export class PgConnection {
       connectionTimeoutMillis: BACKOFF_MAX_MS,
       statement_timeout: STATEMENT_TIMEOUT_MS,
       // Durable on acknowledgement whatever the database's default; no transaction left open.
-      options: `-c synchronous_commit=on -c idle_in_transaction_session_timeout=${STATEMENT_TIMEOUT_MS}`,
+      // A fence's settings come last: the later of two equal settings wins.
+      options: `-c synchronous_commit=on -c idle_in_transaction_session_timeout=${STATEMENT_TIMEOUT_MS}${
+        fence === undefined ? '' : ` ${fence.settings}`
+      }`,
+      ...(fence === undefined
+        ? {}
+        : { keepAliveInitialDelayMillis: fence.keepAliveInitialDelayMillis, query_timeout: fence.queryTimeoutMs }),
     });
+    // Queued on the new client ahead of anything its first user sends.
+    if (fence !== undefined) this.pool.on('connect', (client) => fence.connected(client));
     // An idle connection dying (server restart) is seen at its next use; do not crash on it here.
     this.pool.on('error', () => this.noteLoss());
   }
@@ -79,6 +102,19 @@ export class PgConnection {
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       }
+    });
+  }
+
+  /**
+   * A change to the store: in one transaction behind the fence's check when there is a fence
+   * (cluster mode), otherwise exactly `work` (a single statement needs no transaction of its own).
+   */
+  async write<T>(work: (client: pg.PoolClient) => Promise<T>, transaction = false): Promise<T> {
+    const fence = this.fence;
+    if (fence === undefined) return transaction ? this.transaction(work) : this.use(work);
+    return this.transaction(async (client) => {
+      await fence.checkWrite(client);
+      return work(client);
     });
   }
 

@@ -8,7 +8,7 @@ import type pg from 'pg';
  */
 export interface PgMigration {
   version: number;
-  up(client: pg.PoolClient, now: number): Promise<void>;
+  up(client: pg.ClientBase, now: number): Promise<void>;
 }
 
 // Append only: a released migration is never edited, the next change is a new entry.
@@ -98,7 +98,26 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         CREATE UNIQUE INDEX revisions_by_key ON revisions (program, edit_key) WHERE edit_key IS NOT NULL;`);
     },
   },
-  // Version 4 is the leadership lease (docs/cluster.md); this one does not depend on it.
+  {
+    version: 4,
+    async up(client) {
+      // Cluster leadership (docs/cluster.md): one row. epoch 0 and an expiry at -infinity mean no
+      // leader yet. The expiry is in the database's clock; pids are the holder's backends, which
+      // a node taking over ends. src/cluster/lease.ts owns every statement on it.
+      await client.query(`CREATE TABLE lockstep_lease (
+          id smallint PRIMARY KEY CHECK (id = 1),
+          epoch bigint NOT NULL,
+          term text NOT NULL,
+          node_id text NOT NULL,
+          url text,
+          expires_at timestamptz NOT NULL,
+          pids integer[] NOT NULL,
+          taken_at timestamptz
+        );
+        INSERT INTO lockstep_lease (id, epoch, term, node_id, url, expires_at, pids)
+          VALUES (1, 0, '', '', NULL, '-infinity', '{}');`);
+    },
+  },
   {
     version: 5,
     async up(client) {
@@ -143,7 +162,7 @@ const MIGRATION_LOCK = 0x4c6f636b;
  * Creates or migrates the schema. Returns a problem to refuse start-up with, or undefined.
  * Runs inside the caller's transaction.
  */
-export async function migrate(client: pg.PoolClient, now: number): Promise<string | undefined> {
+export async function migrate(client: pg.ClientBase, now: number): Promise<string | undefined> {
   await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
   await client.query('CREATE TABLE IF NOT EXISTS lockstep_meta (key text PRIMARY KEY, value text NOT NULL)');
   const row = await client.query<{ value: string }>("SELECT value FROM lockstep_meta WHERE key = 'schema_version'");

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { staleFence } from './fence-claims.ts';
-import { PgConnection, redactUrl } from './pg-connection.ts';
+import { PgConnection, redactUrl, type WriteFence } from './pg-connection.ts';
 import { migrate } from './pg-schema.ts';
 import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
@@ -26,9 +26,9 @@ import type {
  * Opens a PostgreSQL program store: connects, then creates or migrates the schema. Everything that
  * makes the database unusable stops start-up here, with the URL's password masked.
  */
-export async function openPostgresStore(url: string, clock: ServiceClock): Promise<PostgresStore> {
+export async function openPostgresStore(url: string, clock: ServiceClock, fence?: WriteFence): Promise<PostgresStore> {
   const shown = redactUrl(url);
-  const db = new PgConnection(url, () => clock.now());
+  const db = new PgConnection(url, () => clock.now(), fence);
   try {
     const problem = await db.transaction((client) => migrate(client, clock.now()));
     if (problem !== undefined) throw new StoreError(shown, problem);
@@ -100,6 +100,8 @@ const COMMIT = `WITH advanced AS (
  */
 export interface SharedDatabase {
   transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /** A transaction behind the leader's lease check in cluster mode, as every store write is. */
+  write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   /**
    * `step` runs first in every revision's transaction; the function it returns, once that
    * committed. One step at a time: undefined removes it (the leader state it belongs to is gone).
@@ -112,8 +114,13 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
 
   constructor(private readonly db: PgConnection) {}
 
+  /** A journal write: behind the leader's lease check in cluster mode, like every other write. */
   transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     return this.db.transaction(work);
+  }
+
+  write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.db.write(work, true);
   }
 
   beforeEveryCommit(step: ((client: pg.PoolClient) => Promise<() => void>) | undefined): void {
@@ -135,21 +142,23 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
   }
 
   async createProgram(name: string, at: number): Promise<void> {
-    await this.db.query('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES ($1, 0, 1, $2)', [
-      name,
-      at,
-    ]);
+    await this.db.write((client) =>
+      client.query('INSERT INTO programs (name, revision, next_function_id, created_at) VALUES ($1, 0, 1, $2)', [
+        name,
+        at,
+      ]),
+    );
   }
 
   async deleteProgram(name: string): Promise<void> {
-    await this.db.query('DELETE FROM programs WHERE name = $1', [name]);
+    await this.db.write((client) => client.query('DELETE FROM programs WHERE name = $1', [name]));
   }
 
   async commit(c: RevisionCommit): Promise<void> {
     const r = c.record;
     const versions = c.changes.flatMap((ch) => (ch.after === null ? [] : [ch.after]));
     const step = this.commitStep;
-    const committed = await this.db.transaction(async (client) => {
+    const committed = await this.db.write(async (client) => {
       const after = step === undefined ? undefined : await step(client);
       const [row] = (
         await client.query<{ advanced: number; fences: Array<{ resource: string; fence: number }> }>(COMMIT, [
@@ -188,7 +197,7 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
         .filter(({ claim, current }) => current > claim.fence);
       if (stale.length > 0) throw staleFence(c.program, stale);
       return after;
-    });
+    }, true);
     committed?.();
   }
 
@@ -281,10 +290,12 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
   }
 
   async addCheckpoint(program: string, cp: CheckpointRecord): Promise<boolean> {
-    const rows = await this.db.query(
-      `INSERT INTO checkpoints (program, name, revision, at, session_id, session_name) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT DO NOTHING RETURNING name`,
-      [program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName],
+    const { rows } = await this.db.write((client) =>
+      client.query(
+        `INSERT INTO checkpoints (program, name, revision, at, session_id, session_name) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING RETURNING name`,
+        [program, cp.name, cp.revision, cp.at, cp.sessionId, cp.sessionName],
+      ),
     );
     return rows.length === 1;
   }
@@ -321,10 +332,12 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
   }
 
   async saveFenceCeiling(program: string, ceiling: number): Promise<void> {
-    await this.db.query(
-      `INSERT INTO fences (program, ceiling) VALUES ($1, $2)
-       ON CONFLICT (program) DO UPDATE SET ceiling = greatest(fences.ceiling, excluded.ceiling)`,
-      [program, ceiling],
+    await this.db.write((client) =>
+      client.query(
+        `INSERT INTO fences (program, ceiling) VALUES ($1, $2)
+         ON CONFLICT (program) DO UPDATE SET ceiling = greatest(fences.ceiling, excluded.ceiling)`,
+        [program, ceiling],
+      ),
     );
   }
 

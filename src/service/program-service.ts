@@ -5,7 +5,7 @@ import { ProgramName } from '../protocol/resource.ts';
 import { applyOps } from './apply-edit.ts';
 import { diffFunctions, emptied } from './diff.ts';
 import { FenceCounter } from './fences.ts';
-import type { FenceSource } from './fences.ts';
+import type { FenceSource, ReservedFences } from './fences.ts';
 import { HistoryQueries } from './history-queries.ts';
 import { restoreProgram } from './load-program.ts';
 import { notFound, notFoundThrow, parseFunctionKey } from './lookup-errors.ts';
@@ -13,6 +13,7 @@ import { newProgramState } from './model.ts';
 import type { ProgramState, StoredFunction } from './model.ts';
 import { openStore, shownLocation } from './open-store.ts';
 import { PostgresStore, type SharedDatabase } from './pg-store.ts';
+import type { WriteFence } from './pg-connection.ts';
 import type { ServiceOp } from './ops.ts';
 import { requiredLocks } from './required-locks.ts';
 import type {
@@ -46,14 +47,31 @@ export class ProgramService {
   /** Per program, the tail of the work running in order on it (see inOrder). */
   private readonly queues = new Map<string, Promise<unknown>>();
 
-  /** Opens the store at `path` (see openStore); throws StoreError when it cannot be used. */
-  static async open(opts: { path: string; clock: ServiceClock }): Promise<ProgramService> {
-    const store = await openStore(opts.path, opts.clock);
+  /**
+   * Opens the store at `path` (see openStore); throws StoreError when it cannot be used. `leader`
+   * is cluster mode: this node's writes are fenced by its lease, and every program has a reserved
+   * block of fencing tokens before it is served (see ReservedFences).
+   */
+  static async open(opts: {
+    path: string;
+    clock: ServiceClock;
+    leader?: { writes: WriteFence; fences: ReservedFences };
+  }): Promise<ProgramService> {
+    const store = await openStore(opts.path, opts.clock, opts.leader?.writes);
     const shown = shownLocation(opts.path);
     try {
       const loaded = await store.load();
       const programs = loaded.map((program) => restoreProgram(program, shown));
-      return new ProgramService(store, shown, programs, await store.fenceCeilings(), opts.clock);
+      const service = new ProgramService(
+        store,
+        shown,
+        programs,
+        await store.fenceCeilings(),
+        opts.clock,
+        opts.leader?.fences,
+      );
+      if (opts.leader !== undefined) await Promise.all(programs.map((p) => service.fenceCounter.prepare(p.name)));
+      return service;
     } catch (err) {
       await store.close();
       throw err instanceof StoreError ? err : new StoreError(shown, 'cannot be loaded', err);
@@ -67,9 +85,10 @@ export class ProgramService {
     programs: readonly ProgramState[],
     ceilings: ReadonlyMap<string, number>,
     private readonly clock: ServiceClock,
+    private readonly reservedFences?: ReservedFences,
   ) {
     for (const program of programs) this.programs.set(program.name, program);
-    this.fenceCounter = new FenceCounter(store, ceilings);
+    this.fenceCounter = new FenceCounter(store, ceilings, reservedFences);
     this.queries = new HistoryQueries(store);
   }
 
@@ -127,6 +146,7 @@ export class ProgramService {
     }
     if (this.programs.has(name)) throw new LockstepError('CONFLICT', `program ${name} exists`, { program: name });
     await this.store.createProgram(name, this.clock.now());
+    if (this.reservedFences !== undefined) await this.fenceCounter.prepare(name);
     this.programs.set(name, newProgramState(name, 0, 1));
     return { name, revision: 0 };
   }

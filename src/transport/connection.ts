@@ -181,6 +181,9 @@ export class Connection implements Sink {
    * session's calls run one at a time and answer in order.
    */
   private handle(call: IncomingCall): Promise<void> | undefined {
+    // A node that may no longer serve (cluster: its lease deadline passed) runs nothing more; it
+    // is closing this socket.
+    if (!this.c.serving()) return;
     this.inCall = true;
     let result: unknown;
     try {
@@ -243,7 +246,9 @@ export class Connection implements Sink {
    * the hand-over's grant push (p50 1.14x-1.15x in three runs). Kept off until clients pipeline.
    */
   private send(frame: string): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
+    // Cluster rule 2: nothing leaves a node past its lease deadline, not even an answer computed
+    // before it (the check is synchronous, right before the write).
+    if (this.ws.readyState !== this.ws.OPEN || !this.c.serving()) return;
     const { maxBufferedBytes } = this.c.limits;
     if (this.ws.bufferedAmount > maxBufferedBytes) {
       this.log.warn({ ...this.conversation.who, buffered: this.ws.bufferedAmount }, 'slow consumer dropped');

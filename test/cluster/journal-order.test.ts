@@ -37,6 +37,7 @@ describe('journal batches written by racing transactions', () => {
     let editStep!: (client: pg.PoolClient) => Promise<() => void>;
     const db: SharedDatabase = {
       transaction: (work) => real.transaction((client) => work(slowed(client))),
+      write: (work) => real.transaction((client) => work(slowed(client))),
       beforeEveryCommit: (step) => {
         if (step !== undefined) editStep = step;
       },

@@ -66,7 +66,32 @@ export class FaultClient {
     );
   }
 
-  static async open(url: string, name: string, role: 'agent' | 'observer' = 'agent'): Promise<FaultClient> {
+  /**
+   * Connects and says hello. A cluster node that does not lead yet (a restarted node waits out the
+   * killed one's lease) answers NOT_LEADER and closes: the hello is tried again after the
+   * retryAfterMs it gives, as the SDK does, for at most `withinMs`.
+   */
+  static async open(
+    url: string,
+    name: string,
+    role: 'agent' | 'observer' = 'agent',
+    withinMs = 15_000,
+  ): Promise<FaultClient> {
+    const end = Date.now() + withinMs;
+    for (;;) {
+      const attempt = await FaultClient.hello(url, name, role);
+      if (attempt instanceof FaultClient) return attempt;
+      if (Date.now() > end) throw new Error(`hello failed: ${JSON.stringify(attempt)}`);
+      await new Promise((resolve) => setTimeout(resolve, Number(attempt.data?.retryAfterMs ?? 100)));
+    }
+  }
+
+  /** One hello: the client, or the NOT_LEADER answer to try again after. */
+  private static async hello(
+    url: string,
+    name: string,
+    role: 'agent' | 'observer',
+  ): Promise<FaultClient | Extract<Outcome, { kind: 'error' }>> {
     const ws = new WebSocket(url);
     const client = new FaultClient(ws);
     await new Promise<void>((resolve, reject) => {
@@ -74,6 +99,7 @@ export class FaultClient {
       ws.once('close', () => reject(new Error(`could not connect to ${url}`)));
     });
     const hello = await client.call('session.hello', { protocol: 1, name, role });
+    if (hello.kind === 'error' && hello.type === 'NOT_LEADER') return hello;
     if (hello.kind !== 'ok') throw new Error(`hello failed: ${JSON.stringify(hello)}`);
     client.sessionId = hello.result.sessionId;
     return client;

@@ -1,0 +1,92 @@
+import type { Logger } from 'pino';
+import type { Clock, LockManager, SessionRegistry } from '../concurrency/index.ts';
+import type { Resource } from '../protocol/resource.ts';
+import type { SharedDatabase } from '../service/index.ts';
+import { LockJournal } from './journal.ts';
+import { applyRestore, planRestore, readJournal, type RestorePlan } from './restore.ts';
+
+// Failover as a resume (cluster.md section 3): the leader journals its sessions and locks in
+// PostgreSQL; a new leader restores them to the sessions that resume, within a grace window.
+
+export interface FailoverOptions {
+  clock: Clock;
+  logger: Logger;
+  batchMs: number;
+  /** Whether a recorded lock's resource still exists on this leader. */
+  exists(resource: Resource): boolean;
+}
+
+/**
+ * A leader's part of failover, created with its coordinator (the whole leader state) and
+ * discarded with it: the plan of what the previous leader left, put into the lock core and the
+ * session registry when the coordinator starts, and the journal of what this leader does.
+ */
+export class Failover {
+  /** Recorded sessions that have not resumed yet: each is told once what it got back. */
+  private unresumed = new Set<string>();
+
+  private constructor(
+    private readonly journal: LockJournal,
+    private readonly plan: RestorePlan,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Reads what the previous leader recorded and decides what is restored. */
+  static async open(db: SharedDatabase, opts: FailoverOptions): Promise<Failover> {
+    const plan = planRestore(await readJournal(db, opts.clock), opts.exists);
+    const journal = new LockJournal(db, {
+      clock: opts.clock,
+      logger: opts.logger,
+      batchMs: opts.batchMs,
+      head: plan.head,
+    });
+    return new Failover(journal, plan, opts.logger);
+  }
+
+  /**
+   * The new leader's lock core and sessions, before anyone is served: recorded sessions become
+   * dropped ones within their resume grace (the grace window starts here), their restorable
+   * locks held for them; what is not restored leaves the record; journaling starts.
+   */
+  start(locks: LockManager, sessions: SessionRegistry): void {
+    this.unresumed = applyRestore(this.plan, locks, sessions);
+    for (const { lock } of this.plan.dropped) this.journal.drop(lock.sessionId, lock.resource);
+    this.journal.attach(locks, sessions);
+    const restored = [...this.plan.locks.values()].reduce((n, ls) => n + ls.length, 0);
+    if (this.plan.sessions.length > 0 || this.plan.dropped.length > 0) {
+      const dropped: Record<string, number> = {};
+      for (const { reason } of this.plan.dropped) dropped[reason] = (dropped[reason] ?? 0) + 1;
+      this.logger.info(
+        { sessions: this.plan.sessions.length, restored, dropped },
+        'failover: recorded sessions may resume; their locks are held for them meanwhile',
+      );
+    }
+  }
+
+  /** A resume: true the first time for a session the previous leader had (its hello lists `restored`). */
+  takeBack(sessionId: string): boolean {
+    return this.unresumed.delete(sessionId);
+  }
+
+  /** Resolves once every change so far (a new session, above all) is in the database. */
+  recorded(): Promise<void> {
+    return this.journal.sync();
+  }
+
+  /** Writes what is left to write; the leader is stopping. */
+  close(): Promise<void> {
+    return this.journal.close();
+  }
+}
+
+/**
+ * Cluster mode with resume grace off: nothing can be resumed, so nothing is journaled; a record
+ * left from an earlier run must not be restored by a later leader, after this one granted locks
+ * it never recorded.
+ */
+export async function clearJournal(db: SharedDatabase): Promise<void> {
+  await db.transaction(async (client) => {
+    await client.query('DELETE FROM cluster_locks');
+    await client.query('DELETE FROM cluster_sessions');
+  });
+}

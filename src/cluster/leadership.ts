@@ -1,0 +1,284 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { LockstepError } from '../protocol/errors.ts';
+import { migrate, type ReservedFences, shownLocation, StoreError, type WriteFence } from '../service/index.ts';
+import {
+  holdsLease,
+  type LeaseState,
+  readLease,
+  registerBackend,
+  renew,
+  resign,
+  takeOver,
+  terminate,
+} from './lease.ts';
+import { connectionTuning, LeaseConnection } from './lease-connection.ts';
+import type { NodeMetrics } from './node-metrics.ts';
+
+export type StepDownReason = 'deadline' | 'taken-over' | 'write-refused' | 'fences' | 'open-failed';
+
+/** One leadership of this node: its epoch and term, and when it must stop serving. */
+export interface Term {
+  readonly epoch: number;
+  readonly term: string;
+  /** performance.now() past which the node may not serve (cluster rule 2). */
+  deadline: number;
+}
+
+export interface LeadershipOptions {
+  db: string;
+  nodeId: string;
+  advertise: string;
+  ttlMs: number;
+  renewMs: number;
+  driftMs: number;
+  logger: Logger;
+  metrics: NodeMetrics;
+  /** Elected: the leader state may be built (after the old leader's backends are ended). */
+  onElected(term: Term): void;
+  /** No longer leading. Called in a microtask of its own, never inside the check that found it. */
+  onDeposed(term: Term, reason: StepDownReason): void;
+}
+
+/** Fences per leader state: a full block per failover is the most a takeover skips. */
+const CLUSTER_FENCE_BLOCK = 10_000;
+
+/**
+ * The lease loop of one node: a standby watches the lease and takes it over once it has expired
+ * (rule 1); a leader renews it every renewMs and serves only until its deadline, the moment it
+ * sent its last successful renewal plus the lease minus the drift margin (rule 2). Every check of
+ * that deadline is synchronous (serving()), and the first that finds it passed steps down.
+ */
+export class Leadership {
+  private held: Term | undefined;
+  private seen: { lease: LeaseState; at: number } | undefined;
+  private readonly conn: LeaseConnection;
+  private loop: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private stopped = false;
+  /** The last statement on the lease got an answer. */
+  answered = false;
+
+  constructor(private readonly o: LeadershipOptions) {
+    this.conn = new LeaseConnection(o.db, o.ttlMs);
+  }
+
+  /** The epoch this node holds, or the last one it saw (0: nobody has led yet). */
+  get epoch(): number {
+    return this.held?.epoch ?? this.seen?.lease.epoch ?? 0;
+  }
+
+  get leading(): boolean {
+    return this.held !== undefined;
+  }
+
+  /** The leader's advertised URL as last seen; null while there is none. */
+  get leaderUrl(): string | null {
+    if (this.held !== undefined) return this.o.advertise;
+    return this.leaseLeftMs() > 0 ? (this.seen?.lease.url ?? null) : null;
+  }
+
+  /** What is left of the current lease by the last look at it (0 when none is live). */
+  leaseLeftMs(): number {
+    if (this.seen === undefined) return 0;
+    return Math.max(0, this.seen.lease.remainingMs - (performance.now() - this.seen.at));
+  }
+
+  /** The answer a standby gives (cluster spec section 2). */
+  notLeader(): LockstepError {
+    const leader = this.leaderUrl;
+    const left = this.leaseLeftMs();
+    return new LockstepError(
+      'NOT_LEADER',
+      leader === null
+        ? 'this node is a standby and no leader is known yet'
+        : `this node is a standby; the leader is ${leader}`,
+      { leader },
+      // With no live lease, a standby takes over within a renewal interval.
+      left > 0 ? left : this.o.renewMs,
+    );
+  }
+
+  /**
+   * Cluster rule 2, synchronous: true while `term` (default: the current one) is held and its
+   * deadline has not passed. The first call past the deadline steps down.
+   */
+  serving(term: Term | undefined = this.held): boolean {
+    const held = this.held;
+    if (held === undefined || held !== term) return false;
+    if (performance.now() < held.deadline) return true;
+    this.stepDown('deadline');
+    return false;
+  }
+
+  /** What the leader state of `term` is built with: its store's write fence and fence blocks. */
+  storeFence(term: Term): { writes: WriteFence; fences: ReservedFences } {
+    const refuse = () =>
+      new LockstepError('NOT_LEADER', 'this node no longer leads: the write was not made', { leader: null }, 0);
+    return {
+      writes: {
+        ...connectionTuning(this.o.ttlMs),
+        connected: (client) => {
+          // A failure shows at the write's own check; a deposed leader's registration changes nothing.
+          registerBackend(client, term.epoch, term.term).catch(() => undefined);
+        },
+        checkWrite: async (client) => {
+          if (!this.serving(term)) throw refuse();
+          if (await holdsLease(client, term.epoch, term.term)) return;
+          if (this.held === term) this.stepDown('write-refused');
+          throw refuse();
+        },
+      },
+      fences: {
+        block: CLUSTER_FENCE_BLOCK,
+        ranOut: () => {
+          if (this.held === term) this.stepDown('fences');
+        },
+      },
+    };
+  }
+
+  /**
+   * Creates or migrates the schema (the lease is part of it) as the store would, then looks at the
+   * lease once (taking it over if it has expired) and goes on in a loop. Throws StoreError when
+   * the database cannot be used.
+   */
+  async start(): Promise<void> {
+    const shown = shownLocation(this.o.db);
+    const problem = await this.conn
+      .use(async (c) => {
+        await c.query('BEGIN');
+        try {
+          const found = await migrate(c, Date.now());
+          await c.query(found === undefined ? 'COMMIT' : 'ROLLBACK');
+          return found;
+        } catch (err) {
+          await c.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      })
+      .catch((err: unknown) => {
+        const why = err instanceof Error ? err.message.replaceAll(this.o.db, shown) : String(err);
+        throw new StoreError(shown, `cannot be used (${why})`);
+      });
+    if (problem !== undefined) throw new StoreError(shown, problem);
+    await this.tick();
+  }
+
+  /** Ends the loop; a leader gives its lease up so that a standby takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.loop);
+    clearTimeout(this.deadlineTimer);
+    await this.ticking;
+    const held = this.held;
+    this.held = undefined;
+    if (held !== undefined) await this.conn.use((c) => resign(c, held.epoch, held.term)).catch(() => undefined);
+    await this.conn.close();
+  }
+
+  /** Stops serving now: every later check fails; the node is told in a microtask. */
+  stepDown(reason: StepDownReason): void {
+    const held = this.held;
+    if (held === undefined) return;
+    this.held = undefined;
+    clearTimeout(this.deadlineTimer);
+    this.o.metrics.stepDowns.inc({ reason });
+    this.o.logger.warn({ epoch: held.epoch, reason }, 'stepping down: no longer the leader');
+    queueMicrotask(() => this.o.onDeposed(held, reason));
+  }
+
+  private tick(): Promise<void> {
+    this.ticking = (this.held === undefined ? this.look() : this.renew(this.held))
+      .then(
+        () => {
+          this.answered = true;
+        },
+        (err: unknown) => {
+          this.answered = false;
+          this.o.logger.warn({ err }, 'lease: the database did not answer');
+        },
+      )
+      .finally(() => {
+        this.ticking = undefined;
+        if (!this.stopped) this.loop = setTimeout(() => void this.tick(), this.o.renewMs);
+      });
+    return this.ticking;
+  }
+
+  private async renew(term: Term): Promise<void> {
+    const sent = performance.now();
+    let ok: boolean;
+    try {
+      ok = await this.conn.use((c) => renew(c, term.epoch, term.term, this.o.ttlMs));
+    } catch (err) {
+      this.o.metrics.renewals.observe({ outcome: 'error' }, (performance.now() - sent) / 1000);
+      throw err;
+    }
+    this.o.metrics.renewals.observe({ outcome: ok ? 'ok' : 'lost' }, (performance.now() - sent) / 1000);
+    // Paused or deposed meanwhile: a late answer extends nothing.
+    if (!this.serving(term)) return;
+    if (!ok) {
+      this.stepDown('taken-over');
+      return;
+    }
+    term.deadline = Math.max(term.deadline, sent + this.o.ttlMs - this.o.driftMs);
+    this.armDeadline(term);
+  }
+
+  private async look(): Promise<void> {
+    const at = performance.now();
+    const lease = await this.conn.use(readLease);
+    this.seen = { lease, at };
+    if (lease.remainingMs > 0 || this.stopped) return;
+    const claim = { nodeId: this.o.nodeId, url: this.o.advertise, term: randomUUID() };
+    let sent = 0;
+    const result = await this.conn.use((c) =>
+      takeOver(c, claim, this.o.ttlMs, this.o.ttlMs / 2, () => {
+        sent = performance.now();
+      }),
+    );
+    if (result.kind === 'held') {
+      this.seen = { lease: result.lease, at };
+      return;
+    }
+    if (result.kind === 'blocked') {
+      // The old holder has a transaction open on the lease row past its lease (paused mid-write):
+      // end its backends, which rolls the transaction back, and try again at the next look.
+      const now = await this.conn.use(readLease);
+      if (now.remainingMs === 0) {
+        const ended = await this.conn.use((c) => terminate(c, now.pids));
+        this.o.logger.warn({ epoch: now.epoch, ended }, 'lease row held past its lease: ended the holder backends');
+      }
+      return;
+    }
+    const term: Term = { epoch: result.epoch, term: claim.term, deadline: sent + this.o.ttlMs - this.o.driftMs };
+    this.held = term;
+    this.seen = undefined;
+    this.o.metrics.takeovers.inc();
+    this.armDeadline(term);
+    // Only once the old leader's backends are gone is state read (rule 1). Safety does not hang on
+    // it (the takeover waited for every write of the old term that had passed its check), so a
+    // failure here is logged and the node goes on.
+    const ended = await this.conn
+      .use((c) => terminate(c, result.previous.pids))
+      .catch((err: unknown) => {
+        this.o.logger.warn({ err }, 'could not end the previous leader backends');
+        return 0;
+      });
+    this.o.logger.info(
+      { epoch: term.epoch, previous: result.previous.nodeId || null, ended },
+      'took over the leadership lease',
+    );
+    // A node stopping meanwhile builds nothing: stop() gives the lease back.
+    if (this.serving(term) && !this.stopped) this.o.onElected(term);
+  }
+
+  /** A timer at the deadline, so that a leader nobody calls still stops (and closes sockets) on time. */
+  private armDeadline(term: Term): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => this.serving(term), Math.max(0, term.deadline - performance.now()) + 1);
+    this.deadlineTimer.unref();
+  }
+}

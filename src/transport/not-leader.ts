@@ -1,0 +1,28 @@
+import type { RawData, WebSocket } from 'ws';
+import { CloseCode } from '../protocol/close-codes.ts';
+import type { LockstepError } from '../protocol/errors.ts';
+import { errorFrame, isBadCall, parseCall } from '../protocol/jsonrpc.ts';
+
+/**
+ * A socket on a cluster node that does not lead (docs/cluster.md): its first call (a client's
+ * session.hello) is answered with the NOT_LEADER error `refusal` makes at that moment (it names
+ * the leader and what is left of its lease), then the socket is closed with 4002. A socket that
+ * says nothing is closed with 4002 after the hello timeout.
+ */
+export function refuseNotLeader(ws: WebSocket, refusal: () => LockstepError, helloTimeoutMs: number): void {
+  const timer = setTimeout(() => ws.close(CloseCode.NOT_LEADER, 'not the leader'), helloTimeoutMs);
+  ws.once('close', () => clearTimeout(timer));
+  ws.on('error', () => undefined);
+  ws.once('message', (data: RawData, isBinary: boolean) => {
+    clearTimeout(timer);
+    const call = isBinary ? undefined : parseCall(textOf(data));
+    const id = call === undefined || isBadCall(call) ? null : (call.id ?? null);
+    ws.send(errorFrame(id, refusal().toRpcError()));
+    ws.close(CloseCode.NOT_LEADER, 'not the leader');
+  });
+}
+
+function textOf(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
+}
