@@ -136,6 +136,12 @@ export class PgConnection {
       throw unavailable(this.retryAt - this.now());
     }
     let broken = false;
+    // A backend ended under a checked-out client (a database restart) makes the client emit
+    // 'error'; the pool listens only to idle clients, and an unheard 'error' ends the process.
+    const lost = () => {
+      broken = true;
+    };
+    client.on('error', lost);
     try {
       const result = await work(client);
       this.failures = 0;
@@ -146,6 +152,7 @@ export class PgConnection {
       this.noteLoss();
       throw unavailable(this.retryAt - this.now());
     } finally {
+      client.off('error', lost);
       client.release(broken);
     }
   }
