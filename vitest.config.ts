@@ -48,7 +48,6 @@ export default defineConfig({
                   'test/cluster/**/*.test.ts',
                   'test/server/**/*.test.ts',
                   'test/faults/crash.test.ts',
-                  'test/cluster/**/*.test.ts',
                 ],
                 globalSetup: ['test/helpers/postgres-setup.ts'],
                 env: { LOCKSTEP_TEST_DB: 'postgres' },

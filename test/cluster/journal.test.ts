@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import { freshDatabase, startPostgres } from '../helpers/postgres.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
+import { TestClient } from '../helpers/client.ts';
+import { health, kill, spawnNode, TIMING, until } from './leader-nodes.ts';
 import { sql, untilRows } from './nodes.ts';
 
 // What the leader writes for the next one (cluster.md section 3): sessions before their hello is
@@ -74,11 +76,19 @@ describe('the lock journal', () => {
 
   it('keeps nothing when resume grace is off, and clears what an earlier run left', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const first = await t.server({ db });
-    await t.agent(first, 'a');
-    expect(await sql(db, 'SELECT 1 FROM cluster_sessions')).toHaveLength(1);
-    // Not a graceful stop: a second server on the same database, grace off.
-    const second = await t.server({ db, sessionGraceMs: 0 });
+    // The earlier run ends without a graceful stop (kill -9), its journal left behind.
+    const first = await spawnNode(db);
+    const a = await TestClient.open(first.url, 'a');
+    try {
+      expect(await sql(db, 'SELECT 1 FROM cluster_sessions')).toHaveLength(1);
+    } finally {
+      await kill(first);
+      await a.close();
+    }
+    const second = await t.server({ db, sessionGraceMs: 0, ...TIMING });
+    await until('the second node leads', 15_000, async () =>
+      (await health(`http://127.0.0.1:${second.port}`)).status === 200 ? true : undefined,
+    );
     expect(await sql(db, 'SELECT 1 FROM cluster_sessions')).toHaveLength(0);
     await t.agent(second, 'b');
     expect(await sql(db, 'SELECT 1 FROM cluster_sessions')).toHaveLength(0);

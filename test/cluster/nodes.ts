@@ -1,39 +1,27 @@
-import type { ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { spawnLockstep } from '../cli/run.ts';
 import { TestClient } from '../helpers/client.ts';
+import { kill, type Node as Process, spawnNode, until } from './leader-nodes.ts';
 
-// A Lockstep node as its own process on a PostgreSQL database, to be killed with SIGKILL: "becoming
-// leader" is, until the leadership lease lands, a process starting on the store.
+// A node started to be the next leader (the previous one killed with SIGKILL), agents that keep
+// what they need to resume elsewhere, and the database reads the failover tests check with.
 
 export interface Node {
-  child: ChildProcess;
+  child: Process['child'];
   url: string;
   /** SIGKILL, resolved once the process is gone. */
   kill(): Promise<void>;
 }
 
+/** A node on `db`, once it leads: a killed leader's lease must run out first (short timing). */
 export async function startNode(db: string, args: readonly string[] = []): Promise<Node> {
-  const child = spawnLockstep(['serve', '--port', '0', '--db', db, '--log-level', 'silent', ...args]);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /^lockstep listening on (ws:\/\/\S+)$/.exec(line);
-      if (m !== null) resolve(m[1]!);
-    });
-    void exited.then(() => reject(new Error(`node exited before listening: ${stderr}`)));
-  });
-  return {
-    child,
-    url,
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    },
-  };
+  const node = await spawnNode(db, args);
+  try {
+    await until('the node leads', 15_000, async () => ((await node.health()).status === 200 ? true : undefined));
+  } catch (err) {
+    await kill(node);
+    throw err;
+  }
+  return { child: node.child, url: node.url, kill: () => kill(node) };
 }
 
 /** An agent that keeps what it needs to resume elsewhere. */

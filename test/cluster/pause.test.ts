@@ -47,11 +47,12 @@ describe('cluster: a leader stalled past its deadline', () => {
     expect(holder.pending('lock.expired')).toEqual([]);
     const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();
     expect(metrics).toMatch(/^lockstep_cluster_step_downs_total\{reason="deadline"\} 1$/m);
-    // Alone on its database, it takes the expired lease again: a new epoch, a fresh state.
+    // Alone on its database, it takes the expired lease again: a new epoch, a fresh state, in
+    // which the two sessions it journaled are held for their owners through the grace window.
     const back = await until('leads again', 10_000, async () => {
       const h = await health(`http://127.0.0.1:${s.port}`);
       return h.status === 200 ? h : undefined;
     });
-    expect(back.body).toMatchObject({ role: 'leader', epoch: 2, sessions: 0 });
+    expect(back.body).toMatchObject({ role: 'leader', epoch: 2, sessions: 2 });
   });
 });

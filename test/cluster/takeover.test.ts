@@ -12,6 +12,12 @@ const TAKEOVER_BOUND_MS = 15_000;
 /** Each test starts up to three node processes and waits for up to three takeovers. */
 const TEST_TIMEOUT_MS = 120_000;
 
+/**
+ * These tests are about leadership alone: resume grace off, so that a new leader holds no lock
+ * for a deposed leader's sessions (failover.test.ts and window.test.ts test that).
+ */
+const NO_GRACE = ['--session-grace-ms', '0'];
+
 const nodes: Node[] = [];
 const clients: TestClient[] = [];
 afterEach(async () => {
@@ -23,7 +29,7 @@ async function cluster(size: number): Promise<Node[]> {
   const db = await freshDatabase(inject('postgresUrl'));
   const made: Node[] = [];
   for (let i = 0; i < size; i++) {
-    const node = await spawnNode(db);
+    const node = await spawnNode(db, NO_GRACE);
     nodes.push(node);
     made.push(node);
   }
