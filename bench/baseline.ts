@@ -55,7 +55,8 @@ export function prepareBaseline(rev: string): Baseline {
   const short = git(['rev-parse', '--short', sha]);
   const dir = join(tmpdir(), `lockstep-baseline-${sha.slice(0, 12)}`);
   const done = join(dir, '.lockstep-baseline-ready');
-  if (!existsSync(done)) {
+  // existsSync follows the symlink: a cache made from a checkout since removed is made again.
+  if (!existsSync(done) || !existsSync(join(dir, 'node_modules'))) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     const archive = spawnSync('git', ['archive', '--format=tar', sha], { cwd: ROOT, maxBuffer: 1 << 30 });
