@@ -20,8 +20,9 @@ const LAYERS: Array<{ layer: string; ours: string[]; forbiddenPackages: RegExp |
     forbiddenPackages: /^(?!(eventemitter3|uuid|node:crypto)$)/,
   },
   { layer: 'service', ours: ['protocol', 'service'], forbiddenPackages: SOCKETS },
-  // Failover (the lock journal and its restore): the lock core's events and the store's database,
-  // below the application that creates it; never sockets.
+  // The cluster: leadership (the lease in the database, and the life of a leader state, built
+  // through callbacks of the server) and failover (the lock journal and its restore: the lock
+  // core's events and the store's database). Below the application; never sockets.
   { layer: 'cluster', ours: ['protocol', 'concurrency', 'service', 'cluster'], forbiddenPackages: SOCKETS },
   // The application: knows sessions and sinks, never sockets.
   {
@@ -29,9 +30,6 @@ const LAYERS: Array<{ layer: string; ours: string[]; forbiddenPackages: RegExp |
     ours: ['protocol', 'concurrency', 'service', 'cluster', 'coordinator'],
     forbiddenPackages: SOCKETS,
   },
-  // Cluster leadership: the lease in the database and the life of a leader state, which it builds
-  // through callbacks of the server; never the coordinator or a socket.
-  { layer: 'cluster', ours: ['protocol', 'service/index.ts', 'cluster'], forbiddenPackages: SOCKETS },
   // Sockets and frames: of the coordinator only its public entry.
   { layer: 'transport', ours: ['protocol', 'coordinator/index.ts', 'transport'], forbiddenPackages: null },
   // Beside the server, built on the protocol only.
