@@ -1,37 +1,14 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import type { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { type Agent, agent, type Node, resume, sql, startNode, untilRows } from './nodes.ts';
+import { type Agent, sql, untilRows, useNodes } from './nodes.ts';
 
 // Failover as a resume (cluster.md section 3), end to end: a node on PostgreSQL is killed with
 // SIGKILL while agents hold locks and others wait; a new node on the same database is the new
 // leader. Whoever resumes gets back exactly the locks the checks allow, with their fences and
 // what was left of their leases, and nobody else gets those resources meanwhile.
 
-const nodes: Node[] = [];
-const clients: TestClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(nodes.splice(0).map((n) => n.kill()));
-});
-
-async function node(db: string, args: readonly string[] = []): Promise<Node> {
-  const n = await startNode(db, args);
-  nodes.push(n);
-  return n;
-}
-
-async function open(url: string, name: string, role: 'agent' | 'observer' = 'agent'): Promise<Agent> {
-  const a = await agent(url, name, role);
-  clients.push(a.client);
-  return a;
-}
-
-async function resumed(url: string, a: Agent): Promise<{ client: TestClient; frame: any }> {
-  const r = await resume(url, a);
-  clients.push(r.client);
-  return r;
-}
+const { node, open, resumed } = useNodes();
 
 /** Creates functions under the structure lock; their ids by name. */
 async function functions(url: string, names: string[]): Promise<number[]> {

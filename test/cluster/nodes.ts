@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { afterEach } from 'vitest';
 import { TestClient } from '../helpers/client.ts';
 import { kill, type Node as Process, spawnNode, until } from './leader-nodes.ts';
 
@@ -48,6 +49,33 @@ export async function resume(url: string, a: Agent): Promise<{ client: TestClien
   });
   client.sessionId = a.sessionId;
   return { client, frame };
+}
+
+/** Nodes and clients a test starts, ended after each test: killed, and closed. */
+export function useNodes() {
+  const nodes: Node[] = [];
+  const clients: TestClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await Promise.all(nodes.splice(0).map((n) => n.kill()));
+  });
+  return {
+    async node(db: string, args: readonly string[] = []): Promise<Node> {
+      const n = await startNode(db, args);
+      nodes.push(n);
+      return n;
+    },
+    async open(url: string, name: string, role: 'agent' | 'observer' = 'agent'): Promise<Agent> {
+      const a = await agent(url, name, role);
+      clients.push(a.client);
+      return a;
+    },
+    async resumed(url: string, a: Agent): Promise<{ client: TestClient; frame: any }> {
+      const r = await resume(url, a);
+      clients.push(r.client);
+      return r;
+    },
+  };
 }
 
 /** Runs `query` until `done` holds of its rows, a bounded number of times (the journal writes in the background). */

@@ -1,29 +1,11 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { TestClient } from '../helpers/client.ts';
+import { describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { type Agent, agent, type Node, resume, startNode } from './nodes.ts';
+import { type Agent, useNodes } from './nodes.ts';
 
 // The grace window seen from outside (cluster.md section 3), and the event stream across a
 // takeover: each case kills a node on PostgreSQL with SIGKILL and starts another on its database.
 
-const nodes: Node[] = [];
-const clients: TestClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(nodes.splice(0).map((n) => n.kill()));
-});
-
-async function node(db: string, args: readonly string[] = []): Promise<Node> {
-  const n = await startNode(db, args);
-  nodes.push(n);
-  return n;
-}
-
-async function open(url: string, name: string, role: 'agent' | 'observer' = 'agent'): Promise<Agent> {
-  const a = await agent(url, name, role);
-  clients.push(a.client);
-  return a;
-}
+const { node, open, resumed } = useNodes();
 
 async function oneFunction(a: Agent): Promise<number> {
   await a.client.call('lock.acquire', { structure: true, mode: 'write' });
@@ -53,8 +35,7 @@ describe('the grace window', () => {
     expect(granted.grants[0].fence).toBeGreaterThan(held.fence);
     expect(u.client.pending('lock.granted')).toEqual([]);
     // The window is over: the owner's session is gone with it.
-    const late = await resume(second.url, owner);
-    clients.push(late.client);
+    const late = await resumed(second.url, owner);
     expect(late.frame.error.data.type).toBe('NOT_FOUND');
   }, 60_000);
 
@@ -74,8 +55,7 @@ describe('the grace window', () => {
     await second.kill();
 
     const third = await node(db);
-    const back = await resume(third.url, owner);
-    clients.push(back.client);
+    const back = await resumed(third.url, owner);
     expect(back.frame.result.restored).toEqual([
       expect.objectContaining({ resource: { program: 'main', function: f }, mode: 'write', fence: held.fence }),
     ]);
@@ -89,8 +69,7 @@ describe('the grace window', () => {
     await first.kill();
 
     const second = await node(db);
-    const back = await resume(second.url, watcher);
-    clients.push(back.client);
+    const back = await resumed(second.url, watcher);
     expect(back.frame.result).toMatchObject({ resumed: true, restored: [] });
     const after = await back.client.call('events.subscribe', {
       topics: ['locks', 'agents'],
