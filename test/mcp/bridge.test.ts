@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { addFns, next, useSdk } from '../client/sdk.ts';
-import { useBridges } from './bridges.ts';
+import { type Bridge, useBridges } from './bridges.ts';
 
 // Each bridge is a fresh node process on the sources (tsx): a few seconds to start on a loaded machine.
 describe('lockstep mcp', { timeout: 60_000 }, () => {
@@ -86,32 +86,28 @@ describe('lockstep mcp', { timeout: 60_000 }, () => {
     expect((await observer.lock.status({})).resources).toEqual([]);
   });
 
-  it('ends its session, and so frees its locks, when the agent closes its end', async () => {
-    const s = await t.server();
-    const observer = await t.client(s, 'observer');
-    const [f] = (await addFns(observer, ['f'])) as [number];
-    const a = await bridge(s.url, 'a');
-    await a.call('lock_acquire', { functions: [f], mode: 'write', ttlMs: 3_600_000 });
-    await observer.events.subscribe({ topics: ['locks'] });
-    const released = next(observer, 'event', (e) => e.type === 'released');
-    await a.client.close();
-    await released;
-    expect((await observer.lock.status({})).resources).toEqual([]);
-  });
-
-  it('frees the locks of a bridge killed with SIGKILL at once, not when their lease runs out', async () => {
-    const s = await t.server();
-    const observer = await t.client(s, 'observer');
-    const [f] = (await addFns(observer, ['f'])) as [number];
-    const a = await bridge(s.url, 'a');
-    await a.call('lock_acquire', { functions: [f], mode: 'write', ttlMs: 3_600_000 });
-    await observer.events.subscribe({ topics: ['locks'] });
-    const released = next(observer, 'event', (e) => e.type === 'released');
-    process.kill(a.pid, 'SIGKILL');
-    await released;
-    const lock = await observer.acquire({ functions: [f], mode: 'write', wait: false });
-    expect(lock.held).toBe(true);
-  });
+  // Both ways a bridge's session can end must free its locks at once, not when their hour-long
+  // lease runs out: the agent closing its end of stdio, and the bridge process killed outright.
+  const ends = {
+    'when the agent closes its end': (a: Bridge) => a.client.close(),
+    'when the bridge is killed with SIGKILL': (a: Bridge) => process.kill(a.pid, 'SIGKILL'),
+  };
+  for (const [how, end] of Object.entries(ends)) {
+    it(`ends its session, and so frees its locks at once, ${how}`, async () => {
+      const s = await t.server();
+      const observer = await t.client(s, 'observer');
+      const [f] = (await addFns(observer, ['f'])) as [number];
+      const a = await bridge(s.url, 'a');
+      await a.call('lock_acquire', { functions: [f], mode: 'write', ttlMs: 3_600_000 });
+      await observer.events.subscribe({ topics: ['locks'] });
+      const released = next(observer, 'event', (e) => e.type === 'released');
+      await end(a);
+      await released;
+      expect((await observer.lock.status({})).resources).toEqual([]);
+      const lock = await observer.acquire({ functions: [f], mode: 'write', wait: false });
+      expect(lock.held).toBe(true);
+    });
+  }
 
   it('refuses an edit based on a stale read with CONFLICT and the diff since that read', async () => {
     const s = await t.server();
