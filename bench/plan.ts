@@ -12,6 +12,9 @@ export const LOCK_PLAN = {
   mixResources: 8,
 };
 
+/** The agents count the uncontended target is judged at, and the cluster's leader is run at. */
+export const TARGET_UNCONTENDED_AGENTS = 10;
+
 export function timing(quick: boolean): Timing {
   return quick
     ? { warmMs: 200, runMs: 500, reps: 1, maxOps: 200_000 }
