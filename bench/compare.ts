@@ -1,7 +1,7 @@
 // The "against the previous commit" table (`--baseline`): for every workload both Lockstep
 // servers ran, current ÷ baseline for p50, p99 and per second, and whether the current one is
-// worse beyond noise. Both ran in the same run with their repetitions interleaved (run.ts
-// recordPaired), so the machine's drift hits both alike.
+// worse beyond noise. Both ran in the same run with their repetitions interleaved
+// (workloads.ts interleaved), so the machine's drift hits both alike.
 import { BASELINE_NAME } from './baseline.ts';
 import type { Row } from './report.ts';
 import { fmtCpu, fmtMs, fmtRate, fmtRatio } from './stats.ts';

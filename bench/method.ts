@@ -35,13 +35,26 @@ function commit(): string {
   return changed === '' ? head : `${head} with uncommitted changes`;
 }
 
-export function machineLines(loadBefore: number[], loadAfter: number[]): string[] {
+/** The Machine lines every generated section shares: the hardware, and when and what was measured. */
+export function hardwareLine(): string {
+  return `- CPU: ${cpuModel()}, ${cpus().length} cores; ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory`;
+}
+
+export function loadLine(loadBefore: number[], loadAfter: number[]): string {
   const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
+  return `- load average (1/5/15 min) before: ${load(loadBefore)}, after: ${load(loadAfter)}. The machine is shared with other work; figures move by tens of percent between runs, ratios within one run much less.`;
+}
+
+export function whenLine(): string {
+  return `- ${new Date().toISOString().slice(0, 10)}, Lockstep at ${commit()}`;
+}
+
+export function machineLines(loadBefore: number[], loadAfter: number[]): string[] {
   return [
-    `- CPU: ${cpuModel()}, ${cpus().length} cores; ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory`,
+    hardwareLine(),
     `- Node ${process.version}; ${RedisSystem.available() ? RedisSystem.version() : 'redis-server: not installed'}; ${EtcdSystem.available() ? EtcdSystem.version() : 'etcd: not installed'}`,
-    `- load average (1/5/15 min) before: ${load(loadBefore)}, after: ${load(loadAfter)}. The machine is shared with other work; figures move by tens of percent between runs, ratios within one run much less.`,
-    `- ${new Date().toISOString().slice(0, 10)}, Lockstep at ${commit()}`,
+    loadLine(loadBefore, loadAfter),
+    whenLine(),
   ];
 }
 

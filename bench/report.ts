@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import type { Baseline } from './baseline.ts';
 import { baselineLines, baselineNote, baselineTargetLine } from './compare.ts';
+import { markedSections, writeBenchmarksDoc } from './doc-sections.ts';
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { profileSection, type ServerProfile } from './hot-path.ts';
 import { machineLines, methodLines, scaleMethod } from './method.ts';
+import { TARGET_UNCONTENDED_AGENTS } from './plan.ts';
 import { POLL_MS } from './redis.ts';
 import type { MemoryPoint } from './scale.ts';
 import { fmtCpu, fmtMs, fmtRate, fmtRatio, type Summary } from './stats.ts';
@@ -48,11 +48,7 @@ export interface Results {
   baseline?: Baseline | undefined;
 }
 
-const DOC = new URL('../docs/benchmarks.md', import.meta.url);
 const SVG = new URL('../docs/bench-latency.svg', import.meta.url);
-
-/** The agents count the uncontended target is judged at. */
-const TARGET_UNCONTENDED_AGENTS = 10;
 
 function table(rows: Row[], handover: boolean): string[] {
   const ls = rows.find((x) => x.system === LS)?.r;
@@ -124,6 +120,7 @@ export function writeReport(res: Results): void {
       ['npm run bench -- --only=hand-over', 'one workload, printed only (also: uncontended, read, batch)'],
       ['npm run bench -- --baseline', 'everything, plus the server of the previous commit beside the current one'],
       ['npm run bench -- --baseline=REV --no-peers', 'only the two Lockstep servers (any commit), printed only'],
+      ['npm run bench:cluster', 'the Cluster section (kept by npm run bench): takeover time, leader against one node'],
     ].map(([cmd, what]) => `${cmd?.padEnd(44)}# ${what}`),
     '```',
     '',
@@ -203,9 +200,8 @@ export function writeReport(res: Results): void {
     );
   }
   if (res.skipped.length > 0) md.push('### Not run', '', ...res.skipped.map((s) => `- ${s}`), '');
+  // Sections other benches generate (bench:cluster's) stay as their last run left them.
+  for (const section of markedSections()) md.push(section, '');
   md.push(...profileSection(res.profiles, p.profileAgents, p.profileSeconds));
-  writeFileSync(DOC, `${md.join('\n').trimEnd()}\n`);
-  // Aligned tables, as the formatter the lint step checks docs with would leave them.
-  const biome = fileURLToPath(new URL('../node_modules/.bin/biome', import.meta.url));
-  spawnSync(biome, ['format', '--write', fileURLToPath(DOC)], { stdio: 'ignore' });
+  writeBenchmarksDoc(md.join('\n'));
 }

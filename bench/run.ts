@@ -23,22 +23,16 @@ import { writeReport, type Results, type Row } from './report.ts';
 import { memoryPerSession, openLoop } from './scale.ts';
 import { fmtCpu, fmtMs, fmtRate } from './stats.ts';
 import type { LockSystem } from './systems.ts';
-import { batch, handover, mergeResults, readMostly, uncontended, type Result, type Timing } from './workloads.ts';
+import { BATCH, HANDOVER, LOCK_PLAN, READ_MOSTLY, timing, uncontendedWorkload } from './plan.ts';
+import { interleaved, type Result } from './workloads.ts';
 
 const QUICK = process.argv.includes('--quick');
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const BASELINE = baselineArg(process.argv);
 const PEERS = !process.argv.includes('--no-peers');
-const T: Timing = QUICK
-  ? { warmMs: 200, runMs: 500, reps: 1, maxOps: 200_000 }
-  : { warmMs: 500, runMs: 1_500, reps: 3, maxOps: 500_000 };
+const T = timing(QUICK);
 const PLAN = {
-  uncontended: [1, 10, 100],
-  handoverAgents: 100,
-  holdMs: 1,
-  batchAgents: 10,
-  mixAgents: 20,
-  mixResources: 8,
+  ...LOCK_PLAN,
   memorySteps: [1_000, 10_000],
   openLoopAgents: 1_000,
   openLoopRate: 2_000,
@@ -86,24 +80,9 @@ async function withSystem<S extends LockSystem>(start: () => Promise<S>, body: (
   }
 }
 
-interface Workload {
-  label: string;
-  run: (s: LockSystem, t: Timing) => Promise<Result>;
-}
-
-const UNCONTENDED: Workload[] = PLAN.uncontended.map((n) => ({
-  label: `uncontended x${n}`,
-  run: (s, t) => uncontended(s, n, t),
-}));
+const UNCONTENDED = PLAN.uncontended.map(uncontendedWorkload);
 /** The workloads where agents wait for each other, so how a system waits shows. */
-const WAITING: Workload[] = [
-  {
-    label: `hand-over x${PLAN.handoverAgents}`,
-    run: (s, t) => handover(s, PLAN.handoverAgents, PLAN.holdMs, t),
-  },
-  { label: `90% read x${PLAN.mixAgents}`, run: (s, t) => readMostly(s, PLAN.mixAgents, PLAN.mixResources, t) },
-];
-const BATCH: Workload = { label: `batch of 4 x${PLAN.batchAgents}`, run: (s, t) => batch(s, PLAN.batchAgents, t) };
+const WAITING = [HANDOVER, READ_MOSTLY];
 
 /** `noWait` names the system where nobody waits, so how it would wait does not matter. */
 async function lockWorkloads(s: LockSystem, noWait = s.name): Promise<void> {
@@ -117,19 +96,13 @@ async function waitingWorkloads(s: LockSystem): Promise<void> {
   for (const w of WAITING) await record(w.label, s.name, s.driver, () => w.run(s, T));
 }
 
-/**
- * Every Lockstep workload on two servers, their repetitions interleaved (a, b; then b, a; ...)
- * so that the machine's drift falls on both alike; each system's repetitions are then pooled.
- */
+/** Every Lockstep workload on two servers, their repetitions interleaved (workloads.ts). */
 async function pairedWorkloads(a: LockSystem, b: LockSystem): Promise<void> {
-  const one = { ...T, reps: 1 };
   for (const w of [...UNCONTENDED, ...WAITING, BATCH]) {
     if (!wanted(w.label)) continue;
-    const parts: [Result[], Result[]] = [[], []];
-    for (let r = 0; r < T.reps; r++)
-      for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) parts[i]?.push(await w.run(i === 0 ? a : b, one));
-    await record(w.label, a.name, a.driver, async () => mergeResults(parts[0]));
-    await record(w.label, b.name, b.driver, async () => mergeResults(parts[1]));
+    const [ra, rb] = await interleaved(w.run, a, b, T);
+    await record(w.label, a.name, a.driver, async () => ra);
+    await record(w.label, b.name, b.driver, async () => rb);
   }
 }
 

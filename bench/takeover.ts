@@ -1,58 +1,34 @@
-// Takeover time of a Lockstep cluster (docs/cluster.md): three nodes on one PostgreSQL 15 (a
-// throwaway cluster, fsync on), default lease timing unless given. Each round faults the leader
-// and times from the fault to the first lock granted by the new leader:
+// Takeover time of a Lockstep cluster (docs/cluster.md): three nodes on one PostgreSQL database.
+// Each round faults the leader and times from the fault to the first lock granted by the new
+// leader:
 //   kill   - SIGKILL of the leader (the node is started again afterwards, as a standby);
 //   pause  - SIGSTOP of the leader (SIGCONT afterwards: it finds itself deposed and follows).
 // A prober asks every other node for a session every 20 ms (NOT_LEADER comes back at once from a
-// standby), so the figures are the cluster's, not a client's backoff.
-//   npm run bench:takeover -- [--rounds=10] [--lease-ttl-ms=3000 --lease-renew-ms=1000 --lease-drift-ms=500]
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+// standby), so the figures are the cluster's, not a client's backoff. Run by bench/cluster.ts.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
-import { freshDatabase, postgresInstalled, startPostgres } from '../test/helpers/postgres.ts';
-import { fmtMs, percentile } from './stats.ts';
+import { type ClusterNode, spawnNode, stopNodes } from './cluster-node.ts';
+import { fmtMs } from './stats.ts';
 
-const BIN = fileURLToPath(new URL('../bin/lockstep.js', import.meta.url));
-const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-const ROUNDS = Number(arg('rounds') ?? 10);
-const TIMING = ['lease-ttl-ms', 'lease-renew-ms', 'lease-drift-ms'].flatMap((k) =>
-  arg(k) === undefined ? [] : [`--${k}`, arg(k) as string],
-);
-const PROBE_EVERY_MS = 20;
+export const PROBE_EVERY_MS = 20;
+/** How long a resumed or restarted node gets to settle as a standby before the next fault. */
+const SETTLE_MS = 500;
 
-interface Node {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<void>;
-}
+export const FAULTS = ['kill', 'pause'] as const;
+export type Fault = (typeof FAULTS)[number];
 
-async function spawnNode(db: string): Promise<Node> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--db', db, '--log-level', 'silent', ...TIMING], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /^lockstep listening on (ws:\/\/\S+)$/.exec(line);
-      if (m !== null) resolve(m[1]!);
-    });
-    void exited.then(() => reject(new Error('node exited before listening')));
-  });
-  return { child, url, exited };
-}
-
-/** One attempt: hello and a write lock on the program's structure; true if granted. */
-function tryGrant(url: string): Promise<boolean> {
+/**
+ * One attempt: hello and a write lock on the program's structure; the time of the grant, if
+ * granted. The probe then says goodbye (close 1000), which ends its session and frees the lock at
+ * once: a dropped session would keep it through the resume grace, and the next leader would hold
+ * it for the absent probe, timing the grace instead of the takeover.
+ */
+function tryGrant(url: string): Promise<number | undefined> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url);
-    const done = (ok: boolean) => {
-      ws.terminate();
-      resolve(ok);
-    };
-    ws.once('error', () => done(false));
-    ws.once('close', () => done(false));
+    let grantedAt: number | undefined;
+    ws.once('close', () => resolve(grantedAt));
+    ws.once('error', () => ws.terminate());
     ws.once('open', () =>
       ws.send(
         JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.hello', params: { protocol: 1, name: 'probe' } }),
@@ -60,72 +36,63 @@ function tryGrant(url: string): Promise<boolean> {
     );
     ws.on('message', (data) => {
       const f = JSON.parse(data.toString()) as { id?: number; error?: unknown; result?: { status?: string } };
-      if (f.error !== undefined) done(false);
+      if (f.error !== undefined) ws.terminate();
       else if (f.id === 1)
         ws.send(
           JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'lock.acquire', params: { structure: true, mode: 'write' } }),
         );
-      else if (f.id === 2) done(f.result?.status === 'granted');
+      else if (f.id === 2) {
+        if (f.result?.status === 'granted') grantedAt = performance.now();
+        ws.close(1000);
+      }
     });
   });
 }
 
-/** Index of the node that grants, asking them all every PROBE_EVERY_MS. */
-async function firstGrant(nodes: readonly Node[]): Promise<number> {
+/** The node that grants first, asking them all every PROBE_EVERY_MS, and when it granted. */
+async function firstGrant(nodes: readonly ClusterNode[]): Promise<{ node: ClusterNode; at: number }> {
   for (;;) {
     const got = await Promise.all(nodes.map((n) => tryGrant(n.url)));
-    const i = got.indexOf(true);
-    if (i >= 0) return i;
+    const i = got.findIndex((at) => at !== undefined);
+    if (i >= 0) return { node: nodes[i]!, at: got[i]! };
     await sleep(PROBE_EVERY_MS);
   }
 }
 
-async function main(): Promise<void> {
-  if (!postgresInstalled()) throw new Error('PostgreSQL 15 is not installed (/usr/lib/postgresql/15/bin)');
-  const pgCluster = await startPostgres({ durable: true });
-  const db = await freshDatabase(pgCluster.url);
-  const nodes: Node[] = [];
+/**
+ * `rounds` takeovers of each fault on three nodes of `db` started with `flags` (lease timing),
+ * each in ms, logging each as it comes.
+ */
+export async function takeovers(
+  db: string,
+  rounds: number,
+  flags: readonly string[],
+): Promise<Record<Fault, number[]>> {
+  const nodes: ClusterNode[] = [];
   try {
-    for (let i = 0; i < 3; i++) nodes.push(await spawnNode(db));
-    let leader = await firstGrant(nodes);
-    const figures: Record<'kill' | 'pause', number[]> = { kill: [], pause: [] };
-    for (const fault of ['kill', 'pause'] as const) {
-      for (let round = 0; round < ROUNDS; round++) {
-        const victim = nodes[leader]!;
-        const others = nodes.filter((n) => n !== victim);
-        const at = performance.now();
+    for (let i = 0; i < 3; i++) nodes.push(await spawnNode(db, flags));
+    let leader = (await firstGrant(nodes)).node;
+    const figures: Record<Fault, number[]> = { kill: [], pause: [] };
+    for (const fault of FAULTS) {
+      for (let round = 0; round < rounds; round++) {
+        const victim = leader;
+        const faultAt = performance.now();
         victim.child.kill(fault === 'kill' ? 'SIGKILL' : 'SIGSTOP');
-        const next = await firstGrant(others);
-        const ms = performance.now() - at;
-        figures[fault].push(ms);
-        console.log(`${fault} ${round + 1}/${ROUNDS}: ${fmtMs(ms)}`);
+        const next = await firstGrant(nodes.filter((n) => n !== victim));
+        figures[fault].push(next.at - faultAt);
+        console.log(`takeover after ${fault} ${round + 1}/${rounds}: ${fmtMs(next.at - faultAt)}`);
         if (fault === 'kill') {
           await victim.exited;
-          nodes[nodes.indexOf(victim)] = await spawnNode(db);
+          nodes[nodes.indexOf(victim)] = await spawnNode(db, flags);
         } else {
           victim.child.kill('SIGCONT');
         }
-        leader = nodes.indexOf(others[next]!);
-        // Let the resumed or restarted node settle as a standby before the next fault.
-        await sleep(500);
+        leader = next.node;
+        await sleep(SETTLE_MS);
       }
     }
-    const args = TIMING.length === 0 ? 'default timing (lease 3000 ms, renew 1000 ms, drift 500 ms)' : TIMING.join(' ');
-    console.log(`\ntakeover: fault to first grant on the new leader, ${ROUNDS} rounds each, ${args}`);
-    for (const [fault, ms] of Object.entries(figures)) {
-      const sorted = [...ms].sort((a, b) => a - b);
-      console.log(
-        `  ${fault.padEnd(6)} p50 ${fmtMs(percentile(sorted, 0.5))}  max ${fmtMs(sorted.at(-1) ?? Number.NaN)}`,
-      );
-    }
+    return figures;
   } finally {
-    for (const n of nodes) {
-      n.child.kill('SIGCONT');
-      n.child.kill('SIGKILL');
-    }
-    await Promise.all(nodes.map((n) => n.exited));
-    await pgCluster.stop();
+    await stopNodes(nodes);
   }
 }
-
-await main();

@@ -247,3 +247,20 @@ export function mergeResults(parts: Result[]): Result {
     parts,
   };
 }
+
+/**
+ * `run` on two systems, its repetitions interleaved (a, b; then b, a; ...) so that the machine's
+ * drift falls on both alike; each system's repetitions are then pooled.
+ */
+export async function interleaved(
+  run: (s: LockSystem, t: Timing) => Promise<Result>,
+  a: LockSystem,
+  b: LockSystem,
+  t: Timing,
+): Promise<[Result, Result]> {
+  const one = { ...t, reps: 1 };
+  const parts: [Result[], Result[]] = [[], []];
+  for (let r = 0; r < t.reps; r++)
+    for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) parts[i]?.push(await run(i === 0 ? a : b, one));
+  return [mergeResults(parts[0]), mergeResults(parts[1])];
+}
