@@ -1,12 +1,9 @@
 // The Cluster section of docs/benchmarks.md (spec cluster.md section 4), from one run of
 // bench/cluster.ts; kept by `npm run bench` (doc-sections.ts).
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { optionSpecs } from '../src/config.ts';
-import { PG_BIN } from '../test/helpers/postgres.ts';
 import { writeMarkedSection } from './doc-sections.ts';
 import { type Load, SAMPLE_EVERY_MS } from './load-watch.ts';
-import { hardwareLine, loadLine, whenLine } from './method.ts';
+import { hardwareLine, loadLine, postgresVersion, whenLine } from './method.ts';
 import { fmtCpu, fmtMs, fmtRate, fmtRatio, percentile } from './stats.ts';
 import { FAULTS, type Fault, PROBE_EVERY_MS } from './takeover.ts';
 import type { Result, Timing } from './workloads.ts';
@@ -32,10 +29,6 @@ const FAULT_LABEL: Record<Fault, string> = {
   kill: '`kill -9` of the leader (started again after, as a standby)',
   pause: 'leader paused past its lease (`SIGSTOP`; `SIGCONT` after: it finds itself deposed)',
 };
-
-function postgresVersion(): string {
-  return spawnSync(join(PG_BIN, 'postgres'), ['--version'], { encoding: 'utf8' }).stdout.trim();
-}
 
 /** The takeover figures as the section and the console show them. */
 export function takeoverSummary(ms: readonly number[]): { p50: number; min: number; max: number } {

@@ -3,8 +3,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { flagOf, optionSpecs, type OptionName } from '../src/config.ts';
+import { PG_BIN } from '../test/helpers/postgres.ts';
 import { type Baseline, DEFAULT_BASELINE } from './baseline.ts';
 import { EtcdSystem, ETCD_NOTE } from './etcd.ts';
 import { BENCH_SERVER } from './lockstep.ts';
@@ -43,6 +45,10 @@ export function hardwareLine(): string {
 export function loadLine(loadBefore: number[], loadAfter: number[]): string {
   const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
   return `- load average (1/5/15 min) before: ${load(loadBefore)}, after: ${load(loadAfter)}. The machine is shared with other work; figures move by tens of percent between runs, ratios within one run much less.`;
+}
+
+export function postgresVersion(): string {
+  return spawnSync(join(PG_BIN, 'postgres'), ['--version'], { encoding: 'utf8' }).stdout.trim();
 }
 
 export function whenLine(): string {

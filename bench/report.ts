@@ -121,6 +121,7 @@ export function writeReport(res: Results): void {
       ['npm run bench -- --baseline', 'everything, plus the server of the previous commit beside the current one'],
       ['npm run bench -- --baseline=REV --no-peers', 'only the two Lockstep servers (any commit), printed only'],
       ['npm run bench:cluster', 'the Cluster section (kept by npm run bench): takeover time, leader against one node'],
+      ['npm run bench:store', 'the edits section (kept by npm run bench): committed edits, SQLite against PostgreSQL'],
     ].map(([cmd, what]) => `${cmd?.padEnd(44)}# ${what}`),
     '```',
     '',
