@@ -107,9 +107,10 @@ export async function connectClient(options: ClientOptions): Promise<LockstepCli
   } catch (err) {
     if (isLockstepError(err, 'UNAUTHORIZED'))
       throw new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
-    const path = pathOf(options.url);
-    if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || path === WS_PATH) throw err;
-    const fixed = new URL(options.url);
+    const url = (options.urls ?? [options.url]).find((u) => u !== undefined && pathOf(u) !== WS_PATH);
+    if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || url === undefined) throw err;
+    const path = pathOf(url);
+    const fixed = new URL(url);
     fixed.pathname = WS_PATH;
     throw new UsageError(
       `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(path)}: use --url ${fixed.href}`,
