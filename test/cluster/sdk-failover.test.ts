@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
 import { CloseCode } from '../../src/protocol/close-codes.ts';
+import type { StatusSnapshot } from '../../src/cli/status.ts';
+import { lockstep } from '../cli/run.ts';
 import { addFns, next } from '../client/sdk.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
@@ -210,5 +212,19 @@ describe('SDK failover', () => {
     expect(lock.held).toBe(true);
     expect(lock.fences).toEqual({ [f]: fence });
     await addNode(agent, f, lock.fences, 1);
+  });
+
+  it('lockstep status and demo, given a standby before the leader, use the leader', {
+    timeout: TEST_TIMEOUT_MS,
+  }, async () => {
+    const { all } = await cluster(2);
+    const [a, b] = all as [Node, Node];
+    const status = await lockstep(['status', '--json', '--url', `${b.url},${a.url}`]);
+    expect(status).toMatchObject({ code: 0, stderr: '' });
+    expect((JSON.parse(status.stdout) as StatusSnapshot).url).toBe(a.url);
+    const demo = await lockstep(['demo', '--url', b.url, '--url', a.url, '--seconds', '2', '--agents', '2', '--quiet']);
+    expect(demo).toMatchObject({ code: 0, stderr: '' });
+    expect(demo.stdout).toContain(`on ${a.url},`);
+    expect(Number(demo.stdout.match(/^edits committed: (\d+)/m)?.[1])).toBeGreaterThan(0);
   });
 });
