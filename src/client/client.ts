@@ -10,6 +10,7 @@ import type { Channel } from './channel.ts';
 import { type ClientState, Connection, type SessionStart } from './connection.ts';
 import { isLockstepError, LockstepClientError, toClientError } from './errors.ts';
 import { waitForGrant } from './grant-waiter.ts';
+import { isKeyed, withKey } from './keyed-calls.ts';
 import { Leases } from './leases.ts';
 import { LockHandle, type LockOwner } from './lock-handle.ts';
 import { namespace, type Send } from './namespaces.ts';
@@ -335,21 +336,61 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   ): Promise<ResultOf<M>> {
     const timeoutMs = o.timeoutMs ?? this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
-    const call = async () => {
-      const channel = await this.connection.whenOpen(timeoutMs, method, o.openSignal);
-      if (this.connection.isClosed())
-        throw LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method);
+    const keyed = isKeyed(method);
+    const sent = keyed ? withKey(params) : params;
+    const request = (channel: Channel) => {
       const maxBytes = this.connection.hello?.limits.maxMessageBytes;
-      return (await channel.request(method, params, {
+      return channel.request(method, sent, {
         timeoutMs: Math.max(1, deadline - Date.now()),
-        onResult: (result) => this.known.afterResult(method, params, result, o),
+        onResult: (result) => this.known.afterResult(method, sent, result, o),
         ...(maxBytes === undefined ? {} : { maxBytes }),
         ...(method === 'lock.acquire'
           ? { onLate: (result: unknown) => this.abandon(result as ResultOf<'lock.acquire'>) }
           : {}),
-      })) as ResultOf<M>;
+      }) as Promise<ResultOf<M>>;
+    };
+    const call = async () => {
+      const channel = await this.connection.whenOpen(timeoutMs, method, o.openSignal);
+      if (this.connection.isClosed())
+        throw LockstepClientError.local('CLOSED', `the client is closed: ${method} was not sent`, method);
+      const sessionId = this.connection.hello?.sessionId;
+      try {
+        return await request(channel);
+      } catch (err) {
+        if (!keyed || !isLockstepError(err, 'DISCONNECTED')) throw err;
+        // Its key makes sending it again safe: the server answers with the first result if it
+        // applied it. Once only: a second drop fails the call as any drop does.
+        return request(await this.resumed(method, err, sessionId, deadline, o.signal));
+      }
     };
     return o.signal === undefined ? call() : abortable(call(), o.signal, method);
+  }
+
+  /**
+   * The channel to send again a keyed call whose reply was lost with the socket (`lost`), once the
+   * client has reconnected, within the call's time and signal. Only on the same session: the spec
+   * makes keys unique per session, so a new session does not lean on the server finding a key
+   * another session sent (today's server happens to look keys up per program) and fails with
+   * `lost`, the outcome unknown as before; its locks are gone anyway.
+   */
+  private async resumed(
+    method: CallableMethod,
+    lost: LockstepClientError,
+    sessionId: string | undefined,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Channel> {
+    if (this.connection.isClosed()) throw lost;
+    let channel: Channel;
+    try {
+      channel = await this.connection.whenOpen(Math.max(1, deadline - Date.now()), method, signal);
+    } catch (err) {
+      // CLOSED would say the call was not sent: it was, and may have been applied.
+      throw isLockstepError(err, 'CLOSED') ? lost : err;
+    }
+    if (signal?.aborted === true) throw LockstepClientError.local('ABORTED', `${method} aborted`, method);
+    if (this.connection.hello?.sessionId !== sessionId) throw lost;
+    return channel;
   }
 
   /** A session is up on a new socket: what the client held or followed is carried over to it. */

@@ -19,6 +19,6 @@ describe('the browser entry of the client', () => {
   it('imports nothing from Node or the ws package', () => {
     const entry = fileURLToPath(new URL('../../src/client/browser.ts', import.meta.url));
     const external = [...runtimeImports(entry).values()].flat().filter((s) => !s.startsWith('.'));
-    expect(new Set(external)).toEqual(new Set(['eventemitter3', 'zod']));
+    expect(new Set(external)).toEqual(new Set(['eventemitter3', 'uuid', 'zod']));
   });
 });
