@@ -11,40 +11,59 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** The options every command that talks to a server shares, as parseArgs declares them. */
-export const CONNECTION_OPTIONS = { url: { type: 'string' }, token: { type: 'string' } } as const;
+/**
+ * The options every command that talks to a server shares, as parseArgs declares them. --url may
+ * name a cluster's nodes: repeated, or comma-separated.
+ */
+export const CONNECTION_OPTIONS = { url: { type: 'string', multiple: true }, token: { type: 'string' } } as const;
 
 /** Their --help lines, padded to `width` like the command's other options. */
 export function connectionHelp(width: number): string {
+  const pad = ' '.repeat(width + 3);
   return [
-    `  ${'--url <url>'.padEnd(width)} server address (default ${DEFAULT_URL}; env LOCKSTEP_URL)`,
+    `  ${'--url <url>'.padEnd(width)} server address (default ${DEFAULT_URL}; env LOCKSTEP_URL); for a`,
+    `${pad}cluster every node's, comma-separated or --url repeated: the leader is used`,
     `  ${'--token <token>'.padEnd(width)} access token, when the server wants one (env LOCKSTEP_TOKEN)`,
   ].join('\n');
 }
 
 export interface Connection {
-  url: string;
+  urls: string[];
   token?: string;
 }
 
 /** --url, else LOCKSTEP_URL, else the default address; a bad one is blamed on where it came from. */
 export function urlOf(flag: string | undefined): string {
-  const [url, source] =
-    flag !== undefined
-      ? [flag, '--url']
-      : process.env.LOCKSTEP_URL !== undefined
-        ? [process.env.LOCKSTEP_URL, 'LOCKSTEP_URL']
-        : [DEFAULT_URL, 'the default'];
+  const [url, source] = sourceOf(flag);
+  return checkedUrl(url, source);
+}
+
+/** The nodes of --url (repeated, or comma-separated), else of LOCKSTEP_URL (comma-separated), else the default. */
+export function urlsOf(flags: readonly string[] | undefined): string[] {
+  const given = flags === undefined || flags.length === 0 ? [undefined] : flags;
+  return given.flatMap((flag) => {
+    const [list, source] = sourceOf(flag);
+    return list.split(',').map((url) => checkedUrl(url.trim(), source));
+  });
+}
+
+function sourceOf(flag: string | undefined): [string, string] {
+  if (flag !== undefined) return [flag, '--url'];
+  if (process.env.LOCKSTEP_URL !== undefined) return [process.env.LOCKSTEP_URL, 'LOCKSTEP_URL'];
+  return [DEFAULT_URL, 'the default'];
+}
+
+function checkedUrl(url: string, source: string): string {
   if (!/^wss?:\/\//.test(url))
     throw new UsageError(`${source}: expected ws://HOST:PORT${WS_PATH} (got ${JSON.stringify(url)})`);
   return url;
 }
 
-/** The address (urlOf) and --token, else LOCKSTEP_TOKEN. */
-export function connectionOf(values: { url?: string; token?: string }): Connection {
-  const url = urlOf(values.url);
+/** The addresses (urlsOf) and --token, else LOCKSTEP_TOKEN. */
+export function connectionOf(values: { url?: string[]; token?: string }): Connection {
+  const urls = urlsOf(values.url);
   const token = values.token ?? process.env.LOCKSTEP_TOKEN;
-  return token === undefined || token === '' ? { url } : { url, token };
+  return token === undefined || token === '' ? { urls } : { urls, token };
 }
 
 export function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
@@ -107,9 +126,10 @@ export async function connectClient(options: ClientOptions): Promise<LockstepCli
   } catch (err) {
     if (isLockstepError(err, 'UNAUTHORIZED'))
       throw new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
-    const path = pathOf(options.url);
-    if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || path === WS_PATH) throw err;
-    const fixed = new URL(options.url);
+    const url = (options.urls ?? [options.url]).find((u) => u !== undefined && pathOf(u) !== WS_PATH);
+    if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || url === undefined) throw err;
+    const path = pathOf(url);
+    const fixed = new URL(url);
     fixed.pathname = WS_PATH;
     throw new UsageError(
       `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(path)}: use --url ${fixed.href}`,

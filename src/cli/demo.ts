@@ -51,7 +51,6 @@ export async function demo(argv: string[]): Promise<void> {
     return;
   }
   const connection = connectionOf(values);
-  const { url } = connection;
   const agents = intOption('agents', values.agents, 4, 1, 32);
   const seconds = intOption('seconds', values.seconds, 30, 1, 86_400);
   const seed = intOption('seed', values.seed, Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1);
@@ -67,7 +66,7 @@ export async function demo(argv: string[]): Promise<void> {
     const functions = await prepareProgram(observer, program);
     const before = (await observer.program.get({ program })).revision;
     console.log(
-      `demo: ${agents} agents for ${seconds}s on ${url}, program ${program} (${functions.length} functions), seed ${seed}`,
+      `demo: ${agents} agents for ${seconds}s on ${observer.url}, program ${program} (${functions.length} functions), seed ${seed}`,
     );
 
     const stop = new AbortController();

@@ -7,7 +7,7 @@ import { duration, table } from './table.ts';
 
 export const STATUS_HELP = `Usage: lockstep status [options]
 
-Shows the sessions, locks and queues of a running server.
+Shows the sessions, locks and queues of a running server (of a cluster: its leader's).
 
 Options:
 ${connectionHelp(18)}

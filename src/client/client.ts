@@ -1,20 +1,21 @@
 import { EventEmitter } from 'eventemitter3';
 import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
+import { CloseCode } from '../protocol/close-codes.ts';
 import { DEFAULT_PROGRAM, lockSpecs } from '../protocol/limits.ts';
 import { NOTIFICATION_NAMES, type NotificationName } from '../protocol/notifications.ts';
 import type { Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
 import { DEFAULT_BACKOFF } from './backoff.ts';
 import type { Channel } from './channel.ts';
-import { type ClientState, Connection } from './connection.ts';
+import { type ClientState, Connection, type SessionStart } from './connection.ts';
 import { isLockstepError, LockstepClientError, toClientError } from './errors.ts';
 import { waitForGrant } from './grant-waiter.ts';
 import { Leases } from './leases.ts';
 import { LockHandle, type LockOwner } from './lock-handle.ts';
 import { namespace, type Send } from './namespaces.ts';
-import { restoreSession } from './restore.ts';
+import { type LostLock, type Restored, restoreSession } from './restore.ts';
 import { byProgram, selector } from './selectors.ts';
-import { SessionState, type TrackOptions } from './session-state.ts';
+import { SessionState, type SuspendedTicket, type TrackOptions } from './session-state.ts';
 import type { WebSocketConstructor } from './socket.ts';
 import type {
   ArgsOf,
@@ -48,8 +49,15 @@ interface SendOptions extends CallOptions, TrackOptions {
   openSignal?: AbortSignal;
 }
 
+type Reacquired = { grants: Grant[] } | { lost: Resource[] };
+
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * With several nodes a node that does not answer (paused, cut off) must not hold up the search for
+ * the leader past the resume grace.
+ */
+const DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS = 3_000;
 
 let fallbackWebSocket: WebSocketConstructor | undefined;
 
@@ -64,7 +72,8 @@ export function setDefaultWebSocket(ctor: WebSocketConstructor): void {
  * server's resume grace allows (the connection's life cycle is ./connection.ts).
  */
 export class LockstepClient extends EventEmitter<ClientEvents> implements LockOwner, Namespaces {
-  readonly url: string;
+  /** Every node the client may connect to: `urls`, or `[url]`. */
+  readonly urls: readonly string[];
   readonly session: Namespaces['session'];
   readonly agent: Namespaces['agent'];
   readonly lock: Namespaces['lock'];
@@ -90,26 +99,36 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   constructor(options: ClientOptions) {
     super();
     this.options = options;
-    this.url = options.url;
+    this.urls = urlsOf(options);
     const Impl =
       options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? fallbackWebSocket;
     if (Impl === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
     const r = options.reconnect ?? true;
+    const backoff = r === false ? undefined : { ...DEFAULT_BACKOFF, ...(r === true ? {} : r) };
+    const cluster = this.urls.length > 1;
     this.connection = new Connection(
       {
-        url: options.url,
+        urls: this.urls,
         name: options.name,
         role: options.role,
         token: options.token,
         WebSocket: Impl,
-        backoff: r === false ? undefined : { ...DEFAULT_BACKOFF, ...(r === true ? {} : r) },
-        connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        backoff,
+        connectTimeoutMs:
+          options.connectTimeoutMs ?? (cluster ? DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS : DEFAULT_CONNECT_TIMEOUT_MS),
         callTimeoutMs: options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+        maxNotLeaderWaitMs: (backoff ?? DEFAULT_BACKOFF).maxDelayMs,
       },
       {
         push: (method, params) => this.onPush(method, params),
         started: (channel, s) => this.onStarted(channel, s),
-        dropped: (error) => this.known.failTickets(error),
+        // A drop that may be a failover (a cluster's node went away, or stopped leading) keeps the
+        // waiting acquires waiting, to queue them again on the resumed session; one server's drop
+        // fails them, as it always has.
+        dropped: (error, code) => {
+          if (backoff !== undefined && (cluster || code === CloseCode.NOT_LEADER)) this.known.suspendTickets();
+          else this.known.failTickets(error);
+        },
         finished: (error) => {
           this.leases.clear();
           this.known.failTickets(error);
@@ -144,6 +163,11 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
 
   get state(): ClientState {
     return this.connection.state;
+  }
+
+  /** The node connected to, or the one being tried. */
+  get url(): string {
+    return this.connection.url;
   }
 
   /** The last hello result (session id, limits, lock defaults); undefined before the first. */
@@ -329,19 +353,20 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   }
 
   /** A session is up on a new socket: what the client held or followed is carried over to it. */
-  private async onStarted(
-    channel: Channel,
-    s: { hello: HelloResult; previous: HelloResult | undefined; resumed: boolean; reconnect: boolean },
-  ): Promise<void> {
+  private async onStarted(channel: Channel, s: SessionStart): Promise<void> {
     if (s.previous !== undefined && !s.resumed) {
       const locks = this.leases.held();
       this.leases.clear();
+      this.known.failTickets(
+        LockstepClientError.local('DISCONNECTED', 'the session was lost while waiting for the lock', 'lock.acquire'),
+      );
       this.emit('sessionLost', { previousSessionId: s.previous.sessionId, locks });
     }
     if (!s.reconnect) return;
     const since = this.known.lastSeq;
-    const { errors } = await restoreSession(channel, {
+    const { errors, failover } = await restoreSession(channel, {
       resumed: s.resumed,
+      restored: s.hello.restored,
       sessionId: s.hello.sessionId,
       leases: this.leases,
       ttlMs: this.ttlFor(undefined),
@@ -360,6 +385,76 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       },
     });
     for (const err of errors) this.emit('error', err);
+    const waiting = this.known.takeSuspended();
+    if (failover !== undefined || waiting.length > 0)
+      void this.recover(
+        failover === undefined ? undefined : { ...failover, from: s.previousUrl ?? s.url, to: s.url, hello: s.hello },
+        waiting,
+      );
+  }
+
+  /**
+   * Runs once the resumed session is open (its calls wait for that): acquires again what a failover
+   * lost, then queues again what was waiting, in the order it was asked for, so that nothing this
+   * client asked for later overtakes it. The `failover` event follows once every re-acquire ended.
+   */
+  private async recover(
+    failover: (NonNullable<Restored['failover']> & { from: string; to: string; hello: HelloResult }) | undefined,
+    waiting: readonly SuspendedTicket[],
+  ): Promise<void> {
+    const outcomes: Promise<Reacquired>[] = [];
+    for (const group of groupLost(failover?.lost ?? [])) outcomes.push((await this.reacquire(group)).outcome);
+    for (const t of waiting)
+      await this.send('lock.acquire', t.request, { autoRenew: t.auto, waiter: t.waiter }).catch((err: unknown) =>
+        t.waiter.failed(toClientError(err)),
+      );
+    if (failover === undefined) return;
+    const settled = await Promise.all(outcomes);
+    this.emit('failover', {
+      from: failover.from,
+      to: failover.to,
+      restored: failover.hello.restored ?? [],
+      released: failover.released,
+      reacquired: settled.flatMap((o) => ('grants' in o ? o.grants : [])),
+      lost: settled.flatMap((o) => ('lost' in o ? o.lost : [])),
+    });
+  }
+
+  /**
+   * Queues for locks lost in a failover, asking for them as they were asked for (mode, lease,
+   * automatic renewal); resolves once queued or granted, with the outcome to come. The new
+   * grant carries on the old one: its handles hold it and name its new fence.
+   */
+  private async reacquire(group: LostLock[]): Promise<{ outcome: Promise<Reacquired> }> {
+    const first = group[0] as LostLock;
+    const program = first.grant.resource.program;
+    const resources = group.map((l) => l.grant.resource);
+    const { waiter, promise } = waitForGrant({
+      method: 'lock.acquire',
+      signal: undefined,
+      onQueue: undefined,
+      onError: (err) => this.emit('error', toClientError(err)),
+      cancel: (ticket) => this.send('lock.cancel', { ticket }, {}),
+      release: (grants, previous) => this.giveBack(grants, previous),
+      done: (grants) => {
+        for (const l of group) this.leases.carryOn(l.grant.resource, l.fences);
+        return grants;
+      },
+    });
+    await this.send(
+      'lock.acquire',
+      { ...selector(program, resources), mode: first.grant.mode, ttlMs: first.ttlMs, wait: true },
+      { autoRenew: first.auto, waiter },
+    ).catch((err: unknown) => waiter.failed(toClientError(err)));
+    return {
+      outcome: promise.then(
+        (grants) => ({ grants }),
+        (err: unknown) => {
+          this.emit('error', toClientError(err));
+          return { lost: resources };
+        },
+      ),
+    };
   }
 
   private onPush(method: string, params: unknown): void {
@@ -381,6 +476,24 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     if (lock === undefined) return ttlMs ?? lockSpecs.defaultTtlMs.default;
     return Math.min(lock.maxTtlMs, Math.max(lock.minTtlMs, ttlMs ?? lock.defaultTtlMs));
   }
+}
+
+function urlsOf(options: ClientOptions): string[] {
+  if ((options.url === undefined) === (options.urls === undefined))
+    throw new TypeError('pass exactly one of options.url and options.urls');
+  const urls = options.urls ?? [options.url as string];
+  if (urls.length === 0) throw new TypeError('options.urls is empty');
+  return urls;
+}
+
+/** Lost locks that one acquire can ask for again: one program, mode, lease and renewal. */
+function groupLost(lost: readonly LostLock[]): LostLock[][] {
+  const groups = new Map<string, LostLock[]>();
+  for (const l of lost) {
+    const key = [l.grant.resource.program, l.grant.mode, l.ttlMs, l.auto].join('\u0000');
+    groups.set(key, [...(groups.get(key) ?? []), l]);
+  }
+  return [...groups.values()];
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal, method: string): Promise<T> {

@@ -4,13 +4,15 @@ import { PROTOCOL_VERSION } from '../protocol/methods.ts';
 import { type Backoff, backoffDelay } from './backoff.ts';
 import { Channel } from './channel.ts';
 import { isLockstepError, LockstepClientError, toClientError } from './errors.ts';
+import { LeaderSearch } from './leader-search.ts';
 import { openSocket, type WebSocketConstructor, type WebSocketLike } from './socket.ts';
 import type { ClientEvents, HelloResult } from './types.ts';
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 export interface ConnectionOptions {
-  url: string;
+  /** The cluster's nodes (or one server, or a load balancer in front of a cluster). */
+  urls: readonly string[];
   name: string | undefined;
   role: 'agent' | 'observer' | undefined;
   token: string | undefined;
@@ -19,6 +21,19 @@ export interface ConnectionOptions {
   backoff: Backoff | undefined;
   connectTimeoutMs: number;
   callTimeoutMs: number;
+  /** Cap on the wait a NOT_LEADER asks for before the next node is tried. */
+  maxNotLeaderWaitMs: number;
+}
+
+/** How a session came up: the session before it, if any, and where each was. */
+export interface SessionStart {
+  hello: HelloResult;
+  previous: HelloResult | undefined;
+  /** The node the previous session was on. */
+  previousUrl: string | undefined;
+  url: string;
+  resumed: boolean;
+  reconnect: boolean;
 }
 
 /** What the session on top needs to hear from the connection beneath it. */
@@ -28,12 +43,9 @@ export interface ConnectionHooks {
    * A session is up on `channel` (after hello, before any waiting call is let through): carry the
    * client's state over to it. `previous` is the hello of the session before, if there was one.
    */
-  started(
-    channel: Channel,
-    s: { hello: HelloResult; previous: HelloResult | undefined; resumed: boolean; reconnect: boolean },
-  ): Promise<void>;
-  /** The socket is gone; the server withdrew every queued ticket with it. */
-  dropped(error: LockstepClientError): void;
+  started(channel: Channel, s: SessionStart): Promise<void>;
+  /** The socket is gone (`code`: its close code); the server withdrew every queued ticket with it. */
+  dropped(error: LockstepClientError, code: number): void;
   /** The client is closed for good: what waits fails with `error`. */
   finished(error: LockstepClientError): void;
 }
@@ -55,6 +67,9 @@ export class Connection {
   private current: ClientState = 'idle';
   private channel: Channel | undefined;
   private helloResult: HelloResult | undefined;
+  /** The node the current (or last) session is on. */
+  private sessionUrl: string | undefined;
+  private readonly search: LeaderSearch;
   private connecting: Promise<HelloResult> | undefined;
   private readyWaiters: ReadyWaiter[] = [];
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -66,7 +81,14 @@ export class Connection {
     private readonly options: ConnectionOptions,
     private readonly hooks: ConnectionHooks,
     private readonly events: EventEmitter<ClientEvents>,
-  ) {}
+  ) {
+    this.search = new LeaderSearch(options.urls, options.maxNotLeaderWaitMs);
+  }
+
+  /** The node connected to, or being tried. */
+  get url(): string {
+    return this.search.current;
+  }
 
   get state(): ClientState {
     return this.current;
@@ -85,7 +107,7 @@ export class Connection {
       return this.helloResult as HelloResult;
     }
     this.current = 'connecting';
-    this.connecting = this.establish(false);
+    this.connecting = this.dial(false);
     try {
       return await this.connecting;
     } catch (err) {
@@ -179,13 +201,45 @@ export class Connection {
     return this.current === 'closed';
   }
 
-  /** Opens a socket and a session on it: the old one taken back when possible, else a new one. */
-  private async establish(reconnect: boolean): Promise<HelloResult> {
+  /**
+   * One round over the nodes until one of them serves the session: a standby's NOT_LEADER sends
+   * it to the leader it names, or (none named, mid-failover) to the next node after the wait the
+   * standby asked for. Fails with the last error once every node failed, or at once on an error
+   * that retrying cannot fix.
+   */
+  private async dial(reconnect: boolean): Promise<HelloResult> {
+    for (;;) {
+      try {
+        const hello = await this.establish(this.search.current, reconnect);
+        this.search.connected();
+        return hello;
+      } catch (err) {
+        const e = toClientError(err);
+        if (!e.retryable || this.isClosed()) throw e;
+        const hop = this.search.failed(e);
+        if (hop.roundOver) throw e;
+        await this.pause(hop.waitMs);
+        if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
+      }
+    }
+  }
+
+  /** Waits, cut short by close(). */
+  private pause(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+      this.reconnectTimer = setTimeout(resolve, ms);
+    });
+  }
+
+  /** Opens a socket to `url` and a session on it: the old one taken back when possible, else a new one. */
+  private async establish(url: string, reconnect: boolean): Promise<HelloResult> {
     const opening = new AbortController();
     this.opening = opening;
     let ws: WebSocketLike;
     try {
-      ws = await openSocket(this.options.WebSocket, this.options.url, this.options.connectTimeoutMs, opening.signal);
+      ws = await openSocket(this.options.WebSocket, url, this.options.connectTimeoutMs, opening.signal);
     } finally {
       if (this.opening === opening) this.opening = undefined;
     }
@@ -197,10 +251,12 @@ export class Connection {
     try {
       if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
       const previous = this.helloResult;
+      const previousUrl = this.sessionUrl;
       const { hello, resumed } = await this.sayHello(channel, previous);
       this.helloResult = hello;
+      this.sessionUrl = url;
       channel.startKeepalive(hello.heartbeatMs);
-      await this.hooks.started(channel, { hello, previous, resumed, reconnect });
+      await this.hooks.started(channel, { hello, previous, previousUrl, url, resumed, reconnect });
       if (!channel.open)
         throw LockstepClientError.local('DISCONNECTED', 'connection closed while the session was being set up');
       if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
@@ -264,6 +320,7 @@ export class Connection {
         `connection closed (${event.code}) while waiting for the lock`,
         'lock.acquire',
       ),
+      event.code,
     );
     if (this.current === 'closed') return;
     const backoff = this.options.backoff;
@@ -273,10 +330,12 @@ export class Connection {
       return;
     }
     this.current = 'reconnecting';
-    void this.reconnectLoop(backoff);
+    // 4002: this node stopped leading (or never did). Another one leads or soon will: look for it
+    // at once rather than after a backoff meant for a server that is down.
+    void this.reconnectLoop(backoff, event.code === CloseCode.NOT_LEADER);
   }
 
-  private async reconnectLoop(b: Backoff): Promise<void> {
+  private async reconnectLoop(b: Backoff, atOnce: boolean): Promise<void> {
     let lastError: LockstepClientError | undefined;
     for (let attempt = 1; this.current === 'reconnecting'; attempt++) {
       if (attempt > b.maxAttempts) {
@@ -288,19 +347,16 @@ export class Connection {
         );
         return;
       }
-      const delayMs = backoffDelay(attempt, b);
+      const delayMs = atOnce && attempt === 1 ? 0 : backoffDelay(attempt, b);
       this.events.emit('reconnecting', {
         attempt,
         delayMs,
         ...(lastError === undefined ? {} : { error: lastError }),
       });
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        this.reconnectTimer = setTimeout(resolve, delayMs);
-      });
+      await this.pause(delayMs);
       if (this.current !== 'reconnecting') return;
       try {
-        await this.establish(true);
+        await this.dial(true);
         return;
       } catch (err) {
         lastError = toClientError(err);

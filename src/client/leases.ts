@@ -103,6 +103,21 @@ export class Leases {
     );
   }
 
+  /** How a held lock was asked for: what acquiring it again asks for. */
+  terms(r: Resource): { ttlMs: number; auto: boolean; fences: readonly number[] } | undefined {
+    const lease = this.leases.get(resourceKey(r));
+    return lease === undefined ? undefined : { ttlMs: lease.ttlMs, auto: lease.auto, fences: lease.fences };
+  }
+
+  /**
+   * The lock now held on `r` carries on one held before under `fences` (lost in a failover and
+   * acquired again): the handles of that grant hold it, and name its new fence.
+   */
+  carryOn(r: Resource, fences: readonly number[]): void {
+    const lease = this.leases.get(resourceKey(r));
+    if (lease !== undefined) lease.fences = [...fences.filter((f) => !lease.fences.includes(f)), ...lease.fences];
+  }
+
   remove(resources: readonly Resource[]): void {
     for (const r of resources) this.leases.delete(resourceKey(r));
   }

@@ -35,10 +35,17 @@ export class LockHandle {
     return this.resources.flatMap((r) => (isStructure(r) ? [] : [r.function]));
   }
 
-  /** In the shape edit.apply takes: `{"<function id>" | "structure": fence}`. */
+  /**
+   * In the shape edit.apply takes: `{"<function id>" | "structure": fence}`. The fence of the lock
+   * as held now: an upgrade's, or a new grant's when the lock was lost in a failover and acquired
+   * again; the grant's own once the lock is no longer held.
+   */
   get fences(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const g of this.grants) out[isStructure(g.resource) ? 'structure' : String(g.resource.function)] = g.fence;
+    for (const g of this.grants) {
+      const now = this.owner.heldUnder(g.resource, g.fence) ? this.owner.heldGrant(g.resource)?.fence : undefined;
+      out[isStructure(g.resource) ? 'structure' : String(g.resource.function)] = now ?? g.fence;
+    }
     return out;
   }
 

@@ -1,11 +1,15 @@
 import type { MethodName, ParamsOf, ResultOf, Topic } from '../protocol/methods.ts';
+import type { Grant } from '../protocol/wire.ts';
 import type { Channel } from './channel.ts';
 import { isLockstepError, type LockstepClientError } from './errors.ts';
 import type { Leases } from './leases.ts';
+import { reconcile } from './reconcile.ts';
 import { byProgram, selector } from './selectors.ts';
 
 export interface RestoreState {
   resumed: boolean;
+  /** The hello's `restored`: present on the first resume on a new leader after a failover. */
+  restored: Grant[] | undefined;
   sessionId: string;
   leases: Leases;
   /** Lease length assumed for locks the client learns of only now. */
@@ -19,9 +23,20 @@ export interface RestoreState {
   subscribed(result: ResultOf<'events.subscribe'>): void;
 }
 
+/** A held lock the new leader did not give back, with what the client asked for it. */
+export interface LostLock {
+  grant: Grant;
+  ttlMs: number;
+  auto: boolean;
+  /** Every fence it was held under, which its handles know it by. */
+  fences: readonly number[];
+}
+
 export interface Restored {
   /** Failures that do not stop the session (a watched function removed meanwhile, ...). */
   errors: LockstepClientError[];
+  /** After a failover: the restored locks kept and those given back, and the locks to acquire again. */
+  failover?: { kept: Grant[]; released: Grant[]; lost: LostLock[] };
 }
 
 /**
@@ -38,7 +53,28 @@ export async function restoreSession(channel: Channel, s: RestoreState): Promise
     throw err;
   };
 
-  if (s.resumed) {
+  let failover: Restored['failover'];
+  if (s.resumed && s.restored !== undefined) {
+    const plan = reconcile(s.leases.held(), s.restored);
+    const lost = plan.reacquire.flatMap((grant) => {
+      const terms = s.leases.terms(grant.resource);
+      return terms === undefined ? [] : [{ grant, ...terms }];
+    });
+    s.leases.remove(plan.reacquire.map((g) => g.resource));
+    const released: Grant[] = [];
+    for (const [program, resources] of byProgram(plan.release.map((g) => g.resource))) {
+      try {
+        await request('lock.release', selector(program, resources));
+        released.push(...plan.release.filter((g) => g.resource.program === program));
+      } catch (err) {
+        errors.push(survivable(err));
+      }
+    }
+    s.leases.update(plan.kept);
+    // A restored lock keeps what was left of its lease, not a fresh one: renew the automatic ones now.
+    s.leases.expiring(plan.kept);
+    failover = { kept: plan.kept, released, lost };
+  } else if (s.resumed) {
     const { agents } = await request('agent.list', {});
     const locks = agents.find((a) => a.sessionId === s.sessionId)?.locks ?? [];
     // A lock the client never heard of was granted by a reply lost with the old socket: its
@@ -89,5 +125,5 @@ export async function restoreSession(channel: Channel, s: RestoreState): Promise
     }
     if (ids.length === 0) s.watching.delete(program);
   }
-  return { errors };
+  return failover === undefined ? { errors } : { errors, failover };
 }

@@ -17,6 +17,15 @@ interface TicketState {
   ttlMs: number;
   auto: boolean;
   waiter: TicketWaiter | undefined;
+  /** The acquire as sent, to queue it again after a failover. */
+  request: ParamsOf<'lock.acquire'>;
+}
+
+/** A waiting acquire() whose ticket went with the socket, to be queued again on the session's next socket. */
+export interface SuspendedTicket {
+  auto: boolean;
+  waiter: TicketWaiter;
+  request: ParamsOf<'lock.acquire'>;
 }
 
 export interface SessionStateHooks {
@@ -34,6 +43,7 @@ export interface SessionStateHooks {
  */
 export class SessionState {
   readonly tickets = new Map<string, TicketState>();
+  private suspended: SuspendedTicket[] = [];
   readonly topics = new Set<Topic>();
   readonly watching = new Map<string, number[]>();
   lastSeq = 0;
@@ -58,7 +68,7 @@ export class SessionState {
           this.leases.add(r.grants, ttlMs, auto);
           o.waiter?.granted(r.grants, previous);
         } else {
-          this.tickets.set(r.ticket, { ttlMs, auto, waiter: o.waiter });
+          this.tickets.set(r.ticket, { ttlMs, auto, waiter: o.waiter, request: params as ParamsOf<'lock.acquire'> });
           o.waiter?.queued(r.ticket, r.positions);
         }
         return;
@@ -192,9 +202,27 @@ export class SessionState {
     return t;
   }
 
+  /** Fails every waiting acquire, suspended ones included. */
   failTickets(err: LockstepClientError): void {
-    const waiting = [...this.tickets.values()];
+    const waiting = [...this.tickets.values(), ...this.takeSuspended()];
     this.tickets.clear();
     for (const t of waiting) t.waiter?.failed(err);
+  }
+
+  /**
+   * The socket went with the tickets; the acquire() calls waiting on them keep waiting, to be
+   * queued again, in the same order, once the session resumes (takeSuspended). A ticket of a raw
+   * lock.acquire call has nobody to tell its new ticket id to: it just ends.
+   */
+  suspendTickets(): void {
+    for (const t of this.tickets.values())
+      if (t.waiter !== undefined) this.suspended.push({ auto: t.auto, waiter: t.waiter, request: t.request });
+    this.tickets.clear();
+  }
+
+  takeSuspended(): SuspendedTicket[] {
+    const out = this.suspended;
+    this.suspended = [];
+    return out;
   }
 }

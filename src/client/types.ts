@@ -9,8 +9,13 @@ import type { WebSocketConstructor } from './socket.ts';
 export type { Grant, QueuePosition, Resource, Topic };
 
 export interface ClientOptions {
-  /** ws://host:port/ws */
-  url: string;
+  /** ws://host:port/ws: one server, or a load balancer in front of a cluster. Exactly one of url and urls. */
+  url?: string;
+  /**
+   * A cluster's nodes: the client connects to the one that leads, following the leader a standby
+   * names, and after a failover looks for the new leader and resumes there (see the `failover` event).
+   */
+  urls?: string[];
   name?: string;
   role?: 'agent' | 'observer';
   token?: string;
@@ -18,7 +23,7 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Per-call reply timeout, including any wait for a reconnect (default 30 s). */
   callTimeoutMs?: number;
-  /** Time for the socket to open (default 10 s). */
+  /** Time for a socket to open (default 10 s; 3 s with several urls, so that a hung node is passed over in time). */
   connectTimeoutMs?: number;
   /** Reconnect after an unexpected drop (default on, with the defaults of ReconnectOptions). */
   reconnect?: boolean | ReconnectOptions;
@@ -68,12 +73,31 @@ export interface QueueUpdate {
 
 type NotificationEvents = { [N in NotificationName]: [params: NotificationParams<N>] };
 
+export interface FailoverInfo {
+  /** The node the session was on, and the new leader's. */
+  from: string;
+  to: string;
+  restored: Grant[];
+  released: Grant[];
+  reacquired: Grant[];
+  lost: Resource[];
+}
+
 /** Every server push under its method name, and the client's own life-cycle events. */
 export interface ClientEvents extends NotificationEvents {
   /** A session is open: the first one, a resumed one, or a fresh one after the old was lost. */
   connected: [info: { hello: HelloResult; resumed: boolean; reconnect: boolean }];
   disconnected: [info: { code: number; reason: string; willReconnect: boolean }];
   reconnecting: [info: { attempt: number; delayMs: number; error?: LockstepClientError }];
+  /**
+   * The session resumed on a new leader after a failover, and the client has made its locks what
+   * it believed they were: `restored`, every lock the new leader gave back; `released`, those of
+   * them the client did not believe it held (same resource, mode and fence), given back;
+   * `reacquired`, the new grants of locks it held but did not get back, queued for again (their
+   * handles now name the new fences); `lost`, those it could not get again (the error was emitted).
+   * Emitted once every re-acquire is granted or failed; waiting acquire() calls were queued again.
+   */
+  failover: [info: FailoverInfo];
   /** A reconnect could not take the old session back: its locks are gone. */
   sessionLost: [info: { previousSessionId: string; locks: Grant[] }];
   /** Events after the last seen sequence number are no longer buffered: resync from lock.status etc. */

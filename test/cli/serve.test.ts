@@ -31,6 +31,7 @@ describe('lockstep serve', { timeout: 60_000 }, () => {
     expect(serve).toMatchObject({ code: 0, stdout: expect.stringContaining('--session-grace-ms') });
     expect(status).toMatchObject({ code: 0, stdout: expect.stringContaining('--json') });
     expect(demo).toMatchObject({ code: 0, stdout: expect.stringContaining('--seconds') });
+    for (const help of [status.stdout, demo.stdout]) expect(help).toContain('comma-separated or --url repeated');
     expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "frobnicate"') });
     expect(badOption).toMatchObject({ code: 2, stderr: expect.stringContaining('--agents') });
   });

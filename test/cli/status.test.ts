@@ -54,4 +54,22 @@ describe('lockstep status', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^lockstep: cannot connect to ws:\/\/127\.0\.0\.1:1\/ws/);
   });
+
+  it('takes several URLs, comma-separated or as repeated --url, and reports the one it reached', async () => {
+    const s = await t.server();
+    const down = 'ws://127.0.0.1:1/ws';
+    const [listed, repeated, bad] = await Promise.all([
+      lockstep(['status', '--url', `${down},${s.url}`, '--json']),
+      lockstep(['status', '--json', '--url', down, '--url', s.url]),
+      lockstep(['status', '--url', `${s.url},http://x/ws`]),
+    ]);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as StatusSnapshot).url).toBe(s.url);
+    expect(repeated.code).toBe(0);
+    expect((JSON.parse(repeated.stdout) as StatusSnapshot).url).toBe(s.url);
+    expect(bad).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--url: expected ws://HOST:PORT/ws (got "http://x/ws")'),
+    });
+  });
 });
