@@ -1,14 +1,15 @@
-import { FaultClient, type Outcome } from '../helpers/fault-client.ts';
+import { isLockstepError, LockstepClient, type LockstepClientError } from '../../src/client/index.ts';
+import type { Outcome } from '../helpers/fault-client.ts';
 
-// One agent of the cluster workload: it knows every node's URL, follows NOT_LEADER's data.leader,
-// resumes its session on whichever node leads, reconciles the locks a new leader restores to it
-// (keeps the one it believes it holds, releases the others) and retries an edit whose reply was
-// lost with the same key. What it saw is recorded for the checks; it asserts nothing itself.
+// One agent of the cluster workload: the SDK given every node's URL (it finds the leader, resumes
+// there after a failover and reconciles the locks the new leader restores), doing lock-set cycles
+// and retrying an edit whose reply was lost with the same key. What it saw is recorded for the
+// checks; it asserts nothing itself.
 
 /** A reply slower than this is a dead node (a paused one keeps the socket open): drop and go on. */
 const CALL_TIMEOUT_MS = 4_000;
-/** How long an agent keeps looking for a leader before the run is declared stuck. */
-const CONNECT_BOUND_MS = 60_000;
+/** An edit is sent at most this often; past it, its outcome stays unknown. */
+const MAX_ATTEMPTS = 20;
 
 export interface EditRecord {
   agent: number;
@@ -18,12 +19,15 @@ export interface EditRecord {
   fence: number;
   sessionId: string;
   key: string;
+  /** When the first attempt was sent: the lock was held when any attempt committed, after it. */
   sentAt: number;
   /** When the known answer came. */
   answeredAt: number;
   /** The first known answer; a retry with the same key answers what the first attempt did. */
   outcome: Outcome;
   attempts: number;
+  /** Retryable refusals on the way (STORE_UNAVAILABLE): each retried with the same key. */
+  refusals: string[];
 }
 
 /**
@@ -61,7 +65,7 @@ export interface AgentLog {
   restores: RestoreRecord[];
   /** When each agent finished a cycle with an acknowledged edit. */
   progress: Array<{ agent: number; at: number }>;
-  sessions: { started: number; resumed: number; lost: number };
+  sessions: { started: number; resumed: number; lost: number; failovers: number };
 }
 
 export const newLog = (): AgentLog => ({
@@ -69,239 +73,201 @@ export const newLog = (): AgentLog => ({
   holds: [],
   restores: [],
   progress: [],
-  sessions: { started: 0, resumed: 0, lost: 0 },
+  sessions: { started: 0, resumed: 0, lost: 0, failovers: 0 },
 });
 
 /** Node ids encode who appended them: agent * NODE_BASE + cycle. */
 export const NODE_BASE = 1_000_000;
 
-interface Held {
-  fn: number;
-  fence: number;
-  hold: HoldRecord;
-}
+const holdKey = (fn: number, fence: number) => `${fn}/${fence}`;
 
 export class ClusterAgent {
-  private client: FaultClient | undefined;
-  private url: string;
-  private session: { id: string; secret: string } | undefined;
-  private held: Held | undefined;
+  /** The spans of the locks the client holds now, by function and fence. */
+  private readonly holding = new Map<string, HoldRecord>();
+  private disconnectedAt = 0;
 
-  constructor(
+  private constructor(
     private readonly index: number,
-    private readonly urls: readonly string[],
+    private readonly client: LockstepClient,
     private readonly log: AgentLog,
   ) {
-    this.url = urls[index % urls.length]!;
+    client.on('connected', ({ hello, resumed, reconnect }) => {
+      if (!reconnect) log.sessions.started++;
+      else if (resumed) log.sessions.resumed++;
+      // Emitted once the SDK has reconciled (given back what it did not believe it held) and
+      // before any waiting call goes on: a lock it kept is held from here. One it gave back was
+      // held for a moment before, no span known.
+      const at = Date.now();
+      for (const r of hello.restored ?? []) {
+        if (!('function' in r.resource)) continue;
+        const fn = r.resource.function;
+        const kept = r.mode === 'write' && client.heldUnder(r.resource, r.fence);
+        log.restores.push({
+          agent: index,
+          sessionId: hello.sessionId,
+          url: client.url,
+          sentAt: this.disconnectedAt,
+          at,
+          fn,
+          fence: r.fence,
+          mode: r.mode,
+          expiresAt: r.expiresAt,
+          kept,
+        });
+        if (!kept) {
+          this.holding.delete(holdKey(fn, r.fence));
+          continue;
+        }
+        const hold: HoldRecord = {
+          agent: index,
+          sessionId: hello.sessionId,
+          fn,
+          fence: r.fence,
+          how: 'restored',
+          from: at,
+          to: at,
+        };
+        log.holds.push(hold);
+        this.holding.set(holdKey(fn, r.fence), hold);
+      }
+    });
+    client.on('sessionLost', () => {
+      log.sessions.lost++;
+      this.holding.clear();
+    });
+    client.on('disconnected', () => {
+      this.disconnectedAt = Date.now();
+    });
+    client.on('failover', () => {
+      log.sessions.failovers++;
+    });
+    // Failures no caller waits for (a failed re-acquire): the cycles see their effect.
+    client.on('error', () => {});
+  }
+
+  static async open(index: number, urls: readonly string[], log: AgentLog): Promise<ClusterAgent> {
+    const client = new LockstepClient({
+      urls: [...urls],
+      name: `agent-${index}`,
+      callTimeoutMs: CALL_TIMEOUT_MS,
+      // A paused node holds a socket open without answering: pass it over quickly.
+      connectTimeoutMs: 1_000,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 1_000 },
+    });
+    const agent = new ClusterAgent(index, client, log);
+    await client.connect();
+    return agent;
   }
 
   /** One lock-set cycle on fn: lock, read, append a node under the fence, release. */
   async cycle(fn: number, cycle: number): Promise<void> {
-    const nodeId = this.index * NODE_BASE + cycle;
-    for (;;) {
-      await this.acquire(fn);
-      const read = await this.call('function.get', { function: fn });
-      if (read.kind === 'ok' && this.held !== undefined) {
-        const { fence, hold } = this.held;
-        const record = await this.edit(fn, fence, read.result.hash, nodeId, cycle);
-        if (record.outcome.kind === 'ok') {
-          hold.to = Math.max(hold.to, record.sentAt);
-          this.log.progress.push({ agent: this.index, at: Date.now() });
-        }
-        await this.release();
-        return;
+    const handle = await this.client.acquire({ functions: [fn], mode: 'write', ttlMs: 10_000 }).catch((err) => {
+      // A client that gave up on the cluster is the end of this agent: the run reports it stuck.
+      if (isLockstepError(err, 'CLOSED')) throw err;
+      return undefined;
+    });
+    if (handle === undefined) return;
+    this.hold(fn, handle.fences[String(fn)]!, 'granted', Date.now());
+    try {
+      const { hash } = await this.client.function.get({ function: fn });
+      // The handle names the lock as held now: a re-acquired lock's new fence after a failover.
+      const fence = handle.fences[String(fn)]!;
+      this.hold(fn, fence, 'granted', Date.now());
+      const record = await this.edit(fn, fence, hash, cycle);
+      if (record.outcome.kind === 'ok') {
+        const hold = this.holding.get(holdKey(fn, fence));
+        if (hold !== undefined) hold.to = Math.max(hold.to, record.sentAt);
+        this.log.progress.push({ agent: this.index, at: Date.now() });
       }
+    } catch {
+      // The read failed (the store or the leader away): the cycle ends without an edit.
+    } finally {
+      await this.release(fn, handle.fences[String(fn)]!, () => handle.release());
     }
   }
 
   async close(): Promise<void> {
-    await this.client?.close();
+    await this.client.close();
   }
 
-  /** Until the agent holds fn's write lock (a grant, or its own lock restored). */
-  private async acquire(fn: number): Promise<void> {
-    while (this.held?.fn !== fn) {
-      if (this.held !== undefined) await this.release();
-      const r = await this.call('lock.acquire', { functions: [fn], mode: 'write', wait: true, ttlMs: 10_000 });
-      if (r.kind !== 'ok') continue;
-      const grant =
-        r.result.status === 'granted'
-          ? r.result.grants[0]
-          : (await this.client!.next((n) => n.method === 'lock.granted' && n.params.ticket === r.result.ticket))?.params
-              .grants[0];
-      if (grant === undefined) continue;
-      const at = Date.now();
-      const hold: HoldRecord = {
-        agent: this.index,
-        sessionId: this.session!.id,
-        fn,
-        fence: grant.fence,
-        how: 'granted',
-        from: at,
-        to: at,
-      };
-      this.log.holds.push(hold);
-      this.held = { fn, fence: grant.fence, hold };
-    }
+  private hold(fn: number, fence: number, how: HoldRecord['how'], at: number): HoldRecord {
+    const existing = this.holding.get(holdKey(fn, fence));
+    if (existing !== undefined) return existing;
+    const hold: HoldRecord = {
+      agent: this.index,
+      sessionId: this.client.sessionId as string,
+      fn,
+      fence,
+      how,
+      from: at,
+      to: at,
+    };
+    this.log.holds.push(hold);
+    this.holding.set(holdKey(fn, fence), hold);
+    return hold;
   }
 
-  private async edit(fn: number, fence: number, hash: string, nodeId: number, cycle: number): Promise<EditRecord> {
+  private async release(fn: number, fence: number, release: () => Promise<unknown[]>): Promise<void> {
+    const hold = this.holding.get(holdKey(fn, fence));
+    this.holding.delete(holdKey(fn, fence));
+    const sentAt = Date.now();
+    const released = await release().catch(() => []);
+    if (hold !== undefined && released.length > 0) hold.to = Math.max(hold.to, sentAt);
+  }
+
+  private async edit(fn: number, fence: number, hash: string, cycle: number): Promise<EditRecord> {
+    const nodeId = this.index * NODE_BASE + cycle;
     const record: EditRecord = {
       agent: this.index,
       cycle,
       nodeId,
       fn,
       fence,
-      sessionId: this.session!.id,
+      sessionId: this.client.sessionId as string,
       key: `agent-${this.index}-cycle-${cycle}`,
       sentAt: Date.now(),
       answeredAt: 0,
       outcome: { kind: 'unknown' },
       attempts: 0,
+      refusals: [],
     };
     this.log.edits.push(record);
     const params = {
-      ops: [{ op: 'addNode', function: fn, node: { id: nodeId, op: 'const', attrs: { agent: this.index, cycle } } }],
+      ops: [
+        {
+          op: 'addNode' as const,
+          function: fn,
+          node: { id: nodeId, op: 'const', attrs: { agent: this.index, cycle } },
+        },
+      ],
       expectedHashes: { [fn]: hash },
       fences: { [fn]: fence },
       key: record.key,
     };
-    // Retried only in the same session: the key is the session's, so a retry answers what the
-    // first attempt did. A lost session leaves the outcome unknown.
-    while (record.outcome.kind === 'unknown' && this.session?.id === record.sessionId) {
+    // The key is the session's: a retry in it answers what the first attempt did. An answer from
+    // another session (the old one was lost) says nothing of the first attempt but an ok. A
+    // retryable refusal (the store unreachable, maybe after the commit was sent) is no answer either.
+    while (record.outcome.kind === 'unknown' && this.client.sessionId === record.sessionId) {
+      if (record.attempts >= MAX_ATTEMPTS) break;
       record.attempts++;
-      if (record.attempts > 1) record.sentAt = Date.now();
-      record.outcome = await this.call('edit.apply', params);
+      const outcome = await this.client.edit.apply(params).then(
+        (result): Outcome => ({ kind: 'ok', result }),
+        (err: LockstepClientError): Outcome =>
+          // A local error (no reply: disconnected, timed out) leaves the outcome unknown.
+          isLockstepError(err) && err.code !== 0
+            ? { kind: 'error', type: err.type, code: err.code, data: err.data }
+            : { kind: 'unknown' },
+      );
       record.answeredAt = Date.now();
+      if (outcome.kind === 'error' && outcome.data?.retryable === true) {
+        record.refusals.push(outcome.type);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(Number(outcome.data?.retryAfterMs ?? 100), 1_000)));
+      } else if (this.client.sessionId === record.sessionId) record.outcome = outcome;
+      else if (outcome.kind === 'ok') {
+        record.sessionId = this.client.sessionId as string;
+        record.outcome = outcome;
+      }
     }
     return record;
-  }
-
-  private async release(): Promise<void> {
-    const held = this.held;
-    if (held === undefined) return;
-    this.held = undefined;
-    const sentAt = Date.now();
-    const r = await this.call('lock.release', { functions: [held.fn] });
-    if (r.kind === 'ok') held.hold.to = Math.max(held.hold.to, sentAt);
-  }
-
-  /** A call on the leader; `unknown` if the connection died or timed out (then it reconnects). */
-  private async call(method: string, params: unknown): Promise<Outcome> {
-    if (this.client === undefined || this.client.isClosed) await this.connect();
-    const client = this.client!;
-    let timer: NodeJS.Timeout | undefined;
-    const out = await Promise.race([
-      client.call(method, params),
-      new Promise<Outcome>((resolve) => {
-        timer = setTimeout(() => {
-          void client.terminate();
-          resolve({ kind: 'unknown' });
-        }, CALL_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (out.kind === 'error' && out.type === 'NOT_LEADER') await client.close();
-    else if (out.kind === 'error' && out.data?.retryable === true) {
-      // As the SDK does: a retryable refusal (the store unreachable for a moment) is waited out.
-      await new Promise((resolve) => setTimeout(resolve, Math.min(Number(out.data?.retryAfterMs ?? 100), 1_000)));
-    }
-    return out;
-  }
-
-  /** Finds the leader and says hello there: a resume while the session is known, else a new session. */
-  private async connect(): Promise<void> {
-    const end = Date.now() + CONNECT_BOUND_MS;
-    let next = this.urls.indexOf(this.url);
-    for (let attempt = 0; ; attempt++) {
-      if (Date.now() > end) throw new Error(`agent ${this.index}: no leader within ${CONNECT_BOUND_MS} ms`);
-      const url = this.url;
-      const client = await FaultClient.connect(url).catch(() => undefined);
-      const sentAt = Date.now();
-      const hello =
-        client === undefined
-          ? undefined
-          : await client.call('session.hello', {
-              protocol: 1,
-              name: `agent-${this.index}`,
-              ...(this.session === undefined
-                ? {}
-                : { resume: { sessionId: this.session.id, secret: this.session.secret } }),
-            });
-      if (client !== undefined && hello?.kind === 'ok') {
-        this.client = client;
-        if (this.session === undefined) {
-          this.session = { id: hello.result.sessionId, secret: hello.result.resumeSecret };
-          this.log.sessions.started++;
-        } else {
-          this.log.sessions.resumed++;
-          await this.reconcile(url, sentAt, hello.result.restored ?? []);
-        }
-        return;
-      }
-      await client?.close();
-      const error = hello?.kind === 'error' ? hello : undefined;
-      if (error?.type === 'NOT_FOUND') {
-        // The session is gone (left, or its grace ran out): whatever it held is gone with it.
-        this.session = undefined;
-        this.held = undefined;
-        this.log.sessions.lost++;
-        continue;
-      }
-      const leader = error?.type === 'NOT_LEADER' ? (error.data?.leader as string | null | undefined) : undefined;
-      if (typeof leader === 'string' && leader !== url) {
-        this.url = leader;
-        continue;
-      }
-      next = (next + 1) % this.urls.length;
-      this.url = this.urls[next]!;
-      // Waits what NOT_LEADER says is left of the lease, capped, with jitter; a round of the list
-      // without a leader backs off a little more.
-      const hint = Number(error?.data?.retryAfterMs ?? 100);
-      const wait = Math.min(hint, 500) + Math.random() * 50 + (next === 0 ? Math.min(attempt, 10) * 20 : 0);
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-  }
-
-  /** Keeps the restored lock it believes it holds, releases the others (the SDK's rule). */
-  private async reconcile(url: string, sentAt: number, restored: any[]): Promise<void> {
-    const at = Date.now();
-    let keptHeld = false;
-    for (const r of restored) {
-      const fn = r.resource.function as number;
-      const kept = this.held !== undefined && this.held.fn === fn && this.held.fence === r.fence && r.mode === 'write';
-      this.log.restores.push({
-        agent: this.index,
-        sessionId: this.session!.id,
-        url,
-        sentAt,
-        at,
-        fn,
-        fence: r.fence,
-        mode: r.mode,
-        expiresAt: r.expiresAt,
-        kept,
-      });
-      const hold: HoldRecord = {
-        agent: this.index,
-        sessionId: this.session!.id,
-        fn,
-        fence: r.fence,
-        how: 'restored',
-        from: at,
-        to: at,
-      };
-      this.log.holds.push(hold);
-      if (kept) {
-        this.held = { fn, fence: r.fence, hold };
-        keptHeld = true;
-        continue;
-      }
-      const releaseAt = Date.now();
-      const out = await this.client!.call('lock.release', { functions: [fn] });
-      if (out.kind === 'ok') hold.to = releaseAt;
-    }
-    // Not given back: the lock is gone (a pending edit under it will be refused); acquire anew.
-    if (!keptHeld) this.held = undefined;
   }
 }

@@ -65,7 +65,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
   for (const e of log.edits) {
     const revs = addedIn.get(e.nodeId) ?? [];
     const n = present.get(e.nodeId) ?? 0;
-    const what = `agent ${e.agent} cycle ${e.cycle} (node ${e.nodeId}, fence ${e.fence})`;
+    const what = `agent ${e.agent} cycle ${e.cycle} (node ${e.nodeId}, fence ${e.fence}, ${e.attempts} attempts)`;
     if (revs.length > 1 || n > 1) violations.push(`${what}: applied in revisions [${revs}], present ${n} times`);
     if (e.outcome.kind === 'ok') {
       if (revs.length !== 1 || revs[0] !== e.outcome.result.revision || n !== 1)
@@ -140,7 +140,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
       const [a, b] = [holds[i]!, holds[j]!];
       if (a.fn === b.fn && a.fence !== b.fence)
         violations.push(
-          `f${a.fn}: agent ${a.agent} held fence ${a.fence} (${a.how}) while agent ${b.agent} held ${b.fence} (${b.how})`,
+          `f${a.fn}: agent ${a.agent} held fence ${a.fence} (${a.how}, ${a.from}-${a.to}) while agent ${b.agent} held ${b.fence} (${b.how}, ${b.from}-${b.to})`,
         );
     }
   }
@@ -181,13 +181,14 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
   }
 
   const outcome = (e: EditRecord) =>
-    e.outcome.kind === 'error'
+    (e.refusals.length > 0 ? 'after a retryable refusal, ' : '') +
+    (e.outcome.kind === 'error'
       ? `failed ${e.outcome.type}`
       : e.outcome.kind === 'unknown'
         ? `unknown (${addedIn.has(e.nodeId) ? 'applied' : 'not applied'})`
         : e.attempts > 1
           ? 'acknowledged on a retry'
-          : 'acknowledged';
+          : 'acknowledged');
   const counts: Record<string, number | string> = {
     cycles: log.edits.length,
     revisions: history.revisions.length - history.setupRevision,
@@ -196,6 +197,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
     'restored locks (kept)': log.restores.filter((r) => r.kept).length,
     'restored locks (released)': log.restores.filter((r) => !r.kept).length,
     'sessions started / resumed / lost': `${log.sessions.started} / ${log.sessions.resumed} / ${log.sessions.lost}`,
+    'SDK failover events': log.sessions.failovers,
     'max recovery ms': maxRecovery,
   };
   for (const e of log.edits) counts[`edits ${outcome(e)}`] = Number(counts[`edits ${outcome(e)}`] ?? 0) + 1;

@@ -50,7 +50,7 @@ describe('cluster workload under faults', () => {
 
       let running = true;
       const stuck: string[] = [];
-      for (let i = 0; i < AGENTS; i++) agents.push(new ClusterAgent(i, cluster.urls, log));
+      for (let i = 0; i < AGENTS; i++) agents.push(await ClusterAgent.open(i, cluster.urls, log));
       const started = Date.now();
       const work = agents.map(async (agent, i) => {
         const pick = seededRandom(SEED * 31 + i);
