@@ -21,8 +21,9 @@ export interface EditRecord {
   key: string;
   /** When the first attempt was sent: the lock was held when any attempt committed, after it. */
   sentAt: number;
-  /** When the known answer came. */
+  /** When the known answer came, and the node that gave it. */
   answeredAt: number;
+  answeredBy: string;
   /** The first known answer; a retry with the same key answers what the first attempt did. */
   outcome: Outcome;
   attempts: number;
@@ -227,6 +228,7 @@ export class ClusterAgent {
       key: `agent-${this.index}-cycle-${cycle}`,
       sentAt: Date.now(),
       answeredAt: 0,
+      answeredBy: '',
       outcome: { kind: 'unknown' },
       attempts: 0,
       refusals: [],
@@ -259,6 +261,7 @@ export class ClusterAgent {
             : { kind: 'unknown' },
       );
       record.answeredAt = Date.now();
+      record.answeredBy = this.client.url;
       if (outcome.kind === 'error' && outcome.data?.retryable === true) {
         record.refusals.push(outcome.type);
         await new Promise((resolve) => setTimeout(resolve, Math.min(Number(outcome.data?.retryAfterMs ?? 100), 1_000)));

@@ -21,6 +21,7 @@ function edit(agent: number, cycle: number, fence: number, revision: number, sen
     key: `agent-${agent}-cycle-${cycle}`,
     sentAt,
     answeredAt: sentAt + 5,
+    answeredBy: URL_A,
     outcome: { kind: 'ok', result: { revision } },
     attempts: 1,
     refusals: [],
@@ -112,6 +113,12 @@ describe('the cluster workload checks', () => {
     const h = clean();
     h.history.audit[4] = { ...h.history.audit[4]!, byHolder: false };
     expect(violations(h).join('\n')).toMatch(/committed by a backend not the leader's/);
+
+    const elsewhere = clean();
+    elsewhere.log.edits[0]!.answeredBy = 'ws://127.0.0.1:2/ws';
+    expect(violations(elsewhere).join('\n')).toMatch(
+      /answered by ws:\/\/127.0.0.1:2\/ws, committed under the lease of/,
+    );
   });
 
   it('catch an edit committed after a newer grant, and two holders at once', () => {

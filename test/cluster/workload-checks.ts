@@ -94,6 +94,10 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
     lastFence.set(e.fn, { fence: e.fence, revision });
     const audit = commitOf.get(revision);
     if (audit !== undefined) committed.push({ e, revision, at: audit.at });
+    // Answered at the first attempt, the edit was committed by the node that answered: it must
+    // have held the lease at that COMMIT.
+    if (audit !== undefined && e.outcome.kind === 'ok' && e.attempts === 1 && audit.url !== e.answeredBy)
+      violations.push(`revision ${revision}: answered by ${e.answeredBy}, committed under the lease of ${audit.url}`);
   }
 
   // No write committed by a deposed leader: every audited commit (revisions and journal) was made

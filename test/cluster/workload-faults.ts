@@ -24,8 +24,12 @@ export const FAULT_KINDS = [
 
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-/** Latency added each way between the leader and PostgreSQL, and for how long. */
-const LATENCY_MS = 150;
+/**
+ * Latency added each way between the leader and PostgreSQL (one drawn per fault), and for how
+ * long. With the 1.5 s lease renewed every 250 ms, the smaller ones slow every commit, the largest
+ * makes a renewal's round trip about as long as the leader's margin, so it may step down.
+ */
+const LATENCY_MS = [100, 250, 500] as const;
 const LATENCY_FOR_MS = 3_000;
 /** A fault that waits for traffic (a commit, a grant) gives up after this: the run is stuck. */
 const TRIGGER_BOUND_MS = 10_000;
@@ -82,11 +86,12 @@ const faults: Record<FaultKind, (ctx: FaultContext) => Promise<string>> = {
 
   async 'leader-db-latency'(ctx) {
     const { member, epoch } = await ctx.cluster.leader();
-    member.proxy.mode({ kind: 'latency', upMs: LATENCY_MS, downMs: LATENCY_MS });
+    const ms = LATENCY_MS[Math.floor(ctx.rng() * LATENCY_MS.length)]!;
+    member.proxy.mode({ kind: 'latency', upMs: ms, downMs: ms });
     await sleep(LATENCY_FOR_MS);
     member.proxy.mode({ kind: 'pass' });
     const after = await ctx.cluster.leader(epoch);
-    return `node ${member.index} +${LATENCY_MS} ms each way for ${LATENCY_FOR_MS} ms at epoch ${epoch}; epoch ${after.epoch} after`;
+    return `node ${member.index} +${ms} ms each way for ${LATENCY_FOR_MS} ms at epoch ${epoch}; node ${after.member.index} leads at ${after.epoch} after`;
   },
 
   async 'crash-after-commit'(ctx) {
