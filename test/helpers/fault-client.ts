@@ -92,22 +92,16 @@ export class FaultClient {
     name: string,
     role: 'agent' | 'observer',
   ): Promise<FaultClient | Extract<Outcome, { kind: 'error' }>> {
-    const client = await FaultClient.connect(url);
-    const hello = await client.call('session.hello', { protocol: 1, name, role });
-    if (hello.kind === 'error' && hello.type === 'NOT_LEADER') return hello;
-    if (hello.kind !== 'ok') throw new Error(`hello failed: ${JSON.stringify(hello)}`);
-    client.sessionId = hello.result.sessionId;
-    return client;
-  }
-
-  /** An open socket, no hello yet. */
-  static async connect(url: string): Promise<FaultClient> {
     const ws = new WebSocket(url);
     const client = new FaultClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('close', () => reject(new Error(`could not connect to ${url}`)));
     });
+    const hello = await client.call('session.hello', { protocol: 1, name, role });
+    if (hello.kind === 'error' && hello.type === 'NOT_LEADER') return hello;
+    if (hello.kind !== 'ok') throw new Error(`hello failed: ${JSON.stringify(hello)}`);
+    client.sessionId = hello.result.sessionId;
     return client;
   }
 
