@@ -27,8 +27,8 @@ export interface EditRecord {
   /** The first known answer; a retry with the same key answers what the first attempt did. */
   outcome: Outcome;
   attempts: number;
-  /** Retryable refusals on the way (STORE_UNAVAILABLE): each retried with the same key. */
-  refusals: string[];
+  /** Retryable refusals on the way (STORE_UNAVAILABLE) and when they came: each retried with the same key. */
+  refusals: Array<{ type: string; at: number }>;
 }
 
 /**
@@ -263,7 +263,7 @@ export class ClusterAgent {
       record.answeredAt = Date.now();
       record.answeredBy = this.client.url;
       if (outcome.kind === 'error' && outcome.data?.retryable === true) {
-        record.refusals.push(outcome.type);
+        record.refusals.push({ type: outcome.type, at: record.answeredAt });
         await new Promise((resolve) => setTimeout(resolve, Math.min(Number(outcome.data?.retryAfterMs ?? 100), 1_000)));
       } else if (this.client.sessionId === record.sessionId) record.outcome = outcome;
       else if (outcome.kind === 'ok') {

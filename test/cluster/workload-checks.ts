@@ -192,6 +192,13 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
         : e.attempts > 1
           ? 'acknowledged on a retry'
           : 'acknowledged');
+  // Not a violation (a retryable answer promises nothing, the key makes the retry safe), but worth
+  // seeing: refusals answered for an edit whose COMMIT had already landed.
+  const refusedAfterCommit = log.edits.filter((e) => {
+    const revision = addedIn.get(e.nodeId)?.[0];
+    const at = revision === undefined ? undefined : commitOf.get(revision)?.at;
+    return at !== undefined && e.refusals.some((r) => r.at > at);
+  }).length;
   const counts: Record<string, number | string> = {
     cycles: log.edits.length,
     revisions: history.revisions.length - history.setupRevision,
@@ -202,6 +209,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
     'sessions started / resumed / lost': `${log.sessions.started} / ${log.sessions.resumed} / ${log.sessions.lost}`,
     'SDK failover events': log.sessions.failovers,
     'max recovery ms': maxRecovery,
+    'edits refused as retryable after their commit landed': refusedAfterCommit,
   };
   for (const e of log.edits) counts[`edits ${outcome(e)}`] = Number(counts[`edits ${outcome(e)}`] ?? 0) + 1;
   return { violations, counts };
