@@ -33,6 +33,9 @@ const LATENCY_MS = [100, 250, 500] as const;
 const LATENCY_FOR_MS = 3_000;
 /** A fault that waits for traffic (a commit, a grant) gives up after this: the run is stuck. */
 const TRIGGER_BOUND_MS = 10_000;
+/** How long a leader cut from its writes is watched for a grant: less than it has before it fences itself. */
+const GRANT_WINDOW_MS = 1_000;
+const GRANT_ATTEMPTS = 5;
 
 export interface FaultContext {
   cluster: WorkloadCluster;
@@ -117,19 +120,28 @@ const faults: Record<FaultKind, (ctx: FaultContext) => Promise<string>> = {
   },
 
   async 'crash-grant-unrecorded'(ctx) {
-    const { member, epoch } = await ctx.cluster.leader();
-    // Nothing the leader writes reaches the database from here: the journal batch of the next
-    // grant never lands.
-    member.proxy.mode({ kind: 'holdUp' });
-    const since = Date.now();
-    const seen = await until('an agent sees a grant', TRIGGER_BOUND_MS, async () =>
-      ctx.log.holds.find((h) => h.how === 'granted' && h.from >= since),
-    );
-    await kill(member.process);
-    member.proxy.mode({ kind: 'pass' });
-    await ctx.cluster.restart(member);
-    const next = await ctx.cluster.leader(epoch + 1);
-    return `agent ${seen.agent} granted fence ${seen.fence} on f${seen.fn}, node ${member.index} killed before its record; node ${next.member.index} leads at ${next.epoch}`;
+    for (let attempt = 1; ; attempt++) {
+      const { member, epoch } = await ctx.cluster.leader();
+      // Nothing the leader writes reaches the database from here: the journal batch of the next
+      // grant never lands. Its renewals do not either, so it has until it fences itself to grant:
+      // when every function is held by an agent whose edit is stuck, there is no grant to see,
+      // and the fault is tried again.
+      member.proxy.mode({ kind: 'holdUp' });
+      const since = Date.now();
+      const seen = await until('an agent sees a grant', GRANT_WINDOW_MS, async () =>
+        ctx.log.holds.find((h) => h.how === 'granted' && h.from >= since),
+      ).catch(() => undefined);
+      if (seen === undefined) {
+        member.proxy.mode({ kind: 'pass' });
+        if (attempt === GRANT_ATTEMPTS) throw new Error(`no grant seen in ${GRANT_ATTEMPTS} tries`);
+        continue;
+      }
+      await kill(member.process);
+      member.proxy.mode({ kind: 'pass' });
+      await ctx.cluster.restart(member);
+      const next = await ctx.cluster.leader(epoch + 1);
+      return `agent ${seen.agent} granted fence ${seen.fence} on f${seen.fn}, node ${member.index} killed before its record (try ${attempt}); node ${next.member.index} leads at ${next.epoch}`;
+    }
   },
 
   async 'leadership-a-b-a'(ctx) {
