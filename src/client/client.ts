@@ -404,7 +404,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   ): Promise<void> {
     const outcomes: Promise<Reacquired>[] = [];
     for (const group of groupLost(failover?.lost ?? [])) outcomes.push((await this.reacquire(group)).outcome);
-    for (const t of waiting)
+    for (const t of waiting.filter((w) => !w.waiter.done))
       await this.send('lock.acquire', t.request, { autoRenew: t.auto, waiter: t.waiter }).catch((err: unknown) =>
         t.waiter.failed(toClientError(err)),
       );

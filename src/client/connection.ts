@@ -59,9 +59,10 @@ interface ReadyWaiter {
 const CLOSE_WAIT_MS = 1_000;
 
 /**
- * The life cycle of the client's connection: opening a socket, saying hello (taking the old
- * session back when the server allows), the reconnect loop with backoff, and letting calls wait
- * for the connection to be open. It knows nothing of locks; the session on top does (hooks).
+ * The life cycle of the client's connection: opening a socket to the node that leads (./leader-search.ts),
+ * saying hello (taking the old session back when the server allows), the reconnect loop with
+ * backoff, and letting calls wait for the connection to be open. It knows nothing of locks; the
+ * session on top does (hooks).
  */
 export class Connection {
   private current: ClientState = 'idle';

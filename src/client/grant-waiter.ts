@@ -11,6 +11,10 @@ export interface TicketWaiter {
   failed(err: LockstepClientError): void;
   /** lock.cancel succeeded for this ticket. */
   cancelled(): void;
+  /** The ticket went with the socket; the request is to be queued again on the next one. */
+  suspend(): void;
+  /** Nobody waits any more (settled or aborted): nothing to queue again. */
+  readonly done: boolean;
 }
 
 export interface GrantWaitOptions<T> {
@@ -37,6 +41,7 @@ export function waitForGrant<T>(o: GrantWaitOptions<T>): { waiter: TicketWaiter;
   let ticket: string | undefined;
   let aborted = false;
   let settled = false;
+  let suspended = false;
   let resolve!: (v: T) => void;
   let reject!: (e: LockstepClientError) => void;
   const promise = new Promise<T>((res, rej) => {
@@ -57,7 +62,9 @@ export function waitForGrant<T>(o: GrantWaitOptions<T>): { waiter: TicketWaiter;
   };
   const onAbort = () => {
     aborted = true;
-    if (ticket !== undefined && !settled) withdraw(ticket);
+    // A suspended request has no ticket on any server: nothing to withdraw, no need to wait.
+    if (suspended) settle(() => reject(abortError()));
+    else if (ticket !== undefined && !settled) withdraw(ticket);
   };
   o.signal?.addEventListener('abort', onAbort, { once: true });
   const report = (update: QueueUpdate) => {
@@ -71,6 +78,7 @@ export function waitForGrant<T>(o: GrantWaitOptions<T>): { waiter: TicketWaiter;
   const waiter: TicketWaiter = {
     queued(t, positions) {
       ticket = t;
+      suspended = false;
       if (aborted) withdraw(t);
       else report({ ticket: t, positions, initial: true });
     },
@@ -96,6 +104,13 @@ export function waitForGrant<T>(o: GrantWaitOptions<T>): { waiter: TicketWaiter;
             : LockstepClientError.local('CANCELLED', `ticket ${ticket ?? '?'} was cancelled`, o.method, { ticket }),
         ),
       );
+    },
+    suspend() {
+      suspended = true;
+      ticket = undefined;
+    },
+    get done() {
+      return settled || aborted;
     },
   };
   return { waiter, promise };

@@ -215,8 +215,11 @@ export class SessionState {
    * lock.acquire call has nobody to tell its new ticket id to: it just ends.
    */
   suspendTickets(): void {
-    for (const t of this.tickets.values())
-      if (t.waiter !== undefined) this.suspended.push({ auto: t.auto, waiter: t.waiter, request: t.request });
+    for (const t of this.tickets.values()) {
+      if (t.waiter === undefined) continue;
+      t.waiter.suspend();
+      this.suspended.push({ auto: t.auto, waiter: t.waiter, request: t.request });
+    }
     this.tickets.clear();
   }
 

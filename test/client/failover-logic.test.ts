@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LockstepClientError } from '../../src/client/errors.ts';
+import { waitForGrant } from '../../src/client/grant-waiter.ts';
 import { LeaderSearch } from '../../src/client/leader-search.ts';
 import { Leases } from '../../src/client/leases.ts';
 import { reconcile } from '../../src/client/reconcile.ts';
@@ -98,5 +99,43 @@ describe('LeaderSearch', () => {
     expect(s.failed(unreachable)).toEqual({ url: a, waitMs: 0, roundOver: true });
     s.connected();
     expect(s.failed(unreachable)).toEqual({ url: a, waitMs: 0, roundOver: true });
+  });
+});
+
+describe('a waiting acquire suspended across a failover', () => {
+  function waiting(signal?: AbortSignal) {
+    const cancelled: string[] = [];
+    const { waiter, promise } = waitForGrant({
+      method: 'lock.acquire',
+      signal,
+      onQueue: undefined,
+      onError: () => undefined,
+      cancel: async (ticket) => cancelled.push(ticket),
+      release: async () => undefined,
+      done: (grants) => grants,
+    });
+    return { waiter, promise, cancelled };
+  }
+
+  it('is granted under its new ticket once queued again', async () => {
+    const w = waiting();
+    w.waiter.queued('t1', []);
+    w.waiter.suspend();
+    expect(w.waiter.done).toBe(false);
+    w.waiter.queued('t2', []);
+    w.waiter.granted([lock(1, 'write', 5)], [undefined]);
+    await expect(w.promise).resolves.toEqual([lock(1, 'write', 5)]);
+    expect(w.waiter.done).toBe(true);
+  });
+
+  it('aborted while suspended, rejects at once without a cancel: it has no ticket anywhere', async () => {
+    const abort = new AbortController();
+    const w = waiting(abort.signal);
+    w.waiter.queued('t1', []);
+    w.waiter.suspend();
+    abort.abort();
+    await expect(w.promise).rejects.toMatchObject({ type: 'ABORTED' });
+    expect(w.cancelled).toEqual([]);
+    expect(w.waiter.done).toBe(true);
   });
 });
