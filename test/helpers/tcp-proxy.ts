@@ -12,7 +12,7 @@ export type ProxyMode =
   | { kind: 'blackhole' }
   /** Each chunk delayed by this many ms, in order, per direction. */
   | { kind: 'latency'; upMs: number; downMs: number }
-  /** Bytes to the database are held (not sent, dropped if the node dies): writes never arrive. */
+  /** Bytes to the database are held back, never delivered: the node's writes do not arrive. */
   | { kind: 'holdUp' };
 
 interface Pipe {
@@ -20,7 +20,6 @@ interface Pipe {
   server: Socket;
   /** What the node sent since its last BEGIN, to recognise the transaction a COMMIT ends. */
   sinceBegin: string;
-  held: { up: Buffer[]; down: Buffer[] };
   /** Delayed chunks still to write per direction: later chunks queue behind them, in order. */
   delayed: { up: Delayed; down: Delayed };
 }
@@ -64,10 +63,8 @@ export async function startProxy(target: string): Promise<TcpProxy> {
       }
     }
     if (mode.kind === 'blackhole') return;
-    if ((dir === 'down' && holdingReplies) || (dir === 'up' && mode.kind === 'holdUp')) {
-      pipe.held[dir].push(chunk);
-      return;
-    }
+    // Held bytes are never delivered: the connection is destroyed when the hold ends.
+    if ((dir === 'down' && holdingReplies) || (dir === 'up' && mode.kind === 'holdUp')) return;
     const ms = mode.kind === 'latency' ? (dir === 'up' ? mode.upMs : mode.downMs) : 0;
     const queue = pipe.delayed[dir];
     if (ms === 0 && queue.pending === 0) {
@@ -93,7 +90,6 @@ export async function startProxy(target: string): Promise<TcpProxy> {
       client,
       server: new Socket(),
       sinceBegin: '',
-      held: { up: [], down: [] },
       delayed: { up: { pending: 0, tail: Promise.resolve() }, down: { pending: 0, tail: Promise.resolve() } },
     };
     pipes.add(pipe);
@@ -121,7 +117,7 @@ export async function startProxy(target: string): Promise<TcpProxy> {
     mode(next) {
       const before = mode;
       mode = next;
-      if (next.kind === 'reset' || before.kind === 'blackhole' || before.kind === 'holdUp') {
+      if (next.kind === 'reset' || before.kind === 'blackhole' || before.kind === 'holdUp' || holdingReplies) {
         // A connection that lost bytes is broken for good: the node must notice and reconnect.
         for (const pipe of pipes) {
           pipe.client.resetAndDestroy();
