@@ -129,6 +129,20 @@ describe('the cluster workload checks', () => {
     expect(found).toMatch(/agent 0 held fence 10 .* while agent 1 held 11/);
   });
 
+  it('catch a grant in the journal made while an agent held the lock', () => {
+    const h = clean();
+    h.log.holds[1]!.to = 1_700;
+    h.history.audit.push(
+      audit(
+        6,
+        'cluster_locks',
+        { session_id: 's9', resource: '1', fence: 12, mode: 'write', granted_at: 1_600 },
+        1_610,
+      ),
+    );
+    expect(violations(h).join('\n')).toMatch(/fence 12 granted \(journal\) while agent 1 held 11/);
+  });
+
   it('catch a lock restored after the record shows it released, or expired', () => {
     const restore = {
       agent: 0,

@@ -148,6 +148,18 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
     }
   }
 
+  // Nor a grant in any leader's journal (to whomever, whether or not its holder heard of it)
+  // made inside such a span.
+  for (const h of holds) {
+    const inside = journalGrants.find(
+      (g) => g.fn === h.fn && g.fence !== h.fence && g.at > h.from + JOURNAL_CLOCK_MS && g.at < h.to - JOURNAL_CLOCK_MS,
+    );
+    if (inside !== undefined)
+      violations.push(
+        `f${h.fn}: fence ${inside.fence} granted (journal) while agent ${h.agent} held ${h.fence} (${h.how}, ${h.from}-${h.to})`,
+      );
+  }
+
   // No lock restored that the record shows released or expired: each restore matches the journal
   // as it stood when the restoring node took over (the newest takeover by that node before it).
   for (const r of log.restores) {
