@@ -1,3 +1,4 @@
+import { FaultClient } from '../helpers/fault-client.ts';
 import type { AgentLog } from './workload-agent.ts';
 import type { Member, WorkloadCluster } from './workload-cluster.ts';
 import { kill, until } from './leader-nodes.ts';
@@ -33,9 +34,8 @@ const LATENCY_MS = [100, 250, 500] as const;
 const LATENCY_FOR_MS = 3_000;
 /** A fault that waits for traffic (a commit, a grant) gives up after this: the run is stuck. */
 const TRIGGER_BOUND_MS = 10_000;
-/** How long a leader cut from its writes is watched for a grant: less than it has before it fences itself. */
-const GRANT_WINDOW_MS = 1_000;
-const GRANT_ATTEMPTS = 5;
+/** How long a leader cut from its writes is watched for an agent's grant before a probe takes one. */
+const AGENT_GRANT_MS = 300;
 
 export interface FaultContext {
   cluster: WorkloadCluster;
@@ -120,27 +120,32 @@ const faults: Record<FaultKind, (ctx: FaultContext) => Promise<string>> = {
   },
 
   async 'crash-grant-unrecorded'(ctx) {
-    for (let attempt = 1; ; attempt++) {
-      const { member, epoch } = await ctx.cluster.leader();
+    const { member, epoch } = await ctx.cluster.leader();
+    // A session of its own, recorded before the cut (a hello waits for its record), for a grant
+    // when no agent gets one: agents whose edits are stuck behind the cut hold every function.
+    const probe = await FaultClient.open(member.url, 'probe');
+    try {
       // Nothing the leader writes reaches the database from here: the journal batch of the next
-      // grant never lands. Its renewals do not either, so it has until it fences itself to grant:
-      // when every function is held by an agent whose edit is stuck, there is no grant to see,
-      // and the fault is tried again.
+      // grant never lands.
       member.proxy.mode({ kind: 'holdUp' });
       const since = Date.now();
-      const seen = await until('an agent sees a grant', GRANT_WINDOW_MS, async () =>
+      const seen = await until('an agent sees a grant', AGENT_GRANT_MS, async () =>
         ctx.log.holds.find((h) => h.how === 'granted' && h.from >= since),
       ).catch(() => undefined);
+      let granted = seen === undefined ? '' : `agent ${seen.agent} granted fence ${seen.fence} on f${seen.fn}`;
       if (seen === undefined) {
-        member.proxy.mode({ kind: 'pass' });
-        if (attempt === GRANT_ATTEMPTS) throw new Error(`no grant seen in ${GRANT_ATTEMPTS} tries`);
-        continue;
+        // Agents never lock the structure: granted at once.
+        const g = await probe.call('lock.acquire', { structure: true, mode: 'write' });
+        if (g.kind !== 'ok') throw new Error(`the probe's acquire failed: ${JSON.stringify(g)}`);
+        granted = `the probe granted the structure lock, fence ${g.result.grants[0].fence}`;
       }
       await kill(member.process);
       member.proxy.mode({ kind: 'pass' });
       await ctx.cluster.restart(member);
       const next = await ctx.cluster.leader(epoch + 1);
-      return `agent ${seen.agent} granted fence ${seen.fence} on f${seen.fn}, node ${member.index} killed before its record (try ${attempt}); node ${next.member.index} leads at ${next.epoch}`;
+      return `${granted}, node ${member.index} killed before its record; node ${next.member.index} leads at ${next.epoch}`;
+    } finally {
+      await probe.close();
     }
   },
 
