@@ -34,8 +34,11 @@ const LATENCY_MS = [100, 250, 500] as const;
 const LATENCY_FOR_MS = 3_000;
 /** A fault that waits for traffic (a commit, a grant) gives up after this: the run is stuck. */
 const TRIGGER_BOUND_MS = 10_000;
-/** How long a leader cut from its writes is watched for an agent's grant before a probe takes one. */
-const AGENT_GRANT_MS = 300;
+/**
+ * How long a leader cut from its writes is watched for an agent's grant before a probe takes one:
+ * well inside the second or more it has left before it fences itself.
+ */
+const AGENT_GRANT_MS = 500;
 
 export interface FaultContext {
   cluster: WorkloadCluster;
