@@ -17,6 +17,8 @@ export interface PostgresCluster {
   /** postgres://postgres@127.0.0.1:PORT/postgres */
   readonly url: string;
   readonly pid: number;
+  /** Stops the server and starts it again on the same data and port. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -59,21 +61,30 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
     '-c',
     'shared_buffers=32MB',
   );
-  const child = spawn(...command(user, 'postgres', args), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let child = spawn(...command(user, 'postgres', args), { stdio: ['ignore', 'ignore', 'pipe'] });
   const stopAtExit = () => child.kill('SIGKILL');
   process.once('exit', stopAtExit);
   await ready(child);
-  const pid = child.pid as number;
+  /** A fast shutdown (SIGINT): every connection is ended, as when an operator restarts the server. */
+  const shutdown = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    process.kill(child.pid as number, 'SIGINT');
+    await exited;
+  };
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    pid,
+    get pid() {
+      return child.pid as number;
+    },
+    async restart() {
+      await shutdown();
+      child = spawn(...command(user, 'postgres', args), { stdio: ['ignore', 'ignore', 'pipe'] });
+      await ready(child);
+    },
     async stop() {
       process.off('exit', stopAtExit);
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        process.kill(pid, 'SIGINT');
-        await exited;
-      }
+      await shutdown();
       rmSync(dir, { recursive: true, force: true });
     },
   };

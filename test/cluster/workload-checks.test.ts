@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { type AgentLog, type EditRecord, newLog } from './workload-agent.ts';
+import type { AuditRow } from './workload-audit.ts';
+import { check, type History, PROGRESS_BOUND_MS } from './workload-checks.ts';
+import type { FaultNote } from './workload-faults.ts';
+
+// The workload's checks on small made-up histories: a clean one passes, and each guarantee the
+// workload claims to check is caught when a history breaks it. Without this, a check that can
+// never fail would pass the workload just the same.
+
+const URL_A = 'ws://127.0.0.1:1/ws';
+
+function edit(agent: number, cycle: number, fence: number, revision: number, sentAt: number): EditRecord {
+  return {
+    agent,
+    cycle,
+    nodeId: agent * 1_000_000 + cycle,
+    fn: 1,
+    fence,
+    sessionId: `s${agent}`,
+    key: `agent-${agent}-cycle-${cycle}`,
+    sentAt,
+    answeredAt: sentAt + 5,
+    answeredBy: URL_A,
+    outcome: { kind: 'ok', result: { revision } },
+    attempts: 1,
+    refusals: [],
+  };
+}
+
+const audit = (id: number, tbl: AuditRow['tbl'], data: any, at: number, extra: Partial<AuditRow> = {}): AuditRow => ({
+  id,
+  tbl,
+  op: 'INSERT',
+  data,
+  epoch: 2,
+  url: URL_A,
+  byHolder: true,
+  at,
+  ...extra,
+});
+
+/** Two agents edit function 1 in turn under fences 10 and 11, on the leader of epoch 2. */
+function clean(): { log: AgentLog; history: History; faults: FaultNote[] } {
+  const log = newLog();
+  const a = edit(0, 1, 10, 1, 950);
+  const b = edit(1, 1, 11, 2, 1_550);
+  log.edits.push(a, b);
+  log.holds.push(
+    { agent: 0, sessionId: 's0', fn: 1, fence: 10, how: 'granted', from: 900, to: 960 },
+    { agent: 1, sessionId: 's1', fn: 1, fence: 11, how: 'granted', from: 1_500, to: 1_560 },
+  );
+  log.progress.push({ agent: 0, at: 970 }, { agent: 1, at: 1_570 });
+  const revision = (e: EditRecord, r: number) => ({
+    revision: r,
+    sessionId: e.sessionId,
+    key: e.key,
+    ops: [{ op: 'addNode', function: 1, node: { id: e.nodeId } }],
+  });
+  const history: History = {
+    revisions: [revision(a, 1), revision(b, 2)],
+    audit: [
+      audit(1, 'lockstep_lease', { epoch: 2 }, 500),
+      audit(2, 'cluster_locks', { session_id: 's0', resource: '1', fence: 10, mode: 'write', granted_at: 900 }, 910),
+      audit(3, 'revisions', { revision: 1 }, 955),
+      audit(
+        4,
+        'cluster_locks',
+        { session_id: 's1', resource: '1', fence: 11, mode: 'write', granted_at: 1_500 },
+        1_510,
+      ),
+      audit(5, 'revisions', { revision: 2 }, 1_555),
+    ],
+    finalNodes: new Map([[1, [a.nodeId, b.nodeId]]]),
+    setupRevision: 0,
+  };
+  return { log, history, faults: [{ kind: 'kill-leader', startedAt: 0, healedAt: 800, detail: '' }] };
+}
+
+const violations = (h: ReturnType<typeof clean>) => check(h.log, h.history, h.faults).violations;
+
+describe('the cluster workload checks', () => {
+  it('find nothing wrong in a clean history', () => {
+    expect(violations(clean())).toEqual([]);
+  });
+
+  it('catch an acknowledged edit that is missing, and one applied twice', () => {
+    const missing = clean();
+    missing.history.revisions.pop();
+    missing.history.finalNodes.set(1, [missing.log.edits[0]!.nodeId]);
+    expect(violations(missing).join('\n')).toMatch(/acknowledged as revision 2, added in \[\]/);
+
+    const twice = clean();
+    twice.history.revisions.push({ ...twice.history.revisions[0]!, revision: 3 });
+    twice.history.audit.push(audit(6, 'revisions', { revision: 3 }, 2_000));
+    expect(violations(twice).join('\n')).toMatch(/applied in revisions \[1,3\]/);
+  });
+
+  it('catch a refused edit that was applied', () => {
+    const h = clean();
+    h.log.edits[1]!.outcome = { kind: 'error', type: 'STALE_FENCE', code: 409, data: undefined };
+    expect(violations(h).join('\n')).toMatch(/refused \(STALE_FENCE\) but added in \[2\]/);
+  });
+
+  it('catch fences that go down in revision order', () => {
+    const h = clean();
+    h.log.edits[1]!.fence = 9;
+    h.log.holds[1]!.fence = 9;
+    expect(violations(h).join('\n')).toMatch(/revision 2 under fence 9 after revision 1 under 10/);
+  });
+
+  it('catch a write committed by a deposed leader', () => {
+    const h = clean();
+    h.history.audit[4] = { ...h.history.audit[4]!, byHolder: false };
+    expect(violations(h).join('\n')).toMatch(/committed by a backend not the leader's/);
+
+    const elsewhere = clean();
+    elsewhere.log.edits[0]!.answeredBy = 'ws://127.0.0.1:2/ws';
+    expect(violations(elsewhere).join('\n')).toMatch(
+      /answered by ws:\/\/127.0.0.1:2\/ws, committed under the lease of/,
+    );
+  });
+
+  it('catch an edit committed after a newer grant, and two holders at once', () => {
+    const h = clean();
+    h.log.holds[1]!.from = 940;
+    const found = violations(h).join('\n');
+    expect(found).toMatch(/revision 1 under fence 10 on f1 committed after agent 1 was granted fence 11/);
+    expect(found).toMatch(/agent 0 held fence 10 .* while agent 1 held 11/);
+  });
+
+  it('catch a grant in the journal made while an agent held the lock', () => {
+    const h = clean();
+    h.log.holds[1]!.to = 1_700;
+    h.history.audit.push(
+      audit(
+        6,
+        'cluster_locks',
+        { session_id: 's9', resource: '1', fence: 12, mode: 'write', granted_at: 1_600 },
+        1_610,
+      ),
+    );
+    expect(violations(h).join('\n')).toMatch(/fence 12 granted \(journal\) while agent 1 held 11/);
+  });
+
+  it('catch a lock restored after the record shows it released, or expired', () => {
+    const restore = {
+      agent: 0,
+      sessionId: 's0',
+      url: URL_A,
+      sentAt: 600,
+      at: 700,
+      fn: 1,
+      fence: 10,
+      mode: 'write',
+      expiresAt: '',
+      kept: true,
+    };
+    const released = clean();
+    released.history.audit.splice(1, 1);
+    released.history.audit.unshift(audit(0, 'cluster_locks', { session_id: 's0', resource: '1', fence: 10 }, 400));
+    released.history.audit[0]!.op = 'DELETE';
+    released.log.restores.push(restore);
+    expect(violations(released).join('\n')).toMatch(/released in the record/);
+
+    const expired = clean();
+    expired.history.audit.unshift(
+      audit(0, 'cluster_locks', { session_id: 's0', resource: '1', fence: 10, mode: 'write', expires_at: 550 }, 400),
+    );
+    expired.log.restores.push(restore);
+    expect(violations(expired).join('\n')).toMatch(/expired in the record before the resume was sent/);
+  });
+
+  it('catch an agent that makes no progress after a fault', () => {
+    const h = clean();
+    h.faults.push({ kind: 'pause-leader', startedAt: 1_600, healedAt: 1_700, detail: '' });
+    expect(violations(h).join('\n')).toMatch(
+      new RegExp(`agent 0 made no progress within ${PROGRESS_BOUND_MS} ms after pause-leader`),
+    );
+  });
+});
