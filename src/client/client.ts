@@ -357,10 +357,18 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       try {
         return await request(channel);
       } catch (err) {
-        if (!keyed || !isLockstepError(err, 'DISCONNECTED')) throw err;
+        if (!keyed) throw err;
         // Its key makes sending it again safe: the server answers with the first result if it
-        // applied it. Once only: a second drop fails the call as any drop does.
-        return request(await this.resumed(method, err, sessionId, deadline, o.signal));
+        // applied it. Once only: a second failure is the call's outcome.
+        if (isLockstepError(err, 'DISCONNECTED'))
+          return request(await this.resumed(method, err, sessionId, deadline, o.signal));
+        // The store lost its connection while committing: the commit may have landed, so this
+        // refusal does not say "not applied". Asking again after the wait it names settles it.
+        if (isLockstepError(err, 'STORE_UNAVAILABLE')) {
+          await pause(Math.min(err.retryAfterMs ?? 0, deadline - Date.now()), o.signal, method);
+          return request(await this.connection.whenOpen(Math.max(1, deadline - Date.now()), method, o.signal));
+        }
+        throw err;
       }
     };
     return o.signal === undefined ? call() : abortable(call(), o.signal, method);
@@ -535,6 +543,13 @@ function groupLost(lost: readonly LostLock[]): LostLock[][] {
     groups.set(key, [...(groups.get(key) ?? []), l]);
   }
   return [...groups.values()];
+}
+
+/** Waits `ms` (nothing when not positive), or rejects ABORTED as soon as `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined, method: string): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  const wait = new Promise<void>((resolve) => setTimeout(resolve, ms));
+  return signal === undefined ? wait : abortable(wait, signal, method);
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal, method: string): Promise<T> {
