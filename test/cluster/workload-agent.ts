@@ -252,6 +252,7 @@ export class ClusterAgent {
     while (record.outcome.kind === 'unknown' && this.client.sessionId === record.sessionId) {
       if (record.attempts >= MAX_ATTEMPTS) break;
       record.attempts++;
+      const sentAt = Date.now();
       const outcome = await this.client.edit.apply(params).then(
         (result): Outcome => ({ kind: 'ok', result }),
         (err: LockstepClientError): Outcome =>
@@ -262,6 +263,9 @@ export class ClusterAgent {
       );
       record.answeredAt = Date.now();
       record.answeredBy = this.client.url;
+      // A drop while it was out: the SDK sends an edit whose reply was lost again with its key
+      // after the resume, maybe to another node. That was a second attempt, answered by replay.
+      if (this.disconnectedAt >= sentAt) record.attempts++;
       if (outcome.kind === 'error' && outcome.data?.retryable === true) {
         record.refusals.push({ type: outcome.type, at: record.answeredAt });
         await new Promise((resolve) => setTimeout(resolve, Math.min(Number(outcome.data?.retryAfterMs ?? 100), 1_000)));
