@@ -54,6 +54,8 @@ type Reacquired = { grants: Grant[] } | { lost: Resource[] };
 
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** Least wait between two askings of a keyed call the store refused, when the refusal names none. */
+const STORE_RETRY_MIN_MS = 50;
 /**
  * With several nodes a node that does not answer (paused, cut off) must not hold up the search for
  * the leader past the resume grace.
@@ -359,16 +361,24 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       } catch (err) {
         if (!keyed) throw err;
         // Its key makes sending it again safe: the server answers with the first result if it
-        // applied it. Once only: a second failure is the call's outcome.
+        // applied it. After a drop, once only: a second drop fails the call as any drop does.
         if (isLockstepError(err, 'DISCONNECTED'))
           return request(await this.resumed(method, err, sessionId, deadline, o.signal));
         // The store lost its connection while committing: the commit may have landed, so this
-        // refusal does not say "not applied". Asking again after the wait it names settles it.
-        if (isLockstepError(err, 'STORE_UNAVAILABLE')) {
-          await pause(Math.min(err.retryAfterMs ?? 0, deadline - Date.now()), o.signal, method);
-          return request(await this.connection.whenOpen(Math.max(1, deadline - Date.now()), method, o.signal));
+        // refusal does not say "not applied". Asking again settles it, as soon as the store is
+        // back: after each wait the refusal names, while the call's time lasts.
+        let refusal: unknown = err;
+        while (isLockstepError(refusal, 'STORE_UNAVAILABLE')) {
+          const wait = Math.max(refusal.retryAfterMs ?? 0, STORE_RETRY_MIN_MS);
+          if (Date.now() + wait >= deadline) break;
+          await pause(wait, o.signal, method);
+          try {
+            return await request(await this.connection.whenOpen(Math.max(1, deadline - Date.now()), method, o.signal));
+          } catch (again) {
+            refusal = again;
+          }
         }
-        throw err;
+        throw refusal;
       }
     };
     return o.signal === undefined ? call() : abortable(call(), o.signal, method);
