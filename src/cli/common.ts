@@ -33,11 +33,6 @@ export interface Connection {
 }
 
 /** --url, else LOCKSTEP_URL, else the default address; a bad one is blamed on where it came from. */
-export function urlOf(flag: string | undefined): string {
-  const [url, source] = sourceOf(flag);
-  return checkedUrl(url, source);
-}
-
 /** The nodes of --url (repeated, or comma-separated), else of LOCKSTEP_URL (comma-separated), else the default. */
 export function urlsOf(flags: readonly string[] | undefined): string[] {
   const given = flags === undefined || flags.length === 0 ? [undefined] : flags;

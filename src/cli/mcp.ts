@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createBridge } from '../mcp/bridge.ts';
-import { connectClient, DEFAULT_URL, intOption, urlOf } from './common.ts';
+import { CONNECTION_OPTIONS, connectClient, connectionHelp, connectionOf, intOption } from './common.ts';
 
 const DEFAULT_IDLE_RELEASE_MS = 15 * 60_000;
 
@@ -11,9 +11,8 @@ An MCP server on stdio for one agent: its tools lock, read and edit through one 
 held for the agent's lifetime (when the agent exits, its locks are released at once). See docs/mcp.md.
 
 Options:
-  --url <url>               server address (default ${DEFAULT_URL}; env LOCKSTEP_URL)
+${connectionHelp(25)}
   --name <name>             the agent's name, shown to the others (env LOCKSTEP_NAME)
-  --token <token>           access token, when the server requires one (env LOCKSTEP_TOKEN)
   --idle-release-ms <ms>    renew the agent's leases only while it called a tool within this
                             long; after that they run out (default ${DEFAULT_IDLE_RELEASE_MS})
   --help                    show this text`;
@@ -22,9 +21,8 @@ export async function mcp(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      url: { type: 'string' },
+      ...CONNECTION_OPTIONS,
       name: { type: 'string' },
-      token: { type: 'string' },
       'idle-release-ms': { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -34,7 +32,7 @@ export async function mcp(argv: string[]): Promise<void> {
     console.log(MCP_HELP);
     return;
   }
-  const url = urlOf(values.url);
+  const connection = connectionOf(values);
   const idleReleaseMs = intOption(
     'idle-release-ms',
     values['idle-release-ms'],
@@ -43,16 +41,10 @@ export async function mcp(argv: string[]): Promise<void> {
     2 ** 31 - 1,
   );
   const name = values.name ?? process.env.LOCKSTEP_NAME;
-  const token = values.token ?? process.env.LOCKSTEP_TOKEN;
   // stdout carries the MCP protocol alone.
   const log = (line: string) => process.stderr.write(`lockstep mcp: ${line}\n`);
-  const client = await connectClient({
-    url,
-    role: 'agent',
-    ...(name === undefined ? {} : { name }),
-    ...(token === undefined ? {} : { token }),
-  });
-  log(`connected to ${url} as ${client.hello?.name} (session ${client.sessionId})`);
+  const client = await connectClient({ ...connection, role: 'agent', ...(name === undefined ? {} : { name }) });
+  log(`connected to ${client.url} as ${client.hello?.name} (session ${client.sessionId})`);
   const server = createBridge(client, { idleReleaseMs, log });
   await server.connect(new StdioServerTransport());
   // The agent went away (its end of stdin closed) or we are told to stop: end the session, which

@@ -32,6 +32,15 @@ describe('lockstep mcp', { timeout: 60_000 }, () => {
     expect(ajv.validate(acquire as object, { functions: [3], mode: 'exclusive' })).toBe(false);
   });
 
+  it("takes a cluster's nodes in --url and works through the one that serves", async () => {
+    const s = await t.server();
+    // The first address refuses connections, as a node that is down does.
+    const a = await bridge(`ws://127.0.0.1:1/ws,${s.url}`, 'a');
+    const overview = await a.call('program_overview', {});
+    expect(overview.isError).toBe(false);
+    expect(a.stderr()).toContain(`connected to ${s.url} as a`);
+  });
+
   it('queues the second agent with its position as progress and grants it on the first one release', async () => {
     const s = await t.server();
     const setup = await t.client(s, 'setup');
