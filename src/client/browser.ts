@@ -1,6 +1,7 @@
 // The client without any Node dependency: bundlers pick this entry for browsers, where
 // globalThis.WebSocket is used (or the one passed as options.WebSocket).
-export { type AcquireOptions, type ClientState, LockstepClient, setDefaultWebSocket } from './client.ts';
+export { type AcquireOptions, type ClientState, LockstepClient } from './client.ts';
+export { setDefaultWebSocket } from './client-options.ts';
 export { backoffDelay, type ReconnectOptions } from './backoff.ts';
 export {
   isLockstepError,

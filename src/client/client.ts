@@ -9,15 +9,17 @@ import { DEFAULT_BACKOFF } from './backoff.ts';
 import type { Channel } from './channel.ts';
 import { type ClientState, Connection, type SessionStart } from './connection.ts';
 import { isLockstepError, LockstepClientError, toClientError } from './errors.ts';
+import { abortable } from './abortable.ts';
+import { resolveOptions } from './client-options.ts';
+import { type RecoveryHooks, recover } from './failover-recovery.ts';
 import { waitForGrant } from './grant-waiter.ts';
-import { isKeyed, withKey } from './keyed-calls.ts';
+import { askAgain, isKeyed, withKey } from './keyed-calls.ts';
 import { Leases } from './leases.ts';
 import { LockHandle, type LockOwner } from './lock-handle.ts';
 import { namespace, type Send } from './namespaces.ts';
-import { type LostLock, type Restored, restoreSession } from './restore.ts';
+import { restoreSession } from './restore.ts';
 import { byProgram, selector } from './selectors.ts';
-import { SessionState, type SuspendedTicket, type TrackOptions } from './session-state.ts';
-import type { WebSocketConstructor } from './socket.ts';
+import { SessionState, type TrackOptions } from './session-state.ts';
 import type {
   ArgsOf,
   CallableMethod,
@@ -50,25 +52,6 @@ interface SendOptions extends CallOptions, TrackOptions {
   openSignal?: AbortSignal;
 }
 
-type Reacquired = { grants: Grant[] } | { lost: Resource[] };
-
-const DEFAULT_CALL_TIMEOUT_MS = 30_000;
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-/** Least wait between two askings of a keyed call the store refused, when the refusal names none. */
-const STORE_RETRY_MIN_MS = 50;
-/**
- * With several nodes a node that does not answer (paused, cut off) must not hold up the search for
- * the leader past the resume grace.
- */
-const DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS = 3_000;
-
-let fallbackWebSocket: WebSocketConstructor | undefined;
-
-/** The WebSocket used when neither the options nor globalThis provide one (the Node entry sets `ws`). */
-export function setDefaultWebSocket(ctor: WebSocketConstructor): void {
-  fallbackWebSocket = ctor;
-}
-
 /**
  * A Lockstep session over one WebSocket, kept across drops: typed calls, typed pushes as events,
  * waiting acquires, lease renewal, and reconnect with backoff that takes the session back when the
@@ -86,11 +69,14 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   readonly history: Namespaces['history'];
   readonly checkpoint: Namespaces['checkpoint'];
   readonly events: Namespaces['events'];
-  private readonly options: ClientOptions;
+  /** Per-call reply timeout unless a call names its own. */
+  private readonly callTimeoutMs: number;
   private readonly connection: Connection;
   private readonly leases: Leases;
   /** What the client knows of its session: held locks, tickets, watches, topics. */
   private readonly known: SessionState;
+  /** What recovering after a failover does through this client. */
+  private readonly recovery: RecoveryHooks;
 
   /** Connects and says hello; resolves once the session is open. */
   static async connect(options: ClientOptions | string): Promise<LockstepClient> {
@@ -101,25 +87,20 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
 
   constructor(options: ClientOptions) {
     super();
-    this.options = options;
-    this.urls = urlsOf(options);
-    const Impl =
-      options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? fallbackWebSocket;
-    if (Impl === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
-    const r = options.reconnect ?? true;
-    const backoff = r === false ? undefined : { ...DEFAULT_BACKOFF, ...(r === true ? {} : r) };
-    const cluster = this.urls.length > 1;
+    const o = resolveOptions(options);
+    this.urls = o.urls;
+    this.callTimeoutMs = o.callTimeoutMs;
+    const { backoff, cluster } = o;
     this.connection = new Connection(
       {
-        urls: this.urls,
+        urls: o.urls,
         name: options.name,
         role: options.role,
         token: options.token,
-        WebSocket: Impl,
+        WebSocket: o.WebSocket,
         backoff,
-        connectTimeoutMs:
-          options.connectTimeoutMs ?? (cluster ? DEFAULT_CLUSTER_CONNECT_TIMEOUT_MS : DEFAULT_CONNECT_TIMEOUT_MS),
-        callTimeoutMs: options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+        connectTimeoutMs: o.connectTimeoutMs,
+        callTimeoutMs: o.callTimeoutMs,
         maxNotLeaderWaitMs: (backoff ?? DEFAULT_BACKOFF).maxDelayMs,
       },
       {
@@ -152,6 +133,14 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       autoRenew: options.autoRenew ?? false,
       abandoned: (grants) => this.abandoned(grants),
     });
+    this.recovery = {
+      acquire: (request, o) => this.send('lock.acquire', request, o),
+      cancel: (ticket) => this.send('lock.cancel', { ticket }, {}),
+      giveBack: (grants, previous) => this.giveBack(grants, previous),
+      carryOn: (resource, fences) => this.leases.carryOn(resource, fences),
+      error: (err) => this.emit('error', err),
+      failover: (info) => this.emit('failover', info),
+    };
     const send: Send = (method, params, o) => this.send(method, params as never, o);
     this.session = namespace('session', send);
     this.agent = namespace('agent', send);
@@ -336,7 +325,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     params: ParamsOf<M> | undefined,
     o: SendOptions,
   ): Promise<ResultOf<M>> {
-    const timeoutMs = o.timeoutMs ?? this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const timeoutMs = o.timeoutMs ?? this.callTimeoutMs;
     const deadline = Date.now() + timeoutMs;
     const keyed = isKeyed(method);
     const sent = keyed ? withKey(params) : params;
@@ -360,55 +349,10 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
         return await request(channel);
       } catch (err) {
         if (!keyed) throw err;
-        // Its key makes sending it again safe: the server answers with the first result if it
-        // applied it. After a drop, once only: a second drop fails the call as any drop does.
-        if (isLockstepError(err, 'DISCONNECTED'))
-          return request(await this.resumed(method, err, sessionId, deadline, o.signal));
-        // The store lost its connection while committing: the commit may have landed, so this
-        // refusal does not say "not applied". Asking again settles it, as soon as the store is
-        // back: after each wait the refusal names, while the call's time lasts.
-        let refusal: unknown = err;
-        while (isLockstepError(refusal, 'STORE_UNAVAILABLE')) {
-          const wait = Math.max(refusal.retryAfterMs ?? 0, STORE_RETRY_MIN_MS);
-          if (Date.now() + wait >= deadline) break;
-          await pause(wait, o.signal, method);
-          try {
-            return await request(await this.connection.whenOpen(Math.max(1, deadline - Date.now()), method, o.signal));
-          } catch (again) {
-            refusal = again;
-          }
-        }
-        throw refusal;
+        return askAgain(err, { method, request, connection: this.connection, sessionId, deadline, signal: o.signal });
       }
     };
     return o.signal === undefined ? call() : abortable(call(), o.signal, method);
-  }
-
-  /**
-   * The channel to send again a keyed call whose reply was lost with the socket (`lost`), once the
-   * client has reconnected, within the call's time and signal. Only on the same session: the spec
-   * makes keys unique per session, so a new session does not lean on the server finding a key
-   * another session sent (today's server happens to look keys up per program) and fails with
-   * `lost`, the outcome unknown as before; its locks are gone anyway.
-   */
-  private async resumed(
-    method: CallableMethod,
-    lost: LockstepClientError,
-    sessionId: string | undefined,
-    deadline: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Channel> {
-    if (this.connection.isClosed()) throw lost;
-    let channel: Channel;
-    try {
-      channel = await this.connection.whenOpen(Math.max(1, deadline - Date.now()), method, signal);
-    } catch (err) {
-      // CLOSED would say the call was not sent: it was, and may have been applied.
-      throw isLockstepError(err, 'CLOSED') ? lost : err;
-    }
-    if (signal?.aborted === true) throw LockstepClientError.local('ABORTED', `${method} aborted`, method);
-    if (this.connection.hello?.sessionId !== sessionId) throw lost;
-    return channel;
   }
 
   /** A session is up on a new socket: what the client held or followed is carried over to it. */
@@ -433,7 +377,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       watching: this.known.watching,
       lastSeq: since,
       runId: this.known.runId,
-      timeoutMs: this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      timeoutMs: this.callTimeoutMs,
       // Runs as the reply is read, before the replayed events behind it reach the app, so a gap
       // is announced before anything that follows it.
       subscribed: (events) => {
@@ -446,74 +390,11 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     for (const err of errors) this.emit('error', err);
     const waiting = this.known.takeSuspended();
     if (failover !== undefined || waiting.length > 0)
-      void this.recover(
+      void recover(
+        this.recovery,
         failover === undefined ? undefined : { ...failover, from: s.previousUrl ?? s.url, to: s.url, hello: s.hello },
         waiting,
       );
-  }
-
-  /**
-   * Runs once the resumed session is open (its calls wait for that): acquires again what a failover
-   * lost, then queues again what was waiting, in the order it was asked for, so that nothing this
-   * client asked for later overtakes it. The `failover` event follows once every re-acquire ended.
-   */
-  private async recover(
-    failover: (NonNullable<Restored['failover']> & { from: string; to: string; hello: HelloResult }) | undefined,
-    waiting: readonly SuspendedTicket[],
-  ): Promise<void> {
-    const outcomes: Promise<Reacquired>[] = [];
-    for (const group of groupLost(failover?.lost ?? [])) outcomes.push((await this.reacquire(group)).outcome);
-    for (const t of waiting.filter((w) => !w.waiter.done))
-      await this.send('lock.acquire', t.request, { autoRenew: t.auto, waiter: t.waiter }).catch((err: unknown) =>
-        t.waiter.failed(toClientError(err)),
-      );
-    if (failover === undefined) return;
-    const settled = await Promise.all(outcomes);
-    this.emit('failover', {
-      from: failover.from,
-      to: failover.to,
-      restored: failover.hello.restored ?? [],
-      released: failover.released,
-      reacquired: settled.flatMap((o) => ('grants' in o ? o.grants : [])),
-      lost: settled.flatMap((o) => ('lost' in o ? o.lost : [])),
-    });
-  }
-
-  /**
-   * Queues for locks lost in a failover, asking for them as they were asked for (mode, lease,
-   * automatic renewal); resolves once queued or granted, with the outcome to come. The new
-   * grant carries on the old one: its handles hold it and name its new fence.
-   */
-  private async reacquire(group: LostLock[]): Promise<{ outcome: Promise<Reacquired> }> {
-    const first = group[0] as LostLock;
-    const program = first.grant.resource.program;
-    const resources = group.map((l) => l.grant.resource);
-    const { waiter, promise } = waitForGrant({
-      method: 'lock.acquire',
-      signal: undefined,
-      onQueue: undefined,
-      onError: (err) => this.emit('error', toClientError(err)),
-      cancel: (ticket) => this.send('lock.cancel', { ticket }, {}),
-      release: (grants, previous) => this.giveBack(grants, previous),
-      done: (grants) => {
-        for (const l of group) this.leases.carryOn(l.grant.resource, l.fences);
-        return grants;
-      },
-    });
-    await this.send(
-      'lock.acquire',
-      { ...selector(program, resources), mode: first.grant.mode, ttlMs: first.ttlMs, wait: true },
-      { autoRenew: first.auto, waiter },
-    ).catch((err: unknown) => waiter.failed(toClientError(err)));
-    return {
-      outcome: promise.then(
-        (grants) => ({ grants }),
-        (err: unknown) => {
-          this.emit('error', toClientError(err));
-          return { lost: resources };
-        },
-      ),
-    };
   }
 
   private onPush(method: string, params: unknown): void {
@@ -535,38 +416,4 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     if (lock === undefined) return ttlMs ?? lockSpecs.defaultTtlMs.default;
     return Math.min(lock.maxTtlMs, Math.max(lock.minTtlMs, ttlMs ?? lock.defaultTtlMs));
   }
-}
-
-function urlsOf(options: ClientOptions): string[] {
-  if ((options.url === undefined) === (options.urls === undefined))
-    throw new TypeError('pass exactly one of options.url and options.urls');
-  const urls = options.urls ?? [options.url as string];
-  if (urls.length === 0) throw new TypeError('options.urls is empty');
-  return urls;
-}
-
-/** Lost locks that one acquire can ask for again: one program, mode, lease and renewal. */
-function groupLost(lost: readonly LostLock[]): LostLock[][] {
-  const groups = new Map<string, LostLock[]>();
-  for (const l of lost) {
-    const key = [l.grant.resource.program, l.grant.mode, l.ttlMs, l.auto].join('\u0000');
-    groups.set(key, [...(groups.get(key) ?? []), l]);
-  }
-  return [...groups.values()];
-}
-
-/** Waits `ms` (nothing when not positive), or rejects ABORTED as soon as `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined, method: string): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  const wait = new Promise<void>((resolve) => setTimeout(resolve, ms));
-  return signal === undefined ? wait : abortable(wait, signal, method);
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal, method: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(LockstepClientError.local('ABORTED', `${method} aborted`, method));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

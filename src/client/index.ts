@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { setDefaultWebSocket } from './client.ts';
+import { setDefaultWebSocket } from './client-options.ts';
 
 // The Node entry: where there is no global WebSocket (Node 20), the `ws` package is the default.
 setDefaultWebSocket(WebSocket);
