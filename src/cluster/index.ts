@@ -1,5 +1,4 @@
 // Cluster mode (docs/cluster.md): the leadership lease and the life of the leader state. The
 // server composes it; nothing below the server knows it exists.
-export { ClusterNode, type ClusterStatus, type LeaderContext, type LeaderStates } from './node.ts';
-export type { StepDownReason } from './leadership.ts';
-export { clearJournal, Failover, type FailoverOptions } from './failover.ts';
+export { ClusterNode, type LeaderContext } from './node.ts';
+export { clearJournal, Failover } from './failover.ts';

@@ -69,10 +69,6 @@ export class Leadership {
     return this.held?.epoch ?? this.seen?.lease.epoch ?? 0;
   }
 
-  get leading(): boolean {
-    return this.held !== undefined;
-  }
-
   /** The leader's advertised URL as last seen; null while there is none. */
   get leaderUrl(): string | null {
     if (this.held !== undefined) return this.o.advertise;

@@ -7,7 +7,6 @@ import { NodeMetrics } from './node-metrics.ts';
 
 /** What a leader state is built with (src/server.ts builds the store and coordinator from it). */
 export interface LeaderContext {
-  epoch: number;
   /** Cluster rule 2, synchronous: false once this leadership may no longer grant or reply. */
   serving(): boolean;
   /** For the program store: rule 3's check in every write, and fence blocks reserved ahead. */
@@ -117,7 +116,6 @@ export class ClusterNode<S> {
     let value: S;
     try {
       value = await this.o.states.open({
-        epoch: term.epoch,
         serving: () => this.leadership.serving(term),
         store: this.leadership.storeFence(term),
       });

@@ -114,11 +114,12 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
 
   constructor(private readonly db: PgConnection) {}
 
-  /** A journal write: behind the leader's lease check in cluster mode, like every other write. */
+  /** Without the lease check: the new leader's reads of the journal while it opens its state. */
   transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     return this.db.transaction(work);
   }
 
+  /** A journal write: behind the leader's lease check in cluster mode, like every other write. */
   write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     return this.db.write(work, true);
   }

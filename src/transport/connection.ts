@@ -272,7 +272,7 @@ function byteLength(data: RawData): number {
 }
 
 /** The frame's text. ws hands a Buffer unless the socket was told otherwise; no copy then. */
-function textOf(data: RawData): string {
+export function textOf(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8');
   return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
 }

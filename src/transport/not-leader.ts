@@ -2,6 +2,7 @@ import type { RawData, WebSocket } from 'ws';
 import { CloseCode } from '../protocol/close-codes.ts';
 import type { LockstepError } from '../protocol/errors.ts';
 import { errorFrame, isBadCall, parseCall } from '../protocol/jsonrpc.ts';
+import { textOf } from './connection.ts';
 
 /**
  * A socket on a cluster node that does not lead (docs/cluster.md): its first call (a client's
@@ -20,9 +21,4 @@ export function refuseNotLeader(ws: WebSocket, refusal: () => LockstepError, hel
     ws.send(errorFrame(id, refusal().toRpcError()));
     ws.close(CloseCode.NOT_LEADER, 'not the leader');
   });
-}
-
-function textOf(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
 }
