@@ -12,7 +12,7 @@
 //   --lease-ttl-ms=MS --lease-renew-ms=MS --lease-drift-ms=MS
 //                    the takeover nodes' timing; printed only (the section is at the defaults)
 import { freshDatabase, postgresInstalled, startPostgres } from '../test/helpers/postgres.ts';
-import { type ClusterNode, leads, spawnNode, stopNodes } from './cluster-node.ts';
+import { health, kill, type Node as ClusterNode, spawnNode } from '../test/cluster/leader-nodes.ts';
 import { type LockRow, takeoverSummary, writeClusterSection } from './cluster-report.ts';
 import { watchLoad } from './load-watch.ts';
 import { BENCH_SERVER, LockstepSystem } from './lockstep.ts';
@@ -41,10 +41,11 @@ async function lockOperations(clusterUrl: string): Promise<LockRow[]> {
   const standbys: ClusterNode[] = [];
   try {
     leader = await LockstepSystem.start([], { ...BENCH_SERVER, db });
-    const port = leader.server.port;
-    await waitFor('the first node leading', 30_000, () => leads(port));
-    for (let i = 0; i < 2; i++) standbys.push(await spawnNode(db));
-    if (!(await leads(port))) throw new Error('the benched node lost the lead to a standby');
+    const http = `http://127.0.0.1:${leader.server.port}`;
+    const leads = async () => (await health(http)).status === 200;
+    await waitFor('the first node leading', 30_000, leads);
+    for (let i = 0; i < 2; i++) standbys.push(await spawnNode(db, [], {}));
+    if (!(await leads())) throw new Error('the benched node lost the lead to a standby');
     const rows: LockRow[] = [];
     for (const w of WORKLOADS) {
       const [s, l] = await interleaved(w.run, single, leader, T);
@@ -55,7 +56,7 @@ async function lockOperations(clusterUrl: string): Promise<LockRow[]> {
     }
     return rows;
   } finally {
-    await stopNodes(standbys);
+    await Promise.all(standbys.map(kill));
     await leader?.stop();
     await single.stop();
   }

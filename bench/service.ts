@@ -12,16 +12,12 @@ import { freshDatabase, postgresInstalled, startPostgres } from '../test/helpers
 import { writeMarkedSection } from './doc-sections.ts';
 import { type Load, watchLoad } from './load-watch.ts';
 import { hardwareLine, loadLine, postgresVersion, whenLine } from './method.ts';
-import { fmtMs } from './stats.ts';
+import { fmtMs, percentile } from './stats.ts';
 
 const EDIT_SECONDS = 8;
 const MEMORY_EDIT_SECONDS = 3;
 const HASH_SECONDS = 4;
 const meta = { sessionId: '5b2e8f0a-7c1d-4e3a-9f6b-1a2b3c4d5e6f', name: 'bench' };
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 /** One small edit (a single updateNode) per transaction, for `seconds`. */
 interface Edits {
@@ -57,8 +53,8 @@ async function benchEdits(path: string, seconds: number): Promise<Edits> {
   return {
     edits: latencies.length,
     perSecond: latencies.length / elapsed,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
   };
 }
 

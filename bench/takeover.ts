@@ -7,7 +7,7 @@
 // standby), so the figures are the cluster's, not a client's backoff. Run by bench/cluster.ts.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
-import { type ClusterNode, spawnNode, stopNodes } from './cluster-node.ts';
+import { kill, type Node as ClusterNode, spawnNode } from '../test/cluster/leader-nodes.ts';
 import { fmtMs } from './stats.ts';
 
 export const PROBE_EVERY_MS = 20;
@@ -70,7 +70,7 @@ export async function takeovers(
 ): Promise<Record<Fault, number[]>> {
   const nodes: ClusterNode[] = [];
   try {
-    for (let i = 0; i < 3; i++) nodes.push(await spawnNode(db, flags));
+    for (let i = 0; i < 3; i++) nodes.push(await spawnNode(db, flags, {}));
     let leader = (await firstGrant(nodes)).node;
     const figures: Record<Fault, number[]> = { kill: [], pause: [] };
     for (const fault of FAULTS) {
@@ -83,7 +83,7 @@ export async function takeovers(
         console.log(`takeover after ${fault} ${round + 1}/${rounds}: ${fmtMs(next.at - faultAt)}`);
         if (fault === 'kill') {
           await victim.exited;
-          nodes[nodes.indexOf(victim)] = await spawnNode(db, flags);
+          nodes[nodes.indexOf(victim)] = await spawnNode(db, flags, {});
         } else {
           victim.child.kill('SIGCONT');
         }
@@ -93,6 +93,6 @@ export async function takeovers(
     }
     return figures;
   } finally {
-    await stopNodes(nodes);
+    await Promise.all(nodes.map(kill));
   }
 }

@@ -27,9 +27,14 @@ export interface Node {
   health(): Promise<Health>;
 }
 
-export async function spawnNode(db: string, extra: readonly string[] = []): Promise<Node> {
+/** `lockstep serve` on `db`, resolved once it listens (as leader or standby); `timing` {} for the defaults. */
+export async function spawnNode(
+  db: string,
+  extra: readonly string[] = [],
+  timing: Partial<typeof TIMING> = TIMING,
+): Promise<Node> {
   const args = [BIN, 'serve', '--port', '0', '--db', db, '--log-level', 'silent'];
-  for (const [k, v] of Object.entries(TIMING))
+  for (const [k, v] of Object.entries(timing))
     args.push(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(v));
   const child = spawn(process.execPath, [...args, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_c, signal) => resolve(signal)));

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/close-codes.ts';
 import { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
+import { addFunctions } from '../helpers/server.ts';
 import { kill, leaderOf, type Node, spawnNode, TIMING, until } from './leader-nodes.ts';
 
 // Takeovers with real processes: a leader killed with SIGKILL, and one paused with SIGSTOP past
@@ -42,14 +43,6 @@ async function agent(node: Node, name: string): Promise<TestClient> {
   return c;
 }
 
-/** A function to lock, made on the leader: its id. */
-async function makeFunction(c: TestClient, name: string): Promise<number> {
-  await c.call('lock.acquire', { structure: true, mode: 'write' });
-  const r = await c.call('edit.apply', { ops: [{ op: 'addFunction', name }] });
-  await c.call('lock.release', { structure: true });
-  return r.created[0].id;
-}
-
 async function writeFence(c: TestClient, fn: number): Promise<number> {
   const g = await c.call('lock.acquire', { functions: [fn], mode: 'write' });
   expect(g.status).toBe('granted');
@@ -64,7 +57,7 @@ describe('cluster: failover', () => {
     const first = await leaderOf(all, TAKEOVER_BOUND_MS);
     expect(first.epoch).toBe(1);
     const a = await agent(first.node, 'a');
-    const fn = await makeFunction(a, 'f');
+    const [fn] = await addFunctions(a, ['f'] as const);
     const before = await writeFence(a, fn);
 
     const killedAt = Date.now();
@@ -96,7 +89,7 @@ describe('cluster: failover', () => {
     expect(first.node).toBe(a);
     const holder = await agent(a!, 'holder');
     const waiter = await agent(a!, 'waiter');
-    const fn = await makeFunction(holder, 'f');
+    const [fn] = await addFunctions(holder, ['f'] as const);
     const fenceA = await writeFence(holder, fn);
     expect((await waiter.call('lock.acquire', { functions: [fn], mode: 'write', wait: true })).status).toBe('queued');
 

@@ -16,7 +16,6 @@ export function postgresInstalled(): boolean {
 export interface PostgresCluster {
   /** postgres://postgres@127.0.0.1:PORT/postgres */
   readonly url: string;
-  readonly pid: number;
   /** Stops the server and starts it again on the same data and port. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -74,9 +73,6 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
   };
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    get pid() {
-      return child.pid as number;
-    },
     async restart() {
       await shutdown();
       child = spawn(...command(user, 'postgres', args), { stdio: ['ignore', 'ignore', 'pipe'] });
