@@ -139,3 +139,13 @@ function pathOf(url: string): string | undefined {
     return undefined;
   }
 }
+
+/** A failure that has something to show beside the error: `status --json` prints both. */
+export class WithReport extends Error {
+  constructor(
+    readonly failure: unknown,
+    readonly report: Record<string, unknown>,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure));
+  }
+}
