@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ClusterNode, clearJournal, Failover, type LeaderContext } from './cluster/index.ts';
 import { systemClock, type Clock } from './concurrency/index.ts';
-import { ConfigError, defaultConfig, limitsOf, lockDefaultsOf, type ServerConfig, sessionGraceOf } from './config.ts';
+import { ConfigError, configOf, limitsOf, lockDefaultsOf, type ServerConfig, sessionGraceOf } from './config.ts';
 import { type Coordinator, CoordinatorPort, Tokens } from './coordinator/index.ts';
 import { CloseCode } from './protocol/close-codes.ts';
 import { LockstepError } from './protocol/errors.ts';
@@ -53,7 +53,7 @@ interface LeaderState {
 /** Composes the store, the cores, the transport and the HTTP routes, and listens. */
 export async function start(options: StartOptions = {}): Promise<LockstepServer> {
   const { logger: givenLogger, clock, ...overrides } = options;
-  const config: ServerConfig = { ...defaultConfig(), ...stripUndefined(overrides) };
+  const config = configOf(overrides);
   const logger = givenLogger ?? pino({ level: config.logLevel });
   const tokens = loadTokens(config);
   if (!isLoopbackHost(config.host) && tokens.size === 0 && !config.insecure) {
@@ -368,8 +368,4 @@ async function waitForSockets(sockets: readonly WebSocket[]): Promise<void> {
   ]);
   clearTimeout(timer);
   for (const ws of sockets) ws.terminate();
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
