@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { LockstepClientError } from './client/index.ts';
-import { nearest, UsageError, WithReport } from './cli/common.ts';
+import { docPath, nearest, UsageError, WithReport } from './cli/common.ts';
 import { demo } from './cli/demo.ts';
 import { mcp } from './cli/mcp.ts';
 import { serve } from './cli/serve.ts';
@@ -13,14 +13,15 @@ const USAGE = `Usage: lockstep <command> [options]
 
 Commands:
   serve     run the coordination server
-  status    show the sessions, locks and queues of a running server
+  status    show a server's (or every cluster node's) health, sessions, locks and queues
   demo      run simulated agents against a running server
-  mcp       an MCP server on stdio for one agent (docs/mcp.md)
+  mcp       an MCP server on stdio for one agent
   help      show this text
 
   --version, -v   print the version
 
-Run "lockstep <command> --help" for a command's options.`;
+Run "lockstep <command> --help" for a command's options. The docs are in
+${docPath('')} (README.md one level up).`;
 
 const COMMANDS = { serve, status, demo, mcp } as const;
 

@@ -97,6 +97,11 @@ export const optionSpecs = {
     default: 'info',
     doc: 'pino log level',
   },
+  log: {
+    schema: z.enum(['auto', 'pretty', 'json']),
+    default: 'auto',
+    doc: 'log format on stderr: pretty (lines for people), json (one object a line); auto: pretty on a terminal',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 type Specs = typeof optionSpecs;

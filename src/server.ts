@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ClusterNode, clearJournal, Failover, type LeaderContext } from './cluster/index.ts';
@@ -17,6 +17,7 @@ import { Connection } from './transport/connection.ts';
 import { serveDashboard } from './transport/dashboard-route.ts';
 import { refuseNotLeader } from './transport/not-leader.ts';
 import { isLoopbackHost, originAllowed, parseOrigins, serverHostNames } from './transport/origin.ts';
+import { createLogger } from './logger.ts';
 import { VERSION } from './version.ts';
 
 export interface StartOptions extends Partial<ServerConfig> {
@@ -54,7 +55,7 @@ interface LeaderState {
 export async function start(options: StartOptions = {}): Promise<LockstepServer> {
   const { logger: givenLogger, clock, ...overrides } = options;
   const config = configOf(overrides);
-  const logger = givenLogger ?? pino({ level: config.logLevel });
+  const logger = givenLogger ?? createLogger(config);
   const tokens = loadTokens(config);
   if (!isLoopbackHost(config.host) && tokens.size === 0 && !config.insecure) {
     throw new ConfigError(

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type ClientOptions, isLockstepError, LockstepClient, LockstepClientError } from '../client/index.ts';
 
@@ -5,6 +6,14 @@ export const DEFAULT_URL = 'ws://127.0.0.1:7420/ws';
 
 /** The server's WebSocket path; anything else on its port answers an upgrade with 404. */
 const WS_PATH = '/ws';
+
+/**
+ * Where a page of docs/ is on this machine, for --help to point at: the package ships docs/ beside
+ * dist/ (package.json "files"), as a clone has it beside src/.
+ */
+export function docPath(page: string): string {
+  return fileURLToPath(new URL(`../../docs/${page}`, import.meta.url));
+}
 
 /** A bad command line: the message names the option; exit status 2. */
 export class UsageError extends Error {

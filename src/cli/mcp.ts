@@ -1,14 +1,15 @@
 import { parseArgs } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createBridge } from '../mcp/bridge.ts';
-import { CONNECTION_OPTIONS, connectClient, connectionHelp, connectionOf, intOption } from './common.ts';
+import { CONNECTION_OPTIONS, connectClient, connectionHelp, connectionOf, docPath, intOption } from './common.ts';
 
 const DEFAULT_IDLE_RELEASE_MS = 15 * 60_000;
 
 export const MCP_HELP = `Usage: lockstep mcp [options]
 
 An MCP server on stdio for one agent: its tools lock, read and edit through one Lockstep session,
-held for the agent's lifetime (when the agent exits, its locks are released at once). See docs/mcp.md.
+held for the agent's lifetime (when the agent exits, its locks are released at once). See
+${docPath('mcp.md')}.
 
 Options:
 ${connectionHelp(25)}
