@@ -8,6 +8,7 @@ import { AgentState } from './agent-state.ts';
 import { lockAcquire, lockRelease } from './lock-tools.ts';
 import { editApply, functionRead, history, programOverview } from './program-tools.ts';
 import { errorText, label } from './render.ts';
+import type { ServerLink } from './server-link.ts';
 import { DEFAULT_PROGRAM, type Tool, type ToolContext } from './tool.ts';
 
 const TOOLS: readonly Tool[] = [programOverview, functionRead, lockAcquire, lockRelease, editApply, history];
@@ -26,9 +27,11 @@ export interface BridgeOptions {
 
 /**
  * One MCP server for one agent over one Lockstep session: the tools, the agent's memory of what
- * it read, lease renewal while it is active, and pushes turned into notices.
+ * it read, lease renewal while it is active, and pushes turned into notices. The tools are served
+ * whether or not the session is open (server-link.ts).
  */
-export function createBridge(client: LockstepClient, o: BridgeOptions): McpServer {
+export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
+  const client = link.client;
   const server = new McpServer(
     { name: 'lockstep', version: VERSION },
     { capabilities: { logging: {} }, instructions: INSTRUCTIONS },
@@ -90,8 +93,12 @@ export function createBridge(client: LockstepClient, o: BridgeOptions): McpServe
     notify('warning', `the connection dropped and the session was lost with its locks: ${lockText(locks) || 'none'}`);
   });
   client.on('disconnected', () => o.log('connection to the server lost; reconnecting'));
-  client.on('connected', ({ reconnect, resumed }) => {
-    if (reconnect) o.log('reconnected');
+  client.on('connected', ({ hello, reconnect, resumed }) => {
+    o.log(
+      reconnect
+        ? `reconnected to ${client.url}`
+        : `connected to ${client.url} as ${hello.name} (session ${hello.sessionId})`,
+    );
     if (!resumed || !inDoubt) return;
     inDoubt = false;
     notify('info', `session resumed; still held: ${lockText(client.held()) || 'none'}`);
@@ -117,6 +124,7 @@ export function createBridge(client: LockstepClient, o: BridgeOptions): McpServe
         },
       };
       try {
+        await link.ready(extra.signal);
         const out = await t.run(args as never, ctx);
         return result(state.drain(), out.text, out.data, false);
       } catch (err) {
