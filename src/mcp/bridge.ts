@@ -1,7 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { isLockstepError, toClientError } from '../client/errors.ts';
-import type { LockstepClient } from '../client/index.ts';
+import type { LockstepClient, LossReason } from '../client/index.ts';
 import type { Grant } from '../protocol/wire.ts';
 import { VERSION } from '../version.ts';
 import { AgentState } from './agent-state.ts';
@@ -45,7 +45,7 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
     names.set(program, fresh);
     return fresh;
   };
-  const lockText = (locks: readonly Grant[]) =>
+  const lockText = (locks: readonly Pick<Grant, 'mode' | 'resource'>[]) =>
     locks.map((l) => `${l.mode} lock on ${label(l.resource, namesOf(l.resource.program))}`).join(', ');
   const notify = (level: 'info' | 'warning', text: string) => {
     state.notice(text);
@@ -60,7 +60,24 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
     }
     notify('warning', `lease ending soon, not renewed since you have been idle: ${lockText(locks)}`);
   });
-  client.on('lock.expired', ({ locks }) => notify('warning', `lease ran out, lock gone: ${lockText(locks)}`));
+  // A lock lost is never taken again behind the agent's back; it must lock and read again. One
+  // lost with the session is told with the session (sessionLost).
+  client.on('lost', (lock) => {
+    if (lock.reason === 'session-lost') return;
+    notify(
+      'warning',
+      `lock lost (${LOSS_TEXT[lock.reason]}): ${lockText([lock])}; what you read under it may be stale: lock it and read it again before editing`,
+    );
+  });
+  let inDoubt = false;
+  client.on('suspended', ({ locks }) => {
+    if (locks.length === 0) return;
+    inDoubt = true;
+    notify(
+      'warning',
+      `connection to the server lost; until the session resumes these are in doubt: ${lockText(locks)}`,
+    );
+  });
   client.on('function.changed', (c) => {
     if (c.by.sessionId === client.sessionId) return;
     const what = label({ program: c.program, function: c.function }, namesOf(c.program));
@@ -71,17 +88,21 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
         : `${what}, which you read, changed: now version ${c.version} (by ${c.by.name}); read it again before editing`,
     );
   });
-  client.on('sessionLost', ({ locks }) =>
-    notify('warning', `the connection dropped and the session was lost with its locks: ${lockText(locks) || 'none'}`),
-  );
+  client.on('sessionLost', ({ locks }) => {
+    inDoubt = false;
+    notify('warning', `the connection dropped and the session was lost with its locks: ${lockText(locks) || 'none'}`);
+  });
   client.on('disconnected', () => o.log('connection to the server lost; reconnecting'));
-  client.on('connected', ({ hello, reconnect }) =>
+  client.on('connected', ({ hello, reconnect, resumed }) => {
     o.log(
       reconnect
         ? `reconnected to ${client.url}`
         : `connected to ${client.url} as ${hello.name} (session ${hello.sessionId})`,
-    ),
-  );
+    );
+    if (!resumed || !inDoubt) return;
+    inDoubt = false;
+    notify('info', `session resumed; still held: ${lockText(client.held()) || 'none'}`);
+  });
 
   for (const t of TOOLS) {
     server.registerTool(t.name, { description: t.description, inputSchema: t.input }, async (args, extra) => {
@@ -121,6 +142,13 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
   }
   return server;
 }
+
+const LOSS_TEXT: Record<Exclude<LossReason, 'session-lost'>, string> = {
+  expired: 'its lease ran out',
+  'fence-moved': 'another agent was granted it meanwhile',
+  'resource-gone': 'it no longer exists',
+  'not-restored': 'the server did not give it back after a reconnect',
+};
 
 function programOf(args: unknown): string {
   return (args as { program?: string }).program ?? DEFAULT_PROGRAM;
