@@ -120,25 +120,34 @@ function editDistance(a: string, b: string): number {
   return row[b.length] as number;
 }
 
-/**
- * Connects; a refusal says what to do: a missing token names --token, and a URL whose path is not
- * /ws gets the /ws one (the WebSocket client reports the server's 404 without its explanation).
- */
+/** Connects; a refusal says what to do (explained). */
 export async function connectClient(options: ClientOptions): Promise<LockstepClient> {
   try {
-    return await LockstepClient.connect({ callTimeoutMs: 10_000, connectTimeoutMs: 5_000, ...options });
+    return await LockstepClient.connect({ ...CLI_TIMEOUTS, ...options });
   } catch (err) {
-    if (isLockstepError(err, 'UNAUTHORIZED'))
-      throw new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
-    const url = (options.urls ?? [options.url]).find((u) => u !== undefined && pathOf(u) !== WS_PATH);
-    if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || url === undefined) throw err;
-    const path = pathOf(url);
-    const fixed = new URL(url);
-    fixed.pathname = WS_PATH;
-    throw new UsageError(
-      `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(path)}: use --url ${fixed.href}`,
-    );
+    throw explained(err, options.urls ?? [options.url as string]);
   }
+}
+
+/** The call and connect timeouts of the commands: a command line waits seconds, not minutes. */
+export const CLI_TIMEOUTS = { callTimeoutMs: 10_000, connectTimeoutMs: 5_000 } as const;
+
+/**
+ * A failure to connect that says what to do: a missing token names --token, and a URL whose path
+ * is not /ws gets the /ws one (the WebSocket client reports the server's 404 without its
+ * explanation).
+ */
+export function explained(err: unknown, urls: readonly string[]): unknown {
+  if (isLockstepError(err, 'UNAUTHORIZED'))
+    return new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
+  const url = urls.find((u) => pathOf(u) !== WS_PATH);
+  if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || url === undefined) return err;
+  const path = pathOf(url);
+  const fixed = new URL(url);
+  fixed.pathname = WS_PATH;
+  return new UsageError(
+    `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(path)}: use --url ${fixed.href}`,
+  );
 }
 
 function pathOf(url: string): string | undefined {
