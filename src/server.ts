@@ -83,6 +83,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       logger,
       version: VERSION,
       heartbeatMs: config.heartbeatMs,
+      maxSessions: config.maxSessions,
       limits: limitsOf(config),
       tokens,
       lock: { ...lockDefaultsOf(config), queuePushMs: config.queuePushMs },
