@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { int, type Limits, type LockDefaults, limitSpecs, lockSpecs, type OptionSpec } from './protocol/limits.ts';
+import { sqliteFileOf } from './service/index.ts';
 
 // Server options: each has a flag (--kebab-case), an environment variable (LOCKSTEP_SNAKE_CASE)
 // and a default documented next to it. Flags win over the environment.
@@ -8,13 +11,29 @@ const bool = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0', ''])])
   .transform((v) => v === true || v === 'true' || v === '1' || v === '');
 
+const DEFAULT_DB = './data/lockstep.db';
+
+/** Whether a SQLite file's directory exists (true for what is not a file: :memory:, URLs). */
+function directoryExists(db: string): boolean {
+  const file = sqliteFileOf(db);
+  return file === undefined || existsSync(dirname(resolve(file)));
+}
+
 export const optionSpecs = {
   host: { schema: z.string().min(1), default: '127.0.0.1', doc: 'address to bind; loopback by default' },
   port: { schema: int(0, 65535), default: 7420, doc: 'TCP port; 0 picks a free one and prints it' },
   db: {
-    schema: z.string().min(1),
-    default: './data/lockstep.db',
-    doc: 'program store: a SQLite file, :memory: (keeps nothing), or a postgres:// URL',
+    // A typo in a path must not start an empty store somewhere else: a given file's directory must
+    // exist, as any database's data path must. Only the default's (./data) is created.
+    schema: z
+      .string()
+      .min(1)
+      .refine((db) => db === DEFAULT_DB || directoryExists(db), {
+        error: (issue) =>
+          `the directory ${JSON.stringify(dirname(String(issue.input)))} does not exist; create it first`,
+      }),
+    default: DEFAULT_DB,
+    doc: 'program store: a SQLite file in an existing directory, :memory: (keeps nothing), or a postgres:// URL',
   },
   // Cluster mode (a postgres:// store): docs/cluster.md.
   advertise: {

@@ -45,6 +45,7 @@ describe('start() refuses what lockstep serve refuses', () => {
     { port: 70_000 },
     { heartbeatMs: 5 },
     { logLevel: 'loud' },
+    { db: '/nonexistent/dir/x.db' },
   ];
 
   it.each(refused)("%o: a TypeError with the command line's message, naming the property", async (options) => {

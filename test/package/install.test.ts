@@ -1,5 +1,15 @@
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -70,6 +80,8 @@ describe('the packed package on plain node', () => {
     'installs from npm pack and connects, locks, edits and releases; npx lockstep --help and mcp --help run; it carries the license and what the README, docs and --help link; the README embedding sample runs',
     async () => {
       await run('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT });
+      // Packing built the clone's dist/: its command runs as it is (npx lockstep in the clone).
+      expect(statSync(join(ROOT, 'dist', 'cli.js')).mode & 0o111).toBe(0o111);
       const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'));
       expect(tarball).toBeDefined();
       const project = join(dir, 'project');
