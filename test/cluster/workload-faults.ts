@@ -1,8 +1,8 @@
 import { FaultClient } from '../helpers/fault-client.ts';
-import type { AgentLog } from './workload-agent.ts';
 import type { Member, WorkloadCluster } from './workload-cluster.ts';
 import { kill, until } from './leader-nodes.ts';
 import { sql } from './nodes.ts';
+import { type AgentLog, now } from './workload-log.ts';
 
 // The faults of cluster.md section 4, each a function that breaks something and heals it: every
 // killed node is started again, every proxy set back to pass, every paused process continued, so
@@ -131,9 +131,9 @@ const faults: Record<FaultKind, (ctx: FaultContext) => Promise<string>> = {
       // Nothing the leader writes reaches the database from here: the journal batch of the next
       // grant never lands.
       member.proxy.mode({ kind: 'holdUp' });
-      const since = Date.now();
+      const since = now();
       const seen = await until('an agent sees a grant', AGENT_GRANT_MS, async () =>
-        ctx.log.holds.find((h) => h.how === 'granted' && h.from >= since),
+        ctx.log.holds.find((h) => h.from >= since),
       ).catch(() => undefined);
       let granted = seen === undefined ? '' : `agent ${seen.agent} granted fence ${seen.fence} on f${seen.fn}`;
       if (seen === undefined) {
@@ -193,7 +193,7 @@ const faults: Record<FaultKind, (ctx: FaultContext) => Promise<string>> = {
 };
 
 export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultNote> {
-  const startedAt = Date.now();
+  const startedAt = now();
   const detail = await faults[kind](ctx);
-  return { kind, startedAt, healedAt: Date.now(), detail };
+  return { kind, startedAt, healedAt: now(), detail };
 }
