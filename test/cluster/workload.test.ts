@@ -1,4 +1,7 @@
 import { randomInt } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FaultClient, seededRandom } from '../helpers/fault-client.ts';
 import { sql } from './nodes.ts';
@@ -107,11 +110,20 @@ describe('cluster workload under faults', () => {
           "SELECT revision, session_id, edit_key, ops FROM revisions WHERE program = 'main' ORDER BY revision",
         )
       ).map((r) => ({ revision: r.revision, sessionId: r.session_id, key: r.edit_key, ops: JSON.parse(r.ops) }));
-      const result = check(
-        log,
-        { revisions, audit: await readAudit(cluster.db), finalNodes: await finalNodes(cluster.db), setupRevision },
-        faults,
-      );
+      const history = {
+        revisions,
+        audit: await readAudit(cluster.db),
+        finalNodes: await finalNodes(cluster.db),
+        setupRevision,
+      };
+      const result = check(log, history, faults);
+      // A broken run leaves its whole history behind, to read the violations against.
+      const kept = join(tmpdir(), `lockstep-workload-${SEED}.json`);
+      if (result.violations.length > 0 || stuck.length > 0)
+        writeFileSync(
+          kept,
+          JSON.stringify({ seed: SEED, rounds: ROUNDS, faults, log, ...history, finalNodes: [...history.finalNodes] }),
+        );
       const byKind = new Map<string, number>();
       for (const f of faults) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
       console.log(
@@ -121,6 +133,7 @@ describe('cluster workload under faults', () => {
           ...[...byKind].map(([k, n]) => `    ${k}: ${n}`),
           ...faults.map((f) => `    [${Math.round(f.healedAt - f.startedAt)} ms] ${f.kind}: ${f.detail}`),
           ...Object.entries(result.counts).map(([k, v]) => `  ${k}: ${v}`),
+          ...(result.violations.length > 0 || stuck.length > 0 ? [`  history: ${kept}`] : []),
         ].join('\n'),
       );
       expect(stuck, `${seed}: agents stuck`).toEqual([]);
