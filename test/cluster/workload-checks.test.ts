@@ -166,6 +166,19 @@ describe('the cluster workload checks', () => {
     );
   });
 
+  it("date a journaled grant by its first record, not a later leader's rewrite of it", () => {
+    // A new leader restored agent 1's fence 11 and renewed it, writing the grant time as it read it
+    // back: earlier than agent 0's commit under fence 10. The grant itself came after.
+    const h = clean();
+    h.history.audit.push(
+      audit(6, 'cluster_locks', { session_id: 's1', resource: '1', fence: 11, mode: 'write', granted_at: 900 }, 2_000, {
+        op: 'UPDATE',
+        epoch: 3,
+      }),
+    );
+    expect(violations(h)).toEqual([]);
+  });
+
   it('catch a hold that overlaps another through a suspension, until the loss is reported', () => {
     // Agent 1 is told fence 11 at 1500, its socket drops at 1560; agent 2 (through a LockHandle) is
     // granted fence 12 at 1800; agent 1 hears at 2000 that its lock was not given back.

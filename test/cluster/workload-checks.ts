@@ -109,15 +109,22 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
 
   // Every edit committed inside its own grant: the agent held fence f (it saw the grant or got it
   // back), and no grant of a higher fence on the function, from any epoch, came before the commit.
-  const journalGrants: JournalGrant[] = history.audit
-    .filter((a) => a.tbl === 'cluster_locks' && a.op !== 'DELETE')
-    .map((a) => ({
-      fn: Number(a.data.resource),
-      fence: Number(a.data.fence),
-      mode: a.data.mode,
-      sessionId: a.data.session_id,
-      at: Number(a.data.granted_at),
-    }));
+  // A grant's time is its first record's, by the leader that made it: a later leader rewrites the
+  // row of a lock it restored (a renewal) with the time as it read it back, off by as long as its
+  // read of the journal took (src/cluster/restore.ts takes its clock before the query).
+  const journalGrants = new Map<string, JournalGrant>();
+  for (const a of history.audit) {
+    if (a.tbl !== 'cluster_locks' || a.op === 'DELETE') continue;
+    const grant = `${a.data.resource}/${a.data.fence}/${a.data.session_id}`;
+    if (!journalGrants.has(grant))
+      journalGrants.set(grant, {
+        fn: Number(a.data.resource),
+        fence: Number(a.data.fence),
+        mode: a.data.mode,
+        sessionId: a.data.session_id,
+        at: Number(a.data.granted_at),
+      });
+  }
   for (const { e, revision, at } of committed) {
     const own = log.holds.some(
       (h) => h.sessionId === e.sessionId && h.fn === e.fn && h.fence === e.fence && h.mode === 'write',
@@ -128,7 +135,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
       violations.push(
         `revision ${revision} under fence ${e.fence} on f${e.fn} committed after agent ${newerSeen.agent} was granted fence ${newerSeen.fence}`,
       );
-    const newerJournaled = journalGrants.find(
+    const newerJournaled = [...journalGrants.values()].find(
       (g) => g.fn === e.fn && g.fence > e.fence && g.at < at - JOURNAL_CLOCK_MS,
     );
     if (newerJournaled !== undefined)
@@ -139,7 +146,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
 
   // What the agents were told of their locks: no two sessions' holds overlap, against each other,
   // the commits and the journal.
-  const exclusion = exclusionChecks(log, committed, journalGrants);
+  const exclusion = exclusionChecks(log, committed, [...journalGrants.values()]);
   violations.push(...exclusion.violations);
 
   // No lock restored that the record shows released or expired: each restore matches the journal
