@@ -1,5 +1,6 @@
 import { isLockstepError, LockstepClient, type AcquireOptions, type LockHandle } from '../client/index.ts';
 import type { EditOp } from '../protocol/program.ts';
+import type { Resource } from '../protocol/resource.ts';
 import type { Connection } from './common.ts';
 import { mutation, type DemoFunction } from './demo-program.ts';
 import type { Random } from './random.ts';
@@ -14,9 +15,11 @@ export interface AgentStats {
   queued: number;
   conflicts: number;
   denied: number;
-  /** Leases that ran out while the agent stalled, and the late edit that was refused. */
+  /** Locks lost (leases that ran out while the agent stalled): the edit meant under them dropped or refused. */
   expired: number;
   timeouts: number;
+  /** Work a failover took: actions whose lock was not given back, or whose call was cut with the socket. */
+  lost: number;
   errors: number;
 }
 
@@ -61,14 +64,20 @@ export async function runAgent(name: string, ctx: AgentContext): Promise<AgentSt
     denied: 0,
     expired: 0,
     timeouts: 0,
+    lost: 0,
     errors: 0,
   };
+  // Reconnects until the deadline (when it is closed): a cluster's failover takes a lease and more.
   const client = await LockstepClient.connect({
     ...ctx.connection,
     name,
     autoRenew: !ctx.straggler,
-    reconnect: { maxAttempts: 5 },
     callTimeoutMs: 10_000,
+  });
+  // A lease that ran out is the straggler's doing, said where it stalls; any other loss is a failover's.
+  client.on('lost', (lock) => {
+    if (lock.reason !== 'expired')
+      ctx.log(`${name} lost its ${lock.mode} lock on ${nameOf(ctx.functions, lock.resource)} (${lock.reason})`);
   });
   const agent = new DemoAgent(client, name, ctx, stats);
   try {
@@ -123,8 +132,18 @@ class DemoAgent {
   /** What a failed action means for the demo: counted, and whether the agent should stop. */
   absorb(err: unknown): 'stop' | 'go on' {
     if (isLockstepError(err, 'ABORTED', 'CLOSED')) return 'stop';
+    // A failover: the call was cut with the socket, or a lock it relied on was not given back.
+    const lostLock = isLockstepError(err, 'LOCK_LOST') && err.data.reason !== 'expired';
+    if (lostLock || (isLockstepError(err, 'DISCONNECTED') && this.client.urls.length > 1)) {
+      this.stats.lost++;
+      this.ctx.log(`${this.name}: ${(err as Error).message}, across a failover; carrying on`);
+      return 'go on';
+    }
     if (isLockstepError(err, 'CONFLICT')) this.stats.conflicts++;
-    else if (isLockstepError(err, 'LOCK_DENIED')) this.stats.denied++;
+    else if (isLockstepError(err, 'LOCK_LOST')) {
+      this.stats.expired++;
+      this.ctx.log(`${this.name}: ${err.message}; moving on`);
+    } else if (isLockstepError(err, 'LOCK_DENIED')) this.stats.denied++;
     else if (isLockstepError(err, 'WAIT_TIMEOUT')) this.stats.timeouts++;
     else {
       this.stats.errors++;
@@ -224,7 +243,8 @@ class DemoAgent {
 
   /**
    * Takes a short lease and goes quiet past its end without renewing (its client does not
-   * auto-renew): the lease warns, expires, and the edit it finally sends is refused.
+   * auto-renew): the lease warns and expires, the SDK reports the lock lost, and the edit it meant
+   * to make is dropped (or, sent before the loss was heard, refused by the server).
    */
   private async stall(fn: DemoFunction): Promise<void> {
     const lock = await this.client.acquire({
@@ -235,6 +255,11 @@ class DemoAgent {
       const { function: body, hash } = await this.client.function.get({ program: this.program, function: fn.id });
       this.ctx.log(`${this.name} holds ${fn.name} for ${STALL_TTL_MS / 1000}s and stops renewing`);
       await this.pause(STALL_TTL_MS + 300, STALL_TTL_MS + 900);
+      if (lock.lost !== undefined) {
+        this.stats.expired++;
+        this.ctx.log(`${this.name} lost its lock on ${fn.name} while it stalled (${lock.lost.reason}); edit dropped`);
+        return;
+      }
       await this.commit(
         lock,
         mutation(body, this.ctx.rnd, this.name),
@@ -271,8 +296,15 @@ class DemoAgent {
     expectedHashes: Record<string, string>,
     what: string,
   ): Promise<void> {
+    // A lock lost meanwhile: what was read under it may be stale, and the server would refuse the edit.
+    lock.signal.throwIfAborted();
     const r = await this.client.edit.apply({ program: this.program, ops, expectedHashes, fences: lock.fences });
     this.stats.edits++;
     this.ctx.log(`${this.name} ${what} -> revision ${r.revision}`);
   }
+}
+
+function nameOf(functions: readonly DemoFunction[], r: Resource): string {
+  if (!('function' in r)) return `the structure of ${r.program}`;
+  return functions.find((f) => f.id === r.function)?.name ?? `function ${r.function}`;
 }

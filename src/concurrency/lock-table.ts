@@ -243,6 +243,10 @@ export class LockTable extends EventEmitter<LockEvents> {
     for (const slot of slots) {
       slot.queue.forEach((t, i) => {
         if (t.reported.get(slot.key) === i + 1) return;
+        // Pushed out of position 1 (an upgrade went in front) before being told: what it was told
+        // there no longer stands, so coming back to 1 counts as reaching it and is pushed at once
+        // (docs/protocol.md, lock.queue), instead of matching the stale 1 and staying silent.
+        if (coalesce && i > 0 && t.reported.get(slot.key) === 1) t.reported.delete(slot.key);
         moved.add(t);
         // Told right below: the hot path of a hand-over when nothing is coalesced.
         if (!coalesce) t.reported.set(slot.key, i + 1);

@@ -41,6 +41,8 @@ export interface CoordinatorOptions {
   idleTimeoutMs?: number;
   graceMs?: number;
   eventBuffer?: number;
+  /** The server's connection cap (--max-sessions): only shown in /metrics, enforced by the server. */
+  maxSessions?: number;
   /** Access tokens; when empty, no token is asked for. */
   tokens?: Tokens;
   /** Cluster mode with resume grace: what the previous leader left, and this leader's journal. */
@@ -98,7 +100,11 @@ export class Coordinator {
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
     });
-    this.metrics = new Metrics(this.locks, this.sessions);
+    this.metrics = new Metrics(this.locks, this.sessions, {
+      clock: options.clock,
+      ping: () => options.programs.ping(),
+      maxSessions: options.maxSessions ?? Number.POSITIVE_INFINITY,
+    });
     bridgeLockEvents(this);
     this.bridgeSessionEvents();
     options.failover?.start(this.locks, this.sessions);

@@ -316,6 +316,33 @@ describe('coalesced position pushes (queuePushMs)', () => {
     expect(pushed(events)).toEqual([[r[0], [1]]]);
   });
 
+  it('tells a waiter it is first again after an upgrade went in front of it and was granted', () => {
+    const { locks, clock, events, clear } = setup({ queuePushMs: 100 });
+    locks.acquire('a', R([f(1)], { wait: false }));
+    locks.acquire('b', R([f(1)], { wait: false }));
+    const tw = ticketOf(locks.acquire('w', W([f(1)])));
+    // a's upgrade goes in front: w is 2, to be told with the coalesced push.
+    ticketOf(locks.acquire('a', W([f(1)])));
+    expect(pushed(events)).toEqual([]);
+    clear();
+    locks.release('b', [f(1)]);
+    expect(events('granted').map((g) => g.sessionId)).toEqual(['a']);
+    expect(pushed(events)).toEqual([[tw, [1]]]);
+    clear();
+    clock.advance(100);
+    expect(pushed(events)).toEqual([]);
+  });
+
+  it('tells a waiter pushed out of position 1 where it stands at the coalesced push', () => {
+    const { locks, clock, events } = setup({ queuePushMs: 100 });
+    locks.acquire('a', R([f(1)], { wait: false }));
+    locks.acquire('b', R([f(1)], { wait: false }));
+    const tw = ticketOf(locks.acquire('w', W([f(1)])));
+    ticketOf(locks.acquire('a', W([f(1)])));
+    clock.advance(100);
+    expect(pushed(events)).toEqual([[tw, [2]]]);
+  });
+
   it('answers a retried key with where its ticket stands now, pushed or not', () => {
     const { locks } = setup({ queuePushMs: 100 });
     locks.acquire('h', W([f(1)]));

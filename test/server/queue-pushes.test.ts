@@ -36,4 +36,24 @@ describe('lock.queue pushes, coalesced', () => {
     });
     expect(b!.pending('lock.queue')).toEqual([]);
   });
+
+  it('tells a waiter it is first again when an upgrade that went in front of it is granted', async () => {
+    const clock = new FakeClock(Date.now());
+    const s = await t.server({ clock, queuePushMs: 100 });
+    const [a, b, w] = await Promise.all(['a', 'b', 'w'].map((n) => t.agent(s, n)));
+    const [f] = await addFunctions(a!, ['f']);
+    await a!.call('lock.acquire', { functions: [f], mode: 'read' });
+    await b!.call('lock.acquire', { functions: [f], mode: 'read' });
+    const qw = await w!.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
+    // a's upgrade waits at the front: w is now 2, due with the coalesced push.
+    expect((await a!.call('lock.acquire', { functions: [f], mode: 'write', wait: true })).status).toBe('queued');
+
+    await b!.call('lock.release', { functions: [f] });
+    await a!.notification('lock.granted');
+    // Anything the release pushed to w was written before this reply.
+    await w!.call('session.ping');
+    expect(w!.pending('lock.queue')).toEqual([
+      { ticket: qw.ticket, positions: [{ resource: { program: 'main', function: f }, position: 1 }] },
+    ]);
+  });
 });
