@@ -18,7 +18,7 @@ const LOCK_ROW = `SELECT mode, fence::int, ttl_ms::int,
 describe('the lock journal', () => {
   it('records a session, with a digest of its secret only, before its hello is answered', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db, journalBatchMs: 60_000 });
+    const s = await t.server({ db, journalBatchMs: 10_000 });
     const c = await t.raw(s);
     const hello = await c.call('session.hello', { protocol: 1, name: 'alice' });
     // No waiting: the row was committed before the answer left.
@@ -60,7 +60,7 @@ describe('the lock journal', () => {
 
   it('writes the pending batch in every edit transaction, ahead of the bound', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db, journalBatchMs: 60_000 });
+    const s = await t.server({ db, journalBatchMs: 10_000 });
     const a = await t.agent(s, 'a');
     const [f] = await addFunctions(a, ['f'] as const);
     const g = (await a.call('lock.acquire', { functions: [f], mode: 'write' })).grants[0];
@@ -70,7 +70,7 @@ describe('the lock journal', () => {
       expectedHashes: { [f]: hash },
       fences: { [f]: g.fence },
     });
-    // The batch bound is a minute: only the edit's transaction can have written the grant.
+    // The batch bound (the longest, 10 s) is far off: only the edit's transaction can have written the grant.
     expect(await sql(db, LOCK_ROW, [a.sessionId, String(f)])).toMatchObject([{ mode: 'write', fence: g.fence }]);
   });
 
