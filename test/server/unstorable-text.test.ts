@@ -33,6 +33,11 @@ function fields(f: number): Field[] {
     },
     {
       method: 'edit.apply',
+      params: (bad) => ({ ops: [{ op: 'addFunction', name: 'g', nodes: [{ id: 1, op: 'x', attrs: { [bad]: 1 } }] }] }),
+      path: ['ops', 0, 'nodes', 0, 'attrs', 'BAD'],
+    },
+    {
+      method: 'edit.apply',
       params: (bad) => ({ ops: [{ op: 'renameFunction', function: f, name: bad }] }),
       path: ['ops', 0, 'name'],
     },
