@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { int, type Limits, type LockDefaults, limitSpecs, lockSpecs, type OptionSpec } from './protocol/limits.ts';
+import { TokenError, Tokens } from './coordinator/index.ts';
 import { sqliteFileOf } from './service/index.ts';
+import { isLoopbackHost } from './transport/origin.ts';
 
 // Server options: each has a flag (--kebab-case), an environment variable (LOCKSTEP_SNAKE_CASE)
 // and a default documented next to it. Flags win over the environment.
@@ -164,6 +166,28 @@ function pick<S extends object>(config: ServerConfig, specs: S): { [K in keyof S
   return Object.fromEntries(Object.keys(specs).map((k) => [k, config[k as OptionName]])) as { [K in keyof S]: number };
 }
 
+/**
+ * The access tokens the options give (a tokens file, a list, both or none), and the refusal to
+ * listen beyond loopback without any, unless --insecure (docs/security.md).
+ */
+export function tokensOf(c: ServerConfig): Tokens {
+  let tokens: Tokens;
+  try {
+    tokens = Tokens.load(
+      { file: c.tokensFile, list: c.tokens },
+      { file: `--${flagOf('tokensFile')} (${envOf('tokensFile')})`, list: `--${flagOf('tokens')}` },
+    );
+  } catch (err) {
+    throw err instanceof TokenError ? new ConfigError(err.message) : err;
+  }
+  if (!isLoopbackHost(c.host) && tokens.size === 0 && !c.insecure) {
+    throw new ConfigError(
+      `refusing to listen on ${c.host} without tokens: set --tokens-file or LOCKSTEP_TOKENS, or pass --insecure`,
+    );
+  }
+  return tokens;
+}
+
 /** Resume grace in cluster mode (a PostgreSQL store) when none is given (cluster.md section 3). */
 export const CLUSTER_SESSION_GRACE_MS = 10_000;
 
@@ -182,22 +206,43 @@ interface Given {
   source: string;
 }
 
+/** Options read from a config file (`lockstep serve --config`), by property name, and the file's path. */
+export interface ConfigFile {
+  path: string;
+  values: Readonly<Record<string, unknown>>;
+}
+
 /**
- * Builds the configuration from flags and the environment, over the defaults. A bad value stops
- * start-up with a ConfigError naming the option and where it came from.
+ * Builds the configuration from flags, the environment and a config file, in that order of
+ * precedence, over the defaults. A bad value stops start-up with a ConfigError naming the option
+ * and where it came from.
  */
 export function resolveConfig(
   flags: Partial<Record<OptionName, unknown>>,
   env: NodeJS.ProcessEnv = process.env,
+  file?: ConfigFile,
 ): ServerConfig {
+  return resolveWithSources(flags, env, file).config;
+}
+
+/** resolveConfig, with where each option's value came from: a flag, a variable, the file, or "default". */
+export function resolveWithSources(
+  flags: Partial<Record<OptionName, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+  file?: ConfigFile,
+): { config: ServerConfig; sources: Record<OptionName, string> } {
   const given: Partial<Record<OptionName, Given>> = {};
   for (const name of OPTION_NAMES) {
     const fromFlag = flags[name];
     const fromEnv = env[envOf(name)];
     if (fromFlag !== undefined) given[name] = { value: fromFlag, source: `--${flagOf(name)}` };
     else if (fromEnv !== undefined) given[name] = { value: fromEnv, source: envOf(name) };
+    else if (file !== undefined && Object.hasOwn(file.values, name))
+      given[name] = { value: file.values[name], source: `${file.path} (${name})` };
   }
-  return checkedConfig(given, (name) => `--${flagOf(name)}`);
+  const config = checkedConfig(given, (name) => `--${flagOf(name)}`);
+  const sources = Object.fromEntries(OPTION_NAMES.map((n) => [n, given[n]?.source ?? 'default']));
+  return { config, sources: sources as Record<OptionName, string> };
 }
 
 /**
