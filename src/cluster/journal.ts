@@ -17,7 +17,7 @@ type Unnumbered = JournalRecord extends infer R ? (R extends JournalRecord ? Omi
 export interface JournalOptions {
   clock: Clock;
   logger: Logger;
-  /** A change reaches the database within this many ms (cluster.md: default 50). */
+  /** A change reaches the database within this many ms (docs/cluster-failover.md: default 50). */
   batchMs: number;
   /** The last record number in the database (cluster_journal_head): this leader numbers on from it. */
   head: number;

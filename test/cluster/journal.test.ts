@@ -6,7 +6,7 @@ import { TestClient } from '../helpers/client.ts';
 import { health, kill, spawnNode, TIMING, until } from './leader-nodes.ts';
 import { sql, untilRows } from './nodes.ts';
 
-// What the leader writes for the next one (cluster.md section 3): sessions before their hello is
+// What the leader writes for the next one (docs/cluster.md, failover rule 1): sessions before their hello is
 // answered, and every lock change in batches within the bound, with times on the database's clock.
 
 const t = useServers();
