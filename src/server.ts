@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -141,7 +142,11 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
     });
   });
 
-  const http = createServer((req, res) => route(req, res, { leader, cluster: () => cluster, startedAt, time }));
+  const routes = (req: IncomingMessage, res: ServerResponse) =>
+    route(req, res, { leader, cluster: () => cluster, startedAt, time });
+  // With a certificate the same routes and socket endpoint are served over TLS (wss://, https://).
+  const tls = tlsOf(config);
+  const http: Server = tls === undefined ? createServer(routes) : tlsServer(tls, routes);
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const draining = leader()?.coordinator.draining === true;
@@ -170,8 +175,8 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   const port = (http.address() as AddressInfo).port;
   // An IPv6 literal needs brackets in a URL.
   const hostInUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const url = `ws://${hostInUrl}:${port}/ws`;
-  const dashboardUrl = `http://${hostInUrl}:${port}/`;
+  const url = `${tls === undefined ? 'ws' : 'wss'}://${hostInUrl}:${port}/ws`;
+  const dashboardUrl = `${tls === undefined ? 'http' : 'https'}://${hostInUrl}:${port}/`;
 
   /** The orderly end of a leader state: tell every session, close sockets with 1001, flush the store. */
   const drain = async (state: LeaderState, reason: string) => {
@@ -351,6 +356,30 @@ function loadTokens(config: ServerConfig): Tokens {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
   }
   return tokens;
+}
+
+/** The certificate and key of --tls-cert and --tls-key, read once at start; none: plain ws://. */
+function tlsOf(config: ServerConfig): { cert: Buffer; key: Buffer } | undefined {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return undefined;
+  const read = (path: string, option: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      const why = err instanceof Error && 'code' in err && err.code === 'ENOENT' ? 'no such file' : String(err);
+      throw new ConfigError(`${option}: cannot read ${JSON.stringify(path)}: ${why}`);
+    }
+  };
+  return { cert: read(config.tlsCert, '--tls-cert'), key: read(config.tlsKey, '--tls-key') };
+}
+
+function tlsServer(tls: { cert: Buffer; key: Buffer }, routes: RequestListener): Server {
+  try {
+    return createTlsServer(tls, routes);
+  } catch (err) {
+    throw new ConfigError(
+      `--tls-cert and --tls-key: not a PEM certificate and its private key (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
 }
 
 function readTokensFile(path: string): string {
