@@ -45,6 +45,19 @@ export class Failover {
   }
 
   /**
+   * What a new leader does with the previous one's record (docs/cluster.md section 3): with resume
+   * grace, restores from it and journals in turn; without (`graceMs` 0), nothing can be resumed,
+   * so the record is cleared (clearJournal) and nothing is journaled: undefined.
+   */
+  static async forLeader(db: SharedDatabase, graceMs: number, opts: FailoverOptions): Promise<Failover | undefined> {
+    if (graceMs === 0) {
+      await clearJournal(db);
+      return undefined;
+    }
+    return Failover.open(db, opts);
+  }
+
+  /**
    * The new leader's lock core and sessions, before anyone is served: recorded sessions become
    * dropped ones within their resume grace (the grace window starts here), their restorable
    * locks held for them; what is not restored leaves the record; journaling starts.
@@ -103,10 +116,11 @@ const WIRE_REASON: Record<Exclude<DropReason, 'session-left'>, NotRestored['reas
 /**
  * Cluster mode with resume grace off: nothing can be resumed, so nothing is journaled; a record
  * left from an earlier run must not be restored by a later leader, after this one granted locks
- * it never recorded.
+ * it never recorded. Behind the lease check like every write of a leader (docs/cluster.md, rule 7):
+ * a deposed leader clears nothing its successor recorded.
  */
 export async function clearJournal(db: SharedDatabase): Promise<void> {
-  await db.transaction(async (client) => {
+  await db.write(async (client) => {
     await client.query('DELETE FROM cluster_locks');
     await client.query('DELETE FROM cluster_sessions');
   });
