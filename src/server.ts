@@ -254,7 +254,9 @@ async function startFailover(
     return await Failover.open(db, {
       clock,
       logger,
-      batchMs: config.journalBatchMs,
+      // A reply waits for its record at most a lease: a leader that cannot reach the database
+      // that long steps down anyway (docs/cluster.md, "What is durable when").
+      waitMs: config.leaseTtlMs,
       exists: (r) => programs.hasProgram(r.program) && (isStructure(r) || programs.hasFunction(r.program, r.function)),
     });
   } catch (err) {

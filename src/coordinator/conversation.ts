@@ -112,8 +112,9 @@ export class Conversation {
         this.onSession();
         return opened.result;
       }
-      // Cluster: answered once the session is in the journal; if it cannot be written, the
-      // session never was (the agent is told STORE_UNAVAILABLE and may say hello again).
+      // Cluster: answered once the journal has it; if it cannot be written, a new session never
+      // was and a resumed one is dropped again (the agent is told STORE_UNAVAILABLE and may say
+      // hello again, or resume again).
       const { session } = opened;
       return opened.recorded.then(
         () => {
@@ -123,7 +124,7 @@ export class Conversation {
         (err: unknown) => {
           if (this.session === session) {
             this.ctx = undefined;
-            this.c.disconnect(session.id, 'closed', this.sink);
+            this.c.disconnect(session.id, opened.result.resumed === true ? 'dropped' : 'closed', this.sink);
           }
           throw err;
         },

@@ -82,8 +82,9 @@ async function applyChecked(
   }
 
   // Check and commit are one step: while the commit is in flight (a round trip to PostgreSQL) the
-  // locks it was checked under can neither expire nor be released by a disconnect.
-  const unpin = c.locks.pin(
+  // locks it was checked under can neither expire nor be released (by a disconnect, or by a
+  // release or downgrade from another socket of the session: they wait, see EditPins).
+  const unpin = c.pins.pin(
     session.id,
     fences.map((f) => claimedResource(program, f.resource)),
   );
