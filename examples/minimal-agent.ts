@@ -10,6 +10,10 @@ import { LockstepClient } from '../src/client/index.ts';
 const url = process.env.LOCKSTEP_URL ?? 'ws://127.0.0.1:7420/ws';
 const client = await LockstepClient.connect({ url, name: 'minimal-agent' });
 console.log(`connected to ${url} as ${client.sessionId}`);
+// A lock can be lost while held (its lease ran out, or the server could not give it back after a
+// drop): the client says so and never takes it again on its own, since someone else may have
+// changed the function meanwhile. Anything read under it is stale: lock again, read again.
+client.on('lost', ({ resource, reason }) => console.log(`lost the lock on ${JSON.stringify(resource)} (${reason})`));
 
 // A fresh server's program is empty: add the two functions this example works on.
 const wanted = ['tokenize', 'render'];
@@ -37,6 +41,7 @@ try {
   });
   // The hashes say "based on what I read": if anyone changed a function since, this is a CONFLICT.
   const expectedHashes = Object.fromEntries(current.map((c) => [String(c.function.id), c.hash]));
+  lock.signal.throwIfAborted(); // LOCK_LOST: the edit would be refused anyway
   const result = await client.edit.apply({ ops, expectedHashes, fences: lock.fences });
   console.log(
     `committed revision ${result.revision}:`,

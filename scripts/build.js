@@ -1,7 +1,7 @@
 // npm run build (also run by npm's prepare, so before npm pack): src/ compiled to dist/ with
 // declarations, plus what the server reads at run time as it is (the dashboard's static files).
 import { execFileSync } from 'node:child_process';
-import { cpSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,3 +14,6 @@ execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, 
 cpSync(new URL('../src/dashboard', import.meta.url), new URL('../dist/dashboard', import.meta.url), {
   recursive: true,
 });
+// The package's command (package.json "bin"): tsc writes files without the run bit, and `npx
+// lockstep` in a clone runs this file itself (an install links it and sets the bit, a clone not).
+chmodSync(new URL('../dist/cli.js', import.meta.url), 0o755);

@@ -1,23 +1,27 @@
 #!/usr/bin/env node
 import { LockstepClientError } from './client/index.ts';
-import { nearest, UsageError } from './cli/common.ts';
+import { docPath, nearest, UsageError, WithReport } from './cli/common.ts';
 import { demo } from './cli/demo.ts';
 import { mcp } from './cli/mcp.ts';
 import { serve } from './cli/serve.ts';
 import { status } from './cli/status.ts';
 import { ConfigError } from './config.ts';
 import { StoreError } from './service/index.ts';
+import { VERSION } from './version.ts';
 
 const USAGE = `Usage: lockstep <command> [options]
 
 Commands:
   serve     run the coordination server
-  status    show the sessions, locks and queues of a running server
+  status    show a server's (or every cluster node's) health, sessions, locks and queues
   demo      run simulated agents against a running server
-  mcp       an MCP server on stdio for one agent (docs/mcp.md)
+  mcp       an MCP server on stdio for one agent
   help      show this text
 
-Run "lockstep <command> --help" for a command's options.`;
+  --version, -v   print the version
+
+Run "lockstep <command> --help" for a command's options. The docs are in
+${docPath('')} (README.md one level up).`;
 
 const COMMANDS = { serve, status, demo, mcp } as const;
 
@@ -27,6 +31,10 @@ async function main(argv: string[]): Promise<void> {
     return COMMANDS[command as keyof typeof COMMANDS](rest);
   if (command === undefined || ['help', '--help', '-h'].includes(command)) {
     console.log(USAGE);
+    return;
+  }
+  if (command === '--version' || command === '-v') {
+    console.log(`lockstep ${VERSION}`);
     return;
   }
   const guess = nearest(command, Object.keys(COMMANDS));
@@ -44,6 +52,7 @@ interface Failure {
 }
 
 function failureOf(err: unknown): Failure {
+  if (err instanceof WithReport) return failureOf(err.failure);
   if (err instanceof LockstepClientError) return { exitCode: 1, type: err.type, message: err.message };
   if (err instanceof UsageError || err instanceof ConfigError || err instanceof StoreError)
     return { exitCode: 2, type: err.name, message: err.message };
@@ -56,8 +65,9 @@ const argv = process.argv.slice(2);
 main(argv).catch((err: unknown) => {
   const failure = failureOf(err);
   // A script reading `status --json` gets its failure as JSON on stdout too.
-  if (argv[0] === 'status' && argv.includes('--json'))
-    console.log(JSON.stringify({ error: { type: failure.type, message: failure.message } }));
-  else console.error(`lockstep: ${failure.message}`);
+  if (argv[0] === 'status' && argv.includes('--json')) {
+    const report = err instanceof WithReport ? err.report : {};
+    console.log(JSON.stringify({ ...report, error: { type: failure.type, message: failure.message } }));
+  } else console.error(`lockstep: ${failure.message}`);
   process.exit(failure.exitCode);
 });

@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { int, type Limits, type LockDefaults, limitSpecs, lockSpecs, type OptionSpec } from './protocol/limits.ts';
+import { sqliteFileOf } from './service/index.ts';
 
 // Server options: each has a flag (--kebab-case), an environment variable (LOCKSTEP_SNAKE_CASE)
 // and a default documented next to it. Flags win over the environment.
@@ -8,13 +11,29 @@ const bool = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0', ''])])
   .transform((v) => v === true || v === 'true' || v === '1' || v === '');
 
+const DEFAULT_DB = './data/lockstep.db';
+
+/** Whether a SQLite file's directory exists (true for what is not a file: :memory:, URLs). */
+function directoryExists(db: string): boolean {
+  const file = sqliteFileOf(db);
+  return file === undefined || existsSync(dirname(resolve(file)));
+}
+
 export const optionSpecs = {
   host: { schema: z.string().min(1), default: '127.0.0.1', doc: 'address to bind; loopback by default' },
   port: { schema: int(0, 65535), default: 7420, doc: 'TCP port; 0 picks a free one and prints it' },
   db: {
-    schema: z.string().min(1),
-    default: './data/lockstep.db',
-    doc: 'program store: a SQLite file, :memory: (keeps nothing), or a postgres:// URL',
+    // A typo in a path must not start an empty store somewhere else: a given file's directory must
+    // exist, as any database's data path must. Only the default's (./data) is created.
+    schema: z
+      .string()
+      .min(1)
+      .refine((db) => db === DEFAULT_DB || directoryExists(db), {
+        error: (issue) =>
+          `the directory ${JSON.stringify(dirname(String(issue.input)))} does not exist; create it first`,
+      }),
+    default: DEFAULT_DB,
+    doc: 'program store: a SQLite file in an existing directory, :memory: (keeps nothing), or a postgres:// URL',
   },
   // Cluster mode (a postgres:// store): docs/cluster.md.
   advertise: {
@@ -92,6 +111,11 @@ export const optionSpecs = {
     default: 'info',
     doc: 'pino log level',
   },
+  log: {
+    schema: z.enum(['auto', 'pretty', 'json']),
+    default: 'auto',
+    doc: 'log format on stderr: pretty (lines for people), json (one object a line); auto: pretty on a terminal',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 type Specs = typeof optionSpecs;
@@ -108,7 +132,11 @@ export function envOf(name: OptionName): string {
   return `LOCKSTEP_${name.replace(/[A-Z]/g, (ch) => `_${ch}`).toUpperCase()}`;
 }
 
-export class ConfigError extends Error {
+/**
+ * A bad option: the message names it as it was given (--flag, LOCKSTEP_VAR, or start()'s property).
+ * A TypeError, as Node's own APIs answer an invalid argument.
+ */
+export class ConfigError extends TypeError {
   override name = 'ConfigError';
 }
 
@@ -143,6 +171,12 @@ export function isBooleanOption(name: OptionName): boolean {
   return optionSpecs[name].schema === bool;
 }
 
+/** A value given for an option, and where it came from as a message names it. */
+interface Given {
+  value: unknown;
+  source: string;
+}
+
 /**
  * Builds the configuration from flags and the environment, over the defaults. A bad value stops
  * start-up with a ConfigError naming the option and where it came from.
@@ -151,46 +185,73 @@ export function resolveConfig(
   flags: Partial<Record<OptionName, unknown>>,
   env: NodeJS.ProcessEnv = process.env,
 ): ServerConfig {
-  const out = defaultConfig() as Record<string, unknown>;
+  const given: Partial<Record<OptionName, Given>> = {};
   for (const name of OPTION_NAMES) {
     const fromFlag = flags[name];
     const fromEnv = env[envOf(name)];
-    const [raw, source] =
-      fromFlag !== undefined
-        ? [fromFlag, `--${flagOf(name)}`]
-        : fromEnv !== undefined
-          ? [fromEnv, envOf(name)]
-          : [undefined, ''];
-    if (raw === undefined) continue;
-    const parsed = optionSpecs[name].schema.safeParse(raw);
+    if (fromFlag !== undefined) given[name] = { value: fromFlag, source: `--${flagOf(name)}` };
+    else if (fromEnv !== undefined) given[name] = { value: fromEnv, source: envOf(name) };
+  }
+  return checkedConfig(given, (name) => `--${flagOf(name)}`);
+}
+
+/**
+ * The configuration start() is given, checked as the command line's is (the same schemas, the
+ * same relations, the same messages), naming each option by its property. Undefined is absent.
+ */
+export function configOf(options: Record<string, unknown>): ServerConfig {
+  const given: Partial<Record<OptionName, Given>> = {};
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (!Object.hasOwn(optionSpecs, name)) throw new ConfigError(`unknown option ${name}`);
+    given[name as OptionName] = { value, source: name };
+  }
+  return checkedConfig(given, (name) => name);
+}
+
+/** Every given value against its option's schema, over the defaults; then the relations between them. */
+function checkedConfig(given: Partial<Record<OptionName, Given>>, nameOf: (name: OptionName) => string): ServerConfig {
+  const out = defaultConfig() as Record<string, unknown>;
+  for (const name of OPTION_NAMES) {
+    const g = given[name];
+    if (g === undefined) continue;
+    const parsed = optionSpecs[name].schema.safeParse(g.value);
     if (!parsed.success) {
       throw new ConfigError(
-        `${source}: ${parsed.error.issues[0]?.message ?? 'invalid value'} (got ${JSON.stringify(raw)})`,
+        `${g.source}: ${parsed.error.issues[0]?.message ?? 'invalid value'} (got ${shown(g.value)})`,
       );
     }
     out[name] = parsed.data;
   }
   const config = out as ServerConfig;
-  checkRelations(config);
+  checkRelations(config, (name) => given[name]?.source ?? nameOf(name));
   return config;
 }
 
-function checkRelations(c: ServerConfig): void {
+function checkRelations(c: ServerConfig, n: (name: OptionName) => string): void {
   if (c.minTtlMs > c.maxTtlMs)
-    throw new ConfigError(`--min-ttl-ms (${c.minTtlMs}) is above --max-ttl-ms (${c.maxTtlMs})`);
+    throw new ConfigError(`${n('minTtlMs')} (${c.minTtlMs}) is above ${n('maxTtlMs')} (${c.maxTtlMs})`);
   if (c.defaultTtlMs < c.minTtlMs || c.defaultTtlMs > c.maxTtlMs) {
     throw new ConfigError(
-      `--default-ttl-ms (${c.defaultTtlMs}) is outside [--min-ttl-ms, --max-ttl-ms] = [${c.minTtlMs}, ${c.maxTtlMs}]`,
+      `${n('defaultTtlMs')} (${c.defaultTtlMs}) is outside [${n('minTtlMs')}, ${n('maxTtlMs')}] = [${c.minTtlMs}, ${c.maxTtlMs}]`,
     );
   }
   if (c.leaseRenewMs + c.leaseDriftMs >= c.leaseTtlMs) {
     throw new ConfigError(
-      `--lease-renew-ms (${c.leaseRenewMs}) plus --lease-drift-ms (${c.leaseDriftMs}) must be below --lease-ttl-ms (${c.leaseTtlMs}): the leader must renew before it fences itself`,
+      `${n('leaseRenewMs')} (${c.leaseRenewMs}) plus ${n('leaseDriftMs')} (${c.leaseDriftMs}) must be below ${n('leaseTtlMs')} (${c.leaseTtlMs}): the leader must renew before it fences itself`,
     );
   }
   if (c.hardMaxMessageBytes < c.maxMessageBytes) {
     throw new ConfigError(
-      `--hard-max-message-bytes (${c.hardMaxMessageBytes}) is below --max-message-bytes (${c.maxMessageBytes})`,
+      `${n('hardMaxMessageBytes')} (${c.hardMaxMessageBytes}) is below ${n('maxMessageBytes')} (${c.maxMessageBytes})`,
     );
+  }
+}
+
+function shown(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
   }
 }

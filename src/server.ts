@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { ClusterNode, clearJournal, Failover, type LeaderContext } from './cluster/index.ts';
 import { systemClock, type Clock } from './concurrency/index.ts';
-import { ConfigError, defaultConfig, limitsOf, lockDefaultsOf, type ServerConfig, sessionGraceOf } from './config.ts';
+import { ConfigError, configOf, limitsOf, lockDefaultsOf, type ServerConfig, sessionGraceOf } from './config.ts';
 import { type Coordinator, CoordinatorPort, Tokens } from './coordinator/index.ts';
 import { CloseCode } from './protocol/close-codes.ts';
 import { LockstepError } from './protocol/errors.ts';
@@ -17,6 +17,7 @@ import { Connection } from './transport/connection.ts';
 import { serveDashboard } from './transport/dashboard-route.ts';
 import { refuseNotLeader } from './transport/not-leader.ts';
 import { isLoopbackHost, originAllowed, parseOrigins, serverHostNames } from './transport/origin.ts';
+import { createLogger } from './logger.ts';
 import { VERSION } from './version.ts';
 
 export interface StartOptions extends Partial<ServerConfig> {
@@ -53,8 +54,8 @@ interface LeaderState {
 /** Composes the store, the cores, the transport and the HTTP routes, and listens. */
 export async function start(options: StartOptions = {}): Promise<LockstepServer> {
   const { logger: givenLogger, clock, ...overrides } = options;
-  const config: ServerConfig = { ...defaultConfig(), ...stripUndefined(overrides) };
-  const logger = givenLogger ?? pino({ level: config.logLevel });
+  const config = configOf(overrides);
+  const logger = givenLogger ?? createLogger(config);
   const tokens = loadTokens(config);
   if (!isLoopbackHost(config.host) && tokens.size === 0 && !config.insecure) {
     throw new ConfigError(
@@ -82,6 +83,7 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
       logger,
       version: VERSION,
       heartbeatMs: config.heartbeatMs,
+      maxSessions: config.maxSessions,
       limits: limitsOf(config),
       tokens,
       lock: { ...lockDefaultsOf(config), queuePushMs: config.queuePushMs },
@@ -370,8 +372,4 @@ async function waitForSockets(sockets: readonly WebSocket[]): Promise<void> {
   ]);
   clearTimeout(timer);
   for (const ws of sockets) ws.terminate();
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -9,7 +9,9 @@ it read and the lock's fence, and releases. Reading before locking is what lets 
 if someone changes the function while we wait, the server refuses our edit with CONFLICT and a diff
 of what changed since our read; we print it, read again and redo the edit. Exit status 0 on success.
 
-Needs `websockets` (Debian: apt install python3-websockets; elsewhere: pip install websockets).
+Needs `websockets` 10.4 or later: on Debian or Ubuntu `apt install python3-websockets`; elsewhere, in
+a virtual environment, `python3 -m venv .venv && .venv/bin/pip install websockets`, then run this
+with `.venv/bin/python` (the README's "Use it from" says the same).
 Every message is JSON-RPC 2.0; docs/protocol.md describes them all.
 """
 

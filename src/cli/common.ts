@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type ClientOptions, isLockstepError, LockstepClient, LockstepClientError } from '../client/index.ts';
 
@@ -5,6 +6,14 @@ export const DEFAULT_URL = 'ws://127.0.0.1:7420/ws';
 
 /** The server's WebSocket path; anything else on its port answers an upgrade with 404. */
 const WS_PATH = '/ws';
+
+/**
+ * Where a page of docs/ is on this machine, for --help to point at: the package ships docs/ beside
+ * dist/ (package.json "files"), as a clone has it beside src/.
+ */
+export function docPath(page: string): string {
+  return fileURLToPath(new URL(`../../docs/${page}`, import.meta.url));
+}
 
 /** A bad command line: the message names the option; exit status 2. */
 export class UsageError extends Error {
@@ -111,25 +120,34 @@ function editDistance(a: string, b: string): number {
   return row[b.length] as number;
 }
 
-/**
- * Connects; a refusal says what to do: a missing token names --token, and a URL whose path is not
- * /ws gets the /ws one (the WebSocket client reports the server's 404 without its explanation).
- */
+/** Connects; a refusal says what to do (explained). */
 export async function connectClient(options: ClientOptions): Promise<LockstepClient> {
   try {
-    return await LockstepClient.connect({ callTimeoutMs: 10_000, connectTimeoutMs: 5_000, ...options });
+    return await LockstepClient.connect({ ...CLI_TIMEOUTS, ...options });
   } catch (err) {
-    if (isLockstepError(err, 'UNAUTHORIZED'))
-      throw new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
-    const url = (options.urls ?? [options.url]).find((u) => u !== undefined && pathOf(u) !== WS_PATH);
-    if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || url === undefined) throw err;
-    const path = pathOf(url);
-    const fixed = new URL(url);
-    fixed.pathname = WS_PATH;
-    throw new UsageError(
-      `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(path)}: use --url ${fixed.href}`,
-    );
+    throw explained(err, options.urls ?? [options.url as string]);
   }
+}
+
+/** The call and connect timeouts of the commands: a command line waits seconds, not minutes. */
+export const CLI_TIMEOUTS = { callTimeoutMs: 10_000, connectTimeoutMs: 5_000 } as const;
+
+/**
+ * A failure to connect that says what to do: a missing token names --token, and a URL whose path
+ * is not /ws gets the /ws one (the WebSocket client reports the server's 404 without its
+ * explanation).
+ */
+export function explained(err: unknown, urls: readonly string[]): unknown {
+  if (isLockstepError(err, 'UNAUTHORIZED'))
+    return new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
+  const url = urls.find((u) => pathOf(u) !== WS_PATH);
+  if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || url === undefined) return err;
+  const path = pathOf(url);
+  const fixed = new URL(url);
+  fixed.pathname = WS_PATH;
+  return new UsageError(
+    `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(path)}: use --url ${fixed.href}`,
+  );
 }
 
 function pathOf(url: string): string | undefined {
@@ -137,5 +155,15 @@ function pathOf(url: string): string | undefined {
     return new URL(url).pathname;
   } catch {
     return undefined;
+  }
+}
+
+/** A failure that has something to show beside the error: `status --json` prints both. */
+export class WithReport extends Error {
+  constructor(
+    readonly failure: unknown,
+    readonly report: Record<string, unknown>,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure));
   }
 }

@@ -14,7 +14,7 @@ export interface AgentStats {
   queued: number;
   conflicts: number;
   denied: number;
-  /** Leases that ran out while the agent stalled, and the late edit that was refused. */
+  /** Locks lost (leases that ran out while the agent stalled): the edit meant under them dropped or refused. */
   expired: number;
   timeouts: number;
   errors: number;
@@ -124,7 +124,10 @@ class DemoAgent {
   absorb(err: unknown): 'stop' | 'go on' {
     if (isLockstepError(err, 'ABORTED', 'CLOSED')) return 'stop';
     if (isLockstepError(err, 'CONFLICT')) this.stats.conflicts++;
-    else if (isLockstepError(err, 'LOCK_DENIED')) this.stats.denied++;
+    else if (isLockstepError(err, 'LOCK_LOST')) {
+      this.stats.expired++;
+      this.ctx.log(`${this.name}: ${err.message}; moving on`);
+    } else if (isLockstepError(err, 'LOCK_DENIED')) this.stats.denied++;
     else if (isLockstepError(err, 'WAIT_TIMEOUT')) this.stats.timeouts++;
     else {
       this.stats.errors++;
@@ -224,7 +227,8 @@ class DemoAgent {
 
   /**
    * Takes a short lease and goes quiet past its end without renewing (its client does not
-   * auto-renew): the lease warns, expires, and the edit it finally sends is refused.
+   * auto-renew): the lease warns and expires, the SDK reports the lock lost, and the edit it meant
+   * to make is dropped (or, sent before the loss was heard, refused by the server).
    */
   private async stall(fn: DemoFunction): Promise<void> {
     const lock = await this.client.acquire({
@@ -235,6 +239,11 @@ class DemoAgent {
       const { function: body, hash } = await this.client.function.get({ program: this.program, function: fn.id });
       this.ctx.log(`${this.name} holds ${fn.name} for ${STALL_TTL_MS / 1000}s and stops renewing`);
       await this.pause(STALL_TTL_MS + 300, STALL_TTL_MS + 900);
+      if (lock.lost !== undefined) {
+        this.stats.expired++;
+        this.ctx.log(`${this.name} lost its lock on ${fn.name} while it stalled (${lock.lost.reason}); edit dropped`);
+        return;
+      }
       await this.commit(
         lock,
         mutation(body, this.ctx.rnd, this.name),
@@ -271,6 +280,8 @@ class DemoAgent {
     expectedHashes: Record<string, string>,
     what: string,
   ): Promise<void> {
+    // A lock lost meanwhile: what was read under it may be stale, and the server would refuse the edit.
+    lock.signal.throwIfAborted();
     const r = await this.client.edit.apply({ program: this.program, ops, expectedHashes, fences: lock.fences });
     this.stats.edits++;
     this.ctx.log(`${this.name} ${what} -> revision ${r.revision}`);

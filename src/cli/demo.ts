@@ -19,8 +19,8 @@ Runs simulated agents against a running server for a while, so the dashboard sho
 lock functions (alone and in batches), read them, edit them with expected hashes and fences, and
 release them, with pauses, queueing, refused try-locks and the occasional conflict. Some hold a
 lock for a long think, so others queue; with two or more agents the first is a straggler that
-holds short leases and stops renewing them, so leases warn, expire and its late edits are
-refused. Every state the dashboard shows appears within about 20 seconds. Missing demo
+holds short leases and stops renewing them, so leases warn and expire, and its locks are
+reported lost. Every state the dashboard shows appears within about 20 seconds. Missing demo
 functions are created first. Prints what happened and a summary.
 
 Options:

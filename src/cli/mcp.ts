@@ -1,14 +1,25 @@
 import { parseArgs } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createBridge } from '../mcp/bridge.ts';
-import { CONNECTION_OPTIONS, connectClient, connectionHelp, connectionOf, intOption } from './common.ts';
+import { LockstepClient } from '../client/index.ts';
+import { ServerLink } from '../mcp/server-link.ts';
+import {
+  CLI_TIMEOUTS,
+  CONNECTION_OPTIONS,
+  connectionHelp,
+  connectionOf,
+  docPath,
+  explained,
+  intOption,
+} from './common.ts';
 
 const DEFAULT_IDLE_RELEASE_MS = 15 * 60_000;
 
 export const MCP_HELP = `Usage: lockstep mcp [options]
 
 An MCP server on stdio for one agent: its tools lock, read and edit through one Lockstep session,
-held for the agent's lifetime (when the agent exits, its locks are released at once). See docs/mcp.md.
+held for the agent's lifetime (when the agent exits, its locks are released at once). See
+${docPath('mcp.md')}.
 
 Options:
 ${connectionHelp(25)}
@@ -43,10 +54,17 @@ export async function mcp(argv: string[]): Promise<void> {
   const name = values.name ?? process.env.LOCKSTEP_NAME;
   // stdout carries the MCP protocol alone.
   const log = (line: string) => process.stderr.write(`lockstep mcp: ${line}\n`);
-  const client = await connectClient({ ...connection, role: 'agent', ...(name === undefined ? {} : { name }) });
-  log(`connected to ${client.url} as ${client.hello?.name} (session ${client.sessionId})`);
-  const server = createBridge(client, { idleReleaseMs, log });
+  const client = new LockstepClient({
+    ...CLI_TIMEOUTS,
+    ...connection,
+    role: 'agent',
+    ...(name === undefined ? {} : { name }),
+  });
+  // The tools are served at once; the session comes when the server answers (it may start later).
+  const link = new ServerLink(client, { explain: (err) => explained(err, connection.urls), log });
+  const server = createBridge(link, { idleReleaseMs, log });
   await server.connect(new StdioServerTransport());
+  void link.start();
   // The agent went away (its end of stdin closed) or we are told to stop: end the session, which
   // releases every lock it held at once.
   await new Promise<void>((resolve) => {
@@ -55,6 +73,7 @@ export async function mcp(argv: string[]): Promise<void> {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  link.stop();
   await server.close();
   await client.close();
   log('session closed');

@@ -1,5 +1,4 @@
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import {
   ConfigError,
   envOf,
@@ -53,20 +52,17 @@ export async function serve(argv: string[]): Promise<void> {
   const flags: Partial<Record<OptionName, unknown>> = {};
   for (const name of OPTION_NAMES) flags[name] = (values as Record<string, unknown>)[flagOf(name)];
   const config = resolveConfig(flags);
-  // Logs go to stderr (pretty in a terminal) so stdout carries only the addresses scripts read.
-  const logger = process.stderr.isTTY
-    ? pino({ level: config.logLevel, transport: { target: 'pino-pretty', options: { destination: 2 } } })
-    : pino({ level: config.logLevel }, pino.destination(2));
-  const server = await start({ ...config, logger }).catch((err: unknown) => {
+  const server = await start(config).catch((err: unknown) => {
     throw listenError(err, config.host, config.port) ?? err;
   });
-  console.log(`lockstep listening on ${server.url}`);
-  console.log(`dashboard ${server.dashboardUrl}`);
+  // Before the addresses are printed: a supervisor may stop the server as soon as it reads them.
   const onSignal = (signal: string) => {
     void server.stop(signal).then(() => process.exit(0));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  console.log(`lockstep listening on ${server.url}`);
+  console.log(`dashboard ${server.dashboardUrl}`);
 }
 
 /** What to do when the port cannot be had, in place of Node's bare EADDRINUSE or EACCES. */

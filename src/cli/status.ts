@@ -2,12 +2,22 @@ import { parseArgs } from 'node:util';
 import type { LockstepClient } from '../client/index.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
-import { CONNECTION_OPTIONS, connectClient, connectionHelp, connectionOf, rejectUnknownOptions } from './common.ts';
+import { VERSION } from '../version.ts';
+import {
+  CONNECTION_OPTIONS,
+  connectClient,
+  connectionHelp,
+  connectionOf,
+  rejectUnknownOptions,
+  WithReport,
+} from './common.ts';
+import { type NodeHealth, nodesHealth } from './node-health.ts';
 import { duration, table } from './table.ts';
 
 export const STATUS_HELP = `Usage: lockstep status [options]
 
-Shows the sessions, locks and queues of a running server (of a cluster: its leader's).
+Shows every node given (role, epoch, leader and health, from its /healthz), then the sessions,
+locks and queues of the server (of a cluster: its leader's).
 
 Options:
 ${connectionHelp(18)}
@@ -18,6 +28,11 @@ ${connectionHelp(18)}
 type LockStatus = ResultOf<'lock.status'>['resources'][number];
 
 export interface StatusSnapshot {
+  /** This command's version (the server's is under `server`). */
+  version: string;
+  /** Every node given, as its /healthz answered. */
+  nodes: NodeHealth[];
+  /** The node whose sessions and locks are shown: the leader. */
   url: string;
   server: { name: string; version: string };
   time: string;
@@ -41,21 +56,31 @@ export async function status(argv: string[]): Promise<void> {
     console.log(STATUS_HELP);
     return;
   }
+  const connection = connectionOf(values);
+  const health = nodesHealth(connection.urls);
   const client = await connectClient({
-    ...connectionOf(values),
+    ...connection,
     name: 'lockstep-status',
     role: 'observer',
     reconnect: false,
+  }).catch(async (err: unknown) => {
+    // No leader to ask: what each node says is what there is to show (a --json failure carries it too).
+    const nodes = await health;
+    if (values.json !== true) console.log(renderNodes(nodes));
+    throw new WithReport(err, { version: VERSION, nodes });
   });
   try {
-    const snap = await snapshot(client, values.program);
+    const snap = { version: VERSION, nodes: await health, ...(await snapshot(client, values.program)) };
     console.log(values.json === true ? JSON.stringify(snap, null, 2) : render(snap));
   } finally {
     await client.close();
   }
 }
 
-export async function snapshot(client: LockstepClient, program?: string): Promise<StatusSnapshot> {
+export async function snapshot(
+  client: LockstepClient,
+  program?: string,
+): Promise<Omit<StatusSnapshot, 'version' | 'nodes'>> {
   const [{ agents }, { resources }, { programs }] = await Promise.all([
     client.agent.list(),
     client.lock.status(program === undefined ? {} : { program }),
@@ -84,7 +109,14 @@ export function render(s: StatusSnapshot): string {
   const now = Date.parse(s.time);
   const label = (l: StatusSnapshot['locks'][number]) =>
     l.name === undefined ? formatResource(l.resource) : `${formatResource(l.resource)} ${l.name}`;
-  const out = [`${s.server.name} ${s.server.version} at ${s.url}`, ''];
+  const out = [
+    `version: lockstep ${s.version} (this command), server ${s.server.version}`,
+    '',
+    renderNodes(s.nodes),
+    '',
+    `The leader, ${s.url}:`,
+    '',
+  ];
   out.push(
     `PROGRAMS (${s.programs.length})`,
     table(
@@ -130,4 +162,27 @@ export function render(s: StatusSnapshot): string {
         ),
   );
   return out.join('\n');
+}
+
+/** One row per node given: what its /healthz says, or why it could not be asked. */
+export function renderNodes(nodes: readonly NodeHealth[]): string {
+  const cell = (v: unknown) => (v === undefined || v === null ? '-' : String(v));
+  const rows = nodes.map((n) => {
+    const h = n.health ?? {};
+    return [
+      n.url,
+      // One server on SQLite has no cluster role: it is always the one that serves.
+      n.health === null ? '-' : cell(h.role ?? 'single'),
+      cell(h.epoch),
+      cell(h.leader),
+      n.error === undefined ? `${cell(h.status)} (${n.http})` : `unreachable: ${n.error}`,
+      cell(h.sessions),
+      typeof h.uptimeMs === 'number' ? duration(h.uptimeMs) : '-',
+      cell(h.version),
+    ];
+  });
+  return [
+    `NODES (${nodes.length})`,
+    table(['URL', 'ROLE', 'EPOCH', 'LEADER', 'HEALTH', 'SESSIONS', 'UP', 'VERSION'], rows),
+  ].join('\n');
 }

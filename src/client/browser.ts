@@ -10,7 +10,7 @@ export {
   type LocalErrorType,
   type RpcErrorType,
 } from './errors.ts';
-export { LockHandle } from './lock-handle.ts';
+export { LockHandle, type LockState } from './lock-handle.ts';
 export type { WebSocketConstructor, WebSocketLike } from './socket.ts';
 export type * from './types.ts';
 export type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.ts';

@@ -1,23 +1,21 @@
 import { EventEmitter } from 'eventemitter3';
 import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
-import { CloseCode } from '../protocol/close-codes.ts';
 import { DEFAULT_PROGRAM, lockSpecs } from '../protocol/limits.ts';
 import { NOTIFICATION_NAMES, type NotificationName } from '../protocol/notifications.ts';
 import type { Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
 import { DEFAULT_BACKOFF } from './backoff.ts';
 import type { Channel } from './channel.ts';
-import { type ClientState, Connection, type SessionStart } from './connection.ts';
+import { type ClientState, Connection } from './connection.ts';
 import { isLockstepError, LockstepClientError, toClientError } from './errors.ts';
 import { abortable } from './abortable.ts';
 import { resolveOptions } from './client-options.ts';
-import { type RecoveryHooks, recover } from './failover-recovery.ts';
 import { waitForGrant } from './grant-waiter.ts';
-import { askAgain, isKeyed, withKey } from './keyed-calls.ts';
+import { askAgain, isKeyed, Resends, withKey } from './keyed-calls.ts';
 import { Leases } from './leases.ts';
 import { LockHandle, type LockOwner } from './lock-handle.ts';
 import { namespace, type Send } from './namespaces.ts';
-import { restoreSession } from './restore.ts';
+import { Resume } from './resume.ts';
 import { byProgram, selector } from './selectors.ts';
 import { SessionState, type TrackOptions } from './session-state.ts';
 import type {
@@ -75,8 +73,10 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   private readonly leases: Leases;
   /** What the client knows of its session: held locks, tickets, watches, topics. */
   private readonly known: SessionState;
-  /** What recovering after a failover does through this client. */
-  private readonly recovery: RecoveryHooks;
+  /** Keyed calls whose reply a drop lost, waiting for the session to be resumed. */
+  private readonly resends = new Resends();
+  /** The session across a drop of its socket. */
+  private readonly resume: Resume;
 
   /** Connects and says hello; resolves once the session is open. */
   static async connect(options: ClientOptions | string): Promise<LockstepClient> {
@@ -105,18 +105,9 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       },
       {
         push: (method, params) => this.onPush(method, params),
-        started: (channel, s) => this.onStarted(channel, s),
-        // A drop that may be a failover (a cluster's node went away, or stopped leading) keeps the
-        // waiting acquires waiting, to queue them again on the resumed session; one server's drop
-        // fails them, as it always has.
-        dropped: (error, code) => {
-          if (backoff !== undefined && (cluster || code === CloseCode.NOT_LEADER)) this.known.suspendTickets();
-          else this.known.failTickets(error);
-        },
-        finished: (error) => {
-          this.leases.clear();
-          this.known.failTickets(error);
-        },
+        dropped: (drop) => this.resume.dropped(drop),
+        started: (channel, s) => this.resume.started(channel, s),
+        finished: (error, byClose) => this.resume.finished(error, byClose),
       },
       this,
     );
@@ -125,6 +116,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
         renew: async (program, resources, ttlMs) =>
           this.emit('renewed', (await this.send('lock.renew', { ...selector(program, resources), ttlMs }, {})).grants),
         failed: (error, resources) => this.emit('renewFailed', { error, resources }),
+        lost: (lock) => this.emit('lost', lock),
       },
       options.renewFraction ?? 0.5,
     );
@@ -133,14 +125,16 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       autoRenew: options.autoRenew ?? false,
       abandoned: (grants) => this.abandoned(grants),
     });
-    this.recovery = {
-      acquire: (request, o) => this.send('lock.acquire', request, o),
-      cancel: (ticket) => this.send('lock.cancel', { ticket }, {}),
-      giveBack: (grants, previous) => this.giveBack(grants, previous),
-      carryOn: (resource, fences) => this.leases.carryOn(resource, fences),
-      error: (err) => this.emit('error', err),
-      failover: (info) => this.emit('failover', info),
-    };
+    this.resume = new Resume({
+      leases: this.leases,
+      known: this.known,
+      resends: this.resends,
+      events: this,
+      cluster,
+      timeoutMs: this.callTimeoutMs,
+      acquire: (channel, params, o) =>
+        this.requestOn(channel, 'lock.acquire', params, o, Date.now() + this.callTimeoutMs),
+    });
     const send: Send = (method, params, o) => this.send(method, params as never, o);
     this.session = namespace('session', send);
     this.agent = namespace('agent', send);
@@ -171,7 +165,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     return this.connection.hello?.sessionId;
   }
 
-  /** Locks this session holds, as the server has told it. */
+  /** Locks this session holds, as the server has told it (suspended ones too: see `suspended`). */
   held(): Grant[] {
     return this.leases.held();
   }
@@ -180,8 +174,17 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     return this.leases.get(resource);
   }
 
+  /** Whether the lock granted under `fence` (or an upgrade of it) is held now, and not suspended. */
   heldUnder(resource: Resource, fence: number): boolean {
-    return this.leases.heldUnder(resource, fence);
+    return !this.leases.suspended && this.leases.grantUnder(resource, fence) !== undefined;
+  }
+
+  /**
+   * Whether the locks are in doubt: the socket dropped and the session may be resumed. Each is then
+   * held again or lost (the `suspended` and `lost` events).
+   */
+  get suspended(): boolean {
+    return this.leases.suspended;
   }
 
   connect(): Promise<HelloResult> {
@@ -211,7 +214,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       onError: (err) => this.emit('error', toClientError(err)),
       cancel: (ticket) => this.send('lock.cancel', { ticket }, {}),
       release: (grants, previous) => this.giveBack(grants, previous),
-      done: (grants, ticket) => new LockHandle(this, program, grants, ticket),
+      done: (grants, ticket) => new LockHandle(this, this.leases, program, grants, ticket),
     });
     // The signal stops a wait for the connection (nothing sent yet); once sent, the waiter handles
     // the abort (cancel the ticket, or give back a grant that raced it).
@@ -223,7 +226,11 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     return promise;
   }
 
-  /** Runs fn under the locks and releases them however fn ends (a failed release is emitted as 'error'). */
+  /**
+   * Runs fn under the locks and releases them however fn ends (a failed release is emitted as
+   * 'error'). `lock.signal` aborts if a lock is lost while fn runs: fn should stop, as anything it
+   * read under the lock may be stale and its edits under `lock.fences` are refused.
+   */
   async withLocks<T>(request: AcquireOptions, fn: (lock: LockHandle) => T | Promise<T>): Promise<T> {
     const lock = await this.acquire(request);
     try {
@@ -235,13 +242,6 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
 
   async releaseHeld(resources: readonly Resource[], retried = false): Promise<Resource[]> {
     const held = resources.filter((r) => this.leases.get(r) !== undefined);
-    const hello = this.connection.hello;
-    if (this.connection.state !== 'open' && hello !== undefined && hello.resumeSecret === undefined) {
-      // Without resume grace the server released everything with the socket: there is nothing to
-      // wait for a new connection to release.
-      this.leases.remove(held);
-      return [];
-    }
     const released: Resource[] = [];
     try {
       for (const [program, rs] of byProgram(held))
@@ -249,8 +249,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       return released;
     } catch (err) {
       if (isLockstepError(err, 'NOT_HELD') && Array.isArray(err.data.resources) && err.data.resources.length > 0) {
-        // An expiry crossed the release: forget those and release the rest.
-        this.leases.remove(err.data.resources as Resource[]);
+        // An expiry crossed the release: those are lost (SessionState.afterError); release the rest.
         return [...released, ...(await this.releaseHeld(resources, retried))];
       }
       if (isLockstepError(err, 'DISCONNECTED') && !retried && !this.connection.isClosed())
@@ -329,17 +328,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     const deadline = Date.now() + timeoutMs;
     const keyed = isKeyed(method);
     const sent = keyed ? withKey(params) : params;
-    const request = (channel: Channel) => {
-      const maxBytes = this.connection.hello?.limits.maxMessageBytes;
-      return channel.request(method, sent, {
-        timeoutMs: Math.max(1, deadline - Date.now()),
-        onResult: (result) => this.known.afterResult(method, sent, result, o),
-        ...(maxBytes === undefined ? {} : { maxBytes }),
-        ...(method === 'lock.acquire'
-          ? { onLate: (result: unknown) => this.abandon(result as ResultOf<'lock.acquire'>) }
-          : {}),
-      }) as Promise<ResultOf<M>>;
-    };
+    const request = (channel: Channel) => this.requestOn(channel, method, sent, o, deadline);
     const call = async () => {
       const channel = await this.connection.whenOpen(timeoutMs, method, o.openSignal);
       if (this.connection.isClosed())
@@ -349,52 +338,42 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
         return await request(channel);
       } catch (err) {
         if (!keyed) throw err;
-        return askAgain(err, { method, request, connection: this.connection, sessionId, deadline, signal: o.signal });
+        return askAgain(err, {
+          method,
+          request,
+          connection: this.connection,
+          resends: this.resends,
+          sessionId,
+          deadline,
+          signal: o.signal,
+        });
       }
     };
     return o.signal === undefined ? call() : abortable(call(), o.signal, method);
   }
 
-  /** A session is up on a new socket: what the client held or followed is carried over to it. */
-  private async onStarted(channel: Channel, s: SessionStart): Promise<void> {
-    if (s.previous !== undefined && !s.resumed) {
-      const locks = this.leases.held();
-      this.leases.clear();
-      this.known.failTickets(
-        LockstepClientError.local('DISCONNECTED', 'the session was lost while waiting for the lock', 'lock.acquire'),
-      );
-      this.emit('sessionLost', { previousSessionId: s.previous.sessionId, locks });
+  /** One call on `channel`, what it says of the session's locks and tickets read as its reply is. */
+  private async requestOn<M extends CallableMethod>(
+    channel: Channel,
+    method: M,
+    params: ParamsOf<M> | undefined,
+    o: SendOptions,
+    deadline: number,
+  ): Promise<ResultOf<M>> {
+    const maxBytes = this.connection.hello?.limits.maxMessageBytes;
+    try {
+      return (await channel.request(method, params, {
+        timeoutMs: Math.max(1, deadline - Date.now()),
+        onResult: (result) => this.known.afterResult(method, params, result, o),
+        ...(maxBytes === undefined ? {} : { maxBytes }),
+        ...(method === 'lock.acquire'
+          ? { onLate: (result: unknown) => this.abandon(result as ResultOf<'lock.acquire'>) }
+          : {}),
+      })) as ResultOf<M>;
+    } catch (err) {
+      this.known.afterError(method, err);
+      throw err;
     }
-    if (!s.reconnect) return;
-    const since = this.known.lastSeq;
-    const { errors, failover } = await restoreSession(channel, {
-      resumed: s.resumed,
-      restored: s.hello.restored,
-      sessionId: s.hello.sessionId,
-      leases: this.leases,
-      ttlMs: this.ttlFor(undefined),
-      topics: this.known.topics,
-      watching: this.known.watching,
-      lastSeq: since,
-      runId: this.known.runId,
-      timeoutMs: this.callTimeoutMs,
-      // Runs as the reply is read, before the replayed events behind it reach the app, so a gap
-      // is announced before anything that follows it.
-      subscribed: (events) => {
-        // After a gap the stream restarts from the server's seq.
-        this.known.lastSeq = events.truncated ? events.seq : Math.max(this.known.lastSeq, events.seq);
-        this.known.runId = events.runId;
-        if (events.truncated) this.emit('resync', { topics: events.topics, since });
-      },
-    });
-    for (const err of errors) this.emit('error', err);
-    const waiting = this.known.takeSuspended();
-    if (failover !== undefined || waiting.length > 0)
-      void recover(
-        this.recovery,
-        failover === undefined ? undefined : { ...failover, from: s.previousUrl ?? s.url, to: s.url, hello: s.hello },
-        waiting,
-      );
   }
 
   private onPush(method: string, params: unknown): void {

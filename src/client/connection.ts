@@ -36,6 +36,18 @@ export interface SessionStart {
   reconnect: boolean;
 }
 
+/** How a socket ended, as the connection saw it. */
+export interface Drop {
+  error: LockstepClientError;
+  code: number;
+  /** The client will reconnect. */
+  reconnect: boolean;
+  /** ... and the server keeps the session for a resume (the hello gave a resume secret). */
+  resumable: boolean;
+  /** A close 4002: the node stopped leading, another one leads or soon will. */
+  notLeader: boolean;
+}
+
 /** What the session on top needs to hear from the connection beneath it. */
 export interface ConnectionHooks {
   push(method: string, params: unknown): void;
@@ -44,10 +56,13 @@ export interface ConnectionHooks {
    * client's state over to it. `previous` is the hello of the session before, if there was one.
    */
   started(channel: Channel, s: SessionStart): Promise<void>;
-  /** The socket is gone (`code`: its close code); the server withdrew every queued ticket with it. */
-  dropped(error: LockstepClientError, code: number): void;
-  /** The client is closed for good: what waits fails with `error`. */
-  finished(error: LockstepClientError): void;
+  /**
+   * The session's socket is gone (also one that died while the session was being set up on it);
+   * the server withdrew every queued ticket with it.
+   */
+  dropped(drop: Drop): void;
+  /** The client is closed for good (`byClose`: by close()): what waits fails with `error`. */
+  finished(error: LockstepClientError, byClose: boolean): void;
 }
 
 interface ReadyWaiter {
@@ -249,6 +264,7 @@ export class Connection {
       strayError: (err) => this.events.emit('error', err),
       closed: (ch, event) => this.onClosed(ch, event),
     });
+    let started = false;
     try {
       if (this.isClosed()) throw LockstepClientError.local('CLOSED', 'the client was closed while connecting');
       const previous = this.helloResult;
@@ -257,6 +273,7 @@ export class Connection {
       this.helloResult = hello;
       this.sessionUrl = url;
       channel.startKeepalive(hello.heartbeatMs);
+      started = true;
       await this.hooks.started(channel, { hello, previous, previousUrl, url, resumed, reconnect });
       if (!channel.open)
         throw LockstepClientError.local('DISCONNECTED', 'connection closed while the session was being set up');
@@ -270,8 +287,22 @@ export class Connection {
       return hello;
     } catch (err) {
       channel.close();
+      // The session was being set up on this socket: losing it is a drop like any other.
+      if (started && reconnect && !this.isClosed())
+        this.hooks.dropped(this.drop(toClientError(err), CloseCode.ABNORMAL));
       throw err;
     }
+  }
+
+  private drop(error: LockstepClientError, code: number): Drop {
+    const reconnect = this.options.backoff !== undefined;
+    return {
+      error,
+      code,
+      reconnect,
+      resumable: reconnect && this.helloResult?.resumeSecret !== undefined,
+      notLeader: code === CloseCode.NOT_LEADER,
+    };
   }
 
   private async sayHello(
@@ -315,17 +346,20 @@ export class Connection {
   private onClosed(channel: Channel, event: { code: number; reason: string }): void {
     if (channel !== this.channel) return;
     this.channel = undefined;
-    this.hooks.dropped(
-      LockstepClientError.local(
-        'DISCONNECTED',
-        `connection closed (${event.code}) while waiting for the lock`,
-        'lock.acquire',
-      ),
-      event.code,
-    );
+    // close() has ended everything already (finished).
     if (this.current === 'closed') return;
     const backoff = this.options.backoff;
     this.events.emit('disconnected', { ...event, willReconnect: backoff !== undefined });
+    this.hooks.dropped(
+      this.drop(
+        LockstepClientError.local(
+          'DISCONNECTED',
+          `connection closed (${event.code}) while waiting for the lock`,
+          'lock.acquire',
+        ),
+        event.code,
+      ),
+    );
     if (backoff === undefined) {
       this.finish(LockstepClientError.local('DISCONNECTED', `connection closed (${event.code} ${event.reason})`));
       return;
@@ -383,7 +417,7 @@ export class Connection {
     this.wake?.();
     this.opening?.abort();
     const closed = error ?? LockstepClientError.local('CLOSED', 'the client is closed');
-    this.hooks.finished(closed);
+    this.hooks.finished(closed, error === undefined);
     this.rejectReady(closed);
     this.events.emit('closed', error === undefined ? {} : { error });
   }

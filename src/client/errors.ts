@@ -9,6 +9,8 @@ export type RpcErrorType = 'PARSE_ERROR' | 'INVALID_REQUEST' | 'METHOD_NOT_FOUND
  * ticket outstanding. CLOSED: the client was closed or gave up reconnecting. ABORTED: the caller's
  * AbortSignal fired. WAIT_TIMEOUT: the server's lock.waitTimeout. CANCELLED: the server withdrew the
  * ticket (lock.cancelled) or lock.cancel was called on it. CONNECT_FAILED: the socket did not open.
+ * LOCK_LOST: a lock the client held is lost (the reason of a handle's aborted signal; `data` is the
+ * LostLock: resource, mode, fences, reason).
  */
 export type LocalErrorType =
   | 'TIMEOUT'
@@ -17,7 +19,8 @@ export type LocalErrorType =
   | 'ABORTED'
   | 'WAIT_TIMEOUT'
   | 'CANCELLED'
-  | 'CONNECT_FAILED';
+  | 'CONNECT_FAILED'
+  | 'LOCK_LOST';
 
 export type ClientErrorType = ErrorType | RpcErrorType | LocalErrorType;
 
@@ -37,6 +40,7 @@ const LOCAL_RETRYABLE: Record<LocalErrorType, boolean> = {
   WAIT_TIMEOUT: true,
   CANCELLED: false,
   CONNECT_FAILED: true,
+  LOCK_LOST: false,
 };
 
 export interface RpcErrorFrame {

@@ -6,10 +6,10 @@ import { isLockstepError, LockstepClientError } from './errors.ts';
 import type { CallableMethod } from './types.ts';
 
 /**
- * The calls the server carries out at most once per `key` (spec: cluster, rule 6): a retry with
- * the same key answers with the first result instead of applying again, on this leader or the
- * next, since the key is stored with the revision. The client gives each of them a key, so that
- * one whose outcome it did not hear can safely be asked for again.
+ * The calls the server carries out at most once per `key` (docs/protocol.md, `edit.apply`): a
+ * retry with the same key answers with the first result instead of applying again, on this leader
+ * or the next, since the key is stored with the revision. The client gives each of them a key, so
+ * that one whose outcome it did not hear can safely be asked for again.
  */
 const KEYED: ReadonlySet<CallableMethod> = new Set<CallableMethod>([
   'edit.apply',
@@ -26,12 +26,18 @@ export function isKeyed(method: CallableMethod): boolean {
 }
 
 /**
- * The params with a fresh key, unless the caller gave one. uuid rather than crypto.randomUUID,
- * which browsers offer only in secure contexts (a page served over plain http has none).
+ * The params as first sent, with a fresh key unless the caller gave one (uuid rather than
+ * crypto.randomUUID, which browsers offer only in secure contexts). Its `fences` are copied: a
+ * call asked again carries the fences it was first sent with, never newer ones, whatever becomes
+ * of the caller's object (the first commit may have landed under them).
  */
 export function withKey<P>(params: P): P {
-  const given = (params as { key?: unknown } | undefined)?.key;
-  return given === undefined ? ({ ...params, key: uuidv4() } as P) : params;
+  const p = params as { key?: unknown; fences?: Record<string, number> } | undefined;
+  return {
+    ...params,
+    ...(p?.key === undefined ? { key: uuidv4() } : {}),
+    ...(p?.fences === undefined ? {} : { fences: { ...p.fences } }),
+  } as P;
 }
 
 export interface AskAgain<T> {
@@ -39,6 +45,7 @@ export interface AskAgain<T> {
   /** Sends the call again, same params and key, on `channel`. */
   request(channel: Channel): Promise<T>;
   connection: Connection;
+  resends: Resends;
   /** The session the call was first sent in. */
   sessionId: string | undefined;
   deadline: number;
@@ -48,14 +55,14 @@ export interface AskAgain<T> {
 /**
  * The outcome of a keyed call that failed with `err`: asked for again where its key makes that
  * safe and the failure left the outcome unknown, else `err`.
- * - A drop lost the reply: sent again once the session is resumed, once only (a second drop fails
- *   the call as any drop does).
+ * - A drop lost the reply: sent again by the resume, once the session is back (./resume.ts), once
+ *   only (a second drop fails the call as any drop does).
  * - STORE_UNAVAILABLE: the store lost its connection while committing, so the commit may have
  *   landed and the refusal does not say "not applied". Asked again after each wait the refusal
  *   names, as soon as the store is back, while the call's time lasts.
  */
 export async function askAgain<T>(err: unknown, o: AskAgain<T>): Promise<T> {
-  if (isLockstepError(err, 'DISCONNECTED')) return o.request(await resumed(err, o));
+  if (isLockstepError(err, 'DISCONNECTED')) return o.resends.after(err, o);
   let refusal = err;
   while (isLockstepError(refusal, 'STORE_UNAVAILABLE')) {
     const wait = Math.max(refusal.retryAfterMs ?? 0, STORE_RETRY_MIN_MS);
@@ -70,25 +77,74 @@ export async function askAgain<T>(err: unknown, o: AskAgain<T>): Promise<T> {
   throw refusal;
 }
 
+interface Waiting {
+  sessionId: string | undefined;
+  /** The drop that lost the reply: what the call fails with when its session is not resumed. */
+  lost: LockstepClientError;
+  send(channel: Channel): void;
+  fail(err: LockstepClientError): void;
+}
+
 /**
- * The channel to send again a call whose reply was lost with the socket (`lost`), once the client
- * has reconnected, within the call's time and signal. Only on the same session: the spec makes
- * keys unique per session, so a new session does not lean on the server finding a key another
- * session sent (today's server happens to look keys up per program) and fails with `lost`, the
- * outcome unknown as before; its locks are gone anyway.
+ * Keyed calls whose reply a drop lost, waiting for the session to be resumed to be sent again, in
+ * the order they were made, within each call's time and signal. Only on the same session: keys
+ * are the session's own (docs/protocol.md), so a call whose session was lost fails with the drop's
+ * DISCONNECTED, its outcome unknown as before; its locks are gone anyway.
  */
-async function resumed<T>(lost: LockstepClientError, o: AskAgain<T>): Promise<Channel> {
-  if (o.connection.isClosed()) throw lost;
-  let channel: Channel;
-  try {
-    channel = await o.connection.whenOpen(left(o.deadline), o.method, o.signal);
-  } catch (err) {
-    // CLOSED would say the call was not sent: it was, and may have been applied.
-    throw isLockstepError(err, 'CLOSED') ? lost : err;
+export class Resends {
+  private waiting: Waiting[] = [];
+  private closed = false;
+
+  after<T>(lost: LockstepClientError, o: AskAgain<T>): Promise<T> {
+    if (this.closed) return Promise.reject(lost);
+    if (o.signal?.aborted === true)
+      return Promise.reject(LockstepClientError.local('ABORTED', `${o.method} aborted`, o.method));
+    return new Promise<T>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        o.signal?.removeEventListener('abort', onAbort);
+        this.waiting = this.waiting.filter((w) => w !== entry);
+      };
+      const entry: Waiting = {
+        sessionId: o.sessionId,
+        lost,
+        send: (channel) => {
+          done();
+          o.request(channel).then(resolve, reject);
+        },
+        fail: (err) => {
+          done();
+          reject(err);
+        },
+      };
+      const onAbort = () => entry.fail(LockstepClientError.local('ABORTED', `${o.method} aborted`, o.method));
+      const timer = setTimeout(
+        () => entry.fail(LockstepClientError.local('TIMEOUT', `${o.method}: no reply before its timeout`, o.method)),
+        left(o.deadline),
+      );
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(entry);
+    });
   }
-  if (o.signal?.aborted === true) throw LockstepClientError.local('ABORTED', `${o.method} aborted`, o.method);
-  if (o.connection.hello?.sessionId !== o.sessionId) throw lost;
-  return channel;
+
+  /** Session `sessionId` is back on `channel`: its calls go out again now, in order; any other's fail. */
+  resend(channel: Channel, sessionId: string): void {
+    for (const w of [...this.waiting]) {
+      if (w.sessionId === sessionId) w.send(channel);
+      else w.fail(w.lost);
+    }
+  }
+
+  /** The session was lost: every waiting call fails with the drop that lost its reply. */
+  fail(): void {
+    for (const w of [...this.waiting]) w.fail(w.lost);
+  }
+
+  /** The client is closed: nothing is resumed any more. */
+  close(): void {
+    this.closed = true;
+    this.fail();
+  }
 }
 
 /** What is left of the call's time, at least 1 ms (a timer of 0 would not wait at all). */

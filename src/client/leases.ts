@@ -1,6 +1,8 @@
-import { resourceKey, type Resource } from '../protocol/resource.ts';
+import { formatResource, resourceKey, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
-import { isLockstepError } from './errors.ts';
+import { LockstepClientError } from './errors.ts';
+import type { BelievedLock } from './resume-plan.ts';
+import type { LossReason, LostLock } from './types.ts';
 
 interface Lease {
   grant: Grant;
@@ -11,28 +13,42 @@ interface Lease {
   auto: boolean;
   /** Local time (ms) at which to renew; measured locally so client and server clocks may differ. */
   renewAt: number;
+  /** Local time (ms) by which the lease ends unless renewed, as far as the client was told. */
+  until: number;
   busy: boolean;
+  /** Aborted with LOCK_LOST when the lock is lost: the signal of its handles. */
+  loss: AbortController;
 }
 
 export interface LeaseHooks {
   /** Renews these resources of one program; the new grants come back through `update()`. */
   renew(program: string, resources: Resource[], ttlMs: number): Promise<unknown>;
   failed(err: unknown, resources: Resource[]): void;
+  /** A lock the client held is lost (README, "Client SDK"). */
+  lost(lock: LostLock): void;
 }
 
 /**
  * The locks this session holds, as far as the client has been told, and the automatic renewal of
  * those that asked for it: each is renewed at `fraction` of its ttl, or at once on lock.expiring.
+ * While the socket is down they are suspended: the client cannot know whether they are still its
+ * own until the session is back, and then each is held again (settle) or lost (lose).
  */
 export class Leases {
   private readonly leases = new Map<string, Lease>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt = Infinity;
+  private isSuspended = false;
 
   constructor(
     private readonly hooks: LeaseHooks,
     private readonly fraction: number,
   ) {}
+
+  /** Whether the locks are in doubt: the socket is down or a resume is under way. */
+  get suspended(): boolean {
+    return this.isSuspended;
+  }
 
   held(): Grant[] {
     return [...this.leases.values()].map((l) => l.grant);
@@ -43,19 +59,31 @@ export class Leases {
   }
 
   /**
-   * Whether the lock granted under `fence` is still held: the lease now has that fence, or is an
-   * upgrade of it made while it was held. A lock that ended and was granted again is not.
+   * The lock on `r` as held now, if it is the one granted under `fence` (that grant, or an upgrade
+   * of it made while it was held), suspended or not. A lock that ended and was granted again is not.
    */
-  heldUnder(r: Resource, fence: number): boolean {
-    return this.leases.get(resourceKey(r))?.fences.includes(fence) ?? false;
+  grantUnder(r: Resource, fence: number): Grant | undefined {
+    const lease = this.leases.get(resourceKey(r));
+    return lease?.fences.includes(fence) === true ? lease.grant : undefined;
+  }
+
+  /** Aborted when the lock granted under `fence` on `r` is lost; undefined when it is not held. */
+  signalUnder(r: Resource, fence: number): AbortSignal | undefined {
+    const lease = this.leases.get(resourceKey(r));
+    return lease?.fences.includes(fence) === true ? lease.loss.signal : undefined;
   }
 
   get size(): number {
     return this.leases.size;
   }
 
+  /** What the client believes it holds, as a resume weighs it against what the server gave back. */
+  believed(): BelievedLock[] {
+    return [...this.leases.values()].map((l) => ({ grant: l.grant, fences: [...l.fences], until: l.until }));
+  }
+
   add(grants: readonly Grant[], ttlMs: number, auto: boolean): void {
-    const renewAt = Date.now() + ttlMs * this.fraction;
+    const now = Date.now();
     for (const grant of grants) {
       const key = resourceKey(grant.resource);
       const prev = this.leases.get(key);
@@ -71,8 +99,10 @@ export class Leases {
         fences,
         ttlMs,
         auto: auto || (prev?.auto ?? false),
-        renewAt,
+        renewAt: now + ttlMs * this.fraction,
+        until: now + ttlMs,
         busy: prev?.busy ?? false,
+        loss: prev?.loss ?? new AbortController(),
       });
     }
     this.schedule();
@@ -87,37 +117,60 @@ export class Leases {
       lease.grant = grant;
       if (!lease.fences.includes(grant.fence)) lease.fences.push(grant.fence);
       lease.renewAt = now + lease.ttlMs * this.fraction;
+      lease.until = now + lease.ttlMs;
     }
     this.schedule();
   }
 
-  /** Makes the held set exactly `grants` (as the server listed them), keeping what is known of each. */
-  sync(grants: readonly Grant[], ttlMs: number): void {
-    const keep = new Set(grants.map((g) => resourceKey(g.resource)));
-    for (const key of [...this.leases.keys()]) if (!keep.has(key)) this.leases.delete(key);
-    this.update(grants);
-    this.add(
-      grants.filter((g) => !this.leases.has(resourceKey(g.resource))),
-      ttlMs,
-      false,
-    );
-  }
-
-  /** How a held lock was asked for: what acquiring it again asks for. */
-  terms(r: Resource): { ttlMs: number; auto: boolean; fences: readonly number[] } | undefined {
-    const lease = this.leases.get(resourceKey(r));
-    return lease === undefined ? undefined : { ttlMs: lease.ttlMs, auto: lease.auto, fences: lease.fences };
+  /** The socket is down: every lock is in doubt, and nothing is renewed until the session is back. */
+  suspend(): void {
+    this.isSuspended = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
   }
 
   /**
-   * The lock now held on `r` carries on one held before under `fences` (lost in a failover and
-   * acquired again): the handles of that grant hold it, and name its new fence.
+   * The session is back and gave these locks back as they were believed (same resource, mode and
+   * fence): held again, as the server now states them. They kept what was left of their leases,
+   * not fresh ones, so the automatic ones are renewed at once.
    */
-  carryOn(r: Resource, fences: readonly number[]): void {
-    const lease = this.leases.get(resourceKey(r));
-    if (lease !== undefined) lease.fences = [...fences.filter((f) => !lease.fences.includes(f)), ...lease.fences];
+  settle(kept: readonly Grant[]): void {
+    this.isSuspended = false;
+    for (const grant of kept) {
+      const lease = this.leases.get(resourceKey(grant.resource));
+      if (lease !== undefined) lease.grant = grant;
+    }
+    this.expiring(kept);
   }
 
+  /**
+   * These locks are lost, for `reason`: forgotten, their handles' signals aborted with LOCK_LOST,
+   * and each reported. Resources not held are skipped. Returns what was lost.
+   */
+  lose(resources: readonly Resource[], reason: LossReason): LostLock[] {
+    const out: LostLock[] = [];
+    for (const r of resources) {
+      const key = resourceKey(r);
+      const lease = this.leases.get(key);
+      if (lease === undefined) continue;
+      this.leases.delete(key);
+      const lost: LostLock = { resource: lease.grant.resource, mode: lease.grant.mode, fences: lease.fences, reason };
+      out.push(lost);
+      lease.loss.abort(
+        LockstepClientError.local(
+          'LOCK_LOST',
+          `the ${lost.mode} lock on ${formatResource(lost.resource)} was lost (${reason})`,
+          undefined,
+          { ...lost },
+        ),
+      );
+      this.hooks.lost(lost);
+    }
+    return out;
+  }
+
+  /** Released on purpose: no longer held, and not lost. */
   remove(resources: readonly Resource[]): void {
     for (const r of resources) this.leases.delete(resourceKey(r));
   }
@@ -144,6 +197,7 @@ export class Leases {
   }
 
   private schedule(): void {
+    if (this.isSuspended) return;
     let next = Infinity;
     for (const l of this.leases.values()) if (l.auto && !l.busy && l.renewAt < next) next = l.renewAt;
     if (next === Infinity || next >= this.timerAt) return;
@@ -176,18 +230,14 @@ export class Leases {
     this.hooks
       .renew(first.grant.resource.program, resources, first.ttlMs)
       .catch((err: unknown) => {
-        if (isLockstepError(err, 'NOT_HELD') && Array.isArray(err.data.resources)) {
-          const notHeld = err.data.resources as Resource[];
-          // A lock released on purpose while its renewal was on the way is no failure: only those
-          // still thought held (lost to an expiry) are reported.
-          if (notHeld.some((r) => this.leases.has(resourceKey(r)))) this.hooks.failed(err, resources);
-          // All or nothing: the ones still held were not renewed either, so they go again at once.
-          this.remove(notHeld);
+        // NOT_HELD: the client reported the ones it still held as lost (SessionState.afterError).
+        // All or nothing: the others were not renewed either, so they go again at once.
+        if (err instanceof LockstepClientError && err.type === 'NOT_HELD') {
           for (const l of group) l.renewAt = Date.now();
-        } else {
-          this.hooks.failed(err, resources);
-          for (const l of group) l.renewAt = Date.now() + Math.max(50, l.ttlMs / 10);
+          return;
         }
+        this.hooks.failed(err, resources);
+        for (const l of group) l.renewAt = Date.now() + Math.max(50, l.ttlMs / 10);
       })
       .finally(() => {
         for (const l of group) l.busy = false;

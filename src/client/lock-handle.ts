@@ -1,22 +1,41 @@
 import { isStructure, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
+import type { LostLock } from './types.ts';
 
-/** What a handle needs from its client. */
+/** What a handle asks of its client's locks. */
 export interface LockOwner {
   releaseHeld(resources: readonly Resource[]): Promise<Resource[]>;
   renewHeld(resources: readonly Resource[], ttlMs?: number): Promise<Grant[]>;
   downgradeHeld(resources: readonly Resource[]): Promise<Grant[]>;
-  heldGrant(resource: Resource): Grant | undefined;
-  /** Whether the lock granted under `fence` is still held (that grant, or an upgrade of it). */
-  heldUnder(resource: Resource, fence: number): boolean;
 }
+
+/** What a handle reads of its client's locks (./leases.ts). */
+export interface LockView {
+  /** The lock on the resource as held now, if it is the one granted under `fence` (or an upgrade of it), suspended or not. */
+  grantUnder(resource: Resource, fence: number): Grant | undefined;
+  /** Aborted when the lock granted under `fence` is lost. */
+  signalUnder(resource: Resource, fence: number): AbortSignal | undefined;
+  readonly suspended: boolean;
+}
+
+/**
+ * - `held`: every lock of the handle is held under its grant (or an upgrade of it);
+ * - `suspended`: they were when the socket dropped, and the client cannot know yet whether they
+ *   still are (the session is being resumed): not held, not lost;
+ * - `lost`: one of them was lost (`lost` says which, and why; `signal` is aborted);
+ * - `released`: one of them was released (or the client closed).
+ */
+export type LockState = 'held' | 'suspended' | 'lost' | 'released';
 
 /** Locks granted by one acquire(): their fences for edit.apply, and release / renew / downgrade. */
 export class LockHandle {
   readonly resources: readonly Resource[];
+  private readonly loss = new AbortController();
+  private firstLoss: LostLock | undefined;
 
   constructor(
     private readonly owner: LockOwner,
+    private readonly view: LockView,
     readonly program: string,
     /** The grants as given (fence, mode, first expiry). */
     readonly grants: readonly Grant[],
@@ -24,6 +43,16 @@ export class LockHandle {
     readonly ticket: string | undefined,
   ) {
     this.resources = grants.map((g) => g.resource);
+    for (const g of grants) {
+      const signal = view.signalUnder(g.resource, g.fence);
+      if (signal === undefined) continue;
+      const lose = () => {
+        this.firstLoss ??= (signal.reason as { data: LostLock }).data;
+        this.loss.abort(signal.reason);
+      };
+      if (signal.aborted) lose();
+      else signal.addEventListener('abort', lose, { once: true });
+    }
   }
 
   get queued(): boolean {
@@ -37,30 +66,50 @@ export class LockHandle {
 
   /**
    * In the shape edit.apply takes: `{"<function id>" | "structure": fence}`. The fence of the lock
-   * as held now: an upgrade's, or a new grant's when the lock was lost in a failover and acquired
-   * again; the grant's own once the lock is no longer held.
+   * as held now (an upgrade's), suspended or not; the grant's own once it is no longer held, which
+   * the server refuses (STALE_FENCE, LOCK_REQUIRED): a lost lock's edits never commit.
    */
   get fences(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const g of this.grants) {
-      const now = this.owner.heldUnder(g.resource, g.fence) ? this.owner.heldGrant(g.resource)?.fence : undefined;
-      out[isStructure(g.resource) ? 'structure' : String(g.resource.function)] = now ?? g.fence;
-    }
+    for (const g of this.grants)
+      out[isStructure(g.resource) ? 'structure' : String(g.resource.function)] =
+        this.view.grantUnder(g.resource, g.fence)?.fence ?? g.fence;
     return out;
   }
 
+  get state(): LockState {
+    if (this.firstLoss !== undefined) return 'lost';
+    if (!this.grants.every((g) => this.view.grantUnder(g.resource, g.fence) !== undefined)) return 'released';
+    return this.view.suspended ? 'suspended' : 'held';
+  }
+
   /**
-   * Whether the client still holds every lock of this handle (no expiry, release or loss since):
-   * under this handle's fence, or an upgrade of it, not a later grant of the same resource.
+   * Whether the client holds every lock of this handle now (no expiry, release or loss since, and
+   * not suspended): under this handle's fence, or an upgrade of it, not a later grant of the same
+   * resources.
    */
   get held(): boolean {
-    return this.grants.every((g) => this.owner.heldUnder(g.resource, g.fence));
+    return this.state === 'held';
+  }
+
+  /** The first of its locks that was lost, and why; undefined while none was. */
+  get lost(): LostLock | undefined {
+    return this.firstLoss;
+  }
+
+  /**
+   * Aborted when one of its locks is lost, with a LockstepClientError of type LOCK_LOST whose
+   * `data` is the LostLock (`signal.reason`). Not aborted by a release.
+   */
+  get signal(): AbortSignal {
+    return this.loss.signal;
   }
 
   /**
    * Releases what is still held of this handle; safe to call twice. Resolves with what was released.
    * A resource that is now held under another fence (this lease ended and the resource was granted
-   * again, e.g. to another task of this client) is not this handle's and is left alone.
+   * again, e.g. to another task of this client) is not this handle's and is left alone. While
+   * suspended, it waits for the session to be back (a lost lock then has nothing to release).
    */
   release(): Promise<Resource[]> {
     return this.owner.releaseHeld(this.own());
@@ -78,8 +127,8 @@ export class LockHandle {
     return own.length === 0 ? Promise.resolve([]) : this.owner.downgradeHeld(own);
   }
 
-  /** This handle's resources still held under its grants (or their upgrades). */
+  /** This handle's resources still held (or suspended) under its grants (or their upgrades). */
   private own(): Resource[] {
-    return this.grants.filter((g) => this.owner.heldUnder(g.resource, g.fence)).map((g) => g.resource);
+    return this.grants.filter((g) => this.view.grantUnder(g.resource, g.fence) !== undefined).map((g) => g.resource);
   }
 }

@@ -1,9 +1,9 @@
 import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { ParamsOf, ResultOf, Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
-import { isStructure } from '../protocol/resource.ts';
+import { isStructure, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
-import { LockstepClientError } from './errors.ts';
+import { isLockstepError, LockstepClientError } from './errors.ts';
 import type { TicketWaiter } from './grant-waiter.ts';
 import type { Leases } from './leases.ts';
 import type { CallableMethod } from './types.ts';
@@ -125,6 +125,17 @@ export class SessionState {
     }
   }
 
+  /**
+   * A refusal that says what the client believed it held is not held: the server let the lease run
+   * out (or ended it), so those locks are lost. A release crossing an expiry is one too: whatever
+   * was done under the lock after it ran out was done without it.
+   */
+  afterError(method: CallableMethod, err: unknown): void {
+    if (method !== 'lock.release' && method !== 'lock.renew' && method !== 'lock.downgrade') return;
+    if (isLockstepError(err, 'NOT_HELD') && Array.isArray(err.data.resources))
+      this.leases.lose(err.data.resources as Resource[], 'expired');
+  }
+
   /** A server push, before the client's listeners hear of it. */
   afterPush(n: NotificationName, params: unknown): void {
     switch (n) {
@@ -173,7 +184,10 @@ export class SessionState {
         this.leases.expiring((params as NotificationParams<'lock.expiring'>).locks);
         break;
       case 'lock.expired':
-        this.leases.remove((params as NotificationParams<'lock.expired'>).locks.map((l) => l.resource));
+        this.leases.lose(
+          (params as NotificationParams<'lock.expired'>).locks.map((l) => l.resource),
+          'expired',
+        );
         break;
       case 'function.changed': {
         const p = params as NotificationParams<'function.changed'>;

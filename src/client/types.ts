@@ -1,12 +1,12 @@
 import type { MethodName, ParamsOf, ResultOf, Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
-import type { Resource } from '../protocol/resource.ts';
-import type { Grant, QueuePosition } from '../protocol/wire.ts';
+import type { LockMode, Resource } from '../protocol/resource.ts';
+import type { Grant, NotRestored, QueuePosition } from '../protocol/wire.ts';
 import type { ReconnectOptions } from './backoff.ts';
 import type { LockstepClientError } from './errors.ts';
 import type { WebSocketConstructor } from './socket.ts';
 
-export type { Grant, QueuePosition, Resource, Topic };
+export type { Grant, LockMode, NotRestored, QueuePosition, Resource, Topic };
 
 export interface ClientOptions {
   /** ws://host:port/ws: one server, or a load balancer in front of a cluster. Exactly one of url and urls. */
@@ -73,14 +73,38 @@ export interface QueueUpdate {
 
 type NotificationEvents = { [N in NotificationName]: [params: NotificationParams<N>] };
 
+/**
+ * Why a lock the client held was lost:
+ * - `expired`: its lease ran out (lock.expired; a renewal or release answered NOT_HELD; a resume
+ *   that did not give it back, the new leader saying so or the lease over by the client's clock);
+ * - `fence-moved`: another grant of the resource came after it (a new leader found a newer record,
+ *   or an edit under a newer fence; or a resume gave the resource back under another fence or mode);
+ * - `resource-gone`: a new leader found its function or program gone;
+ * - `not-restored`: a resume did not give it back, and neither the server nor the client's clock
+ *   says why;
+ * - `session-lost`: the session could not be resumed (or the client ended without close()).
+ */
+export type LossReason = 'expired' | 'fence-moved' | 'resource-gone' | 'not-restored' | 'session-lost';
+
+/** A lock the client held and lost: the `lost` event, `LockHandle.lost`, a failover's `lost`. */
+export interface LostLock {
+  resource: Resource;
+  mode: LockMode;
+  /** Every fence it was held under (its grant's, then its upgrades'): what its handles' edits named. */
+  fences: number[];
+  reason: LossReason;
+}
+
 export interface FailoverInfo {
   /** The node the session was on, and the new leader's. */
   from: string;
   to: string;
+  /** Every lock the new leader gave back (the hello's `restored`). */
   restored: Grant[];
+  /** Those of them the client did not believe it held (same resource, mode and fence): given back. */
   released: Grant[];
-  reacquired: Grant[];
-  lost: Resource[];
+  /** The locks the client held and did not get back, each also emitted as `lost`. */
+  lost: LostLock[];
 }
 
 /** Every server push under its method name, and the client's own life-cycle events. */
@@ -90,15 +114,24 @@ export interface ClientEvents extends NotificationEvents {
   disconnected: [info: { code: number; reason: string; willReconnect: boolean }];
   reconnecting: [info: { attempt: number; delayMs: number; error?: LockstepClientError }];
   /**
-   * The session resumed on a new leader after a failover, and the client has made its locks what
-   * it believed they were: `restored`, every lock the new leader gave back; `released`, those of
-   * them the client did not believe it held (same resource, mode and fence), given back;
-   * `reacquired`, the new grants of locks it held but did not get back, queued for again (their
-   * handles now name the new fences); `lost`, those it could not get again (the error was emitted).
-   * Emitted once every re-acquire is granted or failed; waiting acquire() calls were queued again.
+   * The socket dropped and the session may be resumed: until it is, the client cannot know whether
+   * these locks are still its own. Their handles are `suspended` (not `held`) until the session is
+   * back (`connected` with `resumed: true`: each is held again or `lost`) or not (`sessionLost`).
+   */
+  suspended: [info: { locks: Grant[] }];
+  /**
+   * A lock the client held is lost (see LossReason): its handles are no longer held and their
+   * `signal` is aborted. The client never acquires it again on its own: someone else may have held
+   * the resource and changed it since, so anything read under it is stale.
+   */
+  lost: [lock: LostLock];
+  /**
+   * The session resumed on a new leader after a failover, and the client has settled its locks:
+   * what the new leader gave back, what of it was released, and what was lost. Emitted before
+   * `connected`; waiting acquire() calls were queued again.
    */
   failover: [info: FailoverInfo];
-  /** A reconnect could not take the old session back: its locks are gone. */
+  /** A reconnect could not take the old session back: its locks are gone (each also `lost`, `session-lost`). */
   sessionLost: [info: { previousSessionId: string; locks: Grant[] }];
   /** Events after the last seen sequence number are no longer buffered: resync from lock.status etc. */
   resync: [info: { topics: Topic[]; since: number }];

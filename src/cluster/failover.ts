@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import type { Clock, LockManager, SessionRegistry } from '../concurrency/index.ts';
 import type { Resource } from '../protocol/resource.ts';
+import type { NotRestored } from '../protocol/wire.ts';
 import type { SharedDatabase } from '../service/index.ts';
 import { journalTables } from './journal-batch.ts';
 import { LockJournal } from './journal.ts';
-import { applyRestore, planRestore, readJournal, type RestorePlan } from './restore.ts';
+import { applyRestore, type DropReason, planRestore, readJournal, type RestorePlan } from './restore.ts';
 
 // Failover as a resume (cluster.md section 3): the leader journals its sessions and locks in
 // PostgreSQL; a new leader restores them to the sessions that resume, within a grace window.
@@ -64,9 +65,17 @@ export class Failover {
     }
   }
 
-  /** A resume: true the first time for a session the previous leader had (its hello lists `restored`). */
-  takeBack(sessionId: string): boolean {
-    return this.unresumed.delete(sessionId);
+  /**
+   * A resume: the first time for a session the previous leader had (its hello lists `restored`),
+   * the locks recorded for it that were not restored, and why (`notRestored`); else undefined.
+   */
+  takeBack(sessionId: string): NotRestored[] | undefined {
+    if (!this.unresumed.delete(sessionId)) return undefined;
+    return this.plan.dropped.flatMap(({ lock, reason }) =>
+      lock.sessionId === sessionId && reason !== 'session-left'
+        ? [{ resource: lock.resource, mode: lock.mode, fence: lock.fence, reason: WIRE_REASON[reason] }]
+        : [],
+    );
   }
 
   /** A resume that was refused after takeBack: the session's next resume is told what it got back. */
@@ -79,6 +88,18 @@ export class Failover {
     return this.journal.close();
   }
 }
+
+/**
+ * Why a lock was not restored, as its holder is told (docs/cluster-failover.md, "What is restored,
+ * exactly"): a record that lost to a newer one and one older than the last committed edit both
+ * mean another grant came after it. A session that left never resumes to hear of it.
+ */
+const WIRE_REASON: Record<Exclude<DropReason, 'session-left'>, NotRestored['reason']> = {
+  expired: 'expired',
+  superseded: 'fence-moved',
+  'stale-fence': 'fence-moved',
+  'resource-gone': 'resource-gone',
+};
 
 /**
  * Cluster mode with resume grace off: nothing can be resumed, so nothing is journaled; a record

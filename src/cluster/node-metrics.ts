@@ -12,9 +12,22 @@ export class NodeMetrics {
   readonly stepDowns: Counter<'reason'>;
   readonly renewals: Histogram<'outcome'>;
 
-  constructor(status: () => { role: 'leader' | 'standby'; epoch: number }) {
+  constructor(
+    status: () => { role: 'leader' | 'standby'; epoch: number },
+    /** The database answered the last look at the lease (a standby's store check). */
+    storeAnswered: () => boolean,
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.standbyRegistry, prefix: 'lockstep_' });
+    // The leader's comes from its coordinator, which asks the store itself.
+    new Gauge({
+      name: 'lockstep_store_up',
+      help: 'Whether the database answered the last look at the lease (1) or not (0)',
+      registers: [this.standbyRegistry],
+      collect() {
+        this.set(storeAnswered() ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'lockstep_cluster_role',
       help: 'This node: 1 for its current role (leader or standby), 0 for the other',

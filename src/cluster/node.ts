@@ -53,7 +53,10 @@ export class ClusterNode<S> {
   private opening: Promise<void> | undefined;
 
   constructor(private readonly o: ClusterNodeOptions<S>) {
-    this.metrics = new NodeMetrics(() => this.status());
+    this.metrics = new NodeMetrics(
+      () => this.status(),
+      () => this.storeAnswered,
+    );
     this.leadership = new Leadership({
       db: o.db,
       nodeId: this.nodeId,

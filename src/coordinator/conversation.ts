@@ -25,7 +25,12 @@ export class Conversation {
     private readonly c: Coordinator,
     private readonly sink: Sink,
     private readonly hooks: CallHooks,
-    private readonly onSession: () => void,
+    /**
+     * true: a hello opened this connection's session (in cluster mode while it is still being
+     * recorded: the client said hello in time, however long the journal takes); false: that
+     * session could not be recorded and is gone, the connection has none again.
+     */
+    private readonly onSession: (open: boolean) => void,
   ) {}
 
   private get session(): SessionInfo | undefined {
@@ -108,23 +113,19 @@ export class Conversation {
       }
       const opened = hello(this.c, params, this.sink);
       this.ctx = { session: opened.session, ...this.hooks };
-      if (opened.recorded === undefined) {
-        this.onSession();
-        return opened.result;
-      }
+      this.onSession(true);
+      if (opened.recorded === undefined) return opened.result;
       // Cluster: answered once the journal has it; if it cannot be written, a new session never
       // was and a resumed one is dropped again (the agent is told STORE_UNAVAILABLE and may say
       // hello again, or resume again).
       const { session } = opened;
       return opened.recorded.then(
-        () => {
-          this.onSession();
-          return opened.result;
-        },
+        () => opened.result,
         (err: unknown) => {
           if (this.session === session) {
             this.ctx = undefined;
             this.c.disconnect(session.id, opened.result.resumed === true ? 'dropped' : 'closed', this.sink);
+            this.onSession(false);
           }
           throw err;
         },

@@ -43,6 +43,8 @@ export interface CoordinatorOptions {
   idleTimeoutMs?: number;
   graceMs?: number;
   eventBuffer?: number;
+  /** The server's connection cap (--max-sessions): only shown in /metrics, enforced by the server. */
+  maxSessions?: number;
   /** Access tokens; when empty, no token is asked for. */
   tokens?: Tokens;
   /** Cluster mode with resume grace: what the previous leader left, and this leader's journal. */
@@ -104,7 +106,11 @@ export class Coordinator {
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
       ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
     });
-    this.metrics = new Metrics(this.locks, this.sessions);
+    this.metrics = new Metrics(this.locks, this.sessions, {
+      clock: options.clock,
+      ping: () => options.programs.ping(),
+      maxSessions: options.maxSessions ?? Number.POSITIVE_INFINITY,
+    });
     this.pins = new EditPins(this.locks);
     // The journal listens first: a push made from a lock event then waits for the record of the
     // very change it tells of (JournalGate.push takes the journal's head).

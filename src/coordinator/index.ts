@@ -1,3 +1,4 @@
+import type { Clock } from '../concurrency/index.ts';
 import { Coordinator, type CoordinatorOptions, type Limits, type Sink } from './coordinator.ts';
 import { type CallHooks, Conversation } from './conversation.ts';
 
@@ -5,6 +6,7 @@ import { type CallHooks, Conversation } from './conversation.ts';
 // core, sessions, programs, event log) stay behind it; test/layers.test.ts holds everyone else to
 // this file.
 
+export type { Clock } from '../concurrency/index.ts';
 export type { CallHooks, Conversation } from './conversation.ts';
 export type { Coordinator, CoordinatorOptions, DisconnectReason, Limits, Sink } from './coordinator.ts';
 export { Tokens } from './tokens.ts';
@@ -43,16 +45,16 @@ export class CoordinatorPort {
     return this.#serving?.() ?? true;
   }
 
-  /** The coordinator's clock, for the transport's rate buckets. */
-  now(): number {
-    return this.#c.clock.now();
+  /** The coordinator's clock, for the transport's rate buckets and hello timeouts. */
+  get clock(): Clock {
+    return this.#c.clock;
   }
 
   /**
    * A new connection: `sink` takes its pushes, `hooks` serve its calls, `onSession` is told when
-   * it has said hello.
+   * it gets a session and when it has none again (see Conversation).
    */
-  open(sink: Sink, hooks: CallHooks, onSession: () => void): Conversation {
+  open(sink: Sink, hooks: CallHooks, onSession: (open: boolean) => void): Conversation {
     return new Conversation(this.#c, sink, hooks, onSession);
   }
 

@@ -1,5 +1,5 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { LockManager, SessionRegistry } from '../concurrency/index.ts';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Clock, LockManager, SessionRegistry } from '../concurrency/index.ts';
 import { RequestDurations } from './request-durations.ts';
 
 /**
@@ -17,9 +17,47 @@ export class Metrics {
   readonly edits: Counter<'kind'>;
   readonly slowConsumers: Counter;
   readonly requests: RequestDurations;
+  readonly waits: Histogram;
 
-  constructor(locks: LockManager, sessions: SessionRegistry) {
+  constructor(
+    locks: LockManager,
+    sessions: SessionRegistry,
+    o: {
+      clock: Clock;
+      /** Whether the program store answers (asked at each scrape). */
+      ping(): Promise<boolean>;
+      /** The connection cap (--max-sessions), for alerts on sessions near it. */
+      maxSessions: number;
+    },
+  ) {
     const registers = [this.registry];
+    new Gauge({
+      name: 'lockstep_store_up',
+      help: 'Whether the program store answered at this scrape (1) or not (0)',
+      registers,
+      async collect() {
+        this.set((await o.ping()) ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'lockstep_sessions_max',
+      help: 'The connection cap (--max-sessions): more connections are closed with 1013',
+      registers,
+      collect() {
+        this.set(o.maxSessions);
+      },
+    });
+    new Gauge({
+      name: 'lockstep_queue_oldest_wait_seconds',
+      help: 'How long the longest-waiting queued request has waited so far (0 when none waits)',
+      registers,
+      collect() {
+        const now = o.clock.now();
+        let oldest = now;
+        for (const s of sessions.list()) for (const t of locks.tickets(s.id)) oldest = Math.min(oldest, t.enqueuedAt);
+        this.set((now - oldest) / 1000);
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'lockstep_' });
     new Gauge({
       name: 'lockstep_sessions',
@@ -98,9 +136,24 @@ export class Metrics {
       this.registry,
     );
 
-    locks.on('granted', ({ ticket, grants }) =>
-      this.grants.inc({ kind: ticket === null ? 'immediate' : 'queued' }, grants.length),
-    );
+    this.waits = new Histogram({
+      name: 'lockstep_lock_wait_seconds',
+      help: 'Time a queued request waited until it was granted',
+      buckets: [0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
+      registers,
+    });
+    // When each queued ticket started waiting, until it is granted or withdrawn.
+    const queuedAt = new Map<string, number>();
+    locks.on('queued', ({ ticket }) => queuedAt.set(ticket, o.clock.now()));
+    locks.on('cancelled', ({ ticket }) => queuedAt.delete(ticket));
+    locks.on('waitTimeout', ({ ticket }) => queuedAt.delete(ticket));
+    locks.on('granted', ({ ticket, grants }) => {
+      this.grants.inc({ kind: ticket === null ? 'immediate' : 'queued' }, grants.length);
+      const since = ticket === null ? undefined : queuedAt.get(ticket);
+      if (since === undefined) return;
+      queuedAt.delete(ticket as string);
+      this.waits.observe((o.clock.now() - since) / 1000);
+    });
     locks.on('denied', () => this.denials.inc());
     locks.on('expired', ({ locks: gs }) => this.expiries.inc(gs.length));
     locks.on('deadlock', () => this.deadlocks.inc());

@@ -1,7 +1,7 @@
 import type { Role, SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import { methods, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
-import type { Grant } from '../protocol/wire.ts';
+import type { Grant, NotRestored } from '../protocol/wire.ts';
 import type { Coordinator, Sink } from './coordinator.ts';
 import { type HandlerTable, validate } from './dispatch.ts';
 import { iso, wireGrants, wirePositions } from './wire-map.ts';
@@ -26,13 +26,15 @@ export function hello(
   let resumeSecret: string | undefined;
   let resumed = false;
   let restored: Grant[] | undefined;
+  let notRestored: NotRestored[] | undefined;
   const { failover } = c.options;
   if (p.resume !== undefined) {
     session = c.sessions.resume(p.resume.sessionId, p.resume.secret);
     resumeSecret = p.resume.secret;
     resumed = true;
     // The first resume after a failover: whatever the session holds now was restored for it.
-    if (failover?.takeBack(session.id) === true) restored = wireGrants(c.locks.holding(session.id));
+    notRestored = failover?.takeBack(session.id);
+    if (notRestored !== undefined) restored = wireGrants(c.locks.holding(session.id));
   } else {
     const opened = c.sessions.register({ role, ...(p.name === undefined ? {} : { name: p.name }) });
     session = opened.session;
@@ -58,6 +60,7 @@ export function hello(
       ...(resumeSecret === undefined ? {} : { resumeSecret, graceMs: options.graceMs ?? 0 }),
       ...(resumed ? { resumed } : {}),
       ...(restored === undefined ? {} : { restored }),
+      ...(notRestored === undefined ? {} : { notRestored }),
     },
   };
 }

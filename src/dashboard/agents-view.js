@@ -1,5 +1,5 @@
 import { h, reconcile, setClass, setText } from './dom.js';
-import { duration, resourceName } from './format.js';
+import { duration, plural, resourceName } from './format.js';
 
 /** @typedef {import('./store.js').Store} Store */
 /** @typedef {import('./store.js').Agent} Agent */
@@ -18,7 +18,9 @@ export class AgentsView {
     const agents = [...s.agents.values()].sort((a, b) =>
       a.role === b.role ? a.connectedAt - b.connectedAt : a.role === 'agent' ? -1 : 1,
     );
-    setText(this.count, String(agents.length));
+    // The header's numbers, counted the same way (store.sessionCounts).
+    const { agents: working, observers } = s.sessionCounts();
+    setText(this.count, `${working} · ${plural(observers, 'observer')}`);
     const bySession = s.bySession();
     const nameOf = s.functionName.bind(s);
     // With one program its name on every chip is noise.
@@ -46,10 +48,13 @@ export class AgentsView {
         }
         if (since !== undefined) since.dataset.since = String(a.connectedAt);
         if (holds !== undefined) {
-          chips(
-            holds,
-            (mine?.holds ?? []).map((x) => ({ text: `${label(x.resource)} · ${x.mode}`, kind: `mode-${x.mode}` })),
-          );
+          const held = (mine?.holds ?? []).map((x) => ({
+            text: `${label(x.resource)} · ${x.mode}`,
+            kind: `mode-${x.mode}`,
+          }));
+          // An agent that holds nothing and waits for nothing is idle: said, not left as a blank row.
+          const idle = a.role === 'agent' && held.length === 0 && (mine?.waits.size ?? 0) === 0;
+          chips(holds, idle ? [{ text: a.state === 'detached' ? 'idle · detached' : 'idle', kind: 'idle' }] : held);
         }
         if (waits !== undefined) {
           const waiting = [...(mine?.waits.values() ?? [])].flatMap((t) =>

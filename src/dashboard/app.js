@@ -189,8 +189,11 @@ function renderHeader() {
   // The same counts as the locks panel's: resources held, and requests (tickets) waiting.
   const held = store.resources.filter((r) => r.holders.length > 0).length;
   const waiting = new Set(store.resources.flatMap((r) => r.queue.map((q) => q.ticket))).size;
-  const agents = [...store.agents.values()].filter((a) => a.role === 'agent').length;
-  setText(summary, `${plural(agents, 'agent')} · ${plural(held, 'lock')} held · ${waiting} waiting`);
+  const { agents, observers } = store.sessionCounts();
+  setText(
+    summary,
+    `${plural(agents, 'agent')} · ${plural(observers, 'observer')} · ${plural(held, 'lock')} held · ${waiting} waiting`,
+  );
   const { conflicts, denials } = store.refusals;
   refusals.hidden = conflicts + denials === 0;
   refusals.dataset.conflicts = String(conflicts);

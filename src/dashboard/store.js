@@ -188,6 +188,20 @@ export class Store {
     this.touch('log');
   }
 
+  /**
+   * Sessions by role, counted once for the header and the Agents panel alike: every session the
+   * server lists (detached ones and this page included), agents apart from observers.
+   */
+  sessionCounts() {
+    let agents = 0;
+    let observers = 0;
+    for (const a of this.agents.values()) {
+      if (a.role === 'agent') agents++;
+      else observers++;
+    }
+    return { agents, observers };
+  }
+
   /** Per session: the resources it holds and its queued tickets with positions. */
   bySession() {
     /** @type {Map<string, { holds: { resource: Resource, mode: string }[], waits: Map<string, { mode: string, at: { resource: Resource, position: number }[] }> }>} */

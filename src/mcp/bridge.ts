@@ -1,13 +1,14 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { isLockstepError, toClientError } from '../client/errors.ts';
-import type { LockstepClient } from '../client/index.ts';
+import type { LockstepClient, LossReason } from '../client/index.ts';
 import type { Grant } from '../protocol/wire.ts';
 import { VERSION } from '../version.ts';
 import { AgentState } from './agent-state.ts';
 import { lockAcquire, lockRelease } from './lock-tools.ts';
 import { editApply, functionRead, history, programOverview } from './program-tools.ts';
 import { errorText, label } from './render.ts';
+import type { ServerLink } from './server-link.ts';
 import { DEFAULT_PROGRAM, type Tool, type ToolContext } from './tool.ts';
 
 const TOOLS: readonly Tool[] = [programOverview, functionRead, lockAcquire, lockRelease, editApply, history];
@@ -26,9 +27,11 @@ export interface BridgeOptions {
 
 /**
  * One MCP server for one agent over one Lockstep session: the tools, the agent's memory of what
- * it read, lease renewal while it is active, and pushes turned into notices.
+ * it read, lease renewal while it is active, and pushes turned into notices. The tools are served
+ * whether or not the session is open (server-link.ts).
  */
-export function createBridge(client: LockstepClient, o: BridgeOptions): McpServer {
+export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
+  const client = link.client;
   const server = new McpServer(
     { name: 'lockstep', version: VERSION },
     { capabilities: { logging: {} }, instructions: INSTRUCTIONS },
@@ -42,7 +45,7 @@ export function createBridge(client: LockstepClient, o: BridgeOptions): McpServe
     names.set(program, fresh);
     return fresh;
   };
-  const lockText = (locks: readonly Grant[]) =>
+  const lockText = (locks: readonly Pick<Grant, 'mode' | 'resource'>[]) =>
     locks.map((l) => `${l.mode} lock on ${label(l.resource, namesOf(l.resource.program))}`).join(', ');
   const notify = (level: 'info' | 'warning', text: string) => {
     state.notice(text);
@@ -57,7 +60,24 @@ export function createBridge(client: LockstepClient, o: BridgeOptions): McpServe
     }
     notify('warning', `lease ending soon, not renewed since you have been idle: ${lockText(locks)}`);
   });
-  client.on('lock.expired', ({ locks }) => notify('warning', `lease ran out, lock gone: ${lockText(locks)}`));
+  // A lock lost is never taken again behind the agent's back; it must lock and read again. One
+  // lost with the session is told with the session (sessionLost).
+  client.on('lost', (lock) => {
+    if (lock.reason === 'session-lost') return;
+    notify(
+      'warning',
+      `lock lost (${LOSS_TEXT[lock.reason]}): ${lockText([lock])}; what you read under it may be stale: lock it and read it again before editing`,
+    );
+  });
+  let inDoubt = false;
+  client.on('suspended', ({ locks }) => {
+    if (locks.length === 0) return;
+    inDoubt = true;
+    notify(
+      'warning',
+      `connection to the server lost; until the session resumes these are in doubt: ${lockText(locks)}`,
+    );
+  });
   client.on('function.changed', (c) => {
     if (c.by.sessionId === client.sessionId) return;
     const what = label({ program: c.program, function: c.function }, namesOf(c.program));
@@ -68,12 +88,20 @@ export function createBridge(client: LockstepClient, o: BridgeOptions): McpServe
         : `${what}, which you read, changed: now version ${c.version} (by ${c.by.name}); read it again before editing`,
     );
   });
-  client.on('sessionLost', ({ locks }) =>
-    notify('warning', `the connection dropped and the session was lost with its locks: ${lockText(locks) || 'none'}`),
-  );
+  client.on('sessionLost', ({ locks }) => {
+    inDoubt = false;
+    notify('warning', `the connection dropped and the session was lost with its locks: ${lockText(locks) || 'none'}`);
+  });
   client.on('disconnected', () => o.log('connection to the server lost; reconnecting'));
-  client.on('connected', ({ reconnect }) => {
-    if (reconnect) o.log('reconnected');
+  client.on('connected', ({ hello, reconnect, resumed }) => {
+    o.log(
+      reconnect
+        ? `reconnected to ${client.url}`
+        : `connected to ${client.url} as ${hello.name} (session ${hello.sessionId})`,
+    );
+    if (!resumed || !inDoubt) return;
+    inDoubt = false;
+    notify('info', `session resumed; still held: ${lockText(client.held()) || 'none'}`);
   });
 
   for (const t of TOOLS) {
@@ -96,6 +124,7 @@ export function createBridge(client: LockstepClient, o: BridgeOptions): McpServe
         },
       };
       try {
+        await link.ready(extra.signal);
         const out = await t.run(args as never, ctx);
         return result(state.drain(), out.text, out.data, false);
       } catch (err) {
@@ -113,6 +142,13 @@ export function createBridge(client: LockstepClient, o: BridgeOptions): McpServe
   }
   return server;
 }
+
+const LOSS_TEXT: Record<Exclude<LossReason, 'session-lost'>, string> = {
+  expired: 'its lease ran out',
+  'fence-moved': 'another agent was granted it meanwhile',
+  'resource-gone': 'it no longer exists',
+  'not-restored': 'the server did not give it back after a reconnect',
+};
 
 function programOf(args: unknown): string {
   return (args as { program?: string }).program ?? DEFAULT_PROGRAM;

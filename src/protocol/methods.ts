@@ -2,7 +2,18 @@ import { z } from 'zod';
 import { DEFAULT_PROGRAM, LimitsWire, LockDefaultsWire } from './limits.ts';
 import { EditOps, FunctionBody, FunctionDiff } from './program.ts';
 import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
-import { By, Grant, Hash, IsoTime, QueuePosition, ResourceSelector, Role, SessionId, Ticket } from './wire.ts';
+import {
+  By,
+  Grant,
+  Hash,
+  IsoTime,
+  NotRestored,
+  QueuePosition,
+  ResourceSelector,
+  Role,
+  SessionId,
+  Ticket,
+} from './wire.ts';
 
 // Every method's params and result. The server validates params with these before any handler
 // runs, the JSON Schema in docs/ is generated from them, and the client SDK types come from them.
@@ -39,6 +50,12 @@ const HelloResult = z.object({
     .optional()
     .describe(
       'Cluster, after a failover: the locks this resume got back on the new leader, each with its fence and what was left of its lease',
+    ),
+  notRestored: z
+    .array(NotRestored)
+    .optional()
+    .describe(
+      'Cluster, after a failover, with `restored`: the locks recorded for this session that the new leader did not give back, and why',
     ),
   graceMs: z.number().int().optional(),
 });

@@ -22,6 +22,19 @@ export const Grant = z
   })
   .describe('A held lock');
 
+export const NotRestored = z
+  .object({
+    resource: Resource,
+    mode: LockMode,
+    fence: z.number().int(),
+    reason: z
+      .enum(['expired', 'fence-moved', 'resource-gone'])
+      .describe(
+        'expired: its lease had run out; fence-moved: a newer grant of the resource was recorded or has written it; resource-gone: its function or program no longer exists',
+      ),
+  })
+  .describe('A lock the previous leader recorded for the session that a new leader did not give back');
+
 export const QueuePosition = z.object({
   resource: Resource,
   position: z.number().int().positive().describe('1 means next'),
@@ -46,3 +59,4 @@ export const By = z.object({ sessionId: z.string(), name: z.string() });
 
 export type Grant = z.infer<typeof Grant>;
 export type QueuePosition = z.infer<typeof QueuePosition>;
+export type NotRestored = z.infer<typeof NotRestored>;

@@ -10,7 +10,7 @@ export type {
   RevisionInfo,
   ServiceClock,
 } from './service-types.ts';
-export { isPostgresLocation, shownLocation } from './open-store.ts';
+export { isPostgresLocation, shownLocation, sqliteFileOf } from './open-store.ts';
 export type { WriteFence } from './pg-connection.ts';
 export { migrate } from './pg-schema.ts';
 export type { SharedDatabase } from './pg-store.ts';

@@ -32,6 +32,11 @@ export async function openStore(location: string, clock: ServiceClock, fence?: W
   return openSqliteStore(location, clock);
 }
 
+/** The SQLite file a location names; undefined for ':memory:' and for URLs (PostgreSQL, or refused). */
+export function sqliteFileOf(location: string): string | undefined {
+  return location === ':memory:' || ANY_URL.test(location) ? undefined : location;
+}
+
 /** A PostgreSQL store: cluster mode (docs/cluster.md). */
 export function isPostgresLocation(location: string): boolean {
   return POSTGRES_URL.test(location);

@@ -53,7 +53,7 @@ export class Connection implements Sink {
   private droppedInCall = false;
   private readonly bucket: TokenBucket;
   private readonly intake: Intake;
-  private readonly helloTimer: NodeJS.Timeout;
+  private helloTimer: unknown;
 
   constructor(
     private readonly ws: WebSocket,
@@ -62,7 +62,7 @@ export class Connection implements Sink {
     opts: ConnectionOptions,
   ) {
     const { rateLimit, rateBurst } = c.limits;
-    this.bucket = new TokenBucket(rateLimit, rateBurst, () => c.now());
+    this.bucket = new TokenBucket(rateLimit, rateBurst, () => c.clock.now());
     this.intake = new Intake(ws, this.bucket, {
       run: (data, isBinary) => this.onMessage(data, isBinary),
       refuse: (data, isBinary, waitMs) => this.refuse(data, isBinary, waitMs),
@@ -73,15 +73,16 @@ export class Connection implements Sink {
       },
       charge: (units: number) => this.bucket.charge(units),
     };
-    this.conversation = c.open(this, hooks, () => {
-      clearTimeout(this.helloTimer);
-      opts.onSession();
+    // An unauthenticated socket costs memory and a file descriptor while doing nothing useful: it
+    // is closed unless a hello opens a session in time, counted on the coordinator's clock.
+    const awaitHello = () =>
+      c.clock.setTimeout(() => ws.close(CloseCode.POLICY_VIOLATION, 'no session.hello in time'), opts.helloTimeoutMs);
+    this.conversation = c.open(this, hooks, (open) => {
+      c.clock.clearTimeout(this.helloTimer);
+      if (!open) this.helloTimer = awaitHello();
+      else opts.onSession();
     });
-    // An unauthenticated socket costs memory and a file descriptor while doing nothing useful.
-    this.helloTimer = setTimeout(
-      () => ws.close(CloseCode.POLICY_VIOLATION, 'no session.hello in time'),
-      opts.helloTimeoutMs,
-    );
+    this.helloTimer = awaitHello();
     ws.on('message', (data, isBinary) => this.intake.push(data, isBinary));
     ws.on('pong', () => {
       this.missedPongs = 0;
@@ -89,7 +90,7 @@ export class Connection implements Sink {
     // A client's close frame ends its session at once, so that its close returning means its
     // locks are free; the socket's end (any end) catches every other way of going.
     const gone = (code: number) => {
-      clearTimeout(this.helloTimer);
+      c.clock.clearTimeout(this.helloTimer);
       this.intake.stop();
       this.onGone(GOODBYE_CODES.has(code) ? 'closed' : 'dropped');
     };

@@ -1,7 +1,11 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useSdk } from '../client/sdk.ts';
-import { lockstep } from './run.ts';
+import { BIN, collect, lineMatching, lockstep } from './run.ts';
 
 const AGENT = 'agent-token-0123456789abcdef';
 const OBSERVER = 'observer-token-0123456789abcdef';
@@ -94,6 +98,27 @@ describe('lockstep command line: tokens and errors that say what to do', { timeo
     expect(ran.stderr).toBe(
       'lockstep: --tokens-file (LOCKSTEP_TOKENS_FILE): cannot read "/nonexistent/tokens": no such file\n',
     );
+  });
+
+  it("--db refuses a file in a directory that does not exist, naming the option; the default's is created", async () => {
+    const ran = await lockstep(['serve', '--port', '0', '--db', '/nonexistent/dir/x.db']);
+    expect(ran.code).toBe(2);
+    expect(ran.stderr).toBe(
+      'lockstep: --db: the directory "/nonexistent/dir" does not exist; create it first (got "/nonexistent/dir/x.db")\n',
+    );
+    expect(existsSync('/nonexistent')).toBe(false);
+
+    const cwd = mkdtempSync(join(tmpdir(), 'lockstep-default-db-'));
+    try {
+      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--log-level', 'silent'], { cwd });
+      const done = collect(child);
+      await lineMatching(child, /^dashboard http:/);
+      expect(existsSync(join(cwd, 'data', 'lockstep.db'))).toBe(true);
+      child.kill('SIGTERM');
+      expect((await done).code).toBe(0);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 
   it('a bad LOCKSTEP_URL is blamed on LOCKSTEP_URL, a bad --url on --url', async () => {

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
+import { VERSION } from '../../src/version.ts';
 import { addFns, useSdk } from '../client/sdk.ts';
 import { lockstep } from './run.ts';
 
-describe('lockstep status', () => {
+// Each test starts several CLI processes at once (each compiles through tsx): slow on a loaded machine.
+describe('lockstep status', { timeout: 60_000 }, () => {
   const t = useSdk();
 
   it('--json reports the sessions, locks and queues the server knows', async () => {
@@ -53,6 +55,59 @@ describe('lockstep status', () => {
     expect(JSON.parse(aux.stdout)).toMatchObject({ programs: [{ name: 'aux' }], locks: [] });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^lockstep: cannot connect to ws:\/\/127\.0\.0\.1:1\/ws/);
+    expect(missing.stdout).toMatch(
+      /^NODES \(1\)\n.*\n {2}ws:\/\/127\.0\.0\.1:1\/ws\s+-\s+-\s+-\s+unreachable: .*ECONNREFUSED/,
+    );
+  });
+
+  it('says which version it is and the server is, and shows each node given as its /healthz answers', async () => {
+    const s = await t.server();
+    const down = 'ws://127.0.0.1:1/ws';
+    const [text, json, failed] = await Promise.all([
+      lockstep(['status', '--url', `${s.url},${down}`]),
+      lockstep(['status', '--json', '--url', `${down},${s.url}`]),
+      lockstep(['status', '--json', '--url', down]),
+    ]);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.split('\n');
+    expect(lines[0]).toBe(`version: lockstep ${VERSION} (this command), server ${VERSION}`);
+    expect(lines.slice(2, 6)).toEqual([
+      'NODES (2)',
+      expect.stringMatching(/^ {2}URL\s+ROLE\s+EPOCH\s+LEADER\s+HEALTH\s+SESSIONS\s+UP\s+VERSION$/),
+      expect.stringMatching(
+        new RegExp(`^  ${s.url}\\s+single\\s+-\\s+-\\s+ok \\(200\\)\\s+\\d+\\s+\\d+s\\s+${VERSION}$`),
+      ),
+      expect.stringMatching(/^ {2}ws:\/\/127\.0\.0\.1:1\/ws\s+-\s+-\s+-\s+unreachable: .*ECONNREFUSED/),
+    ]);
+    expect(text.stdout).toContain(`The leader, ${s.url}:`);
+    const snap = JSON.parse(json.stdout) as StatusSnapshot;
+    expect(snap.version).toBe(VERSION);
+    expect(snap.nodes).toEqual([
+      { url: down, http: null, health: null, error: expect.stringContaining('ECONNREFUSED') },
+      {
+        url: s.url,
+        http: 200,
+        health: {
+          status: 'ok',
+          uptimeMs: expect.any(Number),
+          sessions: expect.any(Number),
+          store: true,
+          version: VERSION,
+        },
+      },
+    ]);
+    expect(failed.code).toBe(1);
+    expect(JSON.parse(failed.stdout)).toEqual({
+      version: VERSION,
+      nodes: [{ url: down, http: null, health: null, error: expect.stringContaining('ECONNREFUSED') }],
+      error: { type: 'CONNECT_FAILED', message: expect.stringContaining(down) },
+    });
+  });
+
+  it('--version and -v print the version', async () => {
+    const [long, short] = await Promise.all([lockstep(['--version']), lockstep(['-v'])]);
+    expect(long).toMatchObject({ code: 0, stdout: `lockstep ${VERSION}\n`, stderr: '' });
+    expect(short).toMatchObject({ code: 0, stdout: `lockstep ${VERSION}\n` });
   });
 
   it('takes several URLs, comma-separated or as repeated --url, and reports the one it reached', async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { LockstepClientError } from '../../src/client/errors.ts';
 import { Leases } from '../../src/client/leases.ts';
+import { SessionState } from '../../src/client/session-state.ts';
+import type { LostLock } from '../../src/client/types.ts';
 import type { Resource } from '../../src/protocol/resource.ts';
 
 const f: Resource = { program: 'main', function: 1 };
@@ -16,6 +18,7 @@ const notHeld = new LockstepClientError({
 /** Leases whose renewals the test answers by hand; fraction 0 renews at once. */
 function leasesWithManualRenew() {
   const failed: unknown[] = [];
+  const lost: LostLock[] = [];
   let reject: (err: unknown) => void = () => undefined;
   let started: () => void = () => undefined;
   const renewing = new Promise<void>((resolve) => (started = resolve));
@@ -27,11 +30,12 @@ function leasesWithManualRenew() {
           started();
         }),
       failed: (err) => failed.push(err),
+      lost: (l) => lost.push(l),
     },
     0,
   );
   leases.add([grant], 60_000, true);
-  return { leases, failed, renewing, fail: (err: unknown) => reject(err) };
+  return { leases, failed, lost, renewing, fail: (err: unknown) => reject(err) };
 }
 
 describe('lease renewal', () => {
@@ -45,12 +49,16 @@ describe('lease renewal', () => {
     s.leases.clear();
   });
 
-  it('reports a renewal refused for a lock still thought held (lost to an expiry)', async () => {
+  it('a renewal refused for a lock still thought held: the lock is lost (expired), not a renewal failure', async () => {
     const s = leasesWithManualRenew();
+    const known = new SessionState(s.leases, { ttlFor: () => 60_000, autoRenew: false, abandoned: () => undefined });
     await s.renewing;
+    // As the client reads the refusal: before the renewal's own caller hears of it.
+    known.afterError('lock.renew', notHeld);
     s.fail(notHeld);
     await new Promise((r) => setImmediate(r));
-    expect(s.failed).toEqual([notHeld]);
+    expect(s.failed).toEqual([]);
+    expect(s.lost).toEqual([{ resource: f, mode: 'write', fences: [7], reason: 'expired' }]);
     expect(s.leases.size).toBe(0);
     s.leases.clear();
   });

@@ -1,41 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import {
-  backoffDelay,
-  type HelloResult,
-  type LockstepClient,
-  type WebSocketConstructor,
-} from '../../src/client/index.ts';
+import { backoffDelay, type HelloResult, type LockstepClient } from '../../src/client/index.ts';
 import { DEFAULT_BACKOFF } from '../../src/client/backoff.ts';
-import { REFUSED } from './proxy.ts';
-import { addFns, next, useSdk } from './sdk.ts';
-
-/**
- * Sockets the test can drop at once, without a close handshake (what a dead peer or a heartbeat's
- * terminate looks like to the client), rather than through a short heartbeat that a loaded machine
- * could also trip at any other moment. `refuse` makes the next connects fail.
- */
-function droppableSockets() {
-  const state = { refuse: 0, last: undefined as DroppableSocket | undefined };
-  const target = (url: string) => {
-    if (state.refuse === 0) return url;
-    state.refuse--;
-    return REFUSED;
-  };
-  class DroppableSocket extends WebSocket {
-    constructor(url: string) {
-      super(target(url));
-      state.last = this;
-    }
-  }
-  return {
-    WebSocket: DroppableSocket as unknown as WebSocketConstructor,
-    drop(refuseNext = 0): void {
-      state.refuse = refuseNext;
-      state.last?.terminate();
-    },
-  };
-}
+import { until } from '../cluster/leader-nodes.ts';
+import { addFns, droppableSockets, next, useSdk } from './sdk.ts';
 
 async function dropAndReturn(c: LockstepClient, sockets: ReturnType<typeof droppableSockets>, refuseNext = 0) {
   const disconnected = next(c, 'disconnected');
@@ -58,13 +25,19 @@ describe('SDK reconnect', () => {
     const sessionId = a.sessionId;
     const delays: number[] = [];
     a.on('reconnecting', (r) => delays.push(r.delayMs));
+    // While the socket is down the client cannot know whether the lock is still its own.
+    const whileDown: unknown[] = [];
+    a.on('suspended', ({ locks }) => whileDown.push(locks, lock.state, lock.held, a.suspended));
+    a.on('lost', (l) => whileDown.push(l));
 
     const { disconnected, connected } = await dropAndReturn(a, sockets, 2);
     expect(disconnected.willReconnect).toBe(true);
     expect(delays).toEqual([20, 40, 80]);
+    expect(whileDown).toEqual([lock.grants, 'suspended', false, true]);
     expect(connected).toMatchObject({ resumed: true, reconnect: true, hello: { sessionId, resumed: true } });
     expect(a.sessionId).toBe(sessionId);
-    expect(lock.held).toBe(true);
+    expect(lock.state).toBe('held');
+    expect(lock.signal.aborted).toBe(false);
     const [status] = (await a.lock.status({})).resources;
     expect(status?.holders).toMatchObject([{ sessionId, fence: lock.fences[String(f)] }]);
     const edit = await a.edit.apply({
@@ -72,6 +45,52 @@ describe('SDK reconnect', () => {
       fences: lock.fences,
     });
     expect(edit.functions[0]?.version).toBe(2);
+  });
+
+  it('reports a lock whose lease ran out while the socket was down as lost, with the reason, and aborts the signal of the withLocks holding it', async () => {
+    const s = await t.server({ sessionGraceMs: 60_000 });
+    const sockets = droppableSockets();
+    const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
+    const observer = await t.client(s, 'observer', { role: 'observer' });
+    const [f] = (await addFns(a, ['f'])) as [number];
+    await observer.events.subscribe({ topics: ['locks'] });
+    const ttlMs = 300;
+    const expired = next(observer, 'event', (e) => e.type === 'expired');
+    const lost = next(a, 'lost');
+    const states: string[] = [];
+    const outcome = await a.withLocks({ functions: [f], mode: 'write', ttlMs }, async (lock) => {
+      const grantedBy = Date.now();
+      const suspended = next(a, 'suspended');
+      sockets.cut();
+      await suspended;
+      states.push(lock.state);
+      // The server let the lease run out while the client was away; the client's own clock
+      // agrees once it is past the lease from when the grant was read.
+      await expired;
+      await until('the lease over by the client clock', 10_000, async () =>
+        Date.now() > grantedBy + ttlMs ? true : undefined,
+      );
+      sockets.heal();
+      await new Promise((resolve) => lock.signal.addEventListener('abort', resolve, { once: true }));
+      states.push(lock.state);
+      return { reason: lock.signal.reason, fences: lock.fences, lost: lock.lost };
+    });
+    const info = {
+      resource: { program: 'main', function: f },
+      mode: 'write',
+      fences: [outcome.fences[f]],
+      reason: 'expired',
+    };
+    expect(states).toEqual(['suspended', 'lost']);
+    expect((await lost)[0]).toEqual(info);
+    expect(outcome.lost).toEqual(info);
+    expect(outcome.reason).toMatchObject({ type: 'LOCK_LOST', retryable: false, data: info });
+    expect(a.held()).toEqual([]);
+    // Never acquired again behind the application's back; an edit under the lost fence is refused.
+    expect((await a.lock.status({})).resources).toEqual([]);
+    await expect(
+      a.edit.apply({ ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }], fences: outcome.fences }),
+    ).rejects.toMatchObject({ type: 'LOCK_REQUIRED' });
   });
 
   it('re-subscribes events from the last sequence number and restores watches', async () => {
@@ -118,15 +137,25 @@ describe('SDK reconnect', () => {
     const a = await t.client(s, 'a', { WebSocket: sockets.WebSocket, reconnect: backoff });
     expect(a.hello?.resumeSecret).toBeUndefined();
     const [f] = (await addFns(a, ['f'])) as [number];
-    await a.acquire({ functions: [f], mode: 'write' });
+    const lock = await a.acquire({ functions: [f], mode: 'write' });
     const before = a.sessionId;
     const lost = next(a, 'sessionLost');
+    // Without resume grace the server released it with the socket: lost at once, not suspended.
+    const lostLock = next(a, 'lost');
+    a.on('suspended', () => expect.fail('nothing to suspend without resume grace'));
     const { connected } = await dropAndReturn(a, sockets);
     expect(connected.resumed).toBe(false);
     expect((await lost)[0]).toMatchObject({
       previousSessionId: before,
       locks: [{ resource: { program: 'main', function: f } }],
     });
+    expect((await lostLock)[0]).toEqual({
+      resource: { program: 'main', function: f },
+      mode: 'write',
+      fences: [lock.grants[0]?.fence],
+      reason: 'session-lost',
+    });
+    expect(lock.state).toBe('lost');
     expect(a.sessionId).not.toBe(before);
     expect(a.held()).toEqual([]);
     expect((await a.lock.status({})).resources).toEqual([]);

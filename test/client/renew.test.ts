@@ -44,14 +44,24 @@ describe('SDK lease renewal', () => {
     await a.lock.releaseAll();
   });
 
-  it('lets a lease run out without autoRenew, and forgets the lock', async () => {
+  it('lets a lease run out without autoRenew, and reports the lock lost (expired)', async () => {
     const s = await t.server();
     const a = await t.client(s, 'a');
     const [f] = (await addFns(a, ['f'])) as [number];
+    const lost = next(a, 'lost');
     const lock = await a.acquire({ functions: [f], mode: 'write', ttlMs: 150 });
     const [expired] = await next(a, 'lock.expired');
     expect(expired.locks.map((l) => l.resource)).toEqual([{ program: 'main', function: f }]);
+    const info = {
+      resource: { program: 'main', function: f },
+      mode: 'write',
+      fences: [lock.grants[0]?.fence],
+      reason: 'expired',
+    };
+    expect((await lost)[0]).toEqual(info);
     expect(lock.held).toBe(false);
+    expect(lock.lost).toEqual(info);
+    expect(lock.signal.reason).toMatchObject({ type: 'LOCK_LOST', data: info });
     expect(a.held()).toEqual([]);
     expect(await lock.release()).toEqual([]);
   });

@@ -1,7 +1,14 @@
 import { afterEach } from 'vitest';
-import { LockstepClient, type ClientEvents, type ClientOptions } from '../../src/client/index.ts';
+import { WebSocket } from 'ws';
+import {
+  LockstepClient,
+  type ClientEvents,
+  type ClientOptions,
+  type WebSocketConstructor,
+} from '../../src/client/index.ts';
 import type { LockstepServer } from '../../src/server.ts';
 import { useServers } from '../helpers/server.ts';
+import { REFUSED } from './proxy.ts';
 
 /** Real servers (test/helpers/server.ts) plus SDK clients closed after each test. */
 export function useSdk() {
@@ -52,4 +59,37 @@ export async function addFns(c: LockstepClient, names: readonly string[], progra
     if (created === undefined) throw new Error(`${n} was not created`);
     return created.id;
   });
+}
+
+/**
+ * Sockets the test can drop at once, without a close handshake (what a dead peer or a heartbeat's
+ * terminate looks like to the client), rather than through a short heartbeat that a loaded machine
+ * could also trip at any other moment. `drop(n)` makes the next n connects fail; `cut()` drops the
+ * socket and fails every connect until `heal()`: the client cut off from every node.
+ */
+export function droppableSockets() {
+  const state = { refuse: 0, last: undefined as DroppableSocket | undefined };
+  const target = (url: string) => {
+    if (state.refuse === 0) return url;
+    state.refuse--;
+    return REFUSED;
+  };
+  class DroppableSocket extends WebSocket {
+    constructor(url: string) {
+      super(target(url));
+      state.last = this;
+    }
+  }
+  const drop = (refuseNext = 0): void => {
+    state.refuse = refuseNext;
+    state.last?.terminate();
+  };
+  return {
+    WebSocket: DroppableSocket as unknown as WebSocketConstructor,
+    drop,
+    cut: () => drop(Infinity),
+    heal(): void {
+      state.refuse = 0;
+    },
+  };
 }

@@ -124,13 +124,25 @@ describe('failover as a resume', () => {
       expect.objectContaining({ resource: { program: 'main', function: f2 }, mode: 'read', fence: b2.fence }),
       expect.objectContaining({ resource: { program: 'main', function: f3 }, mode: 'write', fence: b3.fence }),
     ]);
-    // Expired by the database's clock: not restored.
-    expect((await resumed(second.url, c)).frame.result).toMatchObject({ resumed: true, restored: [] });
+    expect(ra.frame.result.notRestored).toEqual([]);
+    expect(rb.frame.result.notRestored).toEqual([]);
+    // Expired by the database's clock: not restored, and the resume says why.
+    expect((await resumed(second.url, c)).frame.result).toMatchObject({
+      resumed: true,
+      restored: [],
+      notRestored: [{ resource: { program: 'main', function: f4 }, mode: 'write', reason: 'expired' }],
+    });
     // A newer fence was committed on f5: not restored, and f5 is free for others.
-    expect((await resumed(second.url, d)).frame.result).toMatchObject({ resumed: true, restored: [] });
+    expect((await resumed(second.url, d)).frame.result).toMatchObject({
+      resumed: true,
+      restored: [],
+      notRestored: [
+        { resource: { program: 'main', function: f5 }, mode: 'write', fence: d5.fence, reason: 'fence-moved' },
+      ],
+    });
     expect((await t.client.call('lock.acquire', { functions: [f5], mode: 'write' })).status).toBe('granted');
     // A waiter resumes without its ticket.
-    expect((await resumed(second.url, q)).frame.result).toMatchObject({ resumed: true, restored: [] });
+    expect((await resumed(second.url, q)).frame.result).toMatchObject({ resumed: true, restored: [], notRestored: [] });
     // A session that had left gets nothing: it is unknown.
     expect((await resumed(second.url, e)).frame.error.data.type).toBe('NOT_FOUND');
   }, 60_000);

@@ -1,17 +1,17 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { LockstepClient } from '../../src/client/index.ts';
+import { type ClientOptions, LockstepClient } from '../../src/client/index.ts';
 import { CloseCode } from '../../src/protocol/close-codes.ts';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
 import { lockstep } from '../cli/run.ts';
-import { addFns, next } from '../client/sdk.ts';
+import { addFns, droppableSockets, next } from '../client/sdk.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
+import { kill, leaderOf, type Node, spawnNode, until } from './leader-nodes.ts';
 import { sql, untilRows } from './nodes.ts';
 
 // The SDK through a failover (cluster.md section 3), on three real nodes: a client given every
 // node's URL finds the leader, and when the leader dies it finds the next one, resumes there, keeps
-// the locks it got back, gives back what it does not hold, acquires again what it lost and queues
-// again what it was waiting for.
+// the locks it got back, gives back what it does not hold, reports what it did not get back as
+// lost (never acquiring it again on its own) and queues again what it was waiting for.
 
 /** Node processes, takeovers and reconnects on a loaded 2-core machine. */
 const TEST_TIMEOUT_MS = 120_000;
@@ -26,22 +26,23 @@ afterEach(async () => {
 });
 
 /** Nodes on a fresh database; the first leads before the others start, so the test knows which. */
-async function cluster(size: number): Promise<{ db: string; all: Node[] }> {
+async function cluster(size: number, extra: readonly string[] = []): Promise<{ db: string; all: Node[] }> {
   const db = await freshDatabase(inject('postgresUrl'));
-  const first = await spawnNode(db);
+  const first = await spawnNode(db, extra);
   nodes.push(first);
   await leaderOf([first], 15_000);
-  for (let i = 1; i < size; i++) nodes.push(await spawnNode(db));
+  for (let i = 1; i < size; i++) nodes.push(await spawnNode(db, extra));
   return { db, all: [...nodes] };
 }
 
-async function sdk(urls: string[], name: string): Promise<LockstepClient> {
+async function sdk(urls: string[], name: string, options: Partial<ClientOptions> = {}): Promise<LockstepClient> {
   const c = new LockstepClient({
     urls,
     name,
     // A paused node holds a socket open without answering: pass it over quickly.
     connectTimeoutMs: 1_000,
     reconnect: { initialDelayMs: 50, maxDelayMs: 1_000 },
+    ...options,
   });
   clients.push(c);
   await c.connect();
@@ -89,7 +90,7 @@ async function addNode(c: LockstepClient, f: number, fences: Record<string, numb
 }
 
 describe('SDK failover', () => {
-  it('finds the leader among urls; after kill -9 of it resumes on the new leader, keeps restored locks, releases the unbelieved, re-acquires the lost, and re-queues the waiting', {
+  it('finds the leader among urls; after kill -9 of it resumes on the new leader, keeps restored locks, releases the unbelieved, reports the lost as lost, and re-queues the waiting', {
     timeout: TEST_TIMEOUT_MS,
   }, async () => {
     const { db, all } = await cluster(3);
@@ -121,6 +122,7 @@ describe('SDK failover', () => {
     b.child.kill('SIGSTOP');
     c.child.kill('SIGSTOP');
     const failover = next(agent, 'failover');
+    const lostEvent = next(agent, 'lost');
     await kill(a);
     await sql(db, 'DELETE FROM cluster_locks WHERE session_id = $1 AND resource = $2', [sessionId, String(f2)]);
     await sql(
@@ -148,18 +150,25 @@ describe('SDK failover', () => {
       ]),
     );
     expect(info.released).toMatchObject([{ resource: fn(f4), fence: fence1 }]);
-    expect(info.lost).toEqual([]);
-    expect(info.reacquired).toMatchObject([{ resource: fn(f2), mode: 'write' }]);
-    const newFence2 = info.reacquired[0]?.fence as number;
-    expect(newFence2).toBeGreaterThan(lost.grants[0]?.fence as number);
+    // f2's record is gone, and its lease is far from over: the client cannot tell why.
+    const fence2 = lost.grants[0]?.fence as number;
+    const lostF2 = { resource: fn(f2), mode: 'write', fences: [fence2], reason: 'not-restored' };
+    expect(info.lost).toEqual([lostF2]);
+    expect(await lostEvent).toEqual([lostF2]);
 
-    // The handles carry on: the kept lock under its old fence, the lost one under its new fence.
+    // The kept lock's handle holds it under its old fence; the lost one's is lost, not carried over.
     expect(kept.held).toBe(true);
     expect(kept.fences).toEqual({ [f1]: fence1 });
-    expect(lost.held).toBe(true);
-    expect(lost.fences).toEqual({ [f2]: newFence2 });
+    expect(lost.state).toBe('lost');
+    expect(lost.signal.reason).toMatchObject({ type: 'LOCK_LOST', data: lostF2 });
+    expect(lost.fences).toEqual({ [f2]: fence2 });
     await addNode(agent, f1, kept.fences, 1);
-    await addNode(agent, f2, lost.fences, 2);
+    await expect(addNode(agent, f2, lost.fences, 2)).rejects.toMatchObject({ type: 'LOCK_REQUIRED' });
+    // Acquiring it again is the application's choice: a new handle, a new fence.
+    const again = await agent.acquire({ functions: [f2], mode: 'write' });
+    expect(again.fences[String(f2)]).toBeGreaterThan(fence2);
+    expect(lost.state).toBe('lost');
+    await addNode(agent, f2, again.fences, 2);
     const status = await agent.lock.status({});
     expect(statusOf(status, f4)).toBeUndefined();
     expect(statusOf(status, f1)?.holders.map((h) => h.sessionId)).toEqual([sessionId]);
@@ -207,11 +216,75 @@ describe('SDK failover', () => {
     expect(closed).toMatchObject({ code: CloseCode.NOT_LEADER, willReconnect: true });
     expect((await reconnecting)[0].delayMs).toBe(0);
     const [info] = await within('the failover event', FAILOVER_BOUND_MS, failover);
-    expect(info).toMatchObject({ from: a.url, to: b.url, released: [], reacquired: [], lost: [] });
+    expect(info).toMatchObject({ from: a.url, to: b.url, released: [], lost: [] });
     expect(info.restored).toMatchObject([{ resource: fn(f), mode: 'write', fence }]);
     expect(lock.held).toBe(true);
     expect(lock.fences).toEqual({ [f]: fence });
     await addNode(agent, f, lock.fences, 1);
+  });
+
+  it("a lock whose lease ran out while its holder was cut off, then held and changed by another, comes back lost after a failover: never held under a new fence, the other's change stands", {
+    timeout: TEST_TIMEOUT_MS,
+  }, async () => {
+    // A long grace: the old leader must still keep s1's session when it is killed.
+    const { db, all } = await cluster(3, ['--session-grace-ms', '60000']);
+    const [a, b, c] = all as [Node, Node, Node];
+    const urls = [a.url, b.url, c.url];
+    const sockets = droppableSockets();
+    const s1 = await sdk(urls, 's1', { WebSocket: sockets.WebSocket });
+    const s2 = await sdk(urls, 's2');
+    const [f] = (await addFns(s2, ['f'])) as [number];
+
+    // s1 holds f (3 s, no automatic renewal) and reads it.
+    const ttlMs = 3_000;
+    const held = await s1.acquire({ functions: [f], mode: 'write', ttlMs });
+    const grantedBy = Date.now();
+    const fence = held.grants[0]?.fence as number;
+    const read = await s1.function.get({ function: f });
+    expect(held.state).toBe('held');
+
+    // s1 is cut off from every node: its lock is in doubt, not held.
+    const suspended = next(s1, 'suspended');
+    sockets.cut();
+    expect((await suspended)[0].locks).toMatchObject([{ resource: fn(f), fence }]);
+    expect(held.state).toBe('suspended');
+    expect(held.held).toBe(false);
+
+    // Its lease runs out on the leader; s2 gets f, changes it, releases.
+    const taken = await s2.acquire({ functions: [f], mode: 'write' });
+    expect(taken.fences[String(f)]).toBeGreaterThan(fence);
+    await addNode(s2, f, taken.fences, 2);
+    await taken.release();
+    await untilRows(db, 'SELECT 1 FROM cluster_locks WHERE resource = $1', [String(f)], (rows) => rows.length === 0);
+
+    // The leader dies; s1 comes back on the new one.
+    const failover = next(s1, 'failover');
+    const lost = next(s1, 'lost');
+    await kill(a);
+    const leader = await leaderOf([b, c], 30_000, 2);
+    await until('the lease over by the client clock', 10_000, async () =>
+      Date.now() > grantedBy + ttlMs ? true : undefined,
+    );
+    sockets.heal();
+    const [info] = await within('the failover event', FAILOVER_BOUND_MS, failover);
+
+    const lostF = { resource: fn(f), mode: 'write', fences: [fence], reason: 'expired' };
+    expect(await lost).toEqual([lostF]);
+    expect(info).toMatchObject({ from: a.url, to: leader.node.url, restored: [], released: [], lost: [lostF] });
+    expect(held.held).toBe(false);
+    expect(held.state).toBe('lost');
+    expect(held.signal.reason).toMatchObject({ type: 'LOCK_LOST', data: lostF });
+    expect(s1.held()).toEqual([]);
+    // Its edit under the old grant, based on what it read before (no expectedHashes), is refused:
+    // s2's change stands.
+    const stale = s1.edit.apply({
+      ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }],
+      fences: held.fences,
+    });
+    await expect(stale).rejects.toMatchObject({ type: expect.stringMatching(/^(STALE_FENCE|LOCK_REQUIRED)$/) });
+    const now = (await s1.function.get({ function: f })).function;
+    expect(now.nodes.map((n) => n.id)).toEqual([2]);
+    expect(read.function.nodes).toEqual([]);
   });
 
   it('lockstep status and demo, given a standby before the leader, use the leader', {

@@ -142,7 +142,7 @@ export class ClusterAgent {
     client.on('failover', () => {
       log.sessions.failovers++;
     });
-    // Failures no caller waits for (a failed re-acquire): the cycles see their effect.
+    // Failures no caller waits for (a failed release of a restored lock): the cycles see their effect.
     client.on('error', () => {});
   }
 
@@ -171,7 +171,7 @@ export class ClusterAgent {
     this.hold(fn, handle.fences[String(fn)]!, 'granted', Date.now());
     try {
       const { hash } = await this.client.function.get({ function: fn });
-      // The handle names the lock as held now: a re-acquired lock's new fence after a failover.
+      // The handle names the lock as held now (a lost lock's fence is its old one, which the server refuses).
       const fence = handle.fences[String(fn)]!;
       this.hold(fn, fence, 'granted', Date.now());
       const record = await this.edit(fn, fence, hash, cycle);

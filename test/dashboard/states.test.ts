@@ -87,8 +87,8 @@ describeInBrowser('dashboard states', () => {
       .waitFor();
   });
 
-  for (const width of [1024, 1440]) {
-    it(`at ${width} px: counts agree, nothing is cut, a free resource with a queue says what its head waits for`, async () => {
+  for (const width of [1024, 1280, 1440]) {
+    it(`at ${width} px: counts agree, no heading or cell is cut, an idle agent shows as idle, a free resource with a queue says what its head waits for`, async () => {
       const s = await t.server();
       const { page, problems } = await browser.page();
       await page.setViewportSize({ width, height: 900 });
@@ -96,16 +96,32 @@ describeInBrowser('dashboard states', () => {
       const obs = await t.agent(s, 'observability-agent');
       const linter = await t.agent(s, 'linter');
       const tester = await t.agent(s, 'tester');
+      await t.agent(s, 'idler');
+      await t.agent(s, 'script', 'observer');
       const [hooks, resolve, typecheck] = await addFunctions(obs, ['observability_hooks', 'resolve', 'typecheck']);
       await obs.call('lock.acquire', { functions: [hooks], mode: 'write', description: 'instrument everything' });
-      await page.locator('#summary', { hasText: '3 agents · 1 lock held · 0 waiting' }).waitFor();
+      // The page itself and the script are the observers, in the header and the panel alike.
+      await page.locator('#summary', { hasText: '4 agents · 2 observers · 1 lock held · 0 waiting' }).waitFor();
+      await page.locator('#agents-count', { hasText: /^4 · 2 observers$/ }).waitFor();
       await page.locator('#locks-count', { hasText: /^1 held$/ }).waitFor();
+      // Holding nothing and waiting for nothing: idle, said in its row; observers are not agents at work.
+      await page
+        .locator('#agents tr', { hasText: 'idler' })
+        .locator('.holds .chip.idle', { hasText: /^idle$/ })
+        .waitFor();
+      await page.locator('#agents tr', { hasText: 'linter' }).locator('.holds .chip.idle').waitFor();
+      expect(await page.locator('#agents tr', { hasText: 'script' }).locator('.chip').count()).toBe(0);
 
       await linter.call('lock.acquire', { functions: [typecheck], mode: 'write' });
       // A batch: resolve is free, typecheck is held, so the request waits at the head of both queues.
       await obs.call('lock.acquire', { functions: [resolve, typecheck], mode: 'write', wait: true });
       await tester.call('lock.acquire', { functions: [hooks], mode: 'read', wait: true });
-      await page.locator('#summary', { hasText: '3 agents · 2 locks held · 2 waiting' }).waitFor();
+      await page.locator('#summary', { hasText: '4 agents · 2 observers · 2 locks held · 2 waiting' }).waitFor();
+      await page
+        .locator('#agents tr', { hasText: 'linter' })
+        .locator('.holds .chip.idle')
+        .waitFor({ state: 'detached' });
+      expect(await page.locator('#agents .chip.idle').count()).toBe(1);
       await page.locator('#locks-count', { hasText: /^2 held · 1 awaited$/ }).waitFor();
       await page
         .locator(
@@ -117,9 +133,12 @@ describeInBrowser('dashboard states', () => {
         .locator('.program-head .structure-label', { hasText: 'structure lock (add, remove, rename functions)' })
         .waitFor();
 
-      expect(await clipped(page, '#agents td, #agents .chip, #locks td, #locks .waiter .who, #programs td')).toEqual(
-        [],
-      );
+      expect(
+        await clipped(
+          page,
+          'h1, h2, .table th, #agents td, #agents .chip, #locks td, #locks .waiter .who, #programs td',
+        ),
+      ).toEqual([]);
       await page.screenshot({ path: `test-artifacts/dashboard-${width}.png`, fullPage: true });
       expect(problems).toEqual([]);
     });

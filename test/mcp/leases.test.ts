@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
 import { addFns, next, useSdk } from '../client/sdk.ts';
+import { until } from '../cluster/leader-nodes.ts';
+import { useProxies } from '../client/proxy.ts';
 import { useBridges } from './bridges.ts';
 
 // The server runs on a fake clock: leases warn and end when the test moves time on.
 describe('lockstep mcp leases', { timeout: 60_000 }, () => {
   const t = useSdk();
   const bridge = useBridges();
+  const proxy = useProxies();
 
   it("renews an active agent's lease when the server warns it ends soon", async () => {
     const clock = new FakeClock();
@@ -42,8 +45,26 @@ describe('lockstep mcp leases', { timeout: 60_000 }, () => {
     await expired;
     const overview = await a.call('program_overview', {});
     expect(overview.text).toMatch(
-      /^Since your last call:\n- lease ending soon, not renewed since you have been idle: write lock on function 1\n- lease ran out, lock gone: write lock on function 1\n\nprogram main/,
+      /^Since your last call:\n- lease ending soon, not renewed since you have been idle: write lock on function 1\n- lock lost \(its lease ran out\): write lock on function 1; what you read under it may be stale: lock it and read it again before editing\n\nprogram main/,
     );
     expect(overview.data.notices).toHaveLength(2);
+  });
+
+  it('says in its next result that its locks were in doubt while the connection was down, and held again once resumed', async () => {
+    const s = await t.server({ sessionGraceMs: 60_000 });
+    const p = await proxy(s);
+    const observer = await t.client(s, 'observer');
+    const [f] = (await addFns(observer, ['f'])) as [number];
+    const a = await bridge(p.url, 'a');
+    await a.call('lock_acquire', { functions: [f], mode: 'write' });
+    p.dropAll();
+    await until('the bridge resumed', 30_000, async () => (a.stderr().includes('reconnected') ? true : undefined));
+    const overview = await a.call('program_overview', {});
+    expect(overview.data.notices).toEqual([
+      expect.stringMatching(
+        /^connection to the server lost; until the session resumes these are in doubt: write lock on f/,
+      ),
+      expect.stringMatching(/^session resumed; still held: write lock on f/),
+    ]);
   });
 });

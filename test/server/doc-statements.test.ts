@@ -4,6 +4,7 @@ import { FakeClock } from '../../src/concurrency/index.ts';
 import { start } from '../../src/server.ts';
 import { isLoopbackHost, originAllowed, serverHostNames } from '../../src/transport/origin.ts';
 import type { TestClient } from '../helpers/client.ts';
+import { protocolDoc } from '../helpers/protocol-doc.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 
 // What docs/protocol.md tells client authors in other languages, where no other test pins it down.
@@ -146,5 +147,16 @@ describe('documented behaviour', () => {
     await expect(start({ host: '127.1', port: 0, db: ':memory:', logLevel: 'silent' })).rejects.toThrow(
       /refusing to listen on 127\.1 without tokens/,
     );
+  });
+
+  it("answers LOCK_DENIED with the message of the errors section's example", async () => {
+    const example = /"error":\{"code":423,"message":"([^"]+)","data":\{"type":"LOCK_DENIED"/.exec(protocolDoc);
+    expect(example?.[1]).toBe('write lock not available on main/f3');
+    const s = await t.server();
+    const [planner, b] = [await t.agent(s, 'planner'), await t.agent(s, 'b')];
+    const [f] = await addFunctions(planner, ['f']);
+    await planner.call('lock.acquire', { functions: [f], mode: 'write', description: 'refactor' });
+    const denied = await b.fail('lock.acquire', { functions: [f], mode: 'write' });
+    expect(denied).toMatchObject({ code: 423, message: example?.[1]?.replace('f3', `f${f}`) });
   });
 });

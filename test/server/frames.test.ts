@@ -99,4 +99,14 @@ describe('hostile frames', () => {
     expect(await res.json()).toMatchObject({ status: 'ok', uptimeMs: expect.any(Number), sessions: 0, store: true });
     expect((await fetch(`http://127.0.0.1:${s.port}/nope`)).status).toBe(404);
   });
+
+  it('serves /healthz and /metrics without a token on a server that requires one (docs/security.md)', async () => {
+    const s = await t.server({ tokens: 'agent:agent-token-0123456789abcdef' });
+    expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
+    const metrics = await fetch(`http://127.0.0.1:${s.port}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('lockstep_sessions');
+    const c = await t.raw(s);
+    expect((await c.fail('session.hello', { protocol: 1 })).data?.type).toBe('UNAUTHORIZED');
+  });
 });

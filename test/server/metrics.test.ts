@@ -94,6 +94,22 @@ describe('/metrics', () => {
     expect(now('lockstep_locks_held', { mode: 'read' })).toBe(1);
     expect(now('lockstep_queue_length', { stat: 'total' })).toBe(1);
     expect(now('lockstep_queue_length', { stat: 'max' })).toBe(1);
+
+    // b's queued request was granted once it had waited; a's is still waiting.
+    expect(moved('lockstep_lock_wait_seconds_count')).toBe(1);
+    expect(moved('lockstep_lock_wait_seconds_sum')).toBeGreaterThan(0);
+    expect(now('lockstep_lock_wait_seconds_bucket', { le: '+Inf' })).toBe(now('lockstep_lock_wait_seconds_count'));
+    expect(now('lockstep_queue_oldest_wait_seconds')).toBeGreaterThan(0);
+    expect(now('lockstep_store_up')).toBe(1);
+    expect(now('lockstep_sessions_max')).toBe(20_000);
+  });
+
+  it('shows no wait while nothing is queued, and the configured session cap', async () => {
+    const s = await t.server({ maxSessions: 7 });
+    const samples = await scrape(s);
+    expect(samples.get(key('lockstep_queue_oldest_wait_seconds'))).toBe(0);
+    expect(samples.get(key('lockstep_sessions_max'))).toBe(7);
+    expect(samples.get(key('lockstep_lock_wait_seconds_count'))).toBe(0);
   });
 
   it("names prom-client's process and Node metrics lockstep_process_* and lockstep_nodejs_*, without a doubled word", async () => {
