@@ -267,10 +267,10 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
     return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
   }
 
-  async keyedResult(program: string, key: string): Promise<unknown> {
+  async keyedResult(program: string, sessionId: string, key: string): Promise<unknown> {
     const [row] = await this.db.query<{ edit_result: string }>(
-      'SELECT edit_result FROM revisions WHERE program = $1 AND edit_key = $2',
-      [program, key],
+      'SELECT edit_result FROM revisions WHERE program = $1 AND session_id = $2 AND edit_key = $3',
+      [program, sessionId, key],
     );
     return row === undefined ? undefined : JSON.parse(row.edit_result);
   }

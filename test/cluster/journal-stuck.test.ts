@@ -1,9 +1,8 @@
-import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 import { TIMING, until } from './leader-nodes.ts';
-import { sql, useNodes } from './nodes.ts';
+import { blockJournal, sql, useNodes } from './nodes.ts';
 
 // A leader whose journal cannot be written (docs/cluster.md, "What is durable when"): lock
 // changes wait for it within the lease, then are refused with STORE_UNAVAILABLE, leaving what
@@ -12,18 +11,6 @@ import { sql, useNodes } from './nodes.ts';
 
 const t = useServers();
 const cluster = useNodes();
-
-/** Holds the journal's head row: every journal commit waits on it (leases are renewed as usual). */
-async function blockJournal(db: string): Promise<() => Promise<void>> {
-  const client = new pg.Client({ connectionString: db });
-  await client.connect();
-  await client.query('BEGIN');
-  await client.query('SELECT seq FROM cluster_journal_head FOR UPDATE');
-  return async () => {
-    await client.query('ROLLBACK');
-    await client.end();
-  };
-}
 
 const holders = async (
   c: { call(m: string, p?: unknown): Promise<any> },
