@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { LockstepClientError } from './client/index.ts';
-import { docPath, nearest, UsageError, WithReport } from './cli/common.ts';
+import { CommandFailed, docPath, nearest, UsageError, WithReport } from './cli/common.ts';
 import { demo } from './cli/demo.ts';
+import { exportCommand } from './cli/export.ts';
+import { importCommand } from './cli/import.ts';
 import { mcp } from './cli/mcp.ts';
 import { serve } from './cli/serve.ts';
 import { status } from './cli/status.ts';
@@ -16,6 +18,8 @@ Commands:
   status    show a server's (or every cluster node's) health, sessions, locks and queues
   demo      run simulated agents against a running server
   mcp       an MCP server on stdio for one agent
+  export    write a program of a running server to a JSON file
+  import    write a program from such a file into a running server (one revision)
   help      show this text
 
   --version, -v   print the version
@@ -23,7 +27,7 @@ Commands:
 Run "lockstep <command> --help" for a command's options. The docs are in
 ${docPath('')} (README.md one level up).`;
 
-const COMMANDS = { serve, status, demo, mcp } as const;
+const COMMANDS = { serve, status, demo, mcp, export: exportCommand, import: importCommand } as const;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -54,6 +58,7 @@ interface Failure {
 function failureOf(err: unknown): Failure {
   if (err instanceof WithReport) return failureOf(err.failure);
   if (err instanceof LockstepClientError) return { exitCode: 1, type: err.type, message: err.message };
+  if (err instanceof CommandFailed) return { exitCode: 1, type: err.name, message: err.message };
   if (err instanceof UsageError || err instanceof ConfigError || err instanceof StoreError)
     return { exitCode: 2, type: err.name, message: err.message };
   if (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS_'))

@@ -34,6 +34,11 @@ export interface LockstepServer {
   readonly dashboardUrl: string;
   /** For tests only: the coordinator's parts, to observe or provoke what the wire cannot show. */
   inspect(): Coordinator;
+  /**
+   * A consistent copy of the SQLite store to `to` while the server runs (docs/operations.md);
+   * `lockstep serve` takes one on SIGUSR2. A PostgreSQL store refuses: pg_dump does it.
+   */
+  backup(to: string): Promise<void>;
   /** Drain: tell every session, close sockets with 1001, flush the store. Idempotent. */
   stop(reason?: string): Promise<void>;
 }
@@ -232,7 +237,14 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
     if (state === undefined) throw new Error('this node is not the leader: there is no coordinator to inspect');
     return state.coordinator.inspect();
   };
-  return { port, host: config.host, url, dashboardUrl, inspect, stop };
+  const backup = async (to: string) => {
+    const state = leader();
+    if (state === undefined || clustered)
+      throw new Error('a PostgreSQL store is backed up with pg_dump (docs/operations.md), not by the server');
+    await state.programs.backup(to);
+    logger.info({ path: to }, 'backup written');
+  };
+  return { port, host: config.host, url, dashboardUrl, inspect, backup, stop };
 }
 
 /**

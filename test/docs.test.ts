@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { optionRows } from '../src/cli/serve.ts';
 import { ERROR_TYPES } from '../src/protocol/errors.ts';
 import { protocolJsonSchemaText } from '../src/protocol/json-schema.ts';
+import { programFileJsonSchemaText } from '../src/protocol/program-file.ts';
 import { METHOD_NAMES } from '../src/protocol/methods.ts';
 import { NOTIFICATION_NAMES } from '../src/protocol/notifications.ts';
 import { eventRows } from './helpers/protocol-doc.ts';
@@ -63,5 +64,9 @@ describe('docs agree with the code', () => {
 
   it('commit the JSON Schema exactly as generated (npm run schema)', () => {
     expect(read('docs/protocol.schema.json')).toBe(protocolJsonSchemaText());
+  });
+
+  it("commit the program file's JSON Schema exactly as generated (npm run schema)", () => {
+    expect(read('docs/program-file.schema.json')).toBe(programFileJsonSchemaText());
   });
 });

@@ -15,6 +15,11 @@ export function docPath(page: string): string {
   return fileURLToPath(new URL(`../../docs/${page}`, import.meta.url));
 }
 
+/** A command that ran and could not do what it was asked, said in one line; exit status 1. */
+export class CommandFailed extends Error {
+  override name = 'CommandFailed';
+}
+
 /** A bad command line: the message names the option; exit status 2. */
 export class UsageError extends Error {
   override name = 'UsageError';

@@ -1,5 +1,6 @@
 import { isLockstepError, LockstepClient, type AcquireOptions, type LockHandle } from '../client/index.ts';
 import type { EditOp } from '../protocol/program.ts';
+import type { Resource } from '../protocol/resource.ts';
 import type { Connection } from './common.ts';
 import { mutation, type DemoFunction } from './demo-program.ts';
 import type { Random } from './random.ts';
@@ -17,6 +18,8 @@ export interface AgentStats {
   /** Locks lost (leases that ran out while the agent stalled): the edit meant under them dropped or refused. */
   expired: number;
   timeouts: number;
+  /** Work a failover took: actions whose lock was not given back, or whose call was cut with the socket. */
+  lost: number;
   errors: number;
 }
 
@@ -61,14 +64,20 @@ export async function runAgent(name: string, ctx: AgentContext): Promise<AgentSt
     denied: 0,
     expired: 0,
     timeouts: 0,
+    lost: 0,
     errors: 0,
   };
+  // Reconnects until the deadline (when it is closed): a cluster's failover takes a lease and more.
   const client = await LockstepClient.connect({
     ...ctx.connection,
     name,
     autoRenew: !ctx.straggler,
-    reconnect: { maxAttempts: 5 },
     callTimeoutMs: 10_000,
+  });
+  // A lease that ran out is the straggler's doing, said where it stalls; any other loss is a failover's.
+  client.on('lost', (lock) => {
+    if (lock.reason !== 'expired')
+      ctx.log(`${name} lost its ${lock.mode} lock on ${nameOf(ctx.functions, lock.resource)} (${lock.reason})`);
   });
   const agent = new DemoAgent(client, name, ctx, stats);
   try {
@@ -123,6 +132,13 @@ class DemoAgent {
   /** What a failed action means for the demo: counted, and whether the agent should stop. */
   absorb(err: unknown): 'stop' | 'go on' {
     if (isLockstepError(err, 'ABORTED', 'CLOSED')) return 'stop';
+    // A failover: the call was cut with the socket, or a lock it relied on was not given back.
+    const lostLock = isLockstepError(err, 'LOCK_LOST') && err.data.reason !== 'expired';
+    if (lostLock || (isLockstepError(err, 'DISCONNECTED') && this.client.urls.length > 1)) {
+      this.stats.lost++;
+      this.ctx.log(`${this.name}: ${(err as Error).message}, across a failover; carrying on`);
+      return 'go on';
+    }
     if (isLockstepError(err, 'CONFLICT')) this.stats.conflicts++;
     else if (isLockstepError(err, 'LOCK_LOST')) {
       this.stats.expired++;
@@ -286,4 +302,9 @@ class DemoAgent {
     this.stats.edits++;
     this.ctx.log(`${this.name} ${what} -> revision ${r.revision}`);
   }
+}
+
+function nameOf(functions: readonly DemoFunction[], r: Resource): string {
+  if (!('function' in r)) return `the structure of ${r.program}`;
+  return functions.find((f) => f.id === r.function)?.name ?? `function ${r.function}`;
 }

@@ -61,7 +61,15 @@ export async function demo(argv: string[]): Promise<void> {
       ? () => undefined
       : (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
 
-  const observer = await connectClient({ ...connection, name: 'demo-setup', reconnect: false });
+  // Given a cluster's nodes it follows the leader through a failover, and says so when one happens.
+  const cluster = connection.urls.length > 1;
+  const observer = await connectClient({ ...connection, name: 'demo-setup', ...(cluster ? {} : { reconnect: false }) });
+  let failovers = 0;
+  observer.on('disconnected', () => log(`lost the connection to ${observer.url}; looking for the leader`));
+  observer.on('failover', ({ from, to }) => {
+    failovers++;
+    log(`failover: the leader is now ${to} (was ${from}); the agents resume there`);
+  });
   try {
     const functions = await prepareProgram(observer, program);
     const before = (await observer.program.get({ program })).revision;
@@ -106,6 +114,7 @@ export async function demo(argv: string[]): Promise<void> {
     if (stats.length === 0) throw new Error('no agent could start');
     const after = (await observer.program.get({ program })).revision;
     console.log(summary(stats, program, before, after, Date.now() - started));
+    if (cluster) console.log(`failovers: ${failovers}${failovers === 0 ? '' : ` (now on ${observer.url})`}`);
   } finally {
     await observer.close();
   }
@@ -125,7 +134,18 @@ function opening(i: number, agents: number, functions: readonly DemoFunction[]):
 }
 
 function summary(stats: AgentStats[], program: string, before: number, after: number, ms: number): string {
-  const cols = ['edits', 'batches', 'reads', 'queued', 'conflicts', 'denied', 'expired', 'timeouts', 'errors'] as const;
+  const cols = [
+    'edits',
+    'batches',
+    'reads',
+    'queued',
+    'conflicts',
+    'denied',
+    'expired',
+    'timeouts',
+    'lost',
+    'errors',
+  ] as const;
   const total = Object.fromEntries(cols.map((c) => [c, stats.reduce((n, s) => n + s[c], 0)])) as Record<
     (typeof cols)[number],
     number

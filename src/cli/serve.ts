@@ -10,6 +10,7 @@ import {
   type OptionName,
 } from '../config.ts';
 import { start } from '../server.ts';
+import { isPostgresLocation } from '../service/index.ts';
 import { rejectUnknownOptions } from './common.ts';
 
 /** Each option as --help and the options table in docs/protocol.md show it (test/docs.test.ts compares). */
@@ -61,6 +62,18 @@ export async function serve(argv: string[]): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // An online backup of a SQLite store, beside it (docs/operations.md).
+  process.on('SIGUSR2', () => {
+    if (config.db === ':memory:' || isPostgresLocation(config.db)) {
+      console.error(
+        `lockstep: SIGUSR2: no backup of ${config.db === ':memory:' ? 'a :memory: store' : 'PostgreSQL (use pg_dump)'}`,
+      );
+      return;
+    }
+    server
+      .backup(`${config.db}.backup`)
+      .catch((err: unknown) => console.error(`lockstep: backup failed: ${String(err)}`));
+  });
   console.log(`lockstep listening on ${server.url}`);
   console.log(`dashboard ${server.dashboardUrl}`);
 }

@@ -116,7 +116,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
         renew: async (program, resources, ttlMs) =>
           this.emit('renewed', (await this.send('lock.renew', { ...selector(program, resources), ttlMs }, {})).grants),
         failed: (error, resources) => this.emit('renewFailed', { error, resources }),
-        lost: (lock) => this.emit('lost', lock),
+        lost: (lock) => this.tell('lost', lock),
       },
       options.renewFraction ?? 0.5,
     );
@@ -129,7 +129,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
       leases: this.leases,
       known: this.known,
       resends: this.resends,
-      events: this,
+      tell: (event, ...args) => this.tell(event, ...args),
       cluster,
       timeoutMs: this.callTimeoutMs,
       acquire: (channel, params, o) =>
@@ -380,6 +380,18 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     if (!(NOTIFICATION_NAMES as string[]).includes(method)) return;
     this.known.afterPush(method as NotificationName, params);
     (this.emit as (event: string, arg: unknown) => boolean)(method, params);
+  }
+
+  /**
+   * Emits to the application's listeners. One that throws must not cut short what the client is
+   * doing (a resume, a reply being read): its error goes to 'error' instead.
+   */
+  private tell<E extends keyof ClientEvents>(event: E, ...args: ClientEvents[E]): void {
+    try {
+      (this.emit as (event: E, ...args: ClientEvents[E]) => boolean)(event, ...args);
+    } catch (err) {
+      this.emit('error', toClientError(err));
+    }
   }
 
   /** The caller gave up on this acquire (its call timed out), but the server carried it out. */

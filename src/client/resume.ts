@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'eventemitter3';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.ts';
 import type { Grant } from '../protocol/wire.ts';
 import type { Channel } from './channel.ts';
@@ -11,12 +10,15 @@ import { byProgram, selector } from './selectors.ts';
 import type { SessionState, TrackOptions } from './session-state.ts';
 import type { ClientEvents } from './types.ts';
 
+export type Tell = <E extends keyof ClientEvents>(event: E, ...args: ClientEvents[E]) => void;
+
 /** What the resume works on: the client's own state, and how the client makes a tracked call. */
 export interface ResumeParts {
   leases: Leases;
   known: SessionState;
   resends: Resends;
-  events: EventEmitter<ClientEvents>;
+  /** Emits to the application's listeners (one that throws goes to 'error', never into the resume). */
+  tell: Tell;
   /** Several nodes: any drop may be a failover, so waiting acquires wait to be queued again. */
   cluster: boolean;
   timeoutMs: number;
@@ -38,11 +40,11 @@ export class Resume {
 
   /** 1. The socket dropped: the locks are suspended (or lost), and the queued tickets gone. */
   dropped(d: Drop): void {
-    const { leases, known, events } = this.p;
+    const { leases, known, tell } = this.p;
     this.heldAtDrop = leases.held();
     if (d.resumable) {
       leases.suspend();
-      events.emit('suspended', { locks: this.heldAtDrop });
+      tell('suspended', { locks: this.heldAtDrop });
     } else {
       // Without resume grace the server released everything with the socket; without a reconnect
       // the client never comes back for it.
@@ -64,7 +66,7 @@ export class Resume {
    */
   async started(channel: Channel, s: SessionStart): Promise<void> {
     if (!s.reconnect) return;
-    const { leases, known, resends, events } = this.p;
+    const { leases, known, resends, tell } = this.p;
     const errors: LockstepClientError[] = [];
     let outcome: (LockOutcome & { released: Grant[] }) | undefined;
 
@@ -102,7 +104,7 @@ export class Resume {
         LockstepClientError.local('DISCONNECTED', 'the session was lost while waiting for the lock', 'lock.acquire'),
       );
       resends.fail();
-      events.emit('sessionLost', { previousSessionId: s.previous.sessionId, locks });
+      tell('sessionLost', { previousSessionId: s.previous.sessionId, locks });
     }
 
     // 9. Subscriptions and watches end with every socket, resumed or not.
@@ -110,9 +112,9 @@ export class Resume {
     await this.rewatch(channel, errors);
 
     // 10. What happened.
-    for (const err of errors) events.emit('error', err);
+    for (const err of errors) tell('error', err);
     if (outcome !== undefined && s.hello.restored !== undefined)
-      events.emit('failover', {
+      tell('failover', {
         from: s.previousUrl ?? s.url,
         to: s.url,
         restored: s.hello.restored,
@@ -157,7 +159,7 @@ export class Resume {
   }
 
   private async resubscribe(channel: Channel, errors: LockstepClientError[]): Promise<void> {
-    const { known, events } = this.p;
+    const { known, tell } = this.p;
     if (known.topics.size === 0) return;
     const since = known.lastSeq;
     try {
@@ -173,7 +175,7 @@ export class Resume {
             // After a gap the stream restarts from the server's seq.
             known.lastSeq = r.truncated ? r.seq : Math.max(known.lastSeq, r.seq);
             known.runId = r.runId;
-            if (r.truncated) events.emit('resync', { topics: r.topics, since });
+            if (r.truncated) tell('resync', { topics: r.topics, since });
           },
         },
       );

@@ -100,7 +100,13 @@ export const FunctionRef = z
   .describe('The function an operation applies to');
 
 export const AddFunctionOp = z
-  .strictObject({ op: z.literal('addFunction'), name: FunctionName, signature: Signature.optional() })
+  .strictObject({
+    op: z.literal('addFunction'),
+    name: FunctionName,
+    signature: Signature.optional(),
+    nodes: z.array(Node).optional().describe('Its nodes from the start (default none): a whole function in one op'),
+    edges: z.array(Edge).optional().describe('Its edges from the start (default none), between those nodes'),
+  })
   .describe('Add a function; the server assigns its id (listed in the result under "created")');
 export const RemoveFunctionOp = z
   .strictObject({ op: z.literal('removeFunction'), function: FunctionRef })

@@ -1,5 +1,5 @@
 import { LockstepError } from '../protocol/errors.ts';
-import type { Edge, FunctionBody, FunctionRef } from '../protocol/program.ts';
+import type { Edge, FunctionBody, FunctionRef, Node } from '../protocol/program.ts';
 import { functionHash } from './hash.ts';
 import { toBody, toWorking } from './model.ts';
 import type { ProgramState, StoredFunction, WorkingFunction } from './model.ts';
@@ -75,13 +75,15 @@ class EditInProgress {
       case 'addFunction': {
         this.claimName(op.name);
         const id = this.nextId++;
-        this.work.set(id, {
+        const fn: WorkingFunction = {
           id,
           name: op.name,
           signature: op.signature ?? undefined,
           nodes: new Map(),
           edges: new Map(),
-        });
+        };
+        addBody(fn, op.nodes ?? [], op.edges ?? []);
+        this.work.set(id, fn);
         this.nameIndex().set(op.name, id);
         this.addedHere.add(id);
         return;
@@ -138,11 +140,7 @@ class EditInProgress {
         if (this.current(id) !== null) fail(`function ${id} exists`);
         this.claimName(op.name);
         const fn: WorkingFunction = { id, name: op.name, signature: op.signature, nodes: new Map(), edges: new Map() };
-        for (const node of op.nodes) {
-          if (fn.nodes.has(node.id)) fail(`duplicate node ${node.id}`);
-          fn.nodes.set(node.id, { id: node.id, op: node.op, attrs: node.attrs ?? {} });
-        }
-        for (const edge of op.edges) addEdge(fn, edge);
+        addBody(fn, op.nodes, op.edges);
         this.work.set(id, fn);
         this.nameIndex().set(op.name, id);
         return;
@@ -201,6 +199,15 @@ class EditInProgress {
     this.names ??= new Map(this.program.idsByName);
     return this.names;
   }
+}
+
+/** A new function's nodes, then its edges between them (addFunction with a body, restoreFunction). */
+function addBody(fn: WorkingFunction, nodes: readonly Node[], edges: readonly Edge[]): void {
+  for (const node of nodes) {
+    if (fn.nodes.has(node.id)) fail(`duplicate node ${node.id} in function ${label(fn)}`);
+    fn.nodes.set(node.id, { id: node.id, op: node.op, attrs: node.attrs ?? {} });
+  }
+  for (const edge of edges) addEdge(fn, edge);
 }
 
 function addEdge(fn: WorkingFunction, edge: Edge): void {

@@ -327,6 +327,10 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
     );
   }
 
+  async backup(): Promise<void> {
+    throw new Error('a PostgreSQL store is backed up with pg_dump (docs/operations.md), not by the server');
+  }
+
   async ping(): Promise<boolean> {
     try {
       const [row] = await this.db.query<{ one: number }>('SELECT 1 AS one');

@@ -105,6 +105,11 @@ export class ProgramService {
     return this.store.ping();
   }
 
+  /** A consistent copy of the whole store to `to`, taken while it serves (see ProgramStore.backup). */
+  backup(to: string): Promise<void> {
+    return this.store.backup(to);
+  }
+
   /**
    * Runs `work` after everything queued before it on the same program has settled, so that work
    * which reads the program, awaits the store and then changes the program (an edit's checks and

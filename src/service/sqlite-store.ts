@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { staleFence } from './fence-claims.ts';
@@ -353,6 +353,22 @@ export class SqliteStore implements ProgramStore {
       return this.stmt.ping.get() === 1;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * The server holds the file's exclusive lock, so no other process can copy it while it runs:
+   * the owning connection copies it with SQLite's online backup API (edits go on meanwhile), to
+   * a file beside the target first, renamed once complete, so `to` is never a partial copy.
+   */
+  async backup(to: string): Promise<void> {
+    const partial = `${to}.partial`;
+    try {
+      await this.db.backup(partial);
+      renameSync(partial, to);
+    } catch (err) {
+      rmSync(partial, { force: true });
+      throw err;
     }
   }
 

@@ -97,6 +97,11 @@ export interface ProgramStore {
   /** Raises the program's ceiling (never lowers it). */
   saveFenceCeiling(program: string, ceiling: number): Promise<void>;
   ping(): Promise<boolean>;
+  /**
+   * A consistent copy of the whole store, taken while it serves (SQLite: the online backup API),
+   * written to `to` only once complete. A PostgreSQL store refuses: pg_dump does it (docs/operations.md).
+   */
+  backup(to: string): Promise<void>;
   close(): Promise<void>;
 }
 

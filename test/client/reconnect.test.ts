@@ -57,6 +57,11 @@ describe('SDK reconnect', () => {
     const ttlMs = 300;
     const expired = next(observer, 'event', (e) => e.type === 'expired');
     const lost = next(a, 'lost');
+    // A listener that throws does not cut the resume short: its error goes to 'error'.
+    a.on('lost', () => {
+      throw new Error('a careless listener');
+    });
+    const careless = next(a, 'error', (e) => e.message === 'a careless listener');
     const states: string[] = [];
     const outcome = await a.withLocks({ functions: [f], mode: 'write', ttlMs }, async (lock) => {
       const grantedBy = Date.now();
@@ -85,6 +90,8 @@ describe('SDK reconnect', () => {
     expect((await lost)[0]).toEqual(info);
     expect(outcome.lost).toEqual(info);
     expect(outcome.reason).toMatchObject({ type: 'LOCK_LOST', retryable: false, data: info });
+    await careless;
+    expect(a.state).toBe('open');
     expect(a.held()).toEqual([]);
     // Never acquired again behind the application's back; an edit under the lost fence is refused.
     expect((await a.lock.status({})).resources).toEqual([]);

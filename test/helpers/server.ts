@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { afterEach, inject } from 'vitest';
 import { start, type LockstepServer, type StartOptions } from '../../src/server.ts';
 import { TestClient } from './client.ts';
@@ -58,4 +59,13 @@ export async function roundTrip(c: TestClient, f: number): Promise<void> {
   const g = await c.call('lock.acquire', { functions: [f], mode: 'write' });
   if (g.status !== 'granted') throw new Error(`round trip on ${f} was not granted at once: ${JSON.stringify(g)}`);
   await c.call('lock.release', { functions: [f] });
+}
+
+/** A port nothing listens on now (a server started on it soon after gets it, bar a rare race). */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }

@@ -1,17 +1,8 @@
-import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { until } from '../cluster/leader-nodes.ts';
 import { useSdk } from '../client/sdk.ts';
+import { freePort } from '../helpers/server.ts';
 import { type Bridge, useBridges } from './bridges.ts';
-
-/** A port nothing listens on now (a server started on it later gets it, bar a rare race). */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** program_overview until it answers without error, within the bound the test asserts. */
 function overviewOnceUp(b: Bridge): Promise<string> {

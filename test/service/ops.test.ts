@@ -42,6 +42,57 @@ describe('addFunction', () => {
     );
   });
 
+  it('takes the whole body at once: nodes, then edges between them; the same hash as op by op', async () => {
+    const svc = await memoryService();
+    const nodes = [
+      { id: 2, op: 'add', attrs: { k: 1 } },
+      { id: 1, op: 'const' },
+    ];
+    const edges = [{ id: 1, from: { node: 1, port: 0 }, to: { node: 2, port: 1 } }];
+    const whole = await edit(svc, [{ op: 'addFunction', name: 'f', signature: { p: 1 }, nodes, edges }]);
+    const stepwise = await edit(svc, [
+      { op: 'addFunction', name: 'g', signature: { p: 1 } },
+      ...nodes.map((node) => ({ op: 'addNode' as const, function: 'g', node })),
+      ...edges.map((edge) => ({ op: 'addEdge' as const, function: 'g', edge })),
+      { op: 'renameFunction', function: 'g', name: 'f2' },
+    ]);
+    const f = svc.getFunction('main', 1);
+    expect(f.function).toEqual({
+      id: 1,
+      name: 'f',
+      signature: { p: 1 },
+      nodes: [{ id: 1, op: 'const', attrs: {} }, nodes[0]],
+      edges,
+    });
+    expect(whole.functions[0]?.hash).toBe(functionHash({ ...f.function, name: 'f' }));
+    expect(stepwise.functions[0]?.hash).toBe(functionHash({ ...f.function, name: 'f2' }));
+    expect(f.version).toBe(1);
+  });
+
+  it('refuses a body with a duplicate node or an edge to a node it does not have', async () => {
+    const svc = await memoryService();
+    const node = { id: 1, op: 'const' };
+    await expectInvalid(
+      () => edit(svc, [{ op: 'addFunction', name: 'f', nodes: [node, node] }]),
+      0,
+      /duplicate node 1 in function 1 \("f"\)/,
+    );
+    await expectInvalid(
+      () =>
+        edit(svc, [
+          {
+            op: 'addFunction',
+            name: 'f',
+            nodes: [node],
+            edges: [{ id: 1, from: { node: 1, port: 0 }, to: { node: 9, port: 0 } }],
+          },
+        ]),
+      0,
+      /edge 1: "to" node 9 is not a node of function 1 \("f"\)/,
+    );
+    expect(svc.hasFunction('main', 1)).toBe(false);
+  });
+
   it('stores a null signature as absent (they hash alike)', async () => {
     const svc = await memoryService();
     await edit(svc, [{ op: 'addFunction', name: 'f', signature: null }]);
