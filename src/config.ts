@@ -177,22 +177,43 @@ interface Given {
   source: string;
 }
 
+/** Options read from a config file (`lockstep serve --config`), by property name, and the file's path. */
+export interface ConfigFile {
+  path: string;
+  values: Readonly<Record<string, unknown>>;
+}
+
 /**
- * Builds the configuration from flags and the environment, over the defaults. A bad value stops
- * start-up with a ConfigError naming the option and where it came from.
+ * Builds the configuration from flags, the environment and a config file, in that order of
+ * precedence, over the defaults. A bad value stops start-up with a ConfigError naming the option
+ * and where it came from.
  */
 export function resolveConfig(
   flags: Partial<Record<OptionName, unknown>>,
   env: NodeJS.ProcessEnv = process.env,
+  file?: ConfigFile,
 ): ServerConfig {
+  return resolveWithSources(flags, env, file).config;
+}
+
+/** resolveConfig, with where each option's value came from: a flag, a variable, the file, or "default". */
+export function resolveWithSources(
+  flags: Partial<Record<OptionName, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+  file?: ConfigFile,
+): { config: ServerConfig; sources: Record<OptionName, string> } {
   const given: Partial<Record<OptionName, Given>> = {};
   for (const name of OPTION_NAMES) {
     const fromFlag = flags[name];
     const fromEnv = env[envOf(name)];
     if (fromFlag !== undefined) given[name] = { value: fromFlag, source: `--${flagOf(name)}` };
     else if (fromEnv !== undefined) given[name] = { value: fromEnv, source: envOf(name) };
+    else if (file !== undefined && Object.hasOwn(file.values, name))
+      given[name] = { value: file.values[name], source: `${file.path} (${name})` };
   }
-  return checkedConfig(given, (name) => `--${flagOf(name)}`);
+  const config = checkedConfig(given, (name) => `--${flagOf(name)}`);
+  const sources = Object.fromEntries(OPTION_NAMES.map((n) => [n, given[n]?.source ?? 'default']));
+  return { config, sources: sources as Record<OptionName, string> };
 }
 
 /**

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type ClientOptions, isLockstepError, LockstepClient, LockstepClientError } from '../client/index.ts';
@@ -130,7 +132,7 @@ export async function connectClient(options: ClientOptions): Promise<LockstepCli
   try {
     return await LockstepClient.connect({ ...CLI_TIMEOUTS, ...options });
   } catch (err) {
-    throw explained(err, options.urls ?? [options.url as string]);
+    throw await explained(err, options.urls ?? [options.url as string]);
   }
 }
 
@@ -138,21 +140,83 @@ export async function connectClient(options: ClientOptions): Promise<LockstepCli
 export const CLI_TIMEOUTS = { callTimeoutMs: 10_000, connectTimeoutMs: 5_000 } as const;
 
 /**
- * A failure to connect that says what to do: a missing token names --token, and a URL whose path
- * is not /ws gets the /ws one (the WebSocket client reports the server's 404 without its
- * explanation).
+ * A failure to connect that says what to do: a missing token names --token, a URL whose path is
+ * not /ws gets the /ws one (the WebSocket client reports the server's 404 without its
+ * explanation), and a wss:// URL of a server that speaks ws:// (or the reverse) gets the other.
  */
-export function explained(err: unknown, urls: readonly string[]): unknown {
+export async function explained(err: unknown, urls: readonly string[]): Promise<unknown> {
   if (isLockstepError(err, 'UNAUTHORIZED'))
     return new LockstepClientError({ ...err, message: `${err.message}: pass --token or set LOCKSTEP_TOKEN` });
+  if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED')) return err;
   const url = urls.find((u) => pathOf(u) !== WS_PATH);
-  if (!(err instanceof LockstepClientError && err.type === 'CONNECT_FAILED') || url === undefined) return err;
-  const path = pathOf(url);
-  const fixed = new URL(url);
-  fixed.pathname = WS_PATH;
-  return new UsageError(
-    `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(path)}: use --url ${fixed.href}`,
-  );
+  if (url !== undefined) {
+    const fixed = new URL(url);
+    fixed.pathname = WS_PATH;
+    return new UsageError(
+      `${err.message}\nthe server's WebSocket endpoint is ${WS_PATH}, not ${JSON.stringify(pathOf(url))}: use --url ${fixed.href}`,
+    );
+  }
+  for (const u of urls) {
+    const other = await speaksOtherScheme(u);
+    if (other !== undefined)
+      return new UsageError(
+        `${err.message}\nthe server at ${new URL(u).host} speaks ${other.scheme}: use --url ${other.url}`,
+      );
+  }
+  return err;
+}
+
+/** How long a probe of the other scheme may take. */
+const PROBE_MS = 2_000;
+
+/**
+ * A URL that failed, tried the other way: a TLS handshake for ws:// (the server speaks wss://),
+ * a plain HTTP request for wss:// (it speaks ws://, and TLS got a non-TLS answer).
+ */
+async function speaksOtherScheme(url: string): Promise<{ scheme: string; url: string } | undefined> {
+  const u = new URL(url);
+  const port = Number(u.port || (u.protocol === 'wss:' ? 443 : 80));
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const tlsAnswers = u.protocol === 'ws:' ? await handshakes(host, port) : !(await answersHttp(host, port));
+  if (!tlsAnswers && u.protocol === 'ws:') return undefined;
+  if (tlsAnswers && u.protocol === 'wss:') return undefined;
+  u.protocol = u.protocol === 'ws:' ? 'wss:' : 'ws:';
+  return { scheme: `${u.protocol}//`, url: u.href };
+}
+
+function handshakes(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    // Whether it speaks TLS at all, not whether its certificate is trusted.
+    const socket = tlsConnect({ host, port, rejectUnauthorized: false, timeout: PROBE_MS });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
+
+/** A Lockstep /healthz in plain HTTP (a TLS port of a proxy answers plain HTTP too, with a 400). */
+function answersHttp(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ host, port, path: '/healthz', timeout: PROBE_MS }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.once('end', () => {
+        try {
+          resolve(typeof (JSON.parse(body) as { version?: unknown }).version === 'string');
+        } catch {
+          resolve(false);
+        }
+      });
+    });
+    req.once('error', () => resolve(false));
+    req.once('timeout', () => req.destroy());
+    req.end();
+  });
 }
 
 function pathOf(url: string): string | undefined {

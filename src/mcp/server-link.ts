@@ -7,7 +7,7 @@ const READY_WAIT_MS = 3_000;
 
 export interface LinkOptions {
   /** Turns a connect failure into one that says what to do (a token to pass, the /ws path). */
-  explain(err: unknown): unknown;
+  explain(err: unknown): Promise<unknown>;
   log(line: string): void;
 }
 
@@ -46,7 +46,7 @@ export class ServerLink {
         await this.client.connect();
         return;
       } catch (err) {
-        const e = toClientError(this.o.explain(err));
+        const e = toClientError(await this.o.explain(err));
         this.cause = e.message;
         if (this.stopped) return;
         if (!e.retryable) {

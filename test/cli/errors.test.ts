@@ -58,6 +58,17 @@ describe('lockstep command line: tokens and errors that say what to do', { timeo
     });
   });
 
+  it('wss:// to a server that speaks ws:// says so', async () => {
+    const s = await t.server();
+    const ran = await lockstep(['status', '--url', `wss://127.0.0.1:${s.port}/ws`]);
+    expect(ran.code).toBe(2);
+    expect(ran.stderr).toMatch(
+      new RegExp(
+        `\\nthe server at 127\\.0\\.0\\.1:${s.port} speaks ws://: use --url ws://127\\.0\\.0\\.1:${s.port}/ws\\n$`,
+      ),
+    );
+  });
+
   it('a URL without /ws: the server and the CLI both say to use /ws', async () => {
     const s = await t.server();
     expect(await upgrade(s.port, '/')).toEqual({ status: 404, body: 'no WebSocket endpoint at /: use /ws\n' });
@@ -137,7 +148,10 @@ describe('lockstep command line: tokens and errors that say what to do', { timeo
       lockstep(['status', '--json', '--nope']),
     ]);
     expect(unreachable.code).toBe(1);
+    // With what the node given said: nothing, it cannot be reached.
     expect(JSON.parse(unreachable.stdout)).toEqual({
+      version: expect.any(String),
+      nodes: [{ url: 'ws://127.0.0.1:1/ws', http: null, health: null, error: expect.stringContaining('ECONNREFUSED') }],
       error: { type: 'CONNECT_FAILED', message: expect.stringContaining('cannot connect to ws://127.0.0.1:1/ws') },
     });
     expect(badOption.code).toBe(2);

@@ -5,7 +5,7 @@ import { addFns, useSdk } from '../client/sdk.ts';
 import { lockstep } from './run.ts';
 
 // Each test starts several CLI processes at once (each compiles through tsx): slow on a loaded machine.
-describe('lockstep status', { timeout: 60_000 }, () => {
+describe('lockstep status', { timeout: 120_000 }, () => {
   const t = useSdk();
 
   it('--json reports the sessions, locks and queues the server knows', async () => {
