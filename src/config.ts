@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { int, type Limits, type LockDefaults, limitSpecs, lockSpecs, type OptionSpec } from './protocol/limits.ts';
+import { TokenError, Tokens } from './coordinator/index.ts';
 import { sqliteFileOf } from './service/index.ts';
+import { isLoopbackHost } from './transport/origin.ts';
 
 // Server options: each has a flag (--kebab-case), an environment variable (LOCKSTEP_SNAKE_CASE)
 // and a default documented next to it. Flags win over the environment.
@@ -157,6 +159,28 @@ export function lockDefaultsOf(config: ServerConfig): LockDefaults {
 
 function pick<S extends object>(config: ServerConfig, specs: S): { [K in keyof S]: number } {
   return Object.fromEntries(Object.keys(specs).map((k) => [k, config[k as OptionName]])) as { [K in keyof S]: number };
+}
+
+/**
+ * The access tokens the options give (a tokens file, a list, both or none), and the refusal to
+ * listen beyond loopback without any, unless --insecure (docs/security.md).
+ */
+export function tokensOf(c: ServerConfig): Tokens {
+  let tokens: Tokens;
+  try {
+    tokens = Tokens.load(
+      { file: c.tokensFile, list: c.tokens },
+      { file: `--${flagOf('tokensFile')} (${envOf('tokensFile')})`, list: `--${flagOf('tokens')}` },
+    );
+  } catch (err) {
+    throw err instanceof TokenError ? new ConfigError(err.message) : err;
+  }
+  if (!isLoopbackHost(c.host) && tokens.size === 0 && !c.insecure) {
+    throw new ConfigError(
+      `refusing to listen on ${c.host} without tokens: set --tokens-file or LOCKSTEP_TOKENS, or pass --insecure`,
+    );
+  }
+  return tokens;
 }
 
 /** Resume grace in cluster mode (a PostgreSQL store) when none is given (cluster.md section 3). */

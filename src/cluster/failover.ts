@@ -46,6 +46,19 @@ export class Failover {
   }
 
   /**
+   * What a new leader does with the previous one's record (docs/cluster.md section 3): with resume
+   * grace, restores from it and journals in turn; without (`graceMs` 0), nothing can be resumed,
+   * so the record is cleared (clearJournal) and nothing is journaled: undefined.
+   */
+  static async forLeader(db: SharedDatabase, graceMs: number, opts: FailoverOptions): Promise<Failover | undefined> {
+    if (graceMs === 0) {
+      await clearJournal(db);
+      return undefined;
+    }
+    return Failover.open(db, opts);
+  }
+
+  /**
    * The new leader's lock core and sessions, before anyone is served: recorded sessions become
    * dropped ones within their resume grace (the grace window starts here), their restorable
    * locks held for them; what is not restored leaves the record; journaling starts.

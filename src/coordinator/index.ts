@@ -9,7 +9,7 @@ import { type CallHooks, Conversation } from './conversation.ts';
 export type { Clock } from '../concurrency/index.ts';
 export type { CallHooks, Conversation } from './conversation.ts';
 export type { Coordinator, CoordinatorOptions, DisconnectReason, Limits, Sink } from './coordinator.ts';
-export { Tokens } from './tokens.ts';
+export { TokenError, Tokens } from './tokens.ts';
 
 export interface Health {
   status: 'ok' | 'draining' | 'degraded';
