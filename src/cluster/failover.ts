@@ -117,10 +117,11 @@ const WIRE_REASON: Record<Exclude<DropReason, 'session-left'>, NotRestored['reas
 /**
  * Cluster mode with resume grace off: nothing can be resumed, so nothing is journaled; a record
  * left from an earlier run must not be restored by a later leader, after this one granted locks
- * it never recorded.
+ * it never recorded. Behind the lease check like every write of a leader (docs/cluster.md, rule 7):
+ * a deposed leader clears nothing its successor recorded.
  */
 export async function clearJournal(db: SharedDatabase): Promise<void> {
-  await db.transaction(async (client) => {
+  await db.write(async (client) => {
     await client.query('DELETE FROM cluster_locks');
     await client.query('DELETE FROM cluster_sessions');
   });

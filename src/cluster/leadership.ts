@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LockstepError } from '../protocol/errors.ts';
-import { migrate, type ReservedFences, shownLocation, StoreError, type WriteFence } from '../service/index.ts';
+import {
+  migrateBeforeLease,
+  type ReservedFences,
+  shownLocation,
+  StoreError,
+  type WriteFence,
+} from '../service/index.ts';
 import {
   holdsLease,
   type LeaseState,
   readLease,
+  recordedBackends,
   registerBackend,
   renew,
   resign,
@@ -57,11 +64,19 @@ export class Leadership {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
+  /** The schema is this node's version (else its takeover migrates it first). */
+  private schemaCurrent = false;
+  /** The last outdated-schema refusal logged, so that a node that may not lead says so once. */
+  private outdated: string | undefined;
   /** The last statement on the lease got an answer. */
   answered = false;
 
   constructor(private readonly o: LeadershipOptions) {
-    this.conn = new LeaseConnection(o.db, o.ttlMs);
+    // A lease connection opened again while leading is one of the leader's backends (rule 7).
+    this.conn = new LeaseConnection(o.db, o.ttlMs, async (client) => {
+      const held = this.held;
+      if (held !== undefined) await registerBackend(client, held.epoch, held.term);
+    });
   }
 
   /** The epoch this node holds, or the last one it saw (0: nobody has led yet). */
@@ -115,10 +130,7 @@ export class Leadership {
     return {
       writes: {
         ...connectionTuning(this.o.ttlMs),
-        connected: (client) => {
-          // A failure shows at the write's own check; a deposed leader's registration changes nothing.
-          registerBackend(client, term.epoch, term.term).catch(() => undefined);
-        },
+        connected: (client) => registerBackend(client, term.epoch, term.term),
         checkWrite: async (client) => {
           if (!this.serving(term)) throw refuse();
           if (await holdsLease(client, term.epoch, term.term)) return;
@@ -136,19 +148,19 @@ export class Leadership {
   }
 
   /**
-   * Creates or migrates the schema (the lease is part of it) as the store would, then looks at the
-   * lease once (taking it over if it has expired) and goes on in a loop. Throws StoreError when
-   * the database cannot be used.
+   * Creates the schema if there is none (the lease is part of it; a later migration waits for this
+   * node's takeover, rule 7), then looks at the lease once (taking it over if it has expired) and
+   * goes on in a loop. Throws StoreError when the database cannot be used.
    */
   async start(): Promise<void> {
     const shown = shownLocation(this.o.db);
-    const problem = await this.conn
+    const found = await this.conn
       .use(async (c) => {
         await c.query('BEGIN');
         try {
-          const found = await migrate(c, Date.now());
-          await c.query(found === undefined ? 'COMMIT' : 'ROLLBACK');
-          return found;
+          const result = await migrateBeforeLease(c, Date.now());
+          await c.query('problem' in result ? 'ROLLBACK' : 'COMMIT');
+          return result;
         } catch (err) {
           await c.query('ROLLBACK').catch(() => undefined);
           throw err;
@@ -158,7 +170,8 @@ export class Leadership {
         const why = err instanceof Error ? err.message.replaceAll(this.o.db, shown) : String(err);
         throw new StoreError(shown, `cannot be used (${why})`);
       });
-    if (problem !== undefined) throw new StoreError(shown, problem);
+    if ('problem' in found) throw new StoreError(shown, found.problem);
+    this.schemaCurrent = found.current;
     await this.tick();
   }
 
@@ -239,16 +252,25 @@ export class Leadership {
       this.seen = { lease: result.lease, at };
       return;
     }
+    if (result.kind === 'outdated') {
+      if (this.outdated !== result.problem)
+        this.o.logger.error({ problem: result.problem }, 'may not lead: the schema is newer');
+      this.outdated = result.problem;
+      return;
+    }
     if (result.kind === 'blocked') {
       // The old holder has a transaction open on the lease row past its lease (paused mid-write):
-      // end its backends, which rolls the transaction back, and try again at the next look.
+      // end its backends, which rolls the transaction back, and try again at the next look. A
+      // schema older than this node's records no start times to match them by: the database's
+      // idle_in_transaction_session_timeout of that holder's connections ends it instead.
       const now = await this.conn.use(readLease);
-      if (now.remainingMs === 0) {
-        const ended = await this.conn.use((c) => terminate(c, now.pids));
+      if (now.remainingMs === 0 && this.schemaCurrent) {
+        const ended = await this.conn.use(async (c) => terminate(c, await recordedBackends(c)));
         this.o.logger.warn({ epoch: now.epoch, ended }, 'lease row held past its lease: ended the holder backends');
       }
       return;
     }
+    this.schemaCurrent = true;
     const term: Term = { epoch: result.epoch, term: claim.term, deadline: sent + this.o.ttlMs - this.o.driftMs };
     this.held = term;
     this.seen = undefined;
@@ -258,7 +280,7 @@ export class Leadership {
     // it (the takeover waited for every write of the old term that had passed its check), so a
     // failure here is logged and the node goes on.
     const ended = await this.conn
-      .use((c) => terminate(c, result.previous.pids))
+      .use((c) => terminate(c, result.backends))
       .catch((err: unknown) => {
         this.o.logger.warn({ err }, 'could not end the previous leader backends');
         return 0;

@@ -72,7 +72,10 @@ export function hello(
 function checkTokenShape(raw: unknown): void {
   if (raw === null || typeof raw !== 'object' || !('token' in raw)) return;
   if (!methods['session.hello'].params.shape.token.safeParse(raw.token).success) {
-    throw new LockstepError('UNAUTHORIZED', 'the token must be a string of at most 1024 characters');
+    throw new LockstepError(
+      'UNAUTHORIZED',
+      'the token must be text of at most 1024 characters, without U+0000 or a lone surrogate',
+    );
   }
 }
 

@@ -23,14 +23,16 @@ import type {
 } from './store.ts';
 
 /**
- * Opens a PostgreSQL program store: connects, then creates or migrates the schema. Everything that
- * makes the database unusable stops start-up here, with the URL's password masked.
+ * Opens a PostgreSQL program store: connects, then creates or migrates the schema (in cluster mode
+ * behind the fence's lease check, as every statement of a leader: the takeover has migrated it
+ * already, docs/cluster.md rule 7). Everything that makes the database unusable stops start-up
+ * here, with the URL's password masked.
  */
 export async function openPostgresStore(url: string, clock: ServiceClock, fence?: WriteFence): Promise<PostgresStore> {
   const shown = redactUrl(url);
   const db = new PgConnection(url, () => clock.now(), fence);
   try {
-    const problem = await db.transaction((client) => migrate(client, clock.now()));
+    const problem = await db.write((client) => migrate(client, clock.now()), true);
     if (problem !== undefined) throw new StoreError(shown, problem);
     return new PostgresStore(db);
   } catch (err) {
