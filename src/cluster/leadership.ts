@@ -19,17 +19,18 @@ import {
   takeOver,
   terminate,
 } from './lease.ts';
+import { type NodeClocks, readClocks, ServingDeadline, systemClocks } from './deadline.ts';
 import { connectionTuning, LeaseConnection } from './lease-connection.ts';
 import type { NodeMetrics } from './node-metrics.ts';
 
-export type StepDownReason = 'deadline' | 'taken-over' | 'write-refused' | 'fences' | 'open-failed';
+export type StepDownReason = 'deadline' | 'clocks' | 'taken-over' | 'write-refused' | 'fences' | 'open-failed';
 
 /** One leadership of this node: its epoch and term, and when it must stop serving. */
 export interface Term {
   readonly epoch: number;
   readonly term: string;
-  /** performance.now() past which the node may not serve (cluster rule 2). */
-  deadline: number;
+  /** Past it the node may not serve (cluster rule 2). */
+  readonly deadline: ServingDeadline;
 }
 
 export interface LeadershipOptions {
@@ -41,6 +42,8 @@ export interface LeadershipOptions {
   driftMs: number;
   logger: Logger;
   metrics: NodeMetrics;
+  /** The node's clocks; the system's unless a test steps them. */
+  clocks?: NodeClocks;
   /** Elected: the leader state may be built (after the old leader's backends are ended). */
   onElected(term: Term): void;
   /** No longer leading. Called in a microtask of its own, never inside the check that found it. */
@@ -53,13 +56,15 @@ const CLUSTER_FENCE_BLOCK = 10_000;
 /**
  * The lease loop of one node: a standby watches the lease and takes it over once it has expired
  * (rule 1); a leader renews it every renewMs and serves only until its deadline, the moment it
- * sent its last successful renewal plus the lease minus the drift margin (rule 2). Every check of
- * that deadline is synchronous (serving()), and the first that finds it passed steps down.
+ * sent its last successful renewal plus the lease minus the drift margin, by both of its clocks
+ * (rule 2, deadline.ts). Every check of that deadline is synchronous (serving()), and the first
+ * that finds it passed, or the clocks disagreeing, steps down.
  */
 export class Leadership {
   private held: Term | undefined;
   private seen: { lease: LeaseState; at: number } | undefined;
   private readonly conn: LeaseConnection;
+  private readonly clocks: NodeClocks;
   private loop: NodeJS.Timeout | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -72,6 +77,7 @@ export class Leadership {
   answered = false;
 
   constructor(private readonly o: LeadershipOptions) {
+    this.clocks = o.clocks ?? systemClocks;
     // A lease connection opened again while leading is one of the leader's backends (rule 7).
     this.conn = new LeaseConnection(o.db, o.ttlMs, async (client) => {
       const held = this.held;
@@ -93,7 +99,7 @@ export class Leadership {
   /** What is left of the current lease by the last look at it (0 when none is live). */
   leaseLeftMs(): number {
     if (this.seen === undefined) return 0;
-    return Math.max(0, this.seen.lease.remainingMs - (performance.now() - this.seen.at));
+    return Math.max(0, this.seen.lease.remainingMs - (this.clocks.monotonic() - this.seen.at));
   }
 
   /** The answer a standby gives (cluster spec section 2). */
@@ -118,8 +124,9 @@ export class Leadership {
   serving(term: Term | undefined = this.held): boolean {
     const held = this.held;
     if (held === undefined || held !== term) return false;
-    if (performance.now() < held.deadline) return true;
-    this.stepDown('deadline');
+    const check = held.deadline.check();
+    if (check === 'serving') return true;
+    this.stepDown(check);
     return false;
   }
 
@@ -217,35 +224,36 @@ export class Leadership {
   }
 
   private async renew(term: Term): Promise<void> {
-    const sent = performance.now();
+    const sent = readClocks(this.clocks);
+    const took = () => (this.clocks.monotonic() - sent.monotonic) / 1000;
     let ok: boolean;
     try {
       ok = await this.conn.use((c) => renew(c, term.epoch, term.term, this.o.ttlMs));
     } catch (err) {
-      this.o.metrics.renewals.observe({ outcome: 'error' }, (performance.now() - sent) / 1000);
+      this.o.metrics.renewals.observe({ outcome: 'error' }, took());
       throw err;
     }
-    this.o.metrics.renewals.observe({ outcome: ok ? 'ok' : 'lost' }, (performance.now() - sent) / 1000);
+    this.o.metrics.renewals.observe({ outcome: ok ? 'ok' : 'lost' }, took());
     // Paused or deposed meanwhile: a late answer extends nothing.
     if (!this.serving(term)) return;
     if (!ok) {
       this.stepDown('taken-over');
       return;
     }
-    term.deadline = Math.max(term.deadline, sent + this.o.ttlMs - this.o.driftMs);
+    term.deadline.extend(sent);
     this.armDeadline(term);
   }
 
   private async look(): Promise<void> {
-    const at = performance.now();
+    const at = this.clocks.monotonic();
     const lease = await this.conn.use(readLease);
     this.seen = { lease, at };
     if (lease.remainingMs > 0 || this.stopped) return;
     const claim = { nodeId: this.o.nodeId, url: this.o.advertise, term: randomUUID() };
-    let sent = 0;
+    let sent = readClocks(this.clocks);
     const result = await this.conn.use((c) =>
       takeOver(c, claim, this.o.ttlMs, this.o.ttlMs / 2, () => {
-        sent = performance.now();
+        sent = readClocks(this.clocks);
       }),
     );
     if (result.kind === 'held') {
@@ -271,7 +279,8 @@ export class Leadership {
       return;
     }
     this.schemaCurrent = true;
-    const term: Term = { epoch: result.epoch, term: claim.term, deadline: sent + this.o.ttlMs - this.o.driftMs };
+    const deadline = new ServingDeadline(this.clocks, this.o.ttlMs - this.o.driftMs, this.o.driftMs, sent);
+    const term: Term = { epoch: result.epoch, term: claim.term, deadline };
     this.held = term;
     this.seen = undefined;
     this.o.metrics.takeovers.inc();
@@ -296,7 +305,7 @@ export class Leadership {
   /** A timer at the deadline, so that a leader nobody calls still stops (and closes sockets) on time. */
   private armDeadline(term: Term): void {
     clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = setTimeout(() => this.serving(term), Math.max(0, term.deadline - performance.now()) + 1);
+    this.deadlineTimer = setTimeout(() => this.serving(term), Math.max(0, term.deadline.leftMs()) + 1);
     this.deadlineTimer.unref();
   }
 }
