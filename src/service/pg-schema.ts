@@ -165,6 +165,16 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
           ADD CONSTRAINT lockstep_lease_backends CHECK (cardinality(pids) = cardinality(pid_starts));`);
     },
   },
+  {
+    version: 7,
+    async up(client) {
+      // Edit keys belong to the session that sent them (docs/protocol.md, edit.apply): unique per
+      // session, so that two sessions' keys never answer each other's edits.
+      await client.query(`DROP INDEX revisions_by_key;
+        CREATE UNIQUE INDEX revisions_by_session_key ON revisions (program, session_id, edit_key)
+          WHERE edit_key IS NOT NULL;`);
+    },
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
