@@ -1,4 +1,4 @@
-// The Cluster section of docs/benchmarks.md (spec cluster.md section 4), from one run of
+// The Cluster section of docs/benchmarks.md (docs/cluster.md, "Takeover time"), from one run of
 // bench/cluster.ts; kept by `npm run bench` (doc-sections.ts).
 import { optionSpecs } from '../src/config.ts';
 import { writeMarkedSection } from './doc-sections.ts';
@@ -61,7 +61,7 @@ function lockLines(res: ClusterResults): string[] {
   const out = [
     '### Lock operations: the leader of three nodes against one node',
     '',
-    `Workloads of the Results above (same sizes, same client), on two servers running side by side, each workload's repetitions interleaved (${t.reps} of ${t.warmMs} ms warm-up then ${t.runMs} ms measured on each): a single node on SQLite (\`--db :memory:\`, as the Lockstep rows above), and the leader of a three-node cluster on PostgreSQL with both standbys running; both with the options of "How each system was configured" otherwise. Locks live in memory on both; the leader also checks its lease before every grant and every frame it writes, and journals every session and lock change to PostgreSQL in the background, in batches of up to ${optionSpecs.journalBatchMs.default} ms (docs/cluster-failover.md). Ratios are leader ÷ single node: for latency above 1.00x means the leader is slower, for per second below 1.00x does. Server CPU is the Lockstep process's alone; the journal's work inside PostgreSQL is not in it.`,
+    `Workloads of the Results above (same sizes, same client), on two servers running side by side, each workload's repetitions interleaved (${t.reps} of ${t.warmMs} ms warm-up then ${t.runMs} ms measured on each): a single node on SQLite (\`--db :memory:\`, as the Lockstep rows above), and the leader of a three-node cluster on PostgreSQL with both standbys running; both with the options of "How each system was configured" otherwise. Locks live in memory on both; the leader also checks its lease before every grant and every frame it writes, and commits every session and lock change to its journal in PostgreSQL before it answers or pushes it, the changes made while a commit is in flight together in the next one (docs/cluster.md, "What is durable when"). Ratios are leader ÷ single node: for latency above 1.00x means the leader is slower, for per second below 1.00x does. Server CPU is the Lockstep process's alone; the journal's work inside PostgreSQL is not in it.`,
     '',
     '| workload | single node p50 / p99 | leader p50 / p99 | single node per second | leader per second | leader ÷ single node: p50 | p99 | per second | server CPU per op: single node | leader |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -84,7 +84,7 @@ export function writeClusterSection(res: ClusterResults): void {
     ...(res.quick
       ? ['> **Quick run (`--quick`): few takeovers and one short repetition; not figures to quote.**', '']
       : []),
-    `Lockstep as a cluster (docs/cluster.md), as spec section 4 asks: takeover time, and lock operations on a leader against a single node, measured in one run (${res.seconds.toFixed(0)} s) on a throwaway local PostgreSQL over TCP on 127.0.0.1 with \`fsync=on\`. To reproduce: \`npm run bench:cluster\` (\`-- --quick\` to try it: few takeovers, short repetitions; \`npm run bench:takeover\` for the takeovers alone, printed only).`,
+    `Lockstep as a cluster (docs/cluster.md), as docs/cluster.md's "Takeover time" says: takeover time, and lock operations on a leader against a single node, measured in one run (${res.seconds.toFixed(0)} s) on a throwaway local PostgreSQL over TCP on 127.0.0.1 with \`fsync=on\`. To reproduce: \`npm run bench:cluster\` (\`-- --quick\` to try it: few takeovers, short repetitions; \`npm run bench:takeover\` for the takeovers alone, printed only).`,
     '',
     hardwareLine(),
     `- Node ${process.version}; ${postgresVersion()}`,

@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { int, type Limits, type LockDefaults, limitSpecs, lockSpecs, type OptionSpec } from './protocol/limits.ts';
+import { TokenError, Tokens } from './coordinator/index.ts';
 import { sqliteFileOf } from './service/index.ts';
+import { isLoopbackHost } from './transport/origin.ts';
 
 // Server options: each has a flag (--kebab-case), an environment variable (LOCKSTEP_SNAKE_CASE)
 // and a default documented next to it. Flags win over the environment.
@@ -42,7 +44,7 @@ export const optionSpecs = {
       .regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL')
       .optional(),
     default: undefined,
-    doc: 'cluster: the URL clients reach this node at, which standbys name; none = ws://HOST:PORT/ws',
+    doc: 'cluster: the URL clients reach this node at, which standbys name; none = ws://HOST:PORT/ws (wss:// with TLS)',
   },
   leaseTtlMs: {
     schema: int(200, 600_000),
@@ -69,11 +71,6 @@ export const optionSpecs = {
     defaultShown: '0, cluster 10000',
     doc: "keep a dropped session's locks this long for a resume (0 = off; cluster: postgres:// db)",
   },
-  journalBatchMs: {
-    schema: int(0, 10_000),
-    default: 50,
-    doc: 'PostgreSQL: lock changes reach the journal a new leader restores from within this many ms',
-  },
   // What a client is told in the hello result: declared with the protocol, options like the rest.
   ...lockSpecs,
   // Server-side only (not in the hello result): how often a waiter hears its position move.
@@ -93,6 +90,16 @@ export const optionSpecs = {
     schema: z.string().min(1).optional(),
     default: undefined,
     doc: 'access tokens as "ROLE:TOKEN,ROLE:TOKEN" (prefer the environment variable)',
+  },
+  tlsCert: {
+    schema: z.string().min(1).optional(),
+    default: undefined,
+    doc: 'PEM certificate (chain) file: serve wss:// and https:// (with --tls-key)',
+  },
+  tlsKey: {
+    schema: z.string().min(1).optional(),
+    default: undefined,
+    doc: 'PEM private key file of --tls-cert',
   },
   insecure: { schema: bool, default: false, doc: 'allow a non-loopback host without tokens' },
   allowedOrigins: {
@@ -164,7 +171,29 @@ function pick<S extends object>(config: ServerConfig, specs: S): { [K in keyof S
   return Object.fromEntries(Object.keys(specs).map((k) => [k, config[k as OptionName]])) as { [K in keyof S]: number };
 }
 
-/** Resume grace in cluster mode (a PostgreSQL store) when none is given (cluster.md section 3). */
+/**
+ * The access tokens the options give (a tokens file, a list, both or none), and the refusal to
+ * listen beyond loopback without any, unless --insecure (docs/security.md).
+ */
+export function tokensOf(c: ServerConfig): Tokens {
+  let tokens: Tokens;
+  try {
+    tokens = Tokens.load(
+      { file: c.tokensFile, list: c.tokens },
+      { file: `--${flagOf('tokensFile')} (${envOf('tokensFile')})`, list: `--${flagOf('tokens')}` },
+    );
+  } catch (err) {
+    throw err instanceof TokenError ? new ConfigError(err.message) : err;
+  }
+  if (!isLoopbackHost(c.host) && tokens.size === 0 && !c.insecure) {
+    throw new ConfigError(
+      `refusing to listen on ${c.host} without tokens: set --tokens-file or LOCKSTEP_TOKENS, or pass --insecure`,
+    );
+  }
+  return tokens;
+}
+
+/** Resume grace in cluster mode (a PostgreSQL store) when none is given (docs/cluster.md, failover rule 1). */
 export const CLUSTER_SESSION_GRACE_MS = 10_000;
 
 /** The resume grace in effect: the configured one, or the store's default. */
@@ -182,22 +211,43 @@ interface Given {
   source: string;
 }
 
+/** Options read from a config file (`lockstep serve --config`), by property name, and the file's path. */
+export interface ConfigFile {
+  path: string;
+  values: Readonly<Record<string, unknown>>;
+}
+
 /**
- * Builds the configuration from flags and the environment, over the defaults. A bad value stops
- * start-up with a ConfigError naming the option and where it came from.
+ * Builds the configuration from flags, the environment and a config file, in that order of
+ * precedence, over the defaults. A bad value stops start-up with a ConfigError naming the option
+ * and where it came from.
  */
 export function resolveConfig(
   flags: Partial<Record<OptionName, unknown>>,
   env: NodeJS.ProcessEnv = process.env,
+  file?: ConfigFile,
 ): ServerConfig {
+  return resolveWithSources(flags, env, file).config;
+}
+
+/** resolveConfig, with where each option's value came from: a flag, a variable, the file, or "default". */
+export function resolveWithSources(
+  flags: Partial<Record<OptionName, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+  file?: ConfigFile,
+): { config: ServerConfig; sources: Record<OptionName, string> } {
   const given: Partial<Record<OptionName, Given>> = {};
   for (const name of OPTION_NAMES) {
     const fromFlag = flags[name];
     const fromEnv = env[envOf(name)];
     if (fromFlag !== undefined) given[name] = { value: fromFlag, source: `--${flagOf(name)}` };
     else if (fromEnv !== undefined) given[name] = { value: fromEnv, source: envOf(name) };
+    else if (file !== undefined && Object.hasOwn(file.values, name))
+      given[name] = { value: file.values[name], source: `${file.path} (${name})` };
   }
-  return checkedConfig(given, (name) => `--${flagOf(name)}`);
+  const config = checkedConfig(given, (name) => `--${flagOf(name)}`);
+  const sources = Object.fromEntries(OPTION_NAMES.map((n) => [n, given[n]?.source ?? 'default']));
+  return { config, sources: sources as Record<OptionName, string> };
 }
 
 /**
@@ -234,6 +284,10 @@ function checkedConfig(given: Partial<Record<OptionName, Given>>, nameOf: (name:
 }
 
 function checkRelations(c: ServerConfig, n: (name: OptionName) => string): void {
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined))
+    throw new ConfigError(
+      `${c.tlsCert === undefined ? n('tlsKey') : n('tlsCert')} needs ${c.tlsCert === undefined ? n('tlsCert') : n('tlsKey')} too: TLS takes a certificate and its key`,
+    );
   if (c.minTtlMs > c.maxTtlMs)
     throw new ConfigError(`${n('minTtlMs')} (${c.minTtlMs}) is above ${n('maxTtlMs')} (${c.maxTtlMs})`);
   if (c.defaultTtlMs < c.minTtlMs || c.defaultTtlMs > c.maxTtlMs) {

@@ -6,12 +6,15 @@ import {
   isBooleanOption,
   OPTION_NAMES,
   optionSpecs,
-  resolveConfig,
+  resolveWithSources,
   type OptionName,
+  type ServerConfig,
 } from '../config.ts';
 import { start } from '../server.ts';
-import { isPostgresLocation } from '../service/index.ts';
+import { isPostgresLocation, shownLocation } from '../service/index.ts';
 import { rejectUnknownOptions } from './common.ts';
+import { readConfigFile } from './config-file.ts';
+import { table } from './table.ts';
 
 /** Each option as --help and the options table in docs/protocol.md show it (test/docs.test.ts compares). */
 export function optionRows(): Array<{ flag: string; env: string; default: string; doc: string }> {
@@ -31,15 +34,38 @@ export function serveHelp(): string {
     const flag = `  ${o.flag}${isBooleanOption(OPTION_NAMES[i] as OptionName) ? '' : ' <value>'}`;
     return `${flag.padEnd(36)} ${o.doc} (default ${o.default}; env ${o.env})`;
   });
-  return `Usage: lockstep serve [options]\n\nStarts the server: ws://HOST:PORT/ws, dashboard at /, health at /healthz.\n\nOptions:\n${rows.join('\n')}\n${'  --help'.padEnd(36)} show this text`;
+  const own = [
+    `${'  --config <file>'.padEnd(36)} a JSON file of these options by their camelCase names ({"maxSessions": 500});`,
+    `${''.padEnd(36)} flags, then environment variables, win over it (env LOCKSTEP_CONFIG)`,
+    `${'  --print-config'.padEnd(36)} print every option's value and where it came from, and exit`,
+    `${'  --help'.padEnd(36)} show this text`,
+  ];
+  return `Usage: lockstep serve [options]\n\nStarts the server: ws://HOST:PORT/ws, dashboard at /, health at /healthz.\n\nOptions:\n${rows.join('\n')}\n${own.join('\n')}`;
+}
+
+/** Each option, its value (secrets masked) and where it came from: a flag, a variable, the file, the default. */
+function printConfig(config: ServerConfig, sources: Record<OptionName, string>): string {
+  const value = (name: OptionName) => {
+    const v = config[name];
+    if (v === undefined) return '-';
+    if (name === 'tokens') return '(hidden)';
+    return name === 'db' ? shownLocation(String(v)) : String(v);
+  };
+  return table(
+    ['OPTION', 'VALUE', 'SOURCE'],
+    OPTION_NAMES.map((name) => [`--${flagOf(name)}`, value(name), sources[name]]),
+    '',
+  );
 }
 
 export async function serve(argv: string[]): Promise<void> {
-  rejectUnknownOptions('serve', argv, ['help', ...OPTION_NAMES.map(flagOf)]);
+  rejectUnknownOptions('serve', argv, ['help', 'config', 'print-config', ...OPTION_NAMES.map(flagOf)]);
   const { values } = parseArgs({
     args: argv,
     options: {
       help: { type: 'boolean' },
+      config: { type: 'string' },
+      'print-config': { type: 'boolean' },
       ...Object.fromEntries(
         OPTION_NAMES.map((n) => [flagOf(n), { type: isBooleanOption(n) ? ('boolean' as const) : ('string' as const) }]),
       ),
@@ -52,7 +78,16 @@ export async function serve(argv: string[]): Promise<void> {
   }
   const flags: Partial<Record<OptionName, unknown>> = {};
   for (const name of OPTION_NAMES) flags[name] = (values as Record<string, unknown>)[flagOf(name)];
-  const config = resolveConfig(flags);
+  const configPath = values.config ?? process.env.LOCKSTEP_CONFIG;
+  const file =
+    configPath === undefined
+      ? undefined
+      : readConfigFile(configPath, values.config === undefined ? 'LOCKSTEP_CONFIG' : '--config');
+  const { config, sources } = resolveWithSources(flags, process.env, file);
+  if (values['print-config'] === true) {
+    console.log(printConfig(config, sources));
+    return;
+  }
   const server = await start(config).catch((err: unknown) => {
     throw listenError(err, config.host, config.port) ?? err;
   });

@@ -3,16 +3,18 @@ import type { Clock, LockManager, SessionRegistry } from '../concurrency/index.t
 import type { Resource } from '../protocol/resource.ts';
 import type { NotRestored } from '../protocol/wire.ts';
 import type { SharedDatabase } from '../service/index.ts';
+import { journalTables } from './journal-batch.ts';
 import { LockJournal } from './journal.ts';
 import { applyRestore, type DropReason, planRestore, readJournal, type RestorePlan, settleResumed } from './restore.ts';
 
-// Failover as a resume (cluster.md section 3): the leader journals its sessions and locks in
+// Failover as a resume (docs/cluster.md, failover rules; docs/cluster-failover.md): the leader journals its sessions and locks in
 // PostgreSQL; a new leader restores them to the sessions that resume, within a grace window.
 
 export interface FailoverOptions {
   clock: Clock;
   logger: Logger;
-  batchMs: number;
+  /** How long a lock change's reply waits for its journal record before it is refused. */
+  waitMs: number;
   /** Whether a recorded lock's resource still exists on this leader. */
   exists(resource: Resource): boolean;
 }
@@ -29,7 +31,8 @@ export class Failover {
   private locks: LockManager | undefined;
 
   private constructor(
-    private readonly journal: LockJournal,
+    /** What this leader does, committed before anything tells of it (docs/cluster.md). */
+    readonly journal: LockJournal,
     private readonly plan: RestorePlan,
     private readonly clock: Clock,
     private readonly logger: Logger,
@@ -38,13 +41,24 @@ export class Failover {
   /** Reads what the previous leader recorded and decides what is restored. */
   static async open(db: SharedDatabase, opts: FailoverOptions): Promise<Failover> {
     const plan = planRestore(await readJournal(db, opts.clock), opts.exists);
-    const journal = new LockJournal(db, {
-      clock: opts.clock,
-      logger: opts.logger,
-      batchMs: opts.batchMs,
-      head: plan.head,
-    });
+    const journal = new LockJournal(
+      journalTables(db, () => opts.clock.now()),
+      { clock: opts.clock, logger: opts.logger, waitMs: opts.waitMs, head: plan.head },
+    );
     return new Failover(journal, plan, opts.clock, opts.logger);
+  }
+
+  /**
+   * What a new leader does with the previous one's record (docs/cluster.md, failover rules 1 and 3): with resume
+   * grace, restores from it and journals in turn; without (`graceMs` 0), nothing can be resumed,
+   * so the record is cleared (clearJournal) and nothing is journaled: undefined.
+   */
+  static async forLeader(db: SharedDatabase, graceMs: number, opts: FailoverOptions): Promise<Failover | undefined> {
+    if (graceMs === 0) {
+      await clearJournal(db);
+      return undefined;
+    }
+    return Failover.open(db, opts);
   }
 
   /**
@@ -97,9 +111,9 @@ export class Failover {
     );
   }
 
-  /** Resolves once every change so far (a new session, above all) is in the database. */
-  recorded(): Promise<void> {
-    return this.journal.sync();
+  /** A resume that was refused after takeBack: the session's next resume is told what it got back. */
+  putBack(sessionId: string): void {
+    this.unresumed.add(sessionId);
   }
 
   /** Writes what is left to write; the leader is stopping. */
@@ -123,10 +137,11 @@ const WIRE_REASON: Record<Exclude<DropReason, 'session-left'>, NotRestored['reas
 /**
  * Cluster mode with resume grace off: nothing can be resumed, so nothing is journaled; a record
  * left from an earlier run must not be restored by a later leader, after this one granted locks
- * it never recorded.
+ * it never recorded. Behind the lease check like every write of a leader (docs/cluster.md, rule 7):
+ * a deposed leader clears nothing its successor recorded.
  */
 export async function clearJournal(db: SharedDatabase): Promise<void> {
-  await db.transaction(async (client) => {
+  await db.write(async (client) => {
     await client.query('DELETE FROM cluster_locks');
     await client.query('DELETE FROM cluster_sessions');
   });

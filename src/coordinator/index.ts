@@ -9,7 +9,7 @@ import { type CallHooks, Conversation } from './conversation.ts';
 export type { Clock } from '../concurrency/index.ts';
 export type { CallHooks, Conversation } from './conversation.ts';
 export type { Coordinator, CoordinatorOptions, DisconnectReason, Limits, Sink } from './coordinator.ts';
-export { Tokens } from './tokens.ts';
+export { TokenError, Tokens } from './tokens.ts';
 
 export interface Health {
   status: 'ok' | 'draining' | 'degraded';
@@ -38,7 +38,7 @@ export class CoordinatorPort {
   }
 
   /**
-   * Cluster rule 2 for the transport: false once this node may no longer reply (see
+   * docs/cluster.md rule 2, for the transport: false once this node may no longer reply (see
    * CoordinatorOptions.serving). Synchronous; asked before every frame written.
    */
   serving(): boolean {

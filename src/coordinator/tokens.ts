@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Role } from '../concurrency/index.ts';
 
 const ROLES: readonly Role[] = ['agent', 'observer'];
@@ -17,6 +18,20 @@ export class TokenError extends Error {
  */
 export class Tokens {
   private readonly entries: Array<{ digest: Buffer; role: Role }> = [];
+
+  /**
+   * The tokens of a tokens file (one "ROLE TOKEN" a line) and of a "ROLE:TOKEN,..." list: either,
+   * both or none. `names` are how messages name the two (the options they come from).
+   */
+  static load(
+    from: { file?: string | undefined; list?: string | undefined },
+    names: { file: string; list: string },
+  ): Tokens {
+    const tokens = new Tokens();
+    if (from.file !== undefined) tokens.addFile(readTokensFile(from.file, names.file), from.file);
+    if (from.list !== undefined) tokens.addList(from.list, names.list);
+    return tokens;
+  }
 
   get size(): number {
     return this.entries.length;
@@ -61,4 +76,13 @@ export class Tokens {
 
 function digest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
+}
+
+function readTokensFile(path: string, name: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const why = err instanceof Error && 'code' in err && err.code === 'ENOENT' ? 'no such file' : String(err);
+    throw new TokenError(`${name}: cannot read ${JSON.stringify(path)}: ${why}`);
+  }
 }

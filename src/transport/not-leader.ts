@@ -6,11 +6,11 @@ import { textOf } from './connection.ts';
 
 /**
  * A socket on a cluster node that does not lead (docs/cluster.md): its first call (a client's
- * session.hello) is answered with the NOT_LEADER error `refusal` makes at that moment (it names
- * the leader and what is left of its lease), then the socket is closed with 4002. A socket that
+ * session.hello) is answered with `refusal`, the NOT_LEADER made when the socket came (it names
+ * the leader and what was left of its lease), then the socket is closed with 4002. A socket that
  * says nothing is closed with 4002 after the hello timeout.
  */
-export function refuseNotLeader(ws: WebSocket, refusal: () => LockstepError, helloTimeoutMs: number): void {
+export function refuseNotLeader(ws: WebSocket, refusal: LockstepError, helloTimeoutMs: number): void {
   const timer = setTimeout(() => ws.close(CloseCode.NOT_LEADER, 'not the leader'), helloTimeoutMs);
   ws.once('close', () => clearTimeout(timer));
   ws.on('error', () => undefined);
@@ -18,7 +18,7 @@ export function refuseNotLeader(ws: WebSocket, refusal: () => LockstepError, hel
     clearTimeout(timer);
     const call = isBinary ? undefined : parseCall(textOf(data));
     const id = call === undefined || isBadCall(call) ? null : (call.id ?? null);
-    ws.send(errorFrame(id, refusal().toRpcError()));
+    ws.send(errorFrame(id, refusal.toRpcError()));
     ws.close(CloseCode.NOT_LEADER, 'not the leader');
   });
 }

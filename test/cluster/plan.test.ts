@@ -11,7 +11,7 @@ import { FakeClock } from '../../src/concurrency/fake-clock.ts';
 import { LockManager, SessionRegistry } from '../../src/concurrency/index.ts';
 import type { Resource } from '../../src/protocol/resource.ts';
 
-// The restore checks of cluster.md section 3 on journal states a consistent leader never writes
+// The restore checks of docs/cluster.md failover rule 3 on journal states a consistent leader never writes
 // (records that crossed), as well as the ordinary ones.
 
 const NOW = Date.UTC(2026, 0, 1);

@@ -13,11 +13,11 @@ import { FAULT_KINDS, type FaultNote, inject } from './workload-faults.ts';
 import { newLog, now } from './workload-log.ts';
 
 // The lock-set workload of test/faults/lockset.test.ts on a three-node cluster, in the manner of
-// Jepsen (cluster.md section 4): agents that know every node lock a function, read it, append a
-// node with the hash read (or none) and the fence given, and release, while a seeded scheduler
-// injects every fault kind in turn. Nothing is asserted during the run; afterwards what the agents
-// were told, what they did and what PostgreSQL committed are checked against each other
-// (workload-checks.ts, workload-exclusion.ts).
+// Jepsen (docs/cluster.md, "How it is tested"): agents that know every node lock a function, read
+// it, append a node with the hash read (or none) and the fence given, and release, while a seeded
+// scheduler injects every fault kind in turn. Nothing is asserted during the run; afterwards what
+// the agents were told, what they did and what PostgreSQL committed are checked against each
+// other (workload-checks.ts, workload-exclusion.ts).
 //
 // CI runs each fault kind once; CLUSTER_FAULT_ROUNDS=N runs them N times (each round in a new
 // seeded order), CLUSTER_FAULT_SEED=S replays a schedule.
