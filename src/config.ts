@@ -71,11 +71,6 @@ export const optionSpecs = {
     defaultShown: '0, cluster 10000',
     doc: "keep a dropped session's locks this long for a resume (0 = off; cluster: postgres:// db)",
   },
-  journalBatchMs: {
-    schema: int(0, 10_000),
-    default: 50,
-    doc: 'PostgreSQL: lock changes reach the journal a new leader restores from within this many ms',
-  },
   // What a client is told in the hello result: declared with the protocol, options like the rest.
   ...lockSpecs,
   // Server-side only (not in the hello result): how often a waiter hears its position move.

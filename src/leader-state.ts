@@ -70,7 +70,9 @@ async function startFailover(programs: ProgramService, { config, clock, logger }
     return await Failover.forLeader(db, sessionGraceOf(config, true), {
       clock,
       logger,
-      batchMs: config.journalBatchMs,
+      // A reply waits for its record at most a lease: a leader that cannot reach the database
+      // that long steps down anyway (docs/cluster.md, "What is durable when").
+      waitMs: config.leaseTtlMs,
       exists: (r) => programs.hasProgram(r.program) && (isStructure(r) || programs.hasFunction(r.program, r.function)),
     });
   } catch (err) {

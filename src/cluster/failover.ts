@@ -3,6 +3,7 @@ import type { Clock, LockManager, SessionRegistry } from '../concurrency/index.t
 import type { Resource } from '../protocol/resource.ts';
 import type { NotRestored } from '../protocol/wire.ts';
 import type { SharedDatabase } from '../service/index.ts';
+import { journalTables } from './journal-batch.ts';
 import { LockJournal } from './journal.ts';
 import { applyRestore, type DropReason, planRestore, readJournal, type RestorePlan } from './restore.ts';
 
@@ -12,7 +13,8 @@ import { applyRestore, type DropReason, planRestore, readJournal, type RestorePl
 export interface FailoverOptions {
   clock: Clock;
   logger: Logger;
-  batchMs: number;
+  /** How long a lock change's reply waits for its journal record before it is refused. */
+  waitMs: number;
   /** Whether a recorded lock's resource still exists on this leader. */
   exists(resource: Resource): boolean;
 }
@@ -27,7 +29,8 @@ export class Failover {
   private unresumed = new Set<string>();
 
   private constructor(
-    private readonly journal: LockJournal,
+    /** What this leader does, committed before anything tells of it (docs/cluster.md). */
+    readonly journal: LockJournal,
     private readonly plan: RestorePlan,
     private readonly logger: Logger,
   ) {}
@@ -35,12 +38,10 @@ export class Failover {
   /** Reads what the previous leader recorded and decides what is restored. */
   static async open(db: SharedDatabase, opts: FailoverOptions): Promise<Failover> {
     const plan = planRestore(await readJournal(db, opts.clock), opts.exists);
-    const journal = new LockJournal(db, {
-      clock: opts.clock,
-      logger: opts.logger,
-      batchMs: opts.batchMs,
-      head: plan.head,
-    });
+    const journal = new LockJournal(
+      journalTables(db, () => opts.clock.now()),
+      { clock: opts.clock, logger: opts.logger, waitMs: opts.waitMs, head: plan.head },
+    );
     return new Failover(journal, plan, opts.logger);
   }
 
@@ -90,9 +91,9 @@ export class Failover {
     );
   }
 
-  /** Resolves once every change so far (a new session, above all) is in the database. */
-  recorded(): Promise<void> {
-    return this.journal.sync();
+  /** A resume that was refused after takeBack: the session's next resume is told what it got back. */
+  putBack(sessionId: string): void {
+    this.unresumed.add(sessionId);
   }
 
   /** Writes what is left to write; the leader is stopping. */
@@ -116,10 +117,11 @@ const WIRE_REASON: Record<Exclude<DropReason, 'session-left'>, NotRestored['reas
 /**
  * Cluster mode with resume grace off: nothing can be resumed, so nothing is journaled; a record
  * left from an earlier run must not be restored by a later leader, after this one granted locks
- * it never recorded.
+ * it never recorded. Behind the lease check like every write of a leader (docs/cluster.md, rule 7):
+ * a deposed leader clears nothing its successor recorded.
  */
 export async function clearJournal(db: SharedDatabase): Promise<void> {
-  await db.transaction(async (client) => {
+  await db.write(async (client) => {
     await client.query('DELETE FROM cluster_locks');
     await client.query('DELETE FROM cluster_sessions');
   });

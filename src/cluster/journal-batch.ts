@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Role } from '../concurrency/index.ts';
+import type { SharedDatabase } from '../service/index.ts';
 import { isStructure, type LockMode, type Resource } from '../protocol/resource.ts';
 
 /**
@@ -73,8 +74,8 @@ export function fold(records: readonly JournalRecord[]): FoldedBatch {
 /**
  * The last record of each session and each lock, in order: what is waiting to be written while
  * the database is away stays as large as the state, not the traffic. Writing these instead of
- * all the records gives the same rows, also when a batch written meanwhile has applied some of
- * them (the head then covers, per row, either its last record or none of its newer ones).
+ * all the records gives the same rows, also when the commit in flight at the compaction applies
+ * some of them (the head then covers, per row, either its last record or none of its newer ones).
  */
 export function compact(records: readonly JournalRecord[]): JournalRecord[] {
   const b = fold(records);
@@ -144,4 +145,21 @@ export async function applyBatch(client: pg.PoolClient, b: FoldedBatch, localNow
     await client.query('DELETE FROM cluster_locks WHERE session_id = ANY($1::text[])', [ids]);
     await client.query('DELETE FROM cluster_sessions WHERE session_id = ANY($1::text[])', [ids]);
   }
+}
+
+/** Where the journal's commits go: one transaction per batch (a fake in the unit tests). */
+export interface JournalStore {
+  /** Applies `records` and sets the head to `upTo`, in one transaction. */
+  write(records: readonly JournalRecord[], upTo: number): Promise<void>;
+}
+
+/** The journal's tables in PostgreSQL, written behind the leader's lease check as every write. */
+export function journalTables(db: SharedDatabase, now: () => number): JournalStore {
+  return {
+    write: (records, upTo) =>
+      db.write(async (client) => {
+        if (records.length > 0) await applyBatch(client, fold(records), now());
+        await client.query('UPDATE cluster_journal_head SET seq = $1', [upTo]);
+      }),
+  };
 }

@@ -1,59 +1,83 @@
-import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Clock, Grant, LockManager, SessionRegistry } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import type { Resource } from '../protocol/resource.ts';
-import type { SharedDatabase } from '../service/index.ts';
-import { applyBatch, compact, fold, type JournalRecord } from './journal-batch.ts';
+import { compact, type JournalRecord, type JournalStore } from './journal-batch.ts';
 
 /** Queued records beyond which only the last of each session and lock is kept (see compact). */
 const COMPACT_AT = 10_000;
 
-/** Wait before writing again after a failed batch when the store names no time. */
+/** Wait before writing again after a failed commit when the store names no time. */
 const RETRY_MS = 1_000;
+
+/** What a refused lock change tells its caller to wait before asking again. */
+const REFUSED_RETRY_MS = 1_000;
 
 type Unnumbered = JournalRecord extends infer R ? (R extends JournalRecord ? Omit<R, 'seq'> : never) : never;
 
 export interface JournalOptions {
   clock: Clock;
   logger: Logger;
-  /** A change reaches the database within this many ms (cluster.md: default 50). */
-  batchMs: number;
   /** The last record number in the database (cluster_journal_head): this leader numbers on from it. */
   head: number;
+  /** How long a reply waits for its record before it is refused (docs/cluster.md: the lease ttl). */
+  waitMs: number;
+}
+
+interface Waiter {
+  seq: number;
+  deadline: number;
+  resolve: () => void;
+  reject: (err: LockstepError) => void;
 }
 
 /**
- * The leader's record of its sessions and locks in PostgreSQL, for the next leader to restore.
- * The lock core stays synchronous and never waits for it: its events are numbered and queued
- * here, and written in the background within `batchMs`, each batch in one transaction. Every
- * revision's transaction writes what is queued first (SharedDatabase.beforeEveryCommit), so an
- * edit never becomes durable ahead of the lock changes before it. Session records are waited for
- * (sync) before a hello is answered: a session an agent was told of exists for the next leader.
+ * The leader's record of its sessions and locks in PostgreSQL, for the next leader to restore,
+ * written by group commit (docs/cluster.md, "What is durable when"): the lock core stays
+ * synchronous and numbers its changes here; whenever records are pending and no commit is in
+ * flight, one starts with everything pending (the changes of the same turn of the event loop go
+ * together), and what is recorded while it is in flight goes into the next. Committed records
+ * are always a prefix in number order: `committed` is the last of it. Whoever tells of a change
+ * waits for its number first (`durable`), so that nothing is announced that a crash can undo.
  *
- * Batches may be written by two transactions at once (the timer's and an edit's). Each takes the
- * head row first (FOR UPDATE), so they run one after the other, and writes only the records after
- * the head: every record is applied once and in order, whichever commits first.
+ * A commit that fails is tried again (the database away: after its backoff); one PostgreSQL
+ * refuses for its data (SQLSTATE classes 22 and 23) is written again record by record, and a
+ * record that cannot be written becomes the end of that lock in the record, so that one bad
+ * record never stops the journal and a lock that was not recorded is never restored.
  */
 export class LockJournal {
   private seq: number;
-  /** Every record up to this number is in the database. */
   private confirmed: number;
   /** Records after `confirmed`, in order. */
   private pending: JournalRecord[] = [];
-  private timer: unknown;
+  /** The commit in flight, if any. */
   private writing: Promise<void> | undefined;
+  private starting = false;
+  private retry: unknown;
   private closed = false;
   /** Queued records beyond which they are compacted (the database is slow or away). */
   private compactAt = COMPACT_AT;
+  /** Replies waiting for their records, in the order they came (so with growing seq and deadline). */
+  private readonly waiters: Waiter[] = [];
+  private waitTimer: unknown;
+  private readonly listeners: Array<() => void> = [];
 
   constructor(
-    private readonly db: SharedDatabase,
+    private readonly store: JournalStore,
     private readonly opts: JournalOptions,
   ) {
     this.seq = opts.head;
     this.confirmed = opts.head;
-    db.beforeEveryCommit((client) => this.writeIn(client));
+  }
+
+  /** The number of the last change recorded. */
+  get head(): number {
+    return this.seq;
+  }
+
+  /** Every change up to this number is committed. */
+  get committed(): number {
+    return this.confirmed;
   }
 
   /** Records from now on every session that joins or leaves and every change of a lock. */
@@ -73,8 +97,13 @@ export class LockJournal {
     locks.on('downgraded', ({ sessionId, locks: gs }) => {
       for (const g of gs) this.held(sessionId, g, null);
     });
-    locks.on('released', ({ sessionId, locks: gs }) => {
+    // An expiry is recorded as it is announced: its `expired` comes before its `released`, and
+    // the lock.expired push waits for the number current when it is made.
+    locks.on('expired', ({ sessionId, locks: gs }) => {
       for (const g of gs) this.drop(sessionId, g.resource);
+    });
+    locks.on('released', ({ sessionId, locks: gs, reason }) => {
+      if (reason !== 'expired') for (const g of gs) this.drop(sessionId, g.resource);
     });
   }
 
@@ -83,24 +112,43 @@ export class LockJournal {
     this.add({ kind: 'dropped', sessionId, resource });
   }
 
-  /** Resolves once everything recorded so far is in the database; rejects if a write fails. */
-  async sync(): Promise<void> {
-    const target = this.seq;
-    while (this.confirmed < target) {
-      this.writing ??= this.write().finally(() => {
-        this.writing = undefined;
-      });
-      await this.writing;
-    }
+  /**
+   * Undefined when every change up to `seq` is committed; otherwise a promise that resolves once
+   * it is, or rejects with STORE_UNAVAILABLE when that takes longer than the wait allowed.
+   */
+  durable(seq = this.seq): Promise<void> | undefined {
+    if (seq <= this.confirmed) return undefined;
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ seq, deadline: this.opts.clock.now() + this.opts.waitMs, resolve, reject });
+      this.armWaitTimer();
+    });
   }
 
-  /** Writes what is queued (best effort: the database may be gone), stops the timer, leaves the edits' commits. */
+  /** `fn` runs after every commit, with `committed` moved on. */
+  onCommitted(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  /**
+   * Writes what is pending (best effort: the database may be gone), then stops: a reply still
+   * waiting is refused, and nothing more is written.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    this.opts.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.sync().catch((err: unknown) => this.opts.logger.warn({ err }, 'lock journal: last batch not written'));
-    this.db.beforeEveryCommit(undefined);
+    this.opts.clock.clearTimeout(this.retry);
+    this.retry = undefined;
+    await this.writing;
+    if (this.pending.length > 0) {
+      try {
+        await this.store.write(this.pending, this.seq);
+        this.confirm(this.seq);
+      } catch (err) {
+        this.opts.logger.warn({ err }, 'lock journal: last batch not written');
+      }
+    }
+    this.opts.clock.clearTimeout(this.waitTimer);
+    for (const w of this.waiters.splice(0)) w.reject(refused());
   }
 
   private held(sessionId: string, g: Grant, ttlMs: number | null): void {
@@ -124,39 +172,85 @@ export class LockJournal {
       // Compacted again only once it has doubled: amortized, however large the state is.
       this.compactAt = Math.max(COMPACT_AT, 2 * this.pending.length);
     }
-    this.schedule(this.opts.batchMs);
+    this.start();
   }
 
-  private schedule(ms: number): void {
-    if (this.timer !== undefined || this.closed) return;
-    this.timer = this.opts.clock.setTimeout(() => {
-      this.timer = undefined;
-      this.sync().catch((err: unknown) => {
-        this.opts.logger.warn({ err }, 'lock journal: batch not written, retrying');
-        const retry = err instanceof LockstepError ? err.retryAfterMs : undefined;
-        this.schedule(Math.max(this.opts.batchMs, retry ?? RETRY_MS));
-      });
-    }, ms);
+  /**
+   * A commit starts at the end of this turn of the event loop, so that every change made in it
+   * goes into one; not while one is in flight (its end starts the next) or a retry is waiting.
+   */
+  private start(): void {
+    if (this.writing !== undefined || this.starting || this.retry !== undefined || this.closed) return;
+    this.starting = true;
+    setImmediate(() => {
+      this.starting = false;
+      this.commit();
+    });
   }
 
+  private commit(): void {
+    if (this.writing !== undefined || this.closed || this.pending.length === 0) return;
+    this.writing = this.write().finally(() => {
+      this.writing = undefined;
+      // Recorded after the loop's last look: start() refused while this commit was in flight.
+      if (this.pending.length > 0) this.start();
+    });
+  }
+
+  /**
+   * Commits everything pending, then what was recorded meanwhile, until nothing is pending; after
+   * a failure, tries again once the store's backoff (or RETRY_MS) has passed.
+   */
   private async write(): Promise<void> {
-    const committed = await this.db.write((client) => this.writeIn(client));
-    committed();
+    while (this.pending.length > 0 && !this.closed) {
+      const batch = this.pending.slice();
+      const upTo = this.seq;
+      try {
+        await this.store.write(batch, upTo);
+        this.confirm(upTo);
+      } catch (err) {
+        const failed = isDataError(err) ? await this.oneByOne(batch).catch((e: unknown) => e) : err;
+        if (failed === undefined) continue;
+        this.opts.logger.warn({ err: failed }, 'lock journal: commit failed, trying again');
+        if (this.closed) return;
+        const after = failed instanceof LockstepError ? failed.retryAfterMs : undefined;
+        this.retry = this.opts.clock.setTimeout(
+          () => {
+            this.retry = undefined;
+            this.commit();
+          },
+          Math.max(1, after ?? RETRY_MS),
+        );
+        return;
+      }
+    }
   }
 
-  /** Writes the queued records not yet in the database; the returned function is for after the commit. */
-  private async writeIn(client: pg.PoolClient): Promise<() => void> {
-    const upTo = this.seq;
-    const batch = this.pending.slice();
-    if (batch.length === 0) return () => undefined;
-    const [row] = (await client.query<{ seq: number }>('SELECT seq FROM cluster_journal_head FOR UPDATE')).rows;
-    const head = row?.seq ?? 0;
-    const todo = batch.filter((r) => r.seq > head);
-    if (todo.length > 0) {
-      await applyBatch(client, fold(todo), this.opts.clock.now());
-      await client.query('UPDATE cluster_journal_head SET seq = $1', [upTo]);
+  /**
+   * The batch again, one record per transaction: a record refused for its data is logged and
+   * written as what it ends (a lock's hold becomes its drop: that lock will not be restored; a
+   * session that cannot be recorded cannot be resumed), so that the journal goes on.
+   */
+  private async oneByOne(batch: readonly JournalRecord[]): Promise<undefined> {
+    for (const record of batch) {
+      if (record.seq <= this.confirmed) continue;
+      try {
+        await this.store.write([record], record.seq);
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        this.opts.logger.error(
+          { err, record: { kind: record.kind, sessionId: record.sessionId } },
+          'lock journal: a record PostgreSQL refuses was left out; that lock or session will not be restored',
+        );
+        const instead: JournalRecord[] =
+          record.kind === 'held'
+            ? [{ seq: record.seq, kind: 'dropped', sessionId: record.sessionId, resource: record.resource }]
+            : [];
+        await this.store.write(instead, record.seq);
+      }
+      this.confirm(record.seq);
     }
-    return () => this.confirm(upTo);
+    return undefined;
   }
 
   private confirm(upTo: number): void {
@@ -165,5 +259,37 @@ export class LockJournal {
     let n = 0;
     while (n < this.pending.length && this.pending[n]!.seq <= upTo) n++;
     this.pending.splice(0, n);
+    let w = 0;
+    while (w < this.waiters.length && this.waiters[w]!.seq <= upTo) this.waiters[w++]!.resolve();
+    this.waiters.splice(0, w);
+    for (const fn of this.listeners) fn();
   }
+
+  /** One timer, for the first waiter's deadline: the later ones have later deadlines. */
+  private armWaitTimer(): void {
+    if (this.waitTimer !== undefined || this.waiters.length === 0) return;
+    const { clock } = this.opts;
+    this.waitTimer = clock.setTimeout(() => {
+      this.waitTimer = undefined;
+      const now = clock.now();
+      while (this.waiters.length > 0 && this.waiters[0]!.deadline <= now) this.waiters.shift()!.reject(refused());
+      this.armWaitTimer();
+    }, this.waiters[0]!.deadline - clock.now());
+  }
+}
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the record, not the database. */
+function isDataError(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return false;
+  const code = String(err.code);
+  return code.startsWith('22') || code.startsWith('23');
+}
+
+function refused(): LockstepError {
+  return new LockstepError(
+    'STORE_UNAVAILABLE',
+    'the lock journal could not be written in time: the change was not made durable; retry later',
+    {},
+    REFUSED_RETRY_MS,
+  );
 }

@@ -1,28 +1,36 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LockstepError } from '../protocol/errors.ts';
-import { migrate, type ReservedFences, shownLocation, StoreError, type WriteFence } from '../service/index.ts';
+import {
+  migrateBeforeLease,
+  type ReservedFences,
+  shownLocation,
+  StoreError,
+  type WriteFence,
+} from '../service/index.ts';
 import {
   holdsLease,
   type LeaseState,
   readLease,
+  recordedBackends,
   registerBackend,
   renew,
   resign,
   takeOver,
   terminate,
 } from './lease.ts';
+import { type NodeClocks, readClocks, ServingDeadline, systemClocks } from './deadline.ts';
 import { connectionTuning, LeaseConnection } from './lease-connection.ts';
 import type { NodeMetrics } from './node-metrics.ts';
 
-export type StepDownReason = 'deadline' | 'taken-over' | 'write-refused' | 'fences' | 'open-failed';
+export type StepDownReason = 'deadline' | 'clocks' | 'taken-over' | 'write-refused' | 'fences' | 'open-failed';
 
 /** One leadership of this node: its epoch and term, and when it must stop serving. */
 export interface Term {
   readonly epoch: number;
   readonly term: string;
-  /** performance.now() past which the node may not serve (cluster rule 2). */
-  deadline: number;
+  /** Past it the node may not serve (cluster rule 2). */
+  readonly deadline: ServingDeadline;
 }
 
 export interface LeadershipOptions {
@@ -34,6 +42,8 @@ export interface LeadershipOptions {
   driftMs: number;
   logger: Logger;
   metrics: NodeMetrics;
+  /** The node's clocks; the system's unless a test steps them. */
+  clocks?: NodeClocks;
   /** Elected: the leader state may be built (after the old leader's backends are ended). */
   onElected(term: Term): void;
   /** No longer leading. Called in a microtask of its own, never inside the check that found it. */
@@ -46,22 +56,33 @@ const CLUSTER_FENCE_BLOCK = 10_000;
 /**
  * The lease loop of one node: a standby watches the lease and takes it over once it has expired
  * (rule 1); a leader renews it every renewMs and serves only until its deadline, the moment it
- * sent its last successful renewal plus the lease minus the drift margin (rule 2). Every check of
- * that deadline is synchronous (serving()), and the first that finds it passed steps down.
+ * sent its last successful renewal plus the lease minus the drift margin, by both of its clocks
+ * (rule 2, deadline.ts). Every check of that deadline is synchronous (serving()), and the first
+ * that finds it passed, or the clocks disagreeing, steps down.
  */
 export class Leadership {
   private held: Term | undefined;
   private seen: { lease: LeaseState; at: number } | undefined;
   private readonly conn: LeaseConnection;
+  private readonly clocks: NodeClocks;
   private loop: NodeJS.Timeout | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
+  /** The schema is this node's version (else its takeover migrates it first). */
+  private schemaCurrent = false;
+  /** The last outdated-schema refusal logged, so that a node that may not lead says so once. */
+  private outdated: string | undefined;
   /** The last statement on the lease got an answer. */
   answered = false;
 
   constructor(private readonly o: LeadershipOptions) {
-    this.conn = new LeaseConnection(o.db, o.ttlMs);
+    this.clocks = o.clocks ?? systemClocks;
+    // A lease connection opened again while leading is one of the leader's backends (rule 7).
+    this.conn = new LeaseConnection(o.db, o.ttlMs, async (client) => {
+      const held = this.held;
+      if (held !== undefined) await registerBackend(client, held.epoch, held.term);
+    });
   }
 
   /** The epoch this node holds, or the last one it saw (0: nobody has led yet). */
@@ -78,7 +99,7 @@ export class Leadership {
   /** What is left of the current lease by the last look at it (0 when none is live). */
   leaseLeftMs(): number {
     if (this.seen === undefined) return 0;
-    return Math.max(0, this.seen.lease.remainingMs - (performance.now() - this.seen.at));
+    return Math.max(0, this.seen.lease.remainingMs - (this.clocks.monotonic() - this.seen.at));
   }
 
   /** The answer a standby gives (cluster spec section 2). */
@@ -103,8 +124,9 @@ export class Leadership {
   serving(term: Term | undefined = this.held): boolean {
     const held = this.held;
     if (held === undefined || held !== term) return false;
-    if (performance.now() < held.deadline) return true;
-    this.stepDown('deadline');
+    const check = held.deadline.check();
+    if (check === 'serving') return true;
+    this.stepDown(check);
     return false;
   }
 
@@ -115,10 +137,7 @@ export class Leadership {
     return {
       writes: {
         ...connectionTuning(this.o.ttlMs),
-        connected: (client) => {
-          // A failure shows at the write's own check; a deposed leader's registration changes nothing.
-          registerBackend(client, term.epoch, term.term).catch(() => undefined);
-        },
+        connected: (client) => registerBackend(client, term.epoch, term.term),
         checkWrite: async (client) => {
           if (!this.serving(term)) throw refuse();
           if (await holdsLease(client, term.epoch, term.term)) return;
@@ -136,19 +155,19 @@ export class Leadership {
   }
 
   /**
-   * Creates or migrates the schema (the lease is part of it) as the store would, then looks at the
-   * lease once (taking it over if it has expired) and goes on in a loop. Throws StoreError when
-   * the database cannot be used.
+   * Creates the schema if there is none (the lease is part of it; a later migration waits for this
+   * node's takeover, rule 7), then looks at the lease once (taking it over if it has expired) and
+   * goes on in a loop. Throws StoreError when the database cannot be used.
    */
   async start(): Promise<void> {
     const shown = shownLocation(this.o.db);
-    const problem = await this.conn
+    const found = await this.conn
       .use(async (c) => {
         await c.query('BEGIN');
         try {
-          const found = await migrate(c, Date.now());
-          await c.query(found === undefined ? 'COMMIT' : 'ROLLBACK');
-          return found;
+          const result = await migrateBeforeLease(c, Date.now());
+          await c.query('problem' in result ? 'ROLLBACK' : 'COMMIT');
+          return result;
         } catch (err) {
           await c.query('ROLLBACK').catch(() => undefined);
           throw err;
@@ -158,7 +177,8 @@ export class Leadership {
         const why = err instanceof Error ? err.message.replaceAll(this.o.db, shown) : String(err);
         throw new StoreError(shown, `cannot be used (${why})`);
       });
-    if (problem !== undefined) throw new StoreError(shown, problem);
+    if ('problem' in found) throw new StoreError(shown, found.problem);
+    this.schemaCurrent = found.current;
     await this.tick();
   }
 
@@ -204,52 +224,63 @@ export class Leadership {
   }
 
   private async renew(term: Term): Promise<void> {
-    const sent = performance.now();
+    const sent = readClocks(this.clocks);
+    const took = () => (this.clocks.monotonic() - sent.monotonic) / 1000;
     let ok: boolean;
     try {
       ok = await this.conn.use((c) => renew(c, term.epoch, term.term, this.o.ttlMs));
     } catch (err) {
-      this.o.metrics.renewals.observe({ outcome: 'error' }, (performance.now() - sent) / 1000);
+      this.o.metrics.renewals.observe({ outcome: 'error' }, took());
       throw err;
     }
-    this.o.metrics.renewals.observe({ outcome: ok ? 'ok' : 'lost' }, (performance.now() - sent) / 1000);
+    this.o.metrics.renewals.observe({ outcome: ok ? 'ok' : 'lost' }, took());
     // Paused or deposed meanwhile: a late answer extends nothing.
     if (!this.serving(term)) return;
     if (!ok) {
       this.stepDown('taken-over');
       return;
     }
-    term.deadline = Math.max(term.deadline, sent + this.o.ttlMs - this.o.driftMs);
+    term.deadline.extend(sent);
     this.armDeadline(term);
   }
 
   private async look(): Promise<void> {
-    const at = performance.now();
+    const at = this.clocks.monotonic();
     const lease = await this.conn.use(readLease);
     this.seen = { lease, at };
     if (lease.remainingMs > 0 || this.stopped) return;
     const claim = { nodeId: this.o.nodeId, url: this.o.advertise, term: randomUUID() };
-    let sent = 0;
+    let sent = readClocks(this.clocks);
     const result = await this.conn.use((c) =>
       takeOver(c, claim, this.o.ttlMs, this.o.ttlMs / 2, () => {
-        sent = performance.now();
+        sent = readClocks(this.clocks);
       }),
     );
     if (result.kind === 'held') {
       this.seen = { lease: result.lease, at };
       return;
     }
+    if (result.kind === 'outdated') {
+      if (this.outdated !== result.problem)
+        this.o.logger.error({ problem: result.problem }, 'may not lead: the schema is newer');
+      this.outdated = result.problem;
+      return;
+    }
     if (result.kind === 'blocked') {
       // The old holder has a transaction open on the lease row past its lease (paused mid-write):
-      // end its backends, which rolls the transaction back, and try again at the next look.
+      // end its backends, which rolls the transaction back, and try again at the next look. A
+      // schema older than this node's records no start times to match them by: the database's
+      // idle_in_transaction_session_timeout of that holder's connections ends it instead.
       const now = await this.conn.use(readLease);
-      if (now.remainingMs === 0) {
-        const ended = await this.conn.use((c) => terminate(c, now.pids));
+      if (now.remainingMs === 0 && this.schemaCurrent) {
+        const ended = await this.conn.use(async (c) => terminate(c, await recordedBackends(c)));
         this.o.logger.warn({ epoch: now.epoch, ended }, 'lease row held past its lease: ended the holder backends');
       }
       return;
     }
-    const term: Term = { epoch: result.epoch, term: claim.term, deadline: sent + this.o.ttlMs - this.o.driftMs };
+    this.schemaCurrent = true;
+    const deadline = new ServingDeadline(this.clocks, this.o.ttlMs - this.o.driftMs, this.o.driftMs, sent);
+    const term: Term = { epoch: result.epoch, term: claim.term, deadline };
     this.held = term;
     this.seen = undefined;
     this.o.metrics.takeovers.inc();
@@ -258,7 +289,7 @@ export class Leadership {
     // it (the takeover waited for every write of the old term that had passed its check), so a
     // failure here is logged and the node goes on.
     const ended = await this.conn
-      .use((c) => terminate(c, result.previous.pids))
+      .use((c) => terminate(c, result.backends))
       .catch((err: unknown) => {
         this.o.logger.warn({ err }, 'could not end the previous leader backends');
         return 0;
@@ -274,7 +305,7 @@ export class Leadership {
   /** A timer at the deadline, so that a leader nobody calls still stops (and closes sockets) on time. */
   private armDeadline(term: Term): void {
     clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = setTimeout(() => this.serving(term), Math.max(0, term.deadline - performance.now()) + 1);
+    this.deadlineTimer = setTimeout(() => this.serving(term), Math.max(0, term.deadline.leftMs()) + 1);
     this.deadlineTimer.unref();
   }
 }

@@ -7,7 +7,10 @@ import pg from 'pg';
  *  - keepalives and tcp_user_timeout: the database drops a connection whose client went silent;
  *  - idle_in_transaction_session_timeout: a transaction left open (a leader paused mid-edit)
  *    ends and lets go of the lease row;
- *  - statement_timeout and the client's query timeout: a statement never waits longer.
+ *  - statement_timeout and the client's query timeout: a statement never waits longer;
+ *  - synchronous_commit: a takeover, a renewal or a registration is durable (and, with synchronous
+ *    replication, on the replica) before the node acts on it, whatever the database's default
+ *    (rule 7).
  */
 export function connectionTuning(ttlMs: number): {
   settings: string;
@@ -16,6 +19,7 @@ export function connectionTuning(ttlMs: number): {
 } {
   const seconds = Math.max(1, Math.ceil(ttlMs / 3000));
   const settings = [
+    'synchronous_commit=on',
     `tcp_keepalives_idle=${seconds}`,
     `tcp_keepalives_interval=${seconds}`,
     'tcp_keepalives_count=3',
@@ -41,6 +45,8 @@ export class LeaseConnection {
   constructor(
     private readonly url: string,
     private readonly ttlMs: number,
+    /** Runs on each new connection before its first use; a failure is a failed connection. */
+    private readonly connected: (client: pg.Client) => Promise<void>,
   ) {}
 
   /** Runs `work` on the connection; on failure the connection is dropped and the error thrown. */
@@ -77,6 +83,7 @@ export class LeaseConnection {
       client.on('error', () => this.drop(client));
       try {
         await client.connect();
+        await this.connected(client);
       } catch (err) {
         await client.end().catch(() => undefined);
         throw err;

@@ -100,6 +100,11 @@ export class LockManager extends LockTable {
     return this.sessions.get(sessionId)?.outcomes.has(key) === true;
   }
 
+  /** Forgets a keyed acquire's outcome (its grant was undone): a retry with the key is asked afresh. */
+  forgetKey(sessionId: string, key: string): void {
+    this.sessions.get(sessionId)?.outcomes.forget(key);
+  }
+
   /** All-or-nothing: NOT_HELD naming the resources not held changes nothing. */
   release(sessionId: string, resources: Resource[]): Grant[] {
     this.catchUp();

@@ -56,6 +56,11 @@ export class OutcomeCache {
     if (this.byKey.size > this.limit) this.byKey.delete(this.byKey.keys().next().value!);
   }
 
+  /** The outcome was undone (a grant its journal refused): a retry asks afresh. */
+  forget(key: string): void {
+    this.byKey.delete(key);
+  }
+
   /** The reply to the acquire said "queued"; a retry after a lost lock.granted must learn it won. */
   granted(key: string, grants: Grant[]): void {
     this.update(key, { result: { status: 'granted', grants } });

@@ -108,15 +108,16 @@ export class Conversation {
       this.ctx = { session: opened.session, ...this.hooks };
       this.onSession(true);
       if (opened.recorded === undefined) return opened.result;
-      // Cluster: answered once the session is in the journal; if it cannot be written, the
-      // session never was (the agent is told STORE_UNAVAILABLE and may say hello again).
+      // Cluster: answered once the journal has it; if it cannot be written, a new session never
+      // was and a resumed one is dropped again (the agent is told STORE_UNAVAILABLE and may say
+      // hello again, or resume again).
       const { session } = opened;
       return opened.recorded.then(
         () => opened.result,
         (err: unknown) => {
           if (this.session === session) {
             this.ctx = undefined;
-            this.c.disconnect(session.id, 'closed', this.sink);
+            this.c.disconnect(session.id, opened.result.resumed === true ? 'dropped' : 'closed', this.sink);
             this.onSession(false);
           }
           throw err;

@@ -7,10 +7,13 @@ import { LockstepError } from '../protocol/errors.ts';
 import { DEFAULT_PROGRAM, type Limits } from '../protocol/limits.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
 import type { FenceSource, ProgramService } from '../service/index.ts';
+import { EditPins } from './edit-pins.ts';
 import { EventLog } from './event-log.ts';
+import { JournalGate } from './journal-gate.ts';
 import { bridgeLockEvents } from './lock-events.ts';
 import { Metrics } from './metrics.ts';
 import type { Tokens } from './tokens.ts';
+import type { Sink } from './sink.ts';
 import { Subscriptions } from './subscriptions.ts';
 import { Watches } from './watches.ts';
 import { iso } from './wire-map.ts';
@@ -24,11 +27,8 @@ export type { Limits };
  */
 export type DisconnectReason = 'dropped' | 'closed' | 'idle' | 'shutdown';
 
-/** Where a session's pushes go: its connection. */
-export interface Sink {
-  notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void;
-  close(code: number, reason: string): void;
-}
+// Declared apart, so that the parts the coordinator is made of can take sinks without importing it.
+export type { Sink };
 
 export interface CoordinatorOptions {
   clock: Clock;
@@ -71,12 +71,16 @@ export class Coordinator {
   readonly subscriptions = new Subscriptions((sessionId, item) => this.notify(sessionId, 'event', item));
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Locks of edits in commit: a release or downgrade of one waits for its commit. */
+  readonly pins: EditPins;
   readonly startedAt: number;
   /** Identifies this run of the server: event sequence numbers are only meaningful within one. */
   readonly runId = uuidv4();
   draining = false;
 
   private readonly sinks = new Map<string, Sink>();
+  /** Cluster mode with a journal: replies and pushes that tell of lock changes wait for it. */
+  private readonly gate: JournalGate | undefined;
   /** Edits being committed, per session: a disconnect releases the session's locks after them. */
   private readonly commits = new Map<string, Set<Promise<unknown>>>();
 
@@ -103,9 +107,20 @@ export class Coordinator {
       ping: () => options.programs.ping(),
       maxSessions: options.maxSessions ?? Number.POSITIVE_INFINITY,
     });
+    this.pins = new EditPins(this.locks);
+    // The journal listens first: a push made from a lock event then waits for the record of the
+    // very change it tells of (JournalGate.push takes the journal's head).
+    options.failover?.start(this.locks, this.sessions);
+    this.gate =
+      options.failover === undefined
+        ? undefined
+        : new JournalGate(
+            options.failover.journal,
+            (id) => this.sinks.get(id),
+            (id) => this.dropSlow(id, 'too many pushes waiting for the lock journal'),
+          );
     bridgeLockEvents(this);
     this.bridgeSessionEvents();
-    options.failover?.start(this.locks, this.sessions);
     this.events.on('event', (item) => this.subscriptions.deliver(item));
   }
 
@@ -117,8 +132,10 @@ export class Coordinator {
   attach(session: SessionInfo, sink: Sink): void {
     const old = this.sinks.get(session.id);
     this.sinks.set(session.id, sink);
-    if (old !== undefined && old !== sink)
+    if (old !== undefined && old !== sink) {
+      this.gate?.forget(session.id);
       old.close(CloseCode.SESSION_RESUMED, 'session resumed on another connection');
+    }
   }
 
   /**
@@ -131,6 +148,7 @@ export class Coordinator {
     // A stale connection closing late must not tear down the session a newer one resumed.
     if (current === undefined || (sink !== undefined && current !== sink)) return;
     this.sinks.delete(sessionId);
+    this.gate?.forget(sessionId);
     this.subscriptions.drop(sessionId);
     this.watches.dropSession(sessionId);
     const end = () => {
@@ -162,8 +180,32 @@ export class Coordinator {
     return commit;
   }
 
-  notify<N extends NotificationName>(sessionId: string, method: N, params: NotificationParams<N>): void {
-    this.sinks.get(sessionId)?.notify(method, params);
+  /**
+   * A push to the session. `change`: it tells the session of a change of its locks (lock.granted,
+   * lock.expired), so in cluster mode it waits for the journal, and later pushes queue behind it.
+   */
+  notify<N extends NotificationName>(
+    sessionId: string,
+    method: N,
+    params: NotificationParams<N>,
+    change = false,
+  ): void {
+    if (this.gate === undefined) this.sinks.get(sessionId)?.notify(method, params);
+    else this.gate.push(sessionId, method, params, change);
+  }
+
+  /**
+   * The reply of a call that changed locks: in cluster mode only once the journal has that change
+   * and every one before it; refused with STORE_UNAVAILABLE past the journal's wait, after `undo`
+   * (what a refused call leaves: docs/protocol.md). Elsewhere the result as it is.
+   */
+  durable<T>(result: T, undo?: () => unknown): T | Promise<T> {
+    return this.gate === undefined ? result : this.gate.reply(result, undo);
+  }
+
+  /** Whether replies of lock changes wait for a journal (cluster mode with resume grace). */
+  get journaled(): boolean {
+    return this.gate !== undefined;
   }
 
   nameOf(sessionId: string): string {
@@ -202,6 +244,14 @@ export class Coordinator {
   close(): void {
     this.sessions.close();
     this.locks.close();
+  }
+
+  /** Closes a session's socket as a slow consumer's (1013); its session goes as after a drop. */
+  private dropSlow(sessionId: string, reason: string): void {
+    this.logger.warn({ sessionId }, reason);
+    this.metrics.slowConsumers.inc();
+    this.sinks.get(sessionId)?.close(CloseCode.TRY_AGAIN_LATER, reason);
+    this.disconnect(sessionId, 'dropped');
   }
 
   private bridgeSessionEvents(): void {

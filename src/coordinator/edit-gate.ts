@@ -51,7 +51,10 @@ export function commitEdit(
     ctx.session.id,
     c.programs.inOrder(program, async () => {
       c.requireProgram(program);
-      const prior = checks.key === undefined ? undefined : await c.programs.keyedResult(program, checks.key);
+      // Before any check: a retry of an edit that committed answers with its result even after
+      // its locks are gone (docs/protocol.md, edit.apply); only the session's own keys count.
+      const prior =
+        checks.key === undefined ? undefined : await c.programs.keyedResult(program, ctx.session.id, checks.key);
       if (prior !== undefined) {
         return { revision: prior.revision, functions: prior.functions, created: prior.created, removed: prior.removed };
       }
@@ -82,8 +85,9 @@ async function applyChecked(
   }
 
   // Check and commit are one step: while the commit is in flight (a round trip to PostgreSQL) the
-  // locks it was checked under can neither expire nor be released by a disconnect.
-  const unpin = c.locks.pin(
+  // locks it was checked under can neither expire nor be released (by a disconnect, or by a
+  // release or downgrade from another socket of the session: they wait, see EditPins).
+  const unpin = c.pins.pin(
     session.id,
     fences.map((f) => claimedResource(program, f.resource)),
   );

@@ -9,12 +9,20 @@ export interface LockEventParts {
   locks: LockManager;
   events: EventLog;
   logger: Logger;
-  notify<N extends NotificationName>(sessionId: string, method: N, params: NotificationParams<N>): void;
+  notify<N extends NotificationName>(
+    sessionId: string,
+    method: N,
+    params: NotificationParams<N>,
+    change?: boolean,
+  ): void;
   nameOf(sessionId: string): string;
 }
 
 /**
  * Turns lock core events into pushes to the sessions concerned and items on the `locks` topic.
+ * lock.granted and lock.expired tell a session of a change of its locks: in cluster mode they
+ * wait for the journal (Coordinator.notify). Items on the topic do not: docs/cluster.md, "What is
+ * durable when", says why.
  * Position changes are pushed but not put on the topic: one release with a thousand waiters would
  * otherwise write a thousand events; observers derive positions from queue order instead.
  */
@@ -23,7 +31,7 @@ export function bridgeLockEvents(c: LockEventParts): void {
   const who = (sessionId: string) => ({ sessionId, name: c.nameOf(sessionId) });
 
   locks.on('granted', ({ sessionId, ticket, grants }) => {
-    if (ticket !== null) c.notify(sessionId, 'lock.granted', { ticket, grants: wireGrants(grants) });
+    if (ticket !== null) c.notify(sessionId, 'lock.granted', { ticket, grants: wireGrants(grants) }, true);
     const by = who(sessionId);
     events.append('locks', 'granted', () => ({ ...by, ticket, grants: wireGrants(grants) }));
   });
@@ -66,7 +74,7 @@ export function bridgeLockEvents(c: LockEventParts): void {
     const wire = wireGrants(gs);
     const by = who(sessionId);
     logger.info({ ...by, locks: wire }, 'lease expired');
-    c.notify(sessionId, 'lock.expired', { locks: wire });
+    c.notify(sessionId, 'lock.expired', { locks: wire }, true);
     events.append('locks', 'expired', () => ({ ...by, locks: wire }));
   });
   locks.on('waitTimeout', ({ sessionId, ticket }) => {

@@ -1,4 +1,4 @@
-import type { AcquireResult, ResourceStatus } from '../concurrency/index.ts';
+import type { AcquireResult, Grant, ResourceStatus } from '../concurrency/index.ts';
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure, resourceKey, type Resource } from '../protocol/resource.ts';
@@ -42,6 +42,8 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
         requireFunctions(c, c.programOf(p), resources);
         checkSessionLimits(c, session.id, resources, p.wait === true);
       }
+      // Cluster mode: what the session held before, for undoing the grant if its record fails.
+      const before = c.journaled ? heldBefore(c, session.id, resources) : undefined;
       let out: AcquireResult;
       try {
         out = c.locks.acquire(session.id, {
@@ -56,28 +58,48 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
       } catch (err) {
         throw wireAcquireError(err);
       }
-      return out.status === 'granted'
-        ? { status: 'granted', grants: wireGrants(out.grants) }
-        : { status: 'queued', ticket: out.ticket, positions: wirePositions(out.positions) };
+      // A ticket is not journaled (never restored): a queued answer tells of no lock change.
+      if (out.status === 'queued')
+        return { status: 'queued', ticket: out.ticket, positions: wirePositions(out.positions) };
+      const { grants } = out;
+      return c.durable(
+        { status: 'granted', grants: wireGrants(grants) },
+        before === undefined ? undefined : () => undoGrants(c, session.id, before, grants, p.key),
+      );
     },
   },
+  // A release or downgrade refused for its journal record stays done: the holder's hold ends when
+  // it sends it. It takes effect only after an edit in commit under that lock (EditPins).
   'lock.release': {
     roles: agentsOnly,
-    handle: (c, { session }, p) => ({
-      released: c.locks.release(session.id, selectResources(p)).map((g) => g.resource),
-    }),
+    handle(c, { session }, p) {
+      const resources = selectResources(p);
+      return c.pins.after(session.id, resources, () =>
+        c.durable({ released: c.locks.release(session.id, resources).map((g) => g.resource) }),
+      );
+    },
   },
   'lock.releaseAll': {
     roles: agentsOnly,
-    handle: (c, { session }) => ({ released: c.locks.releaseAll(session.id).map((g) => g.resource) }),
+    handle: (c, { session }) =>
+      c.pins.after(session.id, undefined, () =>
+        c.durable({ released: c.locks.releaseAll(session.id).map((g) => g.resource) }),
+      ),
   },
+  // Refused for its record, a renewal keeps the longer lease (its holder believes the shorter one).
   'lock.renew': {
     roles: agentsOnly,
-    handle: (c, { session }, p) => ({ grants: wireGrants(c.locks.renew(session.id, selectResources(p), p.ttlMs)) }),
+    handle: (c, { session }, p) =>
+      c.durable({ grants: wireGrants(c.locks.renew(session.id, selectResources(p), p.ttlMs)) }),
   },
   'lock.downgrade': {
     roles: agentsOnly,
-    handle: (c, { session }, p) => ({ grants: wireGrants(c.locks.downgrade(session.id, selectResources(p))) }),
+    handle(c, { session }, p) {
+      const resources = selectResources(p);
+      return c.pins.after(session.id, resources, () =>
+        c.durable({ grants: wireGrants(c.locks.downgrade(session.id, resources)) }),
+      );
+    },
   },
   'lock.cancel': {
     roles: agentsOnly,
@@ -93,6 +115,46 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
     },
   },
 };
+
+function heldBefore(c: Coordinator, sessionId: string, resources: readonly Resource[]): Map<string, Grant> {
+  const held = new Map<string, Grant>();
+  for (const r of resources) {
+    const g = c.locks.grantOf(sessionId, r);
+    if (g !== undefined) held.set(resourceKey(r), g);
+  }
+  return held;
+}
+
+/**
+ * What an acquire refused for its journal record leaves (docs/protocol.md, lock.acquire): a lock
+ * it granted anew is released and one it upgraded is a read lock again (with the new fence),
+ * while a refresh of a lock held before stays; a lock that changed since (it expired, was
+ * released) is left alone. If it granted anything, its key's outcome is forgotten, so that a
+ * retry asks afresh instead of being answered with the undone grant. After any edit in commit
+ * under those locks, as a release would be.
+ */
+function undoGrants(
+  c: Coordinator,
+  sessionId: string,
+  before: ReadonlyMap<string, Grant>,
+  grants: readonly Grant[],
+  key: string | undefined,
+): unknown {
+  const fresh = grants.filter((g) => {
+    const was = before.get(resourceKey(g.resource));
+    return was === undefined || was.fence !== g.fence;
+  });
+  if (fresh.length === 0) return undefined;
+  if (key !== undefined) c.locks.forgetKey(sessionId, key);
+  const resources = fresh.map((g) => g.resource);
+  return c.pins.after(sessionId, resources, () => {
+    const still = fresh.filter((g) => c.locks.grantOf(sessionId, g.resource)?.fence === g.fence);
+    const release = still.filter((g) => !before.has(resourceKey(g.resource))).map((g) => g.resource);
+    const downgrade = still.filter((g) => before.has(resourceKey(g.resource))).map((g) => g.resource);
+    if (release.length > 0) c.locks.release(sessionId, release);
+    if (downgrade.length > 0) c.locks.downgrade(sessionId, downgrade);
+  });
+}
 
 function checkSessionLimits(c: Coordinator, sessionId: string, resources: readonly Resource[], wait: boolean): void {
   const { maxLocksPerSession, maxTicketsPerSession } = c.options.limits;

@@ -9,7 +9,10 @@ import { iso, wireGrants, wirePositions } from './wire-map.ts';
 
 /**
  * Opens (or, within the resume grace, takes back) the session a connection speaks for. In cluster
- * mode a new session must be in the journal before it is answered: `recorded` resolves then.
+ * mode a new session, and the locks a first resume after a failover lists as `restored`, are told
+ * only once the journal has every change so far: `recorded` resolves then, or rejects with
+ * STORE_UNAVAILABLE (the session then goes: a new one ends, a resumed one is dropped again and
+ * its next resume is told what it got back).
  */
 export function hello(
   c: Coordinator,
@@ -25,7 +28,6 @@ export function hello(
   let resumed = false;
   let restored: Grant[] | undefined;
   let notRestored: NotRestored[] | undefined;
-  let recorded: Promise<void> | undefined;
   const { failover } = c.options;
   if (p.resume !== undefined) {
     session = c.sessions.resume(p.resume.sessionId, p.resume.secret);
@@ -38,9 +40,11 @@ export function hello(
     const opened = c.sessions.register({ role, ...(p.name === undefined ? {} : { name: p.name }) });
     session = opened.session;
     resumeSecret = opened.resumeSecret;
-    recorded = failover?.recorded();
   }
   c.attach(session, sink);
+  const taken = session.id;
+  const recorded =
+    resumed && restored === undefined ? undefined : c.durable(undefined, () => restored && failover?.putBack(taken));
   const { options, locks } = c;
   return {
     session,
@@ -69,7 +73,10 @@ export function hello(
 function checkTokenShape(raw: unknown): void {
   if (raw === null || typeof raw !== 'object' || !('token' in raw)) return;
   if (!methods['session.hello'].params.shape.token.safeParse(raw.token).success) {
-    throw new LockstepError('UNAUTHORIZED', 'the token must be a string of at most 1024 characters');
+    throw new LockstepError(
+      'UNAUTHORIZED',
+      'the token must be text of at most 1024 characters, without U+0000 or a lone surrogate',
+    );
   }
 }
 

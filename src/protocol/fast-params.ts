@@ -1,4 +1,5 @@
 import type { MethodName } from './methods.ts';
+import { isStorable } from './text.ts';
 
 // Plain checks for the params of the calls an agent makes most (lock.acquire, release, renew,
 // session.ping), written out once instead of walking the zod schema on every call. Each accepts
@@ -14,8 +15,9 @@ const optional = (v: unknown, ok: (v: unknown) => boolean) => v === undefined ||
 const isBoolean = (v: unknown) => typeof v === 'boolean';
 const isPositiveInt = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 const isProgram = (v: unknown) => typeof v === 'string' && v.length >= 1 && v.length <= 64 && PROGRAM_NAME.test(v);
-const isString = (min: number, max: number) => (v: unknown) =>
-  typeof v === 'string' && v.length >= min && v.length <= max;
+/** Text as the schemas' Text(min, max) takes it (text.ts). */
+const isText = (min: number, max: number) => (v: unknown) =>
+  typeof v === 'string' && v.length >= min && v.length <= max && isStorable(v);
 const isFunctionIds = (v: unknown) => Array.isArray(v) && v.length <= 1000 && v.every(isPositiveInt);
 
 /** Own keys all among `keys`, and each present one passing its check. */
@@ -36,10 +38,10 @@ const acquire = strict({
   ...selector,
   mode: (v) => v === 'read' || v === 'write',
   ttlMs: isPositiveInt,
-  description: isString(0, 1024),
+  description: isText(0, 1024),
   wait: isBoolean,
   waitTimeoutMs: isPositiveInt,
-  key: isString(1, 128),
+  key: isText(1, 128),
 });
 const select = strict(selector);
 const renew = strict({ ...selector, ttlMs: isPositiveInt });

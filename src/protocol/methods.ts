@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_PROGRAM, LimitsWire, LockDefaultsWire } from './limits.ts';
 import { EditOps, FunctionBody, FunctionDiff } from './program.ts';
 import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
+import { Text } from './text.ts';
 import {
   By,
   Grant,
@@ -25,11 +26,11 @@ const Empty = z.object({}).strict();
 
 const HelloParams = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION).describe('Protocol version; this server speaks 1'),
-  name: z.string().min(1).max(64).optional().describe('Display name; default agent-<id prefix>'),
+  name: Text(1, 64).optional().describe('Display name; default agent-<id prefix>'),
   role: Role.optional().describe('Default "agent"; observers may not lock or edit'),
-  token: z.string().max(1024).optional().describe('Access token, when the server requires one'),
+  token: Text(0, 1024).optional().describe('Access token, when the server requires one'),
   resume: z
-    .strictObject({ sessionId: SessionId, secret: z.string().min(1).max(256) })
+    .strictObject({ sessionId: SessionId, secret: Text(1, 256) })
     .optional()
     .describe('Take back a dropped session within the resume grace'),
 });
@@ -76,14 +77,12 @@ const AcquireParams = z
     ...ResourceSelector,
     mode: LockMode,
     ttlMs: z.number().int().positive().optional().describe('Lease length; clamped to [minTtlMs, maxTtlMs]'),
-    description: z
-      .string()
-      .max(1024)
+    description: Text(0, 1024)
       .optional()
       .describe('What the lock is for, shown to others (at most limits.maxDescription characters)'),
     wait: z.boolean().optional().describe('Queue when not grantable now (default false: LOCK_DENIED)'),
     waitTimeoutMs: z.number().int().positive().optional().describe('Give up waiting after this long'),
-    key: z.string().min(1).max(128).optional().describe('Idempotency key: a retry returns the first outcome'),
+    key: Text(1, 128).optional().describe('Idempotency key: a retry returns the first outcome'),
   })
   .refine((p) => (p.functions?.length ?? 0) > 0 || p.structure === true, {
     message: 'name at least one function or structure: true',
@@ -184,10 +183,7 @@ export const EventItem = z.object({
   data: z.record(z.string(), z.unknown()),
 });
 
-const EditKey = z
-  .string()
-  .min(1)
-  .max(128)
+const EditKey = Text(1, 128)
   .optional()
   .describe('Idempotency key, unique (a UUID): a retry, even after a restart, returns the first result');
 
@@ -330,7 +326,7 @@ export const methods = {
   ),
   'checkpoint.create': method(
     'Name the current revision',
-    z.strictObject({ program, name: z.string().min(1).max(64) }),
+    z.strictObject({ program, name: Text(1, 64) }),
     z.object({ name: z.string(), revision: z.number().int(), at: IsoTime }),
   ),
   'checkpoint.list': method(
@@ -340,7 +336,7 @@ export const methods = {
   ),
   'checkpoint.restore': method(
     'Bring the program back to a checkpoint, as a new revision',
-    z.strictObject({ ...HistoryWriteParams, name: z.string().min(1).max(64) }),
+    z.strictObject({ ...HistoryWriteParams, name: Text(1, 64) }),
     EditResult,
   ),
   'events.subscribe': method(
@@ -348,7 +344,7 @@ export const methods = {
     z.strictObject({
       topics: z.array(Topic).min(1),
       since: z.number().int().nonnegative().optional().describe('Replay buffered events after this sequence number'),
-      runId: z.string().max(64).optional().describe('The runId `since` belongs to; another run means resync'),
+      runId: Text(0, 64).optional().describe('The runId `since` belongs to; another run means resync'),
     }),
     z.object({
       topics: z.array(Topic),

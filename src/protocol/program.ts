@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FunctionId } from './resource.ts';
+import { isStorable, Text, UNSTORABLE_MESSAGE } from './text.ts';
 
 // The program model as it travels on the wire (spec sections 2 and 3.1). Everything a client sends
 // here ends up in a content hash that other languages recompute, so the schemas only let through
@@ -7,16 +8,36 @@ import { FunctionId } from './resource.ts';
 
 const MAX_JSON_DEPTH = 64;
 
-/** Why `value` is not plain, hashable JSON, or undefined when it is. */
-function jsonProblem(value: unknown, depth: number): string | undefined {
-  if (depth > MAX_JSON_DEPTH) return `nested deeper than ${MAX_JSON_DEPTH} levels`;
+/**
+ * What a check accepts: `input` is what a client may send (rule 7 of docs/cluster.md: text every
+ * store can hold); `stored` is what loading accepts, U+0000 included, which stores written before
+ * it was refused may hold (a lone surrogate was always refused: it cannot be hashed).
+ */
+type Strictness = 'input' | 'stored';
+
+interface JsonProblem {
+  path: Array<string | number>;
+  message: string;
+}
+
+function textProblem(s: string, strictness: Strictness): string | undefined {
+  if (strictness === 'input') return isStorable(s) ? undefined : UNSTORABLE_MESSAGE;
+  return hasLoneSurrogate(s) ? 'must not contain a lone surrogate' : undefined;
+}
+
+/** Why `value` is not plain, hashable JSON, and where, or undefined when it is. */
+function jsonProblem(value: unknown, path: Array<string | number>, strictness: Strictness): JsonProblem | undefined {
+  if (path.length > MAX_JSON_DEPTH) return { path, message: `nested deeper than ${MAX_JSON_DEPTH} levels` };
   if (value === null || typeof value === 'boolean') return undefined;
-  if (typeof value === 'number') return Number.isFinite(value) ? undefined : 'numbers must be finite';
-  if (typeof value === 'string')
-    return hasLoneSurrogate(value) ? 'strings must not contain lone surrogates' : undefined;
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? undefined : { path, message: 'numbers must be finite' };
+  if (typeof value === 'string') {
+    const problem = textProblem(value, strictness);
+    return problem === undefined ? undefined : { path, message: `strings ${problem}` };
+  }
   if (Array.isArray(value)) {
-    for (const item of value) {
-      const problem = jsonProblem(item, depth + 1);
+    for (const [index, item] of value.entries()) {
+      const problem = jsonProblem(item, [...path, index], strictness);
       if (problem !== undefined) return problem;
     }
     return undefined;
@@ -25,14 +46,15 @@ function jsonProblem(value: unknown, depth: number): string | undefined {
     for (const [key, item] of Object.entries(value)) {
       // zod's JSON schema silently drops a "__proto__" key, which would make the stored content
       // (and its hash) differ from what the client sent: refuse it openly instead.
-      if (key === '__proto__') return 'the key "__proto__" is not allowed';
-      if (hasLoneSurrogate(key)) return 'keys must not contain lone surrogates';
-      const problem = jsonProblem(item, depth + 1);
-      if (problem !== undefined) return problem;
+      if (key === '__proto__') return { path, message: 'the key "__proto__" is not allowed' };
+      const problem = textProblem(key, strictness);
+      if (problem !== undefined) return { path: [...path, key], message: `keys ${problem}` };
+      const inner = jsonProblem(item, [...path, key], strictness);
+      if (inner !== undefined) return inner;
     }
     return undefined;
   }
-  return 'not a JSON value';
+  return { path, message: 'not a JSON value' };
 }
 
 function hasLoneSurrogate(s: string): boolean {
@@ -40,32 +62,37 @@ function hasLoneSurrogate(s: string): boolean {
   return /\p{Cs}/u.test(s);
 }
 
-function checkedJson(): z.ZodUnknown {
+function checkedJson(strictness: Strictness): z.ZodUnknown {
   return z.unknown().superRefine((value, ctx) => {
-    const problem = jsonProblem(value, 0);
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    const problem = jsonProblem(value, [], strictness);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem.message, path: problem.path });
   });
 }
 
-export const JsonValue = checkedJson().pipe(z.json()).describe('Any JSON value');
-export const JsonObject = checkedJson().pipe(z.record(z.string(), z.json())).describe('A JSON object');
+const JSON_TEXT = 'strings and keys without U+0000 or lone surrogates';
+
+export const JsonValue = checkedJson('input').pipe(z.json()).describe(`Any JSON value; ${JSON_TEXT}`);
+export const JsonObject = checkedJson('input')
+  .pipe(z.record(z.string(), z.json()))
+  .describe(`A JSON object; ${JSON_TEXT}`);
 
 const NonNegativeId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const Text = (min: number, max: number) =>
+/** Text as loading accepts it (see Strictness). */
+const StoredText = (min: number, max: number) =>
   z
     .string()
     .min(min)
     .max(max)
-    .refine((s) => !hasLoneSurrogate(s), 'must not contain lone surrogates');
+    .refine((s) => !hasLoneSurrogate(s), 'must not contain a lone surrogate');
 
 export const NodeId = NonNegativeId.describe('Node id, chosen by the client, unique within its function');
 export const EdgeId = NonNegativeId.describe('Edge id, chosen by the client, unique within its function');
 export const NodeOp = Text(1, 64).describe('What the node does, such as "const", "add" or "call"');
 export const FunctionName = Text(1, 128).describe('Function name, unique within its program');
 export const Signature = JsonValue.describe(
-  'Free-form JSON describing the function signature; absent and null hash alike',
+  `Free-form JSON describing the function signature; absent and null hash alike; ${JSON_TEXT}`,
 );
-export const NodeAttrs = JsonObject.describe('Node attributes; absent means {}');
+export const NodeAttrs = JsonObject.describe(`Node attributes; absent means {}; ${JSON_TEXT}`);
 
 export const Node = z
   .strictObject({ id: NodeId, op: NodeOp, attrs: NodeAttrs.optional() })
@@ -91,6 +118,21 @@ export const FunctionBody = z
     edges: z.array(Edge).describe('Edges sorted by id'),
   })
   .describe('A function in full');
+
+const StoredNode = z.strictObject({
+  id: NodeId,
+  op: StoredText(1, 64),
+  attrs: checkedJson('stored').pipe(z.record(z.string(), z.json())).optional(),
+});
+
+/** A function as loading accepts it from a store, and as undo and restore bring it back (see Strictness). */
+export const StoredFunctionBody = z.strictObject({
+  id: FunctionId,
+  name: StoredText(1, 128),
+  signature: checkedJson('stored').pipe(z.json()).optional(),
+  nodes: z.array(StoredNode),
+  edges: z.array(Edge),
+});
 
 export const FunctionRef = z
   .union([
@@ -175,6 +217,7 @@ export type Node = z.infer<typeof Node>;
 export type Port = z.infer<typeof Port>;
 export type Edge = z.infer<typeof Edge>;
 export type FunctionBody = z.infer<typeof FunctionBody>;
+export type StoredFunctionBody = z.infer<typeof StoredFunctionBody>;
 export type FunctionRef = z.infer<typeof FunctionRef>;
 export type AddFunctionOp = z.infer<typeof AddFunctionOp>;
 export type RemoveFunctionOp = z.infer<typeof RemoveFunctionOp>;

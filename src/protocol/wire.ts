@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { DEFAULT_PROGRAM } from './limits.ts';
 import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
+import { Text } from './text.ts';
 
 // Shapes shared by several methods and notifications.
 
 export const IsoTime = z.string().describe('ISO-8601 UTC time, e.g. 2026-11-27T09:00:00.000Z');
 export const SessionId = z.string().uuid().describe('Session id (UUID v4)');
-export const Ticket = z.string().min(1).max(64).describe('Queued request ticket');
+export const Ticket = Text(1, 64).describe('Queued request ticket');
 export const Hash = z
   .string()
   .regex(/^[0-9a-f]{64}$/, 'a hash is 64 lowercase hex characters')

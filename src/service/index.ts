@@ -12,7 +12,7 @@ export type {
 } from './service-types.ts';
 export { isPostgresLocation, shownLocation, sqliteFileOf } from './open-store.ts';
 export type { WriteFence } from './pg-connection.ts';
-export { migrate } from './pg-schema.ts';
+export { migrate, migrateBeforeLease } from './pg-schema.ts';
 export type { SharedDatabase } from './pg-store.ts';
 export { claimedResource } from './fence-claims.ts';
 export type { FenceClaim } from './fence-claims.ts';

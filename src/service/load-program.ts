@@ -1,4 +1,4 @@
-import { FunctionBody } from '../protocol/program.ts';
+import { StoredFunctionBody } from '../protocol/program.ts';
 import { functionHash } from './hash.ts';
 import { makeBody, newProgramState } from './model.ts';
 import type { ProgramState } from './model.ts';
@@ -10,7 +10,7 @@ export function restoreProgram(loaded: LoadedProgram, location: string): Program
   const state = newProgramState(loaded.name, loaded.revision, loaded.nextFunctionId);
   for (const v of loaded.functions) {
     const where = `program ${loaded.name}, function ${v.functionId} version ${v.version}`;
-    const parsed = FunctionBody.safeParse(v.body);
+    const parsed = StoredFunctionBody.safeParse(v.body);
     if (!parsed.success || parsed.data.id !== v.functionId || v.functionId >= loaded.nextFunctionId) {
       throw new StoreError(location, `is corrupt: ${where} has a malformed body`);
     }

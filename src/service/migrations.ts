@@ -101,6 +101,16 @@ export const MIGRATIONS: readonly Migration[] = [
         CREATE UNIQUE INDEX revisions_by_key ON revisions (program, edit_key) WHERE edit_key IS NOT NULL;`);
     },
   },
+  {
+    version: 4,
+    up(db) {
+      // Edit keys belong to the session that sent them (docs/protocol.md, edit.apply): unique per
+      // session, so that two sessions' keys never answer each other's edits.
+      db.exec(`DROP INDEX revisions_by_key;
+        CREATE UNIQUE INDEX revisions_by_session_key ON revisions (program, session_id, edit_key)
+          WHERE edit_key IS NOT NULL;`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { FunctionId } from '../protocol/resource.ts';
-import { Edge, EditOp, FunctionName, Node, Signature } from '../protocol/program.ts';
+import { EditOp, StoredFunctionBody } from '../protocol/program.ts';
 
 /**
  * Bringing a removed function back under its own id (undo of a removal, restore to a checkpoint)
@@ -12,10 +12,11 @@ import { Edge, EditOp, FunctionName, Node, Signature } from '../protocol/program
 export const RestoreFunctionOp = z.strictObject({
   op: z.literal('restoreFunction'),
   function: FunctionId,
-  name: FunctionName,
-  signature: Signature.optional(),
-  nodes: z.array(Node),
-  edges: z.array(Edge),
+  // What was stored once, given back as it was (protocol/program.ts, Strictness).
+  name: StoredFunctionBody.shape.name,
+  signature: StoredFunctionBody.shape.signature,
+  nodes: StoredFunctionBody.shape.nodes,
+  edges: StoredFunctionBody.shape.edges,
 });
 
 export const ServiceOp = z.discriminatedUnion('op', [...EditOp.options, RestoreFunctionOp]);

@@ -16,12 +16,14 @@ const types = {
 /**
  * Cluster mode (src/cluster sets it on the leader's store): every write transaction runs
  * `checkWrite` first, which throws to refuse the write when this node no longer leads; every new
- * connection is shown to `connected` before its first use; `settings` (server settings such as
- * `-c tcp_user_timeout=5000`) and the client timeouts bound how long a dead peer goes unnoticed.
+ * connection waits for `connected` before its first use, and is not used if that fails (its
+ * backend is recorded for the next leader to end, docs/cluster.md rule 7); `settings` (server
+ * settings such as `-c tcp_user_timeout=5000`) and the client timeouts bound how long a dead peer
+ * goes unnoticed.
  */
 export interface WriteFence {
   checkWrite(client: pg.ClientBase): Promise<void>;
-  connected(client: pg.ClientBase): void;
+  connected(client: pg.ClientBase): Promise<void>;
   settings: string;
   keepAliveInitialDelayMillis: number;
   queryTimeoutMs: number;
@@ -38,14 +40,20 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Errors that mean the database cannot be reached (rather than that a statement is wrong). */
+/**
+ * Errors that mean the database cannot be reached (rather than that a statement is wrong). The
+ * client's read timeout (query_timeout: no answer in time) is one: the connection is in an unknown
+ * state and is dropped, and the caller may ask again (with its key, for an edit).
+ */
 function isConnectionLoss(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
   const code = 'code' in err ? String(err.code) : '';
   if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
   if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'].includes(code)) return true;
   const message = err instanceof Error ? err.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Query read timeout/i.test(
+    message,
+  );
 }
 
 /**
@@ -78,10 +86,13 @@ export class PgConnection {
       }`,
       ...(fence === undefined
         ? {}
-        : { keepAliveInitialDelayMillis: fence.keepAliveInitialDelayMillis, query_timeout: fence.queryTimeoutMs }),
+        : {
+            keepAliveInitialDelayMillis: fence.keepAliveInitialDelayMillis,
+            query_timeout: fence.queryTimeoutMs,
+            // Awaited before the client is handed out; a failure ends it and fails the connect.
+            onConnect: (client: pg.ClientBase) => fence.connected(client),
+          }),
     });
-    // Queued on the new client ahead of anything its first user sends.
-    if (fence !== undefined) this.pool.on('connect', (client) => fence.connected(client));
     // An idle connection dying (server restart) is seen at its next use; do not crash on it here.
     this.pool.on('error', () => this.noteLoss());
   }

@@ -151,6 +151,30 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         );`);
     },
   },
+  {
+    version: 6,
+    async up(client) {
+      // The start time of each backend in pids (pg_stat_activity.backend_start, same order), so
+      // that a new leader ends only the backends recorded, never another that got a recorded pid
+      // since (docs/cluster.md, rule 7). Pids recorded before this version have no start time to
+      // match: they are dropped, and a leader taking over at this migration ends none of them.
+      // The check also stops a node older than this version from leading on it: its takeover
+      // writes pids alone.
+      await client.query(`UPDATE lockstep_lease SET pids = '{}';
+        ALTER TABLE lockstep_lease ADD COLUMN pid_starts timestamptz[] NOT NULL DEFAULT '{}',
+          ADD CONSTRAINT lockstep_lease_backends CHECK (cardinality(pids) = cardinality(pid_starts));`);
+    },
+  },
+  {
+    version: 7,
+    async up(client) {
+      // Edit keys belong to the session that sent them (docs/protocol.md, edit.apply): unique per
+      // session, so that two sessions' keys never answer each other's edits.
+      await client.query(`DROP INDEX revisions_by_key;
+        CREATE UNIQUE INDEX revisions_by_session_key ON revisions (program, session_id, edit_key)
+          WHERE edit_key IS NOT NULL;`);
+    },
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
@@ -158,24 +182,59 @@ export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, 
 /** Any constant shared by every Lockstep node: the key of the migration advisory lock. */
 const MIGRATION_LOCK = 0x4c6f636b;
 
+/** The version whose migration creates the leadership lease (lockstep_lease). */
+const LEASE_VERSION = 4;
+
 /**
- * Creates or migrates the schema. Returns a problem to refuse start-up with, or undefined.
- * Runs inside the caller's transaction.
+ * Takes the migration lock and reads the schema's version (0: none yet), or the problem to refuse
+ * start-up with. Inside the caller's transaction.
  */
-export async function migrate(client: pg.ClientBase, now: number): Promise<string | undefined> {
+async function lockedVersion(client: pg.ClientBase): Promise<{ version: number } | { problem: string }> {
   await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
   await client.query('CREATE TABLE IF NOT EXISTS lockstep_meta (key text PRIMARY KEY, value text NOT NULL)');
   const row = await client.query<{ value: string }>("SELECT value FROM lockstep_meta WHERE key = 'schema_version'");
   const version = row.rows[0] === undefined ? 0 : Number(row.rows[0].value);
   if (version > PG_SCHEMA_VERSION) {
-    return `its schema version ${version} is newer than this server supports (${PG_SCHEMA_VERSION}); use a newer Lockstep`;
+    return {
+      problem: `its schema version ${version} is newer than this server supports (${PG_SCHEMA_VERSION}); use a newer Lockstep`,
+    };
   }
   if (version === 0) {
     const tables = await client.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'lockstep_meta'",
     );
-    if ((tables.rows[0]?.n ?? 0) > 0) return 'holds tables but no Lockstep schema version: not a Lockstep store';
+    if ((tables.rows[0]?.n ?? 0) > 0)
+      return { problem: 'holds tables but no Lockstep schema version: not a Lockstep store' };
   }
+  return { version };
+}
+
+/**
+ * A cluster node's start: creates the schema when there is none, or migrates one from before the
+ * lease existed (no leader can be running on it). A later migration waits for this node to take
+ * the lease over, which runs it under the lease row's lock (src/cluster/lease.ts): a standby never
+ * migrates the schema under a running leader (docs/cluster.md, rule 7). Returns a problem to
+ * refuse start-up with, or whether the schema is this server's. Inside the caller's transaction.
+ */
+export async function migrateBeforeLease(
+  client: pg.ClientBase,
+  now: number,
+): Promise<{ problem: string } | { current: boolean }> {
+  const found = await lockedVersion(client);
+  if ('problem' in found) return found;
+  if (found.version >= LEASE_VERSION) return { current: found.version === PG_SCHEMA_VERSION };
+  const problem = await migrate(client, now);
+  return problem === undefined ? { current: true } : { problem };
+}
+
+/**
+ * Creates or migrates the schema. Returns a problem to refuse start-up with, or undefined.
+ * Runs inside the caller's transaction.
+ */
+export async function migrate(client: pg.ClientBase, now: number): Promise<string | undefined> {
+  const found = await lockedVersion(client);
+  if ('problem' in found) return found.problem;
+  const version = found.version;
   for (const migration of PG_MIGRATIONS) {
     if (migration.version <= version) continue;
     await migration.up(client, now);

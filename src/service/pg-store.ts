@@ -23,14 +23,16 @@ import type {
 } from './store.ts';
 
 /**
- * Opens a PostgreSQL program store: connects, then creates or migrates the schema. Everything that
- * makes the database unusable stops start-up here, with the URL's password masked.
+ * Opens a PostgreSQL program store: connects, then creates or migrates the schema (in cluster mode
+ * behind the fence's lease check, as every statement of a leader: the takeover has migrated it
+ * already, docs/cluster.md rule 7). Everything that makes the database unusable stops start-up
+ * here, with the URL's password masked.
  */
 export async function openPostgresStore(url: string, clock: ServiceClock, fence?: WriteFence): Promise<PostgresStore> {
   const shown = redactUrl(url);
   const db = new PgConnection(url, () => clock.now(), fence);
   try {
-    const problem = await db.transaction((client) => migrate(client, clock.now()));
+    const problem = await db.write((client) => migrate(client, clock.now()), true);
     if (problem !== undefined) throw new StoreError(shown, problem);
     return new PostgresStore(db);
   } catch (err) {
@@ -95,23 +97,16 @@ const COMMIT = `WITH advanced AS (
 
 /**
  * The database of a PostgreSQL store as the cluster journal (src/cluster) uses it: transactions of
- * its own, and a first step in every revision's transaction (an edit commits together with the
- * lock changes that came before it).
+ * its own. Edits never write the journal: a lock change is committed before anyone hears of it,
+ * so before any edit can be made under it (docs/cluster.md, "What is durable when").
  */
 export interface SharedDatabase {
   transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   /** A transaction behind the leader's lease check in cluster mode, as every store write is. */
   write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
-  /**
-   * `step` runs first in every revision's transaction; the function it returns, once that
-   * committed. One step at a time: undefined removes it (the leader state it belongs to is gone).
-   */
-  beforeEveryCommit(step: ((client: pg.PoolClient) => Promise<() => void>) | undefined): void;
 }
 
 export class PostgresStore implements ProgramStore, SharedDatabase {
-  private commitStep: ((client: pg.PoolClient) => Promise<() => void>) | undefined;
-
   constructor(private readonly db: PgConnection) {}
 
   /** Without the lease check: the new leader's reads of the journal while it opens its state. */
@@ -122,10 +117,6 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
   /** A journal write: behind the leader's lease check in cluster mode, like every other write. */
   write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     return this.db.write(work, true);
-  }
-
-  beforeEveryCommit(step: ((client: pg.PoolClient) => Promise<() => void>) | undefined): void {
-    this.commitStep = step;
   }
 
   async load(): Promise<LoadedProgram[]> {
@@ -158,9 +149,7 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
   async commit(c: RevisionCommit): Promise<void> {
     const r = c.record;
     const versions = c.changes.flatMap((ch) => (ch.after === null ? [] : [ch.after]));
-    const step = this.commitStep;
-    const committed = await this.db.write(async (client) => {
-      const after = step === undefined ? undefined : await step(client);
+    await this.db.write(async (client) => {
       const [row] = (
         await client.query<{ advanced: number; fences: Array<{ resource: string; fence: number }> }>(COMMIT, [
           c.program,
@@ -197,9 +186,7 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
         .map((claim) => ({ claim, current: stored.get(claim.resource) ?? claim.fence }))
         .filter(({ claim, current }) => current > claim.fence);
       if (stale.length > 0) throw staleFence(c.program, stale);
-      return after;
     }, true);
-    committed?.();
   }
 
   async revisions(program: string, after: number, limit: number): Promise<RevisionRecord[]> {
@@ -282,10 +269,10 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
     return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
   }
 
-  async keyedResult(program: string, key: string): Promise<unknown> {
+  async keyedResult(program: string, sessionId: string, key: string): Promise<unknown> {
     const [row] = await this.db.query<{ edit_result: string }>(
-      'SELECT edit_result FROM revisions WHERE program = $1 AND edit_key = $2',
-      [program, key],
+      'SELECT edit_result FROM revisions WHERE program = $1 AND session_id = $2 AND edit_key = $3',
+      [program, sessionId, key],
     );
     return row === undefined ? undefined : JSON.parse(row.edit_result);
   }

@@ -288,10 +288,13 @@ export class ProgramService {
     return result;
   }
 
-  /** The result of the revision committed under an idempotency key, for a retry; undefined if none. */
-  async keyedResult(program: string, key: string): Promise<EditResult | undefined> {
+  /**
+   * The result of the revision the session committed under an idempotency key, for its retry;
+   * undefined if none. Keys are the session's own: another session's same key is another edit.
+   */
+  async keyedResult(program: string, sessionId: string, key: string): Promise<EditResult | undefined> {
     this.program(program);
-    return (await this.store.keyedResult(program, key)) as EditResult | undefined;
+    return (await this.store.keyedResult(program, sessionId, key)) as EditResult | undefined;
   }
 
   history(program: string, opts: { after?: number; limit?: number } = {}): Promise<RevisionInfo[]> {

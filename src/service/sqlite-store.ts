@@ -133,7 +133,9 @@ export class SqliteStore implements ProgramStore {
         (program, revision, at, session_id, session_name, kind, ops, op_count, undoes, redoes, checkpoint, note,
          edit_key, edit_result)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      keyedResult: db.prepare('SELECT edit_result FROM revisions WHERE program = ? AND edit_key = ?').pluck(),
+      keyedResult: db
+        .prepare('SELECT edit_result FROM revisions WHERE program = ? AND session_id = ? AND edit_key = ?')
+        .pluck(),
       insertVersion: db.prepare(
         'INSERT INTO function_versions (program, function_id, version, revision, hash, body) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -317,8 +319,8 @@ export class SqliteStore implements ProgramStore {
     return new Map(rows.map((row) => [row.function_id, toVersion(row)]));
   }
 
-  async keyedResult(program: string, key: string): Promise<unknown> {
-    const text = this.stmt.keyedResult.get(program, key) as string | undefined;
+  async keyedResult(program: string, sessionId: string, key: string): Promise<unknown> {
+    const text = this.stmt.keyedResult.get(program, sessionId, key) as string | undefined;
     return text === undefined ? undefined : JSON.parse(text);
   }
 

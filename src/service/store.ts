@@ -86,8 +86,8 @@ export interface ProgramStore {
   changedBetween(program: string, from: number, to: number): Promise<number[]>;
   /** The given functions (all when omitted) that existed at `revision`, by id. */
   stateAt(program: string, revision: number, functionIds?: readonly number[]): Promise<Map<number, VersionRecord>>;
-  /** The result recorded with the revision committed under this idempotency key, if any. */
-  keyedResult(program: string, key: string): Promise<unknown>;
+  /** The result recorded with the revision this session committed under this idempotency key, if any. */
+  keyedResult(program: string, sessionId: string, key: string): Promise<unknown>;
   /** False when a checkpoint of that name exists. */
   addCheckpoint(program: string, checkpoint: CheckpointRecord): Promise<boolean>;
   checkpoints(program: string): Promise<CheckpointRecord[]>;

@@ -59,7 +59,7 @@ describe('cluster: epoch-fenced writes', () => {
     const second = await takeOver(next, b, 60_000, 1_000, () => undefined);
     expect(second).toMatchObject({ kind: 'taken', epoch: 2 });
     if (second.kind !== 'taken') return;
-    expect(second.previous.pids).toEqual([(await old.query('SELECT pg_backend_pid() AS p')).rows[0].p]);
+    expect(second.backends.map((b) => b.pid)).toEqual([(await old.query('SELECT pg_backend_pid() AS p')).rows[0].p]);
     expect((await readLease(other)).nodeId).toBe('b');
 
     // A's next write is refused by its own check: the row says epoch 2.
@@ -71,7 +71,7 @@ describe('cluster: epoch-fenced writes', () => {
     expect(await renew(other, 2, 'term-b', 60_000)).toBe(true);
 
     // The new leader ends the old one's backends: A's connection is gone.
-    expect(await terminate(next, second.previous.pids)).toBe(1);
+    expect(await terminate(next, second.backends)).toBe(1);
     await expect(old.query('SELECT 1')).rejects.toThrow();
   });
 
@@ -125,7 +125,8 @@ describe('cluster: epoch-fenced writes', () => {
     // An old leader, its lease run out, paused inside a write that passed its check.
     await stuck.query(
       `UPDATE lockstep_lease SET epoch = 1, term = 'old', node_id = 'old', url = 'ws://old/ws',
-         expires_at = clock_timestamp() - interval '1 second', pids = ARRAY[pg_backend_pid()]`,
+         expires_at = clock_timestamp() - interval '1 second', pids = ARRAY[pg_backend_pid()],
+         pid_starts = ARRAY[(SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())]`,
     );
     await stuck.query('BEGIN');
     expect(await holdsLease(stuck, 1, 'old')).toBe(true);

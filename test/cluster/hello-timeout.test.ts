@@ -2,6 +2,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { useServers } from '../helpers/server.ts';
 import { startProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { blockJournal } from './nodes.ts';
 
 // The hello timeout is for a connection that says nothing. In cluster mode a new session's hello is
 // answered once the journal has it: a slow database must not turn a hello sent in time into 1008
@@ -34,13 +35,17 @@ describe('hello timeout, cluster mode', () => {
   });
 
   it('closes with 1008 a connection whose session could not be recorded and that says no other hello', async () => {
-    const proxy = await startProxy(await freshDatabase(inject('postgresUrl')));
-    proxies.push(proxy);
-    const s = await t.server({ db: proxy.url, helloTimeoutMs: 100, ...TIMING });
-    // The database cut: the session's record fails, the session never was.
-    proxy.mode({ kind: 'reset' });
-    const c = await t.raw(s);
-    expect((await c.fail('session.hello', { protocol: 1, name: 'unrecorded' })).data?.type).toBe('STORE_UNAVAILABLE');
-    expect(await c.closed).toEqual({ code: 1008, reason: 'no session.hello in time' });
+    const db = await freshDatabase(inject('postgresUrl'));
+    // A short lease: a hello waits for its record at most that long (docs/cluster.md).
+    const s = await t.server({ db, helloTimeoutMs: 100, leaseTtlMs: 1_500, leaseRenewMs: 250, leaseDriftMs: 250 });
+    // The journal blocked: the session's record is not written in time, the session never was.
+    const unblock = await blockJournal(db);
+    try {
+      const c = await t.raw(s);
+      expect((await c.fail('session.hello', { protocol: 1, name: 'unrecorded' })).data?.type).toBe('STORE_UNAVAILABLE');
+      expect(await c.closed).toEqual({ code: 1008, reason: 'no session.hello in time' });
+    } finally {
+      await unblock();
+    }
   });
 });

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
-import { freshDatabase, startPostgres } from '../helpers/postgres.ts';
+import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 import { TestClient } from '../helpers/client.ts';
 import { health, kill, spawnNode, TIMING, until } from './leader-nodes.ts';
 import { sql, untilRows } from './nodes.ts';
 
-// What the leader writes for the next one (cluster.md section 3): sessions before their hello is
-// answered, and every lock change in batches within the bound, with times on the database's clock.
+// What the leader writes for the next one (docs/cluster.md, "What is durable when"): a session
+// before its hello is answered, and every lock change before the reply that tells of it, with
+// times on the database's clock. No test here polls: what a reply told of is in the database.
 
 const t = useServers();
 
@@ -18,7 +19,7 @@ const LOCK_ROW = `SELECT mode, fence::int, ttl_ms::int,
 describe('the lock journal', () => {
   it('records a session, with a digest of its secret only, before its hello is answered', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db, journalBatchMs: 10_000 });
+    const s = await t.server({ db });
     const c = await t.raw(s);
     const hello = await c.call('session.hello', { protocol: 1, name: 'alice' });
     // No waiting: the row was committed before the answer left.
@@ -34,44 +35,47 @@ describe('the lock journal', () => {
     expect(JSON.stringify(rows)).not.toContain(hello.resumeSecret);
   });
 
-  it('follows grants, renewals, downgrades and releases within the batch bound, on the database clock', async () => {
+  it('has every grant, renewal, downgrade and release committed before its reply, on the database clock', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db, journalBatchMs: 20 });
+    const s = await t.server({ db });
     const a = await t.agent(s, 'a');
     const [f] = await addFunctions(a, ['f'] as const);
     const g = (await a.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: 600_000 })).grants[0];
-    const [held] = await untilRows(db, LOCK_ROW, [a.sessionId, String(f)], (rows) => rows.length === 1);
+    const [held] = await sql(db, LOCK_ROW, [a.sessionId, String(f)]);
     expect(held).toMatchObject({ mode: 'write', fence: g.fence, ttl_ms: 600_000 });
     expect(held.left_ms).toBeGreaterThan(590_000);
     expect(held.left_ms).toBeLessThanOrEqual(600_000);
 
     await a.call('lock.renew', { functions: [f], ttlMs: 3_600_000 });
-    await untilRows(db, LOCK_ROW, [a.sessionId, String(f)], (rows) => rows[0]?.left_ms > 3_000_000);
+    expect((await sql(db, LOCK_ROW, [a.sessionId, String(f)]))[0].left_ms).toBeGreaterThan(3_000_000);
     await a.call('lock.downgrade', { functions: [f] });
-    const [read] = await untilRows(db, LOCK_ROW, [a.sessionId, String(f)], (rows) => rows[0]?.mode === 'read');
     // A downgrade keeps the lease and the fence.
-    expect(read).toMatchObject({ fence: g.fence, ttl_ms: 3_600_000 });
+    expect(await sql(db, LOCK_ROW, [a.sessionId, String(f)])).toMatchObject([
+      { mode: 'read', fence: g.fence, ttl_ms: 3_600_000 },
+    ]);
 
     await a.call('lock.release', { functions: [f] });
-    await untilRows(db, LOCK_ROW, [a.sessionId, String(f)], (rows) => rows.length === 0);
+    expect(await sql(db, LOCK_ROW, [a.sessionId, String(f)])).toEqual([]);
     await a.close();
     await untilRows(db, 'SELECT 1 FROM cluster_sessions', [], (rows) => rows.length === 0);
   });
 
-  it('writes the pending batch in every edit transaction, ahead of the bound', async () => {
+  it('has a grant passed on committed before its lock.granted, and an expiry before its lock.expired', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db, journalBatchMs: 10_000 });
+    const s = await t.server({ db });
     const a = await t.agent(s, 'a');
-    const [f] = await addFunctions(a, ['f'] as const);
-    const g = (await a.call('lock.acquire', { functions: [f], mode: 'write' })).grants[0];
-    const { hash } = await a.call('function.get', { function: f });
-    await a.call('edit.apply', {
-      ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'const' } }],
-      expectedHashes: { [f]: hash },
-      fences: { [f]: g.fence },
-    });
-    // The batch bound (the longest, 10 s) is far off: only the edit's transaction can have written the grant.
-    expect(await sql(db, LOCK_ROW, [a.sessionId, String(f)])).toMatchObject([{ mode: 'write', fence: g.fence }]);
+    const b = await t.agent(s, 'b');
+    const [f, g] = await addFunctions(a, ['f', 'g'] as const);
+    await a.call('lock.acquire', { functions: [f], mode: 'write' });
+    const queued = await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
+    await a.call('lock.release', { functions: [f] });
+    const granted = await b.notification('lock.granted', (p) => p.ticket === queued.ticket);
+    expect(await sql(db, LOCK_ROW, [b.sessionId, String(f)])).toMatchObject([
+      { mode: 'write', fence: granted.grants[0].fence },
+    ]);
+    await b.call('lock.acquire', { functions: [g], mode: 'write', ttlMs: 300 });
+    await b.notification('lock.expired');
+    expect(await sql(db, LOCK_ROW, [b.sessionId, String(g)])).toEqual([]);
   });
 
   it('keeps nothing when resume grace is off, and clears what an earlier run left', async () => {
@@ -96,9 +100,9 @@ describe('the lock journal', () => {
 });
 
 describe('the lock journal under load', () => {
-  it('ends equal to the lock state when timer batches and edit transactions race', async () => {
+  it('ends equal to the lock state when agents lock, edit and release at once', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db, journalBatchMs: 0 });
+    const s = await t.server({ db });
     const setup = await t.agent(s, 'setup');
     const fns = await addFunctions(setup, ['f1', 'f2', 'f3', 'f4'] as const);
     const agents = await Promise.all(['a', 'b', 'c'].map((name) => t.agent(s, name)));
@@ -126,32 +130,11 @@ describe('the lock journal under load', () => {
       .flatMap((r: any) => r.holders.map((h: any) => `${h.sessionId}:${r.resource.function}:${h.mode}:${h.fence}`))
       .sort();
     expect(expected.length).toBeGreaterThan(0);
-    await untilRows(
+    // Every reply waited for its record: the journal is the lock state now, without waiting.
+    const rows = await sql(
       db,
       "SELECT session_id || ':' || resource || ':' || mode || ':' || fence AS row FROM cluster_locks ORDER BY 1",
-      [],
-      (rows) => JSON.stringify(rows.map((r) => r.row).sort()) === JSON.stringify(expected),
     );
-  });
-});
-
-describe('the lock journal without its database', () => {
-  it('refuses a new session it cannot record (STORE_UNAVAILABLE) while locks keep working', async () => {
-    const own = await startPostgres();
-    try {
-      const s = await t.server({ db: own.url });
-      const a = await t.agent(s, 'a');
-      const [f, g] = await addFunctions(a, ['f', 'g'] as const);
-      await own.stop();
-      const b = await t.raw(s);
-      const refused = await b.fail('session.hello', { protocol: 1, name: 'b' });
-      expect(refused.data).toMatchObject({ type: 'STORE_UNAVAILABLE', retryable: true });
-      // The refused hello left no session behind; the lock core never waits on the database.
-      expect(s.inspect().sessions.size).toBe(1);
-      expect((await a.call('lock.acquire', { functions: [f, g], mode: 'write' })).status).toBe('granted');
-      expect((await a.call('lock.release', { functions: [f, g] })).released).toHaveLength(2);
-    } finally {
-      await own.stop();
-    }
+    expect(rows.map((r) => r.row).sort()).toEqual(expected);
   });
 });

@@ -108,3 +108,18 @@ export async function sql(db: string, query: string, values: unknown[] = []): Pr
     await client.end();
   }
 }
+
+/**
+ * Holds the lock journal's head row in a transaction of its own: every journal commit of the
+ * leader waits on it (its lease is renewed as usual) until the returned function rolls it back.
+ */
+export async function blockJournal(db: string): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: db });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query('SELECT seq FROM cluster_journal_head FOR UPDATE');
+  return async () => {
+    await client.query('ROLLBACK');
+    await client.end();
+  };
+}

@@ -58,7 +58,8 @@ describe('cluster: leader and standbys', () => {
     try {
       const { rows } = await sql.query(
         `SELECT cardinality(pids) AS listed,
-           (SELECT count(*)::int FROM pg_stat_activity WHERE pid = ANY(l.pids)) AS live,
+           (SELECT count(*)::int FROM pg_stat_activity a JOIN unnest(l.pids, l.pid_starts) AS b(pid, started)
+              ON a.pid = b.pid AND a.backend_start = b.started) AS live,
            (SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) AS all
          FROM lockstep_lease l`,
       );

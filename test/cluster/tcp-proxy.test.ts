@@ -119,4 +119,22 @@ describe('the TCP proxy of the cluster workload', () => {
     expect(arrived.endsWith('COMMIT')).toBe(true);
     expect(c.received().endsWith('revisions')).toBe(true);
   });
+
+  it('holds the COMMIT of a marked transaction, and what follows it, until released', async () => {
+    const p = await setup();
+    const c = await open(p);
+    const other = await open(p);
+    const hold = p.holdCommitOf('INSERT INTO revisions');
+    c.socket.write('BEGIN; INSERT INTO revisions');
+    await echoed(c, 'revisions');
+    c.socket.write('COMMIT');
+    await hold.arrived;
+    c.socket.write('; SELECT 1');
+    // Another connection is not held.
+    other.socket.write('BEGIN; COMMIT');
+    await echoed(other, 'BEGIN; COMMIT');
+    expect(arrived.includes('revisionsCOMMIT')).toBe(false);
+    hold.release();
+    await echoed(c, 'COMMIT; SELECT 1');
+  });
 });

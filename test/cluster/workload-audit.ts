@@ -5,7 +5,8 @@ import { sql } from './nodes.ts';
 // triggers that log at COMMIT time every revision, every journal change of a lock and every
 // takeover, each with the lease as it stands then and whether the committing backend is one of
 // the lease holder's. A write that commits after its leader was deposed shows as not by the
-// holder (a takeover replaces the holder's pids) or under a later epoch than its node had.
+// holder (a takeover replaces the holder's backends, each recorded by pid and start time) or under
+// a later epoch than its node had.
 
 export interface AuditRow {
   id: number;
@@ -29,7 +30,9 @@ const INSTALL = `
     SELECT * INTO l FROM lockstep_lease WHERE id = 1;
     INSERT INTO workload_audit (tbl, op, data, epoch, url, by_holder, at)
       VALUES (TG_TABLE_NAME, TG_OP, to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END), l.epoch, l.url,
-        pg_backend_pid() = ANY(l.pids), extract(epoch FROM clock_timestamp()) * 1000);
+        EXISTS (SELECT 1 FROM unnest(l.pids, l.pid_starts) AS b(pid, started) JOIN pg_stat_activity a
+                  ON a.pid = b.pid AND a.backend_start = b.started WHERE b.pid = pg_backend_pid()),
+        extract(epoch FROM clock_timestamp()) * 1000);
     RETURN NULL;
   END $$;
   CREATE CONSTRAINT TRIGGER workload_audit AFTER INSERT ON revisions

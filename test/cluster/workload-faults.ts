@@ -34,11 +34,6 @@ const LATENCY_MS = [100, 250, 500] as const;
 const LATENCY_FOR_MS = 3_000;
 /** A fault that waits for traffic (a commit, a grant) gives up after this: the run is stuck. */
 const TRIGGER_BOUND_MS = 10_000;
-/**
- * How long a leader cut from its writes is watched for an agent's grant before a probe takes one:
- * well inside the second or more it has left before it fences itself.
- */
-const AGENT_GRANT_MS = 500;
 
 export interface FaultContext {
   cluster: WorkloadCluster;
@@ -124,31 +119,32 @@ const faults: Record<FaultKind, (ctx: FaultContext) => Promise<string>> = {
 
   async 'crash-grant-unrecorded'(ctx) {
     const { member, epoch } = await ctx.cluster.leader();
-    // A session of its own, recorded before the cut (a hello waits for its record), for a grant
-    // when no agent gets one: agents whose edits are stuck behind the cut hold every function.
+    // Sessions of its own, recorded before the cut (a hello waits for its record): a probe that
+    // asks for a lock, and a viewer that sees it granted (lock.status shows the state in memory).
     const probe = await FaultClient.open(member.url, 'probe');
+    const viewer = await FaultClient.open(member.url, 'viewer', 'observer');
     try {
-      // Nothing the leader writes reaches the database from here: the journal batch of the next
-      // grant never lands.
+      // Nothing the leader writes reaches the database from here: the grant's record never lands,
+      // so nobody may be told of it.
       member.proxy.mode({ kind: 'holdUp' });
-      const since = Date.now();
-      const seen = await until('an agent sees a grant', AGENT_GRANT_MS, async () =>
-        ctx.log.holds.find((h) => h.how === 'granted' && h.from >= since),
-      ).catch(() => undefined);
-      let granted = seen === undefined ? '' : `agent ${seen.agent} granted fence ${seen.fence} on f${seen.fn}`;
-      if (seen === undefined) {
-        // Agents never lock the structure: granted at once.
-        const g = await probe.call('lock.acquire', { structure: true, mode: 'write' });
-        if (g.kind !== 'ok') throw new Error(`the probe's acquire failed: ${JSON.stringify(g)}`);
-        granted = `the probe granted the structure lock, fence ${g.result.grants[0].fence}`;
-      }
+      // Agents never lock the structure: granted at once, in memory.
+      const reply = probe.call('lock.acquire', { structure: true, mode: 'write' });
+      const fence = await until('the probe granted in memory', TRIGGER_BOUND_MS, async () => {
+        const status = await viewer.call('lock.status', {});
+        if (status.kind !== 'ok') throw new Error(`lock.status failed: ${JSON.stringify(status)}`);
+        const held = status.result.resources.find((r: any) => r.resource.structure === true)?.holders[0];
+        return held?.sessionId === probe.sessionId ? (held.fence as number) : undefined;
+      });
       await kill(member.process);
+      const told = await reply;
+      if (told.kind !== 'unknown') throw new Error(`the probe heard of its grant unrecorded: ${JSON.stringify(told)}`);
       member.proxy.mode({ kind: 'pass' });
       await ctx.cluster.restart(member);
       const next = await ctx.cluster.leader(epoch + 1);
-      return `${granted}, node ${member.index} killed before its record; node ${next.member.index} leads at ${next.epoch}`;
+      return `the probe granted the structure lock in memory (fence ${fence}), never answered; node ${member.index} killed before its record; node ${next.member.index} leads at ${next.epoch}`;
     } finally {
       await probe.close();
+      await viewer.close();
     }
   },
 

@@ -20,6 +20,8 @@ interface Pipe {
   server: Socket;
   /** What the node sent since its last BEGIN, to recognise the transaction a COMMIT ends. */
   sinceBegin: string;
+  /** A held COMMIT and what the node sent after it on this connection (holdCommitOf). */
+  heldUp: Buffer[] | undefined;
   /** Delayed chunks still to write per direction: later chunks queue behind them, in order. */
   delayed: { up: Delayed; down: Delayed };
 }
@@ -39,6 +41,12 @@ export interface TcpProxy {
    * Resolves when that COMMIT has gone through.
    */
   holdRepliesAfterCommitOf(marker: string): Promise<void>;
+  /**
+   * The COMMIT of the next transaction whose statements contain `marker` is held back, with what
+   * its connection sends after it, until `release()`: a commit as slow as the test wants, the
+   * others unhindered. `arrived` resolves once it is held.
+   */
+  holdCommitOf(marker: string): { arrived: Promise<void>; release(): void };
   close(): Promise<void>;
 }
 
@@ -49,6 +57,7 @@ export async function startProxy(target: string): Promise<TcpProxy> {
   let mode: ProxyMode = { kind: 'pass' };
   let holdingReplies = false;
   let armed: { marker: string; fire: () => void } | undefined;
+  let commitHold: { marker: string; fire: () => void } | undefined;
 
   const forward = (pipe: Pipe, dir: 'up' | 'down', chunk: Buffer) => {
     const to = dir === 'up' ? pipe.server : pipe.client;
@@ -60,6 +69,15 @@ export async function startProxy(target: string): Promise<TcpProxy> {
         holdingReplies = true;
         armed.fire();
         armed = undefined;
+      }
+      if (commitHold !== undefined && text.includes('COMMIT') && pipe.sinceBegin.includes(commitHold.marker)) {
+        pipe.heldUp = [];
+        commitHold.fire();
+        commitHold = undefined;
+      }
+      if (pipe.heldUp !== undefined) {
+        pipe.heldUp.push(chunk);
+        return;
       }
     }
     if (mode.kind === 'blackhole') return;
@@ -90,6 +108,7 @@ export async function startProxy(target: string): Promise<TcpProxy> {
       client,
       server: new Socket(),
       sinceBegin: '',
+      heldUp: undefined,
       delayed: { up: { pending: 0, tail: Promise.resolve() }, down: { pending: 0, tail: Promise.resolve() } },
     };
     pipes.add(pipe);
@@ -134,6 +153,19 @@ export async function startProxy(target: string): Promise<TcpProxy> {
       return new Promise((fire) => {
         armed = { marker, fire };
       });
+    },
+    holdCommitOf(marker) {
+      const arrived = new Promise<void>((fire) => {
+        commitHold = { marker, fire };
+      });
+      const release = () => {
+        for (const pipe of pipes) {
+          const held = pipe.heldUp;
+          pipe.heldUp = undefined;
+          for (const chunk of held ?? []) forward(pipe, 'up', chunk);
+        }
+      };
+      return { arrived, release };
     },
     async close() {
       for (const pipe of pipes) {

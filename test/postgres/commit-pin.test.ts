@@ -29,11 +29,12 @@ describe('check and commit are one step (cluster rule 5)', () => {
     await watcher.call('events.subscribe', { topics: ['locks', 'edits'] });
     const [f] = await addFunctions(a, ['f']);
 
-    // Every revision now takes a second to commit; the lease below lasts 200 ms.
+    // Every revision now takes two seconds to commit; the lease below lasts one (its grant's reply
+    // waits for the lock journal, so the lease must leave room for the calls before the edit).
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
     await admin.query(`CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+      BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$;
       CREATE TRIGGER slow BEFORE INSERT ON revisions FOR EACH ROW EXECUTE FUNCTION slow();`);
     await admin.end();
     const at = (match: (i: Item) => boolean) => seen.findIndex(match);
@@ -42,7 +43,7 @@ describe('check and commit are one step (cluster rule 5)', () => {
 
   it('a lease that runs out while its edit commits on a slowed database ends only after the commit', async () => {
     const { a, b, watcher, f, at } = await slowed();
-    const held = await a.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: 200 });
+    const held = await a.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: 1_000 });
     expect(held.status).toBe('granted');
     expect((await b.call('lock.acquire', { functions: [f], mode: 'write', wait: true })).status).toBe('queued');
     const edited = await a.call('edit.apply', { ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'x' } }] });

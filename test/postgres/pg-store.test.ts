@@ -139,7 +139,9 @@ describe('a server on PostgreSQL', () => {
   it('keeps serving locks while the database is unreachable; edits fail retryably, then work again', async () => {
     const url = await freshDatabase(cluster);
     const name = new URL(url).pathname.slice(1);
-    const s = await server({ db: url });
+    // Without resume grace nothing is journaled: locks live in memory only and never wait for the
+    // database (with it, a lock change waits for its record: test/cluster/journal-stuck.test.ts).
+    const s = await server({ db: url, sessionGraceMs: 0 });
     const a = await agent(s, 'a');
     const [f] = await addFunctions(a, ['f']);
     await sql(cluster, `ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);

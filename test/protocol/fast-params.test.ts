@@ -12,6 +12,8 @@ const intLike = fc.oneof(
   fc.constantFrom(1.5, 2 ** 53, 2 ** 53 - 1, 0),
   fc.constant('1'),
 );
+// Text no store can hold (docs/cluster.md, rule 7): the schemas refuse it, so must the fast path.
+const unstorable = fc.constantFrom('a\u0000', '\uD800', 'x\uDC00y');
 const selectorLike = fc.record(
   {
     program: fc.oneof(fc.constantFrom('main', 'a b', '', 'x'.repeat(64), 'x'.repeat(65), 'ok-1.2_3', 'é'), anyValue),
@@ -24,10 +26,10 @@ const extrasLike = fc.record(
   {
     mode: fc.oneof(fc.constantFrom('read', 'write', 'exclusive'), anyValue),
     ttlMs: fc.oneof(intLike, anyValue),
-    description: fc.oneof(fc.string({ maxLength: 5 }), fc.constant('d'.repeat(1025)), anyValue),
+    description: fc.oneof(fc.string({ maxLength: 5 }), fc.constant('d'.repeat(1025)), unstorable, anyValue),
     wait: fc.oneof(fc.boolean(), anyValue),
     waitTimeoutMs: fc.oneof(intLike, anyValue),
-    key: fc.oneof(fc.string({ maxLength: 3 }), fc.constant('k'.repeat(129)), anyValue),
+    key: fc.oneof(fc.string({ maxLength: 3 }), fc.constant('k'.repeat(129)), unstorable, anyValue),
     ticket: fc.string({ maxLength: 3 }),
   },
   { requiredKeys: [] },
@@ -60,5 +62,8 @@ describe('fast param checks', () => {
     expect(fastParse('lock.release', { functions: [3] })).toBeDefined();
     expect(fastParse('lock.renew', { functions: [3], ttlMs: 60_000 })).toBeDefined();
     expect(fastParse('lock.release', {})).toBeUndefined();
+    // Left to the schema, which names the field (docs/cluster.md, rule 7).
+    expect(fastParse('lock.acquire', { functions: [3], mode: 'write', description: 'a\u0000' })).toBeUndefined();
+    expect(fastParse('lock.acquire', { functions: [3], mode: 'write', key: '\uD800' })).toBeUndefined();
   });
 });

@@ -51,20 +51,24 @@ describe('documented behaviour', () => {
     });
   });
 
-  it('refuses lone surrogates in program content, and keeps them escaped elsewhere', async () => {
+  it('refuses U+0000 and lone surrogates in every string, naming the field', async () => {
     const s = await t.server();
-    const a = await t.agent(s, 'a\ud800');
+    const raw = await t.raw(s);
+    const hello = await raw.fail('session.hello', { protocol: 1, name: 'a\ud800' });
+    expect(hello).toMatchObject({ code: -32602, data: { issues: [{ path: ['name'] }] } });
+    const a = await t.agent(s, 'a');
     const [f] = await addFunctions(a, ['f']);
-    await a.call('lock.acquire', { structure: true, functions: [f], mode: 'write', description: 'd\udc00' });
+    const description = await a.fail('lock.acquire', { functions: [f], mode: 'write', description: 'd\u0000' });
+    expect(description).toMatchObject({ code: -32602, data: { issues: [{ path: ['description'] }] } });
+    await a.call('lock.acquire', { structure: true, functions: [f], mode: 'write' });
     const name = await a.fail('edit.apply', { ops: [{ op: 'addFunction', name: 'g\ud800' }] });
     expect(name).toMatchObject({ code: -32602, data: { issues: [{ path: ['ops', 0, 'name'] }] } });
     const key = await a.fail('edit.apply', {
-      ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'x', attrs: { '\udfff': 1 } } }],
+      ops: [{ op: 'addNode', function: f, node: { id: 1, op: 'x', attrs: { k: ['\u0000'] } } }],
     });
-    expect(key.code).toBe(-32602);
-    const { agents } = await a.call('agent.list');
-    expect(agents[0].name).toBe('a\ud800');
-    expect(agents[0].locks).toHaveLength(2);
+    expect(key).toMatchObject({ code: -32602, data: { issues: [{ path: ['ops', 0, 'node', 'attrs', 'k', 0] }] } });
+    // Paired surrogates are text like any other.
+    expect((await a.call('edit.apply', { ops: [{ op: 'addFunction', name: 'g😀' }] })).created[0].name).toBe('g😀');
   });
 
   it('renews a lock without ttlMs for the ttl it was last given, not the default', async () => {

@@ -9,8 +9,10 @@ import {
   JsonObject,
   JsonValue,
   Node,
+  StoredFunctionBody,
 } from '../../src/protocol/program.ts';
-import { ServiceOp } from '../../src/service/index.ts';
+import { functionHash, ServiceOp } from '../../src/service/index.ts';
+import { restoreProgram } from '../../src/service/load-program.ts';
 
 describe('program wire schemas', () => {
   it('accept every op of spec 3.1', () => {
@@ -67,6 +69,31 @@ describe('program wire schemas', () => {
     for (let i = 0; i < 100; i++) deep = [deep];
     expect(JsonValue.safeParse(deep).success).toBe(false);
     expect(JsonObject.safeParse([]).success).toBe(false);
+  });
+
+  it('refuse U+0000 from clients but load it from stores written before it was refused', () => {
+    const body = {
+      id: 1,
+      name: 'f\u0000',
+      signature: { '\u0000': 'x' },
+      nodes: [{ id: 0, op: 'o\u0000', attrs: { v: '\u0000' } }],
+      edges: [],
+    };
+    expect(FunctionBody.safeParse(body).success).toBe(false);
+    expect(StoredFunctionBody.safeParse(body).success).toBe(true);
+    expect(StoredFunctionBody.safeParse({ ...body, name: '\ud800' }).success).toBe(false);
+    const loaded = restoreProgram(
+      {
+        name: 'main',
+        revision: 1,
+        nextFunctionId: 2,
+        functions: [{ functionId: 1, version: 1, revision: 1, hash: functionHash(body), body }],
+      },
+      'test store',
+    );
+    expect(loaded.functions.get(1)?.body.name).toBe('f\u0000');
+    const { id, ...restored } = body;
+    expect(ServiceOp.safeParse({ op: 'restoreFunction', function: id, ...restored }).success).toBe(true);
   });
 
   it('keep the internal restoreFunction op out of the wire schema but in ServiceOp', () => {

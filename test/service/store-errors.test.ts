@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgramService, StoreError } from '../../src/service/index.ts';
+import { SCHEMA_VERSION } from '../../src/service/migrations.ts';
 import { chain } from '../fixtures/service.ts';
 import { systemClock } from '../../src/concurrency/index.ts';
 
@@ -90,10 +91,12 @@ describe('opening a bad store fails with a clear StoreError', () => {
     const db = new Database(path);
     db.pragma('user_version = 99');
     db.close();
-    expect((await openError(path)).message).toMatch(/schema version 99 is newer than this server supports \(3\)/);
+    expect((await openError(path)).message).toMatch(
+      new RegExp(`schema version 99 is newer than this server supports \\(${SCHEMA_VERSION}\\)`),
+    );
     // The failed open left nothing behind: once the version is back, the store opens.
     const fix = new Database(path);
-    fix.pragma('user_version = 3');
+    fix.pragma(`user_version = ${SCHEMA_VERSION}`);
     fix.close();
     const svc = await ProgramService.open({ path, clock: systemClock });
     expect(svc.getProgram('main').functions).toHaveLength(2);

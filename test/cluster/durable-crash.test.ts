@@ -1,0 +1,60 @@
+import { describe, expect, inject, it } from 'vitest';
+import { freshDatabase } from '../helpers/postgres.ts';
+import { addFunctions } from '../helpers/server.ts';
+import { useNodes } from './nodes.ts';
+
+// What an agent was told of its locks is what a new leader restores (docs/cluster.md, "What is
+// durable when"): the leader is killed (SIGKILL) the moment a reply or push arrives, before any
+// edit could have carried the journal along, and the agents resume on the next leader.
+
+const { node, open, resumed } = useNodes();
+
+const LONG = 600_000;
+
+describe('a lock change told is durable', () => {
+  it('does not give back a lock whose release was answered', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    const first = await node(db);
+    const a = await open(first.url, 'a');
+    const [f] = await addFunctions(a.client, ['f'] as const);
+    await a.client.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: LONG });
+    await a.client.call('lock.release', { functions: [f] });
+    await first.kill();
+
+    const second = await node(db);
+    expect((await resumed(second.url, a)).frame.result).toMatchObject({ resumed: true, restored: [] });
+  }, 60_000);
+
+  it('gives back a lock whose grant was answered', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    const first = await node(db);
+    const a = await open(first.url, 'a');
+    const [f] = await addFunctions(a.client, ['f'] as const);
+    const grant = (await a.client.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: LONG })).grants[0];
+    await first.kill();
+
+    const second = await node(db);
+    expect((await resumed(second.url, a)).frame.result.restored).toEqual([
+      expect.objectContaining({ resource: { program: 'main', function: f }, mode: 'write', fence: grant.fence }),
+    ]);
+  }, 60_000);
+
+  it('gives a lock passed on back to the holder told of it, not to the one that released it', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    const first = await node(db);
+    const a = await open(first.url, 'a');
+    const b = await open(first.url, 'b');
+    const [f] = await addFunctions(a.client, ['f'] as const);
+    await a.client.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: LONG });
+    const queued = await b.client.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: LONG, wait: true });
+    await a.client.call('lock.release', { functions: [f] });
+    const granted = await b.client.notification('lock.granted', (p) => p.ticket === queued.ticket);
+    await first.kill();
+
+    const second = await node(db);
+    expect((await resumed(second.url, a)).frame.result).toMatchObject({ resumed: true, restored: [] });
+    expect((await resumed(second.url, b)).frame.result.restored).toEqual([
+      expect.objectContaining({ resource: { program: 'main', function: f }, fence: granted.grants[0].fence }),
+    ]);
+  }, 60_000);
+});

@@ -1,0 +1,98 @@
+import pg from 'pg';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { clearJournal } from '../../src/cluster/failover.ts';
+import { connectionTuning } from '../../src/cluster/lease-connection.ts';
+import { holdsLease, registerBackend, takeOver } from '../../src/cluster/lease.ts';
+import { type LockstepServer, start } from '../../src/server.ts';
+import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from '../../src/service/pg-schema.ts';
+import { openPostgresStore, type PostgresStore } from '../../src/service/pg-store.ts';
+import { freshDatabase } from '../helpers/postgres.ts';
+import { health, until } from './leader-nodes.ts';
+import { sql } from './nodes.ts';
+
+// Rule 7 of docs/cluster.md for the statements a leader makes outside its edits: clearing the
+// journal is behind the lease check like every write, and the schema is migrated only by a node
+// that takes the lease over, under the lease row's lock: never by a standby under a running leader.
+
+const servers: LockstepServer[] = [];
+const stores: PostgresStore[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop('test over')));
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+});
+
+const version = async (db: string): Promise<number> =>
+  Number((await sql(db, "SELECT value FROM lockstep_meta WHERE key = 'schema_version'"))[0].value);
+
+describe('cluster: fenced schema and journal statements', () => {
+  it('a deposed leader cannot clear the journal its successor keeps', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    const lease = new pg.Client({ connectionString: db });
+    await lease.connect();
+    try {
+      // Creates the schema.
+      const store = await openPostgresStore(db, { now: () => Date.now() });
+      stores.push(store);
+      expect(
+        await takeOver(lease, { nodeId: 'a', url: 'ws://a/ws', term: 'a' }, 60_000, 1_000, () => undefined),
+      ).toMatchObject({
+        kind: 'taken',
+        epoch: 1,
+      });
+      const fenced = await openPostgresStore(
+        db,
+        { now: () => Date.now() },
+        {
+          ...connectionTuning(60_000),
+          connected: (c) => registerBackend(c, 1, 'a'),
+          checkWrite: async (c) => {
+            if (!(await holdsLease(c, 1, 'a'))) throw new Error('this node no longer leads');
+          },
+        },
+      );
+      stores.push(fenced);
+      // Another node takes over and records a session of its own.
+      await lease.query("UPDATE lockstep_lease SET epoch = 2, term = 'b', node_id = 'b'");
+      await lease.query(
+        "INSERT INTO cluster_sessions (session_id, name, role, secret_sha256) VALUES ('s', 'agent', 'agent', '\\x00')",
+      );
+      await expect(clearJournal(fenced)).rejects.toThrow(/no longer leads/);
+      expect(await sql(db, 'SELECT session_id FROM cluster_sessions')).toEqual([{ session_id: 's' }]);
+    } finally {
+      await lease.end();
+    }
+  });
+
+  it('a node starting under a running leader leaves an older schema alone, and migrates it when it takes over', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    // A schema as of the lease's migration, held by a running leader (a live lease).
+    const client = new pg.Client({ connectionString: db });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('CREATE TABLE lockstep_meta (key text PRIMARY KEY, value text NOT NULL)');
+      for (const m of PG_MIGRATIONS.filter((m) => m.version <= 4)) await m.up(client, Date.now());
+      await client.query("INSERT INTO lockstep_meta VALUES ('schema_version', '4')");
+      await client.query(
+        `UPDATE lockstep_lease SET epoch = 1, term = 'old', node_id = 'old', url = 'ws://old/ws',
+           expires_at = clock_timestamp() + interval '1 hour'`,
+      );
+      await client.query('COMMIT');
+    } finally {
+      await client.end();
+    }
+    expect(PG_SCHEMA_VERSION).toBeGreaterThan(4);
+
+    const s = await start({ port: 0, db, logLevel: 'silent', leaseTtlMs: 1500, leaseRenewMs: 250, leaseDriftMs: 250 });
+    servers.push(s);
+    const http = `http://127.0.0.1:${s.port}`;
+    expect((await health(http)).body).toMatchObject({ role: 'standby', leader: 'ws://old/ws' });
+    expect(await version(db)).toBe(4);
+
+    // The old leader is gone: its lease runs out, and the node's takeover migrates the schema.
+    await sql(db, "UPDATE lockstep_lease SET expires_at = clock_timestamp() - interval '1 second'");
+    await until('the node leads', 15_000, async () => ((await health(http)).status === 200 ? true : undefined));
+    expect(await version(db)).toBe(PG_SCHEMA_VERSION);
+    expect((await health(http)).body).toMatchObject({ role: 'leader', epoch: 2 });
+  });
+});

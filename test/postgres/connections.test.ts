@@ -1,0 +1,75 @@
+import pg from 'pg';
+import { describe, expect, inject, it } from 'vitest';
+import { connectionTuning, LeaseConnection } from '../../src/cluster/lease-connection.ts';
+import { LockstepError } from '../../src/protocol/errors.ts';
+import { PgConnection } from '../../src/service/pg-connection.ts';
+import { freshDatabase } from '../helpers/postgres.ts';
+
+// How the connections of a cluster node behave whatever the database's defaults are
+// (docs/postgresql.md, docs/cluster.md rule 7).
+
+async function show(url: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit;
+  } finally {
+    await c.end();
+  }
+}
+
+/** A database whose default is to acknowledge commits before they are durable. */
+async function asyncByDefault(): Promise<string> {
+  const url = await freshDatabase(inject('postgresUrl'));
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(`ALTER DATABASE ${new URL(url).pathname.slice(1)} SET synchronous_commit = off`);
+  } finally {
+    await admin.end();
+  }
+  expect(await show(url)).toBe('off');
+  return url;
+}
+
+describe('cluster connections', () => {
+  it('the lease connection commits synchronously, as the store connections do, whatever the default', async () => {
+    const url = await asyncByDefault();
+    const lease = new LeaseConnection(url, 3_000, async () => undefined);
+    try {
+      const shown = await lease.use(async (c) => (await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit);
+      expect(shown).toBe('on');
+    } finally {
+      await lease.close();
+    }
+    const store = new PgConnection(url, () => Date.now(), {
+      ...connectionTuning(3_000),
+      checkWrite: async () => undefined,
+      connected: async () => undefined,
+    });
+    try {
+      expect(
+        (await store.query<{ synchronous_commit: string }>('SHOW synchronous_commit'))[0]?.synchronous_commit,
+      ).toBe('on');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a store statement that gets no answer within the read timeout is STORE_UNAVAILABLE, retryable', async () => {
+    const url = await freshDatabase(inject('postgresUrl'));
+    const store = new PgConnection(url, () => Date.now(), {
+      ...connectionTuning(3_000),
+      queryTimeoutMs: 200,
+      checkWrite: async () => undefined,
+      connected: async () => undefined,
+    });
+    try {
+      const err = await store.query('SELECT pg_sleep(5)').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LockstepError);
+      expect(err).toMatchObject({ type: 'STORE_UNAVAILABLE', retryable: true });
+    } finally {
+      await store.close();
+    }
+  });
+});
