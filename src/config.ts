@@ -44,7 +44,7 @@ export const optionSpecs = {
       .regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL')
       .optional(),
     default: undefined,
-    doc: 'cluster: the URL clients reach this node at, which standbys name; none = ws://HOST:PORT/ws',
+    doc: 'cluster: the URL clients reach this node at, which standbys name; none = ws://HOST:PORT/ws (wss:// with TLS)',
   },
   leaseTtlMs: {
     schema: int(200, 600_000),
@@ -90,6 +90,16 @@ export const optionSpecs = {
     schema: z.string().min(1).optional(),
     default: undefined,
     doc: 'access tokens as "ROLE:TOKEN,ROLE:TOKEN" (prefer the environment variable)',
+  },
+  tlsCert: {
+    schema: z.string().min(1).optional(),
+    default: undefined,
+    doc: 'PEM certificate (chain) file: serve wss:// and https:// (with --tls-key)',
+  },
+  tlsKey: {
+    schema: z.string().min(1).optional(),
+    default: undefined,
+    doc: 'PEM private key file of --tls-cert',
   },
   insecure: { schema: bool, default: false, doc: 'allow a non-loopback host without tokens' },
   allowedOrigins: {
@@ -183,7 +193,7 @@ export function tokensOf(c: ServerConfig): Tokens {
   return tokens;
 }
 
-/** Resume grace in cluster mode (a PostgreSQL store) when none is given (cluster.md section 3). */
+/** Resume grace in cluster mode (a PostgreSQL store) when none is given (docs/cluster.md, failover rule 1). */
 export const CLUSTER_SESSION_GRACE_MS = 10_000;
 
 /** The resume grace in effect: the configured one, or the store's default. */
@@ -274,6 +284,10 @@ function checkedConfig(given: Partial<Record<OptionName, Given>>, nameOf: (name:
 }
 
 function checkRelations(c: ServerConfig, n: (name: OptionName) => string): void {
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined))
+    throw new ConfigError(
+      `${c.tlsCert === undefined ? n('tlsKey') : n('tlsCert')} needs ${c.tlsCert === undefined ? n('tlsCert') : n('tlsKey')} too: TLS takes a certificate and its key`,
+    );
   if (c.minTtlMs > c.maxTtlMs)
     throw new ConfigError(`${n('minTtlMs')} (${c.minTtlMs}) is above ${n('maxTtlMs')} (${c.maxTtlMs})`);
   if (c.defaultTtlMs < c.minTtlMs || c.defaultTtlMs > c.maxTtlMs) {

@@ -31,8 +31,8 @@ export interface EditPlan {
 }
 
 /**
- * The one road every change to a program takes (edit.apply, undo, redo, restore), with the spec's
- * check order: locks held, fences current, expected hashes unchanged, then the operations
+ * The one road every change to a program takes (edit.apply, undo, redo, restore), with the check
+ * order of docs/protocol.md (`edit.apply`): locks held, fences current, expected hashes unchanged, then the operations
  * themselves; commit, reply, and only after the reply tell the watchers. The plan, the checks and
  * the commit run in the program's order (ProgramService.inOrder), so the checks see the state the
  * commit applies to.

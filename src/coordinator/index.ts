@@ -40,7 +40,7 @@ export class CoordinatorPort {
   }
 
   /**
-   * Cluster rule 2 for the transport: false once this node may no longer reply (see
+   * docs/cluster.md rule 2, for the transport: false once this node may no longer reply (see
    * CoordinatorOptions.serving). Synchronous; asked before every frame written.
    */
   serving(): boolean {

@@ -37,7 +37,7 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
           { limit: 'maxDescription', maxDescription },
         );
       }
-      // A retried key gets its request's answer, whatever changed since (spec: never a second outcome).
+      // A retried key gets its request's answer, whatever changed since (docs/protocol.md, `lock.acquire`: never a second outcome).
       if (p.key === undefined || !c.locks.knowsKey(session.id, p.key)) {
         requireFunctions(c, c.programOf(p), resources);
         checkSessionLimits(c, session.id, resources, p.wait === true);

@@ -40,12 +40,12 @@ export async function spawnNode(
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_c, signal) => resolve(signal)));
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /^lockstep listening on (ws:\/\/\S+)$/.exec(line);
+      const m = /^lockstep listening on (wss?:\/\/\S+)$/.exec(line);
       if (m !== null) resolve(m[1]!);
     });
     void exited.then((signal) => reject(new Error(`node exited (${signal}) before listening`)));
   });
-  const http = url.replace(/^ws:/, 'http:').replace(/\/ws$/, '');
+  const http = url.replace(/^ws/, 'http').replace(/\/ws$/, '');
   return { child, url, http, exited, health: () => health(http) };
 }
 

@@ -1,5 +1,5 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach } from 'vitest';
 import { ROOT } from '../cli/run.ts';
@@ -32,12 +32,19 @@ export function useBridges() {
   afterEach(async () => {
     await Promise.all(open.splice(0).map((c) => c.close().catch(() => undefined)));
   });
-  return async function bridge(url: string, name: string, extra: string[] = []): Promise<Bridge> {
+  return async function bridge(
+    url: string,
+    name: string,
+    extra: string[] = [],
+    env: Record<string, string> = {},
+  ): Promise<Bridge> {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: ['bin/lockstep.js', 'mcp', '--url', url, '--name', name, ...extra],
       cwd: ROOT,
       stderr: 'pipe',
+      // The SDK's default environment (PATH, HOME, ...) and what the test adds.
+      env: { ...getDefaultEnvironment(), ...env },
     });
     let stderr = '';
     transport.stderr?.on('data', (d: Buffer) => {
