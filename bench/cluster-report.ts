@@ -1,4 +1,4 @@
-// The Cluster section of docs/benchmarks.md (spec cluster.md section 4), from one run of
+// The Cluster section of docs/benchmarks.md (docs/cluster.md, "Takeover time"), from one run of
 // bench/cluster.ts; kept by `npm run bench` (doc-sections.ts).
 import { optionSpecs } from '../src/config.ts';
 import { writeMarkedSection } from './doc-sections.ts';
@@ -84,7 +84,7 @@ export function writeClusterSection(res: ClusterResults): void {
     ...(res.quick
       ? ['> **Quick run (`--quick`): few takeovers and one short repetition; not figures to quote.**', '']
       : []),
-    `Lockstep as a cluster (docs/cluster.md), as spec section 4 asks: takeover time, and lock operations on a leader against a single node, measured in one run (${res.seconds.toFixed(0)} s) on a throwaway local PostgreSQL over TCP on 127.0.0.1 with \`fsync=on\`. To reproduce: \`npm run bench:cluster\` (\`-- --quick\` to try it: few takeovers, short repetitions; \`npm run bench:takeover\` for the takeovers alone, printed only).`,
+    `Lockstep as a cluster (docs/cluster.md), as docs/cluster.md's "Takeover time" says: takeover time, and lock operations on a leader against a single node, measured in one run (${res.seconds.toFixed(0)} s) on a throwaway local PostgreSQL over TCP on 127.0.0.1 with \`fsync=on\`. To reproduce: \`npm run bench:cluster\` (\`-- --quick\` to try it: few takeovers, short repetitions; \`npm run bench:takeover\` for the takeovers alone, printed only).`,
     '',
     hardwareLine(),
     `- Node ${process.version}; ${postgresVersion()}`,

@@ -1,4 +1,4 @@
-// npm run bench:cluster: Lockstep as a cluster (spec cluster.md section 4), on a throwaway local
+// npm run bench:cluster: Lockstep as a cluster (docs/cluster.md, "Takeover time"), on a throwaway local
 // PostgreSQL 15 (fsync on), then writes the Cluster section of docs/benchmarks.md (which
 // `npm run bench` keeps). Two parts, a few minutes in all:
 //   locks     - the lock workloads on the leader of three nodes (two standbys running) against a

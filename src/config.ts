@@ -193,7 +193,7 @@ export function tokensOf(c: ServerConfig): Tokens {
   return tokens;
 }
 
-/** Resume grace in cluster mode (a PostgreSQL store) when none is given (cluster.md section 3). */
+/** Resume grace in cluster mode (a PostgreSQL store) when none is given (docs/cluster.md, failover rule 1). */
 export const CLUSTER_SESSION_GRACE_MS = 10_000;
 
 /** The resume grace in effect: the configured one, or the store's default. */

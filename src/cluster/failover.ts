@@ -7,7 +7,7 @@ import { journalTables } from './journal-batch.ts';
 import { LockJournal } from './journal.ts';
 import { applyRestore, type DropReason, planRestore, readJournal, type RestorePlan } from './restore.ts';
 
-// Failover as a resume (cluster.md section 3): the leader journals its sessions and locks in
+// Failover as a resume (docs/cluster.md, failover rules; docs/cluster-failover.md): the leader journals its sessions and locks in
 // PostgreSQL; a new leader restores them to the sessions that resume, within a grace window.
 
 export interface FailoverOptions {
@@ -46,7 +46,7 @@ export class Failover {
   }
 
   /**
-   * What a new leader does with the previous one's record (docs/cluster.md section 3): with resume
+   * What a new leader does with the previous one's record (docs/cluster.md, failover rules 1 and 3): with resume
    * grace, restores from it and journals in turn; without (`graceMs` 0), nothing can be resumed,
    * so the record is cleared (clearJournal) and nothing is journaled: undefined.
    */

@@ -29,7 +29,7 @@ export type StepDownReason = 'deadline' | 'clocks' | 'taken-over' | 'write-refus
 export interface Term {
   readonly epoch: number;
   readonly term: string;
-  /** Past it the node may not serve (cluster rule 2). */
+  /** Past it the node may not serve (docs/cluster.md, rule 2). */
   readonly deadline: ServingDeadline;
 }
 
@@ -102,7 +102,7 @@ export class Leadership {
     return Math.max(0, this.seen.lease.remainingMs - (this.clocks.monotonic() - this.seen.at));
   }
 
-  /** The answer a standby gives (cluster spec section 2). */
+  /** The answer a standby gives (docs/cluster.md, "Three nodes"). */
   notLeader(): LockstepError {
     const leader = this.leaderUrl;
     const left = this.leaseLeftMs();
@@ -118,7 +118,7 @@ export class Leadership {
   }
 
   /**
-   * Cluster rule 2, synchronous: true while `term` (default: the current one) is held and its
+   * docs/cluster.md rule 2, synchronous: true while `term` (default: the current one) is held and its
    * deadline has not passed. The first call past the deadline steps down.
    */
   serving(term: Term | undefined = this.held): boolean {

@@ -2,7 +2,7 @@ import pg from 'pg';
 
 /**
  * Settings of every connection a node uses for leadership, and of the leader's store connections
- * (cluster rule 1): a dead peer, in either direction, is noticed in about a lease, not in the
+ * (docs/cluster.md, rule 1): a dead peer, in either direction, is noticed in about a lease, not in the
  * hours of the operating system's defaults.
  *  - keepalives and tcp_user_timeout: the database drops a connection whose client went silent;
  *  - idle_in_transaction_session_timeout: a transaction left open (a leader paused mid-edit)

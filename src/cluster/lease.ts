@@ -82,7 +82,7 @@ export type TakeOver =
   | { kind: 'outdated'; problem: string };
 
 /**
- * Cluster rule 1: takes the lease over if, and only if, it has expired by the database clock, in
+ * docs/cluster.md rule 1: takes the lease over if, and only if, it has expired by the database clock, in
  * one transaction that migrates the schema if it is older than this node's (rule 7: under the
  * lease row's lock, with no leader running), bumps the epoch and writes the new term, with this
  * connection's backend as the holder's first. `backends` are the previous holder's, to end once
@@ -214,7 +214,7 @@ export async function registerBackend(client: pg.ClientBase, epoch: number, term
 }
 
 /**
- * Cluster rule 3: the first statement of every write transaction of a leader. Holds the lease row
+ * docs/cluster.md rule 3: the first statement of every write transaction of a leader. Holds the lease row
  * FOR KEY SHARE until the transaction ends, so no takeover can commit between this check and the
  * write's commit. True when this node's term still holds it.
  */

@@ -7,7 +7,7 @@ import { NodeMetrics } from './node-metrics.ts';
 
 /** What a leader state is built with (src/server.ts builds the store and coordinator from it). */
 export interface LeaderContext {
-  /** Cluster rule 2, synchronous: false once this leadership may no longer grant or reply. */
+  /** docs/cluster.md rule 2, synchronous: false once this leadership may no longer grant or reply. */
   serving(): boolean;
   /** For the program store: rule 3's check in every write, and fence blocks reserved ahead. */
   store: { writes: WriteFence; fences: ReservedFences };

@@ -114,7 +114,7 @@ export async function readJournal(db: SharedDatabase, clock: Clock): Promise<Jou
 }
 
 /**
- * The checks of cluster.md section 3, pure: a recorded lock is restored only if its session had
+ * The checks of docs/cluster.md failover rule 3 (docs/cluster-failover.md), pure: a recorded lock is restored only if its session had
  * not left, it is its resource's newest state (of conflicting records the highest fence wins, so
  * two conflicting locks are never restored), its fence is at least the last one committed on the
  * resource, the resource still exists, and its lease (less the skew margin) has not run out.

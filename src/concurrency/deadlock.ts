@@ -14,7 +14,7 @@ export interface WaitEdge {
 
 /**
  * The sessions a waiting ticket waits for: on each of its resources, the other sessions holding
- * a conflicting lock, and the nearest other session's ticket ahead of it. The spec says "every
+ * a conflicting lock, and the nearest other session's ticket ahead of it. docs/protocol.md says "every
  * ticket ahead", but that ticket itself waits for everything ahead of it, so reachability — all a
  * cycle search needs — is the same, and a long queue is walked once instead of once per waiter.
  */

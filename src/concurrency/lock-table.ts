@@ -93,7 +93,7 @@ export class LockTable extends EventEmitter<LockEvents> {
   /**
    * Keeps the session's locks on `resources` from expiring until the returned function is called:
    * an edit made under them is being committed, and its checks and commit must be one step
-   * (cluster rule 5). A lease that runs out meanwhile ends when the pin is lifted.
+   * (docs/cluster.md, rule 5). A lease that runs out meanwhile ends when the pin is lifted.
    */
   pin(sessionId: string, resources: readonly Resource[]): () => void {
     const pins = resources.map((r) => `${sessionId}\n${resourceKey(r)}`);

@@ -4,7 +4,7 @@ import type { ResultOf } from '../protocol/methods.ts';
 import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
 import { claimedResource, type EditMeta, type EditResult, type FenceClaim, type ServiceOp } from '../service/index.ts';
 import type { Coordinator } from './coordinator.ts';
-import type { CallContext } from './dispatch.ts';
+import type { CallContext } from './call-context.ts';
 import { iso } from './wire-map.ts';
 
 export interface EditChecks {
@@ -31,8 +31,8 @@ export interface EditPlan {
 }
 
 /**
- * The one road every change to a program takes (edit.apply, undo, redo, restore), with the spec's
- * check order: locks held, fences current, expected hashes unchanged, then the operations
+ * The one road every change to a program takes (edit.apply, undo, redo, restore), with the check
+ * order of docs/protocol.md (`edit.apply`): locks held, fences current, expected hashes unchanged, then the operations
  * themselves; commit, reply, and only after the reply tell the watchers. The plan, the checks and
  * the commit run in the program's order (ProgramService.inOrder), so the checks see the state the
  * commit applies to.

@@ -3,7 +3,7 @@ import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts'
 import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure, resourceKey, type Resource } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
-import type { HandlerTable } from './dispatch.ts';
+import type { HandlerTable } from './call-context.ts';
 import { iso, selectResources, wireAcquireError, wireGrants, wirePositions } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
@@ -37,7 +37,7 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
           { limit: 'maxDescription', maxDescription },
         );
       }
-      // A retried key gets its request's answer, whatever changed since (spec: never a second outcome).
+      // A retried key gets its request's answer, whatever changed since (docs/protocol.md, `lock.acquire`: never a second outcome).
       if (p.key === undefined || !c.locks.knowsKey(session.id, p.key)) {
         requireFunctions(c, c.programOf(p), resources);
         checkSessionLimits(c, session.id, resources, p.wait === true);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { FunctionId } from './resource.ts';
 import { isStorable, Text, UNSTORABLE_MESSAGE } from './text.ts';
 
-// The program model as it travels on the wire (spec sections 2 and 3.1). Everything a client sends
+// The program model as it travels on the wire (docs/protocol.md, "Content hashes" and `edit.apply`). Everything a client sends
 // here ends up in a content hash that other languages recompute, so the schemas only let through
 // values that RFC 8785 can serialize and that survive a JSON round trip unchanged.
 

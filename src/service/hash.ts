@@ -14,7 +14,7 @@ export interface HashableFunction {
 const byId = (a: { id: number }, b: { id: number }): number => a.id - b.id;
 
 /**
- * The exact JSON text the hash is taken over (spec section 2), a cross-language contract: every
+ * The exact JSON text the hash is taken over (docs/protocol.md, "Content hashes"), a cross-language contract: every
  * field is rebuilt explicitly so that extra properties on the input can never leak into the hash.
  */
 export function canonicalFunction(fn: HashableFunction): string {

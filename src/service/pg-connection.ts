@@ -4,7 +4,7 @@ import { LockstepError } from '../protocol/errors.ts';
 /** First and longest wait between attempts to reach a PostgreSQL that went away. */
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
-/** A statement that takes longer holds an edit's locks pinned; bound it (spec: the statement timeout). */
+/** A statement that takes longer holds an edit's locks pinned; bound it (docs/cluster.md, rule 5: the statement timeout). */
 const STATEMENT_TIMEOUT_MS = 10_000;
 
 // int8 (epoch milliseconds, counts) as numbers: every value the store keeps is far below 2^53.

@@ -17,7 +17,7 @@ import { onCloseFrame } from './close-frame.ts';
 import { Intake } from './intake.ts';
 import { TokenBucket } from './token-bucket.ts';
 
-/** Pongs a socket may miss in a row before it is taken for dead (spec: two). */
+/** Pongs a socket may miss in a row before it is taken for dead (docs/protocol.md, "Sessions": two). */
 const MAX_MISSED_PONGS = 2;
 /**
  * Close codes of a client saying goodbye (normal, going away, or a close frame without a code):
@@ -247,7 +247,7 @@ export class Connection implements Sink {
    * the hand-over's grant push (p50 1.14x-1.15x in three runs). Kept off until clients pipeline.
    */
   private send(frame: string): void {
-    // Cluster rule 2: nothing leaves a node past its lease deadline, not even an answer computed
+    // docs/cluster.md, rule 2: nothing leaves a node past its lease deadline, not even an answer computed
     // before it (the check is synchronous, right before the write).
     if (this.ws.readyState !== this.ws.OPEN || !this.c.serving()) return;
     const { maxBufferedBytes } = this.c.limits;

@@ -3,8 +3,8 @@ import { collect, lineMatching, spawnLockstep } from '../cli/run.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
 
-// `lockstep demo` given a cluster's nodes rides through a failover (spec: the demo survives a
-// leader kill): the leader is killed mid-run, the demo says so, and ends with its summary, exit 0.
+// `lockstep demo` given a cluster's nodes rides through a failover (docs/cluster.md, "Three nodes": the
+// demo rides through a failover): the leader is killed mid-run, the demo says so, and ends with its summary, exit 0.
 
 const nodes: Node[] = [];
 afterEach(async () => {

@@ -3,7 +3,7 @@ import type { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { type Agent, sql, untilRows, useNodes } from './nodes.ts';
 
-// Failover as a resume (cluster.md section 3), end to end: a node on PostgreSQL is killed with
+// Failover as a resume (docs/cluster.md, failover rules), end to end: a node on PostgreSQL is killed with
 // SIGKILL while agents hold locks and others wait; a new node on the same database is the new
 // leader. Whoever resumes gets back exactly the locks the checks allow, with their fences and
 // what was left of their leases, and nobody else gets those resources meanwhile.

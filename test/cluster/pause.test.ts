@@ -5,7 +5,7 @@ import { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { health, TIMING, until } from './leader-nodes.ts';
 
-// Cluster rule 2 at its narrowest: the leader runs in this process, whose event loop is held
+// docs/cluster.md rule 2 at its narrowest: the leader runs in this process, whose event loop is held
 // (as SIGSTOP would) past the lease deadline and past a lock's lease. When it runs again, the
 // first thing due is that lock's expiry, which hands the lock to a waiter: the grant is the
 // first check past the deadline, and the waiter must never hear of it.

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type JournalState, planRestore, type RecordedLock } from '../../src/cluster/restore.ts';
 import type { Resource } from '../../src/protocol/resource.ts';
 
-// The restore checks of cluster.md section 3 on journal states a consistent leader never writes
+// The restore checks of docs/cluster.md failover rule 3 on journal states a consistent leader never writes
 // (records that crossed), as well as the ordinary ones.
 
 const NOW = Date.UTC(2026, 0, 1);

@@ -8,7 +8,7 @@ import { freshDatabase } from '../helpers/postgres.ts';
 import { kill, leaderOf, type Node, spawnNode, until } from './leader-nodes.ts';
 import { sql, untilRows } from './nodes.ts';
 
-// The SDK through a failover (cluster.md section 3), on three real nodes: a client given every
+// The SDK through a failover (docs/cluster.md, failover rules 4 and 8), on three real nodes: a client given every
 // node's URL finds the leader, and when the leader dies it finds the next one, resumes there, keeps
 // the locks it got back, gives back what it does not hold, reports what it did not get back as
 // lost (never acquiring it again on its own) and queues again what it was waiting for.

@@ -2,7 +2,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { type Agent, useNodes } from './nodes.ts';
 
-// The grace window seen from outside (cluster.md section 3), and the event stream across a
+// The grace window seen from outside (docs/cluster.md, failover rules 6 and 7), and the event stream across a
 // takeover: each case kills a node on PostgreSQL with SIGKILL and starts another on its database.
 
 const { node, open, resumed } = useNodes();

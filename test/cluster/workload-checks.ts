@@ -2,7 +2,7 @@ import type { AgentLog, EditRecord } from './workload-agent.ts';
 import type { AuditRow } from './workload-audit.ts';
 import type { FaultNote } from './workload-faults.ts';
 
-// The checks of cluster.md section 4, run after the workload on what the agents recorded and what
+// The checks of docs/cluster.md ("How it is tested"), run after the workload on what the agents recorded and what
 // PostgreSQL holds (the revisions, the final function bodies, and the audit of commits, journal
 // changes and takeovers). Each returns what it found broken; nothing here trusts the server's
 // own account of itself beyond what the database committed.

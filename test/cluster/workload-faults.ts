@@ -4,7 +4,7 @@ import type { Member, WorkloadCluster } from './workload-cluster.ts';
 import { kill, until } from './leader-nodes.ts';
 import { sql } from './nodes.ts';
 
-// The faults of cluster.md section 4, each a function that breaks something and heals it: every
+// The faults of docs/cluster.md ("How it is tested"), each a function that breaks something and heals it: every
 // killed node is started again, every proxy set back to pass, every paused process continued, so
 // that the next fault finds three nodes. Each waits for state (a new leader, a commit in the
 // database, a grant seen) by polling within a bound; only a fault's own length is a plain wait.

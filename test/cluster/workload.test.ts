@@ -9,7 +9,7 @@ import { WorkloadCluster } from './workload-cluster.ts';
 import { FAULT_KINDS, type FaultNote, inject } from './workload-faults.ts';
 
 // The lock-set workload of test/faults/lockset.test.ts on a three-node cluster, in the manner of
-// Jepsen (cluster.md section 4): agents that know every node lock a function, read it, append a
+// Jepsen (docs/cluster.md, "How it is tested"): agents that know every node lock a function, read it, append a
 // node with the hash read and the fence given, and release, while a seeded scheduler injects every
 // fault kind in turn. Nothing is asserted during the run; afterwards the agents' records and what
 // PostgreSQL committed are checked against each other (workload-checks.ts).

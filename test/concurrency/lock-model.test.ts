@@ -116,7 +116,7 @@ const admits = (st: ResourceStatus | undefined, sid: string, mode: LockMode) =>
 const conflicts = (holder: { sessionId: string; mode: LockMode }, sid: string, mode: LockMode) =>
   holder.sessionId !== sid && (mode === 'write' || holder.mode === 'write');
 
-/** Session-level wait-for graph with the spec's full edges: conflicting holders and every ticket ahead. */
+/** Session-level wait-for graph with docs/protocol.md's full edges: conflicting holders and every ticket ahead. */
 function waitGraph(snap: Snapshot): Map<string, Set<string>> {
   const g = new Map<string, Set<string>>();
   const edge = (a: string, b: string) => {
@@ -150,7 +150,7 @@ function onCycles(g: Map<string, Set<string>>): Set<string> {
   return out;
 }
 
-/** The spec's rule for "granted at once", recomputed from the state before the request. */
+/** docs/protocol.md's rule for "granted at once", recomputed from the state before the request. */
 function grantableNow(pre: Snapshot, sid: string, keys: string[], mode: LockMode): string[] {
   return keys.filter((key) => {
     const st = pre.get(key);

@@ -6,7 +6,7 @@ import { LockDenied, LockManager, type RestoredLock, SessionRegistry } from '../
 import { LockstepError } from '../../src/protocol/errors.ts';
 import { type LockMode, type Resource, resourceKey } from '../../src/protocol/resource.ts';
 
-// Locks restored after a failover (cluster.md section 3): held for their absent owner, with their
+// Locks restored after a failover (docs/cluster.md, failover rule 6): held for their absent owner, with their
 // own fences and leases, until it resumes and releases them, its grace window ends, or they expire.
 
 const f = (n: number): Resource => ({ program: 'main', function: n });

@@ -22,7 +22,7 @@ const RUN_MS = 10_000;
 const HEARTBEAT_MS = 300;
 /** Node ids encode who appended them: agent * NODE_BASE + cycle. */
 const NODE_BASE = 100_000;
-/** What an edit relying on a lapsed lease may be refused with (spec, section 5 and issue 7). */
+/** What an edit relying on a lapsed lease may be refused with (docs/protocol.md, "Resources, modes, fences and leases"). */
 const LAPSED_REFUSALS = ['STALE_FENCE', 'LOCK_REQUIRED', 'CONFLICT'];
 
 type Side = 'client' | 'server';

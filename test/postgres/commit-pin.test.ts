@@ -11,7 +11,7 @@ interface Item {
   data: Record<string, any>;
 }
 
-describe('check and commit are one step (cluster rule 5)', () => {
+describe('check and commit are one step (docs/cluster.md, rule 5)', () => {
   const { server, agent } = useServers();
 
   /** A server whose database takes a second per revision, a holder, a waiter and the event stream. */

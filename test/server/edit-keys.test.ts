@@ -7,7 +7,7 @@ import { addFunctions, useServers } from '../helpers/server.ts';
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-edit-keys-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('idempotency keys on edits (cluster rule 6)', () => {
+describe('idempotency keys on edits (docs/cluster.md, rule 6)', () => {
   const { server, agent } = useServers();
 
   it("answers a retried edit, undo or restore with its first result, and never another session's", async () => {

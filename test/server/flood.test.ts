@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { addFunctions, roundTrip, useServers } from '../helpers/server.ts';
 
 // One session's flood (valid, invalid or refused frames, or costly calls within the rate) must not
-// stall the others (spec 7: a bystander's round trip stays under 250 ms). The figures are printed
+// stall the others (docs/security.md: a bystander's round trip stays short). The figures are printed
 // as a benchmark would; the assertion is a generous bound so that a loaded machine passes.
 
 const ROUND_TRIPS = 150;
