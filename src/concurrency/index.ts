@@ -3,6 +3,7 @@ export type { Clock } from './clock.ts';
 export { FakeClock } from './fake-clock.ts';
 export { Deadlines } from './deadlines.ts';
 export type { Deadline } from './deadlines.ts';
+export { Outbox } from './outbox.ts';
 export { memoryFences } from './fences.ts';
 export type { FenceSource } from './fences.ts';
 export { KeyReused, LockDenied } from './lock-errors.ts';

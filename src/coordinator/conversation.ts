@@ -1,16 +1,9 @@
 import type { SessionInfo } from '../concurrency/index.ts';
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
 import type { Coordinator, DisconnectReason, Sink } from './coordinator.ts';
-import { type CallContext, dispatch, isMethod } from './dispatch.ts';
+import type { CallContext, CallHooks } from './call-context.ts';
+import { dispatch, isMethod } from './dispatch.ts';
 import { hello } from './session-handlers.ts';
-
-/** What a call may ask of the connection it came on. */
-export interface CallHooks {
-  /** Runs after the reply has been written, so pushes caused by a call never overtake its answer. */
-  afterReply(fn: () => void): void;
-  /** Charges the connection's request rate for a call worth more than one request. */
-  charge(units: number): void;
-}
 
 /**
  * One connection's side of the coordinator: the session it speaks for (none until

@@ -5,15 +5,16 @@ import { LockManager, SessionRegistry, type Clock, type SessionInfo } from '../c
 import { CloseCode } from '../protocol/close-codes.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import { DEFAULT_PROGRAM, type Limits } from '../protocol/limits.ts';
-import type { Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
 import type { FenceSource, ProgramService } from '../service/index.ts';
 import { EditPins } from './edit-pins.ts';
-import { EventLog, type LoggedEvent } from './event-log.ts';
+import { EventLog } from './event-log.ts';
 import { JournalGate } from './journal-gate.ts';
 import { bridgeLockEvents } from './lock-events.ts';
 import { Metrics } from './metrics.ts';
 import type { Tokens } from './tokens.ts';
+import type { Sink } from './sink.ts';
+import { Subscriptions } from './subscriptions.ts';
 import { Watches } from './watches.ts';
 import { iso } from './wire-map.ts';
 
@@ -26,11 +27,8 @@ export type { Limits };
  */
 export type DisconnectReason = 'dropped' | 'closed' | 'idle' | 'shutdown';
 
-/** Where a session's pushes go: its connection. */
-export interface Sink {
-  notify<N extends NotificationName>(method: N, params: NotificationParams<N>): void;
-  close(code: number, reason: string): void;
-}
+// Declared apart, so that the parts the coordinator is made of can take sinks without importing it.
+export type { Sink };
 
 export interface CoordinatorOptions {
   clock: Clock;
@@ -70,6 +68,7 @@ export class Coordinator {
   readonly programs: ProgramService;
   readonly events: EventLog;
   readonly watches = new Watches();
+  readonly subscriptions = new Subscriptions((sessionId, item) => this.notify(sessionId, 'event', item));
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Locks of edits in commit: a release or downgrade of one waits for its commit. */
@@ -84,9 +83,6 @@ export class Coordinator {
   private readonly gate: JournalGate | undefined;
   /** Edits being committed, per session: a disconnect releases the session's locks after them. */
   private readonly commits = new Map<string, Set<Promise<unknown>>>();
-  private readonly subscriptions = new Map<string, Set<Topic>>();
-  private readonly outbox: LoggedEvent[] = [];
-  private fanningOut = false;
 
   constructor(readonly options: CoordinatorOptions) {
     this.clock = options.clock;
@@ -125,7 +121,7 @@ export class Coordinator {
           );
     bridgeLockEvents(this);
     this.bridgeSessionEvents();
-    this.events.on('event', (item) => this.fanOut(item));
+    this.events.on('event', (item) => this.subscriptions.deliver(item));
   }
 
   /**
@@ -153,7 +149,7 @@ export class Coordinator {
     if (current === undefined || (sink !== undefined && current !== sink)) return;
     this.sinks.delete(sessionId);
     this.gate?.forget(sessionId);
-    this.subscriptions.delete(sessionId);
+    this.subscriptions.drop(sessionId);
     this.watches.dropSession(sessionId);
     const end = () => {
       if (why === 'dropped') this.sessions.detach(sessionId);
@@ -220,28 +216,6 @@ export class Coordinator {
     return { sessionId: session.id, name: session.name };
   }
 
-  subscribedTo(sessionId: string): ReadonlySet<Topic> {
-    return this.subscriptions.get(sessionId) ?? NO_TOPICS;
-  }
-
-  subscribe(sessionId: string, topics: readonly Topic[]): Set<Topic> {
-    let set = this.subscriptions.get(sessionId);
-    if (set === undefined) {
-      set = new Set();
-      this.subscriptions.set(sessionId, set);
-    }
-    for (const t of topics) set.add(t);
-    return set;
-  }
-
-  unsubscribe(sessionId: string, topics: readonly Topic[] | undefined): Topic[] {
-    const set = this.subscriptions.get(sessionId);
-    if (set === undefined) return [];
-    if (topics === undefined) set.clear();
-    else for (const t of topics) set.delete(t);
-    return [...set];
-  }
-
   /** The program a call names (default DEFAULT_PROGRAM), which must exist. */
   programOf(p: { program?: string | undefined }): string {
     const program = p.program ?? DEFAULT_PROGRAM;
@@ -270,27 +244,6 @@ export class Coordinator {
   close(): void {
     this.sessions.close();
     this.locks.close();
-  }
-
-  /**
-   * Delivers events strictly in sequence order. Delivery can cause events of its own (a slow
-   * consumer dropped mid-loop leaves, releasing its locks); those wait in the outbox until every
-   * subscriber has the current one, instead of overtaking it.
-   */
-  private fanOut(e: LoggedEvent): void {
-    if (this.subscriptions.size === 0) return;
-    this.outbox.push(e);
-    if (this.fanningOut) return;
-    this.fanningOut = true;
-    try {
-      for (let next = this.outbox.shift(); next !== undefined; next = this.outbox.shift()) {
-        for (const [sessionId, topics] of this.subscriptions) {
-          if (topics.has(next.topic)) this.notify(sessionId, 'event', next.wire);
-        }
-      }
-    } finally {
-      this.fanningOut = false;
-    }
   }
 
   /** Closes a session's socket as a slow consumer's (1013); its session goes as after a drop. */
@@ -325,8 +278,6 @@ export class Coordinator {
     });
   }
 }
-
-const NO_TOPICS: ReadonlySet<Topic> = new Set();
 
 /**
  * Every grant takes a fence: the narrowest point of the lock core's grant path, wherever the grant

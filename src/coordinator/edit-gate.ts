@@ -4,7 +4,7 @@ import type { ResultOf } from '../protocol/methods.ts';
 import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
 import { claimedResource, type EditMeta, type EditResult, type FenceClaim, type ServiceOp } from '../service/index.ts';
 import type { Coordinator } from './coordinator.ts';
-import type { CallContext } from './dispatch.ts';
+import type { CallContext } from './call-context.ts';
 import { iso } from './wire-map.ts';
 
 export interface EditChecks {

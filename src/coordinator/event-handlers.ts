@@ -1,11 +1,11 @@
-import type { HandlerTable } from './dispatch.ts';
+import type { HandlerTable } from './call-context.ts';
 
 export const eventHandlers: Pick<HandlerTable, 'events.subscribe' | 'events.unsubscribe'> = {
   'events.subscribe': {
     handle(c, { session }, p) {
       // Topics already followed live are not replayed again: that would send duplicates.
-      const fresh = new Set(p.topics.filter((t) => !c.subscribedTo(session.id).has(t)));
-      const topics = c.subscribe(session.id, p.topics);
+      const fresh = new Set(p.topics.filter((t) => !c.subscriptions.of(session.id).has(t)));
+      const topics = c.subscriptions.add(session.id, p.topics);
       // Replay and the switch to live happen in this one synchronous step, so no event can fall
       // between them (no gap) or be sent twice (no duplicate).
       const replay = c.events.replay(p.since ?? c.events.lastSeq, fresh);
@@ -23,6 +23,6 @@ export const eventHandlers: Pick<HandlerTable, 'events.subscribe' | 'events.unsu
     },
   },
   'events.unsubscribe': {
-    handle: (c, { session }, p) => ({ topics: c.unsubscribe(session.id, p.topics) }),
+    handle: (c, { session }, p) => ({ topics: c.subscriptions.remove(session.id, p.topics) }),
   },
 };

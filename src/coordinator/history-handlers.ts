@@ -1,6 +1,6 @@
 import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
 import type { Coordinator } from './coordinator.ts';
-import type { HandlerTable, MethodSpec } from './dispatch.ts';
+import type { HandlerTable, MethodSpec } from './call-context.ts';
 import { commitEdit, type EditPlan } from './edit-gate.ts';
 import { iso } from './wire-map.ts';
 

@@ -1,13 +1,15 @@
 import type { Clock } from '../concurrency/index.ts';
 import { Coordinator, type CoordinatorOptions, type Limits, type Sink } from './coordinator.ts';
-import { type CallHooks, Conversation } from './conversation.ts';
+import type { CallHooks } from './call-context.ts';
+import { Conversation } from './conversation.ts';
 
 // The coordinator's public entry: all that the transport and the server may use. Its parts (lock
 // core, sessions, programs, event log) stay behind it; test/layers.test.ts holds everyone else to
 // this file.
 
 export type { Clock } from '../concurrency/index.ts';
-export type { CallHooks, Conversation } from './conversation.ts';
+export type { CallHooks } from './call-context.ts';
+export type { Conversation } from './conversation.ts';
 export type { Coordinator, CoordinatorOptions, DisconnectReason, Limits, Sink } from './coordinator.ts';
 export { TokenError, Tokens } from './tokens.ts';
 

@@ -1,7 +1,7 @@
 import type { Failover } from '../cluster/index.ts';
 import type { LockstepError } from '../protocol/errors.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
-import type { Sink } from './coordinator.ts';
+import type { Sink } from './sink.ts';
 
 type Journal = Failover['journal'];
 

@@ -1,5 +1,22 @@
-import type { Coordinator } from './coordinator.ts';
+import type { Logger } from 'pino';
+import type { LockManager } from '../concurrency/index.ts';
+import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
+import type { EventLog } from './event-log.ts';
 import { wireBlockers, wireGrants, wirePositions } from './wire-map.ts';
+
+/** What the bridge reads from and writes to: the coordinator's parts (it is one). */
+export interface LockEventParts {
+  locks: LockManager;
+  events: EventLog;
+  logger: Logger;
+  notify<N extends NotificationName>(
+    sessionId: string,
+    method: N,
+    params: NotificationParams<N>,
+    change?: boolean,
+  ): void;
+  nameOf(sessionId: string): string;
+}
 
 /**
  * Turns lock core events into pushes to the sessions concerned and items on the `locks` topic.
@@ -9,7 +26,7 @@ import { wireBlockers, wireGrants, wirePositions } from './wire-map.ts';
  * Position changes are pushed but not put on the topic: one release with a thousand waiters would
  * otherwise write a thousand events; observers derive positions from queue order instead.
  */
-export function bridgeLockEvents(c: Coordinator): void {
+export function bridgeLockEvents(c: LockEventParts): void {
   const { locks, events, logger } = c;
   const who = (sessionId: string) => ({ sessionId, name: c.nameOf(sessionId) });
 

@@ -3,7 +3,7 @@ import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts'
 import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure, resourceKey, type Resource } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
-import type { HandlerTable } from './dispatch.ts';
+import type { HandlerTable } from './call-context.ts';
 import { iso, selectResources, wireAcquireError, wireGrants, wirePositions } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;

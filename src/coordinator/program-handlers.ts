@@ -4,7 +4,7 @@ import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { isStructure } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
-import type { CallContext, HandlerTable } from './dispatch.ts';
+import type { CallContext, HandlerTable } from './call-context.ts';
 import { tellRemoved } from './edit-gate.ts';
 import { iso } from './wire-map.ts';
 

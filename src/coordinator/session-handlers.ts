@@ -3,7 +3,8 @@ import { LockstepError } from '../protocol/errors.ts';
 import { methods, PROTOCOL_VERSION, type ParamsOf, type ResultOf } from '../protocol/methods.ts';
 import type { Grant, NotRestored } from '../protocol/wire.ts';
 import type { Coordinator, Sink } from './coordinator.ts';
-import { type HandlerTable, validate } from './dispatch.ts';
+import type { HandlerTable } from './call-context.ts';
+import { validate } from './validate.ts';
 import { iso, wireGrants, wirePositions } from './wire-map.ts';
 
 /**

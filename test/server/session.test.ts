@@ -61,9 +61,12 @@ describe('sessions over the wire', () => {
         JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.hello', params: { protocol: 1, name: 'mute' } }),
       );
     });
+    // Its grant answered before a asks: two sockets' frames are read in no set order.
+    const held = new Promise((resolve) => ws.once('message', resolve));
     ws.send(
       JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'lock.acquire', params: { functions: [f], mode: 'write' } }),
     );
+    await held;
     const q = await a.call('lock.acquire', { functions: [f], mode: 'write', wait: true });
     expect(q.status).toBe('queued');
     const granted = await a.notification('lock.granted');
