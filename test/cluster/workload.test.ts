@@ -41,6 +41,8 @@ const GRACE_MS = 5_000;
  * lease's end: docs/cluster.md, "How it is tested").
  */
 const LEASE_MS = GRACE_MS;
+/** A round of every fault kind takes 2-4 minutes on a loaded two-core machine: the run's bound, per round. */
+const ROUND_BOUND_MS = 600_000;
 /** Load between two faults, so each fault lands on agents in every phase of their cycles. */
 const QUIET_MS = { min: 300, max: 1_000 };
 
@@ -144,5 +146,5 @@ describe('cluster workload under faults', () => {
       await Promise.all(agents.map((a) => a.close()));
       await cluster.stop();
     }
-  }, 600_000);
+  }, ROUNDS * ROUND_BOUND_MS);
 });
