@@ -1,3 +1,4 @@
+import { SKEW_MARGIN_MS } from '../../src/cluster/restore.ts';
 import type { AuditRow } from './workload-audit.ts';
 import { type Committed, exclusionChecks, JOURNAL_CLOCK_MS, type JournalGrant } from './workload-exclusion.ts';
 import type { FaultNote } from './workload-faults.ts';
@@ -150,7 +151,9 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
   violations.push(...exclusion.violations);
 
   // No lock restored that the record shows released or expired: each restore matches the journal
-  // as it stood when the restoring node took over (the newest takeover by that node before it).
+  // as it stood when the restoring node took over (the newest takeover by that node before it). A
+  // recorded lease runs until the skew margin past its recorded expiry, as its holder may count on
+  // it that long by the old leader's clock (docs/cluster-failover.md, "What is restored, exactly").
   for (const r of log.restores) {
     const takeover = takeovers.filter((t) => t.url === r.url && t.at < r.at + CLIENT_CLOCK_MS).at(-1);
     const what = `agent ${r.agent}: f${r.fn} fence ${r.fence} restored by ${r.url}`;
@@ -167,7 +170,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
     if (row === undefined) violations.push(`${what} at epoch ${takeover.epoch}: released in the record`);
     else if (Number(row.fence) !== r.fence || row.mode !== r.mode)
       violations.push(`${what} at epoch ${takeover.epoch}: the record has fence ${row.fence} ${row.mode}`);
-    else if (Number(row.expires_at) <= r.sentAt)
+    else if (Number(row.expires_at) + SKEW_MARGIN_MS <= r.sentAt)
       violations.push(`${what} at epoch ${takeover.epoch}: expired in the record before the resume was sent`);
   }
 
