@@ -1,7 +1,8 @@
 import { FaultClient } from '../helpers/fault-client.ts';
 import type { AgentLog } from './workload-agent.ts';
 import type { Member, WorkloadCluster } from './workload-cluster.ts';
-import { kill, until } from './leader-nodes.ts';
+import { kill } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 import { sql } from './nodes.ts';
 
 // The faults of docs/cluster.md ("How it is tested"), each a function that breaks something and heals it: every
