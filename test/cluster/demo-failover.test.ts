@@ -13,7 +13,7 @@ afterEach(async () => {
 
 describe('lockstep demo against a cluster', () => {
   it('survives a kill -9 of the leader: says when the failover happens, ends with exit 0 and its summary', {
-    timeout: 120_000,
+    timeout: 240_000,
   }, async () => {
     const db = await freshDatabase(inject('postgresUrl'));
     const first = await spawnNode(db);

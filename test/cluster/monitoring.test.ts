@@ -96,7 +96,7 @@ afterEach(async () => {
 
 describe('monitoring a cluster', () => {
   it('the dashboard and the alert rules use only metrics a leader and a standby show; lockstep status shows both nodes', {
-    timeout: 90_000,
+    timeout: 180_000,
   }, async () => {
     const db = await freshDatabase(inject('postgresUrl'));
     const leader = await spawnNode(db);

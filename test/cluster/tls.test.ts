@@ -18,7 +18,7 @@ describe('a cluster over TLS', () => {
   const certificates = useCertificates();
 
   it('nodes serve wss://, a standby names the leader by its wss:// URL, status reaches both', {
-    timeout: 90_000,
+    timeout: 180_000,
   }, async () => {
     const certs = certificates();
     const db = await freshDatabase(inject('postgresUrl'));
