@@ -8,7 +8,8 @@ import { POSTGRES_SUITES } from '../vitest.config.ts';
 // (*.store.test.ts) or its folder. One that did not would pass on SQLite alone, silently.
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const USES_STORE_FIXTURE = /import \{[^}]*\b(memoryService|freshLocation|testStore)\b[^}]*\} from '[^']*helpers\/service\.ts'/;
+const USES_STORE_FIXTURE =
+  /import \{[^}]*\b(memoryService|freshLocation|testStore)\b[^}]*\} from '[^']*helpers\/service\.ts'/;
 
 /** A glob of the vitest config (`**` any folders, `*` within a name) as a RegExp. */
 function globRegExp(glob: string): RegExp {
