@@ -5,7 +5,7 @@ import type { NotRestored } from '../protocol/wire.ts';
 import type { SharedDatabase } from '../service/index.ts';
 import { journalTables } from './journal-batch.ts';
 import { LockJournal } from './journal.ts';
-import { applyRestore, type DropReason, planRestore, readJournal, type RestorePlan } from './restore.ts';
+import { applyRestore, type DropReason, planRestore, readJournal, type RestorePlan, settleResumed } from './restore.ts';
 
 // Failover as a resume (docs/cluster.md, failover rules; docs/cluster-failover.md): the leader journals its sessions and locks in
 // PostgreSQL; a new leader restores them to the sessions that resume, within a grace window.
@@ -27,11 +27,14 @@ export interface FailoverOptions {
 export class Failover {
   /** Recorded sessions that have not resumed yet: each is told once what it got back. */
   private unresumed = new Set<string>();
+  /** The lock core the plan was put into (start). */
+  private locks: LockManager | undefined;
 
   private constructor(
     /** What this leader does, committed before anything tells of it (docs/cluster.md). */
     readonly journal: LockJournal,
     private readonly plan: RestorePlan,
+    private readonly clock: Clock,
     private readonly logger: Logger,
   ) {}
 
@@ -42,7 +45,7 @@ export class Failover {
       journalTables(db, () => opts.clock.now()),
       { clock: opts.clock, logger: opts.logger, waitMs: opts.waitMs, head: plan.head },
     );
-    return new Failover(journal, plan, opts.logger);
+    return new Failover(journal, plan, opts.clock, opts.logger);
   }
 
   /**
@@ -64,6 +67,7 @@ export class Failover {
    * locks held for them; what is not restored leaves the record; journaling starts.
    */
   start(locks: LockManager, sessions: SessionRegistry): void {
+    this.locks = locks;
     this.unresumed = applyRestore(this.plan, locks, sessions);
     for (const { lock } of this.plan.dropped) this.journal.drop(lock.sessionId, lock.resource);
     this.journal.attach(locks, sessions);
@@ -79,11 +83,27 @@ export class Failover {
   }
 
   /**
-   * A resume: the first time for a session the previous leader had (its hello lists `restored`),
-   * the locks recorded for it that were not restored, and why (`notRestored`); else undefined.
+   * A resume: the first time for a session the previous leader had (its hello lists `restored`,
+   * what the session holds once this returns), the locks recorded for it that were not given
+   * back, and why (`notRestored`); else undefined. Those whose lease ended while they were held
+   * for it are released here (restore.ts, settleResumed).
    */
   takeBack(sessionId: string): NotRestored[] | undefined {
     if (!this.unresumed.delete(sessionId)) return undefined;
+    const locks = this.locks;
+    const planned = this.plan.locks.get(sessionId);
+    if (locks !== undefined && planned !== undefined) {
+      const { givenBack, expired } = settleResumed(planned, locks.holding(sessionId), this.clock.now());
+      for (const p of givenBack) locks.endLeaseAt(sessionId, p.resource, p.givenBackBefore);
+      const release = expired.filter((p) => locks.grantOf(sessionId, p.resource)?.fence === p.fence);
+      if (release.length > 0)
+        locks.release(
+          sessionId,
+          release.map((p) => p.resource),
+        );
+      this.plan.locks.set(sessionId, givenBack);
+      this.plan.dropped.push(...expired.map((p) => ({ lock: p.recorded, reason: 'expired' as const })));
+    }
     return this.plan.dropped.flatMap(({ lock, reason }) =>
       lock.sessionId === sessionId && reason !== 'session-left'
         ? [{ resource: lock.resource, mode: lock.mode, fence: lock.fence, reason: WIRE_REASON[reason] }]

@@ -1,13 +1,15 @@
-import type { Clock, LockManager, RestoredLock, Role, SessionRegistry } from '../concurrency/index.ts';
+import type { Clock, Grant, LockManager, RestoredLock, Role, SessionRegistry } from '../concurrency/index.ts';
 import { type LockMode, type Resource, resourceKey } from '../protocol/resource.ts';
 import { claimedResource, type SharedDatabase } from '../service/index.ts';
 import { resourceColumn } from './journal-batch.ts';
 
 /**
- * A recorded lease counts as ended this long before its recorded expiry: the two leaders' clocks
- * are compared through the database's, each conversion off by a round trip at most.
+ * How far a recorded time may be off on this leader's clock: the two leaders' clocks are compared
+ * through the database's, each conversion off by a round trip at most. A recorded lease is given
+ * back only if it has not ended this long before its recorded expiry, and nobody else is granted
+ * its resource before this long after it (docs/cluster-failover.md, "What is restored, exactly").
  */
-const SKEW_MARGIN_MS = 500;
+export const SKEW_MARGIN_MS = 500;
 
 export interface RecordedSession {
   id: string;
@@ -45,16 +47,32 @@ export type DropReason = 'session-left' | 'superseded' | 'stale-fence' | 'resour
 export interface RestorePlan {
   head: number;
   sessions: RecordedSession[];
-  /** By session: the locks it gets back when it resumes (it holds them, absent, until then). */
-  locks: Map<string, RestoredLock[]>;
+  /** By session: the locks held for it, absent, until it resumes. */
+  locks: Map<string, PlannedLock[]>;
   /** Recorded locks not restored, and why. */
   dropped: Array<{ lock: RecordedLock; reason: DropReason }>;
 }
 
 /**
+ * A recorded lock put back for its session: held for it, absent, until its lease could have ended
+ * by either leader's clock (`expiresAt`, the recorded expiry plus the skew margin), so that nobody
+ * else is granted the resource while its holder may still count on it.
+ */
+export interface PlannedLock extends RestoredLock {
+  /**
+   * Given back when the session resumes before this (the recorded expiry less the skew margin:
+   * what was left of the lease, a little less), its lease then ending here; released at a later
+   * resume, as expired.
+   */
+  givenBackBefore: number;
+  recorded: RecordedLock;
+}
+
+/**
  * Reads the journal in one REPEATABLE READ snapshot. Each recorded time is moved onto this
  * leader's clock: what was left of it by the database's clock, from this leader's clock when it
- * asked (taken before the query, so an expiry can only come out earlier), minus the skew margin.
+ * asked (taken before the query, so a time can only come out earlier). The skew margin is
+ * planRestore's to apply.
  */
 export async function readJournal(db: SharedDatabase, clock: Clock): Promise<JournalState> {
   const readAt = clock.now();
@@ -104,7 +122,7 @@ export async function readJournal(db: SharedDatabase, clock: Clock): Promise<Jou
         mode: l.mode,
         fence: l.fence,
         grantedAt: toLocal(l.granted_at),
-        expiresAt: toLocal(l.expires_at) - SKEW_MARGIN_MS,
+        expiresAt: toLocal(l.expires_at),
         ttlMs: l.ttl_ms,
         description: l.description,
       })),
@@ -117,7 +135,9 @@ export async function readJournal(db: SharedDatabase, clock: Clock): Promise<Jou
  * The checks of docs/cluster.md failover rule 3 (docs/cluster-failover.md), pure: a recorded lock is restored only if its session had
  * not left, it is its resource's newest state (of conflicting records the highest fence wins, so
  * two conflicting locks are never restored), its fence is at least the last one committed on the
- * resource, the resource still exists, and its lease (less the skew margin) has not run out.
+ * resource, the resource still exists, and its lease could still be running (its recorded expiry
+ * plus the skew margin has not passed). Whether its session gets it back is decided at its resume
+ * (settleResumed).
  */
 export function planRestore(state: JournalState, exists: (r: Resource) => boolean): RestorePlan {
   const live = new Set(state.sessions.map((s) => s.id));
@@ -141,7 +161,7 @@ export function planRestore(state: JournalState, exists: (r: Resource) => boolea
           ? 'resource-gone'
           : lock.fence < (state.committedFence(lock.resource) ?? 0)
             ? 'stale-fence'
-            : lock.expiresAt <= state.readAt
+            : lock.expiresAt + SKEW_MARGIN_MS <= state.readAt
               ? 'expired'
               : undefined;
       if (reason !== undefined) {
@@ -154,10 +174,12 @@ export function planRestore(state: JournalState, exists: (r: Resource) => boolea
         mode: lock.mode,
         fence: lock.fence,
         grantedAt: lock.grantedAt,
-        expiresAt: lock.expiresAt,
+        expiresAt: lock.expiresAt + SKEW_MARGIN_MS,
+        givenBackBefore: lock.expiresAt - SKEW_MARGIN_MS,
         // Renewing without a ttl gives the lock's own lease; unknown, what was left of it.
-        ttlMs: lock.ttlMs ?? lock.expiresAt - state.readAt,
+        ttlMs: lock.ttlMs ?? lock.expiresAt + SKEW_MARGIN_MS - state.readAt,
         ...(lock.description === null ? {} : { description: lock.description }),
+        recorded: lock,
       });
       plan.locks.set(lock.sessionId, list);
     }
@@ -191,4 +213,20 @@ export function applyRestore(plan: RestorePlan, locks: LockManager, sessions: Se
     if (held !== undefined) locks.restore(s.id, held);
   }
   return new Set(plan.sessions.map((s) => s.id));
+}
+
+/**
+ * A session's first resume on this leader, pure: of the locks held for it (`planned`; `held`, what
+ * it holds now), those whose lease has not ended by the earlier reckoning are given back, their
+ * leases ending there; the others have expired (held only so that nobody else got them while their
+ * holder could still count on them, or run out meanwhile).
+ */
+export function settleResumed(
+  planned: readonly PlannedLock[],
+  held: readonly Grant[],
+  now: number,
+): { givenBack: PlannedLock[]; expired: PlannedLock[] } {
+  const holding = new Map(held.map((g) => [resourceKey(g.resource), g.fence]));
+  const givenBack = planned.filter((p) => p.givenBackBefore > now && holding.get(resourceKey(p.resource)) === p.fence);
+  return { givenBack, expired: planned.filter((p) => !givenBack.includes(p)) };
 }

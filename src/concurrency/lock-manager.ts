@@ -90,6 +90,17 @@ export class LockManager extends LockTable {
     }
   }
 
+  /**
+   * A restored lock given back at its owner's resume: its lease ends at `expiresAt` if that is
+   * sooner than it was held for (docs/cluster-failover.md, "What is restored, exactly"). Emits
+   * nothing: the record keeps the later expiry, which only holds the resource longer.
+   */
+  endLeaseAt(sessionId: string, resource: Resource, expiresAt: number): void {
+    this.catchUp();
+    const hold = this.sessions.get(sessionId)?.holds.get(resourceKey(resource));
+    if (hold !== undefined && expiresAt < hold.expiresAt) this.startLease(hold, hold.ttlMs, expiresAt);
+  }
+
   /** The lease a renewal without ttl gives this lock (journaled); no catchUp: asked from event listeners. */
   leaseOf(sessionId: string, resource: Resource): number | undefined {
     return this.sessions.get(sessionId)?.holds.get(resourceKey(resource))?.ttlMs;

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { type JournalState, planRestore, type RecordedLock } from '../../src/cluster/restore.ts';
+import {
+  applyRestore,
+  type JournalState,
+  planRestore,
+  type RecordedLock,
+  SKEW_MARGIN_MS,
+  settleResumed,
+} from '../../src/cluster/restore.ts';
+import { FakeClock } from '../../src/concurrency/fake-clock.ts';
+import { LockManager, SessionRegistry } from '../../src/concurrency/index.ts';
 import type { Resource } from '../../src/protocol/resource.ts';
 
 // The restore checks of docs/cluster.md failover rule 3 on journal states a consistent leader never writes
@@ -69,7 +78,7 @@ describe('planRestore', () => {
           lock('gone', f(1), 'write', 5),
           lock('a', f(2), 'write', 6),
           lock('a', f(3), 'write', 7),
-          lock('b', f(4), 'write', 8, 0),
+          lock('b', f(4), 'write', 8, -SKEW_MARGIN_MS),
           lock('c', f(5), 'write', 9),
         ],
         { 2: 7, 5: 9 },
@@ -79,6 +88,56 @@ describe('planRestore', () => {
     expect(droppedOf(plan)).toEqual(['gone:5:session-left', 'a:6:stale-fence', 'a:7:resource-gone', 'b:8:expired']);
     // A fence equal to the committed one is the holder's own edit: restored.
     expect(restoredOf(plan)).toEqual(['c:5:9']);
-    expect(plan.locks.get('c')?.[0]).toMatchObject({ expiresAt: NOW + 60_000, ttlMs: 120_000 });
+    expect(plan.locks.get('c')?.[0]).toMatchObject({
+      expiresAt: NOW + 60_000 + SKEW_MARGIN_MS,
+      givenBackBefore: NOW + 60_000 - SKEW_MARGIN_MS,
+      ttlMs: 120_000,
+    });
+  });
+
+  it('holds a lock whose recorded lease may still run until it could have ended, and gives it back only before the earlier reckoning', () => {
+    // b's recorded lease ends 300 ms from now, c's ended 300 ms ago: either may still be running
+    // by the old leader's clock. a's ended a margin and more ago.
+    const plan = planRestore(
+      state([lock('b', f(1), 'write', 8, 300), lock('c', f(2), 'write', 9, -300), lock('a', f(3), 'write', 10, -501)]),
+      () => true,
+    );
+    expect(restoredOf(plan)).toEqual(['b:1:8', 'c:2:9']);
+    expect(droppedOf(plan)).toEqual(['a:10:expired']);
+    const [b] = plan.locks.get('b')!;
+    expect(b).toMatchObject({ expiresAt: NOW + 800, givenBackBefore: NOW - 200 });
+
+    // At its resume, a session gets back what has not run out by the earlier reckoning, under the
+    // fence recorded; the rest has expired.
+    const planned = [...plan.locks.values()].flat();
+    const held = planned.map(({ resource, mode, fence, grantedAt, expiresAt }) => ({
+      resource,
+      mode,
+      fence,
+      grantedAt,
+      expiresAt,
+    }));
+    const early = planRestore(state([lock('b', f(1), 'write', 8, 5_000)]), () => true).locks.get('b')!;
+    expect(settleResumed(early, held, NOW).givenBack).toEqual(early);
+    expect(settleResumed(early, [], NOW).expired).toEqual(early);
+    expect(settleResumed(planned, held, NOW)).toEqual({ givenBack: [], expired: planned });
+  });
+
+  it('grants nobody else the resource of a recorded lock before its lease could have ended', () => {
+    // The holder was told its lease ends 300 ms from now; the new leader's reckoning of it may be
+    // off by the skew margin either way. Another session asks for the resource at once.
+    const clock = new FakeClock(NOW);
+    const locks = new LockManager({ clock });
+    const sessions = new SessionRegistry({ clock, locks, graceMs: 10_000 });
+    applyRestore(
+      planRestore(state([lock('b', f(1), 'write', 8, 300)]), () => true),
+      locks,
+      sessions,
+    );
+    expect(locks.acquire('t', { resources: [f(1)], mode: 'write', wait: true }).status).toBe('queued');
+    clock.advance(300 + SKEW_MARGIN_MS - 1);
+    expect(locks.holding('t')).toEqual([]);
+    clock.advance(1);
+    expect(locks.holding('t')).toMatchObject([{ resource: f(1), mode: 'write' }]);
   });
 });

@@ -1,6 +1,7 @@
-import type { AgentLog, EditRecord } from './workload-agent.ts';
 import type { AuditRow } from './workload-audit.ts';
+import { type Committed, exclusionChecks, JOURNAL_CLOCK_MS, type JournalGrant } from './workload-exclusion.ts';
 import type { FaultNote } from './workload-faults.ts';
+import { type AgentLog, type EditRecord, holdEnd } from './workload-log.ts';
 
 // The checks of docs/cluster.md ("How it is tested"), run after the workload on what the agents recorded and what
 // PostgreSQL holds (the revisions, the final function bodies, and the audit of commits, journal
@@ -9,13 +10,8 @@ import type { FaultNote } from './workload-faults.ts';
 
 /** Every agent finishes a cycle with an acknowledged edit within this long after a fault is healed. */
 export const PROGRESS_BOUND_MS = 30_000;
-/**
- * The journal converts the leader's clock to the database's from its renewals' round trips; a
- * grant time it records may be off by that much (both clocks are this machine's).
- */
-const JOURNAL_CLOCK_MS = 20;
-/** The agents' times are whole milliseconds (Date.now()), the database's finer: a time t is [t, t + 1). */
-const CLIENT_CLOCK_MS = 1;
+/** The agents' clock against the database's: one machine's clock, read two ways (workload-log.ts). */
+const CLIENT_CLOCK_MS = 2;
 
 export interface Revision {
   revision: number;
@@ -65,7 +61,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
   for (const e of log.edits) {
     const revs = addedIn.get(e.nodeId) ?? [];
     const n = present.get(e.nodeId) ?? 0;
-    const what = `agent ${e.agent} cycle ${e.cycle} (node ${e.nodeId}, fence ${e.fence}, ${e.attempts} attempts)`;
+    const what = `agent ${e.agent} edit ${e.seq} (node ${e.nodeId}, fence ${e.fence}, ${e.attempts} attempts)`;
     if (revs.length > 1 || n > 1) violations.push(`${what}: applied in revisions [${revs}], present ${n} times`);
     if (e.outcome.kind === 'ok') {
       if (revs.length !== 1 || revs[0] !== e.outcome.result.revision || n !== 1)
@@ -81,7 +77,7 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
 
   // Per function, the fences of committed edits never decrease in revision order.
   const lastFence = new Map<number, { fence: number; revision: number }>();
-  const committed: Array<{ e: EditRecord; revision: number; at: number }> = [];
+  const committed: Committed[] = [];
   for (const [nodeId, revs] of [...addedIn].sort(([, a], [, b]) => a[0]! - b[0]!)) {
     const e = byNode.get(nodeId);
     if (e === undefined) continue;
@@ -113,20 +109,33 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
 
   // Every edit committed inside its own grant: the agent held fence f (it saw the grant or got it
   // back), and no grant of a higher fence on the function, from any epoch, came before the commit.
-  const journalGrants = history.audit
-    .filter((a) => a.tbl === 'cluster_locks' && a.op !== 'DELETE')
-    .map((a) => ({ fn: Number(a.data.resource), fence: Number(a.data.fence), at: Number(a.data.granted_at) }));
+  // A grant's time is its first record's, by the leader that made it: a later leader rewrites the
+  // row of a lock it restored (a renewal) with the time as it read it back, off by as long as its
+  // read of the journal took (src/cluster/restore.ts takes its clock before the query).
+  const journalGrants = new Map<string, JournalGrant>();
+  for (const a of history.audit) {
+    if (a.tbl !== 'cluster_locks' || a.op === 'DELETE') continue;
+    const grant = `${a.data.resource}/${a.data.fence}/${a.data.session_id}`;
+    if (!journalGrants.has(grant))
+      journalGrants.set(grant, {
+        fn: Number(a.data.resource),
+        fence: Number(a.data.fence),
+        mode: a.data.mode,
+        sessionId: a.data.session_id,
+        at: Number(a.data.granted_at),
+      });
+  }
   for (const { e, revision, at } of committed) {
-    const own = log.holds.some((h) => h.sessionId === e.sessionId && h.fn === e.fn && h.fence === e.fence);
-    if (!own) violations.push(`revision ${revision}: fence ${e.fence} on f${e.fn} was never held by ${e.sessionId}`);
-    const newerSeen = log.holds.find(
-      (h) => h.fn === e.fn && h.fence > e.fence && h.how === 'granted' && h.from + CLIENT_CLOCK_MS <= at,
+    const own = log.holds.some(
+      (h) => h.sessionId === e.sessionId && h.fn === e.fn && h.fence === e.fence && h.mode === 'write',
     );
+    if (!own) violations.push(`revision ${revision}: fence ${e.fence} on f${e.fn} was never held by ${e.sessionId}`);
+    const newerSeen = log.holds.find((h) => h.fn === e.fn && h.fence > e.fence && h.from + CLIENT_CLOCK_MS <= at);
     if (newerSeen !== undefined)
       violations.push(
         `revision ${revision} under fence ${e.fence} on f${e.fn} committed after agent ${newerSeen.agent} was granted fence ${newerSeen.fence}`,
       );
-    const newerJournaled = journalGrants.find(
+    const newerJournaled = [...journalGrants.values()].find(
       (g) => g.fn === e.fn && g.fence > e.fence && g.at < at - JOURNAL_CLOCK_MS,
     );
     if (newerJournaled !== undefined)
@@ -135,30 +144,10 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
       );
   }
 
-  // No two write locks on a function held at once, restored ones included: the spans in which an
-  // agent knew it held a lock never overlap another fence's.
-  const holds = [...log.holds].sort((a, b) => a.from - b.from);
-  for (let i = 0; i < holds.length; i++) {
-    for (let j = i + 1; j < holds.length && holds[j]!.from < holds[i]!.to; j++) {
-      const [a, b] = [holds[i]!, holds[j]!];
-      if (a.fn === b.fn && a.fence !== b.fence)
-        violations.push(
-          `f${a.fn}: agent ${a.agent} held fence ${a.fence} (${a.how}, ${a.from}-${a.to}) while agent ${b.agent} held ${b.fence} (${b.how}, ${b.from}-${b.to})`,
-        );
-    }
-  }
-
-  // Nor a grant in any leader's journal (to whomever, whether or not its holder heard of it)
-  // made inside such a span.
-  for (const h of holds) {
-    const inside = journalGrants.find(
-      (g) => g.fn === h.fn && g.fence !== h.fence && g.at > h.from + JOURNAL_CLOCK_MS && g.at < h.to - JOURNAL_CLOCK_MS,
-    );
-    if (inside !== undefined)
-      violations.push(
-        `f${h.fn}: fence ${inside.fence} granted (journal) while agent ${h.agent} held ${h.fence} (${h.how}, ${h.from}-${h.to})`,
-      );
-  }
+  // What the agents were told of their locks: no two sessions' holds overlap, against each other,
+  // the commits and the journal.
+  const exclusion = exclusionChecks(log, committed, [...journalGrants.values()]);
+  violations.push(...exclusion.violations);
 
   // No lock restored that the record shows released or expired: each restore matches the journal
   // as it stood when the restoring node took over (the newest takeover by that node before it).
@@ -211,8 +200,10 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
     const at = revision === undefined ? undefined : commitOf.get(revision)?.at;
     return at !== undefined && e.refusals.some((r) => r.at > at);
   }).length;
+  const holds = (view: string) => log.holds.filter((h) => h.view === view).length;
   const counts: Record<string, number | string> = {
-    cycles: log.edits.length,
+    cycles: log.cycles,
+    edits: `${log.edits.length} (${log.edits.filter((e) => e.blind).length} without expectedHashes)`,
     revisions: history.revisions.length - history.setupRevision,
     // The audit is installed once the first node leads: every takeover it saw came after.
     takeovers: takeovers.length,
@@ -220,9 +211,18 @@ export function check(log: AgentLog, history: History, faults: FaultNote[]): Che
     'restored locks (released)': log.restores.filter((r) => !r.kept).length,
     'sessions started / resumed / lost': `${log.sessions.started} / ${log.sessions.resumed} / ${log.sessions.lost}`,
     'SDK failover events': log.sessions.failovers,
-    'max recovery ms': maxRecovery,
+    'max recovery ms': Math.round(maxRecovery),
     'edits refused as retryable after their commit landed': refusedAfterCommit,
+    'holds checked (protocol view / handle view)': `${holds('protocol')} / ${holds('handle')}`,
+    'holds of read locks (reads compared)': `${log.holds.filter((h) => h.mode === 'read').length} (${log.reads.length})`,
+    'holds suspended / given back by a new leader': `${log.holds.filter((h) => h.suspended > 0).length} / ${log.holds.filter((h) => h.restored > 0).length}`,
+    'holds that ran to their lease end': log.holds.filter((h) => h.to === undefined || holdEnd(h) < h.to).length,
+    'overlapping holds': exclusion.overlaps,
   };
   for (const e of log.edits) counts[`edits ${outcome(e)}`] = Number(counts[`edits ${outcome(e)}`] ?? 0) + 1;
+  for (const h of log.holds) {
+    const how = `holds ended: ${h.end ?? 'not ended'}`;
+    counts[how] = Number(counts[how] ?? 0) + 1;
+  }
   return { violations, counts };
 }

@@ -1,8 +1,9 @@
 import { FaultClient } from '../helpers/fault-client.ts';
-import type { AgentLog } from './workload-agent.ts';
 import type { Member, WorkloadCluster } from './workload-cluster.ts';
-import { kill, until } from './leader-nodes.ts';
+import { kill } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 import { sql } from './nodes.ts';
+import { type AgentLog, now } from './workload-log.ts';
 
 // The faults of docs/cluster.md ("How it is tested"), each a function that breaks something and heals it: every
 // killed node is started again, every proxy set back to pass, every paused process continued, so
@@ -189,7 +190,7 @@ const faults: Record<FaultKind, (ctx: FaultContext) => Promise<string>> = {
 };
 
 export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultNote> {
-  const startedAt = Date.now();
+  const startedAt = now();
   const detail = await faults[kind](ctx);
-  return { kind, startedAt, healedAt: Date.now(), detail };
+  return { kind, startedAt, healedAt: now(), detail };
 }

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProgramFile } from '../../src/protocol/program-file.ts';
-import { lockstep } from '../cli/run.ts';
-import { useSdk } from '../client/sdk.ts';
+import { lockstep } from '../helpers/cli.ts';
+import { useSdk } from '../helpers/sdk.ts';
 
 // lockstep export and import through the protocol, on the store of the vitest project (SQLite,
 // and PostgreSQL in the postgres project): a program with a gap in its ids, signatures, nodes
