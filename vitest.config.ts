@@ -1,19 +1,17 @@
 import { defineConfig } from 'vitest/config';
 import { PG_BIN, postgresInstalled } from './test/helpers/postgres.ts';
 
-// The store and service suites run case for case against both stores. Without the PostgreSQL
-// binaries a local run says so and skips that half; CI never skips it (it installs them, and
-// the "postgres" project's setup fails loudly if they are missing).
-const storeSuites = [
-  'test/service/ops.test.ts',
-  'test/service/history.test.ts',
-  'test/service/diff.test.ts',
-  'test/service/locks.test.ts',
-  'test/service/boundaries.test.ts',
-  'test/service/clock.test.ts',
-  'test/service/edit-fences.test.ts',
-  'test/service/edit-keys.test.ts',
-  'test/service/durability.test.ts',
+// The suites that run case for case on both stores: every *.store.test.ts (a suite that uses the
+// store fixture, test/helpers/service.ts, is named so: test/store-suites.test.ts checks it), the
+// server's, and PostgreSQL's own. Without the PostgreSQL binaries a local run says so and skips
+// that half; CI never skips it (it installs them, and the "postgres" project's setup fails loudly
+// if they are missing).
+export const POSTGRES_SUITES = [
+  'test/**/*.store.test.ts',
+  'test/postgres/**/*.test.ts',
+  'test/cluster/**/*.test.ts',
+  'test/server/**/*.test.ts',
+  'test/faults/crash.test.ts',
 ];
 const withPostgres = postgresInstalled() || process.env.CI === 'true';
 if (!withPostgres) console.log(`PostgreSQL 15 not found in ${PG_BIN}: skipping the PostgreSQL store tests`);
@@ -42,13 +40,7 @@ export default defineConfig({
               extends: true as const,
               test: {
                 name: 'postgres',
-                include: [
-                  ...storeSuites,
-                  'test/postgres/**/*.test.ts',
-                  'test/cluster/**/*.test.ts',
-                  'test/server/**/*.test.ts',
-                  'test/faults/crash.test.ts',
-                ],
+                include: POSTGRES_SUITES,
                 globalSetup: ['test/helpers/postgres-setup.ts'],
                 env: { LOCKSTEP_TEST_DB: 'postgres' },
               },

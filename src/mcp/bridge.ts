@@ -9,7 +9,8 @@ import { lockAcquire, lockRelease } from './lock-tools.ts';
 import { editApply, functionRead, history, programOverview } from './program-tools.ts';
 import { errorText, label } from './render.ts';
 import type { ServerLink } from './server-link.ts';
-import { DEFAULT_PROGRAM, type Tool, type ToolContext } from './tool.ts';
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
+import type { Tool, ToolContext } from './tool.ts';
 
 const TOOLS: readonly Tool[] = [programOverview, functionRead, lockAcquire, lockRelease, editApply, history];
 

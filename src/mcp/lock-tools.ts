@@ -1,5 +1,6 @@
 import type { QueueUpdate } from '../client/index.ts';
-import { DEFAULT_PROGRAM, resolveFunctions, tool } from './tool.ts';
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
+import { resolveFunctions, tool } from './tool.ts';
 import { grantLine, label } from './render.ts';
 import { LockAcquireInput, LockReleaseInput } from './tool-schemas.ts';
 

@@ -2,7 +2,8 @@ import { type LockstepClient, LockstepClientError, type ResultOf } from '../clie
 import { RpcCode } from '../protocol/errors.ts';
 import type { EditOp } from '../protocol/program.ts';
 import { diffText, shortHash } from './render.ts';
-import { DEFAULT_PROGRAM, resolveFunctions, type ToolContext, tool } from './tool.ts';
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
+import { resolveFunctions, type ToolContext, tool } from './tool.ts';
 import { EditApplyInput, FunctionReadInput, HistoryInput, ProgramOverviewInput } from './tool-schemas.ts';
 
 const STRUCTURE_OPS = new Set(['addFunction', 'removeFunction', 'renameFunction']);

@@ -2,8 +2,6 @@ import type { z } from 'zod';
 import { LockstepClientError, type LockstepClient } from '../client/index.ts';
 import type { AgentState } from './agent-state.ts';
 
-export const DEFAULT_PROGRAM = 'main';
-
 /** What a tool gets to work with during one call. */
 export interface ToolContext {
   client: LockstepClient;

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
-import { until } from '../cluster/leader-nodes.ts';
-import { addFns, useSdk } from '../client/sdk.ts';
-import { collect, lineMatching, spawnLockstep } from './run.ts';
+import { until } from '../helpers/until.ts';
+import { addFns, useSdk } from '../helpers/sdk.ts';
+import { collect, lineMatching, spawnLockstep } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-backup-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

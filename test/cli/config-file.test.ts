@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
 import { readConfigFile } from '../../src/cli/config-file.ts';
 import { resolveWithSources } from '../../src/config.ts';
-import { collect, lineMatching, lockstep, spawnLockstep } from './run.ts';
+import { collect, lineMatching, lockstep, spawnLockstep } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

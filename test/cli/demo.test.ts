@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEMO_FUNCTIONS } from '../../src/cli/demo-program.ts';
-import { useSdk } from '../client/sdk.ts';
-import { lockstep } from './run.ts';
+import { useSdk } from '../helpers/sdk.ts';
+import { lockstep } from '../helpers/cli.ts';
 
 describe('lockstep demo', { timeout: 60_000 }, () => {
   const t = useSdk();

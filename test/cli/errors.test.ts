@@ -4,8 +4,8 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { useSdk } from '../client/sdk.ts';
-import { BIN, collect, lineMatching, lockstep } from './run.ts';
+import { useSdk } from '../helpers/sdk.ts';
+import { BIN, collect, lineMatching, lockstep } from '../helpers/cli.ts';
 
 const AGENT = 'agent-token-0123456789abcdef';
 const OBSERVER = 'observer-token-0123456789abcdef';

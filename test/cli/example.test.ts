@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { useSdk } from '../client/sdk.ts';
-import { runNode } from './run.ts';
+import { useSdk } from '../helpers/sdk.ts';
+import { runNode } from '../helpers/cli.ts';
 
 describe('examples/minimal-agent.ts', () => {
   const t = useSdk();

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useSdk } from '../client/sdk.ts';
-import { lockstep, ROOT, runNode } from './run.ts';
+import { useSdk } from '../helpers/sdk.ts';
+import { lockstep, ROOT, runNode } from '../helpers/cli.ts';
 
 /** The README's first ```ts block under "## Client SDK", exactly as a reader copies it. */
 async function readmeSample(): Promise<string> {

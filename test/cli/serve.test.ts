@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
-import { BIN, collect, lineMatching, lockstep, type Ran, ROOT, spawnLockstep } from './run.ts';
+import { BIN, collect, lineMatching, lockstep, type Ran, ROOT, spawnLockstep } from '../helpers/cli.ts';
 
 /** `lockstep serve` on a free port until it listens, then SIGTERM: all it printed. */
 async function serveOnce(args: readonly string[]): Promise<Ran> {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
 import { VERSION } from '../../src/version.ts';
-import { addFns, useSdk } from '../client/sdk.ts';
-import { lockstep } from './run.ts';
+import { addFns, useSdk } from '../helpers/sdk.ts';
+import { lockstep } from '../helpers/cli.ts';
 
 // Each test starts several CLI processes at once (each compiles through tsx): slow on a loaded machine.
 describe('lockstep status', { timeout: 120_000 }, () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isLockstepError, type LockHandle, type LockstepClient, type QueueUpdate } from '../../src/client/index.ts';
-import { addFns, next, useSdk } from './sdk.ts';
+import { addFns, next, useSdk } from '../helpers/sdk.ts';
 
 /** Starts an acquire and resolves, with its promise, once the server has queued it. */
 async function queue(

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { LockstepClient, WebSocketConstructor } from '../../src/client/index.ts';
-import { type TcpProxy, useProxies } from './proxy.ts';
-import { addFns, next, useSdk } from './sdk.ts';
+import { type ServerProxy, useServerProxies } from '../helpers/server-proxy.ts';
+import { addFns, next, useSdk } from '../helpers/sdk.ts';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -34,7 +34,7 @@ function nodeEdits(sent: readonly Frame[]): Frame[] {
 
 describe('SDK idempotency keys', () => {
   const t = useSdk();
-  const proxy = useProxies();
+  const proxy = useServerProxies();
 
   /**
    * `a` (through proxy `p`) sends an edit that the server commits but whose reply never reaches
@@ -43,7 +43,7 @@ describe('SDK idempotency keys', () => {
    */
   async function editWithLostReply(
     a: LockstepClient,
-    p: TcpProxy,
+    p: ServerProxy,
     observer: LockstepClient,
     f: number,
     options: { node?: number; signal?: AbortSignal; timeoutMs?: number } = {},

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { AddressInfo } from 'node:net';
 import { isLockstepError, LockstepClient, LockstepClientError } from '../../src/client/index.ts';
-import { addFns, next, useSdk } from './sdk.ts';
+import { addFns, next, useSdk } from '../helpers/sdk.ts';
 
 /** Rejection of a promise that must fail, as a LockstepClientError. */
 async function failure(p: Promise<unknown>): Promise<LockstepClientError> {

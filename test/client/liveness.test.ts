@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { LockHandle, LockstepClient, WebSocketConstructor } from '../../src/client/index.ts';
-import { REFUSED, useProxies } from './proxy.ts';
-import { addFns, next, useSdk } from './sdk.ts';
+import { REFUSED, useServerProxies } from '../helpers/server-proxy.ts';
+import { addFns, next, useSdk } from '../helpers/sdk.ts';
 
 /** Resolves once the acquire has queued; the acquire's own promise is returned alongside. */
 async function queued(c: LockstepClient, f: number): Promise<{ granted: Promise<LockHandle> }> {
@@ -39,7 +39,7 @@ function trackedSockets() {
 
 describe('SDK liveness and close', () => {
   const t = useSdk();
-  const proxy = useProxies();
+  const proxy = useServerProxies();
 
   it('notices a silently dead connection within a few heartbeats, fails a queued acquire with DISCONNECTED and reconnects', async () => {
     const s = await t.server({ heartbeatMs: 100 });

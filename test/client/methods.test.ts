@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { METHOD_NAMES } from '../../src/protocol/methods.ts';
-import { addFns, next, useSdk } from './sdk.ts';
+import { addFns, next, useSdk } from '../helpers/sdk.ts';
 
 describe('SDK: one typed method per protocol method', () => {
   const t = useSdk();

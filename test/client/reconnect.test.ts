@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelay, type HelloResult, type LockstepClient } from '../../src/client/index.ts';
 import { DEFAULT_BACKOFF } from '../../src/client/backoff.ts';
-import { until } from '../cluster/leader-nodes.ts';
-import { addFns, droppableSockets, next, useSdk } from './sdk.ts';
+import { until } from '../helpers/until.ts';
+import { addFns, droppableSockets, next, useSdk } from '../helpers/sdk.ts';
 
 async function dropAndReturn(c: LockstepClient, sockets: ReturnType<typeof droppableSockets>, refuseNext = 0) {
   const disconnected = next(c, 'disconnected');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Grant } from '../../src/client/index.ts';
-import { addFns, next, useSdk } from './sdk.ts';
+import { addFns, next, useSdk } from '../helpers/sdk.ts';
 
 describe('SDK lease renewal', () => {
   const t = useSdk();

@@ -13,7 +13,7 @@ import { migrate } from '../../src/service/index.ts';
 import { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions } from '../helpers/server.ts';
-import { until } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 import { installAudit, readAudit } from './workload-audit.ts';
 
 // Rule 7 of docs/cluster.md: every backend of a leader is in the lease row, by pid and start

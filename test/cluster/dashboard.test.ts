@@ -1,6 +1,6 @@
 import { afterEach, expect, inject, it } from 'vitest';
 import { type LockstepServer, start } from '../../src/server.ts';
-import { describeInBrowser, useBrowser } from '../dashboard/browser.ts';
+import { describeInBrowser, useBrowser } from '../helpers/browser.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { TIMING } from './leader-nodes.ts';
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { collect, lineMatching, spawnLockstep } from '../cli/run.ts';
+import { collect, lineMatching, spawnLockstep } from '../helpers/cli.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
 

@@ -7,7 +7,8 @@ import { type LockstepServer, start } from '../../src/server.ts';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from '../../src/service/pg-schema.ts';
 import { openPostgresStore, type PostgresStore } from '../../src/service/pg-store.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { health, until } from './leader-nodes.ts';
+import { health } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 import { sql } from './nodes.ts';
 
 // Rule 7 of docs/cluster.md for the statements a leader makes outside its edits: clearing the

@@ -6,7 +6,8 @@ import { type LockstepServer, start } from '../../src/server.ts';
 import { migrate } from '../../src/service/index.ts';
 import { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { health, until } from './leader-nodes.ts';
+import { health } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 
 // Cluster rules 1 and 3 where PostgreSQL enforces them: a write transaction holds the lease row
 // FOR KEY SHARE from its check to its commit, a takeover (FOR UPDATE) waits for it, every later

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { useServers } from '../helpers/server.ts';
-import { startProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { startDatabaseProxy, type DatabaseProxy } from '../helpers/database-proxy.ts';
 import { blockJournal } from './nodes.ts';
 
 // The hello timeout is for a connection that says nothing. In cluster mode a new session's hello is
@@ -12,14 +12,14 @@ import { blockJournal } from './nodes.ts';
 const TIMING = { leaseTtlMs: 30_000, leaseRenewMs: 1_000, leaseDriftMs: 500 };
 
 const t = useServers();
-const proxies: TcpProxy[] = [];
+const proxies: DatabaseProxy[] = [];
 afterEach(async () => {
   await Promise.all(proxies.splice(0).map((p) => p.close()));
 });
 
 describe('hello timeout, cluster mode', () => {
   it('answers a hello whose session takes longer than helloTimeoutMs to record', async () => {
-    const proxy = await startProxy(await freshDatabase(inject('postgresUrl')));
+    const proxy = await startDatabaseProxy(await freshDatabase(inject('postgresUrl')));
     proxies.push(proxy);
     const s = await t.server({ db: proxy.url, helloTimeoutMs: 100, ...TIMING });
     // Each answer from the database 300 ms late: recording the session alone outlasts the timeout.

@@ -1,7 +1,8 @@
 import { describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
-import { TIMING, until } from './leader-nodes.ts';
+import { TIMING } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 import { blockJournal, sql, useNodes } from './nodes.ts';
 
 // A leader whose journal cannot be written (docs/cluster.md, "What is durable when"): lock

@@ -3,7 +3,8 @@ import { describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 import { TestClient } from '../helpers/client.ts';
-import { health, kill, spawnNode, TIMING, until } from './leader-nodes.ts';
+import { health, kill, spawnNode, TIMING } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 import { sql, untilRows } from './nodes.ts';
 
 // What the leader writes for the next one (docs/cluster.md, "What is durable when"): a session

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { until } from '../helpers/until.ts';
 
 // Cluster nodes as child processes (so that they can be SIGKILLed and SIGSTOPped) on one
-// database, with short timing options, and the bounded polls the cluster tests wait with.
+// database, with short timing options.
 
 const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
 
@@ -62,26 +63,6 @@ export async function kill(node: Node): Promise<void> {
     node.child.kill('SIGKILL');
   }
   await node.exited;
-}
-
-/**
- * Polls `probe` until it returns a value (not undefined), at most `withinMs`; the bound is what a
- * test asserts. Never a fixed sleep: each round waits a short tick, then asks again.
- */
-export async function until<T>(what: string, withinMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + withinMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end)
-      throw new Error(`not within ${withinMs} ms: ${what}${last === undefined ? '' : ` (${String(last)})`}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** The one node that answers /healthz as leader, once exactly one does. */

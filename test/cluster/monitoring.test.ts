@@ -3,8 +3,8 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
 import { VERSION } from '../../src/version.ts';
-import { lockstep } from '../cli/run.ts';
-import { addFns } from '../client/sdk.ts';
+import { lockstep } from '../helpers/cli.ts';
+import { addFns } from '../helpers/sdk.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
 

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { afterEach } from 'vitest';
 import { TestClient } from '../helpers/client.ts';
-import { kill, type Node as Process, spawnNode, until } from './leader-nodes.ts';
+import { kill, type Node as Process, spawnNode } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 
 // A node started to be the next leader (the previous one killed with SIGKILL), agents that keep
 // what they need to resume elsewhere, and the database reads the failover tests check with.
@@ -78,7 +79,7 @@ export function useNodes() {
   };
 }
 
-/** Runs `query` until `done` holds of its rows, a bounded number of times (the journal writes in the background). */
+/** Runs `query` until `done` holds of its rows, within 5 s (the journal writes in the background). */
 export async function untilRows(
   db: string,
   query: string,
@@ -88,12 +89,10 @@ export async function untilRows(
   const client = new pg.Client({ connectionString: db });
   await client.connect();
   try {
-    for (let attempt = 0; attempt < 200; attempt++) {
+    return await until(`rows of ${query} to match`, 5_000, async () => {
       const { rows } = await client.query(query, values);
-      if (done(rows)) return rows;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    throw new Error(`rows of ${query} never matched`);
+      return done(rows) ? rows : undefined;
+    });
   } finally {
     await client.end();
   }

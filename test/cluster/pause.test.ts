@@ -3,7 +3,8 @@ import { CloseCode } from '../../src/protocol/close-codes.ts';
 import { type LockstepServer, start } from '../../src/server.ts';
 import { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { health, TIMING, until } from './leader-nodes.ts';
+import { health, TIMING } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 
 // docs/cluster.md rule 2 at its narrowest: the leader runs in this process, whose event loop is held
 // (as SIGSTOP would) past the lease deadline and past a lock's lease. When it runs again, the

@@ -2,10 +2,11 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { type ClientOptions, LockstepClient } from '../../src/client/index.ts';
 import { CloseCode } from '../../src/protocol/close-codes.ts';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
-import { lockstep } from '../cli/run.ts';
-import { addFns, droppableSockets, next } from '../client/sdk.ts';
+import { lockstep } from '../helpers/cli.ts';
+import { addFns, droppableSockets, next } from '../helpers/sdk.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { kill, leaderOf, type Node, spawnNode, until } from './leader-nodes.ts';
+import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
+import { until, within } from '../helpers/until.ts';
 import { sql, untilRows } from './nodes.ts';
 
 // The SDK through a failover (docs/cluster.md, failover rules 4 and 8), on three real nodes: a client given every
@@ -58,21 +59,6 @@ async function queued(c: LockstepClient, f: number): Promise<{ granted: ReturnTy
   const granted = c.acquire({ functions: [f], mode: 'write', onQueue: (u) => u.initial && isQueued() });
   await Promise.race([queuedNow, granted]);
   return { granted };
-}
-
-/** `promise`, or a failure naming `what` after `ms`: the bound the test asserts. */
-async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function statusOf(status: Awaited<ReturnType<LockstepClient['lock']['status']>>, f: number) {

@@ -4,7 +4,8 @@ import { CloseCode } from '../../src/protocol/close-codes.ts';
 import { type LockstepServer, start } from '../../src/server.ts';
 import { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { health, TIMING, until } from './leader-nodes.ts';
+import { health, TIMING } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 
 // Several nodes in this process on one database: exactly one leads, the others answer as
 // standbys (NOT_LEADER naming the leader, then 4002; /healthz 503), and a leader that stops gives

@@ -3,7 +3,8 @@ import { CloseCode } from '../../src/protocol/close-codes.ts';
 import { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions } from '../helpers/server.ts';
-import { kill, leaderOf, type Node, spawnNode, TIMING, until } from './leader-nodes.ts';
+import { kill, leaderOf, type Node, spawnNode, TIMING } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 
 // Takeovers with real processes: a leader killed with SIGKILL, and one paused with SIGSTOP past
 // its lease and resumed. Bounds are generous (a loaded 2-core machine); the lease is 1 s.

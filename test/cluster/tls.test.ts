@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
-import { lockstep } from '../cli/run.ts';
+import { lockstep } from '../helpers/cli.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { useCertificates } from '../helpers/tls.ts';
 import { kill, type Node, spawnNode } from './leader-nodes.ts';

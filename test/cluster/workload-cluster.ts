@@ -1,6 +1,6 @@
 import { freePort } from '../../bench/proc.ts';
 import { freshDatabase, type PostgresCluster, startPostgres } from '../helpers/postgres.ts';
-import { startProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { startDatabaseProxy, type DatabaseProxy } from '../helpers/database-proxy.ts';
 import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
 
 // Three nodes on a PostgreSQL of the test's own (so that it can be restarted), each reaching the
@@ -13,7 +13,7 @@ export const TAKEOVER_BOUND_MS = 20_000;
 export interface Member {
   readonly index: number;
   readonly url: string;
-  readonly proxy: TcpProxy;
+  readonly proxy: DatabaseProxy;
   process: Node;
 }
 
@@ -31,7 +31,7 @@ export class WorkloadCluster {
     const db = await freshDatabase(postgres.url);
     const cluster = new WorkloadCluster(postgres, db, [], args);
     for (let index = 0; index < size; index++) {
-      const proxy = await startProxy(db);
+      const proxy = await startDatabaseProxy(db);
       const port = await freePort();
       const process = await cluster.spawn(proxy, port);
       cluster.members.push({ index, url: process.url, proxy, process });
@@ -69,7 +69,7 @@ export class WorkloadCluster {
     await this.postgres.stop();
   }
 
-  private spawn(proxy: TcpProxy, port: number): Promise<Node> {
+  private spawn(proxy: DatabaseProxy, port: number): Promise<Node> {
     return spawnNode(proxy.url, [...this.args, '--port', String(port)]);
   }
 }

@@ -1,6 +1,7 @@
 import { FaultClient } from '../helpers/fault-client.ts';
 import type { Member, WorkloadCluster } from './workload-cluster.ts';
-import { kill, until } from './leader-nodes.ts';
+import { kill } from './leader-nodes.ts';
+import { until } from '../helpers/until.ts';
 import { sql } from './nodes.ts';
 import { type AgentLog, now } from './workload-log.ts';
 

@@ -4,6 +4,7 @@ import { KeyReused, LockManager, memoryFences } from '../../src/concurrency/inde
 import type { AcquireResult, LockEvents, LockManagerOptions } from '../../src/concurrency/index.ts';
 import { LockstepError } from '../../src/protocol/errors.ts';
 import type { Resource } from '../../src/protocol/resource.ts';
+import { LOCK_EVENT_NAMES } from '../helpers/lock-events.ts';
 
 const f = (n: number, program = 'main'): Resource => ({ program, function: n });
 const structure = (program = 'main'): Resource => ({ program, structure: true });
@@ -11,26 +12,12 @@ const T0 = Date.UTC(2025, 0, 1);
 
 type EventName = keyof LockEvents;
 type Payload<K extends EventName> = Parameters<LockEvents[K]>[0];
-const EVENTS: EventName[] = [
-  'granted',
-  'queued',
-  'position',
-  'released',
-  'downgraded',
-  'renewed',
-  'denied',
-  'expiring',
-  'expired',
-  'waitTimeout',
-  'cancelled',
-  'deadlock',
-];
 
 function setup(opts: Partial<LockManagerOptions> = {}) {
   const clock = new FakeClock(T0);
   const locks = new LockManager({ clock, sessionName: (id) => `name-${id}`, ...opts });
   let log: Array<{ name: EventName; e: unknown }> = [];
-  for (const name of EVENTS) locks.on(name, (e: unknown) => log.push({ name, e }));
+  for (const name of LOCK_EVENT_NAMES) locks.on(name, (e: unknown) => log.push({ name, e }));
   return {
     clock,
     locks,

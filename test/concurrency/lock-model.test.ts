@@ -7,6 +7,7 @@ import { LockstepError } from '../../src/protocol/errors.ts';
 import { resourceKey } from '../../src/protocol/resource.ts';
 import { expectError } from '../helpers/errors.ts';
 import type { LockMode, Resource } from '../../src/protocol/resource.ts';
+import { LOCK_EVENT_NAMES } from '../helpers/lock-events.ts';
 
 // Random command sequences against one LockManager, checked after every step against what its
 // events announced and against invariants recomputed from status(): mutual exclusion, FIFO,
@@ -185,21 +186,7 @@ class Run {
   private pendingTimeout: number | undefined;
 
   constructor() {
-    const names = [
-      'granted',
-      'queued',
-      'position',
-      'released',
-      'downgraded',
-      'renewed',
-      'denied',
-      'expiring',
-      'expired',
-      'waitTimeout',
-      'cancelled',
-      'deadlock',
-    ] as const;
-    for (const name of names) {
+    for (const name of LOCK_EVENT_NAMES) {
       this.locks.on(name, (e: { sessionId: string }) => {
         if (this.removed.has(e.sessionId)) throw new Error(`${name} event for removed session ${e.sessionId}`);
         this.stepEvents.push({ name, e });

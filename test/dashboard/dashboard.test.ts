@@ -3,7 +3,7 @@ import type { Page } from 'playwright-core';
 import { expect, it } from 'vitest';
 import type { LockstepServer } from '../../src/server.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
-import { describeInBrowser, useBrowser } from './browser.ts';
+import { describeInBrowser, useBrowser } from '../helpers/browser.ts';
 
 async function open(page: Page, s: LockstepServer): Promise<void> {
   await page.goto(`http://127.0.0.1:${s.port}/`);

@@ -1,8 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../cli/run.ts';
-import { addFns, useSdk } from '../client/sdk.ts';
+import { ROOT } from '../helpers/cli.ts';
+import { addFns, useSdk } from '../helpers/sdk.ts';
 
 const AGENT = 'examples/python/agent.py';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../cli/run.ts';
-import { useSdk } from '../client/sdk.ts';
+import { ROOT } from '../helpers/cli.ts';
+import { useSdk } from '../helpers/sdk.ts';
 
 const run = promisify(execFile);
 /** Creating a venv and installing one wheel, on a loaded 2-core machine. */

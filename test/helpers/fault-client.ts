@@ -1,4 +1,5 @@
 import { WebSocket } from 'ws';
+import { Random } from '../../src/cli/random.ts';
 
 // Clients for the fault tests. Unlike TestClient, every wait here ends when the socket dies: a
 // call whose reply never came is recorded as `unknown` (it may or may not have taken effect),
@@ -30,16 +31,10 @@ interface Frame {
   error?: { code: number; message: string; data?: Record<string, unknown> & { type?: string } };
 }
 
-/** mulberry32: a small seeded generator, so a fault schedule can be replayed from its seed. */
+/** The demo's seeded generator (src/cli/random.ts) as a function: a fault schedule replays from its seed. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new Random(seed);
+  return () => random.next();
 }
 
 export class FaultClient {

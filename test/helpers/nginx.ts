@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe } from 'vitest';
-import { until } from '../cluster/leader-nodes.ts';
+import { until } from './until.ts';
 import { freePort } from './server.ts';
 
 export const NGINX = '/usr/sbin/nginx';

@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
-import { addFns, next, useSdk } from '../client/sdk.ts';
-import { type Bridge, useBridges } from './bridges.ts';
+import { addFns, next, useSdk } from '../helpers/sdk.ts';
+import { type Bridge, useBridges } from '../helpers/mcp-bridges.ts';
 
 // Each bridge is a fresh node process on the sources (tsx): a few seconds to start on a loaded machine.
 describe('lockstep mcp', { timeout: 60_000 }, () => {

@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/concurrency/fake-clock.ts';
-import { addFns, next, useSdk } from '../client/sdk.ts';
-import { until } from '../cluster/leader-nodes.ts';
-import { useProxies } from '../client/proxy.ts';
-import { useBridges } from './bridges.ts';
+import { addFns, next, useSdk } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
+import { useServerProxies } from '../helpers/server-proxy.ts';
+import { useBridges } from '../helpers/mcp-bridges.ts';
 
 // The server runs on a fake clock: leases warn and end when the test moves time on.
 describe('lockstep mcp leases', { timeout: 60_000 }, () => {
   const t = useSdk();
   const bridge = useBridges();
-  const proxy = useProxies();
+  const proxy = useServerProxies();
 
   it("renews an active agent's lease when the server warns it ends soon", async () => {
     const clock = new FakeClock();

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { until } from '../cluster/leader-nodes.ts';
-import { useSdk } from '../client/sdk.ts';
+import { until } from '../helpers/until.ts';
+import { useSdk } from '../helpers/sdk.ts';
 import { freePort } from '../helpers/server.ts';
-import { type Bridge, useBridges } from './bridges.ts';
+import { type Bridge, useBridges } from '../helpers/mcp-bridges.ts';
 
 /** program_overview until it answers without error, within the bound the test asserts. */
 function overviewOnceUp(b: Bridge): Promise<string> {

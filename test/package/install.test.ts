@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../cli/run.ts';
+import { ROOT } from '../helpers/cli.ts';
 
 const run = promisify(execFile);
 /** Packing builds (tsc), installing resolves the dependencies from npm's cache or registry. */

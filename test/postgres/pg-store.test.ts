@@ -4,7 +4,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { systemClock } from '../../src/concurrency/index.ts';
 import { ProgramService, StoreError } from '../../src/service/index.ts';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from '../../src/service/pg-schema.ts';
-import { alice, chain, edit, expectCurrentSchema, expectError } from '../fixtures/service.ts';
+import { alice, chain, edit, expectCurrentSchema, expectError } from '../helpers/service.ts';
 import { RpcCallError } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions, roundTrip, useServers } from '../helpers/server.ts';

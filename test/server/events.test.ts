@@ -27,7 +27,7 @@ function record(c: TestClient): Item[] {
 }
 
 /** Resolves once the recorded stream holds an item matching. */
-function until(c: TestClient, seen: Item[], match: (i: Item) => boolean): Promise<void> {
+function eventSeen(c: TestClient, seen: Item[], match: (i: Item) => boolean): Promise<void> {
   if (seen.some(match)) return Promise.resolve();
   return c.notification('event', match).then(() => undefined);
 }
@@ -63,7 +63,7 @@ describe('event stream', () => {
     const firstSeen = record(first);
     await first.call('events.subscribe', { topics: ALL });
     await roundTrips(a, [f], 3);
-    await until(first, firstSeen, (i) => i.type === 'released');
+    await eventSeen(first, firstSeen, (i) => i.type === 'released');
     const lastSeen = firstSeen.at(-1)!.seq;
     await first.close();
 
@@ -77,8 +77,8 @@ describe('event stream', () => {
     await traffic;
     await addFunctions(a, ['g']);
     const last = s.inspect().events.lastSeq;
-    await until(live, liveSeen, (i) => i.seq === last);
-    await until(second, secondSeen, (i) => i.seq === last);
+    await eventSeen(live, liveSeen, (i) => i.seq === last);
+    await eventSeen(second, secondSeen, (i) => i.seq === last);
 
     const liveSeqs = liveSeen.map((i) => i.seq);
     expectContiguous(liveSeqs);
@@ -137,7 +137,7 @@ describe('event stream', () => {
 
     // A marker edit: everything before it on the stream has arrived once it has.
     const last = await a.call('edit.apply', { ops: [node(3)] });
-    await until(watcher, seen, (i) => i.type === 'committed' && i.data.revision === last.revision);
+    await eventSeen(watcher, seen, (i) => i.type === 'committed' && i.data.revision === last.revision);
     expect(seen.filter((i) => i.type === 'conflict').map((i) => ({ topic: i.topic, ...i.data }))).toEqual([
       { topic: 'edits', ...who, method: 'edit.apply', reason: 'lock', functions: [f] },
       { topic: 'edits', ...who, method: 'edit.apply', reason: 'lock', functions: [], structure: true },
@@ -178,7 +178,7 @@ describe('event stream', () => {
     const dropping = await t.raw(s);
     const hello = await dropping.call('session.hello', { protocol: 1, name: 'dropping' });
     dropping.ws.terminate();
-    await until(watcher, seen, (i) => i.type === 'detached');
+    await eventSeen(watcher, seen, (i) => i.type === 'detached');
     const back = await t.raw(s);
     await back.call('session.hello', {
       protocol: 1,
@@ -206,7 +206,7 @@ describe('event stream', () => {
     await a.call('program.delete', { program: 'aux' });
 
     await b.close();
-    await until(watcher, seen, (i) => i.type === 'left' && i.data.name === 'b');
+    await eventSeen(watcher, seen, (i) => i.type === 'left' && i.data.name === 'b');
 
     for (const item of seen) {
       const fields = documented.get(`${item.topic} ${item.type}`);
@@ -281,7 +281,7 @@ describe('event stream', () => {
     (slow.ws as any)._socket.resume();
     expect((await slow.closed).code).toBe(1013);
     await roundTrips(a, functions, 1);
-    await until(fast, fastSeen, (i) => i.type === 'released' && i.seq === s.inspect().events.lastSeq);
+    await eventSeen(fast, fastSeen, (i) => i.type === 'released' && i.seq === s.inspect().events.lastSeq);
     expectContiguous(fastSeen.map((i) => i.seq));
 
     const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProgramFile } from '../../src/protocol/program-file.ts';
-import { lockstep } from '../cli/run.ts';
-import { useSdk } from '../client/sdk.ts';
+import { lockstep } from '../helpers/cli.ts';
+import { useSdk } from '../helpers/sdk.ts';
 
 // lockstep export and import through the protocol, on the store of the vitest project (SQLite,
 // and PostgreSQL in the postgres project): a program with a gap in its ids, signatures, nodes
@@ -13,6 +13,12 @@ import { useSdk } from '../client/sdk.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-export-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * On PostgreSQL a test server is a cluster of one: a lease long enough that a loaded machine's
+ * stalls never make it step down (4002) under the test's own calls. SQLite ignores it.
+ */
+const LONG_LEASE = { leaseTtlMs: 30_000, leaseRenewMs: 1_000, leaseDriftMs: 1_000 } as const;
 
 const schema = JSON.parse(readFileSync(new URL('../../docs/program-file.schema.json', import.meta.url), 'utf8'));
 
@@ -28,7 +34,7 @@ describe('lockstep export and import', { timeout: 180_000 }, () => {
   const t = useSdk();
 
   it('a round trip into a fresh server gives identical hashes, in one revision under the structure lock; ids without gaps are kept, the others listed', async () => {
-    const source = await t.server();
+    const source = await t.server(LONG_LEASE);
     const a = await t.client(source, 'author');
     await a.withLocks({ structure: true, mode: 'write' }, (lock) =>
       a.edit.apply({
@@ -69,7 +75,7 @@ describe('lockstep export and import', { timeout: 180_000 }, () => {
     const lex = await a.function.get({ function: 1 });
     expect(json.functions[0]).toEqual({ ...lex.function, version: 1, hash: lex.hash });
 
-    const target = await t.server();
+    const target = await t.server(LONG_LEASE);
     const imported = await lockstep(['import', file, '--url', target.url]);
     expect(imported.stderr).toBe('');
     expect(imported.code).toBe(0);
@@ -89,7 +95,7 @@ describe('lockstep export and import', { timeout: 180_000 }, () => {
   });
 
   it('refuses a program that has functions, and a file whose content does not match its hashes', async () => {
-    const s = await t.server();
+    const s = await t.server(LONG_LEASE);
     const a = await t.client(s, 'author');
     await a.withLocks({ structure: true, mode: 'write' }, (lock) =>
       a.edit.apply({ ops: [{ op: 'addFunction', name: 'f', nodes: [{ id: 1, op: 'const' }] }], fences: lock.fences }),

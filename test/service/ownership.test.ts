@@ -6,8 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
 import { systemClock } from '../../src/concurrency/index.ts';
 import { ProgramService } from '../../src/service/index.ts';
-import { chain } from '../fixtures/service.ts';
-import { collect, lineMatching, spawnLockstep } from '../cli/run.ts';
+import { chain } from '../helpers/service.ts';
+import { collect, lineMatching, spawnLockstep } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-owner-'));
 const started: ChildProcess[] = [];

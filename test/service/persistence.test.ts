@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FENCE_BLOCK, ProgramService } from '../../src/service/index.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../src/service/migrations.ts';
-import { alice, chain, edit, expectCurrentSchema } from '../fixtures/service.ts';
+import { alice, chain, edit, expectCurrentSchema } from '../helpers/service.ts';
 import { systemClock } from '../../src/concurrency/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-persist-'));

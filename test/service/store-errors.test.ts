@@ -16,7 +16,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProgramService, StoreError } from '../../src/service/index.ts';
 import { SCHEMA_VERSION } from '../../src/service/migrations.ts';
-import { chain } from '../fixtures/service.ts';
+import { chain } from '../helpers/service.ts';
 import { systemClock } from '../../src/concurrency/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-store-errors-'));

@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
-import { lockstep } from '../cli/run.ts';
-import { addFns, useSdk } from '../client/sdk.ts';
+import { lockstep } from '../helpers/cli.ts';
+import { addFns, useSdk } from '../helpers/sdk.ts';
 import { describeWithNginx, type Nginx, startNginx } from '../helpers/nginx.ts';
 import { useCertificates } from '../helpers/tls.ts';
 

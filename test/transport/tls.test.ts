@@ -4,10 +4,10 @@ import { WebSocket } from 'ws';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
 import { ConfigError } from '../../src/config.ts';
 import { start } from '../../src/server.ts';
-import { lockstep } from '../cli/run.ts';
-import { addFns, useSdk } from '../client/sdk.ts';
+import { lockstep } from '../helpers/cli.ts';
+import { addFns, useSdk } from '../helpers/sdk.ts';
 import { useCertificates } from '../helpers/tls.ts';
-import { useBridges } from '../mcp/bridges.ts';
+import { useBridges } from '../helpers/mcp-bridges.ts';
 
 // --tls-cert and --tls-key: the server itself serves wss:// and https:// (no proxy), and the SDK,
 // the CLI and the MCP bridge reach it trusting a CA of the test's own (made by openssl now).

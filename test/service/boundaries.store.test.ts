@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FunctionBody, FunctionDiff } from '../../src/protocol/program.ts';
-import { chain, edit, memoryService } from '../fixtures/service.ts';
+import { chain, edit, memoryService } from '../helpers/service.ts';
 
 describe('src/service', () => {
   it('returns functions and diffs that match the wire schemas', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { functionHash } from '../../src/service/hash.ts';
-import { alice, chain, edit, expectError, expectInvalid, memoryService } from '../fixtures/service.ts';
+import { alice, chain, edit, expectError, expectInvalid, memoryService } from '../helpers/service.ts';
 
 describe('addFunction', () => {
   it('creates a function with a server-assigned id, version 1, and a new revision', async () => {

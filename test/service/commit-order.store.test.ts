@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../src/concurrency/index.ts';
 import { ProgramService } from '../../src/service/index.ts';
 import type { ProgramStore } from '../../src/service/store.ts';
-import { chain, edit, memoryService } from '../fixtures/service.ts';
+import { chain, edit, memoryService } from '../helpers/service.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-commit-order-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alice, bob, chain, edit, memoryService } from '../fixtures/service.ts';
+import { alice, bob, chain, edit, memoryService } from '../helpers/service.ts';
 
 describe('an edit committed under an idempotency key', () => {
   it('keeps its result with the revision, for a retry by its session to get it again', async () => {

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LockstepError } from '../../src/protocol/errors.ts';
 import type { ProgramService } from '../../src/service/index.ts';
-import { alice, chain, edit, expectError, expectInvalid, memoryService, testStore } from '../fixtures/service.ts';
+import { alice, chain, edit, expectError, expectInvalid, memoryService, testStore } from '../helpers/service.ts';
 
 const bob = { sessionId: '0d6f6c1e-9d55-4b7b-8b8e-3e7c2c1a6b11', name: 'bob' };
 

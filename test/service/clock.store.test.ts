@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alice, chain, memoryService } from '../fixtures/service.ts';
+import { alice, chain, memoryService } from '../helpers/service.ts';
 
 describe('the injected clock', () => {
   it('stamps revisions, checkpoints and history with its time, not the system time', async () => {

@@ -31,7 +31,7 @@ interface Delayed {
   tail: Promise<void>;
 }
 
-export interface TcpProxy {
+export interface DatabaseProxy {
   /** postgres://… through the proxy, for the node's --db. */
   readonly url: string;
   mode(next: ProxyMode): void;
@@ -51,7 +51,7 @@ export interface TcpProxy {
 }
 
 /** A proxy to the database at `target` (a postgres:// URL); its URL is `target` with the proxy's port. */
-export async function startProxy(target: string): Promise<TcpProxy> {
+export async function startDatabaseProxy(target: string): Promise<DatabaseProxy> {
   const upstream = new URL(target);
   const pipes = new Set<Pipe>();
   let mode: ProxyMode = { kind: 'pass' };

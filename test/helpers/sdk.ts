@@ -7,8 +7,8 @@ import {
   type WebSocketConstructor,
 } from '../../src/client/index.ts';
 import type { LockstepServer } from '../../src/server.ts';
-import { useServers } from '../helpers/server.ts';
-import { REFUSED } from './proxy.ts';
+import { useServers } from './server.ts';
+import { REFUSED } from './server-proxy.ts';
 
 /** Real servers (test/helpers/server.ts) plus SDK clients closed after each test. */
 export function useSdk() {

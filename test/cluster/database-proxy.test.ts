@@ -1,6 +1,6 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { startDatabaseProxy, type DatabaseProxy } from '../helpers/database-proxy.ts';
 
 // The proxy the cluster workload cuts a leader from PostgreSQL with, against an echo server: each
 // mode does to the bytes what the workload's faults rely on.
@@ -11,7 +11,7 @@ const SILENCE_MS = 300;
 let echo: Server | undefined;
 /** Everything the echo server was sent. */
 let arrived = '';
-let proxy: TcpProxy | undefined;
+let proxy: DatabaseProxy | undefined;
 const sockets: Socket[] = [];
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
@@ -19,7 +19,7 @@ afterEach(async () => {
   await new Promise((resolve) => (echo === undefined ? resolve(undefined) : echo.close(resolve)));
 });
 
-async function setup(): Promise<TcpProxy> {
+async function setup(): Promise<DatabaseProxy> {
   arrived = '';
   echo = createServer((s) => {
     s.on('data', (chunk) => {
@@ -29,12 +29,12 @@ async function setup(): Promise<TcpProxy> {
   });
   await new Promise<void>((resolve) => echo!.listen(0, '127.0.0.1', resolve));
   const port = (echo.address() as { port: number }).port;
-  proxy = await startProxy(`postgres://u@127.0.0.1:${port}/db`);
+  proxy = await startDatabaseProxy(`postgres://u@127.0.0.1:${port}/db`);
   return proxy;
 }
 
 /** A client of the proxy that collects what comes back. */
-async function open(p: TcpProxy): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
+async function open(p: DatabaseProxy): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
   const url = new URL(p.url);
   const socket = createConnection(Number(url.port), url.hostname);
   sockets.push(socket);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FunctionBody } from '../../src/protocol/program.ts';
 import { diffFunctions } from '../../src/service/index.ts';
-import { chain, edit, expectError, memoryService } from '../fixtures/service.ts';
+import { chain, edit, expectError, memoryService } from '../helpers/service.ts';
 
 const e = (id: number, from: number, to: number, port = 0) => ({
   id,

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { functionHash, ProgramService } from '../../src/service/index.ts';
 import { systemClock } from '../../src/concurrency/index.ts';
-import { freshLocation } from '../fixtures/service.ts';
+import { freshLocation } from '../helpers/service.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-durability-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

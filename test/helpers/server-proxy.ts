@@ -5,7 +5,7 @@ import type { LockstepServer } from '../../src/server.ts';
 /** Nothing listens on port 1: a connect there is refused at once. */
 export const REFUSED = 'ws://127.0.0.1:1/ws';
 
-export interface TcpProxy {
+export interface ServerProxy {
   /** ws://127.0.0.1:<proxy port>/ws */
   url: string;
   /** Open connections stop forwarding either way, without closing: a network partition. */
@@ -21,12 +21,12 @@ export interface TcpProxy {
 }
 
 /** Tiny TCP proxies in front of a server, destroyed after each test. */
-export function useProxies() {
+export function useServerProxies() {
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {
     await Promise.all(cleanups.splice(0).map((c) => c()));
   });
-  return async function proxy(s: LockstepServer): Promise<TcpProxy> {
+  return async function proxy(s: LockstepServer): Promise<ServerProxy> {
     const target = new URL(s.url);
     const pairs: Array<{ client: Socket; upstream: Socket | undefined; dead: boolean; muted: boolean }> = [];
     let stalled = false;

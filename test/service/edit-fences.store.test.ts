@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/concurrency/index.ts';
 import { ProgramService } from '../../src/service/index.ts';
-import { alice, chain, edit, expectError, freshLocation, memoryService } from '../fixtures/service.ts';
+import { alice, chain, edit, expectError, freshLocation, memoryService } from '../helpers/service.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-edit-fences-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ServiceOp } from '../../src/service/index.ts';
-import { chain, edit, expectError, expectInvalid, memoryService } from '../fixtures/service.ts';
+import { chain, edit, expectError, expectInvalid, memoryService } from '../helpers/service.ts';
 
 const S = { resource: { program: 'main', structure: true }, mode: 'write' };
 const F = (id: number) => ({ resource: { program: 'main', function: id }, mode: 'write' });
