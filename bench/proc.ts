@@ -53,6 +53,8 @@ export interface Child {
   /** Starts V8's CPU profiler in the child; `stopProfile` ends it and returns the self times. */
   startProfile(): Promise<void>;
   stopProfile(): Promise<SelfTimes>;
+  /** Sends a command the child's own file answers (lockstep-server.ts's trace-start, trace-stop). */
+  ask(cmd: string): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
@@ -91,6 +93,7 @@ export async function forkServer(
       await ask('profile-start');
     },
     stopProfile: async () => (await ask('profile-stop')).profile as SelfTimes,
+    ask,
     stop: async () => {
       if (proc.exitCode !== null) return;
       const exited = new Promise((resolve) => proc.once('exit', resolve));

@@ -161,7 +161,14 @@ export async function readMostly(sys: LockSystem, agents: number, resources: num
  * turns it was overtaken by or waited behind. Under FIFO that is at most agents - 1, whatever
  * the timing; a free-for-all has no bound. The longest wait in time is reported too.
  */
-export async function handover(sys: LockSystem, agents: number, holdMs: number, t: Timing): Promise<Result> {
+export async function handover(
+  sys: LockSystem,
+  agents: number,
+  holdMs: number,
+  t: Timing,
+  /** Each measured turn's release-sent and grant-received times (performance.now()), for turns.ts. */
+  onTurn?: (releasedAt: number, grantedAt: number) => void,
+): Promise<Result> {
   const as = await sys.connect(agents, 1);
   const samples: number[][] = [];
   const rates: number[] = [];
@@ -192,7 +199,10 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
           }
           if (granted < end) {
             turns++;
-            if (releasedAt !== undefined) out.push(granted - releasedAt);
+            if (releasedAt !== undefined) {
+              out.push(granted - releasedAt);
+              if (keep) onTurn?.(releasedAt, granted);
+            }
           }
           if (holdMs > 0) await sleep(holdMs);
           await a.release([0], (at) => (releasedAt = at));
