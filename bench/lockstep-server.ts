@@ -5,15 +5,32 @@
 // (turn-trace.ts) between the IPC commands trace-start and trace-stop (bench/turns.ts).
 import type { StartOptions } from '../src/server.ts';
 import { serveIpc } from './proc.ts';
-import { installRecorder } from './turn-trace.ts';
+import { allocationSampler } from './alloc-profile.ts';
+import { installRecorder, TRACE_START, TRACE_STOP } from './turn-trace.ts';
 
 if (process.env.LOCKSTEP_BENCH_TRACE !== undefined) {
   const recorder = installRecorder();
-  process.on('message', (m: { cmd: string }) => {
+  const allocations = allocationSampler();
+  process.on('message', async (m: { cmd: string }) => {
+    // A scavenge at both ends: with --trace-gc-nvp, the young generation's allocation counts
+    // (`allocated=` since the previous collection) then add up to exactly what ran in between.
+    const scavenge = () => (globalThis.gc as ((o: { type: string }) => void) | undefined)?.({ type: 'minor' });
     if (m.cmd === 'trace-start') {
+      scavenge();
+      console.log(TRACE_START);
       recorder.start();
       process.send?.({});
-    } else if (m.cmd === 'trace-stop') process.send?.({ trace: recorder.stop() });
+    } else if (m.cmd === 'alloc-start' || m.cmd === 'alloc-live-start') {
+      await allocations.start(m.cmd === 'alloc-start');
+      process.send?.({});
+    } else if (m.cmd === 'alloc-stop') {
+      process.send?.({ allocations: await allocations.stop() });
+    } else if (m.cmd === 'trace-stop') {
+      const trace = recorder.stop();
+      scavenge();
+      console.log(TRACE_STOP);
+      process.send?.({ trace });
+    }
   });
 }
 

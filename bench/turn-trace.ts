@@ -23,6 +23,8 @@ export const Kind = {
   gcMajor: 6,
   /** A 'message' handler of a lock.queue push (client). */
   handlerQueue: 7,
+  /** A 'message' handler that ran a lock.acquire (server). */
+  handlerAcquire: 8,
 } as const;
 export type KindCode = (typeof Kind)[keyof typeof Kind];
 
@@ -37,7 +39,15 @@ export interface ReleaseTurn {
   framesBefore: number;
 }
 
+/** Lines the server child prints around a trace, between which its --trace-gc-nvp lines fall. */
+export const TRACE_START = 'lockstep-bench trace-start';
+export const TRACE_STOP = 'lockstep-bench trace-stop';
+
 export interface Trace {
+  /** CPU time (user + system) of the process over the trace, µs. */
+  cpuUs: number;
+  /** Frames written over the trace, in handlers or not. */
+  frames: number;
   /** Intervals: kind, start, end (epoch ms). */
   kinds: number[];
   starts: number[];
@@ -62,6 +72,8 @@ export function installRecorder(): Recorder {
   const ends = new Float64Array(CAP);
   let n = 0;
   let on = false;
+  let frames = 0;
+  let cpu = process.cpuUsage();
   const releases: ReleaseTurn[] = [];
   const add = (kind: KindCode, s: number, e: number) => {
     if (!on || n >= CAP) return;
@@ -85,6 +97,7 @@ export function installRecorder(): Recorder {
     const release = Buffer.isBuffer(data) && data.includes('"lock.release"');
     const grant = !release && Buffer.isBuffer(data) && data.includes('"lock.granted"');
     const queue = !release && !grant && Buffer.isBuffer(data) && data.includes('"lock.queue"');
+    const acquire = !release && !grant && !queue && Buffer.isBuffer(data) && data.includes('"lock.acquire"');
     const s = epoch();
     inHandler = true;
     current = release ? { recvAt: s, grantAt: 0, grantDoneAt: 0, framesBefore: 0 } : undefined;
@@ -98,7 +111,9 @@ export function installRecorder(): Recorder {
           ? Kind.handlerGrant
           : queue
             ? Kind.handlerQueue
-            : Kind.handlerOther;
+            : acquire
+              ? Kind.handlerAcquire
+              : Kind.handlerOther;
       add(kind, s, epoch());
       if (on && current !== undefined && current.grantAt > 0) releases.push(current);
       current = undefined;
@@ -108,6 +123,7 @@ export function installRecorder(): Recorder {
     const s = epoch();
     send.call(this, data, ...rest);
     const e = epoch();
+    if (on) frames++;
     if (inHandler) {
       if (current !== undefined && current.grantAt === 0) {
         if (typeof data === 'string' && data.includes('"lock.granted"')) {
@@ -135,13 +151,18 @@ export function installRecorder(): Recorder {
       releases.length = 0;
       loop.reset();
       loop.enable();
+      cpu = process.cpuUsage();
+      frames = 0;
       on = true;
     },
     stop() {
       on = false;
       loop.disable();
       const ms = (ns: number) => ns / 1e6;
+      const used = process.cpuUsage(cpu);
       return {
+        cpuUs: used.user + used.system,
+        frames,
         kinds: Array.from(kinds.subarray(0, n)),
         starts: Array.from(starts.subarray(0, n)),
         ends: Array.from(ends.subarray(0, n)),

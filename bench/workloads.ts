@@ -166,8 +166,7 @@ export async function handover(
   agents: number,
   holdMs: number,
   t: Timing,
-  /** Each measured turn's release-sent and grant-received times (performance.now()), for turns.ts. */
-  onTurn?: (releasedAt: number, grantedAt: number) => void,
+  tracer?: TurnTracer,
 ): Promise<Result> {
   const as = await sys.connect(agents, 1);
   const samples: number[][] = [];
@@ -201,7 +200,7 @@ export async function handover(
             turns++;
             if (releasedAt !== undefined) {
               out.push(granted - releasedAt);
-              if (keep) onTurn?.(releasedAt, granted);
+              if (keep) tracer?.turn(releasedAt, granted);
             }
           }
           if (holdMs > 0) await sleep(holdMs);
@@ -215,8 +214,9 @@ export async function handover(
     for (let r = 0; r < t.reps; r++) {
       await phase(t.warmMs, false);
       // The CPU spent while the queue drains after the end is per turn too: count those turns.
+      const measured = () => phase(t.runMs, true);
       const { out, turns, seconds } = await cpu.measure(
-        () => phase(t.runMs, true),
+        () => (tracer === undefined ? measured() : tracer.phase(measured)),
         (p) => p.grants,
       );
       samples.push(out);
@@ -226,6 +226,13 @@ export async function handover(
   } finally {
     await sys.disconnect();
   }
+}
+
+/** What turns.ts watches a hand-over with: its measured phases, and each turn measured in them. */
+export interface TurnTracer {
+  phase<T>(body: () => Promise<T>): Promise<T>;
+  /** A turn's release-sent and grant-received times (performance.now()). */
+  turn(releasedAt: number, grantedAt: number): void;
 }
 
 /**
