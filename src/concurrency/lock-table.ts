@@ -28,13 +28,20 @@ export interface LockManagerOptions {
   sessionName?: (sessionId: string) => string | undefined;
   /**
    * Position pushes are coalesced: at most one per ticket per this many ms with the latest
-   * positions, except that reaching position 1 is pushed at once and the last change always is.
-   * Default 0: every change at once.
+   * positions (deeper tickets less often, see pushInterval), except that reaching position 1 is
+   * pushed at once and the last change always is. Default 0: every change at once.
    */
   queuePushMs?: number;
 }
 
 const KEYS_PER_SESSION = 1000;
+/**
+ * Tickets told per run of the coalesced push. A hand-over in a queue of a hundred moves every
+ * ticket each turn: written in one go, the push delayed whichever release came in behind it by
+ * all of its frames (docs/benchmarks.md, "Hand-over turns"). In slices, the next one waits for
+ * the event loop to run the I/O that arrived meanwhile, and the front of the queue goes first.
+ */
+export const PUSH_SLICE = 16;
 
 export interface SessionLocks {
   holds: Map<string, Hold>;
@@ -61,6 +68,11 @@ export class LockTable extends EventEmitter<LockEvents> {
   private readonly queuePushMs: number;
   /** Tickets whose positions moved since they were last told, waiting for the coalesced push. */
   private readonly unpushed = new Set<Ticket>();
+  /**
+   * The coalesced push's own timer, apart from `deadlines`: those run first thing in every lock
+   * operation (catchUp), which put a whole push's frames ahead of that operation's own grant.
+   */
+  private readonly pushes: Deadlines;
   private pushAt: Deadline | undefined;
   /** Session and resource key of each pinned lock, with how many pins it has. */
   private readonly pins = new Map<string, number>();
@@ -78,16 +90,21 @@ export class LockTable extends EventEmitter<LockEvents> {
     this.sessionName = opts.sessionName ?? (() => undefined);
     this.queuePushMs = opts.queuePushMs ?? 0;
     this.deadlines = new Deadlines(this.clock);
+    this.pushes = new Deadlines(this.clock);
   }
 
-  /** Pending lease expiries, lease warnings, wait timeouts and the coalesced position push: one clock timer. */
+  /**
+   * Pending lease expiries, lease warnings and wait timeouts (one clock timer), and the coalesced
+   * position push (its own).
+   */
   get scheduled(): number {
-    return this.deadlines.size;
+    return this.deadlines.size + this.pushes.size;
   }
 
   /** Cancels every timer; the state stays readable. */
   close(): void {
     this.deadlines.close();
+    this.pushes.close();
   }
 
   /**
@@ -237,30 +254,43 @@ export class LockTable extends EventEmitter<LockEvents> {
    * so that a hand-over in a long queue pushes to one ticket now instead of to every one of them.
    */
   protected renumber(slots: Set<ResourceSlot>): void {
-    const coalesce = this.queuePushMs > 0;
-    const moved = new Set<Ticket>();
-    const next = new Set<Ticket>();
+    if (this.queuePushMs === 0) {
+      const moved = new Set<Ticket>();
+      for (const slot of slots) {
+        slot.queue.forEach((t, i) => {
+          if (t.reported.get(slot.key) === i + 1) return;
+          moved.add(t);
+          t.reported.set(slot.key, i + 1);
+        });
+      }
+      for (const t of moved) this.post('position', { sessionId: t.sessionId, ticket: t.id, positions: positionsOf(t) });
+      return;
+    }
+    // The hand-over's path in a long queue: every waiter moves, each turn. Nothing per waiter is
+    // allocated here (they join the standing `unpushed` set), only the rare one reaching 1.
+    let next: Ticket[] | undefined;
     for (const slot of slots) {
-      slot.queue.forEach((t, i) => {
-        if (t.reported.get(slot.key) === i + 1) return;
+      const queue = slot.queue;
+      for (let i = 0; i < queue.length; i++) {
+        const t = queue[i]!;
+        const told = t.reported.get(slot.key);
+        if (told === i + 1) continue;
         // Pushed out of position 1 (an upgrade went in front) before being told: what it was told
         // there no longer stands, so coming back to 1 counts as reaching it and is pushed at once
         // (docs/protocol.md, lock.queue), instead of matching the stale 1 and staying silent.
-        if (coalesce && i > 0 && t.reported.get(slot.key) === 1) t.reported.delete(slot.key);
-        moved.add(t);
-        // Told right below: the hot path of a hand-over when nothing is coalesced.
-        if (!coalesce) t.reported.set(slot.key, i + 1);
-        else if (i === 0) next.add(t);
-      });
+        if (i > 0 && told === 1) t.reported.delete(slot.key);
+        if (i > 0) this.unpushed.add(t);
+        else if (next === undefined) next = [t];
+        else if (!next.includes(t)) next.push(t);
+      }
     }
-    for (const t of moved) {
-      if (!coalesce) this.post('position', { sessionId: t.sessionId, ticket: t.id, positions: positionsOf(t) });
-      else if (next.has(t)) this.pushPositions(t);
-      else this.unpushed.add(t);
-    }
-    if (this.unpushed.size > 0 && this.pushAt === undefined) {
-      this.pushAt = this.deadlines.add(this.clock.now() + this.queuePushMs, () => this.pushUnpushed());
-    }
+    if (next !== undefined) for (const t of next) this.pushPositions(t);
+    // A move waits at most one interval for its push, even when the next run was set later for
+    // deeper tickets only.
+    const soonest = this.clock.now() + this.queuePushMs;
+    if (this.unpushed.size === 0 || (this.pushAt !== undefined && this.pushAt.at <= soonest)) return;
+    this.pushes.cancel(this.pushAt);
+    this.schedulePush(soonest);
   }
 
   protected sessionFor(sessionId: string): SessionLocks {
@@ -363,22 +393,56 @@ export class LockTable extends EventEmitter<LockEvents> {
 
   private pushPositions(t: Ticket): void {
     this.unpushed.delete(t);
+    t.toldAt = this.clock.now();
     for (const s of t.slots) t.reported.set(s.key, s.indexOf(t)! + 1);
     this.post('position', { sessionId: t.sessionId, ticket: t.id, positions: positionsOf(t) });
   }
 
+  private schedulePush(at: number): void {
+    this.pushAt = this.pushes.add(at, () => this.pushUnpushed());
+  }
+
   /**
-   * The coalesced push: every ticket still waiting whose positions differ from what it was last
-   * told. The next one is scheduled only by the next move, so pushes to one ticket are at least
-   * queuePushMs apart (bar reaching position 1).
+   * How long a ticket goes between pushes: queuePushMs near the front, a multiple of it further
+   * back (one more per PUSH_SLICE places past position 1, by its nearest position), so that a
+   * deep queue's moves cost a few frames a turn instead of one per waiter per interval.
+   */
+  private pushInterval(nearest: number): number {
+    return this.queuePushMs * Math.max(1, Math.ceil((nearest - 1) / PUSH_SLICE));
+  }
+
+  /**
+   * The coalesced push: the tickets still waiting whose positions differ from what they were last
+   * told and whose interval (pushInterval) has passed since they were, nearest the front first,
+   * PUSH_SLICE of them per run; the next run comes after the event loop has had its turn when
+   * more are due, else when the next one is. So pushes to one ticket are at least queuePushMs
+   * apart (bar reaching position 1), and a changed position is never left untold.
    */
   private pushUnpushed(): void {
     this.pushAt = undefined;
-    const due = [...this.unpushed];
-    this.unpushed.clear();
-    for (const t of due) {
-      if (t.slots.some((s) => t.reported.get(s.key) !== s.indexOf(t)! + 1)) this.pushPositions(t);
+    const now = this.clock.now();
+    const due: Array<[Ticket, number]> = [];
+    let next = Number.POSITIVE_INFINITY;
+    for (const t of this.unpushed) {
+      let nearest = Number.POSITIVE_INFINITY;
+      let moved = false;
+      for (const s of t.slots) {
+        const at = s.indexOf(t)! + 1;
+        nearest = Math.min(nearest, at);
+        if (t.reported.get(s.key) !== at) moved = true;
+      }
+      if (!moved) this.unpushed.delete(t);
+      else {
+        const at = t.toldAt === undefined ? now : t.toldAt + this.pushInterval(nearest);
+        if (at <= now) due.push([t, nearest]);
+        else next = Math.min(next, at);
+      }
     }
+    due.sort((a, b) => a[1] - b[1]);
+    for (const [t] of due.slice(0, PUSH_SLICE)) this.pushPositions(t);
+    // A millisecond on (what a 0 ms timer is in Node), so the timer runs again after the I/O.
+    if (due.length > PUSH_SLICE) this.schedulePush(now + 1);
+    else if (Number.isFinite(next)) this.schedulePush(next);
     this.outbox.flush();
   }
 
