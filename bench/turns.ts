@@ -152,7 +152,7 @@ function section(systems: Array<[string, Traced]>, load: ReturnType<ReturnType<t
       'frames the release handler wrote before the grant',
       systems.map(
         ([, x]) =>
-          `$mean(slowest(x.turns, SHARE), (t) => t.framesBefore).toFixed(1)/ ${mean(x.turns, (t) => t.framesBefore).toFixed(1)}`,
+          `${mean(slowest(x.turns, SHARE), (t) => t.framesBefore).toFixed(1)} / ${mean(x.turns, (t) => t.framesBefore).toFixed(1)}`,
       ),
     ),
     row(
@@ -181,7 +181,7 @@ function section(systems: Array<[string, Traced]>, load: ReturnType<ReturnType<t
         perTurn(
           x,
           x.server.reduce((n, t) => n + t.cpuUs, 0),
-          (v) => `$v.toFixed(0)µs`,
+          (v) => `${v.toFixed(0)} µs`,
         ),
       ),
     ),
@@ -234,7 +234,7 @@ async function main(): Promise<void> {
     else {
       const b = prepareBaseline(BASELINE);
       const baseline = await LockstepSystem.startBaseline(b.serverModule, BASELINE_NAME, GC_FLAGS, heapLines(base));
-      systems.push([`$BASELINE_NAME, $b.short`, base]);
+      systems.push([`${BASELINE_NAME}, ${b.short}`, base]);
       try {
         await interleaved(
           (s, t) => tracedHandover(s as LockstepSystem, t, s === current ? cur : base),
@@ -251,7 +251,7 @@ async function main(): Promise<void> {
   }
   const lines = section(systems, load.stop());
   console.log(lines.join('\n'));
-  console.log(`load average now $loadavg()[0]?.toFixed(2)`);
+  console.log(`load average now ${loadavg()[0]?.toFixed(2)}`);
   if (!QUICK) writeMarkedSection('turns', lines);
 }
 
