@@ -116,7 +116,9 @@ export class PositionPushes {
         for (const t of slot.queue) paths.add(t);
         continue;
       }
-      slot.queue.forEach((t, i) => compare(t, slot, i + 1));
+      slot.queue.forEach((t, i) => {
+        compare(t, slot, i + 1);
+      });
     }
     if (paths !== undefined) for (const t of paths) for (const s of t.slots) compare(t, s, s.positionOf(t));
     for (const t of moved) this.push(t, positionsOf(t));
