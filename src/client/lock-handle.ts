@@ -1,4 +1,4 @@
-import { isStructure, type Resource } from '../protocol/resource.ts';
+import { isFunction, isPath, isStructure, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
 import type { LostLock } from './types.ts';
 
@@ -61,7 +61,7 @@ export class LockHandle {
 
   /** Ids of the locked functions. */
   get functions(): number[] {
-    return this.resources.flatMap((r) => (isStructure(r) ? [] : [r.function]));
+    return this.resources.flatMap((r) => (isFunction(r) ? [r.function] : []));
   }
 
   /**
@@ -71,9 +71,12 @@ export class LockHandle {
    */
   get fences(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const g of this.grants)
+    // Edits name the fences of function and structure locks; a path lock's fence is the agent's to use.
+    for (const g of this.grants) {
+      if (isPath(g.resource)) continue;
       out[isStructure(g.resource) ? 'structure' : String(g.resource.function)] =
         this.view.grantUnder(g.resource, g.fence)?.fence ?? g.fence;
+    }
     return out;
   }
 

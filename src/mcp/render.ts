@@ -1,6 +1,6 @@
 import type { LockstepClientError } from '../client/index.ts';
 import type { FunctionDiff } from '../protocol/program.ts';
-import { isStructure, type Resource } from '../protocol/resource.ts';
+import { isPath, isStructure, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
 
 // Concise text for a model to read, next to the same facts as structured content.
@@ -14,6 +14,7 @@ export function shortHash(hash: string): string {
 
 export function label(r: Resource, names: Names): string {
   if (isStructure(r)) return `the structure of ${r.program}`;
+  if (isPath(r)) return `${r.path} in ${r.program}`;
   const name = names.get(r.function);
   return name === undefined ? `function ${r.function}` : `${name} (id ${r.function})`;
 }
