@@ -23,6 +23,13 @@ describe('path locks through a failover', () => {
     });
     const gb = await b.client.call('lock.acquire', { program: 'repo', paths: ['docs'], mode: 'read', ttlMs: 60_000 });
     expect([ga.status, gb.status]).toEqual(['granted', 'granted']);
+    // Recorded content is in the shared store: the next leader names it.
+    await b.client.call('lock.acquire', { program: 'repo', paths: ['lib'], mode: 'write' });
+    await b.client.call('lock.release', {
+      program: 'repo',
+      paths: ['lib'],
+      contents: [{ path: 'lib/x', blob: 'f'.repeat(40) }],
+    });
     await first.kill();
 
     const second = await node(db);
@@ -43,6 +50,13 @@ describe('path locks through a failover', () => {
     expect(
       (await t.client.fail('lock.acquire', { program: 'repo', paths: ['docs/y'], mode: 'write' })).data?.type,
     ).toBe('LOCK_DENIED');
+
+    const check = await t.client.call('paths.check', {
+      program: 'repo',
+      session: t.sessionId,
+      changes: [{ path: 'lib/x', base: null }],
+    });
+    expect(check.changes[0].recorded).toMatchObject({ blob: 'f'.repeat(40), sessionId: b.sessionId });
 
     const ra = await resumed(second.url, a);
     expect(ra.frame.result.restored).toEqual([
