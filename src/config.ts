@@ -1,9 +1,11 @@
-import { existsSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { int, type Limits, type LockDefaults, limitSpecs, lockSpecs, type OptionSpec } from './protocol/limits.ts';
 import { TokenError, Tokens } from './coordinator/index.ts';
 import { sqliteFileOf } from './service/index.ts';
+import type { TlsFiles } from './transport/http-server.ts';
 import { isLoopbackHost } from './transport/origin.ts';
 
 // Server options: each has a flag (--kebab-case), an environment variable (LOCKSTEP_SNAKE_CASE)
@@ -191,6 +193,31 @@ export function tokensOf(c: ServerConfig): Tokens {
     );
   }
   return tokens;
+}
+
+/**
+ * The certificate and key of --tls-cert and --tls-key, read once at start and checked to be a PEM
+ * pair, so that a bad one is a ConfigError before the store is opened; none: plain ws://.
+ */
+export function tlsOf(c: ServerConfig): TlsFiles | undefined {
+  if (c.tlsCert === undefined || c.tlsKey === undefined) return undefined;
+  const read = (path: string, option: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      const why = err instanceof Error && 'code' in err && err.code === 'ENOENT' ? 'no such file' : String(err);
+      throw new ConfigError(`${option}: cannot read ${JSON.stringify(path)}: ${why}`);
+    }
+  };
+  const files = { cert: read(c.tlsCert, '--tls-cert'), key: read(c.tlsKey, '--tls-key') };
+  try {
+    createSecureContext(files);
+  } catch (err) {
+    throw new ConfigError(
+      `--tls-cert and --tls-key: not a PEM certificate and its private key (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+  return files;
 }
 
 /** Resume grace in cluster mode (a PostgreSQL store) when none is given (docs/cluster.md, failover rule 1). */

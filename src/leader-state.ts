@@ -100,6 +100,11 @@ export async function endLeaderState(state: LeaderState, sockets: SocketServer, 
   if ('drain' in end) state.coordinator.shutdown(end.drain);
   else sockets.closeAll(state.coordinator, CloseCode.NOT_LEADER, `no longer the leader (${end.stepDown})`);
   await sockets.settle(state.coordinator);
+  await closeLeaderState(state);
+}
+
+/** Steps 3-5 of endLeaderState alone: for a state no socket has reached (start-up failed). */
+export async function closeLeaderState(state: LeaderState): Promise<void> {
   state.coordinator.close();
   await state.failover?.close();
   await state.programs.close();

@@ -1,17 +1,14 @@
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ClusterNode } from './cluster/index.ts';
 import { systemClock, type Clock } from './concurrency/index.ts';
-import { ConfigError, configOf, type ServerConfig, tokensOf } from './config.ts';
+import { configOf, type ServerConfig, tlsOf, tokensOf } from './config.ts';
 import type { Coordinator } from './coordinator/index.ts';
-import { endLeaderState, type LeaderState, openLeaderState } from './leader-state.ts';
+import { closeLeaderState, endLeaderState, type LeaderState, openLeaderState } from './leader-state.ts';
 import { createLogger } from './logger.ts';
 import { nodeEndpoints } from './node-status.ts';
 import { isPostgresLocation, shownLocation } from './service/index.ts';
 import { httpRoutes } from './transport/http-routes.ts';
+import { type HttpEndpoint, listenHttp } from './transport/http-server.ts';
 import { parseOrigins, serverHostNames } from './transport/origin.ts';
 import { SocketServer } from './transport/socket-server.ts';
 
@@ -45,21 +42,22 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
   const logger = givenLogger ?? createLogger(config);
   const parts = { config, clock, logger, tokens: tokensOf(config) };
   const startedAt = clock.now();
-  // With a certificate the same routes and socket endpoint are served over TLS (wss://, https://);
-  // read before the store is opened, so that a bad one leaves nothing open.
+  // Read before the store is opened, so that a bad certificate leaves nothing open.
   const tls = tlsOf(config);
 
   // The leader state: on SQLite built once, here; in cluster mode (a PostgreSQL store) by the
   // ClusterNode each time this node becomes leader, once the address it advertises is known.
   const solo = isPostgresLocation(config.db) ? undefined : await openLeaderState(parts);
 
-  const http = tls === undefined ? createServer() : tlsServer(tls);
-  await listen(http, config.port, config.host);
-  const port = (http.address() as AddressInfo).port;
-  // An IPv6 literal needs brackets in a URL.
-  const hostInUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const url = `${tls === undefined ? 'ws' : 'wss'}://${hostInUrl}:${port}/ws`;
-  const dashboardUrl = `${tls === undefined ? 'http' : 'https'}://${hostInUrl}:${port}/`;
+  let endpoint: HttpEndpoint;
+  try {
+    endpoint = await listenHttp(config.host, config.port, tls);
+  } catch (err) {
+    // The port is taken (or not ours to bind): the store's file and its lock are let go.
+    if (solo !== undefined) await closeLeaderState(solo);
+    throw err;
+  }
+  const { http, port, url, dashboardUrl } = endpoint;
 
   // Nothing is read from the port before this function next waits: the routes and the socket
   // server below are in place before the first request.
@@ -129,38 +127,4 @@ export async function start(options: StartOptions = {}): Promise<LockstepServer>
     logger.info({ path: to }, 'backup written');
   };
   return { port, host: config.host, url, dashboardUrl, inspect, backup, stop };
-}
-
-function listen(http: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(port, host, () => {
-      http.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-/** The certificate and key of --tls-cert and --tls-key, read once at start; none: plain ws://. */
-function tlsOf(config: ServerConfig): { cert: Buffer; key: Buffer } | undefined {
-  if (config.tlsCert === undefined || config.tlsKey === undefined) return undefined;
-  const read = (path: string, option: string) => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      const why = err instanceof Error && 'code' in err && err.code === 'ENOENT' ? 'no such file' : String(err);
-      throw new ConfigError(`${option}: cannot read ${JSON.stringify(path)}: ${why}`);
-    }
-  };
-  return { cert: read(config.tlsCert, '--tls-cert'), key: read(config.tlsKey, '--tls-key') };
-}
-
-function tlsServer(tls: { cert: Buffer; key: Buffer }): Server {
-  try {
-    return createTlsServer(tls);
-  } catch (err) {
-    throw new ConfigError(
-      `--tls-cert and --tls-key: not a PEM certificate and its private key (${err instanceof Error ? err.message : String(err)})`,
-    );
-  }
 }

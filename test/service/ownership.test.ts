@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
 import { systemClock } from '../../src/concurrency/index.ts';
 import { ProgramService } from '../../src/service/index.ts';
+import { start } from '../../src/server.ts';
 import { chain } from '../helpers/service.ts';
 import { collect, lineMatching, spawnLockstep } from '../helpers/cli.ts';
 
@@ -75,6 +76,21 @@ describe('one store, one owner', () => {
     } finally {
       next.child.kill('SIGTERM');
       expect((await next.done).code).toBe(0);
+    }
+  });
+
+  it('lets the file go when start() cannot listen, so the next server on it starts', async () => {
+    const taken = await start({ port: 0, db: join(dir, 'taken.db'), logLevel: 'silent' });
+    const path = join(dir, 'unlistened.db');
+    try {
+      await expect(start({ port: taken.port, db: path, logLevel: 'silent' })).rejects.toMatchObject({
+        code: 'EADDRINUSE',
+      });
+      const next = await start({ port: 0, db: path, logLevel: 'silent' });
+      expect(await addFunction(next.url, 'after')).toBe(1);
+      await next.stop();
+    } finally {
+      await taken.stop();
     }
   });
 
