@@ -4,7 +4,7 @@ import type { Clock } from './concurrency/index.ts';
 import { limitsOf, lockDefaultsOf, type ServerConfig, sessionGraceOf } from './config.ts';
 import { CoordinatorPort, type Tokens } from './coordinator/index.ts';
 import { CloseCode } from './protocol/close-codes.ts';
-import { isStructure } from './protocol/resource.ts';
+import { isFunction } from './protocol/resource.ts';
 import { isPostgresLocation, ProgramService, StoreError, shownLocation } from './service/index.ts';
 import type { SocketServer } from './transport/socket-server.ts';
 import { VERSION } from './version.ts';
@@ -73,7 +73,7 @@ async function startFailover(programs: ProgramService, { config, clock, logger }
       // A reply waits for its record at most a lease: a leader that cannot reach the database
       // that long steps down anyway (docs/cluster.md, "What is durable when").
       waitMs: config.leaseTtlMs,
-      exists: (r) => programs.hasProgram(r.program) && (isStructure(r) || programs.hasFunction(r.program, r.function)),
+      exists: (r) => programs.hasProgram(r.program) && (!isFunction(r) || programs.hasFunction(r.program, r.function)),
     });
   } catch (err) {
     await programs.close();

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type LockstepClient, type PathNode, pathTree, pathTreeLines } from '../client/index.ts';
 import type { ResultOf } from '../protocol/methods.ts';
-import { formatResource, isPath, isStructure, type Resource } from '../protocol/resource.ts';
+import { formatResource, isFunction, isPath, isStructure, type Resource } from '../protocol/resource.ts';
 import { VERSION } from '../version.ts';
 import {
   CONNECTION_OPTIONS,
@@ -93,7 +93,7 @@ export async function snapshot(
     const { functions } = await client.program.get({ program: p });
     for (const f of functions) names.set(`${p}/${f.id}`, f.name);
   }
-  const nameOf = (r: Resource) => (isStructure(r) ? undefined : names.get(`${r.program}/${r.function}`));
+  const nameOf = (r: Resource) => (isFunction(r) ? names.get(`${r.program}/${r.function}`) : undefined);
   return {
     url: client.url,
     server: client.hello?.server ?? { name: 'lockstep', version: '?' },

@@ -1,4 +1,4 @@
-import { isPath, isStructure, type Resource } from '../protocol/resource.ts';
+import { isFunction, isPath, isStructure, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
 import type { LostLock, PathContent } from './types.ts';
 
@@ -61,7 +61,7 @@ export class LockHandle {
 
   /** Ids of the locked functions. */
   get functions(): number[] {
-    return this.resources.flatMap((r) => ('function' in r ? [r.function] : []));
+    return this.resources.flatMap((r) => (isFunction(r) ? [r.function] : []));
   }
 
   /** The locked paths (each covers everything below it). */

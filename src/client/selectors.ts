@@ -1,17 +1,17 @@
-import { isPath, isStructure, type Resource } from '../protocol/resource.ts';
+import { isFunction, isPath, isStructure, type Resource } from '../protocol/resource.ts';
 
 /** Resources of one program as the lock methods take them. */
 export function selector(
   program: string,
   resources: readonly Resource[],
 ): { program: string; functions?: number[]; structure?: true; paths?: string[] } {
-  const functions = resources.flatMap((r) => ('function' in r ? [r.function] : []));
+  const functions = resources.flatMap((r) => (isFunction(r) ? [r.function] : []));
   const paths = resources.flatMap((r) => (isPath(r) ? [r.path] : []));
   return {
     program,
     ...(functions.length > 0 ? { functions } : {}),
-    ...(resources.some(isStructure) ? { structure: true as const } : {}),
     ...(paths.length > 0 ? { paths } : {}),
+    ...(resources.some(isStructure) ? { structure: true as const } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { ParamsOf, ResultOf, Topic } from '../protocol/methods.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
-import { isStructure, type Resource } from '../protocol/resource.ts';
+import { isFunction, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
 import { isLockstepError, LockstepClientError } from './errors.ts';
 import type { TicketWaiter } from './grant-waiter.ts';
@@ -204,7 +204,7 @@ export class SessionState {
   }
 
   private forgetFunctions(program: string, match: (id: number) => boolean): void {
-    this.leases.removeWhere((r) => r.program === program && !isStructure(r) && match(r.function));
+    this.leases.removeWhere((r) => r.program === program && isFunction(r) && match(r.function));
     const left = (this.watching.get(program) ?? []).filter((id) => !match(id));
     if (left.length > 0) this.watching.set(program, left);
     else this.watching.delete(program);

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Role } from '../concurrency/index.ts';
 import type { SharedDatabase } from '../service/index.ts';
-import { isStructure, type LockMode, type Resource } from '../protocol/resource.ts';
+import { isPath, isStructure, type LockMode, type Resource } from '../protocol/resource.ts';
 
 /**
  * One change the leader made, numbered in the order it made them. Times are the leader's clock
@@ -30,9 +30,13 @@ type Joined = Extract<JournalRecord, { kind: 'joined' }>;
 type Left = Extract<JournalRecord, { kind: 'left' }>;
 type Dropped = Extract<JournalRecord, { kind: 'dropped' }>;
 
-/** A resource as resource_fences keys it: 'structure' or the function id in decimal. */
+/**
+ * A resource as resource_fences and cluster_locks key it: 'structure', the function id in
+ * decimal, or a path after a "/" (which no path starts with, docs/protocol.md "Paths").
+ */
 export function resourceColumn(r: Resource): string {
-  return isStructure(r) ? 'structure' : String(r.function);
+  if (isStructure(r)) return 'structure';
+  return isPath(r) ? `/${r.path}` : String(r.function);
 }
 
 /**

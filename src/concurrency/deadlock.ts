@@ -21,13 +21,11 @@ export interface WaitEdge {
 export function waitEdges(t: Ticket): WaitEdge[] {
   const out: WaitEdge[] = [];
   for (const slot of t.slots) {
-    const ahead = slot.aheadOf(t);
-    if (ahead !== undefined) {
-      out.push({ from: t.sessionId, to: ahead.sessionId, ticket: t, resource: slot.resource });
-    }
-    for (const h of slot.conflicting(t.sessionId, t.mode)) {
-      out.push({ from: t.sessionId, to: h.sessionId, ticket: t, resource: slot.resource });
-    }
+    for (const to of slot.waitsFor(t)) out.push({ from: t.sessionId, to, ticket: t, resource: slot.resource });
+  }
+  // A path's ticket also waits on the paths above it (PathSlot.waitsFor).
+  for (const slot of t.intents) {
+    for (const to of slot.waitsFor(t)) out.push({ from: t.sessionId, to, ticket: t, resource: slot.resource });
   }
   return out;
 }
@@ -76,13 +74,30 @@ export function cycleThrough(t: Ticket, fronts: readonly ResourceSlot[], edgesOf
   const closing = findWaitPath(t.sessionId, waitEdges(t), t.sessionId, edgesOf);
   if (closing !== undefined) return closing;
   for (const slot of fronts) {
-    const behind = slot.queue[slot.indexOf(t)! + 1];
-    if (behind === undefined) continue;
-    if (slot.conflicting(behind.sessionId, behind.mode).some((h) => h.sessionId === t.sessionId)) continue;
-    const path = findWaitPath(t.sessionId, edgesOf(t.sessionId), behind.sessionId, edgesOf);
-    if (path !== undefined) {
-      return [...path, { from: behind.sessionId, to: t.sessionId, ticket: behind, resource: slot.resource }];
+    for (const behind of slot.newlyBehind(t)) {
+      const path = findWaitPath(t.sessionId, edgesOf(t.sessionId), behind.sessionId, edgesOf);
+      if (path !== undefined) {
+        return [...path, { from: behind.sessionId, to: t.sessionId, ticket: behind, resource: slot.resource }];
+      }
     }
+  }
+  return undefined;
+}
+
+/**
+ * The cycle an immediate path grant would close: the tickets it goes past (path-rules.ts,
+ * pathOvertaken) wait for this session from then on; if it waits itself, directly or not, for
+ * one of them, granting would deadlock them both, so it is refused as a wait that closes a cycle.
+ */
+export function cycleByJump(
+  sessionId: string,
+  overtaken: ReadonlyArray<{ slot: ResourceSlot; ticket: Ticket }>,
+  edgesOf: EdgesOf,
+): WaitEdge[] | undefined {
+  for (const { slot, ticket } of overtaken) {
+    const path = findWaitPath(sessionId, edgesOf(sessionId), ticket.sessionId, edgesOf);
+    if (path !== undefined)
+      return [...path, { from: ticket.sessionId, to: sessionId, ticket, resource: slot.resource }];
   }
   return undefined;
 }

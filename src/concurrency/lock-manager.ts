@@ -1,34 +1,128 @@
+import { EventEmitter } from 'eventemitter3';
 import { v4 as uuidv4 } from 'uuid';
 import { LockstepError } from '../protocol/errors.ts';
-import { compareResources, formatResource, normalizeResources, resourceKey } from '../protocol/resource.ts';
-import type { LockMode, Resource } from '../protocol/resource.ts';
-import { cycleByUpgrade, cycleThrough, deadlockError, describeCycle } from './deadlock.ts';
+import { pathAncestors } from '../protocol/path.ts';
+import {
+  compareResources,
+  formatResource,
+  isPath,
+  normalizeResources,
+  pathKey,
+  resourceKey,
+} from '../protocol/resource.ts';
+import type { LockMode, PathResource, Resource } from '../protocol/resource.ts';
+import type { Clock } from './clock.ts';
+import { Deadlines } from './deadlines.ts';
+import { cycleByJump, cycleByUpgrade, cycleThrough, deadlockError, describeCycle, waitEdges } from './deadlock.ts';
 import type { WaitEdge } from './deadlock.ts';
-import { waitEdges } from './deadlock.ts';
+import { memoryFences } from './fences.ts';
+import type { FenceSource } from './fences.ts';
 import { LockDenied } from './lock-errors.ts';
 import type {
   AcquireRequest,
   AcquireResult,
   Blocker,
+  CancelReason,
   Grant,
+  LockEvents,
+  ReleaseReason,
   ResourceStatus,
   RestoredLock,
   TicketInfo,
 } from './lock-types.ts';
-import { LockTable } from './lock-table.ts';
-import type { SessionLocks } from './lock-table.ts';
-import { requestOf } from './outcomes.ts';
-import type { Hold, ResourceSlot, Ticket } from './resource-slot.ts';
+import { OutcomeCache, requestOf } from './outcomes.ts';
+import { Outbox } from './outbox.ts';
+import { PathSlot } from './path-slot.ts';
+import { pathGrantable, pathBlockers, pathOvertaken } from './path-rules.ts';
+import { PositionPushes } from './position-pushes.ts';
+import { ResourceSlot } from './resource-slot.ts';
+import type { Hold, Ticket } from './resource-slot.ts';
 import { byResource, copyResource, positionsOf, slotStatus, snapshot, ticketInfo } from './snapshots.ts';
 
-export type { LockManagerOptions } from './lock-table.ts';
+export interface LockManagerOptions {
+  clock: Clock;
+  /** Lease when the request names none; default 30 minutes. */
+  defaultTtlMs?: number;
+  /** A shorter requested ttl is raised to this; default 100 ms. */
+  minTtlMs?: number;
+  /** A longer requested ttl is capped to this; default 24 hours. */
+  maxTtlMs?: number;
+  /** The expiry warning comes min(warningMs, ttl / 5) before expiry; default 60 s. */
+  warningMs?: number;
+  fences?: FenceSource;
+  /** Names holders in LOCK_DENIED and DEADLOCK data. */
+  sessionName?: (sessionId: string) => string | undefined;
+  /**
+   * Position pushes are coalesced: at most one per ticket per this many ms with the latest
+   * positions, except that reaching position 1 is pushed at once and the last change always is.
+   * Default 0: every change at once.
+   */
+  queuePushMs?: number;
+}
+
+const KEYS_PER_SESSION = 1000;
+
+interface SessionLocks {
+  holds: Map<string, Hold>;
+  /** Waiting tickets in enqueue order. */
+  tickets: Map<string, Ticket>;
+  outcomes: OutcomeCache;
+}
 
 /**
- * Fair read/write locks over opaque resources: strict FIFO queues with tickets, all-or-nothing
- * batches, leases, fencing tokens, upgrades and deadlock detection. Pure and synchronous: every
- * call leaves a consistent state, and its events are emitted only then (see Outbox).
+ * Fair read/write locks over opaque resources and hierarchical paths: strict FIFO queues with
+ * tickets, all-or-nothing batches, leases, fencing tokens, upgrades and deadlock detection. Pure
+ * and synchronous: every call leaves a consistent state, and its events are emitted only then
+ * (see Outbox). One class because every operation reads and moves the same state (holds, queues,
+ * leases); the parts with their own state live beside it: path conflicts (path-slot.ts,
+ * path-rules.ts), position pushes (position-pushes.ts), wait-for cycles (deadlock.ts), keyed
+ * outcomes (outcomes.ts).
  */
-export class LockManager extends LockTable {
+export class LockManager extends EventEmitter<LockEvents> {
+  readonly defaults: { defaultTtlMs: number; minTtlMs: number; maxTtlMs: number; warningMs: number };
+  private readonly clock: Clock;
+  private readonly sessionName: (sessionId: string) => string | undefined;
+  private readonly deadlines: Deadlines;
+  private readonly slots = new Map<string, ResourceSlot>();
+  private readonly sessions = new Map<string, SessionLocks>();
+  private readonly outbox = new Outbox();
+  private readonly fences: FenceSource;
+  private readonly pushes: PositionPushes;
+  private draining = false;
+  /** Session and resource key of each pinned lock, with how many pins it has. */
+  private readonly pins = new Map<string, number>();
+
+  constructor(opts: LockManagerOptions) {
+    super();
+    this.clock = opts.clock;
+    this.defaults = {
+      defaultTtlMs: opts.defaultTtlMs ?? 30 * 60_000,
+      minTtlMs: opts.minTtlMs ?? 100,
+      maxTtlMs: opts.maxTtlMs ?? 24 * 3_600_000,
+      warningMs: opts.warningMs ?? 60_000,
+    };
+    this.fences = opts.fences ?? memoryFences();
+    this.sessionName = opts.sessionName ?? (() => undefined);
+    this.deadlines = new Deadlines(this.clock);
+    this.pushes = new PositionPushes(
+      opts.queuePushMs ?? 0,
+      this.clock,
+      this.deadlines,
+      (t, positions) => this.post('position', { sessionId: t.sessionId, ticket: t.id, positions }),
+      () => this.outbox.flush(),
+    );
+  }
+
+  /** Pending lease expiries, lease warnings, wait timeouts and the coalesced position push: one clock timer. */
+  get scheduled(): number {
+    return this.deadlines.size;
+  }
+
+  /** Cancels every timer; the state stays readable. */
+  close(): void {
+    this.deadlines.close();
+  }
+
   /**
    * Grants every resource at once, queues the whole request (wait), or throws LockDenied (no
    * wait) or DEADLOCK (waiting would close a wait-for cycle); a refused request changes nothing.
@@ -67,7 +161,11 @@ export class LockManager extends LockTable {
     for (const lock of locks) {
       const key = resourceKey(lock.resource);
       const slot = this.slotFor(lock.resource, key);
-      if (session.holds.has(key) || !slot.admits(sessionId, lock.mode)) {
+      const fits = isPath(lock.resource)
+        ? pathGrantable(slot as PathSlot, sessionId, lock.mode, false)
+        : slot.admits(sessionId, lock.mode);
+      if (session.holds.has(key) || !fits) {
+        this.dropIfIdle(slot);
         throw new Error(`restore of ${formatResource(lock.resource)} conflicts with a lock already there`);
       }
       const hold: Hold = {
@@ -85,9 +183,32 @@ export class LockManager extends LockTable {
         expiry: undefined,
       };
       session.holds.set(key, hold);
-      slot.holders.set(sessionId, hold);
+      this.attach(slot, hold);
       this.startLease(hold, lock.ttlMs, lock.expiresAt);
     }
+  }
+
+  /**
+   * Keeps the session's locks on `resources` from expiring until the returned function is called:
+   * an edit made under them is being committed, and its checks and commit must be one step
+   * (docs/cluster.md, rule 5). A lease that runs out meanwhile ends when the pin is lifted.
+   */
+  pin(sessionId: string, resources: readonly Resource[]): () => void {
+    const pins = resources.map((r) => `${sessionId}\n${resourceKey(r)}`);
+    for (const pin of pins) this.pins.set(pin, (this.pins.get(pin) ?? 0) + 1);
+    let lifted = false;
+    return () => {
+      if (lifted) return;
+      lifted = true;
+      for (const pin of pins) {
+        const left = (this.pins.get(pin) ?? 1) - 1;
+        if (left > 0) this.pins.set(pin, left);
+        else this.pins.delete(pin);
+      }
+      const held = this.sessions.get(sessionId)?.holds;
+      const ran = [...(held?.values() ?? [])].find((h) => h.expiresAt <= this.clock.now() && !this.isPinned(h));
+      if (ran !== undefined) this.onExpiry(ran);
+    };
   }
 
   /** The lease a renewal without ttl gives this lock (journaled); no catchUp: asked from event listeners. */
@@ -143,7 +264,7 @@ export class LockManager extends LockTable {
       for (const h of holds) {
         if (h.mode === 'write') {
           h.mode = 'read';
-          dirty.add(this.slots.get(h.key)!);
+          this.touched(this.slots.get(h.key)!, dirty);
         }
       }
       const locks = holds.map(snapshot);
@@ -235,6 +356,24 @@ export class LockManager extends LockTable {
     return hold === undefined ? undefined : snapshot(hold);
   }
 
+  /**
+   * The session's write lock covering `path` (on it or a path above it), if it holds one now; else
+   * the other sessions' locks a write lock on it would wait for and the tickets queued on it or
+   * above or below it (paths.check, docs/protocol.md).
+   */
+  pathWriter(sessionId: string, resource: PathResource): { held: Grant } | { held: undefined; blocker: Blocker } {
+    this.catchUp();
+    const holds = this.sessions.get(sessionId)?.holds;
+    for (const path of [resource.path, ...pathAncestors(resource.path)]) {
+      const h = holds?.get(pathKey(resource.program, path));
+      if (h?.mode === 'write') return { held: snapshot(h) };
+    }
+    const slot = this.slotFor(resource, resourceKey(resource)) as PathSlot;
+    const blocker = pathBlockers(slot, sessionId, 'write', this.sessionName, true);
+    this.dropIfIdle(slot);
+    return { held: undefined, blocker };
+  }
+
   tickets(sessionId: string): TicketInfo[] {
     this.catchUp();
     const session = this.sessions.get(sessionId);
@@ -246,9 +385,33 @@ export class LockManager extends LockTable {
     this.catchUp();
     const out: ResourceStatus[] = [];
     for (const slot of this.slots.values()) {
+      if (slot instanceof PathSlot && !slot.listed) continue;
       if (program === undefined || slot.resource.program === program) out.push(slotStatus(slot));
     }
     return out.sort((a, b) => compareResources(a.resource, b.resource));
+  }
+
+  /**
+   * Every call first ends what is already due: a lease past its expiry is lapsed for every check
+   * even when a busy event loop has not yet run its timer, and all callers see the same state.
+   */
+  private catchUp(): void {
+    this.deadlines.runDue();
+  }
+
+  /**
+   * One change: `fn` releases and withdraws, marking the resources it touched; then the waiters
+   * that can now run are woken there, and only then are the change's events emitted.
+   */
+  private change<T>(fn: (dirty: Set<ResourceSlot>) => T): T {
+    try {
+      const dirty = new Set<ResourceSlot>();
+      const out = fn(dirty);
+      this.settle(dirty);
+      return out;
+    } finally {
+      this.outbox.flush();
+    }
   }
 
   private tryAcquire(
@@ -259,11 +422,10 @@ export class LockManager extends LockTable {
   ): AcquireResult {
     const ttlMs = this.clampTtl(req.ttlMs ?? this.defaults.defaultTtlMs);
     const keys = resources.map(resourceKey);
-    const blocked = resources.filter((_, i) => !this.grantableNow(sessionId, session, keys[i]!, req.mode));
+    const blocked = resources.filter((r, i) => !this.grantableNow(sessionId, session, r, keys[i]!, req.mode));
     if (blocked.length === 0) {
-      if (req.mode === 'write' && session.tickets.size > 0) {
-        const reading = keys.filter((k) => session.holds.get(k)?.mode === 'read').map((k) => this.slots.get(k)!);
-        const cycle = cycleByUpgrade(sessionId, reading, this.edgesOf);
+      if (session.tickets.size > 0) {
+        const cycle = this.cycleByGrant(sessionId, session, resources, keys, req.mode);
         if (cycle !== undefined) throw this.deadlock(sessionId, cycle);
       }
       const grants = this.grant(sessionId, session, resources, keys, req.mode, ttlMs, req.description);
@@ -277,31 +439,61 @@ export class LockManager extends LockTable {
   /**
    * Whether one resource of a request can be had right now: a lock already held in that mode (or
    * write for read) is simply refreshed, even past a queue; an upgrade needs the session to be the
-   * sole holder; anything else needs an empty queue and compatible holders.
+   * sole holder; anything else needs an empty queue and compatible holders. A path asks the same
+   * of its path and the paths above it, where only conflicting entries count (path-rules.ts).
    */
-  private grantableNow(sessionId: string, session: SessionLocks, key: string, mode: LockMode): boolean {
+  private grantableNow(sessionId: string, session: SessionLocks, r: Resource, key: string, mode: LockMode): boolean {
     const slot = this.slots.get(key);
     const held = session.holds.get(key);
+    if (isPath(r)) {
+      if (held !== undefined && (held.mode === 'write' || mode === 'read')) return true;
+      if (slot === undefined && !pathAncestors(r.path).some((a) => this.slots.has(pathKey(r.program, a)))) return true;
+      const probe = this.slotFor(r, key) as PathSlot;
+      const ok = pathGrantable(probe, sessionId, mode, held === undefined);
+      this.dropIfIdle(probe);
+      return ok;
+    }
     if (held !== undefined) return held.mode === 'write' || mode === 'read' || slot!.holders.size === 1;
     return slot === undefined || (slot.queue.length === 0 && slot.admits(sessionId, mode));
+  }
+
+  /**
+   * The cycle an immediate grant would close: an upgrade of a read lock, or a path lock that goes
+   * past entries of the front section (path-rules.ts), makes tickets queued there wait for this
+   * session; if it waits itself, directly or not, for one of them, both would wait forever.
+   */
+  private cycleByGrant(
+    sessionId: string,
+    session: SessionLocks,
+    resources: Resource[],
+    keys: string[],
+    mode: LockMode,
+  ): WaitEdge[] | undefined {
+    const overtaken: Array<{ slot: ResourceSlot; ticket: Ticket }> = [];
+    const reading: ResourceSlot[] = [];
+    resources.forEach((r, i) => {
+      const held = session.holds.get(keys[i]!);
+      if (isPath(r)) {
+        if (held === undefined || (mode === 'write' && held.mode === 'read')) {
+          overtaken.push(...pathOvertaken(r, this.slots, sessionId, mode));
+        }
+      } else if (mode === 'write' && held?.mode === 'read') reading.push(this.slots.get(keys[i]!)!);
+    });
+    return cycleByUpgrade(sessionId, reading, this.edgesOf) ?? cycleByJump(sessionId, overtaken, this.edgesOf);
   }
 
   private deny(sessionId: string, mode: LockMode, resources: Resource[], blocked: Resource[]): LockDenied {
     let soonest: number | undefined;
     const blockers: Blocker[] = blocked.map((resource) => {
-      const slot = this.slots.get(resourceKey(resource))!;
-      const holders = slot.conflicting(sessionId, mode).map((h) => {
-        soonest = soonest === undefined ? h.expiresAt : Math.min(soonest, h.expiresAt);
-        const name = this.sessionName(h.sessionId);
-        return {
-          sessionId: h.sessionId,
-          ...(name === undefined ? {} : { name }),
-          mode: h.mode,
-          ...(h.description === undefined ? {} : { description: h.description }),
-          expiresAt: h.expiresAt,
-        };
-      });
-      return { resource: copyResource(resource), holders, queueLength: slot.queue.length };
+      const key = resourceKey(resource);
+      const slot = this.slotFor(resource, key);
+      const blocker =
+        slot instanceof PathSlot
+          ? pathBlockers(slot, sessionId, mode, this.sessionName, this.sessions.get(sessionId)?.holds.has(key) !== true)
+          : this.functionBlocker(slot, sessionId, mode);
+      this.dropIfIdle(slot);
+      for (const h of blocker.holders) soonest = soonest === undefined ? h.expiresAt : Math.min(soonest, h.expiresAt);
+      return blocker;
     });
     this.post('denied', { sessionId, mode, resources: resources.map(copyResource), blockers });
     return new LockDenied(
@@ -309,6 +501,20 @@ export class LockManager extends LockTable {
       blockers,
       soonest === undefined ? undefined : soonest - this.clock.now(),
     );
+  }
+
+  private functionBlocker(slot: ResourceSlot, sessionId: string, mode: LockMode): Blocker {
+    const holders = slot.conflicting(sessionId, mode).map((h) => {
+      const name = this.sessionName(h.sessionId);
+      return {
+        sessionId: h.sessionId,
+        ...(name === undefined ? {} : { name }),
+        mode: h.mode,
+        ...(h.description === undefined ? {} : { description: h.description }),
+        expiresAt: h.expiresAt,
+      };
+    });
+    return { resource: copyResource(slot.resource), holders, queueLength: slot.queue.length };
   }
 
   private enqueue(
@@ -325,6 +531,7 @@ export class LockManager extends LockTable {
       mode: req.mode,
       resources,
       slots: [],
+      intents: [],
       ttlMs,
       ...(req.description === undefined ? {} : { description: req.description }),
       ...(req.key === undefined ? {} : { key: req.key }),
@@ -334,15 +541,31 @@ export class LockManager extends LockTable {
       reported: new Map(),
     };
     const fronts: ResourceSlot[] = [];
+    // A holder waits at the front, but never ahead of its own earlier ticket: a session's
+    // tickets keep one order in every queue, or two of them could wait for each other forever.
+    const place = (slot: ResourceSlot): boolean => {
+      const front = slot.frontFor(sessionId) && !slot.queuedBehindFront(sessionId);
+      if (front) fronts.push(slot);
+      return front;
+    };
     resources.forEach((resource, i) => {
       const slot = this.slotFor(resource, keys[i]!);
-      // A holder waits at the front, but never ahead of its own earlier ticket: a session's
-      // tickets keep one order in every queue, or two of them could wait for each other forever.
-      const front = session.holds.has(slot.key) && !slot.queuedBehindFront(sessionId);
-      if (front) fronts.push(slot);
-      slot.enqueue(ticket, front);
+      slot.enqueue(ticket, place(slot));
       ticket.slots.push(slot);
     });
+    // A path's ticket also waits, with an intention, on each path above it that it does not name.
+    const named = new Set(keys);
+    for (const resource of resources) {
+      if (!isPath(resource)) continue;
+      for (const above of pathAncestors(resource.path)) {
+        const key = pathKey(resource.program, above);
+        if (named.has(key)) continue;
+        named.add(key);
+        const slot = this.slotFor({ program: resource.program, path: above }, key) as PathSlot;
+        slot.enqueueIntention(ticket, place(slot));
+        ticket.intents.push(slot);
+      }
+    }
     session.tickets.set(ticket.id, ticket);
 
     // Nobody can wait for a session that holds nothing and has no other ticket: no cycle, no walk.
@@ -350,14 +573,14 @@ export class LockManager extends LockTable {
     const cycle = alone ? undefined : cycleThrough(ticket, fronts, this.edgesOf);
     if (cycle !== undefined) {
       session.tickets.delete(ticket.id);
-      for (const slot of ticket.slots) {
+      for (const slot of [...ticket.slots, ...ticket.intents]) {
         slot.remove(ticket);
         this.dropIfIdle(slot);
       }
       throw this.deadlock(sessionId, cycle, ticket);
     }
 
-    for (const slot of ticket.slots) ticket.reported.set(slot.key, slot.indexOf(ticket)! + 1);
+    this.pushes.told(ticket);
     if (req.waitTimeoutMs !== undefined) this.waitTimeout(ticket, req.waitTimeoutMs);
     this.post('queued', {
       sessionId,
@@ -367,8 +590,233 @@ export class LockManager extends LockTable {
       positions: positionsOf(ticket),
     });
     // A front entry moves everyone behind it one place back.
-    this.renumber(new Set(fronts));
+    this.pushes.renumber(new Set(fronts));
     return { status: 'queued', ticket: ticket.id, positions: positionsOf(ticket) };
+  }
+
+  /** Grants or refreshes every resource; new grants and upgrades take a fresh fence each. */
+  private grant(
+    sessionId: string,
+    session: SessionLocks,
+    resources: Resource[],
+    keys: string[],
+    mode: LockMode,
+    ttlMs: number,
+    description: string | undefined,
+  ): Grant[] {
+    const now = this.clock.now();
+    return resources.map((resource, i) => {
+      const key = keys[i]!;
+      let hold = session.holds.get(key);
+      if (hold === undefined) {
+        hold = {
+          sessionId,
+          resource,
+          key,
+          mode,
+          fence: this.fences.next(resource.program),
+          grantedAt: now,
+          expiresAt: now,
+          ttlMs,
+          warnAt: now,
+          warning: undefined,
+          expiry: undefined,
+        };
+        session.holds.set(key, hold);
+        this.attach(this.slotFor(resource, key), hold);
+      } else if (mode === 'write' && hold.mode === 'read') {
+        hold.mode = 'write';
+        hold.fence = this.fences.next(resource.program);
+        hold.grantedAt = now;
+      }
+      if (description !== undefined) hold.description = description;
+      this.startLease(hold, ttlMs);
+      return snapshot(hold);
+    });
+  }
+
+  /** A new hold in its slot, and (a path) as an intention in the slots of the paths above it. */
+  private attach(slot: ResourceSlot, hold: Hold): void {
+    slot.holders.set(hold.sessionId, hold);
+    if (!(slot instanceof PathSlot)) return;
+    const { program, path } = slot.resource;
+    for (const above of pathAncestors(path)) {
+      (this.slotFor({ program, path: above }, pathKey(program, above)) as PathSlot).addBelow(hold);
+    }
+  }
+
+  /** Marks a slot whose holds changed, and for a path the slots above it, whose intentions did. */
+  private touched(slot: ResourceSlot, dirty: Set<ResourceSlot>): void {
+    dirty.add(slot);
+    if (slot instanceof PathSlot) for (const above of slot.ancestors()) dirty.add(above);
+  }
+
+  /** A lease of `ttlMs` from now, or (a lock restored after a failover) one that ends at `expiresAt`. */
+  private startLease(hold: Hold, ttlMs: number, expiresAt = this.clock.now() + ttlMs): void {
+    this.deadlines.cancel(hold.warning);
+    this.deadlines.cancel(hold.expiry);
+    hold.ttlMs = ttlMs;
+    hold.expiresAt = expiresAt;
+    const lead = Math.min(this.defaults.warningMs, ttlMs / 5);
+    hold.warnAt = hold.expiresAt - lead;
+    hold.warning = lead > 0 ? this.deadlines.add(hold.warnAt, () => this.onWarning(hold)) : undefined;
+    hold.expiry = this.deadlines.add(hold.expiresAt, () => this.onExpiry(hold));
+  }
+
+  private waitTimeout(t: Ticket, ms: number): void {
+    t.timeout = this.deadlines.add(t.enqueuedAt + Math.max(0, ms), () => this.onWaitTimeout(t));
+  }
+
+  private dropHolds(
+    sessionId: string,
+    session: SessionLocks,
+    holds: Hold[],
+    reason: ReleaseReason,
+    dirty: Set<ResourceSlot>,
+  ): Grant[] {
+    if (holds.length === 0) return [];
+    const locks = holds
+      .map((h) => {
+        this.deadlines.cancel(h.warning);
+        this.deadlines.cancel(h.expiry);
+        h.warning = undefined;
+        h.expiry = undefined;
+        session.holds.delete(h.key);
+        const slot = this.slots.get(h.key)!;
+        slot.holders.delete(sessionId);
+        if (slot instanceof PathSlot) for (const above of slot.ancestors()) above.removeBelow(h);
+        this.touched(slot, dirty);
+        return snapshot(h);
+      })
+      .sort(byResource);
+    this.post('released', { sessionId, locks, reason });
+    return locks;
+  }
+
+  private withdraw(session: SessionLocks, t: Ticket, reason: CancelReason, dirty: Set<ResourceSlot>): void {
+    this.unqueue(t, dirty);
+    session.tickets.delete(t.id);
+    if (t.key !== undefined) session.outcomes.withdrawn(t.key, t.id, reason);
+    this.post('cancelled', { sessionId: t.sessionId, ticket: t.id, reason });
+  }
+
+  /** Takes the ticket out of every queue it waits in (granted or withdrawn). */
+  private unqueue(t: Ticket, dirty: Set<ResourceSlot>): void {
+    for (const slot of t.slots) {
+      slot.remove(t);
+      dirty.add(slot);
+    }
+    for (const slot of t.intents) {
+      slot.remove(t);
+      dirty.add(slot);
+    }
+    this.deadlines.cancel(t.timeout);
+    t.timeout = undefined;
+    this.pushes.forget(t);
+  }
+
+  private sessionFor(sessionId: string): SessionLocks {
+    let session = this.sessions.get(sessionId);
+    if (session === undefined) {
+      session = { holds: new Map(), tickets: new Map(), outcomes: new OutcomeCache(KEYS_PER_SESSION) };
+      this.sessions.set(sessionId, session);
+    }
+    return session;
+  }
+
+  private slotFor(resource: Resource, key: string): ResourceSlot {
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      slot = isPath(resource)
+        ? new PathSlot(copyResource(resource) as PathResource, key, this.slots)
+        : new ResourceSlot(resource, key);
+      this.slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  private dropIfIdle(slot: ResourceSlot): void {
+    if (slot.idle) this.slots.delete(slot.key);
+  }
+
+  private clampTtl(ttlMs: number): number {
+    return Math.min(this.defaults.maxTtlMs, Math.max(this.defaults.minTtlMs, ttlMs));
+  }
+
+  private post<K extends keyof LockEvents>(event: K, payload: Parameters<LockEvents[K]>[0]): void {
+    this.outbox.post(() => (this.emit as (e: K, p: typeof payload) => boolean).call(this, event, payload));
+  }
+
+  /**
+   * Wakes exactly the waiters that can now run: on each changed resource, the front ticket while
+   * it is at the front of all its queues and fits the holders (on a path, any entry that nothing
+   * ahead of it holds up). A grant changes the ticket's other queues too, so those are checked in
+   * turn (readers behind a reader, a batch unblocking its other resources). Then positions are
+   * re-announced where they moved. Draining, nobody is woken.
+   */
+  private settle(dirty: Set<ResourceSlot>): void {
+    const work = this.draining ? [] : [...dirty];
+    while (work.length > 0) {
+      const slot = work.pop()!;
+      for (let t = first(slot); t !== undefined && ready(t); t = first(slot)) {
+        this.grantTicket(t, dirty);
+        // Even a queue checked before: its front just changed.
+        for (const s of t.slots) work.push(s);
+        for (const s of t.intents) work.push(s);
+      }
+    }
+    this.pushes.renumber(dirty);
+    for (const slot of dirty) this.dropIfIdle(slot);
+  }
+
+  private grantTicket(t: Ticket, dirty: Set<ResourceSlot>): void {
+    const session = this.sessions.get(t.sessionId)!;
+    this.unqueue(t, dirty);
+    session.tickets.delete(t.id);
+    const keys = t.slots.map((s) => s.key);
+    const grants = this.grant(t.sessionId, session, t.resources, keys, t.mode, t.ttlMs, t.description);
+    if (t.key !== undefined) session.outcomes.granted(t.key, grants);
+    this.post('granted', { sessionId: t.sessionId, ticket: t.id, grants });
+  }
+
+  /** One 'expiring' per session for all of its locks whose warning is due now. */
+  private onWarning(fired: Hold): void {
+    const session = this.sessions.get(fired.sessionId)!;
+    const now = this.clock.now();
+    const due: Hold[] = [];
+    for (const h of session.holds.values()) {
+      if (h.warning !== undefined && h.warnAt <= now) {
+        this.deadlines.cancel(h.warning);
+        h.warning = undefined;
+        due.push(h);
+      }
+    }
+    this.post('expiring', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
+    this.outbox.flush();
+  }
+
+  /** One 'expired' then one 'released' per session for all of its locks ending now. */
+  private onExpiry(fired: Hold): void {
+    const session = this.sessions.get(fired.sessionId)!;
+    const now = this.clock.now();
+    const due = [...session.holds.values()].filter((h) => h.expiresAt <= now && !this.isPinned(h));
+    if (due.length === 0) return;
+    this.change((dirty) => {
+      this.post('expired', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
+      this.dropHolds(fired.sessionId, session, due, 'expired', dirty);
+    });
+  }
+
+  private isPinned(h: Hold): boolean {
+    return this.pins.size > 0 && this.pins.has(`${h.sessionId}\n${h.key}`);
+  }
+
+  private onWaitTimeout(t: Ticket): void {
+    const session = this.sessions.get(t.sessionId)!;
+    this.change((dirty) => {
+      this.post('waitTimeout', { sessionId: t.sessionId, ticket: t.id });
+      this.withdraw(session, t, 'timeout', dirty);
+    });
   }
 
   private deadlock(sessionId: string, edges: WaitEdge[], pending?: Ticket): LockstepError {
@@ -397,4 +845,13 @@ export class LockManager extends LockTable {
     }
     return { session, holds: wanted.map((r) => session.holds.get(resourceKey(r))!) };
   }
+}
+
+/** The ticket to try next: a function's front one; on a path any entry may be the one nothing holds up. */
+function first(slot: ResourceSlot): Ticket | undefined {
+  return slot instanceof PathSlot ? slot.queue.find(ready) : slot.queue[0];
+}
+
+function ready(t: Ticket): boolean {
+  return t.slots.every((s) => s.readyFor(t)) && t.intents.every((s) => s.readyFor(t));
 }

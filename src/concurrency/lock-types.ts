@@ -79,7 +79,16 @@ export type CancelReason = 'cancel' | 'disconnect' | 'removed' | 'timeout' | 'sh
 
 export interface Blocker {
   resource: Resource;
-  holders: Array<{ sessionId: string; name?: string; mode: LockMode; description?: string; expiresAt: number }>;
+  holders: Array<{
+    sessionId: string;
+    name?: string;
+    mode: LockMode;
+    /** A path lock's blocker names the lock it holds: the path asked for, one above it or one below. */
+    resource?: Resource;
+    description?: string;
+    expiresAt: number;
+  }>;
+  /** Tickets waiting there: on a path, those a new request would queue behind. */
   queueLength: number;
 }
 

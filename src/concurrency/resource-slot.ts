@@ -23,7 +23,13 @@ export interface Ticket {
   sessionId: string;
   mode: LockMode;
   resources: Resource[];
+  /** One per resource, in the order of `resources`. */
   slots: ResourceSlot[];
+  /**
+   * The slots of the paths above the ticket's paths that it does not name itself, where it waits
+   * with an intention entry (PathSlot); empty for functions and the structure.
+   */
+  intents: ResourceSlot[];
   ttlMs: number;
   description?: string;
   /** The idempotency key the request came with: a retry learns how the ticket ended. */
@@ -58,6 +64,11 @@ export class ResourceSlot {
     return this.holders.size === 0 && this.queue.length === 0;
   }
 
+  /** How many entries the front section has. */
+  get frontLength(): number {
+    return this.frontCount;
+  }
+
   isFront(index: number): boolean {
     return index < this.frontCount;
   }
@@ -86,6 +97,39 @@ export class ResourceSlot {
       this.queue.splice(at, 1);
       this.reindex(at);
     }
+  }
+
+  /** 1-based place of `t` in this queue, as pushed to its session and shown by lock.status. */
+  positionOf(t: Ticket): number {
+    return this.indexOf(t)! + 1;
+  }
+
+  /** Whether `t` can be granted here now: first in the queue and fitting the holders. */
+  readyFor(t: Ticket): boolean {
+    return this.queue[0] === t && this.admits(t.sessionId, t.mode);
+  }
+
+  /** Whether a ticket of `sessionId` waits in the front section here (a lock of the session is here). */
+  frontFor(sessionId: string): boolean {
+    return this.holders.has(sessionId);
+  }
+
+  /** The sessions `t` waits for here: the nearest other session's ticket ahead, and conflicting holders. */
+  waitsFor(t: Ticket): string[] {
+    const ahead = this.aheadOf(t);
+    const out = ahead === undefined ? [] : [ahead.sessionId];
+    for (const h of this.conflicting(t.sessionId, t.mode)) out.push(h.sessionId);
+    return out;
+  }
+
+  /**
+   * The tickets that wait for `t` here because it went into the front section: the one right
+   * behind it, unless it already waited for this session's lock.
+   */
+  newlyBehind(t: Ticket): Ticket[] {
+    const behind = this.queue[this.indexOf(t)! + 1];
+    if (behind === undefined) return [];
+    return this.conflicting(behind.sessionId, behind.mode).some((h) => h.sessionId === t.sessionId) ? [] : [behind];
   }
 
   /** Whether `sessionId` has a ticket in the back section (behind the front entries). */

@@ -1,13 +1,14 @@
 import type { Resource } from '../protocol/resource.ts';
 import { compareResources } from '../protocol/resource.ts';
 import type { Grant, QueuePosition, ResourceStatus, TicketInfo } from './lock-types.ts';
+import { PathSlot } from './path-slot.ts';
 import type { Hold, ResourceSlot, Ticket } from './resource-slot.ts';
 
 // Everything handed out is a fresh copy: a caller or listener mutating it cannot reach the state.
 
 /** Where the ticket stands now, which may be ahead of what its session was last told (coalesced pushes). */
 export function positionsOf(t: Ticket): QueuePosition[] {
-  return t.slots.map((s) => ({ resource: copyResource(s.resource), position: s.indexOf(t)! + 1 }));
+  return t.slots.map((s) => ({ resource: copyResource(s.resource), position: s.positionOf(t) }));
 }
 
 export function snapshot(h: Hold): Grant {
@@ -44,15 +45,23 @@ export function slotStatus(slot: ResourceSlot): ResourceStatus {
       expiresAt: h.expiresAt,
       ...(h.description === undefined ? {} : { description: h.description }),
     })),
-    queue: slot.queue.map((t, i) => ({
-      ticket: t.id,
-      sessionId: t.sessionId,
-      mode: t.mode,
-      position: i + 1,
-      upgrade: t.mode === 'write' && slot.holders.get(t.sessionId)?.mode === 'read',
-      front: slot.isFront(i),
-      ...(t.description === undefined ? {} : { description: t.description }),
-    })),
+    // A path's queue also holds the intention entries of tickets for paths below it: those are
+    // listed on their own paths.
+    queue: slot.queue.flatMap((t, i) =>
+      slot instanceof PathSlot && slot.intending.has(t)
+        ? []
+        : [
+            {
+              ticket: t.id,
+              sessionId: t.sessionId,
+              mode: t.mode,
+              position: slot.positionOf(t),
+              upgrade: t.mode === 'write' && slot.holders.get(t.sessionId)?.mode === 'read',
+              front: slot.isFront(i),
+              ...(t.description === undefined ? {} : { description: t.description }),
+            },
+          ],
+    ),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { SessionInfo } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import type { ResultOf } from '../protocol/methods.ts';
-import { formatResource, isStructure, type Resource } from '../protocol/resource.ts';
+import { formatResource, isFunction, isStructure, type Resource } from '../protocol/resource.ts';
 import { claimedResource, type EditMeta, type EditResult, type FenceClaim, type ServiceOp } from '../service/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { CallContext } from './call-context.ts';
@@ -189,7 +189,7 @@ function refused(
   reason: 'lock' | 'fence' | 'hash',
   resources: readonly Resource[],
 ): void {
-  const functions = resources.flatMap((r) => (isStructure(r) ? [] : [r.function]));
+  const functions = resources.flatMap((r) => (isFunction(r) ? [r.function] : []));
   const structure = resources.some(isStructure);
   const by = c.by(session);
   c.logger.info({ ...by, program, method, reason, functions, structure }, 'edit refused');
@@ -213,7 +213,7 @@ function checkLocks(c: Coordinator, attempt: Attempt, ops: ServiceOp[]): FenceCl
     if (grant === undefined || grant.mode !== need.mode) missing.push(need.resource);
     else
       claims.push({
-        resource: isStructure(need.resource) ? 'structure' : String(need.resource.function),
+        resource: isFunction(need.resource) ? String(need.resource.function) : 'structure',
         fence: grant.fence,
       });
   }

@@ -1,9 +1,10 @@
 import type { AcquireResult, Grant, ResourceStatus } from '../concurrency/index.ts';
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
-import type { ResultOf } from '../protocol/methods.ts';
-import { isStructure, resourceKey, type Resource } from '../protocol/resource.ts';
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
+import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
+import { isFunction, resourceKey, type Resource } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
-import type { HandlerTable } from './call-context.ts';
+import type { CallContext, HandlerTable } from './call-context.ts';
 import { iso, selectResources, wireAcquireError, wireGrants, wirePositions } from './wire-map.ts';
 
 const agentsOnly = ['agent'] as const;
@@ -20,52 +21,27 @@ type LockMethods =
 export const lockHandlers: Pick<HandlerTable, LockMethods> = {
   'lock.acquire': {
     roles: agentsOnly,
-    handle(c, { session }, p) {
-      const resources = selectResources(p);
-      const { maxBatch, maxDescription } = c.options.limits;
-      if (resources.length > maxBatch) {
-        throw new RpcProtocolError(
-          RpcCode.INVALID_PARAMS,
-          `Invalid params for lock.acquire: ${resources.length} resources, at most ${maxBatch} in one request`,
-          { limit: 'maxBatch', maxBatch },
-        );
+    handle(c, ctx, p) {
+      const program = p.program ?? DEFAULT_PROGRAM;
+      // A path lock needs no function: its program, a namespace, is created empty by the first one
+      // (docs/protocol.md, "Paths"). With functions named, an unknown program stays NOT_FOUND.
+      if ((p.paths?.length ?? 0) === 0 || (p.functions?.length ?? 0) > 0 || c.programs.hasProgram(program)) {
+        return acquire(c, ctx, p);
       }
-      if (p.description !== undefined && p.description.length > maxDescription) {
-        throw new RpcProtocolError(
-          RpcCode.INVALID_PARAMS,
-          `Invalid params for lock.acquire: description longer than ${maxDescription} characters`,
-          { limit: 'maxDescription', maxDescription },
-        );
-      }
-      // A retried key gets its request's answer, whatever changed since (docs/protocol.md, `lock.acquire`: never a second outcome).
-      if (p.key === undefined || !c.locks.knowsKey(session.id, p.key)) {
-        requireFunctions(c, c.programOf(p), resources);
-        checkSessionLimits(c, session.id, resources, p.wait === true);
-      }
-      // Cluster mode: what the session held before, for undoing the grant if its record fails.
-      const before = c.journaled ? heldBefore(c, session.id, resources) : undefined;
-      let out: AcquireResult;
-      try {
-        out = c.locks.acquire(session.id, {
-          resources,
-          mode: p.mode,
-          ...(p.ttlMs === undefined ? {} : { ttlMs: p.ttlMs }),
-          ...(p.description === undefined ? {} : { description: p.description }),
-          ...(p.wait === undefined ? {} : { wait: p.wait }),
-          ...(p.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: p.waitTimeoutMs }),
-          ...(p.key === undefined ? {} : { key: p.key }),
+      return c.programs
+        .inOrder(program, async () => {
+          if (c.programs.hasProgram(program)) return;
+          await c.programs.createProgram(program);
+          const by = c.by(ctx.session);
+          ctx.afterReply(() => c.events.append('edits', 'programCreated', () => ({ program, ...by })));
+        })
+        .then(() => {
+          // The session may have ended while the program was being created: it gets no lock.
+          if (c.sessions.get(ctx.session.id) === undefined) {
+            throw new LockstepError('NOT_FOUND', 'the session ended', { sessionId: ctx.session.id });
+          }
+          return acquire(c, ctx, p);
         });
-      } catch (err) {
-        throw wireAcquireError(err);
-      }
-      // A ticket is not journaled (never restored): a queued answer tells of no lock change.
-      if (out.status === 'queued')
-        return { status: 'queued', ticket: out.ticket, positions: wirePositions(out.positions) };
-      const { grants } = out;
-      return c.durable(
-        { status: 'granted', grants: wireGrants(grants) },
-        before === undefined ? undefined : () => undoGrants(c, session.id, before, grants, p.key),
-      );
     },
   },
   // A release or downgrade refused for its journal record stays done: the holder's hold ends when
@@ -115,6 +91,58 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
     },
   },
 };
+
+/** lock.acquire once its program exists. */
+function acquire(
+  c: Coordinator,
+  { session }: CallContext,
+  p: ParamsOf<'lock.acquire'>,
+): ResultOf<'lock.acquire'> | Promise<ResultOf<'lock.acquire'>> {
+  const resources = selectResources(p);
+  const { maxBatch, maxDescription } = c.options.limits;
+  if (resources.length > maxBatch) {
+    throw new RpcProtocolError(
+      RpcCode.INVALID_PARAMS,
+      `Invalid params for lock.acquire: ${resources.length} resources, at most ${maxBatch} in one request`,
+      { limit: 'maxBatch', maxBatch },
+    );
+  }
+  if (p.description !== undefined && p.description.length > maxDescription) {
+    throw new RpcProtocolError(
+      RpcCode.INVALID_PARAMS,
+      `Invalid params for lock.acquire: description longer than ${maxDescription} characters`,
+      { limit: 'maxDescription', maxDescription },
+    );
+  }
+  // A retried key gets its request's answer, whatever changed since (docs/protocol.md, `lock.acquire`: never a second outcome).
+  if (p.key === undefined || !c.locks.knowsKey(session.id, p.key)) {
+    requireFunctions(c, c.programOf(p), resources);
+    checkSessionLimits(c, session.id, resources, p.wait === true);
+  }
+  // Cluster mode: what the session held before, for undoing the grant if its record fails.
+  const before = c.journaled ? heldBefore(c, session.id, resources) : undefined;
+  let out: AcquireResult;
+  try {
+    out = c.locks.acquire(session.id, {
+      resources,
+      mode: p.mode,
+      ...(p.ttlMs === undefined ? {} : { ttlMs: p.ttlMs }),
+      ...(p.description === undefined ? {} : { description: p.description }),
+      ...(p.wait === undefined ? {} : { wait: p.wait }),
+      ...(p.waitTimeoutMs === undefined ? {} : { waitTimeoutMs: p.waitTimeoutMs }),
+      ...(p.key === undefined ? {} : { key: p.key }),
+    });
+  } catch (err) {
+    throw wireAcquireError(err);
+  }
+  // A ticket is not journaled (never restored): a queued answer tells of no lock change.
+  if (out.status === 'queued') return { status: 'queued', ticket: out.ticket, positions: wirePositions(out.positions) };
+  const { grants } = out;
+  return c.durable(
+    { status: 'granted', grants: wireGrants(grants) },
+    before === undefined ? undefined : () => undoGrants(c, session.id, before, grants, p.key),
+  );
+}
 
 function heldBefore(c: Coordinator, sessionId: string, resources: readonly Resource[]): Map<string, Grant> {
   const held = new Map<string, Grant>();
@@ -182,7 +210,7 @@ function checkSessionLimits(c: Coordinator, sessionId: string, resources: readon
 /** The lock core treats resources as opaque; whether a function exists is checked here. */
 function requireFunctions(c: Coordinator, program: string, resources: readonly Resource[]): void {
   const missing = resources.flatMap((r) =>
-    isStructure(r) || c.programs.hasFunction(r.program, r.function) ? [] : [r.function],
+    !isFunction(r) || c.programs.hasFunction(r.program, r.function) ? [] : [r.function],
   );
   if (missing.length > 0) {
     throw new LockstepError('NOT_FOUND', `unknown functions in ${program}: ${missing.join(', ')}`, {

@@ -2,7 +2,7 @@ import type { ResourceStatus } from '../concurrency/index.ts';
 import { LockstepError } from '../protocol/errors.ts';
 import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { ResultOf } from '../protocol/methods.ts';
-import { isStructure } from '../protocol/resource.ts';
+import { isFunction } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { CallContext, HandlerTable } from './call-context.ts';
 import { tellRemoved } from './edit-gate.ts';
@@ -41,7 +41,7 @@ export const programHandlers: Pick<HandlerTable, ProgramMethods> = {
       const name = c.programOf(p);
       const overview = c.programs.getProgram(name);
       const state = new Map<number, ResourceStatus>();
-      for (const r of c.locks.status(name)) if (!isStructure(r.resource)) state.set(r.resource.function, r);
+      for (const r of c.locks.status(name)) if (isFunction(r.resource)) state.set(r.resource.function, r);
       return {
         name: overview.name,
         revision: overview.revision,

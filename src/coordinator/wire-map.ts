@@ -49,15 +49,17 @@ export function wirePositions(ps: readonly QueuePosition[]): QueuePosition[] {
   return ps.map((p) => ({ resource: p.resource, position: p.position }));
 }
 
-/** `{program?, functions?, structure?}` as the lock methods take it, to resources. */
+/** `{program?, functions?, structure?, paths?}` as the lock methods take it, to resources. */
 export function selectResources(p: {
   program?: string | undefined;
   functions?: number[] | undefined;
   structure?: boolean | undefined;
+  paths?: string[] | undefined;
 }): Resource[] {
   const program = p.program ?? DEFAULT_PROGRAM;
   const out: Resource[] = [];
   if (p.structure === true) out.push({ program, structure: true });
   for (const f of p.functions ?? []) out.push({ program, function: f });
+  if (p.paths !== undefined) for (const path of p.paths) out.push({ program, path });
   return out;
 }

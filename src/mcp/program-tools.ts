@@ -166,7 +166,9 @@ export const history = tool({
     if (args.revision === undefined) throw missing('undo needs revision');
     const held = c.held().filter((g) => g.resource.program === program && g.mode === 'write');
     const fences = Object.fromEntries(
-      held.map((g) => ['structure' in g.resource ? 'structure' : String(g.resource.function), g.fence]),
+      held.flatMap((g) =>
+        'path' in g.resource ? [] : [['structure' in g.resource ? 'structure' : String(g.resource.function), g.fence]],
+      ),
     );
     const r = await c.history.undo({ program, revision: args.revision, fences });
     return { text: committed(ctx, program, r), data: r };

@@ -15,7 +15,7 @@ export function shortHash(hash: string): string {
 
 export function label(r: Resource, names: Names): string {
   if (isStructure(r)) return `the structure of ${r.program}`;
-  if (isPath(r)) return `path ${r.path}`;
+  if (isPath(r)) return `${r.path} in ${r.program}`;
   const name = names.get(r.function);
   return name === undefined ? `function ${r.function}` : `${name} (id ${r.function})`;
 }

@@ -10,6 +10,8 @@ import {
   IsoTime,
   NotRestored,
   QueuePosition,
+  NAMES_SOMETHING,
+  namesSomething,
   ResourceSelector,
   Role,
   SessionId,
@@ -84,26 +86,18 @@ const AcquireParams = z
     waitTimeoutMs: z.number().int().positive().optional().describe('Give up waiting after this long'),
     key: Text(1, 128).optional().describe('Idempotency key: a retry returns the first outcome'),
   })
-  .refine((p) => (p.functions?.length ?? 0) > 0 || p.structure === true, {
-    message: 'name at least one function or structure: true',
-  });
+  .refine(namesSomething, { message: NAMES_SOMETHING });
 
 const AcquireResult = z.discriminatedUnion('status', [
   z.object({ status: z.literal('granted'), grants: z.array(Grant) }),
   z.object({ status: z.literal('queued'), ticket: Ticket, positions: z.array(QueuePosition) }),
 ]);
 
-const SelectParams = z
-  .strictObject(ResourceSelector)
-  .refine((p) => (p.functions?.length ?? 0) > 0 || p.structure === true, {
-    message: 'name at least one function or structure: true',
-  });
+const SelectParams = z.strictObject(ResourceSelector).refine(namesSomething, { message: NAMES_SOMETHING });
 
 const RenewParams = z
   .strictObject({ ...ResourceSelector, ttlMs: z.number().int().positive().optional() })
-  .refine((p) => (p.functions?.length ?? 0) > 0 || p.structure === true, {
-    message: 'name at least one function or structure: true',
-  });
+  .refine(namesSomething, { message: NAMES_SOMETHING });
 
 const ResourceStatus = z.object({
   resource: Resource,
@@ -207,7 +201,7 @@ export const methods = {
     z.object({ agents: z.array(AgentInfo) }),
   ),
   'lock.acquire': method(
-    'Lock functions and/or the structure of one program, all or nothing',
+    'Lock functions, paths and/or the structure of one program, all or nothing',
     AcquireParams,
     AcquireResult,
   ),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LockPath, comparePaths } from './path.ts';
 
 // Program names appear in URLs, logs and resource keys; a tight alphabet keeps them unambiguous.
 export const ProgramName = z
@@ -12,10 +13,12 @@ export const FunctionId = z.number().int().positive().max(Number.MAX_SAFE_INTEGE
 
 export const FunctionResource = z.strictObject({ program: ProgramName, function: FunctionId });
 export const StructureResource = z.strictObject({ program: ProgramName, structure: z.literal(true) });
-export const Resource = z.union([FunctionResource, StructureResource]).describe('A lockable resource');
+export const PathResource = z.strictObject({ program: ProgramName, path: LockPath });
+export const Resource = z.union([FunctionResource, StructureResource, PathResource]).describe('A lockable resource');
 
 export type FunctionResource = z.infer<typeof FunctionResource>;
 export type StructureResource = z.infer<typeof StructureResource>;
+export type PathResource = z.infer<typeof PathResource>;
 export type Resource = z.infer<typeof Resource>;
 
 export const LockMode = z.enum(['read', 'write']);
@@ -25,14 +28,33 @@ export function isStructure(r: Resource): r is StructureResource {
   return 'structure' in r;
 }
 
-/** A string key, unique per resource, for maps. NUL cannot occur in a program name. */
-export function resourceKey(r: Resource): string {
-  return isStructure(r) ? `${r.program}\u0000s` : `${r.program}\u0000${r.function}`;
+export function isPath(r: Resource): r is PathResource {
+  return 'path' in r;
 }
 
-/** Canonical order: by program, the structure first, then functions by id. */
+export function isFunction(r: Resource): r is FunctionResource {
+  return 'function' in r;
+}
+
+/** A string key, unique per resource, for maps. NUL occurs in neither a program name nor a path. */
+export function resourceKey(r: Resource): string {
+  if (isStructure(r)) return `${r.program}\u0000s`;
+  return isPath(r) ? pathKey(r.program, r.path) : `${r.program}\u0000${r.function}`;
+}
+
+/** resourceKey of the path resource {program, path}. */
+export function pathKey(program: string, path: string): string {
+  return `${program}\u0000/${path}`;
+}
+
+/** Canonical order: by program, the structure first, then functions by id, then paths (comparePaths). */
 export function compareResources(a: Resource, b: Resource): number {
   if (a.program !== b.program) return a.program < b.program ? -1 : 1;
+  if (isPath(a) || isPath(b)) {
+    if (!isPath(a)) return -1;
+    if (!isPath(b)) return 1;
+    return comparePaths(a.path, b.path);
+  }
   const ka = isStructure(a) ? 0 : a.function;
   const kb = isStructure(b) ? 0 : b.function;
   return ka - kb;
@@ -52,9 +74,11 @@ export function normalizeResources(resources: readonly Resource[]): Resource[] {
 
 /** A resource with only its own fields, whatever else the object it came in had. */
 function copyResource(r: Resource): Resource {
-  return isStructure(r) ? { program: r.program, structure: true } : { program: r.program, function: r.function };
+  if (isStructure(r)) return { program: r.program, structure: true };
+  return isPath(r) ? { program: r.program, path: r.path } : { program: r.program, function: r.function };
 }
 
 export function formatResource(r: Resource): string {
-  return isStructure(r) ? `${r.program}/structure` : `${r.program}/f${r.function}`;
+  if (isStructure(r)) return `${r.program}/structure`;
+  return isPath(r) ? `${r.program}:${r.path}` : `${r.program}/f${r.function}`;
 }

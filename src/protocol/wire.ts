@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_PROGRAM } from './limits.ts';
+import { LockPath } from './path.ts';
 import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
 import { Text } from './text.ts';
 
@@ -54,7 +55,23 @@ export const ResourceSelector = {
   program: ProgramName.optional().describe(`Program name; default "${DEFAULT_PROGRAM}"`),
   functions: z.array(FunctionId).max(1000).optional().describe('Function ids'),
   structure: z.boolean().optional().describe("The program's structure lock"),
+  paths: z
+    .array(LockPath)
+    .max(1000)
+    .optional()
+    .describe('Paths (docs/protocol.md, "Paths"); a lock on a path covers everything below it'),
 };
+
+export const NAMES_SOMETHING = 'name at least one function, path or structure: true';
+
+/** The refinement of every selector: at least one function or path, or the structure. */
+export function namesSomething(p: {
+  functions?: unknown[] | undefined;
+  paths?: unknown[] | undefined;
+  structure?: boolean | undefined;
+}): boolean {
+  return (p.functions?.length ?? 0) > 0 || (p.paths?.length ?? 0) > 0 || p.structure === true;
+}
 
 export const By = z.object({ sessionId: z.string(), name: z.string() });
 

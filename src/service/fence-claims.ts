@@ -11,8 +11,10 @@ export interface FenceClaim {
   fence: number;
 }
 
+/** A resource from its column form (cluster/journal-batch.ts resourceColumn): a path after a "/". */
 export function claimedResource(program: string, key: string): Resource {
-  return key === 'structure' ? { program, structure: true } : { program, function: Number(key) };
+  if (key === 'structure') return { program, structure: true };
+  return key.startsWith('/') ? { program, path: key.slice(1) } : { program, function: Number(key) };
 }
 
 /** The commit's refusal: an edit under an older grant never overwrites one under a newer grant. */

@@ -1012,7 +1012,7 @@ describe('release, cancel and session removal', () => {
     locks.acquire('a', W([f(1), f(2)]));
     const tb = ticketOf(locks.acquire('b', W([f(1), f(3)])));
     const tc = ticketOf(locks.acquire('c', R([f(2)])));
-    locks.dropResources((r) => r.program === 'main' && !('structure' in r) && r.function === 1);
+    locks.dropResources((r) => r.program === 'main' && 'function' in r && r.function === 1);
     expect(events('cancelled')).toEqual([{ sessionId: 'b', ticket: tb, reason: 'removed' }]);
     expect(events('released')).toEqual([
       { sessionId: 'a', locks: [expect.objectContaining({ resource: f(1) })], reason: 'removed' },
