@@ -3,6 +3,8 @@
 // directory of its literal leading segments. Globs are never matched against globs (docs/mcp.md,
 // "Paths and globs").
 
+import { pathAncestors } from '../protocol/path.ts';
+
 const META = /[*?[\]\\]/;
 
 /** "a/{b,c}/d" -> ["a/b/d", "a/c/d"]; nested braces too; an unmatched brace stays as it is. */
@@ -48,11 +50,6 @@ export function coveringPath(pattern: string): string | undefined {
   return literal.length === 0 ? undefined : literal.join('/');
 }
 
-/** Whether `ancestor` is `path` or above it, by whole segments ("src/a" is not above "src/ab"). */
-export function covers(ancestor: string, path: string): boolean {
-  return path === ancestor || path.startsWith(`${ancestor}/`);
-}
-
 export interface Covering {
   /** The paths to lock: each named once, none below another. */
   paths: string[];
@@ -77,6 +74,8 @@ export function coveringPaths(patterns: readonly string[]): Covering {
     all.push(...paths);
     if (paths.length > 1 || META.test(pattern)) widened.push({ pattern, paths });
   }
-  const unique = [...new Set(all)].sort();
-  return { paths: unique.filter((p) => !unique.some((q) => q !== p && covers(q, p))), widened, unbounded };
+  const unique = new Set(all);
+  // A path below another one named is covered by that one's lock (by whole segments).
+  const paths = [...unique].filter((p) => !pathAncestors(p).some((a) => unique.has(a))).sort();
+  return { paths, widened, unbounded };
 }

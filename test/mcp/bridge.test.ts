@@ -18,6 +18,9 @@ describe('lockstep mcp', { timeout: 60_000 }, () => {
       'history',
       'lock_acquire',
       'lock_release',
+      'path_lock',
+      'path_release',
+      'path_status',
       'program_overview',
     ]);
     const ajv = new Ajv({ strict: false });
