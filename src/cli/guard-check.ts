@@ -5,7 +5,7 @@ import type { StagedChange } from '../client/git.ts';
 // What `lockstep guard` decides from the server's paths.check answer, and how it says so: pure, so
 // that every refusal's wording is tested without git or a server.
 
-type PathAnswer = ResultOf<'paths.check'>['paths'][number];
+type PathAnswer = ResultOf<'paths.check'>['changes'][number];
 
 export interface Verdict {
   ok: boolean;
@@ -27,10 +27,8 @@ export function howToQueue(program: string, path: string): string {
 }
 
 function notHeld(program: string, a: PathAnswer): string {
-  const holders = a.holders.map(
-    (h) => `${who(h)}, ${h.mode} lock on ${h.path}${h.description === undefined ? '' : ` ("${h.description}")`}`,
-  );
-  const queue = a.queue.length === 0 ? 'nobody waiting' : `${a.queue.length} waiting (${a.queue.map(who).join(', ')})`;
+  const holders = a.holders.map((h) => `${who(h)}, ${h.mode} lock on ${h.path}`);
+  const queue = a.queueLength === 0 ? 'nobody waiting' : `${a.queueLength} waiting`;
   const held = holders.length === 0 ? 'nobody holds it' : `held by ${holders.join('; ')}`;
   return `${a.path}: your session holds no write lock covering it; ${held}; ${queue}. Then ${howToQueue(program, a.path)}.`;
 }
@@ -39,7 +37,7 @@ function stale(a: PathAnswer, base: string | null, recorded: NonNullable<PathAns
   const from = recorded.commit === undefined ? 'a commit not named' : `commit ${recorded.commit}`;
   const yours = base === null ? 'no such file' : `blob ${base}`;
   return (
-    `${a.path}: your change is based on ${yours} in HEAD, but ${who(recorded.session)} released it at ` +
+    `${a.path}: your change is based on ${yours} in HEAD, but ${who(recorded)} released it at ` +
     `${recorded.at} as blob ${recorded.blob} (${from}). You edited an older copy: bring in ` +
     `${recorded.commit === undefined ? 'their latest commit' : recorded.commit} first (git merge, rebase or cherry-pick), then redo your change on it.`
   );

@@ -83,12 +83,12 @@ export async function guard(argv: string[]): Promise<void> {
     );
   }
   try {
-    const { paths } = await client.call('paths.check', {
+    const { changes: answers } = await client.call('paths.check', {
       program,
       session: session.sessionId,
       changes: changes.map((c) => ({ path: c.path, base: c.base })),
     });
-    const v = verdict(program, session, changes, paths);
+    const v = verdict(program, session, changes, answers);
     if (!v.ok) throw new CommandFailed(v.text);
   } finally {
     await client.close();

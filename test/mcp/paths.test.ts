@@ -110,11 +110,11 @@ describe('lockstep mcp path tools', { timeout: 90_000 }, () => {
         'warning: uncommitted changes under what you released, not recorded and no longer covered by your lock: src/b.ts',
       ].join('\n'),
     );
-    const { paths } = await observer.call('paths.check', {
+    const { changes } = await observer.call('paths.check', {
       program: 'main',
       session: observer.sessionId as string,
       changes: [{ path: 'src/a.ts', base: null }],
     });
-    expect(paths[0]?.recorded).toMatchObject({ commit: head });
+    expect(changes[0]?.recorded).toMatchObject({ commit: head, name: 'a' });
   });
 });
