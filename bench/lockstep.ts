@@ -84,13 +84,25 @@ export class LockstepSystem implements LockSystem {
     readonly name: string,
   ) {}
 
-  static async start(execArgv: string[] = [], opts: StartOptions = BENCH_SERVER): Promise<LockstepSystem> {
-    return new LockstepSystem(await forkServer('./lockstep-server.ts', opts, execArgv), 'Lockstep');
+  static async start(
+    execArgv: string[] = [],
+    opts: StartOptions = BENCH_SERVER,
+    stdout?: (line: string) => void,
+  ): Promise<LockstepSystem> {
+    return new LockstepSystem(await forkServer('./lockstep-server.ts', opts, execArgv, [], stdout), 'Lockstep');
   }
 
   /** Another commit's server (baseline.ts), started the same way with the same options. */
-  static async startBaseline(serverModule: string, name: string): Promise<LockstepSystem> {
-    return new LockstepSystem(await forkServer('./lockstep-server.ts', BENCH_SERVER, [], [serverModule]), name);
+  static async startBaseline(
+    serverModule: string,
+    name: string,
+    execArgv: string[] = [],
+    stdout?: (line: string) => void,
+  ): Promise<LockstepSystem> {
+    return new LockstepSystem(
+      await forkServer('./lockstep-server.ts', BENCH_SERVER, execArgv, [serverModule], stdout),
+      name,
+    );
   }
 
   get url(): string {

@@ -2,6 +2,7 @@ import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { selfTimes, type CpuProfile, type SelfTimes } from './cpu-profile.ts';
@@ -53,6 +54,8 @@ export interface Child {
   /** Starts V8's CPU profiler in the child; `stopProfile` ends it and returns the self times. */
   startProfile(): Promise<void>;
   stopProfile(): Promise<SelfTimes>;
+  /** Sends a command the child's own file answers (lockstep-server.ts's trace-start, trace-stop). */
+  ask(cmd: string): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
@@ -66,11 +69,14 @@ export async function forkServer(
   opts: unknown,
   execArgv: string[] = [],
   args: string[] = [],
+  /** Takes the child's standard output line by line (V8's --trace-gc-nvp lines, turns.ts) instead of passing it on. */
+  stdout?: (line: string) => void,
 ): Promise<Child> {
   const proc = fork(fileURLToPath(new URL(file, import.meta.url)), [JSON.stringify(opts), ...args], {
     execArgv: ['--import', 'tsx', '--expose-gc', ...execArgv],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    stdio: ['ignore', stdout === undefined ? 'inherit' : 'pipe', 'inherit', 'ipc'],
   });
+  if (stdout !== undefined && proc.stdout !== null) createInterface({ input: proc.stdout }).on('line', stdout);
   const replies: Array<(m: Record<string, unknown>) => void> = [];
   const port = await new Promise<number>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${file} exited with ${code} before listening`)));
@@ -91,6 +97,7 @@ export async function forkServer(
       await ask('profile-start');
     },
     stopProfile: async () => (await ask('profile-stop')).profile as SelfTimes,
+    ask,
     stop: async () => {
       if (proc.exitCode !== null) return;
       const exited = new Promise((resolve) => proc.once('exit', resolve));

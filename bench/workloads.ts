@@ -161,7 +161,13 @@ export async function readMostly(sys: LockSystem, agents: number, resources: num
  * turns it was overtaken by or waited behind. Under FIFO that is at most agents - 1, whatever
  * the timing; a free-for-all has no bound. The longest wait in time is reported too.
  */
-export async function handover(sys: LockSystem, agents: number, holdMs: number, t: Timing): Promise<Result> {
+export async function handover(
+  sys: LockSystem,
+  agents: number,
+  holdMs: number,
+  t: Timing,
+  tracer?: TurnTracer,
+): Promise<Result> {
   const as = await sys.connect(agents, 1);
   const samples: number[][] = [];
   const rates: number[] = [];
@@ -192,7 +198,10 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
           }
           if (granted < end) {
             turns++;
-            if (releasedAt !== undefined) out.push(granted - releasedAt);
+            if (releasedAt !== undefined) {
+              out.push(granted - releasedAt);
+              if (keep) tracer?.turn(releasedAt, granted);
+            }
           }
           if (holdMs > 0) await sleep(holdMs);
           await a.release([0], (at) => (releasedAt = at));
@@ -205,8 +214,9 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
     for (let r = 0; r < t.reps; r++) {
       await phase(t.warmMs, false);
       // The CPU spent while the queue drains after the end is per turn too: count those turns.
+      const measured = () => phase(t.runMs, true);
       const { out, turns, seconds } = await cpu.measure(
-        () => phase(t.runMs, true),
+        () => (tracer === undefined ? measured() : tracer.phase(measured)),
         (p) => p.grants,
       );
       samples.push(out);
@@ -216,6 +226,13 @@ export async function handover(sys: LockSystem, agents: number, holdMs: number, 
   } finally {
     await sys.disconnect();
   }
+}
+
+/** What turns.ts watches a hand-over with: its measured phases, and each turn measured in them. */
+export interface TurnTracer {
+  phase<T>(body: () => Promise<T>): Promise<T>;
+  /** A turn's release-sent and grant-received times (performance.now()). */
+  turn(releasedAt: number, grantedAt: number): void;
 }
 
 /**

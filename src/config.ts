@@ -79,7 +79,7 @@ export const optionSpecs = {
   queuePushMs: {
     schema: int(0, 60_000),
     default: 100,
-    doc: 'lock.queue at most once per ticket this often (reaching position 1 at once); 0 = every change',
+    doc: 'lock.queue at most once a ticket this often, deeper ones less often (position 1 at once); 0 = every change',
   },
   ...limitSpecs,
   eventBuffer: { schema: int(1), default: 10_000, doc: 'events kept for replay with events.subscribe since' },

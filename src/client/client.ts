@@ -68,6 +68,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   readonly history: Namespaces['history'];
   readonly checkpoint: Namespaces['checkpoint'];
   readonly events: Namespaces['events'];
+  readonly paths: Namespaces['paths'];
   /** Per-call reply timeout unless a call names its own. */
   private readonly callTimeoutMs: number;
   private readonly connection: Connection;
@@ -146,6 +147,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     this.history = namespace('history', send);
     this.checkpoint = namespace('checkpoint', send);
     this.events = namespace('events', send);
+    this.paths = namespace('paths', send);
   }
 
   get state(): ClientState {

@@ -1,5 +1,5 @@
 import type { Clock, LockManager, RestoredLock, Role, SessionRegistry } from '../concurrency/index.ts';
-import { type LockMode, type Resource, resourceKey } from '../protocol/resource.ts';
+import { isPath, type LockMode, type Resource, resourceKey } from '../protocol/resource.ts';
 import { claimedResource, type SharedDatabase } from '../service/index.ts';
 import { resourceColumn } from './journal-batch.ts';
 
@@ -168,7 +168,38 @@ export function planRestore(state: JournalState, exists: (r: Resource) => boolea
       plan.locks.set(lock.sessionId, list);
     }
   }
+  dropCrossedPaths(plan, state.locks);
   return plan;
+}
+
+/**
+ * The same guard across the path hierarchy: two path locks of different sessions that conflict
+ * (one path on or below the other, not both read) are never both restored; the higher fence wins.
+ */
+function dropCrossedPaths(plan: RestorePlan, recorded: readonly RecordedLock[]): void {
+  const paths = [...plan.locks].flatMap(([sessionId, locks]) =>
+    locks.flatMap((lock) => (isPath(lock.resource) ? [{ sessionId, lock, path: lock.resource.path }] : [])),
+  );
+  if (paths.length < 2) return;
+  const kept: typeof paths = [];
+  for (const p of paths.sort((a, b) => b.lock.fence - a.lock.fence)) {
+    const crossed = kept.some(
+      (k) =>
+        k.sessionId !== p.sessionId &&
+        k.lock.resource.program === p.lock.resource.program &&
+        (k.lock.mode === 'write' || p.lock.mode === 'write') &&
+        (k.path === p.path || k.path.startsWith(`${p.path}/`) || p.path.startsWith(`${k.path}/`)),
+    );
+    if (!crossed) {
+      kept.push(p);
+      continue;
+    }
+    const list = plan.locks.get(p.sessionId)!.filter((l) => l !== p.lock);
+    if (list.length > 0) plan.locks.set(p.sessionId, list);
+    else plan.locks.delete(p.sessionId);
+    const record = recorded.find((r) => r.sessionId === p.sessionId && r.fence === p.lock.fence);
+    if (record !== undefined) plan.dropped.push({ lock: record, reason: 'superseded' });
+  }
 }
 
 /**

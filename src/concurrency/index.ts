@@ -8,6 +8,7 @@ export { memoryFences } from './fences.ts';
 export type { FenceSource } from './fences.ts';
 export { KeyReused, LockDenied } from './lock-errors.ts';
 export { LockManager } from './lock-manager.ts';
+export { PUSH_SLICE } from './position-pushes.ts';
 export type { LockManagerOptions } from './lock-manager.ts';
 export type {
   AcquireRequest,

@@ -54,8 +54,8 @@ export interface LockManagerOptions {
   sessionName?: (sessionId: string) => string | undefined;
   /**
    * Position pushes are coalesced: at most one per ticket per this many ms with the latest
-   * positions, except that reaching position 1 is pushed at once and the last change always is.
-   * Default 0: every change at once.
+   * positions (deeper tickets less often, position-pushes.ts), except that reaching position 1 is
+   * pushed at once and the last change always is. Default 0: every change at once.
    */
   queuePushMs?: number;
 }
@@ -107,20 +107,23 @@ export class LockManager extends EventEmitter<LockEvents> {
     this.pushes = new PositionPushes(
       opts.queuePushMs ?? 0,
       this.clock,
-      this.deadlines,
       (t, positions) => this.post('position', { sessionId: t.sessionId, ticket: t.id, positions }),
       () => this.outbox.flush(),
     );
   }
 
-  /** Pending lease expiries, lease warnings, wait timeouts and the coalesced position push: one clock timer. */
+  /**
+   * Pending lease expiries, lease warnings and wait timeouts (one clock timer), and the coalesced
+   * position push (its own).
+   */
   get scheduled(): number {
-    return this.deadlines.size;
+    return this.deadlines.size + this.pushes.scheduled;
   }
 
   /** Cancels every timer; the state stays readable. */
   close(): void {
     this.deadlines.close();
+    this.pushes.close();
   }
 
   /**

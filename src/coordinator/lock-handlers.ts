@@ -2,7 +2,7 @@ import type { AcquireResult, Grant, ResourceStatus } from '../concurrency/index.
 import { LockstepError, RpcCode, RpcProtocolError } from '../protocol/errors.ts';
 import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
-import { isFunction, resourceKey, type Resource } from '../protocol/resource.ts';
+import { formatResource, isFunction, resourceKey, type Resource } from '../protocol/resource.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { CallContext, HandlerTable } from './call-context.ts';
 import { iso, selectResources, wireAcquireError, wireGrants, wirePositions } from './wire-map.ts';
@@ -50,9 +50,32 @@ export const lockHandlers: Pick<HandlerTable, LockMethods> = {
     roles: agentsOnly,
     handle(c, { session }, p) {
       const resources = selectResources(p);
-      return c.pins.after(session.id, resources, () =>
-        c.durable({ released: c.locks.release(session.id, resources).map((g) => g.resource) }),
+      const release = () =>
+        c.pins.after(session.id, resources, () =>
+          c.durable({ released: c.locks.release(session.id, resources).map((g) => g.resource) }),
+        );
+      if (p.contents === undefined || p.contents.length === 0) return release();
+      // Contents are recorded first, only for paths under a write lock the session holds, and
+      // only when every named lock is held: a refused release records nothing (docs/protocol.md).
+      const program = p.program ?? DEFAULT_PROGRAM;
+      const uncovered = p.contents.filter(
+        (ct) => c.locks.pathWriter(session.id, { program, path: ct.path }).held === undefined,
       );
+      const missing = resources.filter((r) => c.locks.grantOf(session.id, r) === undefined);
+      if (uncovered.length > 0 || missing.length > 0) {
+        const resources = [...missing, ...uncovered.map((ct) => ({ program, path: ct.path }))];
+        throw new LockstepError('NOT_HELD', `not held: ${resources.map(formatResource).join(', ')}`, { resources });
+      }
+      const at = c.clock.now();
+      const records = p.contents.map((ct) => ({
+        path: ct.path,
+        blob: ct.blob,
+        ...(ct.commit === undefined ? {} : { commit: ct.commit }),
+        sessionId: session.id,
+        sessionName: session.name,
+        at,
+      }));
+      return c.programs.recordContents(program, records).then(release);
     },
   },
   'lock.releaseAll': {

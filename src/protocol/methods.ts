@@ -1,14 +1,17 @@
 import { z } from 'zod';
 import { DEFAULT_PROGRAM, LimitsWire, LockDefaultsWire } from './limits.ts';
 import { EditOps, FunctionBody, FunctionDiff } from './program.ts';
+import { LockPath } from './path.ts';
 import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
 import { Text } from './text.ts';
 import {
   By,
+  GitObjectId,
   Grant,
   Hash,
   IsoTime,
   NotRestored,
+  PathContent,
   QueuePosition,
   NAMES_SOMETHING,
   namesSomething,
@@ -94,6 +97,66 @@ const AcquireResult = z.discriminatedUnion('status', [
 ]);
 
 const SelectParams = z.strictObject(ResourceSelector).refine(namesSomething, { message: NAMES_SOMETHING });
+
+const ReleaseParams = z
+  .strictObject({
+    ...ResourceSelector,
+    contents: z
+      .array(PathContent)
+      .max(1000)
+      .optional()
+      .describe(
+        'What paths under a write lock the session holds now contain, recorded for paths.check (docs/protocol.md, "Paths")',
+      ),
+  })
+  .refine(namesSomething, { message: NAMES_SOMETHING });
+
+const PathsCheckParams = z.strictObject({
+  program,
+  session: SessionId.describe("The committing agent's session id (never a name)"),
+  changes: z
+    .array(
+      z.strictObject({
+        path: LockPath,
+        base: GitObjectId.nullable().describe('The blob id the change was made on; null for a new file'),
+      }),
+    )
+    .max(1000),
+});
+
+const PathsCheckResult = z.object({
+  program: ProgramName,
+  session: SessionId,
+  changes: z.array(
+    z.object({
+      path: z.string(),
+      held: z.boolean().describe('A write lock covering the path is held now by exactly that session'),
+      fence: z.number().int().optional().describe('The fence of that lock, when held'),
+      holders: z
+        .array(
+          z.object({
+            sessionId: SessionId,
+            name: z.string(),
+            mode: LockMode,
+            path: z.string().describe('The path of the lock: this one, one above it or one below it'),
+            expiresAt: IsoTime,
+          }),
+        )
+        .describe('Other sessions holding locks a write lock on the path would wait for'),
+      queueLength: z.number().int().describe('Tickets a write request on the path would queue behind'),
+      recorded: z
+        .object({
+          blob: GitObjectId,
+          commit: GitObjectId.optional(),
+          sessionId: SessionId,
+          name: z.string(),
+          at: IsoTime,
+        })
+        .optional()
+        .describe("The path's last recorded content, when its blob differs from `base`"),
+    }),
+  ),
+});
 
 const RenewParams = z
   .strictObject({ ...ResourceSelector, ttlMs: z.number().int().positive().optional() })
@@ -207,7 +270,7 @@ export const methods = {
   ),
   'lock.release': method(
     'Release the named locks (all or nothing: NOT_HELD changes nothing)',
-    SelectParams,
+    ReleaseParams,
     z.object({ released: z.array(Resource) }),
   ),
   'lock.releaseAll': method('Release every lock the session holds', Empty, z.object({ released: z.array(Resource) })),
@@ -230,6 +293,11 @@ export const methods = {
     'Every held or awaited resource, with holders and queue',
     z.strictObject({ program }),
     z.object({ resources: z.array(ResourceStatus) }),
+  ),
+  'paths.check': method(
+    "Whether a session holds write locks covering changed paths now, and each path's last recorded content",
+    PathsCheckParams,
+    PathsCheckResult,
   ),
   'program.list': method(
     'All programs',

@@ -14,6 +14,17 @@ export const Hash = z
   .regex(/^[0-9a-f]{64}$/, 'a hash is 64 lowercase hex characters')
   .describe('blake3-256 content hash, lowercase hex');
 export const Role = z.enum(['agent', 'observer']);
+export const GitObjectId = z
+  .string()
+  .regex(/^([0-9a-f]{40}|[0-9a-f]{64})$/, 'a git object id is 40 or 64 lowercase hex characters')
+  .describe('A git object id (SHA-1 or SHA-256), lowercase hex');
+
+/** One path's content as a releasing holder records it (lock.release `contents`). */
+export const PathContent = z.strictObject({
+  path: LockPath,
+  blob: GitObjectId.describe("The path's git blob id as the holder leaves it"),
+  commit: GitObjectId.optional().describe('The commit that has it'),
+});
 
 export const Grant = z
   .object({

@@ -17,7 +17,7 @@ export type { SharedDatabase } from './pg-store.ts';
 export { claimedResource } from './fence-claims.ts';
 export type { FenceClaim } from './fence-claims.ts';
 export { StoreError } from './store.ts';
-export type { ProgramStore, RevisionKind } from './store.ts';
+export type { PathContentRecord, ProgramStore, RevisionKind } from './store.ts';
 export { ServiceOp, RestoreFunctionOp } from './ops.ts';
 export type { FenceSource, ReservedFences } from './fences.ts';
 export { FENCE_BLOCK } from './fences.ts';

@@ -111,6 +111,23 @@ export const MIGRATIONS: readonly Migration[] = [
           WHERE edit_key IS NOT NULL;`);
     },
   },
+  {
+    version: 5,
+    up(db) {
+      // Per path, the content its last write lock holder recorded on release (docs/protocol.md,
+      // lock.release `contents`), for paths.check to name a stale base.
+      db.exec(`CREATE TABLE path_contents (
+        program TEXT NOT NULL REFERENCES programs(name) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        blob TEXT NOT NULL,
+        commit_id TEXT,
+        session_id TEXT NOT NULL,
+        session_name TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (program, path)
+      ) STRICT;`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

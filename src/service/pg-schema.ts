@@ -175,6 +175,23 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
           WHERE edit_key IS NOT NULL;`);
     },
   },
+  {
+    version: 8,
+    async up(client) {
+      // Per path, the content its last write lock holder recorded on release (docs/protocol.md,
+      // lock.release `contents`), for paths.check to name a stale base.
+      await client.query(`CREATE TABLE path_contents (
+        program text NOT NULL REFERENCES programs(name) ON DELETE CASCADE,
+        path text NOT NULL,
+        blob text NOT NULL,
+        commit_id text,
+        session_id text NOT NULL,
+        session_name text NOT NULL,
+        at bigint NOT NULL,
+        PRIMARY KEY (program, path)
+      )`);
+    },
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

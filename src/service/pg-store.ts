@@ -5,6 +5,9 @@ import { migrate } from './pg-schema.ts';
 import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
 import {
+  PATH_CONTENT_COLUMNS,
+  type PathContentRow,
+  toPathContent,
   type CheckpointRow,
   type RevisionRow,
   toCheckpoint,
@@ -14,6 +17,7 @@ import {
 } from './store-rows.ts';
 import type {
   CheckpointRecord,
+  PathContentRecord,
   LoadedProgram,
   ProgramStore,
   RevisionChange,
@@ -303,6 +307,36 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
       [program, name],
     );
     return row === undefined ? undefined : toCheckpoint(row);
+  }
+
+  async recordContents(program: string, records: readonly PathContentRecord[]): Promise<void> {
+    await this.db.write((client) =>
+      client.query(
+        `INSERT INTO path_contents (program, path, blob, commit_id, session_id, session_name, at)
+         SELECT $1, t.path, t.blob, t.commit_id, t.session_id, t.session_name, t.at
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+           AS t(path, blob, commit_id, session_id, session_name, at)
+         ON CONFLICT (program, path) DO UPDATE SET blob = excluded.blob, commit_id = excluded.commit_id,
+           session_id = excluded.session_id, session_name = excluded.session_name, at = excluded.at`,
+        [
+          program,
+          records.map((r) => r.path),
+          records.map((r) => r.blob),
+          records.map((r) => r.commit ?? null),
+          records.map((r) => r.sessionId),
+          records.map((r) => r.sessionName),
+          records.map((r) => r.at),
+        ],
+      ),
+    );
+  }
+
+  async contents(program: string, paths: readonly string[]): Promise<Map<string, PathContentRecord>> {
+    const rows = await this.db.query<PathContentRow>(
+      `SELECT ${PATH_CONTENT_COLUMNS} FROM path_contents WHERE program = $1 AND path = ANY($2::text[])`,
+      [program, paths],
+    );
+    return new Map(rows.map((r) => [r.path, toPathContent(r)]));
   }
 
   /**

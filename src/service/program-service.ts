@@ -28,7 +28,7 @@ import type {
   ServiceClock,
 } from './service-types.ts';
 import { StoreError } from './store.ts';
-import type { ProgramStore, VersionRecord } from './store.ts';
+import type { PathContentRecord, ProgramStore, VersionRecord } from './store.ts';
 
 /**
  * The shared programs and their history. State lives in memory and every change is written
@@ -295,6 +295,18 @@ export class ProgramService {
   async keyedResult(program: string, sessionId: string, key: string): Promise<EditResult | undefined> {
     this.program(program);
     return (await this.store.keyedResult(program, sessionId, key)) as EditResult | undefined;
+  }
+
+  /** Records what the releasing holder says these paths now contain (lock.release `contents`). */
+  recordContents(program: string, records: readonly PathContentRecord[]): Promise<void> {
+    this.program(program);
+    return this.store.recordContents(program, records);
+  }
+
+  /** The last recorded content of each of these paths that has one; none in a program that does not exist. */
+  async contents(program: string, paths: readonly string[]): Promise<Map<string, PathContentRecord>> {
+    if (!this.programs.has(program) || paths.length === 0) return new Map();
+    return this.store.contents(program, paths);
   }
 
   history(program: string, opts: { after?: number; limit?: number } = {}): Promise<RevisionInfo[]> {

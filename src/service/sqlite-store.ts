@@ -6,6 +6,9 @@ import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts';
 import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
 import {
+  PATH_CONTENT_COLUMNS,
+  type PathContentRow,
+  toPathContent,
   type CheckpointRow,
   type RevisionRow,
   toCheckpoint,
@@ -15,6 +18,7 @@ import {
 } from './store-rows.ts';
 import type {
   CheckpointRecord,
+  PathContentRecord,
   LoadedProgram,
   ProgramStore,
   RevisionChange,
@@ -179,6 +183,13 @@ export class SqliteStore implements ProgramStore {
       checkpoint: db.prepare(
         'SELECT name, revision, at, session_id, session_name FROM checkpoints WHERE program = ? AND name = ?',
       ),
+      recordContent:
+        db.prepare(`INSERT INTO path_contents (program, path, blob, commit_id, session_id, session_name, at)
+        VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program, path) DO UPDATE SET blob = excluded.blob,
+        commit_id = excluded.commit_id, session_id = excluded.session_id, session_name = excluded.session_name,
+        at = excluded.at`),
+      contents: db.prepare(`SELECT ${PATH_CONTENT_COLUMNS} FROM path_contents
+        WHERE program = ? AND path IN (SELECT value FROM json_each(?))`),
       fenceCeilings: db.prepare(`SELECT program, max(ceiling) AS ceiling FROM
         (SELECT program, ceiling FROM fences UNION ALL SELECT program, fence FROM resource_fences) GROUP BY program`),
       claimFence: db.prepare(`INSERT INTO resource_fences (program, resource, fence) VALUES (?, ?, ?)
@@ -337,6 +348,19 @@ export class SqliteStore implements ProgramStore {
   async checkpoint(program: string, name: string): Promise<CheckpointRecord | undefined> {
     const row = this.stmt.checkpoint.get(program, name) as CheckpointRow | undefined;
     return row === undefined ? undefined : toCheckpoint(row);
+  }
+
+  async recordContents(program: string, records: readonly PathContentRecord[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of records) {
+        this.stmt.recordContent.run(program, r.path, r.blob, r.commit ?? null, r.sessionId, r.sessionName, r.at);
+      }
+    })();
+  }
+
+  async contents(program: string, paths: readonly string[]): Promise<Map<string, PathContentRecord>> {
+    const rows = this.stmt.contents.all(program, JSON.stringify(paths)) as PathContentRow[];
+    return new Map(rows.map((r) => [r.path, toPathContent(r)]));
   }
 
   async fenceCeilings(): Promise<Map<string, number>> {

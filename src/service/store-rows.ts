@@ -1,5 +1,5 @@
 import type { FunctionBody } from '../protocol/program.ts';
-import type { CheckpointRecord, RevisionKind, RevisionRecord, VersionRecord } from './store.ts';
+import type { CheckpointRecord, PathContentRecord, RevisionKind, RevisionRecord, VersionRecord } from './store.ts';
 
 // Rows as both SQL stores read them (same column names), and the records they become.
 
@@ -66,5 +66,27 @@ export function toCheckpoint(row: CheckpointRow): CheckpointRecord {
     at: row.at,
     sessionId: row.session_id,
     sessionName: row.session_name,
+  };
+}
+
+export interface PathContentRow {
+  path: string;
+  blob: string;
+  commit_id: string | null;
+  session_id: string;
+  session_name: string;
+  at: number;
+}
+
+export const PATH_CONTENT_COLUMNS = 'path, blob, commit_id, session_id, session_name, at';
+
+export function toPathContent(row: PathContentRow): PathContentRecord {
+  return {
+    path: row.path,
+    blob: row.blob,
+    ...(row.commit_id === null ? {} : { commit: row.commit_id }),
+    sessionId: row.session_id,
+    sessionName: row.session_name,
+    at: row.at,
   };
 }

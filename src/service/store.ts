@@ -68,6 +68,19 @@ export interface CheckpointRecord {
   sessionName: string;
 }
 
+/**
+ * The content a path had when a holder of a write lock covering it released (docs/protocol.md,
+ * lock.release `contents`): its git blob id and, if given, the commit that has it.
+ */
+export interface PathContentRecord {
+  path: string;
+  blob: string;
+  commit?: string;
+  sessionId: string;
+  sessionName: string;
+  at: number;
+}
+
 export interface ProgramStore {
   /** Every program with its current functions. */
   load(): Promise<LoadedProgram[]>;
@@ -92,6 +105,10 @@ export interface ProgramStore {
   addCheckpoint(program: string, checkpoint: CheckpointRecord): Promise<boolean>;
   checkpoints(program: string): Promise<CheckpointRecord[]>;
   checkpoint(program: string, name: string): Promise<CheckpointRecord | undefined>;
+  /** Replaces each path's last recorded content. */
+  recordContents(program: string, records: readonly PathContentRecord[]): Promise<void>;
+  /** The last recorded content of each of these paths that has one, by path. */
+  contents(program: string, paths: readonly string[]): Promise<Map<string, PathContentRecord>>;
   /** Highest fence token reserved or committed per program. Outlives the program on purpose. */
   fenceCeilings(): Promise<Map<string, number>>;
   /** Raises the program's ceiling (never lowers it). */

@@ -177,6 +177,45 @@ describe('SDK liveness and close', () => {
     expect(a.state).toBe('closed');
   });
 
+  it("close() while resuming, with the client's own work under way, fails only the application's calls, each with what it waited for", async () => {
+    // Vitest fails the run on any unhandled rejection: none may come from the client itself (a
+    // renewal, a re-queue, a resend, a give-back), only from calls the application made.
+    const s = await t.server({ sessionGraceMs: 60_000 });
+    const p = await proxy(s);
+    // Two nodes (the other down), so that a drop may be a failover: the waiting acquire is kept to
+    // be queued again rather than failed.
+    const a = await t.client(s, 'a', { url: undefined, urls: [p.url, REFUSED], connectTimeoutMs: 60_000 });
+    const b = await t.client(s, 'b');
+    const [f, g, h] = (await addFns(b, ['f', 'g', 'h'])) as [number, number, number];
+    const renewed = await a.acquire({ functions: [f], mode: 'write', autoRenew: true, ttlMs: 1_000 });
+    await b.acquire({ functions: [h], mode: 'write' });
+    const { granted: waiting } = await queued(a, h);
+    let editSent!: () => void;
+    const sent = new Promise<void>((resolve) => (editSent = resolve));
+    const underLock = a.withLocks({ functions: [g], mode: 'write' }, async (lock) => {
+      p.mute();
+      const edit = a.edit.apply({
+        ops: [{ op: 'addNode', function: g, node: { id: 1, op: 'const' } }],
+        fences: lock.fences,
+      });
+      editSent();
+      return edit;
+    });
+    underLock.catch(() => undefined);
+    await sent;
+    const suspended = next(a, 'suspended');
+    p.stall();
+    p.dropAll();
+    await suspended;
+    const release = renewed.release();
+    release.catch(() => undefined);
+    await a.close();
+    await expect(waiting).rejects.toMatchObject({ type: 'CLOSED' });
+    await expect(underLock).rejects.toMatchObject({ type: 'DISCONNECTED' });
+    await expect(release).rejects.toMatchObject({ type: 'CLOSED' });
+    expect(renewed.state).toBe('released');
+  });
+
   it('close() during a reconnect aborts the socket still opening', async () => {
     const s = await t.server();
     const p = await proxy(s);

@@ -54,6 +54,25 @@ const droppedOf = (plan: ReturnType<typeof planRestore>) =>
   plan.dropped.map((d) => `${d.lock.sessionId}:${d.lock.fence}:${d.reason}`);
 
 describe('planRestore', () => {
+  it('restores, of path records that conflict through the hierarchy, only the highest fence', () => {
+    const p = (path: string): Resource => ({ program: 'main', path });
+    const plan = planRestore(
+      state([
+        lock('a', p('src'), 'write', 5),
+        lock('b', p('src/a.ts'), 'write', 9),
+        lock('c', p('src/ab'), 'read', 7),
+        lock('c', p('docs'), 'read', 3),
+        lock('a', p('docs/x'), 'read', 4),
+      ]),
+      () => true,
+    );
+    expect([...plan.locks].flatMap(([id, ls]) => ls.map((l) => `${id}:${l.fence}`)).sort()).toEqual(
+      ['a:4', 'b:9', 'c:3', 'c:7'].sort(),
+    );
+    // src (5) loses to src/a.ts (9); src/ab then crosses nothing kept; docs and docs/x both read.
+    expect(droppedOf(plan)).toEqual(['a:5:superseded']);
+  });
+
   it('restores, of conflicting records of a resource, only the highest fence', () => {
     const plan = planRestore(
       state([lock('a', f(1), 'write', 5), lock('b', f(1), 'write', 9), lock('c', f(1), 'read', 7)]),

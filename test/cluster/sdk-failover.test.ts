@@ -96,6 +96,8 @@ describe('SDK failover', () => {
       waitingGranted = true;
       return h;
     });
+    // Awaited below; a failure before then must not leave its rejection (the client closed) unhandled.
+    waiting.catch(() => undefined);
     const sessionId = agent.sessionId as string;
     await untilRows(
       db,
@@ -109,6 +111,7 @@ describe('SDK failover', () => {
     c.child.kill('SIGSTOP');
     const failover = next(agent, 'failover');
     const lostEvent = next(agent, 'lost');
+    const holderFailover = next(holder, 'failover');
     await kill(a);
     await sql(db, 'DELETE FROM cluster_locks WHERE session_id = $1 AND resource = $2', [sessionId, String(f2)]);
     await sql(
@@ -160,11 +163,16 @@ describe('SDK failover', () => {
     expect(statusOf(status, f1)?.holders.map((h) => h.sessionId)).toEqual([sessionId]);
 
     // The waiting acquire was queued again, ahead of a later one; it is granted when the holder
-    // (resumed too, with its lock back) releases.
+    // releases. The holder resumes on its own time (its own reconnect and backoff): the new leader
+    // keeps its session, and its lock, until then; its handle is suspended, not held, until its
+    // own failover event.
     expect(waitingGranted).toBe(false);
     const later = await sdk(urls, 'later');
     const laterGrant = (await queued(later, f3)).granted;
     expect(statusOf(await later.lock.status({}), f3)?.queue.map((q) => q.name)).toEqual(['agent', 'later']);
+    const [holderInfo] = await within("the holder's failover event", FAILOVER_BOUND_MS, holderFailover);
+    expect(holderInfo).toMatchObject({ to: leader.node.url, released: [], lost: [] });
+    expect(holderInfo.restored).toMatchObject([{ resource: fn(f3), mode: 'write', fence: blocking.grants[0]?.fence }]);
     expect(blocking.held).toBe(true);
     await blocking.release();
     const granted = await waiting;
