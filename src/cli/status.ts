@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type LockstepClient, type PathNode, pathTree, pathTreeLines } from '../client/index.ts';
 import type { ResultOf } from '../protocol/methods.ts';
-import { formatResource, isFunction, isPath, isStructure, type Resource } from '../protocol/resource.ts';
+import { formatResource, isFunction, isPath, type Resource } from '../protocol/resource.ts';
 import { VERSION } from '../version.ts';
 import {
   CONNECTION_OPTIONS,

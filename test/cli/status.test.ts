@@ -162,7 +162,9 @@ describe('lockstep status', { timeout: 120_000 }, () => {
           {
             name: 'src',
             lock: { holders: [{ name: 'alice', mode: 'write' }] },
-            children: [{ name: 'app', children: [{ name: 'main.ts', lock: { queue: [{ name: 'bob', position: 1 }] } }] }],
+            children: [
+              { name: 'app', children: [{ name: 'main.ts', lock: { queue: [{ name: 'bob', position: 1 }] } }] },
+            ],
           },
         ],
       },

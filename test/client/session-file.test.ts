@@ -53,10 +53,9 @@ describe('session files', () => {
       expect(findSessionRecord(dir)).toEqual({ record: expect.objectContaining({ sessionId: 'mine' }) });
       write(dir, record(other.pid as number, [other.pid as number, process.pid], 'theirs'));
       const found = findSessionRecord(dir);
-      expect(found !== undefined && 'ambiguous' in found ? found.ambiguous.map((r) => r.sessionId).sort() : found).toEqual([
-        'mine',
-        'theirs',
-      ]);
+      expect(
+        found !== undefined && 'ambiguous' in found ? found.ambiguous.map((r) => r.sessionId).sort() : found,
+      ).toEqual(['mine', 'theirs']);
     } finally {
       other.kill();
     }
