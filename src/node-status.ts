@@ -19,21 +19,25 @@ export function nodeEndpoints(node: NodeParts): NodeEndpoints {
 
 /**
  * 200 only from a leader whose store answers. In cluster mode the body adds role, epoch and the
- * leader's URL, and a standby answers 503, so a load balancer sends traffic to the leader only.
+ * leader's URL (and the leader how long it has led), and a standby, or a node taking over, answers
+ * 503, so a load balancer sends traffic to the leader only. uptimeMs is this node's, since it
+ * started: it goes on across takeovers (docs/cluster.md, "Watching the nodes").
  */
 async function health(node: NodeParts): Promise<{ ok: boolean; body: Record<string, unknown> }> {
   const state = node.leader();
   const { cluster } = node;
+  const uptimeMs = node.clock.now() - node.startedAt;
   if (state !== undefined) {
-    const h = await state.coordinator.health();
-    return { ok: h.status === 'ok', body: { ...h, ...cluster?.status(), version: VERSION } };
+    const { status, ...h } = await state.coordinator.health();
+    return { ok: status === 'ok', body: { status, uptimeMs, ...h, ...cluster?.status(), version: VERSION } };
   }
+  const role = cluster?.status() ?? { role: 'standby', epoch: 0, leader: null };
   const body = {
-    status: 'standby',
-    uptimeMs: node.clock.now() - node.startedAt,
+    status: role.role,
+    uptimeMs,
     sessions: 0,
     store: cluster?.storeAnswered ?? false,
-    ...(cluster?.status() ?? { role: 'standby', epoch: 0, leader: null }),
+    ...role,
     version: VERSION,
   };
   return { ok: false, body };

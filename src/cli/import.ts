@@ -48,9 +48,15 @@ export async function importCommand(argv: string[]): Promise<void> {
   const program = values.program ?? file.program;
   const client = await connectClient({ ...connectionOf(values), name: 'lockstep-import', reconnect: false });
   try {
+    // The token decides the role: an observer's would be refused at its first write, which names
+    // program.create rather than what to do.
+    if (client.hello?.role === 'observer')
+      throw new CommandFailed(
+        "import writes, so it needs an agent token (--token or LOCKSTEP_TOKEN): this one is an observer's; see docs/operations.md",
+      );
     const r = await importProgram(client, file, program);
     console.log(
-      `imported ${file.functions.length} function(s) into program ${program}: revision ${r.revision}, every hash as in ${path}`,
+      `imported ${file.functions.length} function(s) into program ${program}: revision ${r.revision}, every hash as in ${path === '-' ? 'the input (stdin)' : path}`,
     );
     for (const [from, to] of r.renumbered) console.log(`  function ${from} is now ${to}`);
   } finally {

@@ -20,10 +20,8 @@ import {
   terminate,
 } from './lease.ts';
 import { type NodeClocks, readClocks, ServingDeadline, systemClocks } from './deadline.ts';
-import { connectionTuning, LeaseConnection } from './lease-connection.ts';
-import type { NodeMetrics } from './node-metrics.ts';
-
-export type StepDownReason = 'deadline' | 'clocks' | 'taken-over' | 'write-refused' | 'fences' | 'open-failed';
+import { connectionTuning, LeaseConnection, leaseFailure } from './lease-connection.ts';
+import type { NodeMetrics, StepDownReason } from './node-metrics.ts';
 
 /** One leadership of this node: its epoch and term, and when it must stop serving. */
 export interface Term {
@@ -83,6 +81,11 @@ export class Leadership {
       const held = this.held;
       if (held !== undefined) await registerBackend(client, held.epoch, held.term);
     });
+  }
+
+  /** This node holds the lease (its leader state may not be built yet). */
+  get holding(): boolean {
+    return this.held !== undefined;
   }
 
   /** The epoch this node holds, or the last one it saw (0: nobody has led yet). */
@@ -206,6 +209,7 @@ export class Leadership {
   }
 
   private tick(): Promise<void> {
+    const started = this.clocks.monotonic();
     this.ticking = (this.held === undefined ? this.look() : this.renew(this.held))
       .then(
         () => {
@@ -213,7 +217,7 @@ export class Leadership {
         },
         (err: unknown) => {
           this.answered = false;
-          this.o.logger.warn({ err }, 'lease: the database did not answer');
+          this.o.logger.warn({ err }, leaseFailure(err, this.clocks.monotonic() - started, this.o.ttlMs));
         },
       )
       .finally(() => {

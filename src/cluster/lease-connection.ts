@@ -104,7 +104,27 @@ export class LeaseConnection {
 
 /** The database refused a statement (its connection is still good), as opposed to a lost connection. */
 function isStatementError(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null || !('code' in err)) return false;
+  const code = sqlState(err);
+  return code !== undefined && !code.startsWith('08') && !code.startsWith('57P');
+}
+
+/** The SQLSTATE of a database error, or undefined (a socket error's code is not one). */
+function sqlState(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
   const code = String(err.code);
-  return /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57P');
+  return /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * What the log says of a lease statement that failed after `tookMs`: a connection ended by the
+ * database (57P01, what a new leader does to the backends of the leader it took over from, rule 1),
+ * an answer later than the lease, a refused statement, or a database that could not be reached.
+ */
+export function leaseFailure(err: unknown, tookMs: number, ttlMs: number): string {
+  const code = sqlState(err);
+  if (code === '57P01')
+    return "lease: the database ended this node's connection (57P01, an administrator command: a new leader ends the connections of the one it took over from)";
+  if (code === '57014' || tookMs >= ttlMs) return `lease: the database did not answer within the lease (${ttlMs} ms)`;
+  if (code !== undefined) return `lease: the database refused the statement (${code})`;
+  return 'lease: the database could not be reached';
 }

@@ -2,8 +2,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { LockstepError } from '../protocol/errors.ts';
 import type { ReservedFences, WriteFence } from '../service/index.ts';
-import { Leadership, type StepDownReason, type Term } from './leadership.ts';
-import { NodeMetrics } from './node-metrics.ts';
+import { Leadership, type Term } from './leadership.ts';
+import { type ClusterRole, NodeMetrics, type StepDownReason } from './node-metrics.ts';
 
 /** What a leader state is built with (src/server.ts builds the store and coordinator from it). */
 export interface LeaderContext {
@@ -25,10 +25,13 @@ export interface LeaderStates<S> {
 }
 
 export interface ClusterStatus {
-  role: 'leader' | 'standby';
+  /** `taking-over`: this node holds the lease and is building its leader state (docs/cluster.md). */
+  role: ClusterRole;
   epoch: number;
   /** The leader's advertised URL, or null while there is none. */
   leader: string | null;
+  /** On the leader: how long it has led, since its leader state was built (uptimeMs is the node's). */
+  leadingForMs?: number;
 }
 
 export interface ClusterNodeOptions<S> {
@@ -49,7 +52,7 @@ export class ClusterNode<S> {
   readonly metrics: NodeMetrics;
   readonly nodeId = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   private readonly leadership: Leadership;
-  private state: { term: Term; value: S } | undefined;
+  private state: { term: Term; value: S; since: number } | undefined;
   private opening: Promise<void> | undefined;
 
   constructor(private readonly o: ClusterNodeOptions<S>) {
@@ -80,12 +83,10 @@ export class ClusterNode<S> {
   }
 
   status(): ClusterStatus {
-    const leading = this.current() !== undefined;
-    return {
-      role: leading ? 'leader' : 'standby',
-      epoch: this.leadership.epoch,
-      leader: leading ? this.o.advertise : this.leadership.leaderUrl,
-    };
+    const since = this.current() === undefined ? undefined : this.state?.since;
+    const base = { epoch: this.leadership.epoch, leader: this.leadership.leaderUrl };
+    if (since !== undefined) return { role: 'leader', ...base, leadingForMs: Math.round(performance.now() - since) };
+    return { role: this.leadership.holding ? 'taking-over' : 'standby', ...base };
   }
 
   /** The database answered the last look at (or renewal of) the lease. */
@@ -132,7 +133,7 @@ export class ClusterNode<S> {
       await this.o.states.discard(value, 'deadline');
       return;
     }
-    this.state = { term, value };
+    this.state = { term, value, since: performance.now() };
     this.o.logger.info({ epoch: term.epoch, advertise: this.o.advertise }, 'leading');
   }
 

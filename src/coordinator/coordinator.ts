@@ -73,7 +73,6 @@ export class Coordinator {
   readonly logger: Logger;
   /** Locks of edits in commit: a release or downgrade of one waits for its commit. */
   readonly pins: EditPins;
-  readonly startedAt: number;
   /** Identifies this run of the server: event sequence numbers are only meaningful within one. */
   readonly runId = uuidv4();
   draining = false;
@@ -88,10 +87,11 @@ export class Coordinator {
     this.clock = options.clock;
     this.programs = options.programs;
     this.logger = options.logger;
-    this.startedAt = options.clock.now();
     this.events = new EventLog(options.clock, options.eventBuffer);
     this.locks = new LockManager({
       clock: options.clock,
+      // A holder hears that others queue behind it at once, then at most once a second.
+      waitersPushMs: 1_000,
       ...options.lock,
       fences: guardedFences(options.programs.fences(), options.serving),
       sessionName: (id) => this.sessions.nameOf(id),

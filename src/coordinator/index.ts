@@ -15,7 +15,6 @@ export { TokenError, Tokens } from './tokens.ts';
 
 export interface Health {
   status: 'ok' | 'draining' | 'degraded';
-  uptimeMs: number;
   sessions: number;
   /** The store answered. */
   store: boolean;
@@ -65,7 +64,6 @@ export class CoordinatorPort {
     const store = await c.programs.ping();
     return {
       status: c.draining ? 'draining' : store ? 'ok' : 'degraded',
-      uptimeMs: c.clock.now() - c.startedAt,
       sessions: c.sessions.size,
       store,
     };

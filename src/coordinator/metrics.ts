@@ -1,6 +1,17 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Clock, LockManager, SessionRegistry } from '../concurrency/index.ts';
+import { METHOD_NAMES } from '../protocol/methods.ts';
 import { RequestDurations } from './request-durations.ts';
+
+/**
+ * Every label value a labelled series can take, shown at 0 from the start: a series that first
+ * appears at 1 has no earlier sample, so Prometheus' increase() and rate() (the alert rules and
+ * the dashboard, docs/monitoring.md) would not count its first event.
+ */
+const SESSION_ROLES = ['agent', 'observer'] as const;
+const SESSION_STATES = ['connected', 'detached'] as const;
+const GRANT_KINDS = ['immediate', 'queued'] as const;
+const EDIT_KINDS = ['edit', 'undo', 'redo', 'restore'] as const;
 
 /**
  * Prometheus metrics for one server. A registry of its own (not prom-client's global one) so that
@@ -66,6 +77,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
+        for (const role of SESSION_ROLES) for (const state of SESSION_STATES) this.set({ role, state }, 0);
         for (const s of sessions.list()) this.inc({ role: s.role, state: s.state });
       },
     });
@@ -103,6 +115,7 @@ export class Metrics {
       labelNames: ['kind'] as const,
       registers,
     });
+    for (const kind of GRANT_KINDS) this.grants.inc({ kind }, 0);
     this.denials = new Counter({ name: 'lockstep_lock_denials_total', help: 'LOCK_DENIED answers', registers });
     this.expiries = new Counter({
       name: 'lockstep_lock_expiries_total',
@@ -125,6 +138,7 @@ export class Metrics {
       labelNames: ['kind'] as const,
       registers,
     });
+    for (const kind of EDIT_KINDS) this.edits.inc({ kind }, 0);
     this.slowConsumers = new Counter({
       name: 'lockstep_slow_consumers_dropped_total',
       help: 'Sockets closed (1013) because their send buffer stayed over the high-water mark',
@@ -135,6 +149,9 @@ export class Metrics {
       [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5],
       this.registry,
     );
+    // The refusal the alert LockstepStoreRefusals counts: any call may meet it in a cluster (its
+    // journal), so every method's series is there. Other outcomes appear at their first call.
+    for (const method of METHOD_NAMES) this.requests.zero(method, 'STORE_UNAVAILABLE');
 
     this.waits = new Histogram({
       name: 'lockstep_lock_wait_seconds',

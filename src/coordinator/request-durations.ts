@@ -40,7 +40,25 @@ export class RequestDurations {
     registry.registerMetric(this as unknown as Metric);
   }
 
+  /**
+   * Shows the series at 0 before its first call, so that Prometheus' increase() and rate() count
+   * that call too (a series that appears at 1 has no earlier sample to count from).
+   */
+  zero(method: string, outcome: string): void {
+    this.seriesOf(method, outcome);
+  }
+
   observe(method: string, outcome: string, seconds: number): void {
+    const s = this.seriesOf(method, outcome);
+    let i = 0;
+    while (i < this.buckets.length && seconds > (this.buckets[i] ?? 0)) i++;
+    // Past the last bound it counts only in +Inf, which is the count.
+    if (i < this.buckets.length) s.counts[i] = (s.counts[i] ?? 0) + 1;
+    s.sum += seconds;
+    s.count++;
+  }
+
+  private seriesOf(method: string, outcome: string): Series {
     let byOutcome = this.series.get(method);
     if (byOutcome === undefined) {
       byOutcome = new Map();
@@ -52,12 +70,7 @@ export class RequestDurations {
       byOutcome.set(outcome, s);
       this.ordered.push(s);
     }
-    let i = 0;
-    while (i < this.buckets.length && seconds > (this.buckets[i] ?? 0)) i++;
-    // Past the last bound it counts only in +Inf, which is the count.
-    if (i < this.buckets.length) s.counts[i] = (s.counts[i] ?? 0) + 1;
-    s.sum += seconds;
-    s.count++;
+    return s;
   }
 
   /** The exposition, as prom-client's Histogram gives it: labels shared by a series kept apart. */

@@ -1,8 +1,8 @@
 import pino from 'pino';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { NodeClocks } from '../../src/cluster/deadline.ts';
-import { Leadership, type StepDownReason, type Term } from '../../src/cluster/leadership.ts';
-import { NodeMetrics } from '../../src/cluster/node-metrics.ts';
+import { Leadership, type Term } from '../../src/cluster/leadership.ts';
+import { NodeMetrics, type StepDownReason } from '../../src/cluster/node-metrics.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 
 // Rule 2 of docs/cluster.md on a real lease, with the node's clocks stubbed: a leader whose

@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { useServers } from '../helpers/server.ts';
-import { startDatabaseProxy, type DatabaseProxy } from '../helpers/database-proxy.ts';
+import { useDatabaseProxies } from '../helpers/database-proxy.ts';
 import { blockJournal } from './nodes.ts';
 
 // The hello timeout is for a connection that says nothing. In cluster mode a new session's hello is
@@ -12,15 +12,11 @@ import { blockJournal } from './nodes.ts';
 const TIMING = { leaseTtlMs: 30_000, leaseRenewMs: 1_000, leaseDriftMs: 500 };
 
 const t = useServers();
-const proxies: DatabaseProxy[] = [];
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-});
+const databaseProxy = useDatabaseProxies();
 
 describe('hello timeout, cluster mode', () => {
   it('answers a hello whose session takes longer than helloTimeoutMs to record', async () => {
-    const proxy = await startDatabaseProxy(await freshDatabase(inject('postgresUrl')));
-    proxies.push(proxy);
+    const proxy = await databaseProxy(await freshDatabase(inject('postgresUrl')));
     const s = await t.server({ db: proxy.url, helloTimeoutMs: 100, ...TIMING });
     // Each answer from the database 300 ms late: recording the session alone outlasts the timeout.
     proxy.mode({ kind: 'latency', upMs: 0, downMs: 300 });

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
+import type { LockstepServer } from '../../src/server.ts';
+import { SLOW_STATEMENTS, useDatabaseProxies } from '../helpers/database-proxy.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
 import { TestClient } from '../helpers/client.ts';
@@ -9,9 +11,21 @@ import { sql, untilRows } from './nodes.ts';
 
 // What the leader writes for the next one (docs/cluster.md, "What is durable when"): a session
 // before its hello is answered, and every lock change before the reply that tells of it, with
-// times on the database's clock. No test here polls: what a reply told of is in the database.
+// times on the database's clock. What a reply or push told of is in the database when it arrives,
+// read without waiting (the server's statements slowed, so that a reply that did not wait for its
+// record would be read before the record); only a session's leaving, which nothing tells of, is
+// waited for.
 
 const t = useServers();
+const databaseProxy = useDatabaseProxies();
+
+/** A server on `db` whose statements are slow once it has started. */
+async function slowServer(db: string): Promise<LockstepServer> {
+  const proxy = await databaseProxy(db);
+  const s = await t.server({ db: proxy.url });
+  proxy.mode(SLOW_STATEMENTS);
+  return s;
+}
 
 const LOCK_ROW = `SELECT mode, fence::int, ttl_ms::int,
     (expires_at - (extract(epoch FROM clock_timestamp()) * 1000)::bigint)::int AS left_ms
@@ -20,7 +34,7 @@ const LOCK_ROW = `SELECT mode, fence::int, ttl_ms::int,
 describe('the lock journal', () => {
   it('records a session, with a digest of its secret only, before its hello is answered', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db });
+    const s = await slowServer(db);
     const c = await t.raw(s);
     const hello = await c.call('session.hello', { protocol: 1, name: 'alice' });
     // No waiting: the row was committed before the answer left.
@@ -36,12 +50,16 @@ describe('the lock journal', () => {
     expect(JSON.stringify(rows)).not.toContain(hello.resumeSecret);
   });
 
-  it('has every grant, renewal, downgrade and release committed before its reply, on the database clock', async () => {
+  it('has every grant, upgrade, renewal, downgrade and release committed before its reply, on the database clock', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db });
+    const s = await slowServer(db);
     const a = await t.agent(s, 'a');
     const [f] = await addFunctions(a, ['f'] as const);
+    const r = (await a.call('lock.acquire', { functions: [f], mode: 'read', ttlMs: 600_000 })).grants[0];
+    expect(await sql(db, LOCK_ROW, [a.sessionId, String(f)])).toMatchObject([{ mode: 'read', fence: r.fence }]);
+    // The sole reader's upgrade: write at once, under a new fence.
     const g = (await a.call('lock.acquire', { functions: [f], mode: 'write', ttlMs: 600_000 })).grants[0];
+    expect(g.fence).toBeGreaterThan(r.fence);
     const [held] = await sql(db, LOCK_ROW, [a.sessionId, String(f)]);
     expect(held).toMatchObject({ mode: 'write', fence: g.fence, ttl_ms: 600_000 });
     expect(held.left_ms).toBeGreaterThan(590_000);
@@ -63,7 +81,7 @@ describe('the lock journal', () => {
 
   it('has a grant passed on committed before its lock.granted, and an expiry before its lock.expired', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const s = await t.server({ db });
+    const s = await slowServer(db);
     const a = await t.agent(s, 'a');
     const b = await t.agent(s, 'b');
     const [f, g] = await addFunctions(a, ['f', 'g'] as const);

@@ -16,7 +16,13 @@ export const TIMING = { leaseTtlMs: 1500, leaseRenewMs: 250, leaseDriftMs: 250 }
 
 export interface Health {
   status: number;
-  body: { role: 'leader' | 'standby'; epoch: number; leader: string | null; status: string; [k: string]: unknown };
+  body: {
+    role: 'leader' | 'taking-over' | 'standby';
+    epoch: number;
+    leader: string | null;
+    status: string;
+    [k: string]: unknown;
+  };
 }
 
 export interface Node {

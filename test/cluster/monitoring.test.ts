@@ -10,7 +10,9 @@ import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
 
 // What operators watch a cluster with, against a real leader and standby: the Grafana dashboard and
 // the Prometheus alert rules in docs/ use only metrics these nodes' /metrics show (as the rules
-// expect: the cluster's on every node, the rest on the leader), and lockstep status shows both.
+// expect: the cluster's on every node, the rest on the leader), each with a sample from the start
+// (a counter's first event is counted by increase() only from an earlier 0), and lockstep status
+// shows both nodes.
 
 const read = (p: string) => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
 
@@ -30,26 +32,27 @@ function dashboardExpressions(): string[] {
   return dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
 }
 
-/** One scrape: each metric family's type and the label names its series carry. */
+/** One scrape: each metric family's type, and every sample's labels by series name. */
 interface Exposition {
   types: Map<string, string>;
-  labels: Map<string, Set<string>>;
+  samples: Map<string, Array<Record<string, string>>>;
 }
 
 async function scrape(node: Node): Promise<Exposition> {
   const text = await (await fetch(`${node.http}/metrics`)).text();
   const types = new Map<string, string>();
-  const labels = new Map<string, Set<string>>();
+  const samples = new Map<string, Array<Record<string, string>>>();
   for (const line of text.split('\n')) {
     const type = /^# TYPE (\S+) (\S+)$/.exec(line);
     if (type !== null) types.set(type[1] as string, type[2] as string);
-    const sample = /^([A-Za-z_:][\w:]*)\{(.*)\} /.exec(line);
+    const sample = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})? \S+$/.exec(line);
     if (sample === null) continue;
-    const names = labels.get(sample[1] as string) ?? new Set<string>();
-    for (const m of (sample[2] as string).matchAll(/(\w+)="/g)) names.add(m[1] as string);
-    labels.set(sample[1] as string, names);
+    const labels = Object.fromEntries(
+      [...(sample[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] as string, m[2] as string]),
+    );
+    samples.set(sample[1] as string, [...(samples.get(sample[1] as string) ?? []), labels]);
   }
-  return { types, labels };
+  return { types, samples };
 }
 
 /** A series name's metric family: a histogram's _bucket, _count and _sum are its own. */
@@ -58,30 +61,54 @@ function familyOf(series: string, e: Exposition): string {
   return base !== series && e.types.get(base) === 'histogram' ? base : series;
 }
 
-/** Selectors `name{label op "value", ...}` of an expression: the series and the label names they match on. */
-function selectors(expr: string): Array<{ series: string; labels: string[] }> {
+/** Selectors `name{label op "value", ...}` of an expression: the series, and the labels it matches on. */
+function selectors(
+  expr: string,
+): Array<{ series: string; matchers: Array<{ label: string; op: string; value: string }> }> {
   return [...expr.matchAll(/\b(lockstep_\w+)(?:\{([^}]*)\})?/g)].map((m) => ({
     series: m[1] as string,
-    labels: [...(m[2] ?? '').matchAll(/(\w+)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1] as string),
+    matchers: [...(m[2] ?? '').matchAll(/(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)].map((l) => ({
+      label: l[1] as string,
+      op: l[2] as string,
+      value: l[3] as string,
+    })),
   }));
 }
 
-/** What an expression asks of a node's /metrics that it does not show. */
+/**
+ * What an expression asks of a node's /metrics that it does not show: a family without its TYPE,
+ * or a selector without one sample it matches (with no sample, Prometheus' increase() misses a
+ * counter's first event and an alert on it stays silent).
+ */
 function missingFrom(e: Exposition, exprs: readonly string[], only?: RegExp): string[] {
   const missing = new Set<string>();
   for (const expr of exprs)
-    for (const { series, labels } of selectors(expr)) {
+    for (const { series, matchers } of selectors(expr)) {
       const family = familyOf(series, e);
       if (only !== undefined && !only.test(family)) continue;
       if (!e.types.has(family)) {
         missing.add(`${family} (in ${expr})`);
         continue;
       }
-      const seen = e.labels.get(series);
-      // A labelled family without series yet (no call has had that outcome) cannot be checked.
-      for (const l of labels) if (seen !== undefined && !seen.has(l)) missing.add(`${series}{${l}} (in ${expr})`);
+      const matching = (e.samples.get(series) ?? []).filter((labels) =>
+        matchers.every(({ label, op, value }) => {
+          const v = labels[label];
+          if (op === '=') return v === value;
+          if (op === '!=') return v !== undefined && v !== value;
+          return v !== undefined;
+        }),
+      );
+      if (matching.length === 0)
+        missing.add(
+          `a sample of ${series}${matchers.length === 0 ? '' : `{${matchers.map((m) => `${m.label}${m.op}"${m.value}"`).join(',')}}`} (in ${expr})`,
+        );
     }
   return [...missing];
+}
+
+/** The label values a family's samples carry for `label`. */
+function valuesOf(e: Exposition, series: string, label: string): string[] {
+  return [...new Set((e.samples.get(series) ?? []).map((l) => l[label] as string))].sort();
 }
 
 /** Metrics every node shows, standbys included: the rules that count across the cluster use these. */
@@ -95,7 +122,7 @@ afterEach(async () => {
 });
 
 describe('monitoring a cluster', () => {
-  it('the dashboard and the alert rules use only metrics a leader and a standby show; lockstep status shows both nodes', {
+  it('the dashboard and the alert rules use only metrics a leader and a standby show, with samples from the start; lockstep status shows both nodes', {
     timeout: 180_000,
   }, async () => {
     const db = await freshDatabase(inject('postgresUrl'));
@@ -104,6 +131,34 @@ describe('monitoring a cluster', () => {
     await leaderOf([leader], 15_000);
     const standby = await spawnNode(db);
     nodes.push(standby);
+    const rules = ruleExpressions();
+    const panels = dashboardExpressions();
+
+    // Fresh, no session yet: every series the rules and panels select has a sample (at 0), on the
+    // leader, and on the standby those docs/monitoring.md says every node has.
+    const [freshLeader, freshStandby] = await Promise.all([scrape(leader), scrape(standby)]);
+    expect(missingFrom(freshLeader, [...rules, ...panels])).toEqual([]);
+    expect(missingFrom(freshStandby, [...rules, ...panels], EVERY_NODE)).toEqual([]);
+    const reasons = ['clocks', 'deadline', 'fences', 'open-failed', 'taken-over', 'write-refused'];
+    for (const fresh of [freshLeader, freshStandby]) {
+      expect(valuesOf(fresh, 'lockstep_cluster_step_downs_total', 'reason')).toEqual(reasons);
+      expect(valuesOf(fresh, 'lockstep_cluster_lease_renewal_seconds_count', 'outcome')).toEqual([
+        'error',
+        'lost',
+        'ok',
+      ]);
+      expect(valuesOf(fresh, 'lockstep_cluster_role', 'role')).toEqual(['leader', 'standby', 'taking-over']);
+    }
+    expect(freshLeader.samples.get('lockstep_sessions')).toHaveLength(4);
+    expect(valuesOf(freshLeader, 'lockstep_edits_total', 'kind')).toEqual(['edit', 'redo', 'restore', 'undo']);
+    expect(valuesOf(freshLeader, 'lockstep_lock_grants_total', 'kind')).toEqual(['immediate', 'queued']);
+
+    // uptimeMs is the node's since it started, across takeovers; leadingForMs the leader's alone.
+    const [onLead, onStand] = await Promise.all([leader.health(), standby.health()]);
+    expect(onLead.body.leadingForMs).toEqual(expect.any(Number));
+    expect(onLead.body.uptimeMs).toBeGreaterThanOrEqual(onLead.body.leadingForMs as number);
+    expect(onStand.body).not.toHaveProperty('leadingForMs');
+    expect(onStand.body.uptimeMs).toEqual(expect.any(Number));
 
     // Some of everything the panels plot: a queued request granted, an edit, a denial.
     const a = await LockstepClient.connect({ url: leader.url, name: 'a' });
@@ -116,8 +171,6 @@ describe('monitoring a cluster', () => {
     await held.release();
     await (await waiting).release();
 
-    const rules = ruleExpressions();
-    const panels = dashboardExpressions();
     expect(rules.length).toBeGreaterThanOrEqual(10);
     expect(panels.length).toBeGreaterThanOrEqual(20);
     const used = new Set([...rules, ...panels].flatMap((e) => selectors(e).map((s) => s.series)));

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { describe, expect, inject, it, vi } from 'vitest';
 import type { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { addFunctions, useServers } from '../helpers/server.ts';
-import { startDatabaseProxy, type DatabaseProxy } from '../helpers/database-proxy.ts';
+import { useDatabaseProxies } from '../helpers/database-proxy.ts';
 import { until } from '../helpers/until.ts';
 
 // Check and commit are one step (docs/protocol.md, edit.apply): while an edit commits, a release
@@ -12,10 +12,7 @@ import { until } from '../helpers/until.ts';
 // runs in one turn of the event loop: no call of another socket can come in between.)
 
 const t = useServers();
-const proxies: DatabaseProxy[] = [];
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-});
+const databaseProxy = useDatabaseProxies();
 
 const cases = [
   { method: 'lock.release', params: (f: number) => ({ functions: [f] }), waiter: 'write' },
@@ -32,8 +29,7 @@ async function hello(c: TestClient, params: object): Promise<any> {
 describe('a release or downgrade while an edit of the session commits', () => {
   for (const { method, params, waiter } of cases) {
     it(`${method} from another socket of the session takes effect once the commit has ended`, async () => {
-      const proxy = await startDatabaseProxy(await freshDatabase(inject('postgresUrl')));
-      proxies.push(proxy);
+      const proxy = await databaseProxy(await freshDatabase(inject('postgresUrl')));
       const s = await t.server({ db: proxy.url });
       const first = await t.raw(s);
       const a = await hello(first, { name: 'a' });

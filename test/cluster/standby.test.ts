@@ -1,5 +1,10 @@
 import pg from 'pg';
+import pino from 'pino';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { ClusterNode } from '../../src/cluster/index.ts';
+import { systemClock } from '../../src/concurrency/index.ts';
+import type { LeaderState } from '../../src/leader-state.ts';
+import { nodeEndpoints } from '../../src/node-status.ts';
 import { CloseCode } from '../../src/protocol/close-codes.ts';
 import { type LockstepServer, start } from '../../src/server.ts';
 import { TestClient } from '../helpers/client.ts';
@@ -94,6 +99,45 @@ describe('cluster: leader and standbys', () => {
         ? true
         : undefined,
     );
+  });
+
+  it('a node that holds the lease while it builds its leader state says taking-over (503), naming itself, until it leads', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    let build: () => void = () => undefined;
+    const building = new Promise<void>((resolve) => {
+      build = resolve;
+    });
+    const cluster = new ClusterNode<LeaderState>({
+      db,
+      advertise: 'ws://node-b:7420/ws',
+      ttlMs: TIMING.leaseTtlMs,
+      renewMs: TIMING.leaseRenewMs,
+      driftMs: TIMING.leaseDriftMs,
+      logger: pino({ level: 'silent' }),
+      states: {
+        // Held until the test has seen the state; then it fails, which leaves no state to close.
+        open: async () => {
+          await building;
+          throw new Error('not built in this test');
+        },
+        discard: async () => undefined,
+      },
+    });
+    const started = cluster.start();
+    const endpoints = nodeEndpoints({ leader: () => cluster.current(), cluster, startedAt: 0, clock: systemClock });
+    const seen = await until('the lease taken', 10_000, async () => {
+      const h = await endpoints.health();
+      return h.body.role === 'taking-over' ? h : undefined;
+    });
+    expect(seen).toMatchObject({
+      ok: false,
+      body: { status: 'taking-over', role: 'taking-over', epoch: 1, leader: 'ws://node-b:7420/ws', sessions: 0 },
+    });
+    expect(seen.body).not.toHaveProperty('leadingForMs');
+    expect((await endpoints.metrics()).text).toMatch(/^lockstep_cluster_role\{role="taking-over"\} 1$/m);
+    build();
+    await started;
+    await cluster.stop(async () => undefined);
   });
 
   it('hands the lease over at once when the leader stops, one epoch later, fences above the old ones', async () => {

@@ -68,6 +68,11 @@ describe('cluster: failover', () => {
     const tookMs = Date.now() - killedAt;
     expect(next.epoch).toBe(2);
     expect(tookMs).toBeGreaterThan(TIMING.leaseTtlMs - TIMING.leaseDriftMs);
+    // Its uptime is the node's, from before the kill: the takeover did not reset it.
+    const { body } = await next.node.health();
+    expect(body.uptimeMs as number).toBeGreaterThan(
+      (body.leadingForMs as number) + TIMING.leaseTtlMs - TIMING.leaseDriftMs,
+    );
 
     const b = await agent(next.node, 'b');
     const program = await b.call('program.get', {});

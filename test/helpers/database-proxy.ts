@@ -1,4 +1,5 @@
 import { createServer, type Server, Socket } from 'node:net';
+import { afterEach } from 'vitest';
 
 // A TCP proxy in front of PostgreSQL for one cluster node, so that a test can cut that node (and
 // only it) from the database: refuse and reset its connections, drop its bytes silently, slow
@@ -174,5 +175,24 @@ export async function startDatabaseProxy(target: string): Promise<DatabaseProxy>
       }
       await new Promise((resolve) => server.close(resolve));
     },
+  };
+}
+
+/**
+ * A round trip of 40 ms on every statement: a journal commit (a transaction of a few statements)
+ * takes a few hundred, long after a reply that did not wait for it, yet well inside a lease.
+ */
+export const SLOW_STATEMENTS: ProxyMode = { kind: 'latency', upMs: 20, downMs: 20 };
+
+/** startDatabaseProxy for a test file: every proxy a test starts is closed after it. */
+export function useDatabaseProxies(): (target: string) => Promise<DatabaseProxy> {
+  const proxies: DatabaseProxy[] = [];
+  afterEach(async () => {
+    await Promise.all(proxies.splice(0).map((p) => p.close()));
+  });
+  return async (target) => {
+    const proxy = await startDatabaseProxy(target);
+    proxies.push(proxy);
+    return proxy;
   };
 }

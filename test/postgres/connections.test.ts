@@ -1,9 +1,10 @@
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
-import { connectionTuning, LeaseConnection } from '../../src/cluster/lease-connection.ts';
+import { connectionTuning, LeaseConnection, leaseFailure } from '../../src/cluster/lease-connection.ts';
 import { LockstepError } from '../../src/protocol/errors.ts';
 import { PgConnection } from '../../src/service/pg-connection.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
+import { until } from '../helpers/until.ts';
 
 // How the connections of a cluster node behave whatever the database's defaults are
 // (docs/postgresql.md, docs/cluster.md rule 7).
@@ -70,6 +71,35 @@ describe('cluster connections', () => {
       expect(err).toMatchObject({ type: 'STORE_UNAVAILABLE', retryable: true });
     } finally {
       await store.close();
+    }
+  });
+
+  it("a lease connection ended by the database (a new leader ending the old one's backends) is logged as such, not as no answer", async () => {
+    const url = await freshDatabase(inject('postgresUrl'));
+    const lease = new LeaseConnection(url, 3_000, async () => undefined);
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      const pid = await lease.use(async (c) => (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number);
+      const sleeping = lease.use((c) => c.query('SELECT pg_sleep(30)')).catch((e: unknown) => e);
+      await until('the lease statement runs', 10_000, async () => {
+        const { rows } = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = $2', [
+          pid,
+          'active',
+        ]);
+        return rows.length > 0 ? true : undefined;
+      });
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      const err = await sleeping;
+      expect(err).toMatchObject({ code: '57P01' });
+      expect(leaseFailure(err, 10, 3_000)).toMatch(/ended this node's connection \(57P01.*a new leader ends/);
+      expect(leaseFailure(new Error('Query read timeout'), 3_000, 3_000)).toMatch(/did not answer within the lease/);
+      expect(leaseFailure(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), 5, 3_000)).toBe(
+        'lease: the database could not be reached',
+      );
+    } finally {
+      await admin.end();
+      await lease.close();
     }
   });
 });

@@ -1,10 +1,10 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { WebSocketConstructor } from '../../src/client/index.ts';
 import { addFns, useSdk } from '../helpers/sdk.ts';
 import { sql, untilRows } from '../cluster/nodes.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
-import { startDatabaseProxy, type DatabaseProxy } from '../helpers/database-proxy.ts';
+import { useDatabaseProxies } from '../helpers/database-proxy.ts';
 
 // An edit whose COMMIT reached PostgreSQL but whose answer did not: the server's connection to the
 // database breaks inside the commit, and it can only refuse the edit with STORE_UNAVAILABLE, which
@@ -16,10 +16,7 @@ const TIMING = { leaseTtlMs: 30_000, leaseRenewMs: 1_000, leaseDriftMs: 500 };
 
 const REVISION = "SELECT revision::int AS r FROM programs WHERE name = 'main'";
 
-const proxies: DatabaseProxy[] = [];
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-});
+const databaseProxy = useDatabaseProxies();
 
 /** `ws` sockets that keep the edit.apply requests the client sends. */
 function recordingEdits() {
@@ -43,8 +40,7 @@ describe('an edit committed while the store connection broke', () => {
 
   it('is asked for again with its key after STORE_UNAVAILABLE, and answered with the first result', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
-    const proxy = await startDatabaseProxy(db);
-    proxies.push(proxy);
+    const proxy = await databaseProxy(db);
     const s = await t.server({ db: proxy.url, ...TIMING });
     const edits = recordingEdits();
     const a = await t.client(s, 'a', { WebSocket: edits.WebSocket });

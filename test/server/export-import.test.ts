@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProgramFile } from '../../src/protocol/program-file.ts';
-import { lockstep } from '../helpers/cli.ts';
+import { BIN, collect, lockstep, ROOT, type Ran } from '../helpers/cli.ts';
 import { useSdk } from '../helpers/sdk.ts';
 
 // lockstep export and import through the protocol, on the store of the vitest project (SQLite,
@@ -27,6 +28,17 @@ function contents(file: ProgramFile) {
   return Object.fromEntries(
     file.functions.map(({ id: _id, version: _version, ...rest }) => [rest.name, rest] as const),
   );
+}
+
+/** `lockstep import - ...` with `file` on its stdin. */
+function importFromStdin(file: string, args: readonly string[]): Promise<Ran> {
+  const input = openSync(file, 'r');
+  try {
+    const child = spawn(process.execPath, [BIN, 'import', '-', ...args], { cwd: ROOT, stdio: [input, 'pipe', 'pipe'] });
+    return collect(child);
+  } finally {
+    closeSync(input);
+  }
 }
 
 // Several CLI processes per test (each compiles through tsx): slow on a loaded machine.
@@ -135,6 +147,33 @@ describe('lockstep export and import', { timeout: 180_000 }, () => {
     expect(notAFile).toMatchObject({
       code: 2,
       stderr: expect.stringMatching(/^lockstep: cannot read .*missing\.json/),
+    });
+  });
+
+  it('import needs an agent token and says so up front; from stdin it names the input', async () => {
+    const agent = 'agent-token-0123456789abcdef';
+    const observer = 'observer-token-0123456789abcdef';
+    const s = await t.server({ ...LONG_LEASE, tokens: `agent:${agent},observer:${observer}` });
+    const a = await t.client(s, 'author', { token: agent });
+    await a.withLocks({ structure: true, mode: 'write' }, (lock) =>
+      a.edit.apply({ ops: [{ op: 'addFunction', name: 'f' }], fences: lock.fences }),
+    );
+    const file = join(dir, 'tokens.json');
+    // Export only reads: an observer's token does.
+    expect((await lockstep(['export', '--url', s.url, '--token', observer, '--output', file])).code).toBe(0);
+
+    const refused = await lockstep(['import', file, '--url', s.url, '--token', observer, '--program', 'copy']);
+    expect(refused).toMatchObject({
+      code: 1,
+      stderr:
+        "lockstep: import writes, so it needs an agent token (--token or LOCKSTEP_TOKEN): this one is an observer's; see docs/operations.md\n",
+    });
+    expect((await a.program.list()).programs.map((p) => p.name)).toEqual(['main']);
+
+    const piped = await importFromStdin(file, ['--url', s.url, '--token', agent, '--program', 'copy']);
+    expect(piped).toMatchObject({
+      code: 0,
+      stdout: 'imported 1 function(s) into program copy: revision 1, every hash as in the input (stdin)\n',
     });
   });
 });
