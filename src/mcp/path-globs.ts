@@ -55,7 +55,7 @@ export interface Covering {
   paths: string[];
   /** Each pattern given that was not a plain path, and the paths it became. */
   widened: Array<{ pattern: string; paths: string[] }>;
-  /** Patterns that would cover the whole repository ("*.md", "**"): refused. */
+  /** Patterns whose first segment is a glob ("**", "*.ts"): they would cover the whole repository, refused. */
   unbounded: string[];
 }
 

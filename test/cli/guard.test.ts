@@ -11,7 +11,7 @@ import { useSdk } from '../helpers/sdk.ts';
 
 const run = promisify(execFile);
 
-/** A git repository in a temporary directory, with one commit of src/a.ts, docs/x.md and lib/y.ts. */
+/** A git repository in a temporary directory, with one commit of three files (src, docs and lib). */
 async function repository(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-guard-'));
   const git = (...args: string[]) => run('git', args, { cwd: dir });
