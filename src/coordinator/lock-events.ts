@@ -100,6 +100,9 @@ export function bridgeLockEvents(c: LockEventParts): void {
     c.notify(sessionId, 'lock.expired', { locks: wire }, true);
     events.append('locks', 'expired', () => ({ ...by, locks: wire }));
   });
+  locks.on('waiters', ({ sessionId, locks: ls }) => {
+    c.notify(sessionId, 'lock.waiters', { locks: ls });
+  });
   locks.on('waitTimeout', ({ sessionId, ticket }) => {
     c.notify(sessionId, 'lock.waitTimeout', { ticket });
   });
