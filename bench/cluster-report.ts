@@ -1,5 +1,7 @@
 // The Cluster section of docs/benchmarks.md (docs/cluster.md, "Takeover time"), from one run of
 // bench/cluster.ts; kept by `npm run bench` (doc-sections.ts).
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { optionSpecs } from '../src/config.ts';
 import { writeMarkedSection } from './doc-sections.ts';
 import { type Load, SAMPLE_EVERY_MS } from './load-watch.ts';
@@ -12,6 +14,8 @@ export interface LockRow {
   workload: string;
   single: Result;
   leader: Result;
+  /** etcd's v3 Lock on the same run, where it took part. */
+  etcd?: Result;
 }
 
 export interface ClusterResults {
@@ -73,6 +77,36 @@ function lockLines(res: ClusterResults): string[] {
   return out;
 }
 
+/** "ext4 (/dev/vda)": the filesystem a directory is on, as df says. */
+function filesystemOf(dir: string): string {
+  const line =
+    String(spawnSync('df', ['-T', dir], { encoding: 'utf8' }).stdout)
+      .trim()
+      .split('\n')[1] ?? '';
+  const [device, type] = line.split(/\s+/);
+  return type === undefined ? 'unknown' : `${type} (${device})`;
+}
+
+function etcdLines(res: ClusterResults): string[] {
+  const rows = res.locks.filter((r) => r.etcd !== undefined);
+  if (rows.length === 0) return [];
+  const dir = tmpdir();
+  const t = res.timing;
+  const out = [
+    '### Lock operations: the leader against etcd',
+    '',
+    `The same run: etcd's v3 Lock (as under Results, a single member) beside the two servers above, each workload's repetitions interleaved over the three (${t.reps} of ${t.warmMs} ms warm-up then ${t.runMs} ms measured on each). Same durability on both sides: a lock change on the leader is told only once PostgreSQL has committed it (\`fsync=on\`, \`synchronous_commit=on\`), and etcd answers Lock and Unlock (each a Raft write) only once its write-ahead log is fsynced (etcd 3.4 always does); PostgreSQL's data directory and etcd's are both under ${dir}, on ${filesystemOf(dir)}, not tmpfs. Ratios are leader ÷ etcd: for latency under 1.00x means the leader is faster, for per second over 1.00x does.`,
+    '',
+    '| workload | leader (PostgreSQL, 3 nodes) p50 / p99 | etcd (v3 Lock) p50 / p99 | single node (SQLite) p50 / p99 | leader per second | etcd per second | single node per second | leader ÷ etcd: p50 | p99 | per second |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const { workload, single: s, leader: l, etcd: e } of rows)
+    out.push(
+      `| ${workload} | ${fmtMs(l.p50)} / ${fmtMs(l.p99)} | ${fmtMs(e!.p50)} / ${fmtMs(e!.p99)} | ${fmtMs(s.p50)} / ${fmtMs(s.p99)} | ${fmtRate(l.rate)} | ${fmtRate(e!.rate)} | ${fmtRate(s.rate)} | ${fmtRatio(l.p50, e!.p50)} | ${fmtRatio(l.p99, e!.p99)} | ${fmtRatio(l.rate, e!.rate)} |`,
+    );
+  return out;
+}
+
 export function writeClusterSection(res: ClusterResults): void {
   const { load } = res;
   writeMarkedSection(SECTION, [
@@ -84,7 +118,7 @@ export function writeClusterSection(res: ClusterResults): void {
     ...(res.quick
       ? ['> **Quick run (`--quick`): few takeovers and one short repetition; not figures to quote.**', '']
       : []),
-    `Lockstep as a cluster (docs/cluster.md), as docs/cluster.md's "Takeover time" says: takeover time, and lock operations on a leader against a single node, measured in one run (${res.seconds.toFixed(0)} s) on a throwaway local PostgreSQL over TCP on 127.0.0.1 with \`fsync=on\`. To reproduce: \`npm run bench:cluster\` (\`-- --quick\` to try it: few takeovers, short repetitions; \`npm run bench:takeover\` for the takeovers alone, printed only).`,
+    `Lockstep as a cluster (docs/cluster.md), as docs/cluster.md's "Takeover time" says: takeover time, and lock operations on a leader against a single node and against etcd, measured in one run (${res.seconds.toFixed(0)} s) on a throwaway local PostgreSQL over TCP on 127.0.0.1 with \`fsync=on\`. To reproduce: \`npm run bench:cluster\` (\`-- --quick\` to try it: few takeovers, short repetitions; \`npm run bench:takeover\` for the takeovers alone, printed only).`,
     '',
     hardwareLine(),
     `- Node ${process.version}; ${postgresVersion()}`,
@@ -95,6 +129,8 @@ export function writeClusterSection(res: ClusterResults): void {
     ...takeoverLines(res),
     '',
     ...lockLines(res),
+    '',
+    ...etcdLines(res),
     '',
   ]);
 }

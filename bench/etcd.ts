@@ -110,9 +110,10 @@ export class EtcdSystem implements LockSystem {
     );
   }
 
-  static async start(): Promise<EtcdSystem> {
+  /** `under`: where the data dir goes; tmpfs by default (ETCD_NOTE), the disk for bench/cluster.ts. */
+  static async start(under = existsSync(SHM) ? SHM : tmpdir()): Promise<EtcdSystem> {
     const [client, peer] = [await freePort(), await freePort()];
-    const dataDir = mkdtempSync(join(existsSync(SHM) ? SHM : tmpdir(), 'lockstep-bench-etcd-'));
+    const dataDir = mkdtempSync(join(under, 'lockstep-bench-etcd-'));
     const c = `http://127.0.0.1:${client}`;
     const p = `http://127.0.0.1:${peer}`;
     const proc = spawn(

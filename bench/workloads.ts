@@ -275,9 +275,20 @@ export async function interleaved(
   b: LockSystem,
   t: Timing,
 ): Promise<[Result, Result]> {
+  const [ra, rb] = await interleavedAll(run, [a, b], t);
+  return [ra!, rb!];
+}
+
+/** `run` on any number of systems, the order of each repetition the reverse of the one before. */
+export async function interleavedAll(
+  run: (s: LockSystem, t: Timing) => Promise<Result>,
+  systems: readonly LockSystem[],
+  t: Timing,
+): Promise<Result[]> {
   const one = { ...t, reps: 1 };
-  const parts: [Result[], Result[]] = [[], []];
+  const parts: Result[][] = systems.map(() => []);
+  const order = systems.map((_, i) => i);
   for (let r = 0; r < t.reps; r++)
-    for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) parts[i]?.push(await run(i === 0 ? a : b, one));
-  return [mergeResults(parts[0]), mergeResults(parts[1])];
+    for (const i of r % 2 === 0 ? order : [...order].reverse()) parts[i]!.push(await run(systems[i]!, one));
+  return parts.map(mergeResults);
 }

@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -163,8 +164,58 @@ export async function explained(err: unknown, urls: readonly string[]): Promise<
         `${err.message}\nthe server at ${new URL(u).host} speaks ${other.scheme}: use --url ${other.url}`,
       );
   }
-  return err;
+  // The client reports the last node it tried; the others failed too.
+  const tried = urls.length > 1 ? `\ntried ${urls.join(', ')}` : '';
+  for (const u of urls.filter((u) => u.startsWith('wss:'))) {
+    const refused = await certificateRefused(u);
+    if (refused !== undefined)
+      return new LockstepClientError({ ...err, message: `${err.message}${tried}\n${refused}` });
+  }
+  return tried === '' ? err : new LockstepClientError({ ...err, message: `${err.message}${tried}` });
 }
+
+/**
+ * Why this process does not trust the certificate of a wss:// node, with what to do; undefined
+ * when it does, or when the node cannot be reached at all. Node's codes, never its messages.
+ */
+function certificateRefused(url: string): Promise<string | undefined> {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(u.port || 443);
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host, port, timeout: PROBE_MS, ...(isIP(host) === 0 ? { servername: host } : {}) });
+    const done = (why: string | undefined) => {
+      socket.destroy();
+      resolve(why);
+    };
+    socket.once('secureConnect', () => done(undefined));
+    socket.once('timeout', () => done(undefined));
+    socket.once('error', (e: NodeJS.ErrnoException) => {
+      const code = e.code ?? '';
+      if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+        done(
+          `the certificate of ${u.host} does not name ${host}: its subjectAltName must hold the host of the node's advertised URL (docs/security.md, "Certificates")`,
+        );
+      else if (UNTRUSTED.has(code))
+        done(
+          `the certificate of ${u.host} is not trusted (${code}): for a private CA, set NODE_EXTRA_CA_CERTS to its certificate file (docs/security.md, "Certificates")`,
+        );
+      else done(undefined);
+    });
+  });
+}
+
+/** Node's codes for a certificate chain it does not trust. */
+const UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+]);
 
 /** How long a probe of the other scheme may take. */
 const PROBE_MS = 2_000;

@@ -1,28 +1,36 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { LockstepClient } from '../client/index.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { formatResource, isFunction, type Resource } from '../protocol/resource.ts';
 import { VERSION } from '../version.ts';
 import {
+  type Connection,
   CONNECTION_OPTIONS,
   connectClient,
   connectionHelp,
   connectionOf,
   rejectUnknownOptions,
+  UsageError,
   WithReport,
 } from './common.ts';
 import { type NodeHealth, nodesHealth } from './node-health.ts';
 import { duration, table } from './table.ts';
 
+/** How often --watch asks, in seconds, when not told. */
+const DEFAULT_WATCH_S = 2;
+
 export const STATUS_HELP = `Usage: lockstep status [options]
 
-Shows every node given (role, epoch, leader and health, from its /healthz), then the sessions,
-locks and queues of the server (of a cluster: its leader's).
+Shows its version and the server's, every node given (role, epoch, leader, health, sessions,
+uptime and version, from its /healthz), then the sessions, locks and queues of the server (of a
+cluster: its leader's).
 
 Options:
 ${connectionHelp(18)}
   --program <name>   only the locks of this program
   --json             print one JSON object instead of tables; a failure too, as {"error": {type, message}}
+  --watch[=SECONDS]  show it again every SECONDS (default ${DEFAULT_WATCH_S}) until interrupted (Ctrl-C)
   --help             show this text`;
 
 type LockStatus = ResultOf<'lock.status'>['resources'][number];
@@ -48,15 +56,29 @@ export async function status(argv: string[]): Promise<void> {
     ...CONNECTION_OPTIONS,
     program: { type: 'string' },
     json: { type: 'boolean' },
+    watch: { type: 'string' },
     help: { type: 'boolean' },
   } as const;
-  rejectUnknownOptions('status', argv, Object.keys(options));
-  const { values } = parseArgs({ args: argv, options, strict: true });
+  // --watch takes its value only after "=": a bare one is the default interval.
+  const args = argv.map((a) => (a === '--watch' ? `--watch=${DEFAULT_WATCH_S}` : a));
+  rejectUnknownOptions('status', args, Object.keys(options));
+  const { values } = parseArgs({ args, options, strict: true });
   if (values.help === true) {
     console.log(STATUS_HELP);
     return;
   }
   const connection = connectionOf(values);
+  if (values.watch === undefined) return once(connection, values.program, values.json === true);
+  if (values.json === true)
+    throw new UsageError('--watch repeats the tables; for JSON, run lockstep status --json in a loop of your own');
+  const seconds = Number(values.watch);
+  if (!(seconds >= 0.1 && seconds <= 3600))
+    throw new UsageError(`--watch: expected a number of seconds in [0.1, 3600] (got ${JSON.stringify(values.watch)})`);
+  await watch(connection, values.program, seconds);
+}
+
+/** One look: the nodes' /healthz and the leader's state, printed; a failure still shows the nodes. */
+async function once(connection: Connection, program: string | undefined, json: boolean): Promise<void> {
   const health = nodesHealth(connection.urls);
   const client = await connectClient({
     ...connection,
@@ -66,15 +88,57 @@ export async function status(argv: string[]): Promise<void> {
   }).catch(async (err: unknown) => {
     // No leader to ask: what each node says is what there is to show (a --json failure carries it too).
     const nodes = await health;
-    if (values.json !== true) console.log(renderNodes(nodes));
+    if (!json) console.log(`${versionLine(serverVersionOf(nodes))}\n\n${renderNodes(nodes)}`);
     throw new WithReport(err, { version: VERSION, nodes });
   });
   try {
-    const snap = { version: VERSION, nodes: await health, ...(await snapshot(client, values.program)) };
-    console.log(values.json === true ? JSON.stringify(snap, null, 2) : render(snap));
+    const snap = await snapshot(client, program);
+    let nodes = await health;
+    // Asked while the node was taking over, and it leads by now: its row is asked again, so that
+    // the table and the heading below it agree.
+    if (!leadsIn(nodes, snap.url)) nodes = await nodesHealth(connection.urls);
+    const full = { version: VERSION, nodes, ...snap };
+    console.log(json ? JSON.stringify(full, null, 2) : render(full));
   } finally {
     await client.close();
   }
+}
+
+/** `once` every `seconds` until SIGINT; a failure is shown and the next look made all the same. */
+async function watch(connection: Connection, program: string | undefined, seconds: number): Promise<void> {
+  const interrupted = new AbortController();
+  const stop = () => interrupted.abort();
+  process.once('SIGINT', stop);
+  try {
+    while (!interrupted.signal.aborted) {
+      // A terminal shows the latest look alone; a file or pipe gets one after the other.
+      if (process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+      console.log(`every ${seconds} s until interrupted (Ctrl-C); ${new Date().toISOString()}\n`);
+      await once(connection, program, false).catch((err: unknown) => {
+        console.log(`\nlockstep: ${err instanceof Error ? err.message : String(err)}`);
+      });
+      console.log('');
+      await sleep(seconds * 1000, undefined, { signal: interrupted.signal }).catch(() => undefined);
+    }
+  } finally {
+    process.off('SIGINT', stop);
+  }
+}
+
+/** Whether the node at `url` says it serves (a leader, or one server), or is not among those given. */
+function leadsIn(nodes: readonly NodeHealth[], url: string): boolean {
+  const row = nodes.find((n) => n.url === url);
+  return row?.health == null || row.health.role === undefined || row.health.role === 'leader';
+}
+
+/** The version a node's /healthz gave, when one answered. */
+function serverVersionOf(nodes: readonly NodeHealth[]): string | undefined {
+  const v = nodes.find((n) => typeof n.health?.version === 'string')?.health?.version;
+  return v as string | undefined;
+}
+
+function versionLine(server: string | undefined): string {
+  return `version: lockstep ${VERSION} (this command), server ${server ?? 'unknown (no node answered)'}`;
 }
 
 export async function snapshot(
@@ -109,12 +173,14 @@ export function render(s: StatusSnapshot): string {
   const now = Date.parse(s.time);
   const label = (l: StatusSnapshot['locks'][number]) =>
     l.name === undefined ? formatResource(l.resource) : `${formatResource(l.resource)} ${l.name}`;
+  // One server (SQLite) has no leader (docs/cluster.md): its /healthz has no role.
+  const single = s.nodes.some((n) => n.url === s.url && n.health !== null && n.health.role === undefined);
   const out = [
-    `version: lockstep ${s.version} (this command), server ${s.server.version}`,
+    versionLine(s.server.version),
     '',
     renderNodes(s.nodes),
     '',
-    `The leader, ${s.url}:`,
+    `The ${single ? 'server' : 'leader'}, ${s.url}:`,
     '',
   ];
   out.push(

@@ -17,6 +17,7 @@ export type {
   CancelReason,
   CycleEntry,
   Grant,
+  HolderWaiters,
   LockEvents,
   QueuePosition,
   ReleaseReason,

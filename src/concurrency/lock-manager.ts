@@ -24,6 +24,7 @@ import type {
   Blocker,
   CancelReason,
   Grant,
+  HolderWaiters,
   LockEvents,
   ReleaseReason,
   ResourceStatus,
@@ -32,9 +33,10 @@ import type {
 } from './lock-types.ts';
 import { OutcomeCache, requestOf } from './outcomes.ts';
 import { Outbox } from './outbox.ts';
-import { PathSlot } from './path-slot.ts';
+import { entriesConflict, intention, PathSlot } from './path-slot.ts';
 import { pathGrantable, pathBlockers, pathOvertaken } from './path-rules.ts';
 import { PositionPushes } from './position-pushes.ts';
+import { WaiterNotes } from './waiter-notes.ts';
 import { ResourceSlot } from './resource-slot.ts';
 import type { Hold, Ticket } from './resource-slot.ts';
 import { byResource, copyResource, positionsOf, slotStatus, snapshot, ticketInfo } from './snapshots.ts';
@@ -58,6 +60,11 @@ export interface LockManagerOptions {
    * pushed at once and the last change always is. Default 0: every change at once.
    */
   queuePushMs?: number;
+  /**
+   * A holder is told (`waiters`) when tickets start waiting for its locks, at most once per this
+   * many ms (waiter-notes.ts). Default 0: never.
+   */
+  waitersPushMs?: number;
 }
 
 const KEYS_PER_SESSION = 1000;
@@ -88,6 +95,7 @@ export class LockManager extends EventEmitter<LockEvents> {
   private readonly outbox = new Outbox();
   private readonly fences: FenceSource;
   private readonly pushes: PositionPushes;
+  private readonly waiters: WaiterNotes;
   private draining = false;
   /** Session and resource key of each pinned lock, with how many pins it has. */
   private readonly pins = new Map<string, number>();
@@ -110,6 +118,13 @@ export class LockManager extends EventEmitter<LockEvents> {
       (t, positions) => this.post('position', { sessionId: t.sessionId, ticket: t.id, positions }),
       () => this.outbox.flush(),
     );
+    this.waiters = new WaiterNotes(
+      opts.waitersPushMs ?? 0,
+      this.clock,
+      (sessionId) => this.waitersOf(sessionId),
+      (sessionId, locks) => this.post('waiters', { sessionId, locks }),
+      () => this.outbox.flush(),
+    );
   }
 
   /**
@@ -117,13 +132,14 @@ export class LockManager extends EventEmitter<LockEvents> {
    * position push (its own).
    */
   get scheduled(): number {
-    return this.deadlines.size + this.pushes.scheduled;
+    return this.deadlines.size + this.pushes.scheduled + this.waiters.scheduled;
   }
 
   /** Cancels every timer; the state stays readable. */
   close(): void {
     this.deadlines.close();
     this.pushes.close();
+    this.waiters.close();
   }
 
   /**
@@ -304,6 +320,7 @@ export class LockManager extends EventEmitter<LockEvents> {
       });
       const released = this.dropHolds(sessionId, session, [...session.holds.values()], reason, dirty);
       this.sessions.delete(sessionId);
+      this.waiters.forget(sessionId);
       return { released, cancelled };
     });
   }
@@ -375,6 +392,22 @@ export class LockManager extends EventEmitter<LockEvents> {
     const blocker = pathBlockers(slot, sessionId, 'write', this.sessionName, true);
     this.dropIfIdle(slot);
     return { held: undefined, blocker };
+  }
+
+  /** The session's locks others wait for: per lock, the tickets that conflict with it there. */
+  private waitersOf(sessionId: string): HolderWaiters[] {
+    const session = this.sessions.get(sessionId);
+    if (session === undefined) return [];
+    const now = this.clock.now();
+    const out: HolderWaiters[] = [];
+    for (const h of [...session.holds.values()].sort((a, b) => compareResources(a.resource, b.resource))) {
+      const waiting = ticketsWaitingFor(this.slots.get(h.key)!, h);
+      if (waiting.size === 0) continue;
+      let oldest = now;
+      for (const t of waiting) oldest = Math.min(oldest, t.enqueuedAt);
+      out.push({ resource: copyResource(h.resource), mode: h.mode, waiting: waiting.size, oldestWaitMs: now - oldest });
+    }
+    return out;
   }
 
   tickets(sessionId: string): TicketInfo[] {
@@ -594,6 +627,7 @@ export class LockManager extends EventEmitter<LockEvents> {
     });
     // A front entry moves everyone behind it one place back.
     this.pushes.renumber(new Set(fronts));
+    this.waiters.mark(holdersBlocking(ticket));
     return { status: 'queued', ticket: ticket.id, positions: positionsOf(ticket) };
   }
 
@@ -848,6 +882,34 @@ export class LockManager extends EventEmitter<LockEvents> {
     }
     return { session, holds: wanted.map((r) => session.holds.get(resourceKey(r))!) };
   }
+}
+
+/** The sessions holding locks the ticket waits for, on its resources and the paths above them. */
+function holdersBlocking(t: Ticket): Set<string> {
+  const out = new Set<string>();
+  for (const slot of t.slots) for (const h of slot.conflicting(t.sessionId, t.mode)) out.add(h.sessionId);
+  for (const slot of t.intents) {
+    for (const h of (slot as PathSlot).conflictingEntry(t.sessionId, intention(t.mode))) out.add(h.sessionId);
+  }
+  return out;
+}
+
+/** Other sessions' tickets that conflict with the hold `h` in its slot (and, a path, above it). */
+function ticketsWaitingFor(slot: ResourceSlot, h: Hold): Set<Ticket> {
+  const out = new Set<Ticket>();
+  if (!(slot instanceof PathSlot)) {
+    for (const t of slot.queue)
+      if (t.sessionId !== h.sessionId && (h.mode === 'write' || t.mode === 'write')) out.add(t);
+    return out;
+  }
+  for (const t of slot.queue) if (t.sessionId !== h.sessionId && entriesConflict(slot.entryOf(t), h.mode)) out.add(t);
+  for (const above of slot.ancestors()) {
+    for (const t of above.queue) {
+      if (t.sessionId !== h.sessionId && !above.intending.has(t) && entriesConflict(t.mode, intention(h.mode)))
+        out.add(t);
+    }
+  }
+  return out;
 }
 
 /** The ticket to try next: a function's front one; on a path any entry may be the one nothing holds up. */

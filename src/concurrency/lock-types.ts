@@ -100,6 +100,14 @@ export interface CycleEntry {
   resource?: Resource;
 }
 
+/** One lock of a holder that others wait for: how many tickets, and how long the oldest has waited. */
+export interface HolderWaiters {
+  resource: Resource;
+  mode: LockMode;
+  waiting: number;
+  oldestWaitMs: number;
+}
+
 /** The eventemitter3 event map; every listener gets one object. */
 export interface LockEvents {
   /** Every grant, immediate (ticket null) or from a queue, including upgrades and refreshes. */
@@ -127,4 +135,6 @@ export interface LockEvents {
   /** Every withdrawal of a waiting ticket. */
   cancelled: (e: { sessionId: string; ticket: string; reason: CancelReason }) => void;
   deadlock: (e: { sessionId: string; cycle: CycleEntry[] }) => void;
+  /** Others queue behind the session's locks (coalesced per waitersPushMs; off by default). */
+  waiters: (e: { sessionId: string; locks: HolderWaiters[] }) => void;
 }

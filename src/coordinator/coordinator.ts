@@ -90,6 +90,8 @@ export class Coordinator {
     this.events = new EventLog(options.clock, options.eventBuffer);
     this.locks = new LockManager({
       clock: options.clock,
+      // A holder hears that others queue behind it at once, then at most once a second.
+      waitersPushMs: 1_000,
       ...options.lock,
       fences: guardedFences(options.programs.fences(), options.serving),
       sessionName: (id) => this.sessions.nameOf(id),

@@ -11,7 +11,13 @@ export interface Replay {
   seq: number;
 }
 
-/** A logged event; its wire form is built the first time someone needs it. */
+/**
+ * A logged event; its wire form is built the first time someone needs it, by `build` from
+ * `payload`. Every event stays in the ring until 10,000 (--event-buffer) more have come, so it
+ * outlives a scavenge or two: a hot event passes a shared builder and the payload it already has
+ * instead of a closure (with its context and what it copies), which is what the ring kept most of
+ * (bench/alloc-turns.ts live).
+ */
 export class LoggedEvent {
   private item: EventItem | undefined;
 
@@ -20,13 +26,19 @@ export class LoggedEvent {
     readonly topic: Topic,
     private readonly at: number,
     private readonly type: string,
-    private build: (() => Record<string, unknown>) | undefined,
+    private build: ((payload: never, name: string) => Record<string, unknown>) | undefined,
+    private payload: unknown,
+    /** The acting session's name when it happened, for the data (the session may be gone by then). */
+    private name: string,
   ) {}
 
   get wire(): EventItem {
     if (this.item === undefined) {
-      this.item = { seq: this.seq, time: iso(this.at), topic: this.topic, type: this.type, data: this.build!() };
+      const data = this.build!(this.payload as never, this.name);
+      this.item = { seq: this.seq, time: iso(this.at), topic: this.topic, type: this.type, data };
       this.build = undefined;
+      this.payload = undefined;
+      this.name = '';
     }
     return this.item;
   }
@@ -59,9 +71,18 @@ export class EventLog extends EventEmitter<{ event: (e: LoggedEvent) => void }> 
     return this.seq === 0 ? 0 : Math.max(1, this.seq - this.capacity + 1);
   }
 
-  /** `data` must capture values, not live objects: it may run long after the event. */
-  append(topic: Topic, type: string, data: () => Record<string, unknown>): void {
-    const e = new LoggedEvent(++this.seq, topic, this.clock.now(), type, data);
+  /**
+   * `data(payload, name)` builds the event's data; it and `payload` must hold values, not live
+   * objects: it may run long after the event. `name`: the acting session's name, as it is now.
+   */
+  append<P>(
+    topic: Topic,
+    type: string,
+    data: (payload: P, name: string) => Record<string, unknown>,
+    payload?: P,
+    name = '',
+  ): void {
+    const e = new LoggedEvent(++this.seq, topic, this.clock.now(), type, data, payload, name);
     this.ring[e.seq % this.capacity] = e;
     this.emit('event', e);
   }

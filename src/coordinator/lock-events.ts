@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { LockManager } from '../concurrency/index.ts';
+import type { LockEvents, LockManager } from '../concurrency/index.ts';
 import type { NotificationName, NotificationParams } from '../protocol/notifications.ts';
 import type { EventLog } from './event-log.ts';
 import { wireBlockers, wireGrants, wirePositions } from './wire-map.ts';
@@ -26,25 +26,48 @@ export interface LockEventParts {
  * Position changes are pushed but not put on the topic: one release with a thousand waiters would
  * otherwise write a thousand events; observers derive positions from queue order instead.
  */
+/** What a logged lock event keeps until it is read: the core's payload (and its session's name then). */
+type Logged<K extends keyof LockEvents> = Parameters<LockEvents[K]>[0];
+
+/** The `locks` topic items of the hot lock events (granted, queued, released): shared, no closure per event. */
+const granted = (p: Logged<'granted'>, name: string) => ({
+  sessionId: p.sessionId,
+  name,
+  ticket: p.ticket,
+  grants: wireGrants(p.grants),
+});
+const queued = (p: Logged<'queued'>, name: string) => ({
+  sessionId: p.sessionId,
+  name,
+  ticket: p.ticket,
+  mode: p.mode,
+  resources: p.resources,
+  positions: wirePositions(p.positions),
+});
+const released = (p: Logged<'released'>, name: string) => ({
+  sessionId: p.sessionId,
+  name,
+  locks: wireGrants(p.locks),
+  reason: p.reason,
+});
+
 export function bridgeLockEvents(c: LockEventParts): void {
   const { locks, events, logger } = c;
   const who = (sessionId: string) => ({ sessionId, name: c.nameOf(sessionId) });
 
-  locks.on('granted', ({ sessionId, ticket, grants }) => {
-    if (ticket !== null) c.notify(sessionId, 'lock.granted', { ticket, grants: wireGrants(grants) }, true);
-    const by = who(sessionId);
-    events.append('locks', 'granted', () => ({ ...by, ticket, grants: wireGrants(grants) }));
+  locks.on('granted', (e) => {
+    if (e.ticket !== null)
+      c.notify(e.sessionId, 'lock.granted', { ticket: e.ticket, grants: wireGrants(e.grants) }, true);
+    events.append('locks', 'granted', granted, e, c.nameOf(e.sessionId));
   });
-  locks.on('queued', ({ sessionId, ticket, mode, resources, positions }) => {
-    const by = who(sessionId);
-    events.append('locks', 'queued', () => ({ ...by, ticket, mode, resources, positions: wirePositions(positions) }));
+  locks.on('queued', (e) => {
+    events.append('locks', 'queued', queued, e, c.nameOf(e.sessionId));
   });
   locks.on('position', ({ sessionId, ticket, positions }) => {
     c.notify(sessionId, 'lock.queue', { ticket, positions: wirePositions(positions) });
   });
-  locks.on('released', ({ sessionId, locks: gs, reason }) => {
-    const by = who(sessionId);
-    events.append('locks', 'released', () => ({ ...by, locks: wireGrants(gs), reason }));
+  locks.on('released', (e) => {
+    events.append('locks', 'released', released, e, c.nameOf(e.sessionId));
   });
   locks.on('renewed', ({ sessionId, locks: gs }) => {
     const by = who(sessionId);
@@ -76,6 +99,9 @@ export function bridgeLockEvents(c: LockEventParts): void {
     logger.info({ ...by, locks: wire }, 'lease expired');
     c.notify(sessionId, 'lock.expired', { locks: wire }, true);
     events.append('locks', 'expired', () => ({ ...by, locks: wire }));
+  });
+  locks.on('waiters', ({ sessionId, locks: ls }) => {
+    c.notify(sessionId, 'lock.waiters', { locks: ls });
   });
   locks.on('waitTimeout', ({ sessionId, ticket }) => {
     c.notify(sessionId, 'lock.waitTimeout', { ticket });

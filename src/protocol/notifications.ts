@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EventItem } from './methods.ts';
-import { FunctionId, ProgramName } from './resource.ts';
+import { FunctionId, LockMode, ProgramName, Resource } from './resource.ts';
 import { By, Grant, Hash, QueuePosition, Ticket } from './wire.ts';
 
 // Every server -> client push. Notifications carry no id and expect no answer.
@@ -31,6 +31,19 @@ export const notifications = {
     z.object({
       ticket: Ticket,
       reason: z.enum(['removed']).describe('removed: a function or program it waited on was deleted'),
+    }),
+  ),
+  'lock.waiters': notification(
+    'Others queue behind these locks of the session: finish or hand over (at most once a second)',
+    z.object({
+      locks: z.array(
+        z.object({
+          resource: Resource,
+          mode: LockMode,
+          waiting: z.number().int().positive().describe('Tickets of other sessions waiting for this lock'),
+          oldestWaitMs: z.number().int().describe('How long the oldest of them has waited'),
+        }),
+      ),
     }),
   ),
   'function.changed': notification(

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
 import { VERSION } from '../../src/version.ts';
 import { addFns, useSdk } from '../helpers/sdk.ts';
-import { lockstep } from '../helpers/cli.ts';
+import { collect, lockstep, spawnLockstep } from '../helpers/cli.ts';
 
 // Each test starts several CLI processes at once (each compiles through tsx): slow on a loaded machine.
 describe('lockstep status', { timeout: 120_000 }, () => {
@@ -55,8 +55,11 @@ describe('lockstep status', { timeout: 120_000 }, () => {
     expect(JSON.parse(aux.stdout)).toMatchObject({ programs: [{ name: 'aux' }], locks: [] });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^lockstep: cannot connect to ws:\/\/127\.0\.0\.1:1\/ws/);
+    // A failure starts with the versions too: this command's, and no server's (none answered).
     expect(missing.stdout).toMatch(
-      /^NODES \(1\)\n.*\n {2}ws:\/\/127\.0\.0\.1:1\/ws\s+-\s+-\s+-\s+unreachable: .*ECONNREFUSED/,
+      new RegExp(
+        `^version: lockstep ${VERSION} \\(this command\\), server unknown \\(no node answered\\)\\n\\nNODES \\(1\\)\\n.*\\n {2}ws://127\\.0\\.0\\.1:1/ws\\s+-\\s+-\\s+-\\s+unreachable: .*ECONNREFUSED`,
+      ),
     );
   });
 
@@ -79,7 +82,9 @@ describe('lockstep status', { timeout: 120_000 }, () => {
       ),
       expect.stringMatching(/^ {2}ws:\/\/127\.0\.0\.1:1\/ws\s+-\s+-\s+-\s+unreachable: .*ECONNREFUSED/),
     ]);
-    expect(text.stdout).toContain(`The leader, ${s.url}:`);
+    // One server has no leader (docs/cluster.md): the heading names the server.
+    expect(text.stdout).toContain(`\nThe server, ${s.url}:\n`);
+    expect(text.stdout).not.toContain('The leader');
     const snap = JSON.parse(json.stdout) as StatusSnapshot;
     expect(snap.version).toBe(VERSION);
     expect(snap.nodes).toEqual([
@@ -126,5 +131,36 @@ describe('lockstep status', { timeout: 120_000 }, () => {
       code: 2,
       stderr: expect.stringContaining('--url: expected ws://HOST:PORT/ws (got "http://x/ws")'),
     });
+  });
+
+  it('--watch shows it again until interrupted, then exits 0; with --json or an interval out of range it is refused', async () => {
+    const s = await t.server();
+    const child = spawnLockstep(['status', '--url', s.url, '--watch=0.2']);
+    const ran = collect(child);
+    let out = '';
+    await new Promise<void>((resolve) => {
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        if ((out.match(/^The server, /gm) ?? []).length >= 2) resolve();
+      });
+    });
+    child.kill('SIGINT');
+    const done = await ran;
+    expect(done).toMatchObject({ code: 0, stderr: '' });
+    expect(done.stdout).toMatch(/^every 0\.2 s until interrupted \(Ctrl-C\); \d{4}-/);
+    expect(done.stdout.match(/^version: lockstep /gm)?.length).toBeGreaterThanOrEqual(2);
+
+    const [json, bad, help] = await Promise.all([
+      lockstep(['status', '--url', s.url, '--watch', '--json']),
+      lockstep(['status', '--url', s.url, '--watch=0']),
+      lockstep(['status', '--help']),
+    ]);
+    // With --json, the refusal is JSON on stdout as every failure of status --json is.
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      error: { message: expect.stringContaining('--watch repeats the tables') },
+    });
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining('--watch: expected a number of seconds') });
+    expect(help.stdout).toContain('--watch[=SECONDS]  show it again every SECONDS (default 2) until interrupted');
   });
 });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
+import { VERSION } from '../../src/version.ts';
 import { lockstep } from '../helpers/cli.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { useCertificates } from '../helpers/tls.ts';
@@ -7,7 +8,8 @@ import { kill, type Node, spawnNode } from './leader-nodes.ts';
 
 // A cluster served over wss:// without a proxy: each node with --tls-cert and --tls-key advertises
 // its wss:// URL, a standby names it, and lockstep status finds the leader and every node's health
-// over https, trusting the CA through NODE_EXTRA_CA_CERTS.
+// over https, trusting the CA through NODE_EXTRA_CA_CERTS (and without it, says what to do). The
+// certificates are made by the openssl commands of docs/security.md.
 
 const nodes: Node[] = [];
 afterEach(async () => {
@@ -37,5 +39,16 @@ describe('a cluster over TLS', () => {
       [standby.url, 503, 'standby', leader.url],
       [leader.url, 200, 'leader', leader.url],
     ]);
+
+    // Without the CA: the failure names every node tried and what to do, after the version line.
+    const untrusted = await lockstep(['status', '--url', `${standby.url},${leader.url}`]);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stdout).toMatch(
+      new RegExp(`^version: lockstep ${VERSION} \\(this command\\), server unknown \\(no node answered\\)\\n`),
+    );
+    expect(untrusted.stderr).toContain(`\ntried ${standby.url}, ${leader.url}\n`);
+    expect(untrusted.stderr).toMatch(
+      /the certificate of 127\.0\.0\.1:\d+ is not trusted \([A-Z_]+\): for a private CA, set NODE_EXTRA_CA_CERTS/,
+    );
   });
 });

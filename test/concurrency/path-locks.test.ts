@@ -199,3 +199,37 @@ describe('everything else as for functions', () => {
     expect(locks.status()).toHaveLength(1);
   });
 });
+
+describe('the holder hears of its waiters', () => {
+  it('at once the first time, then at most once per interval, with the state then', () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const locks = new LockManager({ clock, waitersPushMs: 1000 });
+    const told: Array<{ sessionId: string; waiting: number[]; oldest: number[] }> = [];
+    locks.on('waiters', (e) =>
+      told.push({
+        sessionId: e.sessionId,
+        waiting: e.locks.map((l) => l.waiting),
+        oldest: e.locks.map((l) => l.oldestWaitMs),
+      }),
+    );
+    locks.acquire('a', ask('write', [p('src')]));
+    locks.acquire('b', ask('read', [p('src/x')]));
+    clock.advance(0);
+    expect(told).toEqual([{ sessionId: 'a', waiting: [1], oldest: [0] }]);
+    clock.advance(300);
+    locks.acquire('c', ask('write', [p('src')]));
+    clock.advance(0);
+    expect(told).toHaveLength(1);
+    clock.advance(700);
+    expect(told[1]).toEqual({ sessionId: 'a', waiting: [2], oldest: [1000] });
+    // Nobody waits any more by the next run: nothing is told.
+    locks.acquire('d', ask('read', [p('src/y')]));
+    locks.removeSession('b');
+    locks.removeSession('c');
+    locks.removeSession('d');
+    clock.advance(1000);
+    expect(told).toHaveLength(2);
+    locks.removeSession('a');
+    expect(locks.scheduled).toBe(0);
+  });
+});

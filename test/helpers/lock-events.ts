@@ -15,6 +15,7 @@ const ALL: Record<keyof LockEvents, true> = {
   waitTimeout: true,
   cancelled: true,
   deadlock: true,
+  waiters: true,
 };
 
 export const LOCK_EVENT_NAMES = Object.keys(ALL) as Array<keyof LockEvents>;

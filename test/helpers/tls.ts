@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll } from 'vitest';
 
 /** A throwaway CA and a server certificate it signed, for 127.0.0.1 and localhost. Never committed. */
@@ -18,7 +18,7 @@ const OPENSSL = '/usr/bin/openssl';
 
 /**
  * Made with openssl when the tests run (CI installs it where missing), in a temporary directory
- * removed after the file's tests. EC keys: quick to make on a loaded machine.
+ * removed after the file's tests. EC keys, as the docs' commands make: quick on a loaded machine.
  */
 export function useCertificates(): () => TestCertificates {
   if (!existsSync(OPENSSL)) throw new Error(`no ${OPENSSL}: apt-get install openssl (CI installs it)`);
@@ -32,52 +32,27 @@ export function useCertificates(): () => TestCertificates {
   };
 }
 
+/**
+ * The openssl commands of docs/security.md, "Certificates", run as written (so the page's commands
+ * are the ones tested): the first sh block of that section, in a fresh directory.
+ */
 function makeCertificates(): TestCertificates {
+  const page = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+  const section = page.slice(page.indexOf('\n## Certificates\n'));
+  const commands = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
+  if (commands === undefined) throw new Error('docs/security.md, "Certificates": no sh block');
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-tls-'));
+  execFileSync('/bin/sh', ['-e', '-c', commands], {
+    cwd: dir,
+    stdio: 'pipe',
+    env: { ...process.env, PATH: `${dirname(OPENSSL)}:${process.env.PATH ?? ''}` },
+  });
   const at = (f: string) => join(dir, f);
-  const ssl = (...args: string[]) => execFileSync(OPENSSL, args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    at('ca.key'),
-    '-out',
-    at('ca.pem'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Lockstep test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
-  ssl('req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=127.0.0.1');
-  writeFileSync(at('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    at('server.csr'),
-    '-CA',
-    at('ca.pem'),
-    '-CAkey',
-    at('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    at('server.pem'),
-    '-days',
-    '2',
-    '-extfile',
-    at('server.ext'),
-  );
   return {
     dir,
     caFile: at('ca.pem'),
-    certFile: at('server.pem'),
-    keyFile: at('server.key'),
+    certFile: at('node.pem'),
+    keyFile: at('node-key.pem'),
     ca: readFileSync(at('ca.pem')),
   };
 }

@@ -154,3 +154,34 @@ describe('path locks over the wire', () => {
     expect(err.data?.type).toBe('DEADLOCK');
   });
 });
+
+describe('the holder hears of its waiters', () => {
+  const t = useServers();
+
+  it('is told how many wait behind its locks and for how long, for paths and functions alike', async () => {
+    const s = await t.server();
+    const [a, b, c] = [await t.agent(s, 'a'), await t.agent(s, 'b'), await t.agent(s, 'c')];
+    const [f] = await addFunctions(a, ['f'], 'main');
+    await a.call('lock.acquire', { paths: ['src/a.ts'], functions: [f], mode: 'write' });
+    await b.call('lock.acquire', { paths: ['src'], mode: 'read', wait: true });
+    const first = await a.notification('lock.waiters');
+    expect(first).toEqual({
+      locks: [
+        {
+          resource: { program: 'main', path: 'src/a.ts' },
+          mode: 'write',
+          waiting: 1,
+          oldestWaitMs: expect.any(Number),
+        },
+      ],
+    });
+    // The next change is coalesced into one push with the state then: both locks, one waiter each.
+    await c.call('lock.acquire', { functions: [f], mode: 'read', wait: true });
+    const next = await a.notification('lock.waiters');
+    expect(next.locks.map((l: { resource: unknown; waiting: number }) => [l.resource, l.waiting])).toEqual([
+      [{ program: 'main', function: f }, 1],
+      [{ program: 'main', path: 'src/a.ts' }, 1],
+    ]);
+    expect(b.pending('lock.waiters')).toEqual([]);
+  });
+});
