@@ -3,6 +3,7 @@ import { LockstepClientError } from './client/index.ts';
 import { CommandFailed, docPath, nearest, UsageError, WithReport } from './cli/common.ts';
 import { demo } from './cli/demo.ts';
 import { exportCommand } from './cli/export.ts';
+import { guard } from './cli/guard.ts';
 import { importCommand } from './cli/import.ts';
 import { mcp } from './cli/mcp.ts';
 import { serve } from './cli/serve.ts';
@@ -18,6 +19,7 @@ Commands:
   status    show a server's (or every cluster node's) health, sessions, locks and queues
   demo      run simulated agents against a running server
   mcp       an MCP server on stdio for one agent
+  guard     a git pre-commit hook: refuses a commit of paths the agent's session does not hold
   export    write a program of a running server to a JSON file
   import    write a program from such a file into a running server (one revision)
   help      show this text
@@ -27,7 +29,7 @@ Commands:
 Run "lockstep <command> --help" for a command's options. The docs are in
 ${docPath('')} (README.md one level up).`;
 
-const COMMANDS = { serve, status, demo, mcp, export: exportCommand, import: importCommand } as const;
+const COMMANDS = { serve, status, demo, mcp, guard, export: exportCommand, import: importCommand } as const;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createBridge } from '../mcp/bridge.ts';
-import { LockstepClient } from '../client/index.ts';
+import { LockstepClient, publishSession, sessionDir } from '../client/index.ts';
 import { ServerLink } from '../mcp/server-link.ts';
+import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
 import {
   CLI_TIMEOUTS,
   CONNECTION_OPTIONS,
@@ -24,6 +25,10 @@ ${docPath('mcp.md')}.
 Options:
 ${connectionHelp(25)}
   --name <name>             the agent's name, shown to the others (env LOCKSTEP_NAME)
+  --program <name>          the program the path tools lock in when the agent names none: the
+                            repository's namespace (env LOCKSTEP_PROGRAM, default ${DEFAULT_PROGRAM})
+  --repo <dir>              the git working tree the agent works in, for the path tools and the
+                            session file \`lockstep guard\` reads (default: the current directory)
   --idle-release-ms <ms>    renew the agent's leases only while it called a tool within this
                             long; after that they run out (default ${DEFAULT_IDLE_RELEASE_MS})
   --help                    show this text`;
@@ -34,6 +39,8 @@ export async function mcp(argv: string[]): Promise<void> {
     options: {
       ...CONNECTION_OPTIONS,
       name: { type: 'string' },
+      repo: { type: 'string' },
+      program: { type: 'string' },
       'idle-release-ms': { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -62,7 +69,13 @@ export async function mcp(argv: string[]): Promise<void> {
   });
   // The tools are served at once; the session comes when the server answers (it may start later).
   const link = new ServerLink(client, { explain: (err) => explained(err, connection.urls), log });
-  const server = createBridge(link, { idleReleaseMs, log });
+  const cwd = values.repo ?? process.cwd();
+  // Outside a git working tree the path tools still lock; nothing is recorded and no guard is told.
+  const repo = sessionDir(cwd) === undefined ? undefined : cwd;
+  const pathProgram = values.program ?? process.env.LOCKSTEP_PROGRAM ?? DEFAULT_PROGRAM;
+  const server = createBridge(link, { idleReleaseMs, log, repo, pathProgram });
+  // Where `lockstep guard` finds this agent's session (docs/mcp.md, "Which session commits").
+  const published = repo === undefined ? undefined : publishSession(client, { cwd: repo });
   await server.connect(new StdioServerTransport());
   void link.start();
   // The agent went away (its end of stdin closed) or we are told to stop: end the session, which
@@ -74,6 +87,7 @@ export async function mcp(argv: string[]): Promise<void> {
     process.once('SIGINT', resolve);
   });
   link.stop();
+  published?.stop();
   await server.close();
   await client.close();
   log('session closed');

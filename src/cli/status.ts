@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import type { LockstepClient } from '../client/index.ts';
+import { type LockstepClient, type PathNode, pathTree, pathTreeLines } from '../client/index.ts';
 import type { ResultOf } from '../protocol/methods.ts';
-import { formatResource, isFunction, type Resource } from '../protocol/resource.ts';
+import { formatResource, isFunction, isPath, type Resource } from '../protocol/resource.ts';
 import { VERSION } from '../version.ts';
 import {
   type Connection,
@@ -49,6 +49,8 @@ export interface StatusSnapshot {
   agents: ResultOf<'agent.list'>['agents'];
   /** Held or awaited resources, each with the function's name when it has one. */
   locks: Array<LockStatus & { name?: string }>;
+  /** The path locks among them, per program, as the tree of their paths. */
+  pathTrees: Array<{ program: string; tree: PathNode<LockStatus>[] }>;
 }
 
 export async function status(argv: string[]): Promise<void> {
@@ -166,7 +168,30 @@ export async function snapshot(
       const name = nameOf(r.resource);
       return name === undefined ? r : { ...r, name };
     }),
+    pathTrees: pathTrees(resources),
   };
+}
+
+function pathTrees(resources: readonly LockStatus[]): StatusSnapshot['pathTrees'] {
+  const byProgram = new Map<string, Array<{ path: string; lock: LockStatus }>>();
+  for (const r of resources) {
+    if (!isPath(r.resource)) continue;
+    const list = byProgram.get(r.resource.program) ?? [];
+    list.push({ path: r.resource.path, lock: r });
+    byProgram.set(r.resource.program, list);
+  }
+  return [...byProgram].map(([program, locks]) => ({ program, tree: pathTree(locks) }));
+}
+
+/** "alice write #12 (29m59s); queue: 1. bob write, 2. carol read (upgrade)" */
+function lockLine(l: LockStatus, now: number): string {
+  const holders = l.holders.map((h) => `${h.name ?? h.sessionId.slice(0, 8)} ${h.mode} #${h.fence}`).join(', ');
+  const expires =
+    l.holders.length === 0 ? '' : ` (${duration(Math.min(...l.holders.map((h) => Date.parse(h.expiresAt))) - now)})`;
+  const queue = l.queue
+    .map((q) => `${q.position}. ${q.name ?? q.sessionId.slice(0, 8)} ${q.mode}${q.upgrade ? ' (upgrade)' : ''}`)
+    .join(', ');
+  return `${holders === '' ? 'free' : holders}${expires}${queue === '' ? '' : `; queue: ${queue}`}`;
 }
 
 export function render(s: StatusSnapshot): string {
@@ -209,13 +234,14 @@ export function render(s: StatusSnapshot): string {
         ),
     '',
   );
+  const locks = s.locks.filter((l) => !isPath(l.resource));
   out.push(
-    `LOCKS (${s.locks.length})`,
-    s.locks.length === 0
+    `LOCKS (${locks.length})`,
+    locks.length === 0
       ? '  none'
       : table(
           ['RESOURCE', 'HELD BY', 'EXPIRES IN', 'QUEUE'],
-          s.locks.map((l) => [
+          locks.map((l) => [
             label(l),
             l.holders.map((h) => `${h.name ?? h.sessionId.slice(0, 8)} ${h.mode} #${h.fence}`).join(', ') || '-',
             l.holders.length === 0 ? '-' : duration(Math.min(...l.holders.map((h) => Date.parse(h.expiresAt))) - now),
@@ -227,6 +253,11 @@ export function render(s: StatusSnapshot): string {
           ]),
         ),
   );
+  const paths = s.locks.length - locks.length;
+  out.push('', `PATH LOCKS (${paths})`);
+  if (paths === 0) out.push('  none');
+  for (const { program, tree } of s.pathTrees)
+    out.push(`  ${program}:`, ...pathTreeLines(tree, (l) => lockLine(l, now), '    '));
   return out.join('\n');
 }
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { ParamsOf, ResultOf } from '../protocol/methods.ts';
 import { DEFAULT_PROGRAM, lockSpecs } from '../protocol/limits.ts';
 import { NOTIFICATION_NAMES, type NotificationName } from '../protocol/notifications.ts';
-import type { Resource } from '../protocol/resource.ts';
+import { isPath, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
 import { DEFAULT_BACKOFF } from './backoff.ts';
 import type { Channel } from './channel.ts';
@@ -26,6 +26,7 @@ import type {
   ClientOptions,
   HelloResult,
   Namespaces,
+  PathContent,
   QueueUpdate,
 } from './types.ts';
 
@@ -242,20 +243,33 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     }
   }
 
-  async releaseHeld(resources: readonly Resource[], retried = false): Promise<Resource[]> {
+  /**
+   * Releases what of `resources` is still held, one call per program. `contents` (the files changed
+   * under path write locks among them) go with the call of the program whose locks are released.
+   */
+  async releaseHeld(
+    resources: readonly Resource[],
+    contents: readonly PathContent[] = [],
+    retried = false,
+  ): Promise<Resource[]> {
     const held = resources.filter((r) => this.leases.get(r) !== undefined);
     const released: Resource[] = [];
     try {
-      for (const [program, rs] of byProgram(held))
-        released.push(...(await this.send('lock.release', selector(program, rs), {})).released);
+      for (const [program, rs] of byProgram(held)) {
+        const params = {
+          ...selector(program, rs),
+          ...(contents.length > 0 && rs.some(isPath) ? { contents: [...contents] } : {}),
+        };
+        released.push(...(await this.send('lock.release', params, {})).released);
+      }
       return released;
     } catch (err) {
       if (isLockstepError(err, 'NOT_HELD') && Array.isArray(err.data.resources) && err.data.resources.length > 0) {
         // An expiry crossed the release: those are lost (SessionState.afterError); release the rest.
-        return [...released, ...(await this.releaseHeld(resources, retried))];
+        return [...released, ...(await this.releaseHeld(resources, contents, retried))];
       }
       if (isLockstepError(err, 'DISCONNECTED') && !retried && !this.connection.isClosed())
-        return [...released, ...(await this.releaseHeld(resources, true))];
+        return [...released, ...(await this.releaseHeld(resources, contents, true))];
       throw err;
     }
   }

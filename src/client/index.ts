@@ -5,3 +5,12 @@ import { setDefaultWebSocket } from './client-options.ts';
 setDefaultWebSocket(WebSocket);
 
 export * from './browser.ts';
+export { changedContents, headCommit, type StagedChange, stagedChanges } from './git.ts';
+export {
+  findSessionRecord,
+  type PublishedSession,
+  type PublishOptions,
+  publishSession,
+  type SessionRecord,
+  sessionDir,
+} from './session-file.ts';

@@ -1,10 +1,10 @@
 import { isFunction, isPath, isStructure, type Resource } from '../protocol/resource.ts';
 import type { Grant } from '../protocol/wire.ts';
-import type { LostLock } from './types.ts';
+import type { LostLock, PathContent } from './types.ts';
 
 /** What a handle asks of its client's locks. */
 export interface LockOwner {
-  releaseHeld(resources: readonly Resource[]): Promise<Resource[]>;
+  releaseHeld(resources: readonly Resource[], contents?: readonly PathContent[]): Promise<Resource[]>;
   renewHeld(resources: readonly Resource[], ttlMs?: number): Promise<Grant[]>;
   downgradeHeld(resources: readonly Resource[]): Promise<Grant[]>;
 }
@@ -64,6 +64,11 @@ export class LockHandle {
     return this.resources.flatMap((r) => (isFunction(r) ? [r.function] : []));
   }
 
+  /** The locked paths (each covers everything below it). */
+  get paths(): string[] {
+    return this.resources.flatMap((r) => (isPath(r) ? [r.path] : []));
+  }
+
   /**
    * In the shape edit.apply takes: `{"<function id>" | "structure": fence}`. The fence of the lock
    * as held now (an upgrade's), suspended or not; the grant's own once it is no longer held, which
@@ -71,13 +76,25 @@ export class LockHandle {
    */
   get fences(): Record<string, number> {
     const out: Record<string, number> = {};
-    // Edits name the fences of function and structure locks; a path lock's fence is the agent's to use.
     for (const g of this.grants) {
       if (isPath(g.resource)) continue;
-      out[isStructure(g.resource) ? 'structure' : String(g.resource.function)] =
-        this.view.grantUnder(g.resource, g.fence)?.fence ?? g.fence;
+      out[isStructure(g.resource) ? 'structure' : String(g.resource.function)] = this.fenceOf(g);
     }
     return out;
+  }
+
+  /**
+   * Path -> fence of each path lock, as `fences` gives them for functions: what a store that checks
+   * fences (a deploy, a shared bucket) compares against the highest it has seen.
+   */
+  get pathFences(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const g of this.grants) if (isPath(g.resource)) out[g.resource.path] = this.fenceOf(g);
+    return out;
+  }
+
+  private fenceOf(g: Grant): number {
+    return this.view.grantUnder(g.resource, g.fence)?.fence ?? g.fence;
   }
 
   get state(): LockState {
@@ -113,9 +130,13 @@ export class LockHandle {
    * A resource that is now held under another fence (this lease ended and the resource was granted
    * again, e.g. to another task of this client) is not this handle's and is left alone. While
    * suspended, it waits for the session to be back (a lost lock then has nothing to release).
+   *
+   * `contents`: the git blob ids of the files changed under its path write locks, and the commit
+   * that holds them (see `changedContents`): the server records them, and `lockstep guard` refuses
+   * a later commit of those files based on an older copy.
    */
-  release(): Promise<Resource[]> {
-    return this.owner.releaseHeld(this.own());
+  release(o: { contents?: readonly PathContent[] } = {}): Promise<Resource[]> {
+    return this.owner.releaseHeld(this.own(), o.contents);
   }
 
   /** Extends what is still held of this handle (not a later grant of the same resources). */

@@ -64,6 +64,12 @@ export type Namespaces = {
 
 export type HelloResult = ResultOf<'session.hello'>;
 
+/**
+ * A file changed under a path write lock, told with its release: its git blob id, and the commit
+ * that holds it (`changedContents` finds them).
+ */
+export type PathContent = NonNullable<ParamsOf<'lock.release'>['contents']>[number];
+
 export interface QueueUpdate {
   ticket: string;
   positions: QueuePosition[];

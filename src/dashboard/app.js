@@ -3,6 +3,7 @@ import { setText } from './dom.js';
 import { clockTime, plural } from './format.js';
 import { LocksView } from './locks-view.js';
 import { LogView } from './log-view.js';
+import { PathsView } from './paths-view.js';
 import { ProgramsView } from './programs-view.js';
 import { Rpc, RpcFailure } from './rpc.js';
 import { Store } from './store.js';
@@ -19,6 +20,7 @@ const store = new Store();
 const views = {
   agents: new AgentsView(store),
   locks: new LocksView(store),
+  paths: new PathsView(store),
   programs: new ProgramsView(store),
   log: new LogView(store),
 };
@@ -179,6 +181,7 @@ function render() {
   const dirty = new Set(store.dirty);
   store.dirty.clear();
   if (dirty.has('locks')) views.locks.render();
+  if (dirty.has('locks')) views.paths.render();
   if (dirty.has('agents')) views.agents.render();
   if (dirty.has('programs')) views.programs.render();
   if (dirty.has('log')) views.log.render();

@@ -33,6 +33,7 @@ export function clockTime(/** @type {string} */ iso) {
 /** "main/parse", or "main/f7" for a function whose name is not known (yet). */
 export function resourceName(/** @type {Resource} */ r, /** @type {NameOf} */ nameOf) {
   if (r.structure === true) return `${r.program}/structure`;
+  if (r.path !== undefined) return `${r.program}:${r.path}`;
   return `${r.program}/${nameOf(r.program, r.function ?? 0) ?? `f${r.function}`}`;
 }
 

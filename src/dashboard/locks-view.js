@@ -21,7 +21,8 @@ export class LocksView {
   }
 
   render() {
-    const rs = this.store.resources;
+    // Path locks are shown as their tree (paths-view.js).
+    const rs = this.store.resources.filter((r) => r.resource.path === undefined);
     this.empty.hidden = rs.length > 0;
     // Counted as the header counts: resources held, and those only awaited.
     const held = rs.filter((r) => r.holders.length > 0).length;

@@ -2,7 +2,7 @@
 // here touches the DOM. Each change names the views it affects in `dirty`.
 
 /**
- * @typedef {{ program: string, function?: number, structure?: true }} Resource
+ * @typedef {{ program: string, function?: number, structure?: true, path?: string }} Resource
  * @typedef {{ sessionId: string, name: string, role: string, state: string, connectedAt: number }} Agent
  * @typedef {{ sessionId: string, name?: string, mode: string, fence: number, grantedAt: string, expiresAt: string, description?: string }} Holder
  * @typedef {{ ticket: string, sessionId: string, name?: string, mode: string, position: number, upgrade: boolean, description?: string }} Waiter
@@ -19,12 +19,18 @@ const LOG_KEEP = 2000;
 
 /** @param {Resource} r */
 export function resourceKey(r) {
+  if (r.path !== undefined) return `${r.program}:${r.path}`;
   return r.structure === true ? `${r.program}/structure` : `${r.program}/f${r.function}`;
 }
 
-/** @param {Resource} a @param {Resource} b */
+/** By program, the structure first, then functions by id, then paths. @param {Resource} a @param {Resource} b */
 function compareResources(a, b) {
   if (a.program !== b.program) return a.program < b.program ? -1 : 1;
+  if (a.path !== undefined || b.path !== undefined) {
+    if (a.path === undefined) return -1;
+    if (b.path === undefined) return 1;
+    return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+  }
   return (a.structure === true ? 0 : (a.function ?? 0)) - (b.structure === true ? 0 : (b.function ?? 0));
 }
 

@@ -6,20 +6,38 @@ import type { Grant } from '../protocol/wire.ts';
 import { VERSION } from '../version.ts';
 import { AgentState } from './agent-state.ts';
 import { lockAcquire, lockRelease } from './lock-tools.ts';
+import { pathLock, pathRelease, pathStatus } from './path-tools.ts';
 import { editApply, functionRead, history, programOverview } from './program-tools.ts';
 import { errorText, label } from './render.ts';
 import type { ServerLink } from './server-link.ts';
 import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
+import { selector } from '../client/selectors.ts';
 import type { Tool, ToolContext } from './tool.ts';
 
-const TOOLS: readonly Tool[] = [programOverview, functionRead, lockAcquire, lockRelease, editApply, history];
+const TOOLS: readonly Tool[] = [
+  programOverview,
+  functionRead,
+  lockAcquire,
+  lockRelease,
+  editApply,
+  history,
+  pathLock,
+  pathRelease,
+  pathStatus,
+];
 
 const INSTRUCTIONS =
-  'Lockstep coordinates you with other agents editing the same program. Look first (program_overview), read ' +
-  'what you will change (function_read), lock it (lock_acquire, which waits its turn), edit (edit_apply), and ' +
-  'release (lock_release) as soon as you are done. Results start with what happened since your last call.';
+  'Lockstep coordinates you with other agents editing the same program or repository. For a program: look ' +
+  'first (program_overview), read what you will change (function_read), lock it (lock_acquire, which waits its ' +
+  'turn), edit (edit_apply), and release (lock_release) as soon as you are done. For files of a repository: ' +
+  'lock the files or directories you will change (path_lock, which waits its turn), pull, edit, commit, then ' +
+  'release them (path_release); path_status shows who holds what. Results start with what happened since your last call.';
 
 export interface BridgeOptions {
+  /** The git working tree the agent works in (for the path tools and the guard's session file); undefined outside one. */
+  repo: string | undefined;
+  /** The program the path tools lock in when the agent names none. */
+  pathProgram: string;
   /** After this long without a tool call the agent's leases are no longer renewed. */
   idleReleaseMs: number;
   /** One line for the operator (stderr: stdout is the MCP protocol's). */
@@ -54,6 +72,16 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
     server.sendLoggingMessage({ level, logger: 'lockstep', data: text }).catch(() => undefined);
   };
 
+  client.on('lock.waiters', ({ locks }) => {
+    for (const l of locks) {
+      state.setWaiters(l.resource, l.waiting, l.oldestWaitMs);
+      if (l.waiting > 0)
+        notify(
+          'info',
+          `${l.waiting} agent(s) waiting behind your ${lockText([l])} (the first for ${Math.round(l.oldestWaitMs / 1000)} s): finish, commit and release it when you can`,
+        );
+    }
+  });
   client.on('lock.expiring', ({ locks }) => {
     if (state.active) {
       renew(client, locks).catch((err: unknown) => notify('warning', `could not renew: ${toClientError(err).message}`));
@@ -115,6 +143,8 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
         state,
         names: namesOf,
         signal: extra.signal,
+        repo: o.repo,
+        pathProgram: o.pathProgram,
         progress: async (message) => {
           if (progressToken === undefined) return;
           step += 1;
@@ -159,15 +189,14 @@ function programOf(args: unknown): string {
 async function renew(client: LockstepClient, locks: readonly Grant[]): Promise<void> {
   for (const program of new Set(locks.map((l) => l.resource.program))) {
     const mine = locks.filter((l) => l.resource.program === program && client.heldGrant(l.resource) !== undefined);
-    const functions = mine.flatMap((l) => ('function' in l.resource ? [l.resource.function] : []));
-    const structure = mine.some((l) => 'structure' in l.resource);
-    if (functions.length === 0 && !structure) continue;
+    if (mine.length === 0) continue;
     try {
-      await client.lock.renew({
-        program,
-        ...(functions.length > 0 ? { functions } : {}),
-        ...(structure ? { structure } : {}),
-      });
+      await client.lock.renew(
+        selector(
+          program,
+          mine.map((l) => l.resource),
+        ),
+      );
     } catch (err) {
       if (!isLockstepError(err, 'NOT_HELD')) throw err;
     }

@@ -1,6 +1,5 @@
-import type { QueueUpdate } from '../client/index.ts';
 import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
-import { resolveFunctions, tool } from './tool.ts';
+import { acquireFor, resolveFunctions, tool } from './tool.ts';
 import { grantLine, label } from './render.ts';
 import { LockAcquireInput, LockReleaseInput } from './tool-schemas.ts';
 
@@ -17,23 +16,11 @@ export const lockAcquire = tool({
   async run(args, ctx) {
     const program = args.program ?? DEFAULT_PROGRAM;
     const functions = await resolveFunctions(ctx, program, args.functions);
-    const names = ctx.names(program);
-    const onQueue = (q: QueueUpdate) => {
-      const where = q.positions.map((p) => `position ${p.position} for ${label(p.resource, names)}`).join(', ');
-      ctx.progress(`queued: ${where}`).catch(() => undefined);
-    };
-    const lock = await ctx.client.acquire({
-      program,
-      mode: args.mode,
+    const lock = await acquireFor(ctx, program, args, {
       ...(functions === undefined ? {} : { functions }),
       ...(args.structure === undefined ? {} : { structure: args.structure }),
-      ...(args.ttlMs === undefined ? {} : { ttlMs: args.ttlMs }),
-      ...(args.description === undefined ? {} : { description: args.description }),
-      ...(args.timeoutMs === undefined ? {} : { waitTimeoutMs: args.timeoutMs }),
-      wait: args.wait ?? true,
-      signal: ctx.signal,
-      onQueue,
     });
+    const names = ctx.names(program);
     const lines = lock.grants.map((g) => `granted: ${grantLine(g, names)}`);
     return {
       text: `${lines.join('\n')}${lock.queued ? '\n(after waiting in the queue)' : ''}`,

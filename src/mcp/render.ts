@@ -1,6 +1,7 @@
 import type { LockstepClientError } from '../client/index.ts';
 import type { FunctionDiff } from '../protocol/program.ts';
 import { isPath, isStructure, type Resource } from '../protocol/resource.ts';
+import type { Waiters } from './agent-state.ts';
 import type { Grant } from '../protocol/wire.ts';
 
 // Concise text for a model to read, next to the same facts as structured content.
@@ -21,6 +22,13 @@ export function label(r: Resource, names: Names): string {
 
 export function grantLine(g: Grant, names: Names): string {
   return `${g.mode} lock on ${label(g.resource, names)}, fence ${g.fence}, lease until ${g.expiresAt}`;
+}
+
+/** "; 2 waiting behind it (the first for 40 s)", as last told, aged by the time since. */
+export function waitersText(w: Waiters | undefined, now = Date.now()): string {
+  if (w === undefined) return '';
+  const seconds = Math.round((w.oldestWaitMs + now - w.at) / 1000);
+  return `; ${w.waiting} waiting behind it (the first for ${seconds} s): commit and release it when you can`;
 }
 
 function nodeText(n: { id: number; op: string; attrs?: unknown }): string {

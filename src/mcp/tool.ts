@@ -1,6 +1,13 @@
 import type { z } from 'zod';
-import { LockstepClientError, type LockstepClient } from '../client/index.ts';
+import {
+  type AcquireOptions,
+  type LockHandle,
+  LockstepClientError,
+  type LockstepClient,
+  type QueueUpdate,
+} from '../client/index.ts';
 import type { AgentState } from './agent-state.ts';
+import { label } from './render.ts';
 
 /** What a tool gets to work with during one call. */
 export interface ToolContext {
@@ -12,6 +19,10 @@ export interface ToolContext {
   progress(message: string): Promise<void>;
   /** Fires when the agent cancels the call. */
   signal: AbortSignal;
+  /** The git working tree the agent works in, for the path tools; undefined outside one. */
+  repo: string | undefined;
+  /** The program the path tools lock in when the agent names none (the repository's namespace). */
+  pathProgram: string;
 }
 
 /** A tool's answer: a concise text for the model and the same facts as structured content. */
@@ -53,4 +64,41 @@ export async function resolveFunctions(
       data: { names: unknown },
     });
   return refs.map((r) => (typeof r === 'number' ? r : (byName.get(r) as number)));
+}
+
+/** How the lock tools wait (tool-schemas.ts, `waiting`). */
+export interface WaitArgs {
+  mode: 'read' | 'write';
+  ttlMs?: number | undefined;
+  wait?: boolean | undefined;
+  timeoutMs?: number | undefined;
+  description?: string | undefined;
+}
+
+/**
+ * Acquires what `what` names for a lock tool: waiting by default, each queue position sent as
+ * progress, withdrawn when the agent cancels the call.
+ */
+export function acquireFor(
+  ctx: ToolContext,
+  program: string,
+  args: WaitArgs,
+  what: Pick<AcquireOptions, 'functions' | 'structure' | 'paths'>,
+): Promise<LockHandle> {
+  const onQueue = (q: QueueUpdate) => {
+    const names = ctx.names(program);
+    const where = q.positions.map((p) => `position ${p.position} for ${label(p.resource, names)}`).join(', ');
+    ctx.progress(`queued: ${where}`).catch(() => undefined);
+  };
+  return ctx.client.acquire({
+    program,
+    mode: args.mode,
+    ...what,
+    ...(args.ttlMs === undefined ? {} : { ttlMs: args.ttlMs }),
+    ...(args.description === undefined ? {} : { description: args.description }),
+    ...(args.timeoutMs === undefined ? {} : { waitTimeoutMs: args.timeoutMs }),
+    wait: args.wait ?? true,
+    signal: ctx.signal,
+    onQueue,
+  });
 }

@@ -133,6 +133,49 @@ describe('lockstep status', { timeout: 120_000 }, () => {
     });
   });
 
+  it('shows path locks as a tree with holders and queues, in text and in --json', async () => {
+    const s = await t.server();
+    const [a, b, c] = await Promise.all([t.client(s, 'alice'), t.client(s, 'bob'), t.client(s, 'carol')]);
+    await a.acquire({ paths: ['src'], mode: 'write' });
+    await c.acquire({ paths: ['docs/guide/intro.md'], mode: 'read' });
+    let queued!: () => void;
+    const isQueued = new Promise<void>((resolve) => (queued = resolve));
+    void b.acquire({ paths: ['src/app/main.ts'], mode: 'write', onQueue: () => queued() }).catch(() => undefined);
+    await isQueued;
+
+    const [text, json] = await Promise.all([
+      lockstep(['status', '--url', s.url]),
+      lockstep(['status', '--url', s.url, '--json']),
+    ]);
+    expect(text.code).toBe(0);
+    const section = text.stdout.slice(text.stdout.indexOf('PATH LOCKS'));
+    expect(section.split('\n')).toEqual([
+      'PATH LOCKS (3)',
+      '  main:',
+      expect.stringMatching(/^ {4}docs\/guide\/intro\.md {2}carol read #\d+ \(\d+m\d+s\)$/),
+      expect.stringMatching(/^ {4}src\/ {2}alice write #\d+ \(\d+m\d+s\)$/),
+      '      app/main.ts  free; queue: 1. bob write',
+      '',
+    ]);
+    expect(text.stdout).toMatch(/LOCKS \(0\)\n {2}none/);
+    const snap = JSON.parse(json.stdout) as StatusSnapshot;
+    expect(snap.pathTrees).toMatchObject([
+      {
+        program: 'main',
+        tree: [
+          { name: 'docs', path: 'docs', children: [{ name: 'guide', children: [{ path: 'docs/guide/intro.md' }] }] },
+          {
+            name: 'src',
+            lock: { holders: [{ name: 'alice', mode: 'write' }] },
+            children: [
+              { name: 'app', children: [{ name: 'main.ts', lock: { queue: [{ name: 'bob', position: 1 }] } }] },
+            ],
+          },
+        ],
+      },
+    ]);
+  });
+
   it('--watch shows it again until interrupted, then exits 0; with --json or an interval out of range it is refused', async () => {
     const s = await t.server();
     const child = spawnLockstep(['status', '--url', s.url, '--watch=0.2']);

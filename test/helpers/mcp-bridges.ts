@@ -1,8 +1,11 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { afterEach } from 'vitest';
-import { ROOT } from './cli.ts';
+import { afterAll, afterEach } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN } from './cli.ts';
 
 export interface Bridge {
   client: Client;
@@ -29,9 +32,12 @@ export interface Result {
 /** `lockstep mcp` as real child processes driven by the MCP SDK's own client over stdio. */
 export function useBridges() {
   const open: Client[] = [];
+  // Run outside any git repository (a clone's own would get the bridges' session files) unless a test passes --repo.
+  const cwd = mkdtempSync(join(tmpdir(), 'lockstep-bridge-'));
   afterEach(async () => {
     await Promise.all(open.splice(0).map((c) => c.close().catch(() => undefined)));
   });
+  afterAll(() => rmSync(cwd, { recursive: true, force: true }));
   return async function bridge(
     url: string,
     name: string,
@@ -40,8 +46,8 @@ export function useBridges() {
   ): Promise<Bridge> {
     const transport = new StdioClientTransport({
       command: process.execPath,
-      args: ['bin/lockstep.js', 'mcp', '--url', url, '--name', name, ...extra],
-      cwd: ROOT,
+      args: [BIN, 'mcp', '--url', url, '--name', name, ...extra],
+      cwd,
       stderr: 'pipe',
       // The SDK's default environment (PATH, HOME, ...) and what the test adds.
       env: { ...getDefaultEnvironment(), ...env },
