@@ -8,9 +8,9 @@ const HEALTH_TIMEOUT_MS = 3_000;
 export interface NodeHealth {
   /** The WebSocket URL given for the node. */
   url: string;
-  /** The HTTP status of /healthz (200 leader or single server, 503 standby or unhealthy), null when unreachable. */
+  /** The HTTP status of /healthz (200 leader or single server, 503 standby, taking over or unhealthy), null when unreachable. */
   http: number | null;
-  /** Its JSON body: status, uptimeMs, sessions, store, version, and in cluster mode role, epoch, leader. */
+  /** Its JSON body: status, uptimeMs, sessions, store, version, and in cluster mode role, epoch, leader (and leadingForMs). */
   health: Record<string, unknown> | null;
   /** Why the node could not be asked. */
   error?: string;

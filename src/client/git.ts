@@ -47,19 +47,30 @@ function rawDiff(cwd: string, args: string[]): StagedChange[] {
 /**
  * Every path the staged commit changes: added, modified and deleted files, and both sides of a
  * rename (renames are not detected, so one is a deletion and an addition). One `git diff --raw`
- * gives each path's blob on both sides.
+ * gives each path's blob on both sides. The commit of a merge (MERGE_HEAD) changes only the paths
+ * whose staged content is neither side's: what comes in unchanged from the merged commits was
+ * committed by their authors, under their locks.
  */
 export function stagedChanges(cwd: string): StagedChange[] {
-  return rawDiff(cwd, ['--cached']);
+  const changes = rawDiff(cwd, ['--cached']);
+  const merging = revision(cwd, 'MERGE_HEAD');
+  if (merging === undefined) return changes;
+  const theirs = new Set(rawDiff(cwd, ['--cached', merging]).map((c) => c.path));
+  return changes.filter((c) => theirs.has(c.path));
+}
+
+/** The commit `name` (HEAD, MERGE_HEAD) is; undefined when there is none. */
+function revision(cwd: string, name: string): string | undefined {
+  try {
+    return git(cwd, ['rev-parse', '--verify', '--quiet', `${name}^{commit}`]).trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The commit HEAD names; undefined before the first commit or outside a repository. */
 export function headCommit(cwd: string): string | undefined {
-  try {
-    return git(cwd, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']).trim() || undefined;
-  } catch {
-    return undefined;
-  }
+  return revision(cwd, 'HEAD');
 }
 
 /**

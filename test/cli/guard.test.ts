@@ -150,6 +150,37 @@ describe('lockstep guard', { timeout: 120_000 }, () => {
     expect(current.code).toBe(0);
   });
 
+  it("a merge's commit is checked for what the committer changed, not for what comes in from the merged commits", async () => {
+    const { dir, s, alice } = await setUp();
+    const bob = await t.client(s, 'bob');
+    await bob.acquire({ paths: ['lib'], mode: 'write' });
+    await alice.acquire({ paths: ['src'], mode: 'write' });
+    await run('git', ['checkout', '-q', '-b', 'bob'], { cwd: dir });
+    expect((await commit(dir, 'lib/y.ts', 'y from bob\n', { LOCKSTEP_SESSION: bob.sessionId as string })).code).toBe(0);
+    await run('git', ['checkout', '-q', 'main'], { cwd: dir });
+    expect((await commit(dir, 'src/a.ts', 'a from alice\n')).code).toBe(0);
+
+    await run('git', ['merge', '-q', '--no-ff', '--no-commit', 'bob'], { cwd: dir });
+    const merged = await collect(
+      spawn('git', ['commit', '-q', '--no-edit'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+    expect(merged.stderr).toBe('');
+    expect(merged.code).toBe(0);
+
+    // A change of lib made while merging is the committer's own: refused, as alice does not hold lib.
+    await run('git', ['reset', '-q', '--hard', 'HEAD~1'], { cwd: dir });
+    await run('git', ['merge', '-q', '--no-ff', '--no-commit', 'bob'], { cwd: dir });
+    writeFileSync(join(dir, 'lib/y.ts'), 'y from bob, changed by alice\n');
+    await run('git', ['add', '-A'], { cwd: dir });
+    const edited = await collect(
+      spawn('git', ['commit', '-q', '--no-edit'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+    expect(edited.code).not.toBe(0);
+    expect(edited.stderr).toContain(
+      `lib/y.ts: your session holds no write lock covering it; held by bob (session ${bob.sessionId})`,
+    );
+  });
+
   it('refuses when no server answers, unless told to let commits through unchecked', async () => {
     const dir = await repository();
     dirs.push(dir);

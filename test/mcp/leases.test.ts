@@ -67,4 +67,41 @@ describe('lockstep mcp leases', { timeout: 60_000 }, () => {
       expect.stringMatching(/^session resumed; still held: write lock on f/),
     ]);
   });
+
+  it('path locks alike: renewed while the agent is active, left to run out when it is idle, in doubt while the connection is down', async () => {
+    const clock = new FakeClock();
+    const s = await t.server({ clock, sessionGraceMs: 600_000 });
+    const p = await proxy(s);
+    const observer = await t.client(s, 'observer');
+    const [active, idle] = await Promise.all([
+      bridge(p.url, 'active'),
+      bridge(s.url, 'idle', ['--idle-release-ms', '0']),
+    ]);
+    await active.call('path_lock', { paths: ['src/'], mode: 'write', ttlMs: 60_000 });
+    await idle.call('path_lock', { paths: ['docs'], mode: 'write', ttlMs: 60_000 });
+    await observer.events.subscribe({ topics: ['locks'] });
+    const renewed = next(observer, 'event', (e) => e.type === 'renewed');
+    const expired = next(observer, 'event', (e) => e.type === 'expired');
+    clock.advance(50_000); // past the warning (48 s), before the end
+    await renewed;
+    clock.advance(30_000); // past the first leases' end, within the renewed one
+    await expired;
+    const [status] = (await observer.lock.status({})).resources;
+    expect(status).toMatchObject({ resource: { path: 'src' }, holders: [{ name: 'active' }] });
+    const told = await idle.call('path_status', {});
+    expect(told.text).toMatch(
+      /^Since your last call:\n- lease ending soon, not renewed since you have been idle: write lock on docs in main\n- lock lost \(its lease ran out\): write lock on docs in main;/,
+    );
+
+    p.dropAll();
+    await until('the bridge resumed', 30_000, async () => (active.stderr().includes('reconnected') ? true : undefined));
+    const after = await active.call('path_status', {});
+    expect(after.data.notices).toEqual([
+      expect.stringMatching(
+        /^connection to the server lost; until the session resumes these are in doubt: write lock on src in main/,
+      ),
+      expect.stringMatching(/^session resumed; still held: write lock on src in main/),
+    ]);
+    expect(after.text).toMatch(/- write lock on src, fence \d+: held/);
+  });
 });
