@@ -721,8 +721,13 @@ export class LockManager extends EventEmitter<LockEvents> {
         session.holds.delete(h.key);
         const slot = this.slots.get(h.key)!;
         slot.holders.delete(sessionId);
-        if (slot instanceof PathSlot) for (const above of slot.ancestors()) above.removeBelow(h);
-        this.touched(slot, dirty);
+        dirty.add(slot);
+        if (slot instanceof PathSlot) {
+          for (const above of slot.ancestors()) {
+            above.removeBelow(h);
+            dirty.add(above);
+          }
+        }
         return snapshot(h);
       })
       .sort(byResource);
@@ -802,7 +807,10 @@ export class LockManager extends EventEmitter<LockEvents> {
         for (const s of t.intents) work.push(s);
       }
     }
-    this.pushes.renumber(dirty);
+    // Nobody waits where the change was (an uncontended release): no position can have moved.
+    let queued = false;
+    for (const slot of dirty) if (slot.queue.length > 0) queued = true;
+    if (queued) this.pushes.renumber(dirty);
     for (const slot of dirty) this.dropIfIdle(slot);
   }
 

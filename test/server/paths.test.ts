@@ -121,6 +121,18 @@ describe('path locks over the wire', () => {
     expect(released.released).toHaveLength(3);
   });
 
+  it('upgrades a path at once when nobody holds on, above or below it, and ends a lease as for functions', async () => {
+    const s = await t.server();
+    const [a, b] = [await t.agent(s, 'a'), await t.agent(s, 'b')];
+    const read = await a.call('lock.acquire', { program: 'repo', paths: ['src'], mode: 'read', ttlMs: 200 });
+    const up = await a.call('lock.acquire', { program: 'repo', paths: ['src'], mode: 'write', ttlMs: 200 });
+    expect(up.grants[0]).toMatchObject({ mode: 'write' });
+    expect(up.grants[0].fence).toBeGreaterThan(read.grants[0].fence);
+    const q = await b.call('lock.acquire', { program: 'repo', paths: ['src/x'], mode: 'write', wait: true });
+    expect((await a.notification('lock.expired')).locks[0].resource).toEqual(repo('src'));
+    expect((await b.notification('lock.granted')).ticket).toBe(q.ticket);
+  });
+
   it('gives a path a fence above every fence the program issued before', async () => {
     const s = await t.server();
     const a = await t.agent(s, 'a');
