@@ -11,12 +11,19 @@ const ROOT = join(import.meta.dirname, '..');
 const SCANNED = ['src', 'test', 'bench', 'examples'];
 const CODE = /\.(ts|mts|js|mjs|py)$/;
 
-function files(dir: string): string[] {
+/** A path of the repository's own tree as docs and comments write it: `src/x/y.ts`, `docs/z.md`. */
+const REPO_PATH =
+  /(?<![\w./-])((?:src|test|bench|docs|examples|scripts)\/[\w./*-]*\.(?:ts|js|mjs|md|json|yml|conf|py|sh|css|html|svg))\b/g;
+
+/** Paths of an agent's repository in the docs' examples of path locks (and this file's own), not of ours. */
+const EXAMPLE_PATHS = new Set(['src/a.ts', 'src/b.ts', 'src/app/main.ts', 'docs/intro.md', 'src/x/y.ts', 'docs/z.md']);
+
+function files(dir: string, pattern = CODE): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
-    if (e.isDirectory()) return e.name === 'node_modules' ? [] : files(path);
-    return CODE.test(e.name) ? [path] : [];
+    if (e.isDirectory()) return e.name === 'node_modules' ? [] : files(path, pattern);
+    return pattern.test(e.name) ? [path] : [];
   });
 }
 
@@ -93,6 +100,34 @@ describe('code comments cite the docs', () => {
     expect(check('// see ../shared/spec/cluster.md')).toContain('a path outside the repository');
     expect(check('// (spec section 2)')).toEqual(['cites the specification: cite docs/ instead']);
     expect(check('// docs/protocol.md, "Content hashes"; README.md')).toEqual([]);
+  });
+
+  it('name only files the repository has, in the docs as in the comments', () => {
+    const docs = [
+      'README.md',
+      'CONTRIBUTING.md',
+      'CHANGELOG.md',
+      'bench/README.md',
+      ...files(join(ROOT, 'docs'), /\.md$/).map((f) => relative(ROOT, f)),
+    ];
+    const sources = SCANNED.flatMap((dir) => files(join(ROOT, dir)));
+    const texts = [
+      ...docs.map((f) => ({ file: f, text: readFileSync(join(ROOT, f), 'utf8') })),
+      ...sources.map((f) => ({
+        file: relative(ROOT, f),
+        text: comments(readFileSync(f, 'utf8'))
+          .map((c) => c.text)
+          .join('\n'),
+      })),
+    ];
+    const missing = texts.flatMap(({ file, text }) =>
+      [...text.matchAll(REPO_PATH)]
+        .map((m) => m[1] as string)
+        .filter((path) => !path.includes('*') && !EXAMPLE_PATHS.has(path) && !existsSync(join(ROOT, path)))
+        .map((path) => `${file}: ${path}`),
+    );
+    // The changelog tells of files that were; it is read for its history, not as a map.
+    expect(missing.filter((m) => !m.startsWith('CHANGELOG.md'))).toEqual([]);
   });
 
   it('link docs/cluster.md and docs/cluster-failover.md to headings that exist', () => {
