@@ -92,6 +92,11 @@ export class LockstepSystem implements LockSystem {
     return new LockstepSystem(await forkServer('./lockstep-server.ts', opts, execArgv, [], stdout), 'Lockstep');
   }
 
+  /** A server started some other way (callgrind-turns.ts: under valgrind). */
+  static around(server: Child, name: string): LockstepSystem {
+    return new LockstepSystem(server, name);
+  }
+
   /** Another commit's server (baseline.ts), started the same way with the same options. */
   static async startBaseline(
     serverModule: string,

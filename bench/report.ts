@@ -120,9 +120,16 @@ export function writeReport(res: Results): void {
       ['npm run bench -- --only=hand-over', 'one workload, printed only (also: uncontended, read, batch)'],
       ['npm run bench -- --baseline', 'everything, plus the server of the previous commit beside the current one'],
       ['npm run bench -- --baseline=REV --no-peers', 'only the two Lockstep servers (any commit), printed only'],
-      ['npm run bench:cluster', 'the Cluster section (kept by npm run bench): takeover time, leader against one node'],
+      [
+        'npm run bench:cluster',
+        'the Cluster section (kept by npm run bench): takeover time, leader against one node and etcd',
+      ],
+      [
+        'node --import tsx bench/turns.ts --baseline=REV',
+        'the Hand-over turns section (kept by npm run bench): the slowest 1% of turns, part by part',
+      ],
       ['npm run bench:store', 'the edits section (kept by npm run bench): committed edits, SQLite against PostgreSQL'],
-    ].map(([cmd, what]) => `${cmd?.padEnd(44)}# ${what}`),
+    ].map(([cmd, what]) => `${cmd?.padEnd(48)}# ${what}`),
     '```',
     '',
     '## Machine',

@@ -79,6 +79,8 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
   private readonly resends = new Resends();
   /** The session across a drop of its socket. */
   private readonly resume: Resume;
+  /** lock.acquire calls sent and not answered yet (giveBack waits for them). */
+  private readonly acquiring = new Set<Promise<void>>();
 
   /** Connects and says hello; resolves once the session is open. */
   static async connect(options: ClientOptions | string): Promise<LockstepClient> {
@@ -307,10 +309,17 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
    * of a lock already held (same fence) is left alone. `previous[i]`: what was held of grants[i].
    */
   private async giveBack(grants: readonly Grant[], previous: readonly (Grant | undefined)[]): Promise<void> {
+    // An acquire of the same resource sent before this release would reach the server is answered
+    // there as reentrant, with this very lock, which the release would then end under its new
+    // handle. So the acquires in flight are let finish first, and a lock one of them was answered
+    // with is that one's now, not this grant's to give back.
+    const claims = grants.map((g) => this.leases.claims(g.resource));
+    while (this.acquiring.size > 0) await Promise.allSettled([...this.acquiring]);
     const release: Resource[] = [];
     const downgrade: Resource[] = [];
     grants.forEach((g, i) => {
       const before = previous[i];
+      if (this.leases.claims(g.resource) !== claims[i]) return;
       if (before === undefined) release.push(g.resource);
       else if (before.fence !== g.fence && before.mode === 'read' && g.mode === 'write') downgrade.push(g.resource);
     });
@@ -330,6 +339,7 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     this.leases.add(
       grants.filter((_, i) => previous[i] === undefined),
       this.ttlFor(undefined),
+      false,
       false,
     );
     void this.giveBack(grants, previous);
@@ -377,15 +387,24 @@ export class LockstepClient extends EventEmitter<ClientEvents> implements LockOw
     deadline: number,
   ): Promise<ResultOf<M>> {
     const maxBytes = this.connection.hello?.limits.maxMessageBytes;
+    const request = channel.request(method, params, {
+      timeoutMs: Math.max(1, deadline - Date.now()),
+      onResult: (result) => this.known.afterResult(method, params, result, o),
+      ...(maxBytes === undefined ? {} : { maxBytes }),
+      ...(method === 'lock.acquire'
+        ? { onLate: (result: unknown) => this.abandon(result as ResultOf<'lock.acquire'>) }
+        : {}),
+    });
+    if (method === 'lock.acquire') {
+      const answered = request.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.acquiring.add(answered);
+      void answered.then(() => this.acquiring.delete(answered));
+    }
     try {
-      return (await channel.request(method, params, {
-        timeoutMs: Math.max(1, deadline - Date.now()),
-        onResult: (result) => this.known.afterResult(method, params, result, o),
-        ...(maxBytes === undefined ? {} : { maxBytes }),
-        ...(method === 'lock.acquire'
-          ? { onLate: (result: unknown) => this.abandon(result as ResultOf<'lock.acquire'>) }
-          : {}),
-      })) as ResultOf<M>;
+      return (await request) as ResultOf<M>;
     } catch (err) {
       this.known.afterError(method, err);
       throw err;

@@ -18,6 +18,8 @@ interface Lease {
   busy: boolean;
   /** Aborted with LOCK_LOST when the lock is lost: the signal of its handles. */
   loss: AbortController;
+  /** Grants of it the application was told of (acquire results, granted tickets): see claims(). */
+  claims: number;
 }
 
 export interface LeaseHooks {
@@ -82,7 +84,17 @@ export class Leases {
     return [...this.leases.values()].map((l) => ({ grant: l.grant, fences: [...l.fences], until: l.until }));
   }
 
-  add(grants: readonly Grant[], ttlMs: number, auto: boolean): void {
+  /**
+   * How many grants of the lock on `r` the application was told of while it was held without a
+   * break: a grant given back (Leases.add with `claimed` false) counts none, so a change in this
+   * number means an acquire of the client was answered with that lock meanwhile.
+   */
+  claims(r: Resource): number {
+    return this.leases.get(resourceKey(r))?.claims ?? 0;
+  }
+
+  /** `claimed` false: a grant nobody waits for, recorded only to be given back. */
+  add(grants: readonly Grant[], ttlMs: number, auto: boolean, claimed = true): void {
     const now = Date.now();
     for (const grant of grants) {
       const key = resourceKey(grant.resource);
@@ -103,6 +115,7 @@ export class Leases {
         until: now + ttlMs,
         busy: prev?.busy ?? false,
         loss: prev?.loss ?? new AbortController(),
+        claims: (prev?.claims ?? 0) + (claimed ? 1 : 0),
       });
     }
     this.schedule();

@@ -18,14 +18,6 @@ export interface LockEventParts {
   nameOf(sessionId: string): string;
 }
 
-/**
- * Turns lock core events into pushes to the sessions concerned and items on the `locks` topic.
- * lock.granted and lock.expired tell a session of a change of its locks: in cluster mode they
- * wait for the journal (Coordinator.notify). Items on the topic do not: docs/cluster.md, "What is
- * durable when", says why.
- * Position changes are pushed but not put on the topic: one release with a thousand waiters would
- * otherwise write a thousand events; observers derive positions from queue order instead.
- */
 /** What a logged lock event keeps until it is read: the core's payload (and its session's name then). */
 type Logged<K extends keyof LockEvents> = Parameters<LockEvents[K]>[0];
 
@@ -51,6 +43,14 @@ const released = (p: Logged<'released'>, name: string) => ({
   reason: p.reason,
 });
 
+/**
+ * Turns lock core events into pushes to the sessions concerned and items on the `locks` topic.
+ * lock.granted and lock.expired tell a session of a change of its locks: in cluster mode they
+ * wait for the journal (Coordinator.notify). Items on the topic do not: docs/cluster.md, "What is
+ * durable when", says why.
+ * Position changes are pushed but not put on the topic: one release with a thousand waiters would
+ * otherwise write a thousand events; observers derive positions from queue order instead.
+ */
 export function bridgeLockEvents(c: LockEventParts): void {
   const { locks, events, logger } = c;
   const who = (sessionId: string) => ({ sessionId, name: c.nameOf(sessionId) });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
 import { VERSION } from '../../src/version.ts';
 import { addFns, useSdk } from '../helpers/sdk.ts';
-import { collect, lockstep, spawnLockstep } from '../helpers/cli.ts';
+import { collect, lockstep, spawnLockstep, UP_COLUMN } from '../helpers/cli.ts';
 
 // Each test starts several CLI processes at once (each compiles through tsx): slow on a loaded machine.
 describe('lockstep status', { timeout: 120_000 }, () => {
@@ -78,7 +78,7 @@ describe('lockstep status', { timeout: 120_000 }, () => {
       'NODES (2)',
       expect.stringMatching(/^ {2}URL\s+ROLE\s+EPOCH\s+LEADER\s+HEALTH\s+SESSIONS\s+UP\s+VERSION$/),
       expect.stringMatching(
-        new RegExp(`^  ${s.url}\\s+single\\s+-\\s+-\\s+ok \\(200\\)\\s+\\d+\\s+\\d+s\\s+${VERSION}$`),
+        new RegExp(`^  ${s.url}\\s+single\\s+-\\s+-\\s+ok \\(200\\)\\s+\\d+\\s+${UP_COLUMN}\\s+${VERSION}$`),
       ),
       expect.stringMatching(/^ {2}ws:\/\/127\.0\.0\.1:1\/ws\s+-\s+-\s+-\s+unreachable: .*ECONNREFUSED/),
     ]);

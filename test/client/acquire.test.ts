@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { isLockstepError, type LockHandle, type LockstepClient, type QueueUpdate } from '../../src/client/index.ts';
+import { WebSocket } from 'ws';
+import {
+  isLockstepError,
+  type LockHandle,
+  type LockstepClient,
+  type QueueUpdate,
+  type WebSocketConstructor,
+} from '../../src/client/index.ts';
 import { addFns, next, useSdk } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 
 /** Starts an acquire and resolves, with its promise, once the server has queued it. */
 async function queue(
@@ -23,6 +31,49 @@ async function queue(
   granted.catch(() => undefined);
   await Promise.race([isQueued, granted]);
   return { granted };
+}
+
+/**
+ * `ws` sockets whose incoming frames the test can hold back, then let through in order; `sent`
+ * counts the requests written, by method.
+ */
+function heldReplies() {
+  const state = { holding: false, held: [] as Array<() => void> };
+  const sent = new Map<string, number>();
+  class Held extends WebSocket {
+    constructor(url: string) {
+      super(url);
+      const send = this.send.bind(this);
+      this.send = ((data: string) => {
+        const { method } = JSON.parse(data) as { method: string };
+        sent.set(method, (sent.get(method) ?? 0) + 1);
+        send(data);
+      }) as typeof this.send;
+      let handler: ((event: unknown) => void) | null = null;
+      this.addEventListener('message', (event) => {
+        const deliver = () => handler?.(event);
+        if (state.holding) state.held.push(deliver);
+        else deliver();
+      });
+      Object.defineProperty(this, 'onmessage', {
+        get: () => handler,
+        set: (fn: ((event: unknown) => void) | null) => {
+          handler = fn;
+        },
+      });
+    }
+  }
+  return {
+    WebSocket: Held as unknown as WebSocketConstructor,
+    sent: (method: string) => sent.get(method) ?? 0,
+    hold(): void {
+      state.holding = true;
+    },
+    letThrough(): void {
+      state.holding = false;
+      for (const deliver of state.held.splice(0)) deliver();
+    },
+  };
 }
 
 describe('SDK acquire()', () => {
@@ -142,6 +193,43 @@ describe('SDK acquire()', () => {
     expect(first.held).toBe(true);
     const [status] = (await a.lock.status({})).resources;
     expect(status?.holders).toMatchObject([{ sessionId: a.sessionId, mode: 'write', fence: first.fences[String(f)] }]);
+  });
+
+  it('gives back a grant that came after its call timed out, but not once a later acquire was answered with the same lock', async () => {
+    const s = await t.server();
+    const replies = heldReplies();
+    const a = await t.client(s, 'a', { WebSocket: replies.WebSocket });
+    const b = await t.client(s, 'b');
+    const [f] = (await addFns(a, ['f'])) as [number];
+    replies.hold();
+    const late = a.acquire({ functions: [f], mode: 'write', timeoutMs: 50 });
+    await expect(late).rejects.toMatchObject({ type: 'TIMEOUT' });
+    // Sent before the late grant is read: the server answers it as reentrant, with that lock.
+    const sentBefore = replies.sent('lock.acquire');
+    const again = a.acquire({ functions: [f], mode: 'write' });
+    await until('the second acquire sent', 10_000, async () =>
+      replies.sent('lock.acquire') > sentBefore ? true : undefined,
+    );
+    replies.letThrough();
+    const lock = await again;
+    // Whatever was given back was sent before this ping's reply came.
+    await a.session.ping();
+    expect(lock.held).toBe(true);
+    await expect(b.acquire({ functions: [f], mode: 'write', wait: false })).rejects.toMatchObject({
+      type: 'LOCK_DENIED',
+    });
+    const [status] = (await a.lock.status({})).resources;
+    expect(status?.holders).toMatchObject([{ sessionId: a.sessionId, mode: 'write', fence: lock.fences[String(f)] }]);
+
+    // Alone, a late grant is given back.
+    await lock.release();
+    replies.hold();
+    const alone = a.acquire({ functions: [f], mode: 'write', timeoutMs: 50 });
+    await expect(alone).rejects.toMatchObject({ type: 'TIMEOUT' });
+    replies.letThrough();
+    await until('the late grant given back', 10_000, async () =>
+      (await a.lock.status({})).resources.length === 0 && a.held().length === 0 ? true : undefined,
+    );
   });
 
   it('an abort racing an upgrade grant downgrades back to the read lock held before', async () => {

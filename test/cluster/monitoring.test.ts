@@ -3,7 +3,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { LockstepClient } from '../../src/client/index.ts';
 import type { StatusSnapshot } from '../../src/cli/status.ts';
 import { VERSION } from '../../src/version.ts';
-import { lockstep } from '../helpers/cli.ts';
+import { lockstep, UP_COLUMN } from '../helpers/cli.ts';
 import { addFns } from '../helpers/sdk.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { kill, leaderOf, type Node, spawnNode } from './leader-nodes.ts';
@@ -203,12 +203,12 @@ describe('monitoring a cluster', () => {
     const text = await lockstep(['status', '--url', `${leader.url},${standby.url}`]);
     expect(text.stdout).toMatch(
       new RegExp(
-        `\\n {2}${leader.url}\\s+leader\\s+1\\s+${leader.url}\\s+ok \\(200\\)\\s+\\d+\\s+\\d+s\\s+${VERSION}\\n`,
+        `\\n {2}${leader.url}\\s+leader\\s+1\\s+${leader.url}\\s+ok \\(200\\)\\s+\\d+\\s+${UP_COLUMN}\\s+${VERSION}\\n`,
       ),
     );
     expect(text.stdout).toMatch(
       new RegExp(
-        `\\n {2}${standby.url}\\s+standby\\s+1\\s+${leader.url}\\s+standby \\(503\\)\\s+0\\s+\\d+s\\s+${VERSION}\\n`,
+        `\\n {2}${standby.url}\\s+standby\\s+1\\s+${leader.url}\\s+standby \\(503\\)\\s+0\\s+${UP_COLUMN}\\s+${VERSION}\\n`,
       ),
     );
   });

@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = fileURLToPath(new URL('../../bin/lockstep.js', import.meta.url));
 
+/** A pattern of status's UP column: a node's uptime passes a minute on a loaded machine ("1m05s"). */
+export const UP_COLUMN = '\\d+(?:m\\d{2})?s';
+
 export interface Ran {
   code: number | null;
   signal: NodeJS.Signals | null;
