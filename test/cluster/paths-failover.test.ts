@@ -69,5 +69,5 @@ describe('path locks through a failover', () => {
     await ra.client.call('lock.release', { program: 'repo', paths: ['src/a.ts'] });
     const granted = await t.client.notification('lock.granted', (p) => p.ticket === waiting.ticket);
     expect(granted.grants[0].fence).toBeGreaterThan(Math.max(ga.grants[0].fence, gb.grants[0].fence));
-  });
+  }, 60_000);
 });
