@@ -394,7 +394,7 @@ export class LockManager extends EventEmitter<LockEvents> {
     return { held: undefined, blocker };
   }
 
-  /** The session's locks others wait for: per lock, the tickets that conflict with it there. */
+  /** The session's locks and, per lock, the tickets of others that conflict with it there. */
   private waitersOf(sessionId: string): HolderWaiters[] {
     const session = this.sessions.get(sessionId);
     if (session === undefined) return [];
@@ -402,7 +402,6 @@ export class LockManager extends EventEmitter<LockEvents> {
     const out: HolderWaiters[] = [];
     for (const h of [...session.holds.values()].sort((a, b) => compareResources(a.resource, b.resource))) {
       const waiting = ticketsWaitingFor(this.slots.get(h.key)!, h);
-      if (waiting.size === 0) continue;
       let oldest = now;
       for (const t of waiting) oldest = Math.min(oldest, t.enqueuedAt);
       out.push({ resource: copyResource(h.resource), mode: h.mode, waiting: waiting.size, oldestWaitMs: now - oldest });
@@ -736,6 +735,8 @@ export class LockManager extends EventEmitter<LockEvents> {
   }
 
   private withdraw(session: SessionLocks, t: Ticket, reason: CancelReason, dirty: Set<ResourceSlot>): void {
+    // Its holders were told it waits: they hear that it no longer does.
+    if (this.waiters.enabled) this.waiters.mark(holdersBlocking(t));
     this.unqueue(t, dirty);
     session.tickets.delete(t.id);
     if (t.key !== undefined) session.outcomes.withdrawn(t.key, t.id, reason);

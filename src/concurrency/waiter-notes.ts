@@ -2,23 +2,28 @@ import type { Clock } from './clock.ts';
 import { Deadlines } from './deadlines.ts';
 import type { Deadline } from './deadlines.ts';
 import type { HolderWaiters } from './lock-types.ts';
+import { resourceKey } from '../protocol/resource.ts';
 
 /**
  * Holders told that others queue behind their locks (lock.waiters), so that an agent can finish
- * or hand over: a holder is marked when a ticket starts waiting for one of its locks, and told,
- * at most once per `intervalMs`, how many wait on each lock and for how long the oldest has; the
- * first time at once. Its own timer, like the position pushes: none while nobody waits.
+ * or hand over: a holder is marked when a ticket starts or stops waiting for one of its locks,
+ * and told, at most once per `intervalMs`, how many wait on each lock and for how long the oldest
+ * has; the first time at once. A lock it was told others wait for is told again with 0 once none
+ * does (they gave up or went away), so that what a holder was told is never left standing. Its
+ * own timer, like the position pushes: none while nobody waits.
  */
 export class WaiterNotes {
   private readonly marked = new Set<string>();
   private readonly toldAt = new Map<string, number>();
+  /** Per session, the keys of its locks it was last told someone waits for. */
+  private readonly waitedFor = new Map<string, Set<string>>();
   private readonly timer: Deadlines;
   private runAt: Deadline | undefined;
 
   constructor(
     private readonly intervalMs: number,
     private readonly clock: Clock,
-    /** What waits now for each of the session's locks that anyone waits for. */
+    /** What waits now for each of the session's locks, 0 included. */
     private readonly survey: (sessionId: string) => HolderWaiters[],
     private readonly tell: (sessionId: string, locks: HolderWaiters[]) => void,
     private readonly flush: () => void,
@@ -34,7 +39,12 @@ export class WaiterNotes {
     this.timer.close();
   }
 
-  /** These sessions hold locks a ticket now waits for. Off with an interval of 0. */
+  /** Whether holders are told at all (an interval of 0: never). */
+  get enabled(): boolean {
+    return this.intervalMs > 0;
+  }
+
+  /** These sessions hold locks a ticket now waits for, or waited for until now. */
   mark(sessionIds: Iterable<string>): void {
     if (this.intervalMs === 0) return;
     for (const id of sessionIds) this.marked.add(id);
@@ -45,6 +55,7 @@ export class WaiterNotes {
   forget(sessionId: string): void {
     this.marked.delete(sessionId);
     this.toldAt.delete(sessionId);
+    this.waitedFor.delete(sessionId);
   }
 
   private schedule(): void {
@@ -64,8 +75,12 @@ export class WaiterNotes {
     for (const id of [...this.marked]) {
       if ((this.toldAt.get(id) ?? -Infinity) + this.intervalMs > now) continue;
       this.marked.delete(id);
-      const locks = this.survey(id);
+      const before = this.waitedFor.get(id);
+      const locks = this.survey(id).filter((l) => l.waiting > 0 || before?.has(resourceKey(l.resource)));
       if (locks.length === 0) continue;
+      const waited = new Set(locks.filter((l) => l.waiting > 0).map((l) => resourceKey(l.resource)));
+      if (waited.size === 0) this.waitedFor.delete(id);
+      else this.waitedFor.set(id, waited);
       this.toldAt.set(id, now);
       this.tell(id, locks);
     }

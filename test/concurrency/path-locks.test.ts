@@ -222,13 +222,21 @@ describe('the holder hears of its waiters', () => {
     expect(told).toHaveLength(1);
     clock.advance(700);
     expect(told[1]).toEqual({ sessionId: 'a', waiting: [2], oldest: [1000] });
-    // Nobody waits any more by the next run: nothing is told.
+    // The waiters give up or go away: the holder is told nobody waits any more, once.
     locks.acquire('d', ask('read', [p('src/y')]));
     locks.removeSession('b');
-    locks.removeSession('c');
+    const c = locks.tickets('c')[0]!;
+    locks.cancel('c', c.ticket);
     locks.removeSession('d');
     clock.advance(1000);
-    expect(told).toHaveLength(2);
+    expect(told[2]).toEqual({ sessionId: 'a', waiting: [0], oldest: [0] });
+    clock.advance(5000);
+    expect(told).toHaveLength(3);
+    // A waiter gone before the holder was told of it: nothing to tell.
+    locks.acquire('e', ask('write', [p('src/z')]));
+    locks.removeSession('e');
+    clock.advance(1000);
+    expect(told).toHaveLength(3);
     locks.removeSession('a');
     expect(locks.scheduled).toBe(0);
   });
