@@ -21,7 +21,7 @@ describe('paths', () => {
 
   it('are at most 1024 bytes of UTF-8', () => {
     expect(pathProblem('é'.repeat(512))).toBeUndefined();
-    expect(pathProblem('é'.repeat(512) + 'a')).toMatch(/at most 1024 bytes/);
+    expect(pathProblem(`${'é'.repeat(512)}a`)).toMatch(/at most 1024 bytes/);
   });
 
   it('sit below their ancestors by whole segments', () => {
