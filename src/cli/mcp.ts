@@ -15,6 +15,8 @@ import {
 } from './common.ts';
 
 const DEFAULT_IDLE_RELEASE_MS = 15 * 60_000;
+// Well inside the 60 s request timeout MCP clients default to (docs/mcp.md, "Waiting for a lock").
+const DEFAULT_PROGRESS_EVERY_MS = 15_000;
 
 export const MCP_HELP = `Usage: lockstep mcp [options]
 
@@ -31,6 +33,8 @@ ${connectionHelp(25)}
                             session file \`lockstep guard\` reads (default: the current directory)
   --idle-release-ms <ms>    renew the agent's leases only while it called a tool within this
                             long; after that they run out (default ${DEFAULT_IDLE_RELEASE_MS})
+  --progress-every-ms <ms>  while a lock tool waits, tell its queue position again this often
+                            (default ${DEFAULT_PROGRESS_EVERY_MS})
   --help                    show this text`;
 
 export async function mcp(argv: string[]): Promise<void> {
@@ -42,6 +46,7 @@ export async function mcp(argv: string[]): Promise<void> {
       repo: { type: 'string' },
       program: { type: 'string' },
       'idle-release-ms': { type: 'string' },
+      'progress-every-ms': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -56,6 +61,13 @@ export async function mcp(argv: string[]): Promise<void> {
     values['idle-release-ms'],
     DEFAULT_IDLE_RELEASE_MS,
     0,
+    2 ** 31 - 1,
+  );
+  const progressEveryMs = intOption(
+    'progress-every-ms',
+    values['progress-every-ms'],
+    DEFAULT_PROGRESS_EVERY_MS,
+    1,
     2 ** 31 - 1,
   );
   const name = values.name ?? process.env.LOCKSTEP_NAME;
@@ -73,7 +85,7 @@ export async function mcp(argv: string[]): Promise<void> {
   // Outside a git working tree the path tools still lock; nothing is recorded and no guard is told.
   const repo = sessionDir(cwd) === undefined ? undefined : cwd;
   const pathProgram = values.program ?? process.env.LOCKSTEP_PROGRAM ?? DEFAULT_PROGRAM;
-  const server = createBridge(link, { idleReleaseMs, log, repo, pathProgram });
+  const server = createBridge(link, { idleReleaseMs, progressEveryMs, log, repo, pathProgram });
   // Where `lockstep guard` finds this agent's session (docs/mcp.md, "Which session commits").
   const published = repo === undefined ? undefined : publishSession(client, { cwd: repo });
   await server.connect(new StdioServerTransport());

@@ -40,6 +40,8 @@ export interface BridgeOptions {
   pathProgram: string;
   /** After this long without a tool call the agent's leases are no longer renewed. */
   idleReleaseMs: number;
+  /** How often a waiting lock tool tells its unchanged queue position again (tool.ts, acquireFor). */
+  progressEveryMs: number;
   /** One line for the operator (stderr: stdout is the MCP protocol's). */
   log(line: string): void;
 }
@@ -145,6 +147,7 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
         signal: extra.signal,
         repo: o.repo,
         pathProgram: o.pathProgram,
+        progressEveryMs: o.progressEveryMs,
         progress: async (message) => {
           if (progressToken === undefined) return;
           step += 1;

@@ -17,6 +17,8 @@ export interface ToolContext {
   names(program: string): Map<number, string>;
   /** Tells the agent how a long call (a waiting acquire) is going, when it asked for progress. */
   progress(message: string): Promise<void>;
+  /** How often a waiting acquire tells its queue position again, unchanged, so that the client's timeout restarts. */
+  progressEveryMs: number;
   /** Fires when the agent cancels the call. */
   signal: AbortSignal;
   /** The git working tree the agent works in, for the path tools; undefined outside one. */
@@ -77,28 +79,40 @@ export interface WaitArgs {
 
 /**
  * Acquires what `what` names for a lock tool: waiting by default, each queue position sent as
- * progress, withdrawn when the agent cancels the call.
+ * progress, withdrawn when the agent cancels the call. While the position stays the same it is
+ * sent again every `progressEveryMs` with how long the call has waited: an MCP client restarts its
+ * request timeout on progress only when progress comes (docs/mcp.md, "Waiting for a lock").
  */
-export function acquireFor(
+export async function acquireFor(
   ctx: ToolContext,
   program: string,
   args: WaitArgs,
   what: Pick<AcquireOptions, 'functions' | 'structure' | 'paths'>,
 ): Promise<LockHandle> {
+  const started = Date.now();
+  let where: string | undefined;
+  const tell = (message: string) => ctx.progress(message).catch(() => undefined);
+  const again = setInterval(() => {
+    if (where !== undefined) tell(`queued: ${where} (waited ${Math.round((Date.now() - started) / 1000)} s)`);
+  }, ctx.progressEveryMs);
   const onQueue = (q: QueueUpdate) => {
     const names = ctx.names(program);
-    const where = q.positions.map((p) => `position ${p.position} for ${label(p.resource, names)}`).join(', ');
-    ctx.progress(`queued: ${where}`).catch(() => undefined);
+    where = q.positions.map((p) => `position ${p.position} for ${label(p.resource, names)}`).join(', ');
+    tell(`queued: ${where}`);
   };
-  return ctx.client.acquire({
-    program,
-    mode: args.mode,
-    ...what,
-    ...(args.ttlMs === undefined ? {} : { ttlMs: args.ttlMs }),
-    ...(args.description === undefined ? {} : { description: args.description }),
-    ...(args.timeoutMs === undefined ? {} : { waitTimeoutMs: args.timeoutMs }),
-    wait: args.wait ?? true,
-    signal: ctx.signal,
-    onQueue,
-  });
+  try {
+    return await ctx.client.acquire({
+      program,
+      mode: args.mode,
+      ...what,
+      ...(args.ttlMs === undefined ? {} : { ttlMs: args.ttlMs }),
+      ...(args.description === undefined ? {} : { description: args.description }),
+      ...(args.timeoutMs === undefined ? {} : { waitTimeoutMs: args.timeoutMs }),
+      wait: args.wait ?? true,
+      signal: ctx.signal,
+      onQueue,
+    });
+  } finally {
+    clearInterval(again);
+  }
 }

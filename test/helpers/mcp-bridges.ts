@@ -21,6 +21,8 @@ export interface CallOptions {
   onProgress?: (message: string) => void;
   /** Cancels the call (MCP notifications/cancelled). */
   signal?: AbortSignal;
+  /** The client's request timeout (restarted by each progress when onProgress is given). */
+  timeout?: number;
 }
 
 export interface Result {
@@ -64,12 +66,13 @@ export function useBridges() {
       pid: transport.pid as number,
       stderr: () => stderr,
       async call(tool, args, o = {}) {
-        const { onProgress, signal } = o;
+        const { onProgress, signal, timeout } = o;
         const r = (await client.callTool({ name: tool, arguments: args }, undefined, {
           ...(onProgress === undefined
             ? {}
             : { onprogress: (p) => onProgress(p.message ?? ''), resetTimeoutOnProgress: true }),
           ...(signal === undefined ? {} : { signal }),
+          ...(timeout === undefined ? {} : { timeout }),
         })) as CallToolResult;
         const text = r.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
         return { text, isError: r.isError === true, data: (r.structuredContent ?? {}) as Record<string, unknown> };

@@ -77,6 +77,45 @@ describe('lockstep mcp', { timeout: 60_000 }, () => {
     expect(granted.data).toMatchObject({ status: 'granted', waited: true, grants: [{ mode: 'write' }] });
   });
 
+  it('tells an unchanged queue position again while it waits, so a client resetting its timeout on progress keeps its place', async () => {
+    const s = await t.server();
+    const setup = await t.client(s, 'setup');
+    const [parse] = (await addFns(setup, ['parse'])) as [number];
+    const held = await setup.acquire({ functions: [parse], mode: 'write' });
+    const pathHeld = await setup.acquire({ paths: ['src'], mode: 'write' });
+    const b = await bridge(s.url, 'b', ['--progress-every-ms', '100']);
+    // The client times out after 1 s without progress; 12 repeats 100 ms apart outlast that.
+    const progress: string[] = [];
+    let enough!: () => void;
+    const heard = new Promise<void>((resolve) => (enough = resolve));
+    const waiting = b.call(
+      'lock_acquire',
+      { functions: ['parse'], mode: 'write' },
+      {
+        timeout: 1_000,
+        onProgress: (message) => {
+          progress.push(message);
+          if (progress.length === 12) enough();
+        },
+      },
+    );
+    await Promise.race([heard, waiting.then(() => expect.unreachable('answered before it was granted'))]);
+    expect(progress[0]).toBe('queued: position 1 for parse (id 1)');
+    for (const p of progress.slice(1)) expect(p).toMatch(/^queued: position 1 for parse \(id 1\) \(waited \d+ s\)$/);
+    await held.release();
+    expect((await waiting).data).toMatchObject({ status: 'granted', waited: true });
+
+    const again = new Promise<string>((resolve) => {
+      void b.call(
+        'path_lock',
+        { paths: ['src/a.ts'], mode: 'write' },
+        { onProgress: (message) => message.includes('waited') && resolve(message) },
+      );
+    });
+    expect(await again).toMatch(/^queued: position 1 for src\/a\.ts in main \(waited \d+ s\)$/);
+    await pathHeld.release();
+  });
+
   it('withdraws the queued request when the agent cancels a waiting acquire', async () => {
     const s = await t.server();
     const observer = await t.client(s, 'observer');
