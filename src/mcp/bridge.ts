@@ -170,7 +170,7 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
           retryAfterMs: e.retryAfterMs,
           data: e.data,
         };
-        return result(state.drain(), errorText(e, namesOf(programOf(args))), { error }, true);
+        return result(state.drain(), errorText(e, namesOf(programOf(args)), t.name), { error }, true);
       }
     });
   }

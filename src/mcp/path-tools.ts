@@ -1,5 +1,6 @@
 import { changedContents, headCommit, uncommitted } from '../client/git.ts';
 import type { Grant } from '../client/index.ts';
+import { isLockstepError } from '../client/errors.ts';
 import { LockstepClientError } from '../client/index.ts';
 import { pathTree, pathTreeLines } from '../client/path-tree.ts';
 import { RpcCode } from '../protocol/errors.ts';
@@ -136,18 +137,29 @@ export const pathStatus = tool({
   input: PathStatusInput,
   async run(args, ctx) {
     const program = args.program ?? ctx.pathProgram;
-    const { resources } = await ctx.client.lock.status({ program });
+    const resources = await statusOf(ctx, program);
+    if (resources === undefined)
+      return { text: `no path locks in ${program} yet`, data: { program, locks: [], held: [], suspended: false } };
     const me = ctx.client.sessionId;
     const entries = resources.flatMap((r) => (isPath(r.resource) ? [{ path: r.resource.path, lock: r }] : []));
+    const held = entries.filter((e) => e.lock.holders.length > 0).map((e) => e.path);
+    // A path nobody holds may still be blocked by a lock above it or below it (a lock covers what is below its path).
+    const free = (path: string) => {
+      const around = [
+        ...(held.some((h) => path.startsWith(`${h}/`)) ? ['above'] : []),
+        ...(held.some((h) => h.startsWith(`${path}/`)) ? ['below'] : []),
+      ];
+      return around.length === 0 ? 'free' : `free here; held ${around.join(' and ')}`;
+    };
     const describe = (r: (typeof entries)[number]['lock']) => {
       const holders = r.holders.map(
         (h) => `${h.sessionId === me ? 'you' : (h.name ?? h.sessionId)} ${h.mode} #${h.fence}`,
       );
       const queue = r.queue.map(
-        (q) => `${q.position}. ${q.sessionId === me ? 'you' : (q.name ?? q.sessionId)} ${q.mode}`,
+        (q) => `#${q.position} ${q.sessionId === me ? 'you' : (q.name ?? q.sessionId)} ${q.mode}`,
       );
       return [
-        holders.length === 0 ? 'free' : `held by ${holders.join(', ')}`,
+        holders.length === 0 ? free((r.resource as PathResource).path) : `held by ${holders.join(', ')}`,
         ...(queue.length === 0 ? [] : [`queue: ${queue.join(', ')}`]),
       ].join('; ');
     };
@@ -173,3 +185,13 @@ export const pathStatus = tool({
     };
   },
 });
+
+/** The program's locks; undefined for a program the server does not know yet (nobody has locked a path there). */
+async function statusOf(ctx: ToolContext, program: string) {
+  try {
+    return (await ctx.client.lock.status({ program })).resources;
+  } catch (err) {
+    if (isLockstepError(err, 'NOT_FOUND') && (err.data as { program?: string }).program === program) return undefined;
+    throw err;
+  }
+}

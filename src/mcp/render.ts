@@ -67,12 +67,20 @@ interface Conflict {
 
 interface Blocker {
   resource: Resource;
-  holders: Array<{ name?: string; sessionId: string; mode: string; description?: string; expiresAt: string }>;
+  holders: Array<{
+    name?: string;
+    sessionId: string;
+    mode: string;
+    /** On a path: the lock the holder has, which may be above or below the path asked for. */
+    resource?: Resource;
+    description?: string;
+    expiresAt: string;
+  }>;
   queueLength: number;
 }
 
-/** A refusal, said so that a model knows what happened and what to do next. */
-export function errorText(err: LockstepClientError, names: Names): string {
+/** A refusal of a call to the tool `tool`, said so that a model knows what happened and what to do next. */
+export function errorText(err: LockstepClientError, names: Names, tool: string): string {
   const head = `${err.type}: ${err.message}`;
   switch (err.type) {
     case 'CONFLICT': {
@@ -92,13 +100,14 @@ export function errorText(err: LockstepClientError, names: Names): string {
     case 'LOCK_DENIED': {
       const blockers = (err.data.blockers ?? []) as Blocker[];
       const lines = blockers.map((b) => {
-        const holders = b.holders.map(
-          (h) =>
-            `${h.name ?? h.sessionId} (${h.mode}${h.description === undefined ? '' : `, "${h.description}"`}, until ${h.expiresAt})`,
-        );
+        const holders = b.holders.map((h) => {
+          // A path's holder may hold a path above or below the one asked for: name what it holds, as the guard does.
+          const on = h.resource !== undefined && isPath(h.resource) ? ` lock on ${h.resource.path}` : '';
+          return `${h.name ?? h.sessionId} (${h.mode}${on}${h.description === undefined ? '' : `, "${h.description}"`}, until ${h.expiresAt})`;
+        });
         return `- ${label(b.resource, names)}: held by ${holders.join(', ') || 'nobody'}; ${b.queueLength} waiting`;
       });
-      return [`${head}`, ...lines, 'Call lock_acquire with wait: true to queue for it.'].join('\n');
+      return [`${head}`, ...lines, `Call ${tool} with wait: true to queue for it.`].join('\n');
     }
     case 'LOCK_REQUIRED':
       return `${head}\nTake the write lock first (lock_acquire; the structure lock to add, remove or rename functions).`;

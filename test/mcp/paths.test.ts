@@ -74,7 +74,7 @@ describe('lockstep mcp path tools', { timeout: 90_000 }, () => {
     });
     expect(status.text).toMatch(/^Since your last call:\n- 1 agent\(s\) waiting behind your write lock on src in main/);
     expect(status.text).toContain('  src  held by you write #');
-    expect(status.text).toContain('; queue: 1. b write');
+    expect(status.text).toContain('; queue: #1 b write');
     expect(status.text).toMatch(/yours \(1\):\n- write lock on src, fence \d+: held; 1 waiting behind it/);
 
     await observer.events.subscribe({ topics: ['locks'] });
@@ -85,6 +85,41 @@ describe('lockstep mcp path tools', { timeout: 90_000 }, () => {
     expect(got.isError).toBe(false);
     expect(got.text).toMatch(/^src\/\*\*\/\*\.ts is locked as src\ngranted: write lock on src in main, fence \d+/);
     expect(got.text).toContain('(after waiting in the queue)');
+  });
+
+  it('refuses a path held above it naming path_lock and the lock held, shows a path free here but held below, and answers path_status on a new program', async () => {
+    const s = await t.server();
+    const holder = await t.client(s, 'holder');
+    const waiter = await t.client(s, 'waiter');
+    const a = await bridge(s.url, 'a');
+
+    const fresh = await a.call('path_status', { program: 'webapp' });
+    expect(fresh.isError).toBe(false);
+    expect(fresh.text).toBe('no path locks in webapp yet');
+
+    await holder.acquire({ program: 'webapp', paths: ['src/app'], mode: 'write', description: 'refactor' });
+    const refused = await a.call('path_lock', {
+      program: 'webapp',
+      paths: ['src/app/x.ts'],
+      mode: 'write',
+      wait: false,
+    });
+    expect(refused.isError).toBe(true);
+    expect(refused.text).toMatch(
+      /\n- src\/app\/x\.ts in webapp: held by holder \(write lock on src\/app, "refactor", until [^)]+\); 0 waiting\nCall path_lock with wait: true to queue for it\.$/,
+    );
+
+    const queued = new Promise<void>((resolve) => {
+      // Still waiting when the test ends and its client closes.
+      waiter
+        .acquire({ program: 'webapp', paths: ['src'], mode: 'write', onQueue: () => resolve() })
+        .catch(() => undefined);
+    });
+    await queued;
+    const status = await a.call('path_status', { program: 'webapp' });
+    expect(status.text).toMatch(
+      /\n {2}src\/ {2}free here; held below; queue: #1 waiter write\n {4}app {2}held by holder write #\d+\n/,
+    );
   });
 
   it('refuses a glob that would cover the whole repository, and records what was committed under a released write lock', async () => {
