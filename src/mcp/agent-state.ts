@@ -18,7 +18,8 @@ export class AgentState {
   private readonly bases = new Map<string, { head: string | undefined }>();
   private readonly waiters = new Map<string, Waiters>();
   private lastCallAt: number;
-  private notices: string[] = [];
+  /** Each with the key of what it reports on, when a newer notice of that replaces it. */
+  private notices: Array<{ text: string; key: string | undefined }> = [];
 
   constructor(
     /** After this long without a tool call the agent counts as idle: its leases are left to run out (0: always). */
@@ -68,13 +69,20 @@ export class AgentState {
     return this.waiters.get(resourceKey(r));
   }
 
-  notice(text: string): void {
-    this.notices.push(text);
+  /** A notice for the next result; one with a key replaces the one before it with the same key (the latest count of waiters on a lock, say). */
+  notice(text: string, key?: string): void {
+    if (key !== undefined) this.dropNotice(key);
+    this.notices.push({ text, key });
+  }
+
+  /** Takes back the notice with this key not yet shown: what it told is no longer so. */
+  dropNotice(key: string): void {
+    this.notices = this.notices.filter((n) => n.key !== key);
   }
 
   /** What happened since the last call, once. */
   drain(): string[] {
-    const out = this.notices;
+    const out = this.notices.map((n) => n.text);
     this.notices = [];
     return out;
   }

@@ -11,6 +11,7 @@ import { editApply, functionRead, history, programOverview } from './program-too
 import { errorText, label } from './render.ts';
 import type { ServerLink } from './server-link.ts';
 import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
+import { resourceKey } from '../protocol/resource.ts';
 import { selector } from '../client/selectors.ts';
 import type { Tool, ToolContext } from './tool.ts';
 
@@ -68,20 +69,30 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
   };
   const lockText = (locks: readonly Pick<Grant, 'mode' | 'resource'>[]) =>
     locks.map((l) => `${l.mode} lock on ${label(l.resource, namesOf(l.resource.program))}`).join(', ');
-  const notify = (level: 'info' | 'warning', text: string) => {
-    state.notice(text);
+  const tell = (level: 'info' | 'warning', text: string) => {
     o.log(text);
     server.sendLoggingMessage({ level, logger: 'lockstep', data: text }).catch(() => undefined);
   };
+  const notify = (level: 'info' | 'warning', text: string, key?: string) => {
+    state.notice(text, key);
+    tell(level, text);
+  };
 
+  // Only the latest count per lock reaches the next result, and none once nobody waits any more.
   client.on('lock.waiters', ({ locks }) => {
     for (const l of locks) {
       state.setWaiters(l.resource, l.waiting, l.oldestWaitMs);
+      const key = `waiters\u0000${resourceKey(l.resource)}`;
       if (l.waiting > 0)
         notify(
           'info',
           `${l.waiting} agent(s) waiting behind your ${lockText([l])} (the first for ${Math.round(l.oldestWaitMs / 1000)} s): finish, commit and release it when you can`,
+          key,
         );
+      else {
+        state.dropNotice(key);
+        tell('info', `nobody waits behind your ${lockText([l])} any more`);
+      }
     }
   });
   client.on('lock.expiring', ({ locks }) => {

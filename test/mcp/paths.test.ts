@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { next, useSdk } from '../helpers/sdk.ts';
 import { until } from '../helpers/until.ts';
@@ -120,6 +121,41 @@ describe('lockstep mcp path tools', { timeout: 90_000 }, () => {
     expect(status.text).toMatch(
       /\n {2}src\/ {2}free here; held below; queue: #1 waiter write\n {4}app {2}held by holder write #\d+\n/,
     );
+  });
+
+  it('shows only the latest count of waiters behind a lock, and none once nobody waits any more', async () => {
+    const s = await t.server();
+    const a = await bridge(s.url, 'a');
+    const logs: string[] = [];
+    const heard: Array<{ pattern: RegExp; resolve: () => void }> = [];
+    a.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      logs.push(String(n.params.data));
+      for (const h of heard) if (h.pattern.test(String(n.params.data))) h.resolve();
+    });
+    const hear = (pattern: RegExp) =>
+      logs.some((l) => pattern.test(l))
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => heard.push({ pattern, resolve }));
+    expect((await a.call('path_lock', { paths: ['src'], mode: 'write' })).isError).toBe(false);
+
+    const stop = new AbortController();
+    const wait = async (name: string) => {
+      const c = await t.client(s, name);
+      c.acquire({ paths: ['src'], mode: 'write', signal: stop.signal }).catch(() => undefined);
+    };
+    await wait('w1');
+    await hear(/^1 agent\(s\) waiting behind your write lock on src in main/);
+    await wait('w2');
+    await hear(/^2 agent\(s\) waiting behind your write lock on src in main/);
+    const status = await a.call('path_status', {});
+    expect(status.data.notices).toEqual([expect.stringMatching(/^2 agent\(s\) waiting behind your write lock on src/)]);
+
+    await wait('w3');
+    await hear(/^3 agent\(s\) waiting/);
+    stop.abort();
+    await hear(/^nobody waits behind your write lock on src in main any more$/);
+    const after = await a.call('path_status', {});
+    expect(after.text).toMatch(/^path locks of program main \(1\):/);
   });
 
   it('refuses a glob that would cover the whole repository, and records what was committed under a released write lock', async () => {
