@@ -34,14 +34,38 @@ export class UsageError extends Error {
  */
 export const CONNECTION_OPTIONS = { url: { type: 'string', multiple: true }, token: { type: 'string' } } as const;
 
-/** Their --help lines, padded to `width` like the command's other options. */
-export function connectionHelp(width: number): string {
+/**
+ * Their --help lines, padded to `width` like the command's other options; `urlDefault` says where
+ * a command that finds its server elsewhere connects when no URL is given.
+ */
+export function connectionHelp(width: number, urlDefault?: string): string {
   const pad = ' '.repeat(width + 3);
+  const url =
+    urlDefault === undefined
+      ? [
+          `server address (default ${DEFAULT_URL}; env LOCKSTEP_URL); for a`,
+          "cluster every node's, comma-separated or --url repeated: the leader is used",
+        ]
+      : wrap(
+          `server address (env LOCKSTEP_URL; default ${urlDefault}); for a cluster every node's, comma-separated or --url repeated: the leader is used`,
+          100 - pad.length,
+        );
   return [
-    `  ${'--url <url>'.padEnd(width)} server address (default ${DEFAULT_URL}; env LOCKSTEP_URL); for a`,
-    `${pad}cluster every node's, comma-separated or --url repeated: the leader is used`,
+    `  ${'--url <url>'.padEnd(width)} ${url[0]}`,
+    ...url.slice(1).map((l) => `${pad}${l}`),
     `  ${'--token <token>'.padEnd(width)} access token, when the server wants one (env LOCKSTEP_TOKEN)`,
   ].join('\n');
+}
+
+/** Words in lines of at most `width` characters. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  for (const word of text.split(' ')) {
+    const last = lines.at(-1);
+    if (last !== undefined && last.length + 1 + word.length <= width) lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  return lines;
 }
 
 export interface Connection {

@@ -7,6 +7,7 @@ import {
   CommandFailed,
   CONNECTION_OPTIONS,
   connectClient,
+  DEFAULT_URL,
   connectionHelp,
   connectionOf,
   docPath,
@@ -34,8 +35,7 @@ process of this hook under <git dir>/lockstep/sessions/, or ${SESSION_ENV}. See 
 When no server answers the commit is refused, unless ${OFFLINE_ENV}=allow.
 
 Options:
-${connectionHelp(18)}
-                     (default: the URLs the agent's session was opened on)
+${connectionHelp(18, `the URLs the agent's session was opened on, else ${DEFAULT_URL}`)}
   --program <name>   the program the repository's paths are locked in (env LOCKSTEP_PROGRAM,
                      default ${DEFAULT_PROGRAM})
   --install          write .git/hooks/pre-commit running this command with these options

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { changedContents, headCommit, publishSession } from '../../src/client/index.ts';
 import { BIN, collect, type Ran } from '../helpers/cli.ts';
+import { GUARD_HELP } from '../../src/cli/guard.ts';
 import { useSdk } from '../helpers/sdk.ts';
 
 const run = promisify(execFile);
@@ -76,6 +77,13 @@ describe('lockstep guard', { timeout: 120_000 }, () => {
     expect(published.file).toBe(join(dir, '.git/lockstep/sessions', `${process.pid}.json`));
     return { dir, s, alice, published };
   }
+
+  it("--help gives --url's default as the guard uses it: the session's URLs, else the default address", () => {
+    expect(GUARD_HELP.replace(/\s+/g, ' ')).toContain(
+      "--url <url> server address (env LOCKSTEP_URL; default the URLs the agent's session was opened on, else ws://127.0.0.1:7420/ws)",
+    );
+    expect(GUARD_HELP).not.toContain('(default ws://127.0.0.1:7420/ws;');
+  });
 
   it('lets a commit of a held path through, refuses one of a path held by another session (same name too), naming it and how to queue', async () => {
     const { dir, s, alice, published } = await setUp();
