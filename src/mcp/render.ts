@@ -109,6 +109,11 @@ export function errorText(err: LockstepClientError, names: Names, tool: string):
       });
       return [`${head}`, ...lines, `Call ${tool} with wait: true to queue for it.`].join('\n');
     }
+    case 'WAIT_TIMEOUT':
+      return (
+        `WAIT_TIMEOUT: not granted within the timeoutMs you gave; your place in the queue is given up. ` +
+        `Call ${tool} again to queue anew (at the back), or without timeoutMs to wait for as long as it takes.`
+      );
     case 'LOCK_REQUIRED':
       return `${head}\nTake the write lock first (lock_acquire; the structure lock to add, remove or rename functions).`;
     case 'STALE_FENCE':

@@ -116,6 +116,23 @@ describe('lockstep mcp', { timeout: 60_000 }, () => {
     await pathHeld.release();
   });
 
+  it("answers a wait past timeoutMs with the tool's own parameter name, and gives up the queue place", async () => {
+    const s = await t.server();
+    const setup = await t.client(s, 'setup');
+    const [f] = (await addFns(setup, ['f'])) as [number];
+    const held = await setup.acquire({ functions: [f], mode: 'write' });
+    const b = await bridge(s.url, 'b');
+    const timedOut = await b.call('lock_acquire', { functions: [f], mode: 'write', timeoutMs: 100 });
+    expect(timedOut.isError).toBe(true);
+    expect(timedOut.text).toBe(
+      'WAIT_TIMEOUT: not granted within the timeoutMs you gave; your place in the queue is given up. ' +
+        'Call lock_acquire again to queue anew (at the back), or without timeoutMs to wait for as long as it takes.',
+    );
+    const [status] = (await setup.lock.status({})).resources;
+    expect(status?.queue).toEqual([]);
+    await held.release();
+  });
+
   it('withdraws the queued request when the agent cancels a waiting acquire', async () => {
     const s = await t.server();
     const observer = await t.client(s, 'observer');
