@@ -24,6 +24,8 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     reporters: ['default'],
+    // Property tests with a fixed seed unless FC_SEED says otherwise (test/helpers/fast-check-seed.ts).
+    setupFiles: ['test/helpers/fast-check-seed.ts'],
     projects: [
       {
         extends: true,

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { Envelope, isBadCall, notificationFrame, parseCall, resultFrame } from '../../src/protocol/jsonrpc.ts';
 
 // parseCall checks well-formed envelopes without zod (the hot path); it must accept exactly what
-// the Envelope schema accepts, with the same id, method and params.
+// the Envelope schema accepts, with the same id, method and params, less any frame with a key
+// named "__proto__" anywhere (refused before the schema: docs/protocol.md, -32600).
 
 const idLike = fc.oneof(
   fc.string({ maxLength: 300 }),
@@ -28,14 +29,26 @@ const envelopeLike = fc.record(
   { requiredKeys: [] },
 );
 
+/** Whether a key named "__proto__" is anywhere in the parsed value (JSON.parse makes it own). */
+function hasProtoKey(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.keys(value).some((k) => k === '__proto__' || hasProtoKey((value as Record<string, unknown>)[k]));
+}
+
 describe('parseCall', () => {
+  it('refuses a key named "__proto__" at any depth, which the schema alone would pass', () => {
+    const text = '{"jsonrpc":"2.0","method":" ","extra":{"__proto__":""}}';
+    expect(Envelope.safeParse(JSON.parse(text)).success).toBe(true);
+    expect(isBadCall(parseCall(text))).toBe(true);
+  });
+
   it('accepts exactly the envelopes the schema accepts, with the same call', () => {
     fc.assert(
       fc.property(envelopeLike, (value) => {
         const text = JSON.stringify(value);
         const schema = Envelope.safeParse(JSON.parse(text));
         const call = parseCall(text);
-        expect(isBadCall(call)).toBe(!schema.success);
+        expect(isBadCall(call)).toBe(!schema.success || hasProtoKey(JSON.parse(text)));
         if (schema.success && !isBadCall(call)) {
           expect(call).toEqual({ id: schema.data.id, method: schema.data.method, params: schema.data.params });
         }
