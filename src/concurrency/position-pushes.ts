@@ -80,18 +80,7 @@ export class PositionPushes {
       else if (next === undefined) next = [t];
       else if (!next.includes(t)) next.push(t);
     };
-    // A path's entries may move on any path above it: their tickets are checked whole, below.
-    let paths: Set<Ticket> | undefined;
-    for (const slot of slots) {
-      if (slot instanceof PathSlot) {
-        paths ??= new Set();
-        for (const t of slot.queue) paths.add(t);
-        continue;
-      }
-      const queue = slot.queue;
-      for (let i = 0; i < queue.length; i++) compare(queue[i]!, slot, i + 1);
-    }
-    if (paths !== undefined) for (const t of paths) for (const s of t.slots) compare(t, s, s.positionOf(t));
+    forEachPosition(slots, compare);
     if (next !== undefined) for (const t of next) this.pushNow(t);
     // A move waits at most one interval for its push, even when the next run was set later for
     // deeper tickets only.
@@ -109,18 +98,7 @@ export class PositionPushes {
       moved.add(t);
       t.reported.set(slot.key, position);
     };
-    let paths: Set<Ticket> | undefined;
-    for (const slot of slots) {
-      if (slot instanceof PathSlot) {
-        paths ??= new Set();
-        for (const t of slot.queue) paths.add(t);
-        continue;
-      }
-      slot.queue.forEach((t, i) => {
-        compare(t, slot, i + 1);
-      });
-    }
-    if (paths !== undefined) for (const t of paths) for (const s of t.slots) compare(t, s, s.positionOf(t));
+    forEachPosition(slots, compare);
     for (const t of moved) this.push(t, positionsOf(t));
   }
 
@@ -178,4 +156,27 @@ export class PositionPushes {
     else if (Number.isFinite(next)) this.schedule(next);
     this.flush();
   }
+}
+
+/**
+ * Calls `visit` with each ticket waiting on these resources, for each of its queues there, with its
+ * position in that queue: a function's queue by index; a path's tickets whole, once each, on every
+ * path they name, since their entries may move on any path above it. Nothing is allocated per
+ * ticket (renumber's hot path), only the set of path tickets when a path changed.
+ */
+function forEachPosition(
+  slots: Set<ResourceSlot>,
+  visit: (t: Ticket, slot: ResourceSlot, position: number) => void,
+): void {
+  let paths: Set<Ticket> | undefined;
+  for (const slot of slots) {
+    if (slot instanceof PathSlot) {
+      paths ??= new Set();
+      for (const t of slot.queue) paths.add(t);
+      continue;
+    }
+    const queue = slot.queue;
+    for (let i = 0; i < queue.length; i++) visit(queue[i]!, slot, i + 1);
+  }
+  if (paths !== undefined) for (const t of paths) for (const s of t.slots) visit(t, s, s.positionOf(t));
 }
