@@ -1,6 +1,5 @@
 import type { Clock } from './clock.ts';
-import { Deadlines } from './deadlines.ts';
-import type { Deadline } from './deadlines.ts';
+import { CoalescedTimer } from './coalesced-timer.ts';
 import type { QueuePosition } from './lock-types.ts';
 import { PathSlot } from './path-slot.ts';
 import type { ResourceSlot, Ticket } from './resource-slot.ts';
@@ -24,13 +23,7 @@ export const PUSH_SLICE = 16;
 export class PositionPushes {
   /** Tickets whose positions moved since they were last told, waiting for the coalesced push. */
   private readonly unpushed = new Set<Ticket>();
-  /**
-   * The coalesced push's own timer, apart from the lock manager's deadlines: those run first
-   * thing in every lock call (its catch-up), which put a whole push's frames ahead of that
-   * call's own grant.
-   */
-  private readonly timer: Deadlines;
-  private pushAt: Deadline | undefined;
+  private readonly timer: CoalescedTimer;
 
   constructor(
     private readonly queuePushMs: number,
@@ -38,12 +31,12 @@ export class PositionPushes {
     private readonly push: (t: Ticket, positions: QueuePosition[]) => void,
     private readonly flush: () => void,
   ) {
-    this.timer = new Deadlines(clock);
+    this.timer = new CoalescedTimer(clock, () => this.pushUnpushed());
   }
 
   /** 1 while the coalesced push is scheduled. */
   get scheduled(): number {
-    return this.timer.size;
+    return this.timer.scheduled;
   }
 
   close(): void {
@@ -84,10 +77,7 @@ export class PositionPushes {
     if (next !== undefined) for (const t of next) this.pushNow(t);
     // A move waits at most one interval for its push, even when the next run was set later for
     // deeper tickets only.
-    const soonest = this.clock.now() + this.queuePushMs;
-    if (this.unpushed.size === 0 || (this.pushAt !== undefined && this.pushAt.at <= soonest)) return;
-    this.timer.cancel(this.pushAt);
-    this.schedule(soonest);
+    if (this.unpushed.size > 0) this.timer.runBy(this.clock.now() + this.queuePushMs);
   }
 
   /** Nothing coalesced: every ticket that moved is told now. */
@@ -109,10 +99,6 @@ export class PositionPushes {
     this.push(t, positionsOf(t));
   }
 
-  private schedule(at: number): void {
-    this.pushAt = this.timer.add(at, () => this.pushUnpushed());
-  }
-
   /**
    * How long a ticket goes between pushes: queuePushMs near the front, a multiple of it further
    * back (one more per PUSH_SLICE places past position 1, by its nearest position), so that a
@@ -130,7 +116,6 @@ export class PositionPushes {
    * apart (bar reaching position 1), and a changed position is never left untold.
    */
   private pushUnpushed(): void {
-    this.pushAt = undefined;
     const now = this.clock.now();
     const due: Array<[Ticket, number]> = [];
     let next = Number.POSITIVE_INFINITY;
@@ -152,8 +137,8 @@ export class PositionPushes {
     due.sort((a, b) => a[1] - b[1]);
     for (const [t] of due.slice(0, PUSH_SLICE)) this.pushNow(t);
     // A millisecond on (what a 0 ms timer is in Node), so the timer runs again after the I/O.
-    if (due.length > PUSH_SLICE) this.schedule(now + 1);
-    else if (Number.isFinite(next)) this.schedule(next);
+    if (due.length > PUSH_SLICE) this.timer.runBy(now + 1);
+    else if (Number.isFinite(next)) this.timer.runBy(next);
     this.flush();
   }
 }

@@ -1,6 +1,5 @@
 import type { Clock } from './clock.ts';
-import { Deadlines } from './deadlines.ts';
-import type { Deadline } from './deadlines.ts';
+import { CoalescedTimer } from './coalesced-timer.ts';
 import type { HolderWaiters } from './lock-types.ts';
 import { resourceKey } from '../protocol/resource.ts';
 
@@ -17,8 +16,7 @@ export class WaiterNotes {
   private readonly toldAt = new Map<string, number>();
   /** Per session, the keys of its locks it was last told someone waits for. */
   private readonly waitedFor = new Map<string, Set<string>>();
-  private readonly timer: Deadlines;
-  private runAt: Deadline | undefined;
+  private readonly timer: CoalescedTimer;
 
   constructor(
     private readonly intervalMs: number,
@@ -28,11 +26,11 @@ export class WaiterNotes {
     private readonly tell: (sessionId: string, locks: HolderWaiters[]) => void,
     private readonly flush: () => void,
   ) {
-    this.timer = new Deadlines(clock);
+    this.timer = new CoalescedTimer(clock, () => this.run());
   }
 
   get scheduled(): number {
-    return this.timer.size;
+    return this.timer.scheduled;
   }
 
   close(): void {
@@ -64,13 +62,10 @@ export class WaiterNotes {
     let at = Number.POSITIVE_INFINITY;
     for (const id of this.marked)
       at = Math.min(at, Math.max(now, (this.toldAt.get(id) ?? -Infinity) + this.intervalMs));
-    if (this.runAt !== undefined && this.runAt.at <= at) return;
-    this.timer.cancel(this.runAt);
-    this.runAt = this.timer.add(at, () => this.run());
+    this.timer.runBy(at);
   }
 
   private run(): void {
-    this.runAt = undefined;
     const now = this.clock.now();
     for (const id of [...this.marked]) {
       if ((this.toldAt.get(id) ?? -Infinity) + this.intervalMs > now) continue;
