@@ -24,7 +24,6 @@ import type {
   Blocker,
   CancelReason,
   Grant,
-  HolderWaiters,
   LockEvents,
   ReleaseReason,
   ResourceStatus,
@@ -33,10 +32,11 @@ import type {
 } from './lock-types.ts';
 import { OutcomeCache, requestOf } from './outcomes.ts';
 import { Outbox } from './outbox.ts';
-import { entriesConflict, intention, PathSlot } from './path-slot.ts';
+import { PathSlot } from './path-slot.ts';
 import { pathGrantable, pathBlockers, pathOvertaken } from './path-rules.ts';
 import { PositionPushes } from './position-pushes.ts';
 import { WaiterNotes } from './waiter-notes.ts';
+import { holdersBlocking, waitersOf } from './waiter-survey.ts';
 import { ResourceSlot } from './resource-slot.ts';
 import type { Hold, Ticket } from './resource-slot.ts';
 import { byResource, copyResource, positionsOf, slotStatus, snapshot, ticketInfo } from './snapshots.ts';
@@ -121,7 +121,7 @@ export class LockManager extends EventEmitter<LockEvents> {
     this.waiters = new WaiterNotes(
       opts.waitersPushMs ?? 0,
       this.clock,
-      (sessionId) => this.waitersOf(sessionId),
+      (sessionId) => waitersOf(this.sessions.get(sessionId)?.holds.values() ?? [], this.slots, this.clock.now()),
       (sessionId, locks) => this.post('waiters', { sessionId, locks }),
       () => this.outbox.flush(),
     );
@@ -392,21 +392,6 @@ export class LockManager extends EventEmitter<LockEvents> {
     const blocker = pathBlockers(slot, sessionId, 'write', this.sessionName, true);
     this.dropIfIdle(slot);
     return { held: undefined, blocker };
-  }
-
-  /** The session's locks and, per lock, the tickets of others that conflict with it there. */
-  private waitersOf(sessionId: string): HolderWaiters[] {
-    const session = this.sessions.get(sessionId);
-    if (session === undefined) return [];
-    const now = this.clock.now();
-    const out: HolderWaiters[] = [];
-    for (const h of [...session.holds.values()].sort((a, b) => compareResources(a.resource, b.resource))) {
-      const waiting = ticketsWaitingFor(this.slots.get(h.key)!, h);
-      let oldest = now;
-      for (const t of waiting) oldest = Math.min(oldest, t.enqueuedAt);
-      out.push({ resource: copyResource(h.resource), mode: h.mode, waiting: waiting.size, oldestWaitMs: now - oldest });
-    }
-    return out;
   }
 
   tickets(sessionId: string): TicketInfo[] {
@@ -891,34 +876,6 @@ export class LockManager extends EventEmitter<LockEvents> {
     }
     return { session, holds: wanted.map((r) => session.holds.get(resourceKey(r))!) };
   }
-}
-
-/** The sessions holding locks the ticket waits for, on its resources and the paths above them. */
-function holdersBlocking(t: Ticket): Set<string> {
-  const out = new Set<string>();
-  for (const slot of t.slots) for (const h of slot.conflicting(t.sessionId, t.mode)) out.add(h.sessionId);
-  for (const slot of t.intents) {
-    for (const h of (slot as PathSlot).conflictingEntry(t.sessionId, intention(t.mode))) out.add(h.sessionId);
-  }
-  return out;
-}
-
-/** Other sessions' tickets that conflict with the hold `h` in its slot (and, a path, above it). */
-function ticketsWaitingFor(slot: ResourceSlot, h: Hold): Set<Ticket> {
-  const out = new Set<Ticket>();
-  if (!(slot instanceof PathSlot)) {
-    for (const t of slot.queue)
-      if (t.sessionId !== h.sessionId && (h.mode === 'write' || t.mode === 'write')) out.add(t);
-    return out;
-  }
-  for (const t of slot.queue) if (t.sessionId !== h.sessionId && entriesConflict(slot.entryOf(t), h.mode)) out.add(t);
-  for (const above of slot.ancestors()) {
-    for (const t of above.queue) {
-      if (t.sessionId !== h.sessionId && !above.intending.has(t) && entriesConflict(t.mode, intention(h.mode)))
-        out.add(t);
-    }
-  }
-  return out;
 }
 
 /** The ticket to try next: a function's front one; on a path any entry may be the one nothing holds up. */
