@@ -17,6 +17,8 @@ import { cycleByJump, cycleByUpgrade, cycleThrough, deadlockError, describeCycle
 import type { WaitEdge } from './deadlock.ts';
 import { memoryFences } from './fences.ts';
 import type { FenceSource } from './fences.ts';
+import { Leases } from './leases.ts';
+import type { LeaseLimits } from './leases.ts';
 import { LockDenied } from './lock-errors.ts';
 import type {
   AcquireRequest,
@@ -80,16 +82,18 @@ interface SessionLocks {
  * Fair read/write locks over opaque resources and hierarchical paths: strict FIFO queues with
  * tickets, all-or-nothing batches, leases, fencing tokens, upgrades and deadlock detection. Pure
  * and synchronous: every call leaves a consistent state, and its events are emitted only then
- * (see Outbox). One class because every operation reads and moves the same state (holds, queues,
- * leases); the parts with their own state live beside it: path conflicts (path-slot.ts,
- * path-rules.ts), position pushes (position-pushes.ts), wait-for cycles (deadlock.ts), keyed
+ * (see Outbox). One class because every operation reads and moves the same state (holds and
+ * queues); the parts with their own state or rules live beside it: leases and pins (leases.ts),
+ * path conflicts (path-slot.ts, path-rules.ts), position pushes (position-pushes.ts), holders told
+ * who waits for them (waiter-notes.ts, waiter-survey.ts), wait-for cycles (deadlock.ts), keyed
  * outcomes (outcomes.ts).
  */
 export class LockManager extends EventEmitter<LockEvents> {
-  readonly defaults: { defaultTtlMs: number; minTtlMs: number; maxTtlMs: number; warningMs: number };
+  readonly defaults: LeaseLimits;
   private readonly clock: Clock;
   private readonly sessionName: (sessionId: string) => string | undefined;
   private readonly deadlines: Deadlines;
+  private readonly leases: Leases;
   private readonly slots = new Map<string, ResourceSlot>();
   private readonly sessions = new Map<string, SessionLocks>();
   private readonly outbox = new Outbox();
@@ -97,8 +101,6 @@ export class LockManager extends EventEmitter<LockEvents> {
   private readonly pushes: PositionPushes;
   private readonly waiters: WaiterNotes;
   private draining = false;
-  /** Session and resource key of each pinned lock, with how many pins it has. */
-  private readonly pins = new Map<string, number>();
 
   constructor(opts: LockManagerOptions) {
     super();
@@ -112,6 +114,14 @@ export class LockManager extends EventEmitter<LockEvents> {
     this.fences = opts.fences ?? memoryFences();
     this.sessionName = opts.sessionName ?? (() => undefined);
     this.deadlines = new Deadlines(this.clock);
+    this.leases = new Leases(
+      this.defaults,
+      this.clock,
+      this.deadlines,
+      (sessionId) => this.sessions.get(sessionId)?.holds.values() ?? [],
+      (sessionId, due) => this.expiring(sessionId, due),
+      (sessionId, due) => this.expired(sessionId, due),
+    );
     this.pushes = new PositionPushes(
       opts.queuePushMs ?? 0,
       this.clock,
@@ -129,7 +139,7 @@ export class LockManager extends EventEmitter<LockEvents> {
 
   /**
    * Pending lease expiries, lease warnings and wait timeouts (one clock timer), and the coalesced
-   * position push (its own).
+   * position and waiter pushes (a timer each, coalesced-timer.ts).
    */
   get scheduled(): number {
     return this.deadlines.size + this.pushes.scheduled + this.waiters.scheduled;
@@ -203,7 +213,7 @@ export class LockManager extends EventEmitter<LockEvents> {
       };
       session.holds.set(key, hold);
       this.attach(slot, hold);
-      this.startLease(hold, lock.ttlMs, lock.expiresAt);
+      this.leases.start(hold, lock.ttlMs, lock.expiresAt);
     }
   }
 
@@ -213,21 +223,7 @@ export class LockManager extends EventEmitter<LockEvents> {
    * (docs/cluster.md, rule 5). A lease that runs out meanwhile ends when the pin is lifted.
    */
   pin(sessionId: string, resources: readonly Resource[]): () => void {
-    const pins = resources.map((r) => `${sessionId}\n${resourceKey(r)}`);
-    for (const pin of pins) this.pins.set(pin, (this.pins.get(pin) ?? 0) + 1);
-    let lifted = false;
-    return () => {
-      if (lifted) return;
-      lifted = true;
-      for (const pin of pins) {
-        const left = (this.pins.get(pin) ?? 1) - 1;
-        if (left > 0) this.pins.set(pin, left);
-        else this.pins.delete(pin);
-      }
-      const held = this.sessions.get(sessionId)?.holds;
-      const ran = [...(held?.values() ?? [])].find((h) => h.expiresAt <= this.clock.now() && !this.isPinned(h));
-      if (ran !== undefined) this.onExpiry(ran);
-    };
+    return this.leases.pin(sessionId, resources);
   }
 
   /** The lease a renewal without ttl gives this lock (journaled); no catchUp: asked from event listeners. */
@@ -267,7 +263,7 @@ export class LockManager extends EventEmitter<LockEvents> {
     return this.change(() => {
       const { holds } = this.heldOrThrow(sessionId, resources);
       const locks = holds.map((h) => {
-        this.startLease(h, ttlMs === undefined ? h.ttlMs : this.clampTtl(ttlMs));
+        this.leases.start(h, ttlMs === undefined ? h.ttlMs : this.leases.clamp(ttlMs));
         return snapshot(h);
       });
       this.post('renewed', { sessionId, locks });
@@ -440,7 +436,7 @@ export class LockManager extends EventEmitter<LockEvents> {
     resources: Resource[],
     req: AcquireRequest,
   ): AcquireResult {
-    const ttlMs = this.clampTtl(req.ttlMs ?? this.defaults.defaultTtlMs);
+    const ttlMs = this.leases.clamp(req.ttlMs ?? this.defaults.defaultTtlMs);
     const keys = resources.map(resourceKey);
     const blocked = resources.filter((r, i) => !this.grantableNow(sessionId, session, r, keys[i]!, req.mode));
     if (blocked.length === 0) {
@@ -651,7 +647,7 @@ export class LockManager extends EventEmitter<LockEvents> {
         hold.grantedAt = now;
       }
       if (description !== undefined) hold.description = description;
-      this.startLease(hold, ttlMs);
+      this.leases.start(hold, ttlMs);
       return snapshot(hold);
     });
   }
@@ -672,18 +668,6 @@ export class LockManager extends EventEmitter<LockEvents> {
     if (slot instanceof PathSlot) for (const above of slot.ancestors()) dirty.add(above);
   }
 
-  /** A lease of `ttlMs` from now, or (a lock restored after a failover) one that ends at `expiresAt`. */
-  private startLease(hold: Hold, ttlMs: number, expiresAt = this.clock.now() + ttlMs): void {
-    this.deadlines.cancel(hold.warning);
-    this.deadlines.cancel(hold.expiry);
-    hold.ttlMs = ttlMs;
-    hold.expiresAt = expiresAt;
-    const lead = Math.min(this.defaults.warningMs, ttlMs / 5);
-    hold.warnAt = hold.expiresAt - lead;
-    hold.warning = lead > 0 ? this.deadlines.add(hold.warnAt, () => this.onWarning(hold)) : undefined;
-    hold.expiry = this.deadlines.add(hold.expiresAt, () => this.onExpiry(hold));
-  }
-
   private waitTimeout(t: Ticket, ms: number): void {
     t.timeout = this.deadlines.add(t.enqueuedAt + Math.max(0, ms), () => this.onWaitTimeout(t));
   }
@@ -698,10 +682,7 @@ export class LockManager extends EventEmitter<LockEvents> {
     if (holds.length === 0) return [];
     const locks = holds
       .map((h) => {
-        this.deadlines.cancel(h.warning);
-        this.deadlines.cancel(h.expiry);
-        h.warning = undefined;
-        h.expiry = undefined;
+        this.leases.end(h);
         session.holds.delete(h.key);
         const slot = this.slots.get(h.key)!;
         slot.holders.delete(sessionId);
@@ -767,10 +748,6 @@ export class LockManager extends EventEmitter<LockEvents> {
     if (slot.idle) this.slots.delete(slot.key);
   }
 
-  private clampTtl(ttlMs: number): number {
-    return Math.min(this.defaults.maxTtlMs, Math.max(this.defaults.minTtlMs, ttlMs));
-  }
-
   private post<K extends keyof LockEvents>(event: K, payload: Parameters<LockEvents[K]>[0]): void {
     this.outbox.post(() => (this.emit as (e: K, p: typeof payload) => boolean).call(this, event, payload));
   }
@@ -810,36 +787,18 @@ export class LockManager extends EventEmitter<LockEvents> {
     this.post('granted', { sessionId: t.sessionId, ticket: t.id, grants });
   }
 
-  /** One 'expiring' per session for all of its locks whose warning is due now. */
-  private onWarning(fired: Hold): void {
-    const session = this.sessions.get(fired.sessionId)!;
-    const now = this.clock.now();
-    const due: Hold[] = [];
-    for (const h of session.holds.values()) {
-      if (h.warning !== undefined && h.warnAt <= now) {
-        this.deadlines.cancel(h.warning);
-        h.warning = undefined;
-        due.push(h);
-      }
-    }
-    this.post('expiring', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
+  /** One 'expiring' for all of the session's locks whose warning is due (leases.ts). */
+  private expiring(sessionId: string, due: Hold[]): void {
+    this.post('expiring', { sessionId, locks: due.map(snapshot).sort(byResource) });
     this.outbox.flush();
   }
 
-  /** One 'expired' then one 'released' per session for all of its locks ending now. */
-  private onExpiry(fired: Hold): void {
-    const session = this.sessions.get(fired.sessionId)!;
-    const now = this.clock.now();
-    const due = [...session.holds.values()].filter((h) => h.expiresAt <= now && !this.isPinned(h));
-    if (due.length === 0) return;
+  /** One 'expired' then one 'released' for all of the session's locks whose lease has ended (leases.ts). */
+  private expired(sessionId: string, due: Hold[]): void {
     this.change((dirty) => {
-      this.post('expired', { sessionId: fired.sessionId, locks: due.map(snapshot).sort(byResource) });
-      this.dropHolds(fired.sessionId, session, due, 'expired', dirty);
+      this.post('expired', { sessionId, locks: due.map(snapshot).sort(byResource) });
+      this.dropHolds(sessionId, this.sessions.get(sessionId)!, due, 'expired', dirty);
     });
-  }
-
-  private isPinned(h: Hold): boolean {
-    return this.pins.size > 0 && this.pins.has(`${h.sessionId}\n${h.key}`);
   }
 
   private onWaitTimeout(t: Ticket): void {
