@@ -1,6 +1,6 @@
 import { DEFAULT_PROGRAM } from '../protocol/limits.ts';
-import { acquireFor, resolveFunctions, tool } from './tool.ts';
-import { grantLine, label } from './render.ts';
+import { acquireFor, grantedOutcome, resolveFunctions, tool } from './tool.ts';
+import { releasedLine } from './render.ts';
 import { LockAcquireInput, LockReleaseInput } from './tool-schemas.ts';
 
 export const lockAcquire = tool({
@@ -20,12 +20,7 @@ export const lockAcquire = tool({
       ...(functions === undefined ? {} : { functions }),
       ...(args.structure === undefined ? {} : { structure: args.structure }),
     });
-    const names = ctx.names(program);
-    const lines = lock.grants.map((g) => `granted: ${grantLine(g, names)}`);
-    return {
-      text: `${lines.join('\n')}${lock.queued ? '\n(after waiting in the queue)' : ''}`,
-      data: { status: 'granted', grants: lock.grants, waited: lock.queued },
-    };
+    return grantedOutcome(ctx, program, lock);
   },
 });
 
@@ -46,12 +41,8 @@ export const lockRelease = tool({
           ...(functions === undefined ? {} : { functions }),
           ...(args.structure === undefined ? {} : { structure: args.structure }),
         });
-    const names = ctx.names(program);
     return {
-      text:
-        released.length === 0
-          ? 'released nothing: you held no locks'
-          : `released: ${released.map((r) => label(r, names)).join(', ')}`,
+      text: released.length === 0 ? 'released nothing: you held no locks' : releasedLine(released, ctx.names(program)),
       data: { released },
     };
   },

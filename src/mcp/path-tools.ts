@@ -7,8 +7,8 @@ import { RpcCode } from '../protocol/errors.ts';
 import { pathProblem } from '../protocol/path.ts';
 import { isPath, type PathResource } from '../protocol/resource.ts';
 import { coveringPaths } from './path-globs.ts';
-import { grantLine, label, waitersText } from './render.ts';
-import { acquireFor, type ToolContext, tool } from './tool.ts';
+import { releasedLine, waitersText } from './render.ts';
+import { acquireFor, grantedOutcome, type ToolContext, tool } from './tool.ts';
 import { PathLockInput, PathReleaseInput, PathStatusInput } from './tool-schemas.ts';
 
 /** The paths that cover what the agent named (path-globs.ts); refused when one covers the whole repository or breaks the path rules. */
@@ -65,11 +65,7 @@ export const pathLock = tool({
       const head = headCommit(ctx.repo);
       for (const g of lock.grants) if (g.mode === 'write') ctx.state.setBase(g.resource, g.fence, head);
     }
-    const lines = lock.grants.map((g) => `granted: ${grantLine(g, ctx.names(program))}`);
-    return {
-      text: [...widened, ...lines, ...(lock.queued ? ['(after waiting in the queue)'] : [])].join('\n'),
-      data: { status: 'granted', grants: lock.grants, waited: lock.queued, paths },
-    };
+    return grantedOutcome(ctx, program, lock, widened, { paths });
   },
 });
 
@@ -103,7 +99,7 @@ export const pathRelease = tool({
       ...(contents.length > 0 ? { contents } : {}),
     });
     for (const g of release) ctx.state.forgetBase(g.resource, g.fence);
-    const lines = [`released: ${released.map((r) => label(r, ctx.names(program))).join(', ')}`];
+    const lines = [releasedLine(released, ctx.names(program))];
     if (contents.length > 0)
       lines.push(`recorded ${contents.length} changed file(s) as of commit ${contents[0]?.commit}`);
     if (dirty.length > 0)

@@ -24,6 +24,11 @@ export function grantLine(g: Grant, names: Names): string {
   return `${g.mode} lock on ${label(g.resource, names)}, fence ${g.fence}, lease until ${g.expiresAt}`;
 }
 
+/** What a release tool says it released, the same for functions and paths. */
+export function releasedLine(released: readonly Resource[], names: Names): string {
+  return `released: ${released.map((r) => label(r, names)).join(', ')}`;
+}
+
 /** "; 2 waiting behind it (the first for 40 s)", as last told, aged by the time since. */
 export function waitersText(w: Waiters | undefined, now = Date.now()): string {
   if (w === undefined) return '';

@@ -7,7 +7,7 @@ import {
   type QueueUpdate,
 } from '../client/index.ts';
 import type { AgentState } from './agent-state.ts';
-import { label } from './render.ts';
+import { grantLine, label } from './render.ts';
 
 /** What a tool gets to work with during one call. */
 export interface ToolContext {
@@ -66,6 +66,28 @@ export async function resolveFunctions(
       data: { names: unknown },
     });
   return refs.map((r) => (typeof r === 'number' ? r : (byName.get(r) as number)));
+}
+
+/**
+ * A lock tool's answer once acquireFor has its grants, the same for functions and paths: `notes`
+ * first, then each grant and whether it waited its turn; `data` adds to the structured content.
+ */
+export function grantedOutcome(
+  ctx: ToolContext,
+  program: string,
+  lock: LockHandle,
+  notes: readonly string[] = [],
+  data: Record<string, unknown> = {},
+): Outcome {
+  const names = ctx.names(program);
+  return {
+    text: [
+      ...notes,
+      ...lock.grants.map((g) => `granted: ${grantLine(g, names)}`),
+      ...(lock.queued ? ['(after waiting in the queue)'] : []),
+    ].join('\n'),
+    data: { status: 'granted', grants: lock.grants, waited: lock.queued, ...data },
+  };
 }
 
 /** How the lock tools wait (tool-schemas.ts, `waiting`). */
