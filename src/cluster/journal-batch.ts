@@ -1,11 +1,10 @@
-import type pg from 'pg';
 import type { Role } from '../concurrency/index.ts';
 import type { SharedDatabase } from '../service/index.ts';
 import { isPath, isStructure, type LockMode, type Resource } from '../protocol/resource.ts';
 
 /**
  * One change the leader made, numbered in the order it made them. Times are the leader's clock
- * (epoch ms); they become the database's clock when written (see applyBatch).
+ * (epoch ms); they become the database's clock when written (see batchParams).
  */
 export type JournalRecord =
   | { seq: number; kind: 'joined'; sessionId: string; name: string; role: Role; secretDigest: Buffer }
@@ -88,68 +87,42 @@ export function compact(records: readonly JournalRecord[]): JournalRecord[] {
   );
 }
 
-// The database's clock in epoch ms: every time the journal stores is on it, so that the next
-// leader, on another machine, compares expiries with the same clock.
-const DB_NOW = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
-
 /**
- * Writes a folded batch inside the caller's transaction. A lock's times are sent as offsets from
- * `localNow` and stored as offsets from the database's clock at the write: the conversion is off
- * by the write's own latency at most, which the restore's skew margin covers.
+ * A folded batch as the parameters of lockstep_journal_write (pg-schema.ts migration 9), after the
+ * epoch and term the statement checks: the upTo head, then per kind of row one array per column.
+ * A lock's times are sent as offsets from `localNow` and stored as offsets from the database's
+ * clock at the write: the conversion is off by the write's own latency at most, which the
+ * restore's skew margin covers.
  */
-export async function applyBatch(client: pg.PoolClient, b: FoldedBatch, localNow: number): Promise<void> {
-  if (b.joined.size > 0) {
-    const js = [...b.joined.values()];
-    await client.query(
-      `INSERT INTO cluster_sessions (session_id, name, role, secret_sha256)
-       SELECT t.id, t.name, t.role, decode(t.digest, 'hex')
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, name, role, digest)
-       ON CONFLICT (session_id) DO NOTHING`,
-      [
-        js.map((j) => j.sessionId),
-        js.map((j) => j.name),
-        js.map((j) => j.role),
-        js.map((j) => j.secretDigest.toString('hex')),
-      ],
-    );
-  }
-  if (b.dropped.size > 0) {
-    const ds = [...b.dropped.values()];
-    await client.query(
-      `DELETE FROM cluster_locks l USING unnest($1::text[], $2::text[], $3::text[]) AS t(s, p, r)
-       WHERE l.session_id = t.s AND l.program = t.p AND l.resource = t.r`,
-      [ds.map((d) => d.sessionId), ds.map((d) => d.resource.program), ds.map((d) => resourceColumn(d.resource))],
-    );
-  }
-  if (b.held.size > 0) {
-    const hs = [...b.held.values()];
-    await client.query(
-      `INSERT INTO cluster_locks AS l (session_id, program, resource, mode, fence, granted_at, expires_at, ttl_ms, description)
-       SELECT t.s, t.p, t.r, t.mode, t.fence, ${DB_NOW} + t.granted, ${DB_NOW} + t.expires, t.ttl, t.description
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
-                   $8::bigint[], $9::text[]) AS t(s, p, r, mode, fence, granted, expires, ttl, description)
-       ON CONFLICT (session_id, program, resource) DO UPDATE SET mode = excluded.mode, fence = excluded.fence,
-         granted_at = excluded.granted_at, expires_at = excluded.expires_at,
-         ttl_ms = coalesce(excluded.ttl_ms, l.ttl_ms), description = excluded.description`,
-      [
-        hs.map((h) => h.sessionId),
-        hs.map((h) => h.resource.program),
-        hs.map((h) => resourceColumn(h.resource)),
-        hs.map((h) => h.mode),
-        hs.map((h) => h.fence),
-        hs.map((h) => h.grantedAt - localNow),
-        hs.map((h) => h.expiresAt - localNow),
-        hs.map((h) => h.ttlMs),
-        hs.map((h) => h.description ?? null),
-      ],
-    );
-  }
-  if (b.left.size > 0) {
-    const ids = [...b.left.keys()];
-    await client.query('DELETE FROM cluster_locks WHERE session_id = ANY($1::text[])', [ids]);
-    await client.query('DELETE FROM cluster_sessions WHERE session_id = ANY($1::text[])', [ids]);
-  }
+export function batchParams(b: FoldedBatch, upTo: number, localNow: number): unknown[] {
+  const js = [...b.joined.values()];
+  const ds = [...b.dropped.values()];
+  const hs = [...b.held.values()];
+  return [
+    upTo,
+    js.map((j) => j.sessionId),
+    js.map((j) => j.name),
+    js.map((j) => j.role),
+    js.map((j) => j.secretDigest.toString('hex')),
+    ds.map((d) => d.sessionId),
+    ds.map((d) => d.resource.program),
+    ds.map((d) => resourceColumn(d.resource)),
+    hs.map((h) => h.sessionId),
+    hs.map((h) => h.resource.program),
+    hs.map((h) => resourceColumn(h.resource)),
+    hs.map((h) => h.mode),
+    hs.map((h) => h.fence),
+    hs.map((h) => h.grantedAt - localNow),
+    hs.map((h) => h.expiresAt - localNow),
+    hs.map((h) => h.ttlMs),
+    hs.map((h) => h.description ?? null),
+    [...b.left.keys()],
+  ];
 }
+
+/** The call: the epoch and term ($1, $2) come from the write fence (PgConnection.writeChecked). */
+const JOURNAL_WRITE = `SELECT lockstep_journal_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+  $16, $17, $18, $19, $20)`;
 
 /** Where the journal's commits go: one transaction per batch (a fake in the unit tests). */
 export interface JournalStore {
@@ -157,13 +130,12 @@ export interface JournalStore {
   write(records: readonly JournalRecord[], upTo: number): Promise<void>;
 }
 
-/** The journal's tables in PostgreSQL, written behind the leader's lease check as every write. */
+/**
+ * The journal's tables in PostgreSQL: each batch is one statement that checks the leader's lease
+ * and writes every row in its own transaction (docs/cluster.md, rule 3), one round trip.
+ */
 export function journalTables(db: SharedDatabase, now: () => number): JournalStore {
   return {
-    write: (records, upTo) =>
-      db.write(async (client) => {
-        if (records.length > 0) await applyBatch(client, fold(records), now());
-        await client.query('UPDATE cluster_journal_head SET seq = $1', [upTo]);
-      }),
+    write: (records, upTo) => db.writeChecked(JOURNAL_WRITE, batchParams(fold(records), upTo, now())),
   };
 }

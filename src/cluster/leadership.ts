@@ -137,15 +137,23 @@ export class Leadership {
   storeFence(term: Term): { writes: WriteFence; fences: ReservedFences } {
     const refuse = () =>
       new LockstepError('NOT_LEADER', 'this node no longer leads: the write was not made', { leader: null }, 0);
+    const claim = () => {
+      if (!this.serving(term)) throw refuse();
+      return { epoch: term.epoch, term: term.term };
+    };
+    const moved = () => {
+      if (this.held === term) this.stepDown('write-refused');
+      return refuse();
+    };
     return {
       writes: {
         ...connectionTuning(this.o.ttlMs),
         connected: (client) => registerBackend(client, term.epoch, term.term),
+        claim,
+        moved,
         checkWrite: async (client) => {
-          if (!this.serving(term)) throw refuse();
-          if (await holdsLease(client, term.epoch, term.term)) return;
-          if (this.held === term) this.stepDown('write-refused');
-          throw refuse();
+          claim();
+          if (!(await holdsLease(client, term.epoch, term.term))) throw moved();
         },
       },
       fences: {

@@ -23,11 +23,25 @@ const types = {
  */
 export interface WriteFence {
   checkWrite(client: pg.ClientBase): Promise<void>;
+  /**
+   * For a write that makes the check itself, in its one statement (writeChecked): the epoch and
+   * term the lease row must hold, once this node's own deadline allows the write; throws when it
+   * does not.
+   */
+  claim(): { epoch: number; term: string };
+  /** That statement found the lease held by another term: the error it ends with (the node steps down). */
+  moved(): Error;
   connected(client: pg.ClientBase): Promise<void>;
   settings: string;
   keepAliveInitialDelayMillis: number;
   queryTimeoutMs: number;
 }
+
+/**
+ * SQLSTATE of a statement that checked the lease itself and found another term there
+ * (lockstep_journal_write, pg-schema.ts migration 9): the write was rolled back.
+ */
+export const LEASE_MOVED_SQLSTATE = 'LSL01';
 
 /** The URL with its password masked, for messages and logs: credentials are never printed. */
 export function redactUrl(url: string): string {
@@ -127,6 +141,25 @@ export class PgConnection {
       await fence.checkWrite(client);
       return work(client);
     });
+  }
+
+  /**
+   * One statement that checks the lease itself (rule 3 inside the statement's own transaction):
+   * `text` takes the fence's epoch and term as $1 and $2, `values` from $3 on, and raises
+   * LEASE_MOVED_SQLSTATE when the row holds another term. One round trip where write() takes
+   * four or more; cluster mode only, since the check is what it is for.
+   */
+  async writeChecked(text: string, values: unknown[]): Promise<void> {
+    const fence = this.fence;
+    if (fence === undefined) throw new Error('writeChecked needs a write fence (cluster mode)');
+    const { epoch, term } = fence.claim();
+    try {
+      await this.use((client) => client.query(text, [epoch, term, ...values]));
+    } catch (err) {
+      if (typeof err === 'object' && err !== null && 'code' in err && err.code === LEASE_MOVED_SQLSTATE)
+        throw fence.moved();
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -192,6 +192,61 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       )`);
     },
   },
+  {
+    version: 9,
+    async up(client) {
+      // The journal's batch as one statement (src/cluster/journal-batch.ts): the lease check and
+      // every row of the batch in one call, so that a lock change waits for one round trip and
+      // the commit instead of six (BEGIN, check, three statements, COMMIT). The check is rule 3's
+      // (docs/cluster.md): the lease row FOR KEY SHARE, epoch and term compared, in the
+      // statement's own transaction; a mismatch raises SQLSTATE LSL01 (LEASE_MOVED_SQLSTATE),
+      // which rolls the batch back. The statements run in the order the batch's rows must be applied. Times
+      // come as offsets from the leader's clock and are stored on the database's.
+      await client.query(`CREATE FUNCTION lockstep_journal_write(
+          p_epoch bigint, p_term text, p_head bigint,
+          j_ids text[], j_names text[], j_roles text[], j_digests text[],
+          d_sessions text[], d_programs text[], d_resources text[],
+          h_sessions text[], h_programs text[], h_resources text[], h_modes text[], h_fences bigint[],
+          h_granted bigint[], h_expires bigint[], h_ttls bigint[], h_descriptions text[],
+          left_ids text[]
+        ) RETURNS void LANGUAGE plpgsql AS $fn$
+        DECLARE
+          lease record;
+          now_ms bigint;
+        BEGIN
+          SELECT epoch, term INTO lease FROM lockstep_lease WHERE id = 1 FOR KEY SHARE;
+          IF NOT FOUND OR lease.epoch <> p_epoch OR lease.term <> p_term THEN
+            RAISE EXCEPTION 'the lease is no longer held by epoch % term %', p_epoch, p_term USING ERRCODE = 'LSL01';
+          END IF;
+          IF cardinality(j_ids) > 0 THEN
+            INSERT INTO cluster_sessions (session_id, name, role, secret_sha256)
+              SELECT t.id, t.name, t.role, decode(t.digest, 'hex')
+              FROM unnest(j_ids, j_names, j_roles, j_digests) AS t(id, name, role, digest)
+              ON CONFLICT (session_id) DO NOTHING;
+          END IF;
+          IF cardinality(d_sessions) > 0 THEN
+            DELETE FROM cluster_locks l USING unnest(d_sessions, d_programs, d_resources) AS t(s, p, r)
+              WHERE l.session_id = t.s AND l.program = t.p AND l.resource = t.r;
+          END IF;
+          IF cardinality(h_sessions) > 0 THEN
+            now_ms := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+            INSERT INTO cluster_locks AS l (session_id, program, resource, mode, fence, granted_at, expires_at, ttl_ms, description)
+              SELECT t.s, t.p, t.r, t.mode, t.fence, now_ms + t.granted, now_ms + t.expires, t.ttl, t.description
+              FROM unnest(h_sessions, h_programs, h_resources, h_modes, h_fences, h_granted, h_expires, h_ttls,
+                          h_descriptions) AS t(s, p, r, mode, fence, granted, expires, ttl, description)
+              ON CONFLICT (session_id, program, resource) DO UPDATE SET mode = excluded.mode, fence = excluded.fence,
+                granted_at = excluded.granted_at, expires_at = excluded.expires_at,
+                ttl_ms = coalesce(excluded.ttl_ms, l.ttl_ms), description = excluded.description;
+          END IF;
+          IF cardinality(left_ids) > 0 THEN
+            DELETE FROM cluster_locks WHERE session_id = ANY(left_ids);
+            DELETE FROM cluster_sessions WHERE session_id = ANY(left_ids);
+          END IF;
+          UPDATE cluster_journal_head SET seq = p_head;
+        END
+        $fn$`);
+    },
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

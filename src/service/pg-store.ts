@@ -108,6 +108,8 @@ export interface SharedDatabase {
   transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   /** A transaction behind the leader's lease check in cluster mode, as every store write is. */
   write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /** One statement that makes the lease check itself (PgConnection.writeChecked): cluster mode. */
+  writeChecked(text: string, values: unknown[]): Promise<void>;
 }
 
 export class PostgresStore implements ProgramStore, SharedDatabase {
@@ -121,6 +123,10 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
   /** A journal write: behind the leader's lease check in cluster mode, like every other write. */
   write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     return this.db.write(work, true);
+  }
+
+  writeChecked(text: string, values: unknown[]): Promise<void> {
+    return this.db.writeChecked(text, values);
   }
 
   async load(): Promise<LoadedProgram[]> {

@@ -8,7 +8,7 @@ import { compact, type FoldedBatch, fold, type JournalRecord } from '../../src/c
 
 type Rows = { sessions: Set<string>; locks: Map<string, string> };
 
-/** What applyBatch does to the tables, in memory. */
+/** What lockstep_journal_write (pg-schema.ts migration 9) does to the tables, in memory. */
 function apply(rows: Rows, b: FoldedBatch): void {
   for (const id of b.joined.keys()) rows.sessions.add(id);
   for (const key of b.dropped.keys()) rows.locks.delete(key);

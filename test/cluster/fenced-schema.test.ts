@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { clearJournal } from '../../src/cluster/failover.ts';
+import { journalTables, type JournalRecord } from '../../src/cluster/journal-batch.ts';
 import { connectionTuning } from '../../src/cluster/lease-connection.ts';
 import { holdsLease, registerBackend, takeOver } from '../../src/cluster/lease.ts';
 import { type LockstepServer, start } from '../../src/server.ts';
@@ -11,9 +12,10 @@ import { health } from './leader-nodes.ts';
 import { until } from '../helpers/until.ts';
 import { sql } from './nodes.ts';
 
-// Rule 7 of docs/cluster.md for the statements a leader makes outside its edits: clearing the
-// journal is behind the lease check like every write, and the schema is migrated only by a node
-// that takes the lease over, under the lease row's lock: never by a standby under a running leader.
+// Rules 3 and 7 of docs/cluster.md for the statements a leader makes outside its edits: clearing
+// the journal and writing its batches are behind the lease check like every write, and the schema
+// is migrated only by a node that takes the lease over, under the lease row's lock: never by a
+// standby under a running leader.
 
 const servers: LockstepServer[] = [];
 const stores: PostgresStore[] = [];
@@ -26,7 +28,7 @@ const version = async (db: string): Promise<number> =>
   Number((await sql(db, "SELECT value FROM lockstep_meta WHERE key = 'schema_version'"))[0].value);
 
 describe('cluster: fenced schema and journal statements', () => {
-  it('a deposed leader cannot clear the journal its successor keeps', async () => {
+  it('a deposed leader can neither clear the journal its successor keeps nor write a batch into it', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
     const lease = new pg.Client({ connectionString: db });
     await lease.connect();
@@ -49,9 +51,28 @@ describe('cluster: fenced schema and journal statements', () => {
           checkWrite: async (c) => {
             if (!(await holdsLease(c, 1, 'a'))) throw new Error('this node no longer leads');
           },
+          claim: () => ({ epoch: 1, term: 'a' }),
+          moved: () => new Error('this node no longer leads'),
         },
       );
       stores.push(fenced);
+      const journal = journalTables(fenced, () => Date.now());
+      const held = (seq: number, fence: number): JournalRecord => ({
+        seq,
+        kind: 'held',
+        sessionId: 'x',
+        resource: { program: 'main', function: 1 },
+        mode: 'write',
+        fence,
+        grantedAt: Date.now(),
+        expiresAt: Date.now() + 30_000,
+        ttlMs: 30_000,
+        description: undefined,
+      });
+      // While it leads, a batch (the check and its rows in one statement) is written.
+      await journal.write([held(1, 7)], 1);
+      const recorded = "SELECT l.fence, h.seq FROM cluster_locks l, cluster_journal_head h WHERE l.session_id = 'x'";
+      expect(await sql(db, recorded)).toEqual([{ fence: '7', seq: '1' }]);
       // Another node takes over and records a session of its own.
       await lease.query("UPDATE lockstep_lease SET epoch = 2, term = 'b', node_id = 'b'");
       await lease.query(
@@ -59,6 +80,9 @@ describe('cluster: fenced schema and journal statements', () => {
       );
       await expect(clearJournal(fenced)).rejects.toThrow(/no longer leads/);
       expect(await sql(db, 'SELECT session_id FROM cluster_sessions')).toEqual([{ session_id: 's' }]);
+      // Its next batch is refused by the statement's own check, and rolled back whole.
+      await expect(journal.write([held(2, 8)], 2)).rejects.toThrow(/no longer leads/);
+      expect(await sql(db, recorded)).toEqual([{ fence: '7', seq: '1' }]);
     } finally {
       await lease.end();
     }

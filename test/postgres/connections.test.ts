@@ -47,6 +47,8 @@ describe('cluster connections', () => {
       ...connectionTuning(3_000),
       checkWrite: async () => undefined,
       connected: async () => undefined,
+      claim: () => ({ epoch: 1, term: 't' }),
+      moved: () => new Error('moved'),
     });
     try {
       expect(
@@ -64,6 +66,8 @@ describe('cluster connections', () => {
       queryTimeoutMs: 200,
       checkWrite: async () => undefined,
       connected: async () => undefined,
+      claim: () => ({ epoch: 1, term: 't' }),
+      moved: () => new Error('moved'),
     });
     try {
       const err = await store.query('SELECT pg_sleep(5)').catch((e: unknown) => e);
