@@ -19,9 +19,11 @@ export type Fault = (typeof FAULTS)[number];
 
 /**
  * One attempt: hello and a write lock on the program's structure; the time of the grant, if
- * granted. The probe then says goodbye (close 1000), which ends its session and frees the lock at
- * once: a dropped session would keep it through the resume grace, and the next leader would hold
- * it for the absent probe, timing the grace instead of the takeover.
+ * granted. A granted probe then releases the lock and waits for the reply before it says goodbye
+ * (close 1000): a release's reply waits for the journal (docs/cluster.md, "What is durable when"),
+ * a goodbye does not. A lock still in the journal when the leader is killed, because the fault
+ * came before the commit that records the goodbye, is restored by the next leader and held
+ * through the resume grace for the absent probe, and the takeover after it would time the grace.
  */
 function tryGrant(url: string): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -41,10 +43,10 @@ function tryGrant(url: string): Promise<number | undefined> {
         ws.send(
           JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'lock.acquire', params: { structure: true, mode: 'write' } }),
         );
-      else if (f.id === 2) {
-        if (f.result?.status === 'granted') grantedAt = performance.now();
-        ws.close(1000);
-      }
+      else if (f.id === 2 && f.result?.status === 'granted') {
+        grantedAt = performance.now();
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'lock.releaseAll', params: {} }));
+      } else if (f.id === 2 || f.id === 3) ws.close(1000);
     });
   });
 }
