@@ -33,9 +33,9 @@ for (let r = 0; r < rounds; r++) {
   for (const which of r % 2 === 0 ? ['current', 'baseline'] : ['baseline', 'current']) {
     const sys =
       which === 'current' ? await LockstepSystem.start() : await LockstepSystem.startBaseline(b.serverModule, 'b');
-    await uncontended(sys, 10, { warmMs: 0, runMs: 1000, reps: 1, maxOps: 1e7 });
+    await uncontended(sys, 10, { settleMs: 0, warmMs: 0, runMs: 1000, reps: 1, maxOps: 1e7 });
     await sys.server.startProfile();
-    const res = await uncontended(sys, 10, { warmMs: 0, runMs: seconds * 1000, reps: 1, maxOps: 1e7 });
+    const res = await uncontended(sys, 10, { settleMs: 0, warmMs: 0, runMs: seconds * 1000, reps: 1, maxOps: 1e7 });
     const prof = await sys.server.stopProfile();
     await sys.stop();
     for (const [g, test] of groups) {

@@ -18,7 +18,7 @@ try {
     s,
     LOCK_PLAN.handoverAgents,
     LOCK_PLAN.holdMs,
-    { warmMs: 500, runMs: seconds * 1000, reps: 1, maxOps: 1e7 },
+    { settleMs: 0, warmMs: 500, runMs: seconds * 1000, reps: 1, maxOps: 1e7 },
     {
       phase: async (body) => {
         await s.server.ask(mode === 'all' ? 'alloc-start' : 'alloc-live-start');

@@ -45,7 +45,7 @@ try {
     sys,
     LOCK_PLAN.handoverAgents,
     LOCK_PLAN.holdMs,
-    { warmMs: 8_000, runMs: 3_600_000, reps: 1, maxOps: turns },
+    { settleMs: 0, warmMs: 8_000, runMs: 3_600_000, reps: 1, maxOps: turns },
     {
       phase: async (body) => {
         instrument(true);

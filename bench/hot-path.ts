@@ -17,9 +17,15 @@ export interface ServerProfile {
 async function profileOne(sys: EchoFloor | LockstepSystem, agents: number, seconds: number): Promise<ServerProfile> {
   try {
     // Warm the JIT first, so the profile shows the steady state.
-    await uncontended(sys, agents, { warmMs: 0, runMs: 1_000, reps: 1, maxOps: 10_000_000 });
+    await uncontended(sys, agents, { settleMs: 0, warmMs: 0, runMs: 1_000, reps: 1, maxOps: 10_000_000 });
     await sys.server.startProfile();
-    const r = await uncontended(sys, agents, { warmMs: 0, runMs: seconds * 1_000, reps: 1, maxOps: 10_000_000 });
+    const r = await uncontended(sys, agents, {
+      settleMs: 0,
+      warmMs: 0,
+      runMs: seconds * 1_000,
+      reps: 1,
+      maxOps: 10_000_000,
+    });
     return { system: sys.name, roundTrips: r.n, rate: r.rate, self: await sys.server.stopProfile() };
   } finally {
     await sys.stop();

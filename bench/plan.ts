@@ -15,10 +15,17 @@ export const LOCK_PLAN = {
 /** The agents count the uncontended target is judged at, and the cluster's leader is run at. */
 export const TARGET_UNCONTENDED_AGENTS = 10;
 
+/**
+ * How long each workload runs unmeasured on each system before its first repetition: a fresh
+ * Lockstep server's hand-over p99 falls for about four seconds while V8 compiles the queueing
+ * paths (docs/benchmarks.md, "A fresh server's first seconds", measured by bench/turns.ts).
+ */
+export const SETTLE_MS = 4_000;
+
 export function timing(quick: boolean): Timing {
   return quick
-    ? { warmMs: 200, runMs: 500, reps: 1, maxOps: 200_000 }
-    : { warmMs: 500, runMs: 1_500, reps: 3, maxOps: 500_000 };
+    ? { settleMs: 500, warmMs: 200, runMs: 500, reps: 1, maxOps: 200_000 }
+    : { settleMs: SETTLE_MS, warmMs: 500, runMs: 1_500, reps: 3, maxOps: 500_000 };
 }
 
 export interface Workload {

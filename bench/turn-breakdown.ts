@@ -11,6 +11,7 @@ export const PARTS = [
   ['toServer', 'release sent → its handler starts on the server'],
   ['srvGc', '… of which the server collects garbage'],
   ['srvQueue', '… of which the server writes coalesced lock.queue pushes (a timer)'],
+  ['srvAcquire', '… of which the server runs lock.acquire handlers'],
   ['srvOther', '… of which the server runs other handlers and timers'],
   ['srvIdle', '… of which no JS runs on the server (kernel, scheduler)'],
   ['handler', 'release handler starts → grant write starts'],
@@ -38,18 +39,20 @@ function index(trace: Trace): Indexed {
   return { trace, order, longest };
 }
 
-type Label = 'gc' | 'queue' | 'other';
+type Label = 'gc' | 'queue' | 'acquire' | 'other';
 const labelOf = (kind: number): Label =>
   kind === Kind.gcMinor || kind === Kind.gcMajor
     ? 'gc'
     : kind === Kind.sendQueue || kind === Kind.handlerQueue
       ? 'queue'
-      : 'other';
-const RANK: Record<Label, number> = { gc: 3, queue: 2, other: 1 };
+      : kind === Kind.handlerAcquire
+        ? 'acquire'
+        : 'other';
+const RANK: Record<Label, number> = { gc: 4, queue: 3, acquire: 2, other: 1 };
 
 /** How much of [x, y] each label covers (GC first where they overlap); the rest is idle. */
 function attribute(ix: Indexed, x: number, y: number, skip: (i: number) => boolean): Record<Label | 'idle', number> {
-  const out = { gc: 0, queue: 0, other: 0, idle: 0 };
+  const out = { gc: 0, queue: 0, acquire: 0, other: 0, idle: 0 };
   if (!(y > x)) return out;
   const { trace, order } = ix;
   // First interval starting at or after x - longest.
@@ -106,6 +109,7 @@ export function breakDown(turns: Array<[number, number]>, server: Trace, client:
       toServer: b - a,
       srvGc: toS.gc,
       srvQueue: toS.queue,
+      srvAcquire: toS.acquire,
       srvOther: toS.other,
       srvIdle: toS.idle,
       handler: Math.max(0, rel.grantAt - b),

@@ -4,7 +4,8 @@
 // every handler and frame, garbage collections and the event loop's delay in the server and in
 // the bench process. Each turn is split into the parts of turn-breakdown.ts, and the slowest 1%
 // are set against all turns in the "Hand-over turns" section of docs/benchmarks.md (kept by
-// `npm run bench`); --quick prints only. About half a minute per system.
+// `npm run bench`), followed by a fresh server's first seconds of the same hand-over (how long its
+// tail takes to settle); --quick prints only. About half a minute per system.
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { BASELINE_NAME, baselineArg, prepareBaseline } from './baseline.ts';
@@ -22,6 +23,8 @@ const BASELINE = baselineArg(process.argv);
 const T = timing(QUICK);
 const SHARE = 0.01;
 const GC_FLAGS = ['--trace-gc-nvp'];
+/** Seconds of a fresh server's hand-over shown one by one. */
+const FIRST_SECONDS = 8;
 
 interface Traced {
   turns: TurnParts[];
@@ -222,6 +225,59 @@ function section(systems: Array<[string, Traced]>, load: ReturnType<ReturnType<t
   ];
 }
 
+interface Second {
+  p50: number;
+  p99: number;
+  turns: number;
+  /** Functions V8's optimizing compiler finished in that second (--trace-opt). */
+  optimized: number;
+}
+
+/**
+ * A fresh server's hand-over second by second, untraced but for V8's --trace-opt: how long the
+ * tail takes to settle while the JIT compiles the queueing paths, and so how long the workloads
+ * run unmeasured first (plan.ts, SETTLE_MS).
+ */
+async function firstSeconds(): Promise<Second[]> {
+  let optimized = 0;
+  const fresh = await LockstepSystem.start(['--trace-opt'], undefined, (line) => {
+    if (line.includes('completed optimizing') || line.includes('completed compiling')) optimized++;
+  });
+  const out: Second[] = [];
+  try {
+    for (let i = 0; i < FIRST_SECONDS; i++) {
+      const before = optimized;
+      const r = await handover(fresh, LOCK_PLAN.handoverAgents, LOCK_PLAN.holdMs, {
+        settleMs: 0,
+        warmMs: 0,
+        runMs: 1_000,
+        reps: 1,
+        maxOps: T.maxOps,
+      });
+      out.push({ p50: r.p50, p99: r.p99, turns: r.n, optimized: optimized - before });
+    }
+  } finally {
+    await fresh.stop();
+  }
+  return out;
+}
+
+function firstSecondsSection(seconds: Second[]): string[] {
+  return [
+    '',
+    "### A fresh server's first seconds",
+    '',
+    `The same hand-over on a server just started, in ${seconds.length} runs of one second each (each ends with the queue drained, as every repetition does), and how many functions V8's optimizing compiler finished meanwhile (\`--trace-opt\`): the compiler runs on a thread of its own, on the same two cores as both processes, and code not yet optimized runs slower. The tail settles within about four seconds; every workload above and in Results runs ${T.settleMs} ms unmeasured first on every system, so the figures are of a settled server, as a long-running one is.`,
+    '',
+    '| second | turns | p50 | p99 | functions optimized |',
+    '| ---: | ---: | ---: | ---: | ---: |',
+    ...seconds.map(
+      (x, i) =>
+        `| ${i + 1} | ${x.turns.toLocaleString('en-US')} | ${fmtMs(x.p50)} | ${fmtMs(x.p99)} | ${x.optimized} |`,
+    ),
+  ];
+}
+
 async function main(): Promise<void> {
   process.env.LOCKSTEP_BENCH_TRACE = '1';
   const load = watchLoad();
@@ -230,7 +286,9 @@ async function main(): Promise<void> {
   const current = await LockstepSystem.start(GC_FLAGS, undefined, heapLines(cur));
   const systems: Array<[string, Traced]> = [['Lockstep', cur]];
   try {
-    if (BASELINE === undefined) for (let r = 0; r < T.reps; r++) await tracedHandover(current, { ...T, reps: 1 }, cur);
+    if (BASELINE === undefined)
+      for (let r = 0; r < T.reps; r++)
+        await tracedHandover(current, { ...T, reps: 1, settleMs: r === 0 ? T.settleMs : 0 }, cur);
     else {
       const b = prepareBaseline(BASELINE);
       const baseline = await LockstepSystem.startBaseline(b.serverModule, BASELINE_NAME, GC_FLAGS, heapLines(base));
@@ -249,7 +307,7 @@ async function main(): Promise<void> {
   } finally {
     await current.stop();
   }
-  const lines = section(systems, load.stop());
+  const lines = [...section(systems, load.stop()), ...firstSecondsSection(await firstSeconds())];
   console.log(lines.join('\n'));
   console.log(`load average now ${loadavg()[0]?.toFixed(2)}`);
   if (!QUICK) writeMarkedSection('turns', lines);

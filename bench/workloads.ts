@@ -5,6 +5,13 @@ import { summarize, type Summary } from './stats.ts';
 import type { LockAgent, LockSystem, Mode } from './systems.ts';
 
 export interface Timing {
+  /**
+   * An unmeasured run of the workload before its first repetition, on each system: a workload a
+   * server has not run before changes which of its code V8 compiles, and Lockstep's JIT takes
+   * seconds to settle (docs/benchmarks.md, "A fresh server's first seconds"); a long-running
+   * server is past that, so the figures are of the settled state.
+   */
+  settleMs: number;
   warmMs: number;
   runMs: number;
   reps: number;
@@ -91,6 +98,7 @@ async function closedLoop(
     );
     return { out, seconds: (performance.now() - start) / 1000 };
   };
+  if (t.settleMs > 0) await phase(t.settleMs);
   for (let r = 0; r < t.reps; r++) {
     await phase(t.warmMs);
     const { out, seconds } = await cpu.measure(
@@ -211,6 +219,7 @@ export async function handover(
     return { out, turns, grants, seconds: (Math.min(performance.now(), end) - start) / 1000 };
   };
   try {
+    if (t.settleMs > 0) await phase(t.settleMs, false);
     for (let r = 0; r < t.reps; r++) {
       await phase(t.warmMs, false);
       // The CPU spent while the queue drains after the end is per turn too: count those turns.
@@ -285,10 +294,12 @@ export async function interleavedAll(
   systems: readonly LockSystem[],
   t: Timing,
 ): Promise<Result[]> {
-  const one = { ...t, reps: 1 };
   const parts: Result[][] = systems.map(() => []);
   const order = systems.map((_, i) => i);
-  for (let r = 0; r < t.reps; r++)
+  for (let r = 0; r < t.reps; r++) {
+    // Each system settles once, in its first repetition.
+    const one = { ...t, reps: 1, settleMs: r === 0 ? t.settleMs : 0 };
     for (const i of r % 2 === 0 ? order : [...order].reverse()) parts[i]!.push(await run(systems[i]!, one));
+  }
   return parts.map(mergeResults);
 }
