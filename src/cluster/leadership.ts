@@ -67,8 +67,12 @@ export class Leadership {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
-  /** The schema is this node's version (else its takeover migrates it first). */
-  private schemaCurrent = false;
+  /**
+   * The lease records its holder's backends by pid and start time (schema 6 on): a holder stuck
+   * past its lease can be ended by them. Any schema this node takes over has it, as its takeover
+   * migrates; one older than 6 under a running leader has pids alone, which may have been reused.
+   */
+  private backendStarts = false;
   /** The last outdated-schema refusal logged, so that a node that may not lead says so once. */
   private outdated: string | undefined;
   /** The last statement on the lease got an answer. */
@@ -189,7 +193,7 @@ export class Leadership {
         throw new StoreError(shown, `cannot be used (${why})`);
       });
     if ('problem' in found) throw new StoreError(shown, found.problem);
-    this.schemaCurrent = found.current;
+    this.backendStarts = found.backendStarts;
     await this.tick();
   }
 
@@ -281,16 +285,16 @@ export class Leadership {
     if (result.kind === 'blocked') {
       // The old holder has a transaction open on the lease row past its lease (paused mid-write):
       // end its backends, which rolls the transaction back, and try again at the next look. A
-      // schema older than this node's records no start times to match them by: the database's
+      // schema before version 6 records no start times to match them by: the database's
       // idle_in_transaction_session_timeout of that holder's connections ends it instead.
       const now = await this.conn.use(readLease);
-      if (now.remainingMs === 0 && this.schemaCurrent) {
+      if (now.remainingMs === 0 && this.backendStarts) {
         const ended = await this.conn.use(async (c) => terminate(c, await recordedBackends(c)));
         this.o.logger.warn({ epoch: now.epoch, ended }, 'lease row held past its lease: ended the holder backends');
       }
       return;
     }
-    this.schemaCurrent = true;
+    this.backendStarts = true;
     const deadline = new ServingDeadline(this.clocks, this.o.ttlMs - this.o.driftMs, this.o.driftMs, sent);
     const term: Term = { epoch: result.epoch, term: claim.term, deadline };
     this.held = term;

@@ -256,6 +256,8 @@ const MIGRATION_LOCK = 0x4c6f636b;
 
 /** The version whose migration creates the leadership lease (lockstep_lease). */
 const LEASE_VERSION = 4;
+/** The version from which the lease records its holder's backends with their start times (pid_starts). */
+const BACKEND_STARTS_VERSION = 6;
 
 /**
  * Takes the migration lock and reads the schema's version (0: none yet), or the problem to refuse
@@ -286,17 +288,18 @@ async function lockedVersion(client: pg.ClientBase): Promise<{ version: number }
  * lease existed (no leader can be running on it). A later migration waits for this node to take
  * the lease over, which runs it under the lease row's lock (src/cluster/lease.ts): a standby never
  * migrates the schema under a running leader (docs/cluster.md, rule 7). Returns a problem to
- * refuse start-up with, or whether the schema is this server's. Inside the caller's transaction.
+ * refuse start-up with, or whether the lease records its holder's backends with their start times
+ * (so that a stuck holder's can be ended). Inside the caller's transaction.
  */
 export async function migrateBeforeLease(
   client: pg.ClientBase,
   now: number,
-): Promise<{ problem: string } | { current: boolean }> {
+): Promise<{ problem: string } | { backendStarts: boolean }> {
   const found = await lockedVersion(client);
   if ('problem' in found) return found;
-  if (found.version >= LEASE_VERSION) return { current: found.version === PG_SCHEMA_VERSION };
+  if (found.version >= LEASE_VERSION) return { backendStarts: found.version >= BACKEND_STARTS_VERSION };
   const problem = await migrate(client, now);
-  return problem === undefined ? { current: true } : { problem };
+  return problem === undefined ? { backendStarts: true } : { problem };
 }
 
 /**

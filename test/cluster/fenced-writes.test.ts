@@ -4,6 +4,7 @@ import { holdsLease, readLease, renew, takeOver, terminate } from '../../src/clu
 import { CloseCode } from '../../src/protocol/close-codes.ts';
 import { type LockstepServer, start } from '../../src/server.ts';
 import { migrate } from '../../src/service/index.ts';
+import { PG_SCHEMA_VERSION } from '../../src/service/pg-schema.ts';
 import { TestClient } from '../helpers/client.ts';
 import { freshDatabase } from '../helpers/postgres.ts';
 import { health } from './leader-nodes.ts';
@@ -114,34 +115,56 @@ describe('cluster: epoch-fenced writes', () => {
     expect(metrics).toMatch(/^lockstep_cluster_step_downs_total\{reason="write-refused"\} 1$/m);
   });
 
-  it('a node taking over ends an old leader transaction stuck on the lease row, which never commits', {
-    timeout: 60_000,
-  }, async () => {
-    const db = await freshDatabase(inject('postgresUrl'));
-    const stuck = await connect(db);
-    await stuck.query('BEGIN');
-    expect(await migrate(stuck, Date.now())).toBeUndefined();
-    await stuck.query('CREATE TABLE old_leader_writes (x int)');
-    await stuck.query('COMMIT');
-    // An old leader, its lease run out, paused inside a write that passed its check.
-    await stuck.query(
-      `UPDATE lockstep_lease SET epoch = 1, term = 'old', node_id = 'old', url = 'ws://old/ws',
+  // Also on a schema older than the node's (a rolling upgrade: the old leader still runs on it),
+  // whose lease rows record backend start times all the same (version 6 on).
+  it.each([
+    ['its own schema', false],
+    ['the schema one version older', true],
+  ])(
+    'a node taking over ends an old leader transaction stuck on the lease row, which never commits (%s)',
+    {
+      timeout: 60_000,
+    },
+    async (_, older) => {
+      const db = await freshDatabase(inject('postgresUrl'));
+      const stuck = await connect(db);
+      await stuck.query('BEGIN');
+      expect(await migrate(stuck, Date.now())).toBeUndefined();
+      await stuck.query('CREATE TABLE old_leader_writes (x int)');
+      if (older) {
+        // Undoes migration 9, the newest.
+        expect(PG_SCHEMA_VERSION).toBe(9);
+        await stuck.query('DROP FUNCTION lockstep_journal_write');
+        await stuck.query("UPDATE lockstep_meta SET value = '8' WHERE key = 'schema_version'");
+      }
+      await stuck.query('COMMIT');
+      // An old leader, its lease run out, paused inside a write that passed its check.
+      await stuck.query(
+        `UPDATE lockstep_lease SET epoch = 1, term = 'old', node_id = 'old', url = 'ws://old/ws',
          expires_at = clock_timestamp() - interval '1 second', pids = ARRAY[pg_backend_pid()],
          pid_starts = ARRAY[(SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())]`,
-    );
-    await stuck.query('BEGIN');
-    expect(await holdsLease(stuck, 1, 'old')).toBe(true);
-    await stuck.query('INSERT INTO old_leader_writes VALUES (1)');
+      );
+      await stuck.query('BEGIN');
+      expect(await holdsLease(stuck, 1, 'old')).toBe(true);
+      await stuck.query('INSERT INTO old_leader_writes VALUES (1)');
 
-    const s = await start({ port: 0, db, logLevel: 'silent', leaseTtlMs: 1500, leaseRenewMs: 250, leaseDriftMs: 250 });
-    servers.push(s);
-    const led = await until('the new node leads', 15_000, async () => {
-      const h = await health(`http://127.0.0.1:${s.port}`);
-      return h.status === 200 ? h : undefined;
-    });
-    expect(led.body).toMatchObject({ role: 'leader', epoch: 2 });
-    await expect(stuck.query('COMMIT')).rejects.toThrow();
-    const check = await connect(db);
-    expect((await check.query('SELECT count(*)::int AS n FROM old_leader_writes')).rows[0].n).toBe(0);
-  });
+      const s = await start({
+        port: 0,
+        db,
+        logLevel: 'silent',
+        leaseTtlMs: 1500,
+        leaseRenewMs: 250,
+        leaseDriftMs: 250,
+      });
+      servers.push(s);
+      const led = await until('the new node leads', 15_000, async () => {
+        const h = await health(`http://127.0.0.1:${s.port}`);
+        return h.status === 200 ? h : undefined;
+      });
+      expect(led.body).toMatchObject({ role: 'leader', epoch: 2 });
+      await expect(stuck.query('COMMIT')).rejects.toThrow();
+      const check = await connect(db);
+      expect((await check.query('SELECT count(*)::int AS n FROM old_leader_writes')).rows[0].n).toBe(0);
+    },
+  );
 });
