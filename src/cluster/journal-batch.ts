@@ -120,9 +120,15 @@ export function batchParams(b: FoldedBatch, upTo: number, localNow: number): unk
   ];
 }
 
-/** The call: the epoch and term ($1, $2) come from the write fence (PgConnection.writeChecked). */
-const JOURNAL_WRITE = `SELECT lockstep_journal_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-  $16, $17, $18, $19, $20)`;
+/**
+ * The call: the epoch and term ($1, $2) come from the write fence (PgConnection.writeChecked). Typed,
+ * so that it names one function whatever else of that name the search path may hold.
+ */
+const JOURNAL_WRITE = `SELECT lockstep_journal_write($1::bigint, $2::text, $3::bigint,
+  $4::text[], $5::text[], $6::text[], $7::text[],
+  $8::text[], $9::text[], $10::text[],
+  $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::text[],
+  $20::text[])`;
 
 /** Where the journal's commits go: one transaction per batch (a fake in the unit tests). */
 export interface JournalStore {
@@ -136,6 +142,6 @@ export interface JournalStore {
  */
 export function journalTables(db: SharedDatabase, now: () => number): JournalStore {
   return {
-    write: (records, upTo) => db.writeChecked(JOURNAL_WRITE, batchParams(fold(records), upTo, now())),
+    write: (records, upTo) => db.writeChecked(JOURNAL_WRITE, () => batchParams(fold(records), upTo, now())),
   };
 }

@@ -145,16 +145,20 @@ export class PgConnection {
 
   /**
    * One statement that checks the lease itself (rule 3 inside the statement's own transaction):
-   * `text` takes the fence's epoch and term as $1 and $2, `values` from $3 on, and raises
+   * `text` takes the fence's epoch and term as $1 and $2, `values()` from $3 on, and raises
    * LEASE_MOVED_SQLSTATE when the row holds another term. One round trip where write() takes
-   * four or more; cluster mode only, since the check is what it is for.
+   * four or more; cluster mode only, since the check is what it is for. The local check and the
+   * values are taken once a connection is in hand, as write()'s are: a wait for one (all busy, or
+   * a new one registering its backend) comes before them, not between them and the statement.
    */
-  async writeChecked(text: string, values: unknown[]): Promise<void> {
+  async writeChecked(text: string, values: () => unknown[]): Promise<void> {
     const fence = this.fence;
     if (fence === undefined) throw new Error('writeChecked needs a write fence (cluster mode)');
-    const { epoch, term } = fence.claim();
     try {
-      await this.use((client) => client.query(text, [epoch, term, ...values]));
+      await this.use((client) => {
+        const { epoch, term } = fence.claim();
+        return client.query(text, [epoch, term, ...values()]);
+      });
     } catch (err) {
       if (typeof err === 'object' && err !== null && 'code' in err && err.code === LEASE_MOVED_SQLSTATE)
         throw fence.moved();

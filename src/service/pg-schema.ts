@@ -215,7 +215,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
           now_ms bigint;
         BEGIN
           SELECT epoch, term INTO lease FROM lockstep_lease WHERE id = 1 FOR KEY SHARE;
-          IF NOT FOUND OR lease.epoch <> p_epoch OR lease.term <> p_term THEN
+          IF NOT FOUND OR lease.epoch IS DISTINCT FROM p_epoch OR lease.term IS DISTINCT FROM p_term THEN
             RAISE EXCEPTION 'the lease is no longer held by epoch % term %', p_epoch, p_term USING ERRCODE = 'LSL01';
           END IF;
           IF cardinality(j_ids) > 0 THEN

@@ -109,7 +109,7 @@ export interface SharedDatabase {
   /** A transaction behind the leader's lease check in cluster mode, as every store write is. */
   write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   /** One statement that makes the lease check itself (PgConnection.writeChecked): cluster mode. */
-  writeChecked(text: string, values: unknown[]): Promise<void>;
+  writeChecked(text: string, values: () => unknown[]): Promise<void>;
 }
 
 export class PostgresStore implements ProgramStore, SharedDatabase {
@@ -125,7 +125,7 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
     return this.db.write(work, true);
   }
 
-  writeChecked(text: string, values: unknown[]): Promise<void> {
+  writeChecked(text: string, values: () => unknown[]): Promise<void> {
     return this.db.writeChecked(text, values);
   }
 

@@ -27,51 +27,56 @@ afterEach(async () => {
 const version = async (db: string): Promise<number> =>
   Number((await sql(db, "SELECT value FROM lockstep_meta WHERE key = 'schema_version'"))[0].value);
 
+/** A held lock's journal record, as the lock core makes them. */
+const held = (seq: number, fence: number): JournalRecord => ({
+  seq,
+  kind: 'held',
+  sessionId: 'x',
+  resource: { program: 'main', function: 1 },
+  mode: 'write',
+  fence,
+  grantedAt: Date.now(),
+  expiresAt: Date.now() + 30_000,
+  ttlMs: 30_000,
+  description: undefined,
+});
+
+const recorded = "SELECT l.fence, h.seq FROM cluster_locks l, cluster_journal_head h WHERE l.session_id = 'x'";
+
+/** A schema, its lease taken by node a (epoch 1), and a's store behind its write fence. */
+async function leaderA(db: string, lease: pg.Client): Promise<PostgresStore> {
+  // Creates the schema.
+  stores.push(await openPostgresStore(db, { now: () => Date.now() }));
+  expect(
+    await takeOver(lease, { nodeId: 'a', url: 'ws://a/ws', term: 'a' }, 60_000, 1_000, () => undefined),
+  ).toMatchObject({ kind: 'taken', epoch: 1 });
+  const fenced = await openPostgresStore(
+    db,
+    { now: () => Date.now() },
+    {
+      ...connectionTuning(60_000),
+      connected: (c) => registerBackend(c, 1, 'a'),
+      checkWrite: async (c) => {
+        if (!(await holdsLease(c, 1, 'a'))) throw new Error('this node no longer leads');
+      },
+      claim: () => ({ epoch: 1, term: 'a' }),
+      moved: () => new Error('this node no longer leads'),
+    },
+  );
+  stores.push(fenced);
+  return fenced;
+}
+
 describe('cluster: fenced schema and journal statements', () => {
   it('a deposed leader can neither clear the journal its successor keeps nor write a batch into it', async () => {
     const db = await freshDatabase(inject('postgresUrl'));
     const lease = new pg.Client({ connectionString: db });
     await lease.connect();
     try {
-      // Creates the schema.
-      const store = await openPostgresStore(db, { now: () => Date.now() });
-      stores.push(store);
-      expect(
-        await takeOver(lease, { nodeId: 'a', url: 'ws://a/ws', term: 'a' }, 60_000, 1_000, () => undefined),
-      ).toMatchObject({
-        kind: 'taken',
-        epoch: 1,
-      });
-      const fenced = await openPostgresStore(
-        db,
-        { now: () => Date.now() },
-        {
-          ...connectionTuning(60_000),
-          connected: (c) => registerBackend(c, 1, 'a'),
-          checkWrite: async (c) => {
-            if (!(await holdsLease(c, 1, 'a'))) throw new Error('this node no longer leads');
-          },
-          claim: () => ({ epoch: 1, term: 'a' }),
-          moved: () => new Error('this node no longer leads'),
-        },
-      );
-      stores.push(fenced);
+      const fenced = await leaderA(db, lease);
       const journal = journalTables(fenced, () => Date.now());
-      const held = (seq: number, fence: number): JournalRecord => ({
-        seq,
-        kind: 'held',
-        sessionId: 'x',
-        resource: { program: 'main', function: 1 },
-        mode: 'write',
-        fence,
-        grantedAt: Date.now(),
-        expiresAt: Date.now() + 30_000,
-        ttlMs: 30_000,
-        description: undefined,
-      });
       // While it leads, a batch (the check and its rows in one statement) is written.
       await journal.write([held(1, 7)], 1);
-      const recorded = "SELECT l.fence, h.seq FROM cluster_locks l, cluster_journal_head h WHERE l.session_id = 'x'";
       expect(await sql(db, recorded)).toEqual([{ fence: '7', seq: '1' }]);
       // Another node takes over and records a session of its own.
       await lease.query("UPDATE lockstep_lease SET epoch = 2, term = 'b', node_id = 'b'");
@@ -83,6 +88,35 @@ describe('cluster: fenced schema and journal statements', () => {
       // Its next batch is refused by the statement's own check, and rolled back whole.
       await expect(journal.write([held(2, 8)], 2)).rejects.toThrow(/no longer leads/);
       expect(await sql(db, recorded)).toEqual([{ fence: '7', seq: '1' }]);
+    } finally {
+      await lease.end();
+    }
+  });
+
+  it('a journal batch sent while a takeover holds the lease row waits for it, then is refused', async () => {
+    const db = await freshDatabase(inject('postgresUrl'));
+    const lease = new pg.Client({ connectionString: db });
+    await lease.connect();
+    try {
+      const journal = journalTables(await leaderA(db, lease), () => Date.now());
+      // A takeover in flight: the row locked FOR UPDATE, its epoch not yet bumped.
+      await lease.query('BEGIN');
+      await lease.query('SELECT epoch FROM lockstep_lease WHERE id = 1 FOR UPDATE');
+      const write = journal.write([held(1, 7)], 1);
+      const refused = expect(write).rejects.toThrow(/no longer leads/);
+      await until('the batch waits for the row lock', 10_000, async () => {
+        const rows = await sql(
+          db,
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lockstep_journal_write%'",
+        );
+        return rows.length > 0 || undefined;
+      });
+      await lease.query("UPDATE lockstep_lease SET epoch = 2, term = 'b', node_id = 'b'");
+      await lease.query('COMMIT');
+      // It sees the committed takeover (the row's newest version), not the epoch it waited on.
+      await refused;
+      expect(await sql(db, 'SELECT count(*)::int AS n FROM cluster_locks')).toEqual([{ n: 0 }]);
+      expect(await sql(db, 'SELECT seq FROM cluster_journal_head')).toEqual([{ seq: '0' }]);
     } finally {
       await lease.end();
     }
