@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { type LockstepClient, type PathNode, pathTree, pathTreeLines } from '../client/index.ts';
+import { freePathLabel, type LockstepClient, type PathNode, pathTree, pathTreeLines } from '../client/index.ts';
 import type { ResultOf } from '../protocol/methods.ts';
 import { formatResource, isFunction, isPath, type Resource } from '../protocol/resource.ts';
 import { VERSION } from '../version.ts';
@@ -183,15 +183,18 @@ function pathTrees(resources: readonly LockStatus[]): StatusSnapshot['pathTrees'
   return [...byProgram].map(([program, locks]) => ({ program, tree: pathTree(locks) }));
 }
 
-/** "alice write #12 (29m59s); queue: 1. bob write, 2. carol read (upgrade)" */
-function lockLine(l: LockStatus, now: number): string {
+/**
+ * "alice write #12 (29m59s); queue: 1. bob write, 2. carol read (upgrade)"; a lock nobody holds is
+ * `free` unless the caller says more (a path held above or below it).
+ */
+function lockLine(l: LockStatus, now: number, free = 'free'): string {
   const holders = l.holders.map((h) => `${h.name ?? h.sessionId.slice(0, 8)} ${h.mode} #${h.fence}`).join(', ');
   const expires =
     l.holders.length === 0 ? '' : ` (${duration(Math.min(...l.holders.map((h) => Date.parse(h.expiresAt))) - now)})`;
   const queue = l.queue
     .map((q) => `${q.position}. ${q.name ?? q.sessionId.slice(0, 8)} ${q.mode}${q.upgrade ? ' (upgrade)' : ''}`)
     .join(', ');
-  return `${holders === '' ? 'free' : holders}${expires}${queue === '' ? '' : `; queue: ${queue}`}`;
+  return `${holders === '' ? free : holders}${expires}${queue === '' ? '' : `; queue: ${queue}`}`;
 }
 
 export function render(s: StatusSnapshot): string {
@@ -256,8 +259,14 @@ export function render(s: StatusSnapshot): string {
   const paths = s.locks.length - locks.length;
   out.push('', `PATH LOCKS (${paths})`);
   if (paths === 0) out.push('  none');
-  for (const { program, tree } of s.pathTrees)
-    out.push(`  ${program}:`, ...pathTreeLines(tree, (l) => lockLine(l, now), '    '));
+  for (const { program, tree } of s.pathTrees) {
+    const held = s.locks.flatMap((l) =>
+      isPath(l.resource) && l.resource.program === program && l.holders.length > 0 ? [l.resource.path] : [],
+    );
+    const line = (l: LockStatus) =>
+      lockLine(l, now, isPath(l.resource) ? freePathLabel(l.resource.path, held) : 'free');
+    out.push(`  ${program}:`, ...pathTreeLines(tree, line, '    '));
+  }
   return out.join('\n');
 }
 

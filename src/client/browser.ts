@@ -11,7 +11,7 @@ export {
   type RpcErrorType,
 } from './errors.ts';
 export { LockHandle, type LockState } from './lock-handle.ts';
-export { type PathNode, pathTree, pathTreeLines } from './path-tree.ts';
+export { freePathLabel, type PathNode, pathTree, pathTreeLines } from './path-tree.ts';
 export type { WebSocketConstructor, WebSocketLike } from './socket.ts';
 export type * from './types.ts';
 export type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.ts';

@@ -52,3 +52,16 @@ export function pathTreeLines<T>(nodes: readonly PathNode<T>[], describe: (lock:
   }
   return out;
 }
+
+/**
+ * What a path nobody holds is to someone who wants it: free, or free here but held above it or
+ * below it, which blocks a lock on it all the same (a lock covers what is below its path). `held`:
+ * the paths of the program held now.
+ */
+export function freePathLabel(path: string, held: readonly string[]): string {
+  const around = [
+    ...(held.some((h) => path.startsWith(`${h}/`)) ? ['above'] : []),
+    ...(held.some((h) => h.startsWith(`${path}/`)) ? ['below'] : []),
+  ];
+  return around.length === 0 ? 'free' : `free here; held ${around.join(' and ')}`;
+}

@@ -2,7 +2,7 @@ import { changedContents, headCommit, uncommitted } from '../client/git.ts';
 import type { Grant } from '../client/index.ts';
 import { isLockstepError } from '../client/errors.ts';
 import { LockstepClientError } from '../client/index.ts';
-import { pathTree, pathTreeLines } from '../client/path-tree.ts';
+import { freePathLabel, pathTree, pathTreeLines } from '../client/path-tree.ts';
 import { RpcCode } from '../protocol/errors.ts';
 import { pathProblem } from '../protocol/path.ts';
 import { isPath, type PathResource } from '../protocol/resource.ts';
@@ -139,23 +139,16 @@ export const pathStatus = tool({
     const me = ctx.client.sessionId;
     const entries = resources.flatMap((r) => (isPath(r.resource) ? [{ path: r.resource.path, lock: r }] : []));
     const held = entries.filter((e) => e.lock.holders.length > 0).map((e) => e.path);
-    // A path nobody holds may still be blocked by a lock above it or below it (a lock covers what is below its path).
-    const free = (path: string) => {
-      const around = [
-        ...(held.some((h) => path.startsWith(`${h}/`)) ? ['above'] : []),
-        ...(held.some((h) => h.startsWith(`${path}/`)) ? ['below'] : []),
-      ];
-      return around.length === 0 ? 'free' : `free here; held ${around.join(' and ')}`;
-    };
     const describe = (r: (typeof entries)[number]['lock']) => {
       const holders = r.holders.map(
         (h) => `${h.sessionId === me ? 'you' : (h.name ?? h.sessionId)} ${h.mode} #${h.fence}`,
       );
+      // Positions as `lockstep status` writes them: "#" is a fence's.
       const queue = r.queue.map(
-        (q) => `#${q.position} ${q.sessionId === me ? 'you' : (q.name ?? q.sessionId)} ${q.mode}`,
+        (q) => `${q.position}. ${q.sessionId === me ? 'you' : (q.name ?? q.sessionId)} ${q.mode}`,
       );
       return [
-        holders.length === 0 ? free((r.resource as PathResource).path) : `held by ${holders.join(', ')}`,
+        holders.length === 0 ? freePathLabel((r.resource as PathResource).path, held) : `held by ${holders.join(', ')}`,
         ...(queue.length === 0 ? [] : [`queue: ${queue.join(', ')}`]),
       ].join('; ');
     };

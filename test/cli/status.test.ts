@@ -154,7 +154,7 @@ describe('lockstep status', { timeout: 120_000 }, () => {
       '  main:',
       expect.stringMatching(/^ {4}docs\/guide\/intro\.md {2}carol read #\d+ \(\d+m\d+s\)$/),
       expect.stringMatching(/^ {4}src\/ {2}alice write #\d+ \(\d+m\d+s\)$/),
-      '      app/main.ts  free; queue: 1. bob write',
+      '      app/main.ts  free here; held above; queue: 1. bob write',
       '',
     ]);
     expect(text.stdout).toMatch(/LOCKS \(0\)\n {2}none/);

@@ -75,7 +75,7 @@ describe('lockstep mcp path tools', { timeout: 90_000 }, () => {
     });
     expect(status.text).toMatch(/^Since your last call:\n- 1 agent\(s\) waiting behind your write lock on src in main/);
     expect(status.text).toContain('  src  held by you write #');
-    expect(status.text).toContain('; queue: #1 b write');
+    expect(status.text).toContain('; queue: 1. b write');
     expect(status.text).toMatch(/yours \(1\):\n- write lock on src, fence \d+: held; 1 waiting behind it/);
 
     await observer.events.subscribe({ topics: ['locks'] });
@@ -119,7 +119,7 @@ describe('lockstep mcp path tools', { timeout: 90_000 }, () => {
     await queued;
     const status = await a.call('path_status', { program: 'webapp' });
     expect(status.text).toMatch(
-      /\n {2}src\/ {2}free here; held below; queue: #1 waiter write\n {4}app {2}held by holder write #\d+\n/,
+      /\n {2}src\/ {2}free here; held below; queue: 1\. waiter write\n {4}app {2}held by holder write #\d+\n/,
     );
   });
 
