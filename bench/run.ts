@@ -1,5 +1,6 @@
 // npm run bench: every workload of docs/benchmarks.md, Lockstep and its peers side by side, then
-// writes docs/benchmarks.md and docs/bench-latency.svg. About four minutes; loopback only.
+// writes docs/benchmarks.md and docs/bench-latency.svg. About six minutes (each workload first
+// runs 4 s unmeasured on every system); loopback only.
 //   --quick        one short repetition of everything (for trying the bench, not for figures)
 //   --wait-quiet   first wait (up to 10 min) for a 1-minute load average under 1.0
 //   --only=TEXT    only the workloads whose label contains TEXT (e.g. --only=hand-over); prints
