@@ -146,14 +146,16 @@ const PathsCheckResult = z.object({
       queueLength: z.number().int().describe('Tickets a write request on the path would queue behind'),
       recorded: z
         .object({
-          blob: GitObjectId,
+          blob: GitObjectId.nullable().describe('null: the holder recorded the path as deleted'),
           commit: GitObjectId.optional(),
           sessionId: SessionId,
           name: z.string(),
           at: IsoTime,
         })
         .optional()
-        .describe("The path's last recorded content, when its blob differs from `base`"),
+        .describe(
+          "The path's last recorded content, when its blob differs from `base` (a deletion recorded and `base: null` do not differ)",
+        ),
     }),
   ),
 });

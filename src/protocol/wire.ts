@@ -22,8 +22,8 @@ export const GitObjectId = z
 /** One path's content as a releasing holder records it (lock.release `contents`). */
 export const PathContent = z.strictObject({
   path: LockPath,
-  blob: GitObjectId.describe("The path's git blob id as the holder leaves it"),
-  commit: GitObjectId.optional().describe('The commit that has it'),
+  blob: GitObjectId.nullable().describe("The path's git blob id as the holder leaves it; null: it deleted the path"),
+  commit: GitObjectId.optional().describe('The commit that has it (or, for a deleted path, that no longer has it)'),
 });
 
 export const Grant = z

@@ -128,6 +128,26 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;`);
     },
   },
+  {
+    version: 6,
+    up(db) {
+      // A blob may be null: the holder deleted the path (docs/protocol.md, lock.release
+      // `contents`). SQLite cannot drop a NOT NULL in place: the table is copied into a new one.
+      db.exec(`CREATE TABLE path_contents_v6 (
+        program TEXT NOT NULL REFERENCES programs(name) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        blob TEXT,
+        commit_id TEXT,
+        session_id TEXT NOT NULL,
+        session_name TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (program, path)
+      ) STRICT;
+        INSERT INTO path_contents_v6 SELECT program, path, blob, commit_id, session_id, session_name, at FROM path_contents;
+        DROP TABLE path_contents;
+        ALTER TABLE path_contents_v6 RENAME TO path_contents;`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -247,6 +247,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         $fn$`);
     },
   },
+  {
+    version: 10,
+    async up(client) {
+      // A blob may be null: the holder deleted the path (docs/protocol.md, lock.release `contents`).
+      await client.query('ALTER TABLE path_contents ALTER COLUMN blob DROP NOT NULL');
+    },
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -71,7 +71,7 @@ export function toCheckpoint(row: CheckpointRow): CheckpointRecord {
 
 export interface PathContentRow {
   path: string;
-  blob: string;
+  blob: string | null;
   commit_id: string | null;
   session_id: string;
   session_name: string;

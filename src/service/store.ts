@@ -74,7 +74,8 @@ export interface CheckpointRecord {
  */
 export interface PathContentRecord {
   path: string;
-  blob: string;
+  /** null: the path was deleted. */
+  blob: string | null;
   commit?: string;
   sessionId: string;
   sessionName: string;

@@ -132,10 +132,10 @@ describe('cluster: epoch-fenced writes', () => {
       expect(await migrate(stuck, Date.now())).toBeUndefined();
       await stuck.query('CREATE TABLE old_leader_writes (x int)');
       if (older) {
-        // Undoes migration 9, the newest.
-        expect(PG_SCHEMA_VERSION).toBe(9);
-        await stuck.query('DROP FUNCTION lockstep_journal_write');
-        await stuck.query("UPDATE lockstep_meta SET value = '8' WHERE key = 'schema_version'");
+        // Undoes migration 10, the newest.
+        expect(PG_SCHEMA_VERSION).toBe(10);
+        await stuck.query('ALTER TABLE path_contents ALTER COLUMN blob SET NOT NULL');
+        await stuck.query("UPDATE lockstep_meta SET value = '9' WHERE key = 'schema_version'");
       }
       await stuck.query('COMMIT');
       // An old leader, its lease run out, paused inside a write that passed its check.

@@ -84,6 +84,38 @@ describe('paths.check and recorded contents', () => {
     });
     expect(err.code).toBe(-32602);
     expect(err.message).toMatch(/contents\.0\.blob: a git object id is 40 or 64 lowercase hex characters/);
+    // A deleted path is a null blob, not one left out or empty.
+    for (const blob of [undefined, '']) {
+      const missing = await a.fail('lock.release', {
+        program: 'repo',
+        paths: ['src'],
+        contents: [{ path: 'src/a', blob }],
+      });
+      expect(missing.code).toBe(-32602);
+    }
+  });
+
+  it('records a deleted path: a change based on a copy that still has it is stale, a new file is not', async () => {
+    const s = await t.server();
+    const [a, guard] = [await t.agent(s, 'a'), await t.agent(s, 'g', 'observer')];
+    await a.call('lock.acquire', { program: 'repo', paths: ['src'], mode: 'write' });
+    await a.call('lock.release', {
+      program: 'repo',
+      paths: ['src'],
+      contents: [{ path: 'src/x.ts', blob: null, commit: C1 }],
+    });
+    const r = await guard.call('paths.check', {
+      program: 'repo',
+      session: a.sessionId,
+      changes: [
+        { path: 'src/x.ts', base: B1 },
+        { path: 'src/x.ts', base: null },
+      ],
+    });
+    expect(r.changes.map((c: { recorded?: unknown }) => c.recorded)).toEqual([
+      { blob: null, commit: C1, sessionId: a.sessionId, name: 'a', at: expect.any(String) },
+      undefined,
+    ]);
   });
 
   it('records contents only under a write lock of the releasing session, and keeps them across a restart', async () => {

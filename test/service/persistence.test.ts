@@ -24,7 +24,7 @@ describe('a file store', () => {
     await svc.close();
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(5);
+    expect(db.pragma('user_version', { simple: true })).toBe(6);
     db.close();
   });
 
@@ -117,5 +117,27 @@ describe('a store of an older schema', () => {
     const db = new Database(path, { readonly: true });
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     db.close();
+  });
+
+  it('keeps the path contents recorded before a deleted path could be (schema 5)', async () => {
+    const path = join(dir, 'v5.db');
+    const old = new Database(path);
+    for (const m of MIGRATIONS.filter((m) => m.version <= 5)) m.up(old, 1);
+    old.pragma('user_version = 5');
+    // Migration 1 created the program main.
+    old.exec(
+      `INSERT INTO path_contents VALUES ('main', 'src/a.ts', '${'a'.repeat(40)}', NULL, '${alice.sessionId}', 'alice', 2)`,
+    );
+    old.close();
+    const svc = await ProgramService.open({ path, clock: systemClock });
+    expect(await svc.contents('main', ['src/a.ts'])).toEqual(
+      new Map([
+        [
+          'src/a.ts',
+          { path: 'src/a.ts', blob: 'a'.repeat(40), sessionId: alice.sessionId, sessionName: 'alice', at: 2 },
+        ],
+      ]),
+    );
+    await svc.close();
   });
 });
