@@ -36,9 +36,10 @@ function notHeld(program: string, a: PathAnswer): string {
 function stale(a: PathAnswer, base: string | null, recorded: NonNullable<PathAnswer['recorded']>): string {
   const from = recorded.commit === undefined ? 'a commit not named' : `commit ${recorded.commit}`;
   const yours = base === null ? 'no such file' : `blob ${base}`;
+  const theirs = recorded.blob === null ? 'deleted' : `blob ${recorded.blob}`;
   return (
     `${a.path}: your change is based on ${yours} in HEAD, but ${who(recorded)} released it at ` +
-    `${recorded.at} as blob ${recorded.blob} (${from}). You edited an older copy: bring in ` +
+    `${recorded.at} as ${theirs} (${from}). You edited an older copy: bring in ` +
     `${recorded.commit === undefined ? 'their latest commit' : recorded.commit} first (git merge, rebase or cherry-pick), then redo your change on it.`
   );
 }

@@ -75,21 +75,20 @@ export function headCommit(cwd: string): string | undefined {
 
 /**
  * What to tell with the release of path write locks on `paths`: each file under them that the
- * commits from `since` (HEAD when they were granted; undefined: the first commit) to HEAD changed
- * and that HEAD has, with its blob id and HEAD's commit. A file deleted has no content to record.
+ * commits from `since` (HEAD when they were granted; undefined: the first commit) to HEAD changed,
+ * with its blob id in HEAD, or null for a file they deleted, and HEAD's commit. A deletion is
+ * recorded too, so that the guard refuses a later change made on a copy that still had the file.
  */
 export function changedContents(
   cwd: string,
   since: string | undefined,
   paths: readonly string[],
-): Array<{ path: string; blob: string; commit: string }> {
+): Array<{ path: string; blob: string | null; commit: string }> {
   const head = headCommit(cwd);
   if (head === undefined || paths.length === 0 || since === head) return [];
   // Before the first commit, everything HEAD has is new: compared with the empty tree.
   const from = since ?? git(cwd, ['hash-object', '-t', 'tree', '--stdin']).trim();
-  return rawDiff(cwd, [from, head, '--', ...paths]).flatMap((c) =>
-    c.blob === null ? [] : [{ path: c.path, blob: c.blob, commit: head }],
-  );
+  return rawDiff(cwd, [from, head, '--', ...paths]).map((c) => ({ path: c.path, blob: c.blob, commit: head }));
 }
 
 /** Files under `paths` with changes not committed (staged or not, or untracked). */

@@ -131,9 +131,9 @@ export class LockHandle {
    * again, e.g. to another task of this client) is not this handle's and is left alone. While
    * suspended, it waits for the session to be back (a lost lock then has nothing to release).
    *
-   * `contents`: the git blob ids of the files changed under its path write locks, and the commit
-   * that holds them (see `changedContents`): the server records them, and `lockstep guard` refuses
-   * a later commit of those files based on an older copy.
+   * `contents`: the git blob ids of the files changed under its path write locks (null for one
+   * deleted), and the commit that holds them (see `changedContents`): the server records them, and
+   * `lockstep guard` refuses a later commit of those files based on an older copy.
    */
   release(o: { contents?: readonly PathContent[] } = {}): Promise<Resource[]> {
     return this.owner.releaseHeld(this.own(), o.contents);

@@ -65,8 +65,8 @@ export type Namespaces = {
 export type HelloResult = ResultOf<'session.hello'>;
 
 /**
- * A file changed under a path write lock, told with its release: its git blob id, and the commit
- * that holds it (`changedContents` finds them).
+ * A file changed under a path write lock, told with its release: its git blob id (null: deleted),
+ * and the commit that holds it (`changedContents` finds them).
  */
 export type PathContent = NonNullable<ParamsOf<'lock.release'>['contents']>[number];
 

@@ -158,6 +158,47 @@ describe('lockstep guard', { timeout: 120_000 }, () => {
     expect(current.code).toBe(0);
   });
 
+  it('refuses a change made on a copy that still has a file the last holder deleted, not a new file of that name', async () => {
+    const { dir, s, alice } = await setUp();
+    const bob = await t.client(s, 'bob');
+    const start = headCommit(dir);
+    // Bob, on his branch, deletes lib/y.ts under his lock and releases it with what he committed.
+    const bobLock = await bob.acquire({ paths: ['lib'], mode: 'write' });
+    await run('git', ['checkout', '-q', '-b', 'bob'], { cwd: dir });
+    await run('git', ['rm', '-q', 'lib/y.ts'], { cwd: dir });
+    const bobs = await collect(
+      spawn('git', ['commit', '-q', '-m', 'delete lib/y.ts'], {
+        cwd: dir,
+        env: { ...process.env, LOCKSTEP_SESSION: bob.sessionId as string },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    expect(bobs.stderr).toBe('');
+    expect(bobs.code).toBe(0);
+    const contents = changedContents(dir, start, ['lib']);
+    const bobCommit = headCommit(dir) as string;
+    expect(contents).toEqual([{ path: 'lib/y.ts', blob: null, commit: bobCommit }]);
+    await bobLock.release({ contents });
+    await run('git', ['checkout', '-q', 'main'], { cwd: dir });
+
+    await alice.acquire({ paths: ['lib'], mode: 'write' });
+    const stale = await commit(dir, 'lib/y.ts', 'y from alice\n');
+    expect(stale.code).not.toBe(0);
+    expect(stale.stderr).toContain(`lib/y.ts: your change is based on blob `);
+    expect(stale.stderr).toContain(`but bob (session ${bob.sessionId}) released it at `);
+    expect(stale.stderr).toContain(
+      ` as deleted (commit ${bobCommit}). You edited an older copy: bring in ${bobCommit} first`,
+    );
+    await run('git', ['reset', '-q', '--hard'], { cwd: dir });
+
+    // On bob's commit the file is gone: writing it again is a new file, absent on both sides.
+    await run('git', ['merge', '-q', '--ff-only', 'bob'], { cwd: dir });
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    const created = await commit(dir, 'lib/y.ts', 'a new y from alice\n');
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+  });
+
   it("a merge's commit is checked for what the committer changed, not for what comes in from the merged commits", async () => {
     const { dir, s, alice } = await setUp();
     const bob = await t.client(s, 'bob');

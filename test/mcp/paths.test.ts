@@ -188,4 +188,24 @@ describe('lockstep mcp path tools', { timeout: 90_000 }, () => {
     });
     expect(changes[0]?.recorded).toMatchObject({ commit: head, name: 'a' });
   });
+
+  it('records a file deleted under a released write lock as deleted', async () => {
+    const dir = repository();
+    dirs.push(dir);
+    const s = await t.server();
+    const observer = await t.client(s, 'observer');
+    const a = await bridge(s.url, 'a', ['--repo', dir]);
+    await a.call('path_lock', { paths: ['src'], mode: 'write' });
+    execFileSync('git', ['rm', '-q', 'src/a.ts'], { cwd: dir });
+    execFileSync('git', ['commit', '-q', '--no-verify', '-m', 'delete a'], { cwd: dir });
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
+    const released = await a.call('path_release', {});
+    expect(released.text).toBe(['released: src in main', `recorded 1 changed file(s) as of commit ${head}`].join('\n'));
+    const { changes } = await observer.call('paths.check', {
+      program: 'main',
+      session: observer.sessionId as string,
+      changes: [{ path: 'src/a.ts', base: 'a'.repeat(40) }],
+    });
+    expect(changes[0]?.recorded).toMatchObject({ blob: null, commit: head, name: 'a' });
+  });
 });
