@@ -64,7 +64,9 @@ export class Channel {
       if (!this.open) {
         reject(
           this.endError?.(method, 0) ??
-            LockstepClientError.local('DISCONNECTED', `not connected: ${method} was not sent`, method),
+            LockstepClientError.local('DISCONNECTED', `not connected: ${method} was not sent`, method, {
+              sent: false,
+            }),
         );
         return;
       }

@@ -176,7 +176,9 @@ export class Connection {
       const timer = setTimeout(
         () =>
           waiter.reject(
-            LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method),
+            LockstepClientError.local('TIMEOUT', `${method}: not connected within ${timeoutMs} ms`, method, {
+              sent: false,
+            }),
           ),
         timeoutMs,
       );

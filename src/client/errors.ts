@@ -10,7 +10,8 @@ export type RpcErrorType = 'PARSE_ERROR' | 'INVALID_REQUEST' | 'METHOD_NOT_FOUND
  * AbortSignal fired. WAIT_TIMEOUT: the server's lock.waitTimeout. CANCELLED: the server withdrew the
  * ticket (lock.cancelled) or lock.cancel was called on it. CONNECT_FAILED: the socket did not open.
  * LOCK_LOST: a lock the client held is lost (the reason of a handle's aborted signal; `data` is the
- * LostLock: resource, mode, fences, reason).
+ * LostLock: resource, mode, fences, reason). A TIMEOUT or DISCONNECTED with `data.sent` false
+ * never left the client (no connection to send it on): calling again cannot do it twice.
  */
 export type LocalErrorType =
   | 'TIMEOUT'

@@ -173,7 +173,7 @@ export function createBridge(link: ServerLink, o: BridgeOptions): McpServer {
         const out = await t.run(args as never, ctx);
         return result(state.drain(), out.text, out.data, false);
       } catch (err) {
-        const e = toClientError(err);
+        const e = toClientError(link.failure(err));
         const error = {
           type: e.type,
           message: e.message,

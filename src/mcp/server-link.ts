@@ -85,8 +85,24 @@ export class ServerLink {
       signal.addEventListener('abort', done, { once: true });
     });
     if (this.isOpen()) return;
+    throw this.notConnected();
+  }
+
+  /**
+   * What a tool call that failed tells the agent: one the connection's drop kept from being sent
+   * (it came as the socket closed, and the reconnect it waited for did not come) answers as
+   * ready() would have, with the server and the cause, instead of a bare TIMEOUT after the SDK's
+   * connect wait. Only unsent calls: one whose outcome is unknown keeps its own error.
+   */
+  failure(err: unknown): unknown {
+    const e = toClientError(err);
+    const unsent = (e.type === 'DISCONNECTED' || e.type === 'TIMEOUT') && e.data?.sent === false;
+    return unsent && !this.isOpen() && this.fatal === undefined ? this.notConnected() : err;
+  }
+
+  private notConnected(): LockstepClientError {
     const urls = this.client.urls.join(', ');
-    throw new LockstepClientError({
+    return new LockstepClientError({
       type: 'CONNECT_FAILED',
       code: 0,
       retryable: true,
