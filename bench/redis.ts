@@ -214,6 +214,11 @@ export class RedisSystem implements LockSystem {
     private readonly sha: Scripts,
   ) {}
 
+  /** Its CPU is measured like Lockstep's (read-mix.ts sets them side by side). */
+  get serverPid(): number | undefined {
+    return this.proc.pid;
+  }
+
   get name(): string {
     if (this.waiting === 'poll') return `Redis (poll ${POLL_MS} ms)`;
     return this.waiting === 'pubsub' ? 'Redis (pub/sub)' : 'Redis (FIFO queue)';

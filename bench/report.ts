@@ -128,6 +128,10 @@ export function writeReport(res: Results): void {
         'node --import tsx bench/turns.ts --baseline=REV',
         'the Hand-over turns section (kept by npm run bench): the slowest 1% of turns, part by part',
       ],
+      [
+        'node --import tsx bench/read-mix.ts',
+        'the 90% read section (kept by npm run bench): each operation, against the FIFO queue',
+      ],
       ['npm run bench:store', 'the edits section (kept by npm run bench): committed edits, SQLite against PostgreSQL'],
     ].map(([cmd, what]) => `${cmd?.padEnd(48)}# ${what}`),
     '```',

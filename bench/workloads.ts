@@ -83,6 +83,8 @@ async function closedLoop(
   agents: LockAgent[],
   t: Timing,
   step: (a: LockAgent, i: number) => Promise<number[]>,
+  /** Told when each measured phase starts (true) and ends (false). */
+  measuring?: (on: boolean) => void,
 ): Promise<Result> {
   const samples: number[][] = [];
   const rates: number[] = [];
@@ -101,10 +103,12 @@ async function closedLoop(
   if (t.settleMs > 0) await phase(t.settleMs);
   for (let r = 0; r < t.reps; r++) {
     await phase(t.warmMs);
+    measuring?.(true);
     const { out, seconds } = await cpu.measure(
       () => phase(t.runMs),
       (p) => p.out.length,
     );
+    measuring?.(false);
     samples.push(out);
     rates.push(out.length / seconds);
   }
@@ -139,21 +143,47 @@ export async function batch(sys: LockSystem, agents: number, t: Timing): Promise
   }
 }
 
+/** One lock and release of the read mix, for read-mix.ts: its mode and both latencies, ms. */
+export interface MixOp {
+  mode: Mode;
+  acquireMs: number;
+  releaseMs: number;
+}
+
 /**
  * Workload 4b: agents share a few resources; 90% of acquires are reads, 10% writes. The latency
  * is acquire-to-grant (including any wait) and release; a fixed seed keeps the mix identical for
- * every system.
+ * every system. `ops` gets each operation of the measured phases.
  */
-export async function readMostly(sys: LockSystem, agents: number, resources: number, t: Timing): Promise<Result> {
+export async function readMostly(
+  sys: LockSystem,
+  agents: number,
+  resources: number,
+  t: Timing,
+  ops?: (op: MixOp) => void,
+): Promise<Result> {
   const as = await sys.connect(agents, resources, true);
   let seed = 12345;
   const rand = () => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed / 0x80000000;
   };
+  let measured = false;
   try {
-    return await closedLoop(sys, as, t, (a) =>
-      pair(a, [Math.floor(rand() * resources)], rand() < 0.9 ? 'read' : 'write'),
+    return await closedLoop(
+      sys,
+      as,
+      t,
+      async (a) => {
+        const resource = Math.floor(rand() * resources);
+        const mode = rand() < 0.9 ? 'read' : 'write';
+        const out = await pair(a, [resource], mode);
+        if (measured) ops?.({ mode, acquireMs: out[0]!, releaseMs: out[1]! });
+        return out;
+      },
+      (on) => {
+        measured = on;
+      },
     );
   } finally {
     await sys.disconnect();
