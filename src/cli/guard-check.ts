@@ -27,7 +27,9 @@ export function howToQueue(program: string, path: string): string {
 }
 
 function notHeld(program: string, a: PathAnswer): string {
-  const holders = a.holders.map((h) => `${who(h)}, ${h.mode} lock on ${h.path}`);
+  const holders = a.holders.map(
+    (h) => `${who(h)}, ${h.mode} lock on ${h.path}${h.description === undefined ? '' : ` ("${h.description}")`}`,
+  );
   const queue = a.queueLength === 0 ? 'nobody waiting' : `${a.queueLength} waiting`;
   const held = holders.length === 0 ? 'nobody holds it' : `held by ${holders.join('; ')}`;
   return `${a.path}: your session holds no write lock covering it; ${held}; ${queue}. Then ${howToQueue(program, a.path)}.`;

@@ -39,6 +39,7 @@ export const pathHandlers: Pick<HandlerTable, 'paths.check'> = {
                   name: c.nameOf(h.sessionId),
                   mode: h.mode,
                   path: h.resource.path,
+                  ...(h.description === undefined ? {} : { description: h.description }),
                   expiresAt: iso(h.expiresAt),
                 },
               ]

@@ -139,6 +139,7 @@ const PathsCheckResult = z.object({
             name: z.string(),
             mode: LockMode,
             path: z.string().describe('The path of the lock: this one, one above it or one below it'),
+            description: z.string().optional().describe("The lock's description, as its holder gave it"),
             expiresAt: IsoTime,
           }),
         )

@@ -101,7 +101,7 @@ describe('lockstep guard', { timeout: 120_000 }, () => {
     expect(unheld.code).not.toBe(0);
     expect(unheld.stderr).toContain(`guard: commit refused for alice (session ${alice.sessionId}) in program main:`);
     expect(unheld.stderr).toContain(
-      `docs/x.md: your session holds no write lock covering it; held by bob (session ${bob.sessionId}), write lock on docs/x.md; nobody waiting`,
+      `docs/x.md: your session holds no write lock covering it; held by bob (session ${bob.sessionId}), write lock on docs/x.md ("rewrite the intro"); nobody waiting`,
     );
     expect(unheld.stderr).toContain(
       'path_lock {"program": "main", "paths": ["docs/x.md"], "mode": "write"} or the SDK\'s client.acquire',

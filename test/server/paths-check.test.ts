@@ -19,7 +19,7 @@ describe('paths.check and recorded contents', () => {
     const [a, b, guard] = [await t.agent(s, 'a'), await t.agent(s, 'twin'), await t.agent(s, 'g', 'observer')];
     // A second session with the same name as b: the check goes by id, never by name.
     const twin = await t.agent(s, 'twin');
-    await b.call('lock.acquire', { program: 'repo', paths: ['src'], mode: 'write' });
+    await b.call('lock.acquire', { program: 'repo', paths: ['src'], mode: 'write', description: 'split the parser' });
     await a.call('lock.acquire', { program: 'repo', paths: ['src/x'], mode: 'write', wait: true });
     const check = (session: string) =>
       guard.call('paths.check', {
@@ -43,7 +43,16 @@ describe('paths.check and recorded contents', () => {
     expect(theirs.changes[0]).toEqual({
       path: 'src/a.ts',
       held: false,
-      holders: [{ sessionId: b.sessionId, name: 'twin', mode: 'write', path: 'src', expiresAt: expect.any(String) }],
+      holders: [
+        {
+          sessionId: b.sessionId,
+          name: 'twin',
+          mode: 'write',
+          path: 'src',
+          description: 'split the parser',
+          expiresAt: expect.any(String),
+        },
+      ],
       queueLength: 0,
     });
     // A read lock does not count; a queued ticket counts in queueLength.
