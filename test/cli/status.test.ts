@@ -50,7 +50,13 @@ describe('lockstep status', { timeout: 120_000 }, () => {
       lockstep(['status', '--url', 'ws://127.0.0.1:1/ws']),
     ]);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/SESSIONS \(1\)[\s\S]*planner\s+agent\s+connected\s+1\s+0/);
+    // The --program aux look runs beside this one: while it is connected, it is a session the table
+    // lists (an observer), as any other dashboard would be; this look leaves out only itself.
+    const rows = table.stdout.match(/^SESSIONS \((\d+)\)\n.*\n((?: {2}.*\n)*)/m);
+    const sessions = rows?.[2]?.trimEnd().split('\n') ?? [];
+    expect(sessions).toHaveLength(Number(rows?.[1]));
+    expect(sessions.filter((r) => /^ {2}planner\s+agent\s+connected\s+1\s+0\s/.test(r))).toHaveLength(1);
+    expect(sessions.filter((r) => !/^ {2}(planner|lockstep-status\s+observer)\s/.test(r))).toEqual([]);
     expect(table.stdout).toMatch(/LOCKS \(1\)[\s\S]*main\/f\d+ parse\s+planner write #\d+\s+\d+m\d+s\s+-/);
     expect(JSON.parse(aux.stdout)).toMatchObject({ programs: [{ name: 'aux' }], locks: [] });
     expect(missing.code).toBe(1);
