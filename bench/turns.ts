@@ -267,7 +267,7 @@ function firstSecondsSection(seconds: Second[]): string[] {
     '',
     "### A fresh server's first seconds",
     '',
-    `The same hand-over on a server just started, in ${seconds.length} runs of one second each (each ends with the queue drained, as every repetition does), and how many functions V8's optimizing compiler finished meanwhile (\`--trace-opt\`): the compiler runs on a thread of its own, on the same two cores as both processes, and code not yet optimized runs slower. The tail settles within about four seconds; every workload above and in Results runs ${T.settleMs} ms unmeasured first on every system, so the figures are of a settled server, as a long-running one is.`,
+    `The same hand-over on a server just started, in ${seconds.length} runs of one second each (each starts with its ${LOCK_PLAN.handoverAgents} agents queueing at once and ends with the queue drained), and how many functions V8's optimizing compiler finished meanwhile (\`--trace-opt\`): the compiler runs on a thread of its own, on the same two cores as both processes, and code not yet optimized runs slower. The tail settles within about four seconds; every workload above and in Results runs ${T.settleMs} ms unmeasured first on every system, so the figures are of a settled server, as a long-running one is.`,
     '',
     '| second | turns | p50 | p99 | functions optimized |',
     '| ---: | ---: | ---: | ---: | ---: |',

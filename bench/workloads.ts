@@ -198,6 +198,13 @@ export async function readMostly(
  * the grants another agent received between an agent's request and its own grant are exactly the
  * turns it was overtaken by or waited behind. Under FIFO that is at most agents - 1, whatever
  * the timing; a free-for-all has no bound. The longest wait in time is reported too.
+ *
+ * One continuous run: the agents queue once, all at the same moment, when it starts, and the
+ * settle, warm-up and measured repetitions are windows of time in that run, with the queue never
+ * drained between them. A repetition that formed its own queue would begin with 100 acquires at
+ * once, and its first turns (each behind that burst) would be a sizeable share of its slowest 1%:
+ * that measures forming a queue, not taking turns in one. Forming one is what the first seconds
+ * of a fresh server show (turns.ts, one run per second).
  */
 export async function handover(
   sys: LockSystem,
@@ -210,61 +217,87 @@ export async function handover(
   const samples: number[][] = [];
   const rates: number[] = [];
   const cpu = new ClientCpu(sys.serverPid);
+  /** Every measured window so far (the open one included): a wait is judged against each. */
+  const windows: Window[] = [];
+  let open: Window | undefined;
   let longestWait = 0;
   let mostTurnsWaited = 0;
-  const phase = async (ms: number, keep: boolean) => {
-    const out: number[] = [];
-    let releasedAt: number | undefined;
-    let turns = 0;
-    let grants = 0;
-    const start = performance.now();
-    const end = start + ms;
-    // Once time is up, agents still queued take their turn and leave: the queue drains.
-    await Promise.all(
-      as.map(async (a) => {
-        let first = true;
-        while (first || (performance.now() < end && turns < t.maxOps)) {
-          first = false;
-          const asked = performance.now();
-          const grantsBefore = grants;
-          const granted = await a.acquire([0], 'write');
-          grants++;
-          if (keep && asked < end) {
-            // A wait still going at the end counts up to the end: a starved agent must show.
-            longestWait = Math.max(longestWait, Math.min(granted, end) - asked);
-            mostTurnsWaited = Math.max(mostTurnsWaited, grants - 1 - grantsBefore);
-          }
-          if (granted < end) {
-            turns++;
-            if (releasedAt !== undefined) {
-              out.push(granted - releasedAt);
-              if (keep) tracer?.turn(releasedAt, granted);
-            }
-          }
-          if (holdMs > 0) await sleep(holdMs);
-          await a.release([0], (at) => (releasedAt = at));
-        }
-      }),
-    );
-    return { out, turns, grants, seconds: (Math.min(performance.now(), end) - start) / 1000 };
+  let releasedAt: number | undefined;
+  let grants = 0;
+  let running = true;
+  const close = (w: Window) => {
+    if (open !== w) return;
+    open = undefined;
+    w.end = performance.now();
+    w.closed();
   };
+  // Once the last window ends, agents still queued take their turn and leave: the queue drains.
+  const loops = Promise.all(
+    as.map(async (a) => {
+      while (running) {
+        const asked = performance.now();
+        const grantsBefore = grants;
+        const granted = await a.acquire([0], 'write');
+        grants++;
+        for (const w of windows) {
+          // A wait that overlaps a window counts its part in it: one as long as the window is an
+          // agent that never got a turn there.
+          if (asked >= w.end || granted <= w.start) continue;
+          longestWait = Math.max(longestWait, Math.min(granted, w.end) - Math.max(asked, w.start));
+          mostTurnsWaited = Math.max(mostTurnsWaited, grants - 1 - grantsBefore);
+        }
+        const w = open;
+        if (w !== undefined) {
+          w.turns++;
+          if (releasedAt !== undefined) {
+            w.out.push(granted - releasedAt);
+            tracer?.turn(releasedAt, granted);
+          }
+          if (w.turns >= t.maxOps) close(w);
+        }
+        if (holdMs > 0) await sleep(holdMs);
+        await a.release([0], (at) => (releasedAt = at));
+      }
+    }),
+  );
+  // Awaited once the windows are over; an agent's failure before that must not go unhandled.
+  loops.catch(() => undefined);
+  const measured = () =>
+    new Promise<Window>((resolve) => {
+      const start = performance.now();
+      const w: Window = { start, end: start + t.runMs, out: [], turns: 0, closed: () => resolve(w) };
+      windows.push(w);
+      open = w;
+      setTimeout(() => close(w), t.runMs);
+    });
   try {
-    if (t.settleMs > 0) await phase(t.settleMs, false);
+    if (t.settleMs > 0) await sleep(t.settleMs);
     for (let r = 0; r < t.reps; r++) {
-      await phase(t.warmMs, false);
-      // The CPU spent while the queue drains after the end is per turn too: count those turns.
-      const measured = () => phase(t.runMs, true);
-      const { out, turns, seconds } = await cpu.measure(
+      if (t.warmMs > 0) await sleep(t.warmMs);
+      const w = await cpu.measure(
         () => (tracer === undefined ? measured() : tracer.phase(measured)),
-        (p) => p.grants,
+        (w) => w.turns,
       );
-      samples.push(out);
-      rates.push(turns / seconds);
+      samples.push(w.out);
+      rates.push(w.turns / ((w.end - w.start) / 1000));
     }
+    running = false;
+    await loops;
     return { ...summarize(samples, rates), ...cpu.perOp(), longestWait, mostTurnsWaited };
   } finally {
+    running = false;
     await sys.disconnect();
   }
+}
+
+/** A measured window of the hand-over's run. */
+interface Window {
+  start: number;
+  /** Planned until it closes, then when it did (earlier, where maxOps closed it). */
+  end: number;
+  out: number[];
+  turns: number;
+  closed: () => void;
 }
 
 /** What turns.ts watches a hand-over with: its measured phases, and each turn measured in them. */
