@@ -541,6 +541,7 @@ export class LockManager extends EventEmitter<LockEvents> {
     req: AcquireRequest,
     ttlMs: number,
   ): AcquireResult {
+    const now = this.clock.now();
     const ticket: Ticket = {
       id: uuidv4(),
       sessionId,
@@ -551,10 +552,11 @@ export class LockManager extends EventEmitter<LockEvents> {
       ttlMs,
       ...(req.description === undefined ? {} : { description: req.description }),
       ...(req.key === undefined ? {} : { key: req.key }),
-      enqueuedAt: this.clock.now(),
+      enqueuedAt: now,
       timeout: undefined,
       ordinal: new Map(),
       reported: new Map(),
+      toldAt: now,
     };
     const fronts: ResourceSlot[] = [];
     // A holder waits at the front, but never ahead of its own earlier ticket: a session's

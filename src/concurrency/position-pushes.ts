@@ -43,8 +43,14 @@ export class PositionPushes {
     this.timer.close();
   }
 
-  /** What a new ticket's acquire answer tells it. */
+  /**
+   * What a ticket is told now: by its acquire answer, or by a push. The answer counts as a telling
+   * for the interval too: in a queue that turns over within queuePushMs, a ticket otherwise got a
+   * push of where it had moved a few milliseconds after its answer, and then another on reaching
+   * position 1, which said nothing an agent acts on and was a frame per turn to write and read.
+   */
   told(t: Ticket): void {
+    t.toldAt = this.clock.now();
     for (const s of t.slots) t.reported.set(s.key, s.positionOf(t));
   }
 
@@ -94,7 +100,6 @@ export class PositionPushes {
 
   private pushNow(t: Ticket): void {
     this.unpushed.delete(t);
-    t.toldAt = this.clock.now();
     this.told(t);
     this.push(t, positionsOf(t));
   }
@@ -129,7 +134,7 @@ export class PositionPushes {
       }
       if (!moved) this.unpushed.delete(t);
       else {
-        const at = t.toldAt === undefined ? now : t.toldAt + this.pushInterval(nearest);
+        const at = t.toldAt + this.pushInterval(nearest);
         if (at <= now) due.push([t, nearest]);
         else next = Math.min(next, at);
       }

@@ -40,8 +40,8 @@ export interface Ticket {
   ordinal: Map<string, number>;
   /** 1-based position last told to the session (acquire result or push), by resource key: only changes are pushed. */
   reported: Map<string, number>;
-  /** When the last lock.queue push went to it (coalesced pushes, PositionPushes.pushInterval). */
-  toldAt?: number;
+  /** When it was last told its positions, by its acquire answer or a push (PositionPushes.pushInterval). */
+  toldAt: number;
 }
 
 /**
