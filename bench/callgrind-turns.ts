@@ -66,7 +66,7 @@ try {
 }
 const totals = String(spawnSync('callgrind_annotate', [out], { encoding: 'utf8' }).stdout);
 const total = Number(/([\d,]+)(?: \(100\.0%\))?\s+PROGRAM TOTALS/.exec(totals)?.[1]?.replace(/,/g, '') ?? Number.NaN);
-// The phase's turns: every grant measured, the queue's drain after the last included.
+// The turns of the instrumented window (the run goes on, unmeasured, until its queue drains).
 console.log(
   `${serverModule ?? 'this checkout'}: ${granted} turns, ${total.toLocaleString('en-US')} instructions, ${Math.round(total / granted).toLocaleString('en-US')} per turn (${out})`,
 );

@@ -95,7 +95,7 @@ export function methodLines(t: Timing, baseline?: Baseline): string[] {
     '- Closed loop: each agent has one request outstanding at a time. The open-loop row keeps a fixed schedule instead.',
     '- Ratio columns divide Lockstep\'s figure by the row\'s: for latency under 1.00x means Lockstep is faster, for "per second" over 1.00x does.',
     `- Baseline: ${baselineMethod(baseline)}`,
-    `- Client CPU: \`process.cpuUsage()\` (user + system) of the bench process over the measured phases only, divided by their operations (in the hand-over, by every turn taken, including the queue draining at the end). All of it is the driver's work (each system's is named with the figures) plus the bench's own loop, which is the same for every system.`,
+    `- Client CPU: \`process.cpuUsage()\` (user + system) of the bench process over the measured phases only, divided by their operations (in the hand-over, by the turns taken in the measured windows). All of it is the driver's work (each system's is named with the figures) plus the bench's own loop, which is the same for every system.`,
     '',
     '### How each system was configured',
     '',

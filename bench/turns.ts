@@ -102,7 +102,7 @@ function loopLine(ts: Trace[]): string {
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
 
-/** Over every turn the server granted while traced (warm-ups and the drain included, as the counts are). */
+/** Over every turn the server granted while traced (the measured windows), as the counts are. */
 function perTurn(x: Traced, total: number, fmt: (v: number) => string): string {
   const turns = x.server.reduce((n, t) => n + t.releases.length, 0);
   return turns > 0 ? fmt(total / turns) : '–';
