@@ -23,7 +23,7 @@ Run "lockstep <command> --help" for a command's options. The docs are in
 ${docPath('')} (README.md one level up).`;
 
 // Each command's module loads when it runs: a command pays only for what it uses (status needs no
-// store driver, the guard, which git runs before every commit, no server), which halves their start.
+// store driver, the guard, which git runs before every commit, no server): a third off their start.
 const COMMANDS = {
   serve: async (argv: string[]) => (await import('./cli/serve.ts')).serve(argv),
   status: async (argv: string[]) => (await import('./cli/status.ts')).status(argv),
