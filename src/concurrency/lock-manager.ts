@@ -41,7 +41,15 @@ import { WaiterNotes } from './waiter-notes.ts';
 import { holdersBlocking, waitersOf } from './waiter-survey.ts';
 import { ResourceSlot } from './resource-slot.ts';
 import type { Hold, Ticket } from './resource-slot.ts';
-import { byResource, copyResource, positionsOf, slotStatus, snapshot, ticketInfo } from './snapshots.ts';
+import {
+  byResource,
+  copyResource,
+  functionBlocker,
+  positionsOf,
+  slotStatus,
+  snapshot,
+  ticketInfo,
+} from './snapshots.ts';
 
 export interface LockManagerOptions {
   clock: Clock;
@@ -506,7 +514,7 @@ export class LockManager extends EventEmitter<LockEvents> {
       const blocker =
         slot instanceof PathSlot
           ? pathBlockers(slot, sessionId, mode, this.sessionName, this.sessions.get(sessionId)?.holds.has(key) !== true)
-          : this.functionBlocker(slot, sessionId, mode);
+          : functionBlocker(slot, sessionId, mode, this.sessionName);
       this.dropIfIdle(slot);
       for (const h of blocker.holders) soonest = soonest === undefined ? h.expiresAt : Math.min(soonest, h.expiresAt);
       return blocker;
@@ -517,20 +525,6 @@ export class LockManager extends EventEmitter<LockEvents> {
       blockers,
       soonest === undefined ? undefined : soonest - this.clock.now(),
     );
-  }
-
-  private functionBlocker(slot: ResourceSlot, sessionId: string, mode: LockMode): Blocker {
-    const holders = slot.conflicting(sessionId, mode).map((h) => {
-      const name = this.sessionName(h.sessionId);
-      return {
-        sessionId: h.sessionId,
-        ...(name === undefined ? {} : { name }),
-        mode: h.mode,
-        ...(h.description === undefined ? {} : { description: h.description }),
-        expiresAt: h.expiresAt,
-      };
-    });
-    return { resource: copyResource(slot.resource), holders, queueLength: slot.queue.length };
   }
 
   private enqueue(

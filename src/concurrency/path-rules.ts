@@ -3,7 +3,7 @@ import { type LockMode, type PathResource, pathKey } from '../protocol/resource.
 import type { Blocker } from './lock-types.ts';
 import { type EntryMode, entriesConflict, intention, type PathSlot } from './path-slot.ts';
 import type { Hold, ResourceSlot, Ticket } from './resource-slot.ts';
-import { copyResource } from './snapshots.ts';
+import { blockingHolder, copyResource } from './snapshots.ts';
 
 // What a new lock on a path would meet: the holds it conflicts with and the queued entries it
 // would wait behind, on its path and on every path above it (docs/protocol.md, "Paths").
@@ -46,17 +46,7 @@ export function pathBlockers(
   fresh: boolean,
 ): Blocker {
   const { holds, ahead } = survey(slot, sessionId, mode, fresh);
-  const holders = holds.map((h) => {
-    const name = sessionName(h.sessionId);
-    return {
-      sessionId: h.sessionId,
-      ...(name === undefined ? {} : { name }),
-      mode: h.mode,
-      resource: copyResource(h.resource),
-      ...(h.description === undefined ? {} : { description: h.description }),
-      expiresAt: h.expiresAt,
-    };
-  });
+  const holders = holds.map((h) => blockingHolder(h, sessionName, h.resource));
   return { resource: copyResource(slot.resource), holders, queueLength: ahead.size };
 }
 

@@ -1,6 +1,7 @@
 import type { Resource } from '../protocol/resource.ts';
 import { compareResources } from '../protocol/resource.ts';
-import type { Grant, QueuePosition, ResourceStatus, TicketInfo } from './lock-types.ts';
+import type { LockMode } from '../protocol/resource.ts';
+import type { Blocker, Grant, QueuePosition, ResourceStatus, TicketInfo } from './lock-types.ts';
 import { PathSlot } from './path-slot.ts';
 import type { Hold, ResourceSlot, Ticket } from './resource-slot.ts';
 
@@ -63,6 +64,34 @@ export function slotStatus(slot: ResourceSlot): ResourceStatus {
           ],
     ),
   };
+}
+
+/** A hold as LOCK_DENIED names it; `resource` where it is not the one asked for (a path above or below). */
+export function blockingHolder(
+  h: Hold,
+  sessionName: (sessionId: string) => string | undefined,
+  resource?: Resource,
+): Blocker['holders'][number] {
+  const name = sessionName(h.sessionId);
+  return {
+    sessionId: h.sessionId,
+    ...(name === undefined ? {} : { name }),
+    mode: h.mode,
+    ...(resource === undefined ? {} : { resource: copyResource(resource) }),
+    ...(h.description === undefined ? {} : { description: h.description }),
+    expiresAt: h.expiresAt,
+  };
+}
+
+/** LOCK_DENIED's blocker for a function or structure lock: its conflicting holders and its queue. */
+export function functionBlocker(
+  slot: ResourceSlot,
+  sessionId: string,
+  mode: LockMode,
+  sessionName: (sessionId: string) => string | undefined,
+): Blocker {
+  const holders = slot.conflicting(sessionId, mode).map((h) => blockingHolder(h, sessionName));
+  return { resource: copyResource(slot.resource), holders, queueLength: slot.queue.length };
 }
 
 export function copyResource(r: Resource): Resource {
