@@ -1,5 +1,5 @@
 import type { Role } from '../concurrency/index.ts';
-import type { SharedDatabase } from '../service/index.ts';
+import type { CheckedStatement, SharedDatabase } from '../service/index.ts';
 import { isPath, isStructure, type LockMode, type Resource } from '../protocol/resource.ts';
 
 /**
@@ -124,11 +124,14 @@ export function batchParams(b: FoldedBatch, upTo: number, localNow: number): unk
  * The call: the epoch and term ($1, $2) come from the write fence (PgConnection.writeChecked). Typed,
  * so that it names one function whatever else of that name the search path may hold.
  */
-const JOURNAL_WRITE = `SELECT lockstep_journal_write($1::bigint, $2::text, $3::bigint,
+const JOURNAL_WRITE: CheckedStatement = {
+  name: 'lockstep_journal_write',
+  text: `SELECT lockstep_journal_write($1::bigint, $2::text, $3::bigint,
   $4::text[], $5::text[], $6::text[], $7::text[],
   $8::text[], $9::text[], $10::text[],
   $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::text[],
-  $20::text[])`;
+  $20::text[])`,
+};
 
 /** Where the journal's commits go: one transaction per batch (a fake in the unit tests). */
 export interface JournalStore {

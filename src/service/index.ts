@@ -11,7 +11,7 @@ export type {
   ServiceClock,
 } from './service-types.ts';
 export { isPostgresLocation, shownLocation, sqliteFileOf } from './open-store.ts';
-export type { WriteFence } from './pg-connection.ts';
+export type { CheckedStatement, WriteFence } from './pg-connection.ts';
 export { migrate, migrateBeforeLease } from './pg-schema.ts';
 export type { SharedDatabase } from './pg-store.ts';
 export { claimedResource } from './fence-claims.ts';

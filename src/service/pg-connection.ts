@@ -43,6 +43,17 @@ export interface WriteFence {
  */
 export const LEASE_MOVED_SQLSTATE = 'LSL01';
 
+/**
+ * The statement of a writeChecked: named, so that each connection parses and plans it once and
+ * then only binds it. The journal runs it for every lock change, and an unnamed statement is
+ * parsed again each time: measured alone on a durable local PostgreSQL (1,000 two-row batches,
+ * three alternating rounds), the named one took p50 692-711 µs against 763-796 µs.
+ */
+export interface CheckedStatement {
+  name: string;
+  text: string;
+}
+
 /** The URL with its password masked, for messages and logs: credentials are never printed. */
 export function redactUrl(url: string): string {
   try {
@@ -151,13 +162,13 @@ export class PgConnection {
    * values are taken once a connection is in hand, as write()'s are: a wait for one (all busy, or
    * a new one registering its backend) comes before them, not between them and the statement.
    */
-  async writeChecked(text: string, values: () => unknown[]): Promise<void> {
+  async writeChecked(statement: CheckedStatement, values: () => unknown[]): Promise<void> {
     const fence = this.fence;
     if (fence === undefined) throw new Error('writeChecked needs a write fence (cluster mode)');
     try {
       await this.use((client) => {
         const { epoch, term } = fence.claim();
-        return client.query(text, [epoch, term, ...values()]);
+        return client.query({ ...statement, values: [epoch, term, ...values()] });
       });
     } catch (err) {
       if (typeof err === 'object' && err !== null && 'code' in err && err.code === LEASE_MOVED_SQLSTATE)

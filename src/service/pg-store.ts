@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { staleFence } from './fence-claims.ts';
-import { PgConnection, redactUrl, type WriteFence } from './pg-connection.ts';
+import { type CheckedStatement, PgConnection, redactUrl, type WriteFence } from './pg-connection.ts';
 import { migrate } from './pg-schema.ts';
 import type { ServiceClock } from './service-types.ts';
 import { StoreError } from './store.ts';
@@ -109,7 +109,7 @@ export interface SharedDatabase {
   /** A transaction behind the leader's lease check in cluster mode, as every store write is. */
   write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   /** One statement that makes the lease check itself (PgConnection.writeChecked): cluster mode. */
-  writeChecked(text: string, values: () => unknown[]): Promise<void>;
+  writeChecked(statement: CheckedStatement, values: () => unknown[]): Promise<void>;
 }
 
 export class PostgresStore implements ProgramStore, SharedDatabase {
@@ -125,8 +125,8 @@ export class PostgresStore implements ProgramStore, SharedDatabase {
     return this.db.write(work, true);
   }
 
-  writeChecked(text: string, values: () => unknown[]): Promise<void> {
-    return this.db.writeChecked(text, values);
+  writeChecked(statement: CheckedStatement, values: () => unknown[]): Promise<void> {
+    return this.db.writeChecked(statement, values);
   }
 
   async load(): Promise<LoadedProgram[]> {
