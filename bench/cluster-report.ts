@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { optionSpecs } from '../src/config.ts';
 import { writeMarkedSection } from './doc-sections.ts';
+import { type KernelCosts, kernelLine } from './kernel-costs.ts';
 import { type Load, SAMPLE_EVERY_MS } from './load-watch.ts';
 import { hardwareLine, loadLine, postgresVersion, whenLine } from './method.ts';
 import { fmtCpu, fmtMs, fmtRate, fmtRatio, percentile } from './stats.ts';
@@ -25,6 +26,7 @@ export interface ClusterResults {
   takeovers: Record<Fault, number[]>;
   locks: LockRow[];
   timing: Timing;
+  kernel: KernelCosts;
 }
 
 export const SECTION = 'cluster';
@@ -121,6 +123,7 @@ export function writeClusterSection(res: ClusterResults): void {
     `Lockstep as a cluster (docs/cluster.md), as docs/cluster.md's "Takeover time" says: takeover time, and lock operations on a leader against a single node and against etcd, measured in one run (${res.seconds.toFixed(0)} s) on a throwaway local PostgreSQL over TCP on 127.0.0.1 with \`fsync=on\`. To reproduce: \`npm run bench:cluster\` (\`-- --quick\` to try it: few takeovers, short repetitions; \`npm run bench:takeover\` for the takeovers alone, printed only).`,
     '',
     hardwareLine(),
+    kernelLine(res.kernel),
     `- Node ${process.version}; ${postgresVersion()}`,
     loadLine(load.before, load.after),
     `- 1-minute load average sampled every ${SAMPLE_EVERY_MS / 1000} s during the run: ${load.low.toFixed(2)} to ${load.high.toFixed(2)}.`,

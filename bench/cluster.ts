@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { freshDatabase, postgresInstalled, startPostgres } from '../test/helpers/postgres.ts';
 import { health, kill, type Node as ClusterNode, spawnNode } from '../test/cluster/leader-nodes.ts';
 import { type LockRow, takeoverSummary, writeClusterSection } from './cluster-report.ts';
+import { measureKernelCosts } from './kernel-costs.ts';
 import { watchLoad } from './load-watch.ts';
 import { BENCH_SERVER, LockstepSystem } from './lockstep.ts';
 import { BATCH, HANDOVER, READ_MOSTLY, TARGET_UNCONTENDED_AGENTS, timing, uncontendedWorkload } from './plan.ts';
@@ -87,6 +88,8 @@ async function main(): Promise<void> {
     throw new Error(`--only=${ONLY}: the parts are locks and takeover`);
   if (!postgresInstalled()) throw new Error('PostgreSQL 15 is not installed (/usr/lib/postgresql/15/bin)');
   const began = Date.now();
+  // Where PostgreSQL's data directory is (test/helpers/postgres.ts), and etcd's goes.
+  const kernel = measureKernelCosts(tmpdir());
   const load = watchLoad();
   const pg = await startPostgres({ durable: true });
   try {
@@ -114,6 +117,7 @@ async function main(): Promise<void> {
       takeovers: figures,
       locks,
       timing: T,
+      kernel,
     });
     console.log('wrote the Cluster section of docs/benchmarks.md');
   } finally {

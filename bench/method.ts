@@ -9,6 +9,7 @@ import { flagOf, optionSpecs, type OptionName } from '../src/config.ts';
 import { PG_BIN } from '../test/helpers/postgres.ts';
 import { type Baseline, DEFAULT_BASELINE } from './baseline.ts';
 import { EtcdSystem, ETCD_NOTE } from './etcd.ts';
+import { type KernelCosts, kernelLine } from './kernel-costs.ts';
 import { BENCH_SERVER } from './lockstep.ts';
 import { LOCK_PLAN } from './plan.ts';
 import { RedisSystem, redisMethod } from './redis.ts';
@@ -56,9 +57,10 @@ export function whenLine(): string {
   return `- ${new Date().toISOString().slice(0, 10)}, Lockstep at ${commit()}`;
 }
 
-export function machineLines(loadBefore: number[], loadAfter: number[]): string[] {
+export function machineLines(loadBefore: number[], loadAfter: number[], kernel: KernelCosts): string[] {
   return [
     hardwareLine(),
+    kernelLine(kernel),
     `- Node ${process.version}; ${RedisSystem.available() ? RedisSystem.version() : 'redis-server: not installed'}; ${EtcdSystem.available() ? EtcdSystem.version() : 'etcd: not installed'}`,
     loadLine(loadBefore, loadAfter),
     whenLine(),

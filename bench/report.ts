@@ -3,6 +3,7 @@ import { baselineLines, baselineNote, baselineTargetLine } from './compare.ts';
 import { markedSections, writeBenchmarksDoc } from './doc-sections.ts';
 import { writeFileSync } from 'node:fs';
 import { profileSection, type ServerProfile } from './hot-path.ts';
+import type { KernelCosts } from './kernel-costs.ts';
 import { machineLines, methodLines, scaleMethod } from './method.ts';
 import { TARGET_UNCONTENDED_AGENTS } from './plan.ts';
 import { POLL_MS } from './redis.ts';
@@ -30,6 +31,7 @@ export interface Results {
   seconds: number;
   loadBefore: number[];
   loadAfter: number[];
+  kernel: KernelCosts;
   plan: {
     uncontended: number[];
     handoverAgents: number;
@@ -138,7 +140,7 @@ export function writeReport(res: Results): void {
     '',
     '## Machine',
     '',
-    ...machineLines(res.loadBefore, res.loadAfter),
+    ...machineLines(res.loadBefore, res.loadAfter, res.kernel),
     '',
     '## Targets',
     '',

@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { edits } from './edits.ts';
 import { EtcdSystem } from './etcd.ts';
 import { profileServers } from './hot-path.ts';
+import { measureKernelCosts } from './kernel-costs.ts';
 import { EchoFloor, LockstepSystem, RPC_DRIVER } from './lockstep.ts';
 import { RedisSystem } from './redis.ts';
 import { writeReport, type Results, type Row } from './report.ts';
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
   if (process.argv.includes('--wait-quiet')) await waitQuiet();
   const began = Date.now();
   const loadBefore = loadavg();
+  const kernel = measureKernelCosts();
   const baseline = BASELINE === undefined ? undefined : prepareBaseline(BASELINE);
   if (baseline !== undefined)
     console.log(`baseline: ${BASELINE_NAME} is ${baseline.short} (node_modules: ${baseline.nodeModules})`);
@@ -164,6 +166,7 @@ async function main(): Promise<void> {
     seconds: (Date.now() - began) / 1000,
     loadBefore,
     loadAfter: loadavg(),
+    kernel,
     plan: PLAN,
     timing: T,
     baseline,
