@@ -25,8 +25,8 @@ import { writeReport, type Results, type Row } from './report.ts';
 import { memoryPerSession, openLoop } from './scale.ts';
 import { fmtCpu, fmtMs, fmtRate } from './stats.ts';
 import type { LockSystem } from './systems.ts';
-import { BATCH, HANDOVER, LOCK_PLAN, READ_MOSTLY, timing, uncontendedWorkload } from './plan.ts';
-import { interleaved, type Result } from './workloads.ts';
+import { BATCH, HANDOVER, LOCK_PLAN, READ_MOSTLY, timing, uncontendedWorkload, type Workload } from './plan.ts';
+import { interleavedAll, type Result } from './workloads.ts';
 
 const QUICK = process.argv.includes('--quick');
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
@@ -72,51 +72,72 @@ async function record(workload: string, system: string, driver: string, measure:
   );
 }
 
-/** Runs `body` against a started system and always stops it, so no server outlives the bench. */
-async function withSystem<S extends LockSystem>(start: () => Promise<S>, body: (s: S) => Promise<void>): Promise<void> {
-  const s = await start();
+/** One system in the comparison. */
+interface Entrant {
+  sys: LockSystem;
+  /** Its rows' name where nobody waits, where Redis's three ways of waiting are one row. */
+  noWait: string;
+  /** Runs only where agents wait: Redis's pub/sub and FIFO ways, which are its poll row elsewhere. */
+  waitingOnly: boolean;
+}
+
+/**
+ * Starts every system of the run, and stops them all however it ends, so that no server outlives
+ * the bench. They run side by side for the whole run, each idle while another is measured: each
+ * workload's repetitions then alternate between them (workloads.ts interleavedAll), so that the
+ * machine's drift over a run of minutes falls on every system alike instead of on whichever ran
+ * last. Run one after another, the floor measured first and Lockstep minutes later gave
+ * uncontended x10 ratios of 1.73x (p50) and 0.58x (per second) where the same two interleaved a
+ * moment later gave 1.34x and 0.86x.
+ */
+async function withEntrants(baseline: Baseline | undefined, body: (es: Entrant[]) => Promise<void>): Promise<void> {
+  const es: Entrant[] = [];
+  const enter = (sys: LockSystem, noWait = sys.name, waitingOnly = false) => es.push({ sys, noWait, waitingOnly });
   try {
-    await body(s);
+    if (PEERS) enter(await EchoFloor.start());
+    enter(await LockstepSystem.start());
+    if (baseline !== undefined) enter(await LockstepSystem.startBaseline(baseline.serverModule, BASELINE_NAME));
+    if (!PEERS) skipped.push('the floor, Redis and etcd: --no-peers');
+    else if (RedisSystem.available()) {
+      for (const waiting of ['poll', 'pubsub', 'fifo'] as const) {
+        const redis = await RedisSystem.start();
+        redis.waiting = waiting;
+        enter(redis, 'Redis', waiting !== 'poll');
+      }
+    } else skipped.push('Redis: redis-server not found (run bench/setup-peers.sh)');
+    if (PEERS && EtcdSystem.available()) enter(await EtcdSystem.start());
+    else if (PEERS) skipped.push('etcd: etcd not found (run bench/setup-peers.sh)');
+    await body(es);
   } finally {
-    await s.stop();
+    for (const e of es) await e.sys.stop();
   }
 }
 
 const UNCONTENDED = PLAN.uncontended.map(uncontendedWorkload);
 /** The workloads where agents wait for each other, so how a system waits shows. */
-const WAITING = [HANDOVER, READ_MOSTLY];
+const WAITING: readonly Workload[] = [HANDOVER, READ_MOSTLY];
 
-/** `noWait` names the system where nobody waits, so how it would wait does not matter. */
-async function lockWorkloads(s: LockSystem, noWait = s.name): Promise<void> {
-  for (const w of UNCONTENDED) await record(w.label, noWait, s.driver, () => w.run(s, T));
-  if (!s.locks) return;
-  await waitingWorkloads(s);
-  await record(BATCH.label, noWait, s.driver, () => BATCH.run(s, T));
+/** The floor runs only the uncontended workloads: it has no locks. */
+function runs(e: Entrant, w: Workload): boolean {
+  if (WAITING.includes(w)) return e.sys.locks;
+  return !e.waitingOnly && (e.sys.locks || UNCONTENDED.includes(w));
 }
 
-async function waitingWorkloads(s: LockSystem): Promise<void> {
-  for (const w of WAITING) await record(w.label, s.name, s.driver, () => w.run(s, T));
-}
-
-/** Every Lockstep workload on two servers, their repetitions interleaved (workloads.ts). */
-async function pairedWorkloads(a: LockSystem, b: LockSystem): Promise<void> {
+/** Every workload on every system that runs it, each workload's repetitions interleaved over them. */
+async function lockWorkloads(es: Entrant[]): Promise<void> {
   for (const w of [...UNCONTENDED, ...WAITING, BATCH]) {
     if (!wanted(w.label)) continue;
-    const [ra, rb] = await interleaved(w.run, a, b, T);
-    await record(w.label, a.name, a.driver, async () => ra);
-    await record(w.label, b.name, b.driver, async () => rb);
+    const its = es.filter((e) => runs(e, w));
+    const results = await interleavedAll(
+      w.run,
+      its.map((e) => e.sys),
+      T,
+    );
+    for (const [i, e] of its.entries()) {
+      const name = WAITING.includes(w) ? e.sys.name : e.noWait;
+      await record(w.label, name, e.sys.driver, async () => results[i]!);
+    }
   }
-}
-
-/** The current Lockstep, alone or (with --baseline) beside the baseline commit's. */
-async function lockstep(baseline: Baseline | undefined): Promise<void> {
-  if (baseline === undefined) return withSystem(LockstepSystem.start, (s) => lockWorkloads(s));
-  await withSystem(LockstepSystem.start, (cur) =>
-    withSystem(
-      () => LockstepSystem.startBaseline(baseline.serverModule, BASELINE_NAME),
-      (base) => pairedWorkloads(cur, base),
-    ),
-  );
 }
 
 async function main(): Promise<void> {
@@ -127,20 +148,7 @@ async function main(): Promise<void> {
   const baseline = BASELINE === undefined ? undefined : prepareBaseline(BASELINE);
   if (baseline !== undefined)
     console.log(`baseline: ${BASELINE_NAME} is ${baseline.short} (node_modules: ${baseline.nodeModules})`);
-  if (PEERS) await withSystem(EchoFloor.start, (s) => lockWorkloads(s));
-  await lockstep(baseline);
-  if (!PEERS) skipped.push('the floor, Redis and etcd: --no-peers');
-  else if (RedisSystem.available()) {
-    await withSystem(RedisSystem.start, async (s) => {
-      await lockWorkloads(s, 'Redis');
-      for (const waiting of ['pubsub', 'fifo'] as const) {
-        s.waiting = waiting;
-        await waitingWorkloads(s);
-      }
-    });
-  } else skipped.push('Redis: redis-server not found (run bench/setup-peers.sh)');
-  if (PEERS && EtcdSystem.available()) await withSystem(EtcdSystem.start, (s) => lockWorkloads(s));
-  else if (PEERS) skipped.push('etcd: etcd not found (run bench/setup-peers.sh)');
+  await withEntrants(baseline, lockWorkloads);
   for (const s of skipped) console.log(`skipped ${s}`);
   if (baseline !== undefined) console.log(`\nagainst ${baseline.short}:\n${baselineLines(rows).join('\n')}`);
 
