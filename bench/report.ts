@@ -10,7 +10,7 @@ import { POLL_MS } from './redis.ts';
 import type { MemoryPoint } from './scale.ts';
 import { fmtCpu, fmtMs, fmtRate, fmtRatio, type Summary } from './stats.ts';
 import { latencyChart, type Group } from './svg.ts';
-import { clientCpuLines, LS, targetLines } from './targets.ts';
+import { clientCpuLines, LS, missLines, targetLines } from './targets.ts';
 import type { Result, Timing } from './workloads.ts';
 
 export interface Row {
@@ -148,6 +148,7 @@ export function writeReport(res: Results): void {
     '',
     ...targetLines(res.rows, targetPlan),
     ...(res.baseline === undefined ? [] : [baselineTargetLine(res.rows, res.baseline.short)]),
+    ...missLines(res.rows, targetPlan),
     '',
     "Client CPU per operation in the bench process, where every system's client runs: a latency is only comparable alongside what its driver cost the client.",
     '',

@@ -66,6 +66,51 @@ export function targetLines(rows: Row[], p: TargetPlan): string[] {
   return out;
 }
 
+/**
+ * Under the table, for each target this run missed, what it measured of the cause: a peer's p99
+ * beside the CPU each server spent per operation in the same workload (in a closed loop a busy
+ * server is a queue, and its tail is made of that queue), and where the parts of the slowest
+ * operations are broken down. Nothing when every target was met.
+ */
+export function missLines(rows: Row[], p: TargetPlan): string[] {
+  const get = (w: string, s: string) => rows.find((x) => x.workload === w && x.system === s)?.r;
+  const hand = `hand-over x${p.handoverAgents}`;
+  const mix = `90% read x${p.mixAgents}`;
+  const un = `uncontended x${p.targetUncontendedAgents}`;
+  const parts: Record<string, string> = {
+    [hand]: '"Hand-over turns, slowest 1%" breaks the slowest turns down part by part',
+    [mix]: '"90% read, operation by operation" splits them by kind and shows how busy each server was',
+  };
+  const out: string[] = [];
+  const lh = get(hand, LS);
+  if (lh !== undefined && !(lh.p99 < HANDOVER_P99_MS))
+    out.push(`- **${hand}, p99 under ${HANDOVER_P99_MS} ms** (${fmtMs(lh.p99)}): ${parts[hand]}.`);
+  for (const w of [hand, mix]) {
+    const ls = get(w, LS);
+    if (ls === undefined) continue;
+    const own = [LS, FLOOR, BASELINE_NAME];
+    for (const { system, r } of rows.filter((x) => x.workload === w && !own.includes(x.system))) {
+      if (ls.p99 < r.p99) continue;
+      const cpu =
+        ls.serverCpuUs === undefined || r.serverCpuUs === undefined
+          ? ''
+          : ` Server CPU per operation here (user + system, every thread): Lockstep ${fmtCpu(ls.serverCpuUs)}, ${system} ${fmtCpu(r.serverCpuUs)} (${fmtRatio(ls.serverCpuUs, r.serverCpuUs)}); the bench's client for each, ${fmtCpu(ls.clientCpuUs)} and ${fmtCpu(r.clientCpuUs)}, on the same cores.`;
+      out.push(`- **${w}, p99 below ${system}'s** (${fmtRatio(ls.p99, r.p99)}).${cpu} ${parts[w]}.`);
+    }
+  }
+  const lu = get(un, LS);
+  const fu = get(un, FLOOR);
+  if (lu !== undefined && fu !== undefined) {
+    const p50 = lu.p50 <= UNCONTENDED_P50_WITHIN * fu.p50;
+    const rate = lu.rate >= UNCONTENDED_RATE_AT_LEAST * fu.rate;
+    if (!p50 || !rate)
+      out.push(
+        `- **${un} against the floor** (p50 ${fmtRatio(lu.p50, fu.p50)}, per second ${fmtRatio(lu.rate, fu.rate)}): "Hot path profile" shows where Lockstep's server time per round trip goes beside the floor's, measured in this run.`,
+      );
+  }
+  return out.length === 0 ? [] : ['', 'Where a target was missed, what this run measured of the cause:', '', ...out];
+}
+
 /** Client CPU per operation of each system's driver in the judged workloads. */
 export function clientCpuLines(rows: Row[], p: TargetPlan): string[] {
   const workloads = [
