@@ -17,7 +17,7 @@ export interface KernelCosts {
 }
 
 const SYSCALLS = 100_000;
-/** 8,192 pages: enough that the kernel cannot answer from memory it has just freed. */
+/** 8,192 pages: enough that the loop's own cost is nothing beside their faults. */
 const FAULT_BYTES = 32 << 20;
 const PAGE = 4096;
 const FLUSHES = 1_000;
