@@ -100,8 +100,12 @@ export const pathRelease = tool({
     });
     for (const g of release) ctx.state.forgetBase(g.resource, g.fence);
     const lines = [releasedLine(released, ctx.names(program))];
-    if (contents.length > 0)
-      lines.push(`recorded ${contents.length} changed file(s) as of commit ${contents[0]?.commit}`);
+    if (contents.length > 0) {
+      // A deletion is recorded too (the guard then names the file as deleted): say so, or the agent reads it as an edit.
+      const deleted = contents.filter((c) => c.blob === null).length;
+      const ofThem = deleted === 0 ? '' : `, ${deleted} of them deleted,`;
+      lines.push(`recorded ${contents.length} changed file(s)${ofThem} as of commit ${contents[0]?.commit}`);
+    }
     if (dirty.length > 0)
       lines.push(
         `warning: uncommitted changes under what you released, not recorded and no longer covered by your lock: ${dirty.join(', ')}`,

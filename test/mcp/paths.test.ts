@@ -200,7 +200,9 @@ describe('lockstep mcp path tools', { timeout: 90_000 }, () => {
     execFileSync('git', ['commit', '-q', '--no-verify', '-m', 'delete a'], { cwd: dir });
     const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
     const released = await a.call('path_release', {});
-    expect(released.text).toBe(['released: src in main', `recorded 1 changed file(s) as of commit ${head}`].join('\n'));
+    expect(released.text).toBe(
+      ['released: src in main', `recorded 1 changed file(s), 1 of them deleted, as of commit ${head}`].join('\n'),
+    );
     const { changes } = await observer.call('paths.check', {
       program: 'main',
       session: observer.sessionId as string,
