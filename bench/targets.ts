@@ -119,7 +119,11 @@ export function clientCpuLines(rows: Row[], p: TargetPlan): string[] {
     `90% read x${p.mixAgents}`,
   ];
   const measured = rows.filter((x) => workloads.includes(x.workload) && x.r.clientCpuUs !== undefined);
-  const systems = [...new Map(measured.map((x) => [x.system, x.driver]))];
+  // One driver's systems together (Redis's ways of waiting are measured in later workloads than its plain row).
+  const drivers = [...new Set(measured.map((x) => x.driver))];
+  const systems = [...new Map(measured.map((x) => [x.system, x.driver]))].sort(
+    (a, b) => drivers.indexOf(a[1]) - drivers.indexOf(b[1]),
+  );
   const cell = (w: string, s: string) => {
     const row = measured.find((x) => x.workload === w && x.system === s);
     return row === undefined ? '' : fmtCpu(row.r.clientCpuUs);
