@@ -10,7 +10,7 @@ import { POLL_MS } from './redis.ts';
 import type { MemoryPoint } from './scale.ts';
 import { fmtCpu, fmtMs, fmtRate, fmtRatio, type Summary } from './stats.ts';
 import { latencyChart, type Group } from './svg.ts';
-import { clientCpuLines, LS, missLines, targetLines } from './targets.ts';
+import { clientCpuLines, LS, targetLines } from './targets.ts';
 import type { Result, Timing } from './workloads.ts';
 
 export interface Row {
@@ -97,6 +97,7 @@ export function writeReport(res: Results): void {
   const t = res.timing;
   const hand = `hand-over x${p.handoverAgents}`;
   const targetPlan = { ...p, targetUncontendedAgents: TARGET_UNCONTENDED_AGENTS };
+  const targets = targetLines(res.rows, targetPlan);
 
   const groups: Group[] = workloads.map((w) => ({
     label: w,
@@ -146,9 +147,9 @@ export function writeReport(res: Results): void {
     '',
     'Each judged on this run alone, as ratios to what it is held against; p50 and p99 are shown for every comparison (the bold ratio is the one judged).',
     '',
-    ...targetLines(res.rows, targetPlan),
+    ...targets.table,
     ...(res.baseline === undefined ? [] : [baselineTargetLine(res.rows, res.baseline.short)]),
-    ...missLines(res.rows, targetPlan),
+    ...targets.misses,
     '',
     "Client CPU per operation in the bench process, where every system's client runs: a latency is only comparable alongside what its driver cost the client.",
     '',

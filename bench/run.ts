@@ -133,10 +133,9 @@ async function lockWorkloads(es: Entrant[]): Promise<void> {
       its.map((e) => e.sys),
       T,
     );
-    for (const [i, e] of its.entries()) {
-      const name = WAITING.includes(w) ? e.sys.name : e.noWait;
-      await record(w.label, name, e.sys.driver, async () => results[i]!);
-    }
+    // Where agents wait, each way of waiting is its own row; elsewhere Redis's are one.
+    const named = (e: Entrant) => (WAITING.includes(w) ? e.sys.name : e.noWait);
+    for (const [i, e] of its.entries()) await record(w.label, named(e), e.sys.driver, async () => results[i]!);
   }
 }
 
